@@ -1,0 +1,58 @@
+// IoT Hub's error vocabulary, in one place (the Azurite pattern: one error factory per service).
+// Every layer below the gateways throws HubError; the REST side turns it into IoT Hub's error body,
+// the MQTT side into a status on the response topic.
+
+export class HubError extends Error {
+  constructor(
+    readonly status: number,
+    readonly errorCode: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'HubError';
+  }
+
+  /**
+   * The JSON body IoT Hub sends with an error. `Message` keeps the classic `ErrorCode:<name>;<text>`
+   * form that the SDKs parse; the numeric fields are what newer API versions add beside it.
+   */
+  toBody(trackingId: string): Record<string, unknown> {
+    const timestampUtc = new Date().toISOString();
+    return {
+      Message: `ErrorCode:${this.code};${this.message}`,
+      ExceptionMessage: `Tracking ID:${trackingId}-TimeStamp:${timestampUtc}`,
+      errorCode: this.errorCode,
+      trackingId,
+      message: this.message,
+      timestampUtc,
+    };
+  }
+}
+
+export const hubErrors = {
+  argumentInvalid: (m: string) => new HubError(400, 400004, 'ArgumentInvalid', m),
+  argumentNull: (m: string) => new HubError(400, 400005, 'ArgumentNull', m),
+  invalidProtocolVersion: (m: string) => new HubError(400, 400001, 'InvalidProtocolVersion', m),
+  deviceInvalidResultCount: (m: string) => new HubError(400, 400003, 'DeviceInvalidResultCount', m),
+  invalidQuery: (m: string) => new HubError(400, 400020, 'SqlQueryInvalid', m),
+  twinTooLarge: (m: string) => new HubError(400, 400012, 'ArgumentInvalid', m),
+  messageTooLarge: (m: string) => new HubError(413, 413001, 'MessageTooLarge', m),
+  unauthorized: (m: string) => new HubError(401, 401002, 'IotHubUnauthorizedAccess', m),
+  forbidden: (m: string) => new HubError(403, 403004, 'IotHubUnauthorizedAccess', m),
+  deviceNotFound: (id: string) => new HubError(404, 404001, 'DeviceNotFound', `Device ${id} not registered`),
+  moduleNotFound: (deviceId: string, moduleId: string) =>
+    new HubError(404, 404010, 'ModuleNotFound', `Module ${moduleId} on device ${deviceId} not registered`),
+  deviceNotOnline: (id: string) => new HubError(404, 404103, 'DeviceNotOnline', `Device ${id} is not online`),
+  notFound: (m: string) => new HubError(404, 404000, 'NotFound', m),
+  methodNotAllowed: (m: string) => new HubError(405, 405000, 'MethodNotAllowed', m),
+  deviceAlreadyExists: (id: string) =>
+    new HubError(409, 409001, 'DeviceAlreadyExists', `A device with ID '${id}' is already registered.`),
+  moduleAlreadyExists: (deviceId: string, moduleId: string) =>
+    new HubError(409, 409301, 'ModuleAlreadyExistsOnDevice', `A module with ID '${moduleId}' is already registered on device '${deviceId}'.`),
+  preconditionFailed: (m: string) => new HubError(412, 412002, 'PreconditionFailed', m),
+  throttled: (m: string) => new HubError(429, 429001, 'ThrottlingException', m),
+  serverError: (m: string) => new HubError(500, 500001, 'ServerError', m),
+  serviceUnavailable: (m: string) => new HubError(503, 503001, 'ServiceUnavailable', m),
+  gatewayTimeout: (m: string) => new HubError(504, 504101, 'GatewayTimeout', m),
+};

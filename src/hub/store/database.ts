@@ -1,0 +1,16 @@
+import Database from 'better-sqlite3';
+
+export type Db = Database.Database;
+
+/**
+ * Opens the hub's SQLite database. `path` is a file in the data dir, or ':memory:' for --in-memory.
+ * WAL plus synchronous=FULL: a write the hub has acknowledged survives kill -9 and power loss.
+ */
+export function openDatabase(path: string): Db {
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  return db;
+}
