@@ -73,6 +73,7 @@ export class LocalHub {
     const tls = loadOrCreateTls(dataDir && join(dataDir, 'tls'));
     const hub = new LocalHub(db, tls, options.hostName ?? 'localhost');
     try {
+      await hub.mqtt.start();
       await hub.listen(options.port ?? 8883);
     } catch (err) {
       db.close();

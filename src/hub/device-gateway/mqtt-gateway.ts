@@ -79,6 +79,11 @@ export class MqttGateway extends EventEmitter {
     this.broker.on('connectionError', () => {});
   }
 
+  /** aedes needs its persistence ready before it takes connections. */
+  start(): Promise<void> {
+    return this.broker.listen();
+  }
+
   use(handler: TopicHandler): this {
     this.handlers.push(handler);
     return this;
