@@ -35,6 +35,7 @@ export class LocalHub {
   private readonly listeners: TlsServer[] = [];
   private readonly http: HttpServer;
   private readonly wss = new WebSocketServer({ noServer: true });
+  private readonly sockets = new Set<TLSSocket>();
   private portNumber = 0;
 
   private constructor(
@@ -96,14 +97,17 @@ export class LocalHub {
   async stop(): Promise<void> {
     for (const client of this.wss.clients) client.terminate();
     await this.mqtt.close();
-    await Promise.all(this.listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
-    this.http.closeAllConnections();
+    const closed = Promise.all(this.listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
+    for (const socket of this.sockets) socket.destroy();
+    await closed;
     this.db.close();
   }
 
   /** One TLS port for everything; the first byte after the handshake tells MQTT from HTTP. */
   private async listen(port: number): Promise<void> {
     const onSocket = (socket: TLSSocket) => {
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
       socket.on('error', () => socket.destroy());
       socket.once('readable', () => {
         const first: Buffer | null = socket.read();
