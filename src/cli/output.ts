@@ -12,6 +12,9 @@ export interface GlobalOptions {
 /** Patterns of secrets inside free text: keys and signatures in connection strings and SAS tokens. */
 const SECRET_IN_TEXT = /((?:SharedAccessKey|sig)=)([^;&\s"]+)/g;
 
+/** Fields of a --json result that hold secrets. */
+const SECRET_FIELD = /^(primaryKey|secondaryKey|sharedAccessKey|connectionString|serviceConnectionString|eventHubConnectionString)$/i;
+
 /** How every command prints: colored text on a terminal, plain text elsewhere, JSON with --json; secrets masked unless asked for. */
 export class Output {
   readonly color: ChalkInstance;
@@ -48,9 +51,11 @@ export class Output {
     this.line(`  ${this.color.dim(name.padEnd(18))} ${typeof value === 'string' ? value : JSON.stringify(value)}`);
   }
 
-  /** One JSON document per call with --json (one object a line, for scripts). */
+  /** One JSON document per call with --json (one object a line, for scripts); secret fields masked unless --show-secrets. */
   result(value: unknown): void {
-    if (this.json) process.stdout.write(this.maskText(JSON.stringify(value)) + '\n');
+    if (!this.json) return;
+    const replacer = (key: string, v: unknown) => (typeof v === 'string' && SECRET_FIELD.test(key) ? this.secret(v) : v);
+    process.stdout.write(this.maskText(JSON.stringify(value, this.options.showSecrets ? undefined : replacer)) + '\n');
   }
 
   /** A one-line error on stderr; the stack only with --verbose. */

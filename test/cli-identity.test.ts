@@ -1,0 +1,98 @@
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { CliProcess, runCli } from './helpers/cli.js';
+import { tempDir } from './helpers/hub.js';
+
+describe('hub start + create-module as separate processes', () => {
+  const home = tempDir();
+  let hub: CliProcess;
+  before(async () => {
+    hub = new CliProcess(['hub', 'start', '--port', '0', '--json'], { IOTHUB_TUT_HOME: home });
+    await hub.waitFor((l) => l.event === 'started');
+  });
+  after(async () => {
+    assert.equal(await hub.stop(), 0, 'the hub stops cleanly on Ctrl-C');
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  test('create-module twice: the second run reports the existing identities with the same keys', async () => {
+    const env = { IOTHUB_TUT_HOME: home };
+    const first = await runCli(['create-module', '--json', '--show-secrets'], env);
+    assert.equal(first.code, 0, first.stderr);
+    const a = JSON.parse(first.stdout);
+    assert.equal(a.device.deviceId, 'myFirstDevice');
+    assert.equal(a.module.moduleId, 'myFirstModule');
+    assert.equal(a.module.created, true);
+    assert.match(a.module.connectionString, /^HostName=localhost;DeviceId=myFirstDevice;ModuleId=myFirstModule;SharedAccessKey=.+/);
+
+    const second = await runCli(['create-module', '--json', '--show-secrets'], env);
+    assert.equal(second.code, 0, second.stderr);
+    const b = JSON.parse(second.stdout);
+    assert.equal(b.module.created, false);
+    assert.equal(b.device.created, false);
+    assert.equal(b.module.primaryKey, a.module.primaryKey);
+    assert.equal(b.device.primaryKey, a.device.primaryKey);
+  });
+
+  test('keys are masked unless --show-secrets', async () => {
+    const env = { IOTHUB_TUT_HOME: home };
+    const shown = JSON.parse((await runCli(['create-device', '-d', 'mask-1', '--json', '--show-secrets'], env)).stdout);
+    const masked = await runCli(['create-device', '-d', 'mask-1', '--json'], env);
+    assert.equal(masked.code, 0);
+    assert.ok(!masked.stdout.includes(shown.primaryKey), 'the key does not appear');
+    assert.ok(!masked.stdout.includes(shown.primaryKey.slice(4, 20)));
+    const text = await runCli(['create-device', '-d', 'mask-1'], env);
+    assert.match(text.stdout, /Device already registered/);
+    assert.ok(!text.stdout.includes(shown.primaryKey));
+  });
+
+  test('an unknown policy key gets one line and the unauthorized exit code', async () => {
+    const wrongKey = Buffer.alloc(32, 9).toString('base64');
+    const r = await runCli(['create-device', '--connection-string', `HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=${wrongKey}`], { IOTHUB_TUT_HOME: home });
+    assert.equal(r.code, 4);
+    assert.match(r.stderr, /^error: .*not authorized/);
+    assert.equal(r.stderr.trim().split('\n').length, 1);
+  });
+});
+
+describe('bad input to the CLI', () => {
+  const home = tempDir();
+  after(() => rmSync(home, { recursive: true, force: true }));
+
+  const malformed: Array<[string, RegExp]> = [
+    ['SharedAccessKeyName=iothubowner;SharedAccessKey=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=', /HostName is missing/],
+    ['HostName=localhost;SharedAccessKey=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=', /SharedAccessKeyName is missing/],
+    ['HostName=localhost;SharedAccessKeyName=iothubowner', /SharedAccessKey is missing/],
+    ['HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=not base64!', /SharedAccessKey is not a base64 key/],
+    ['just some text', /is not Key=Value/],
+  ];
+  for (const [cs, message] of malformed) {
+    test(`malformed connection string: ${message.source}`, async () => {
+      const r = await runCli(['create-module', '--connection-string', cs], { IOTHUB_TUT_HOME: home });
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, message);
+      assert.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+      assert.doesNotMatch(r.stderr, /\bat .+:\d+:\d+/, 'no stack trace');
+      assert.ok(!r.stderr.includes('AAAAAAAAAAAAAAAAAAAA'), 'the key is not echoed');
+    });
+  }
+
+  test('nothing configured and no hub running: says how to start one', async () => {
+    const r = await runCli(['create-device'], { IOTHUB_TUT_HOME: home });
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /iothub-tut hub start/);
+  });
+
+  test('a hub that is not listening: connection refused, exit 8', async () => {
+    const r = await runCli(['create-device', '--connection-string', 'HostName=127.0.0.1:1;SharedAccessKeyName=iothubowner;SharedAccessKey=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA='], { IOTHUB_TUT_HOME: home });
+    assert.equal(r.code, 8, r.stderr);
+    assert.match(r.stderr, /not reachable|does not resolve/);
+  });
+
+  test('an unknown option is a usage error', async () => {
+    const r = await runCli(['create-device', '--bogus'], { IOTHUB_TUT_HOME: home });
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /unknown option/);
+  });
+});
