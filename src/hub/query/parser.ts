@@ -3,7 +3,7 @@
 
 import { hubErrors } from '../errors.js';
 import type { AggregateName, Collection, Expr, PathExpr, Primitive, QueryAst, SelectItem } from './ast.js';
-import { syntaxError, tokenize, type Token } from './tokenizer.js';
+import { atPosition, syntaxError, tokenize, type Token } from './tokenizer.js';
 
 const KEYWORDS = new Set([
   'SELECT', 'TOP', 'FROM', 'WHERE', 'GROUP', 'BY', 'AS', 'AND', 'OR', 'NOT', 'IN', 'NIN', 'TRUE', 'FALSE', 'NULL',
@@ -72,7 +72,7 @@ class Parser {
     const name = segments.join('.').toLowerCase();
     if (!COLLECTIONS.has(name)) {
       throw hubErrors.invalidQuery(
-        `Unknown collection '${segments.join('.')}' at position ${start.offset + 1}: expected devices or devices.modules`,
+        `Unknown collection '${segments.join('.')}' ${atPosition(start.offset)}: expected devices or devices.modules`,
       );
     }
     return name as Collection;

@@ -26,11 +26,14 @@ export const MAX_QUERY_LENGTH = 8192;
 const PUNCTUATION = ['<=', '>=', '<>', '!=', '(', ')', '[', ']', ',', '.', '*', '+', '-', '/', '%', '=', '<', '>'];
 const ESCAPES: Record<string, string> = { "'": "'", '"': '"', '\\': '\\' };
 
+/** Where an error is, for messages: positions count from 1. */
+export const atPosition = (offset: number): string => `at position ${offset + 1}`;
+
 /** A 400 naming the 1-based position and the text found there, e.g. near 'FORM': expected FROM. */
 export function syntaxError(token: Token, expected: string): HubError {
   const text = token.text.length > 24 ? `${token.text.slice(0, 24)}...` : token.text;
   const near = token.type === 'end' ? 'end of query' : `'${text}'`;
-  return hubErrors.invalidQuery(`Syntax error at position ${token.offset + 1} near ${near}: ${expected}`);
+  return hubErrors.invalidQuery(`Syntax error ${atPosition(token.offset)} near ${near}: ${expected}`);
 }
 
 export function tokenize(text: string): Token[] {
