@@ -25,12 +25,11 @@ describe('twin merge patch', () => {
   });
 
   it('does not modify its arguments', () => {
-    const target = { cfg: { x: 1 } };
-    const patch = { cfg: { x: 2, list: [1] } };
-    const merged = mergePatch(target, patch);
-    (merged.cfg as { list: number[] }).list.push(2);
-    assert.deepEqual(target, { cfg: { x: 1 } });
-    assert.deepEqual(patch, { cfg: { x: 2, list: [1] } });
+    const target = { cfg: { x: 1, y: 1 }, gone: 1 };
+    const patch = { cfg: { x: 2, y: null }, gone: null };
+    assert.deepEqual(mergePatch(target, patch), { cfg: { x: 2 } });
+    assert.deepEqual(target, { cfg: { x: 1, y: 1 }, gone: 1 });
+    assert.deepEqual(patch, { cfg: { x: 2, y: null }, gone: null });
   });
 
   it('treats "__proto__" as an ordinary key', () => {
