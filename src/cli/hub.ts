@@ -1,0 +1,55 @@
+import type { Command } from 'commander';
+import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { run, parsePositiveInt } from './output.js';
+import { toolkitHome, writeProfile, removeProfile } from '../clients/local-hub-profile.js';
+import { ExitCode, ToolkitError } from '../clients/errors.js';
+
+export function registerHub(program: Command): void {
+  const hub = program.command('hub').description('the local IoT Hub: HTTPS REST, MQTT and MQTT over WebSockets on one TLS port');
+  hub
+    .command('start')
+    .description('run a local IoT Hub until Ctrl-C; the other commands find it by themselves')
+    .option('-p, --port <port>', 'TLS port for REST, MQTT and MQTT over WebSockets', parsePositiveInt('--port'), 8883)
+    .option('--data-dir <dir>', 'where identities, twins, events and the CA are kept', join(toolkitHome(), 'hub'))
+    .option('--in-memory', 'keep nothing on disk (a throwaway hub)')
+    .action((opts, cmd: Command) =>
+      run(cmd.optsWithGlobals(), async (out) => {
+        const { LocalHub } = await import('../hub/server.js');
+        const local = await LocalHub.start({ port: opts.port, dataDir: opts.dataDir, inMemory: opts.inMemory }).catch((err: NodeJS.ErrnoException) => {
+          if (err.code === 'EADDRINUSE') throw new ToolkitError(`port ${opts.port} is in use: stop what runs there, or pick another with --port`, ExitCode.unavailable);
+          if (err.code === 'EACCES') throw new ToolkitError(`port ${opts.port} needs root: pick one above 1023 with --port`, ExitCode.unavailable);
+          throw err;
+        });
+        let caFile = local.tls.caFile;
+        if (!caFile) {
+          caFile = join(toolkitHome(), `ca-${process.pid}.pem`);
+          writeFileSync(caFile, local.tls.ca, { mode: 0o644 });
+        }
+        const profile = {
+          hostName: local.hostName,
+          port: local.port,
+          caFile,
+          pid: process.pid,
+          serviceConnectionString: local.serviceConnectionString(),
+        };
+        writeProfile(profile);
+        out.result({ event: 'started', ...profile, dataDir: opts.inMemory ? null : opts.dataDir });
+        out.heading(`Local IoT Hub running on ${local.hostName}:${local.port}`);
+        out.field('Data dir', opts.inMemory ? '(in memory)' : opts.dataDir);
+        out.field('CA certificate', caFile);
+        out.field('Connection string', out.secret(profile.serviceConnectionString));
+        out.line(out.color.dim('  Other terminals use this hub automatically. Other Node apps: NODE_EXTRA_CA_CERTS=' + caFile));
+        out.line(out.color.dim('  Press Ctrl-C to stop.'));
+        await new Promise<void>((resolve) => {
+          const stop = () => resolve();
+          process.once('SIGINT', stop);
+          process.once('SIGTERM', stop);
+        });
+        removeProfile(process.pid);
+        await local.stop();
+        out.line('Hub stopped.');
+        out.result({ event: 'stopped' });
+      }),
+    );
+}

@@ -1,0 +1,24 @@
+import { Command } from 'commander';
+import { registerHub } from './hub.js';
+import { registerDemo } from './demo.js';
+import { registerCreateDevice } from './create-device.js';
+import { registerCreateModule } from './create-module.js';
+
+// Each command loads its SDK only when it runs, so `--help` and light commands start fast.
+const program = new Command('iothub-tut')
+  .description('The Azure IoT Hub tutorials as one CLI, with a local IoT Hub that needs no Azure subscription')
+  .version('0.1.0')
+  .option('--json', 'machine-readable output (one JSON object per line)')
+  .option('--show-secrets', 'show keys and connection strings instead of masking them')
+  .option('--verbose', 'show stack traces with errors')
+  .option('--no-color', 'plain output (also: NO_COLOR=1, or when stdout is not a terminal)')
+  .showHelpAfterError('(run with --help for usage)')
+  .configureOutput({ outputError: (text, write) => write(text) })
+  .exitOverride((err) => process.exit(err.exitCode === 1 ? 2 : err.exitCode));
+
+registerHub(program);
+registerDemo(program);
+registerCreateDevice(program);
+registerCreateModule(program);
+
+await program.parseAsync(process.argv);

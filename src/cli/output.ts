@@ -1,0 +1,102 @@
+import { Chalk, type ChalkInstance } from 'chalk';
+import { ExitCode, ToolkitError } from '../clients/errors.js';
+import { explain } from '../clients/sdk-errors.js';
+
+export interface GlobalOptions {
+  json?: boolean;
+  showSecrets?: boolean;
+  verbose?: boolean;
+  color?: boolean;
+}
+
+/** Patterns of secrets inside free text: keys and signatures in connection strings and SAS tokens. */
+const SECRET_IN_TEXT = /((?:SharedAccessKey|sig)=)([^;&\s"]+)/g;
+
+/** How every command prints: colored text on a terminal, plain text elsewhere, JSON with --json; secrets masked unless asked for. */
+export class Output {
+  readonly color: ChalkInstance;
+
+  constructor(readonly options: GlobalOptions) {
+    const enabled = options.color !== false && !process.env.NO_COLOR && process.stdout.isTTY === true;
+    this.color = new Chalk({ level: enabled ? 1 : 0 });
+  }
+
+  get json(): boolean {
+    return this.options.json === true;
+  }
+
+  /** A key or a whole connection string, masked unless --show-secrets. */
+  secret(value: string): string {
+    if (this.options.showSecrets) return value;
+    if (value.includes('=') && value.includes(';')) return this.maskText(value);
+    return value.length > 8 ? `${value.slice(0, 4)}…(hidden)` : '…(hidden)';
+  }
+
+  maskText(text: string): string {
+    return this.options.showSecrets ? text : text.replace(SECRET_IN_TEXT, (_, key: string, value: string) => `${key}${value.slice(0, 4)}…(hidden)`);
+  }
+
+  line(text = ''): void {
+    if (!this.json) process.stdout.write(this.maskText(text) + '\n');
+  }
+
+  heading(text: string): void {
+    this.line(this.color.bold.cyan(text));
+  }
+
+  field(name: string, value: unknown): void {
+    this.line(`  ${this.color.dim(name.padEnd(18))} ${typeof value === 'string' ? value : JSON.stringify(value)}`);
+  }
+
+  /** One JSON document per call with --json (one object a line, for scripts). */
+  result(value: unknown): void {
+    if (this.json) process.stdout.write(this.maskText(JSON.stringify(value)) + '\n');
+  }
+
+  /** A one-line error on stderr; the stack only with --verbose. */
+  error(err: unknown): number {
+    const error = explain(err);
+    const text = this.maskText(error.message);
+    if (this.json) process.stdout.write(JSON.stringify({ error: text, exitCode: error.exitCode }) + '\n');
+    process.stderr.write(`${this.color.red('error:')} ${text}\n`);
+    if (this.options.verbose && err instanceof Error && err.stack) process.stderr.write(this.maskText(err.stack) + '\n');
+    return error.exitCode;
+  }
+}
+
+/** Runs a command's action: any error becomes one line and the exit code that goes with it. */
+export async function run(options: GlobalOptions, action: (out: Output) => Promise<number | void>): Promise<void> {
+  const out = new Output(options);
+  try {
+    process.exitCode = (await action(out)) ?? ExitCode.ok;
+  } catch (err) {
+    process.exitCode = out.error(err);
+  }
+}
+
+export function parseJsonOption(name: string, text: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new ToolkitError(`${name} is not valid JSON: ${(err as Error).message}`, ExitCode.usage);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ToolkitError(`${name} must be a JSON object, like '{"telemetryInterval":122}'`, ExitCode.usage);
+  return value as Record<string, unknown>;
+}
+
+export function parsePositiveInt(name: string) {
+  return (text: string): number => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 0) throw new ToolkitError(`${name} must be a whole number, not '${text}'`, ExitCode.usage);
+    return n;
+  };
+}
+
+export function parseSeconds(name: string) {
+  return (text: string): number => {
+    const n = Number(text);
+    if (!Number.isFinite(n) || n < 0) throw new ToolkitError(`${name} must be a number of seconds, not '${text}'`, ExitCode.usage);
+    return n;
+  };
+}

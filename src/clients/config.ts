@@ -1,0 +1,67 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { parseEnv } from 'node:util';
+import { parseConnectionString, type ConnectionStringKind } from './connection-string.js';
+import { ExitCode, ToolkitError } from './errors.js';
+import type { HubTransport } from './hub-transport.js';
+import { readProfile, type LocalHubProfile } from './local-hub-profile.js';
+
+/** A connection string with where it came from and, for a local hub, its transport details. */
+export interface ResolvedConnection {
+  connectionString: string;
+  fields: Record<string, string>;
+  source: string;
+  transport: HubTransport;
+}
+
+const ENV_NAME: Record<ConnectionStringKind, string> = {
+  service: 'IOTHUB_CONNECTION_STRING',
+  device: 'IOTHUB_DEVICE_CONNECTION_STRING',
+  eventhub: 'EVENTHUB_CONNECTION_STRING',
+};
+
+/** Variables from a .env in the working directory (the process environment wins over it). */
+function dotEnv(): Record<string, string> {
+  const path = '.env';
+  if (!existsSync(path)) return {};
+  try {
+    return parseEnv(readFileSync(path, 'utf8')) as Record<string, string>;
+  } catch {
+    throw new ToolkitError('The .env file in this directory could not be read: check its KEY=value lines.', ExitCode.usage);
+  }
+}
+
+/**
+ * Finds a connection string in this order: the --connection-string flag, the environment variable,
+ * a .env file in the working directory, then a running local hub's profile. Nothing found is an
+ * error that says how to start a hub or what to set.
+ */
+export function resolveConnection(kind: ConnectionStringKind, flag: string | undefined, fromProfile?: (p: LocalHubProfile) => string | undefined): ResolvedConnection {
+  const candidates: Array<[string, string | undefined]> = [
+    ['--connection-string', flag],
+    [ENV_NAME[kind], process.env[ENV_NAME[kind]]],
+    [`.env ${ENV_NAME[kind]}`, flag || process.env[ENV_NAME[kind]] ? undefined : dotEnv()[ENV_NAME[kind]]],
+  ];
+  const profile = readProfile();
+  if (profile && fromProfile) candidates.push(['the local hub', fromProfile(profile)]);
+  const found = candidates.find(([, value]) => value);
+  if (!found) {
+    throw new ToolkitError(
+      `No ${kind} connection string: start a local hub with 'iothub-tut hub start' (in another terminal), ` +
+        `or set ${ENV_NAME[kind]} (or pass --connection-string).`,
+      ExitCode.usage,
+    );
+  }
+  const [source, connectionString] = found as [string, string];
+  const fields = parseConnectionString(connectionString, kind);
+  return { connectionString, fields, source, transport: transportFor(fields, profile) };
+}
+
+/** A connection string for the running local hub carries that hub's CA and port; any other needs neither. */
+export function transportFor(fields: Record<string, string>, profile = readProfile()): HubTransport {
+  if (!profile || fields.HostName?.toLowerCase() !== profile.hostName.toLowerCase()) return {};
+  try {
+    return { ca: readFileSync(profile.caFile, 'utf8'), port: profile.port };
+  } catch {
+    throw new ToolkitError(`The local hub's CA certificate ${profile.caFile} cannot be read; restart the hub.`, ExitCode.unavailable);
+  }
+}

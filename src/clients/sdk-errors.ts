@@ -1,0 +1,50 @@
+import { ExitCode, ToolkitError } from './errors.js';
+
+/**
+ * Turns what the SDKs throw into one line for the user and an exit code. The SDKs translate IoT
+ * Hub's status codes into error classes; their names are the stable part.
+ */
+export function explain(err: unknown, context = ''): ToolkitError {
+  if (err instanceof ToolkitError) return err;
+  const e = err as { name?: string; constructor?: { name?: string }; message?: string; code?: string; response?: { statusCode?: number } };
+  const kind = e?.constructor?.name && e.constructor.name !== 'Error' ? e.constructor.name : e?.name ?? '';
+  const message = oneLine(e?.message ?? String(err));
+  const where = context ? `${context}: ` : '';
+  const network = e?.code ?? /ECONNREFUSED|ENOTFOUND|ETIMEDOUT|ECONNRESET|self.signed|unable to verify/i.exec(message)?.[0];
+  if (network === 'ECONNREFUSED' || /ECONNREFUSED/.test(message)) {
+    return new ToolkitError(`${where}the hub is not reachable (connection refused). Is it running? Start one with 'iothub-tut hub start'.`, ExitCode.unavailable);
+  }
+  if (network === 'ENOTFOUND') return new ToolkitError(`${where}the hub's host name does not resolve; check HostName in the connection string.`, ExitCode.unavailable);
+  if (/self.signed|unable to verify|UNABLE_TO_VERIFY|DEPTH_ZERO/i.test(String(network) + message)) {
+    return new ToolkitError(`${where}the hub's TLS certificate is not trusted; restart 'iothub-tut hub start' so the toolkit finds its CA.`, ExitCode.unavailable);
+  }
+  switch (kind) {
+    case 'DeviceNotFoundError':
+      return new ToolkitError(`${where}${message || 'device not found'}`, ExitCode.notFound);
+    case 'UnauthorizedError':
+      return new ToolkitError(`${where}not authorized: ${message}. Check the key in the connection string.`, ExitCode.unauthorized);
+    case 'TooManyDevicesError': // what the SDK makes of a 403
+      return new ToolkitError(`${where}forbidden: ${message}. The shared access policy lacks the right for this.`, ExitCode.unauthorized);
+    case 'ArgumentError':
+      return new ToolkitError(`${where}${message}`, ExitCode.usage);
+    case 'InvalidEtagError':
+      return new ToolkitError(`${where}the twin changed since it was read (412 PreconditionFailed); run the command again.`, ExitCode.conflict);
+    case 'DeviceAlreadyExistsError':
+      return new ToolkitError(`${where}${message}`, ExitCode.conflict);
+    case 'ThrottlingError':
+    case 'ServiceUnavailableError':
+      return new ToolkitError(`${where}the hub is busy (${message}); try again shortly.`, ExitCode.unavailable);
+    case 'TimeoutError':
+    case 'GatewayTimeoutError':
+    case 'DeviceTimeoutError':
+      return new ToolkitError(`${where}timed out: ${message}`, ExitCode.timeout);
+    case 'MessageTooLargeError':
+      return new ToolkitError(`${where}the message is larger than IoT Hub accepts (256 KB).`, ExitCode.tooLarge);
+  }
+  if (e?.response?.statusCode === 404) return new ToolkitError(`${where}not found: ${message}`, ExitCode.notFound);
+  return new ToolkitError(`${where}${message || kind || 'unexpected error'}`, ExitCode.failure);
+}
+
+function oneLine(text: string): string {
+  return text.split('\n')[0].trim();
+}

@@ -1,0 +1,47 @@
+import { createRequire } from 'node:module';
+import iothub from 'azure-iothub';
+import { hubAgent, type HubTransport } from './hub-transport.js';
+import { parseConnectionString } from './connection-string.js';
+
+/** What every app gets: a connection string and, for a local hub, its transport details. */
+export interface HubConnection {
+  connectionString: string;
+  transport: HubTransport;
+}
+
+// azure-iothub builds its REST client itself and pins a plain https agent on it; passing our own
+// RestApiClient (the constructor's documented second argument) is how the hub's CA and port get in.
+const require = createRequire(import.meta.url);
+const { RestApiClient } = require('azure-iothub/dist/common-http/rest_api_client.js') as {
+  RestApiClient: new (config: object, userAgent: string) => { setOptions(options: object): void };
+};
+const { SharedAccessSignature } = require('azure-iothub/dist/common-core/shared_access_signature.js') as {
+  SharedAccessSignature: { create(sr: string, keyName: string, key: string, expiry: number): { toString(): string } };
+};
+const { Registry } = iothub;
+const USER_AGENT = 'iothub-tut (azure-iothub)';
+
+/** The REST client azure-iothub uses, with the transport's CA and port applied to every request. */
+export function restApiClient(connection: HubConnection) {
+  const fields = parseConnectionString(connection.connectionString, 'service');
+  const config = {
+    host: fields.HostName,
+    // The REST client never renews its token: one valid for a day outlives any command.
+    sharedAccessSignature: SharedAccessSignature.create(fields.HostName, fields.SharedAccessKeyName, fields.SharedAccessKey, Math.ceil(Date.now() / 1000) + 86400).toString(),
+    keyName: fields.SharedAccessKeyName,
+  };
+  const client = new RestApiClient(config, USER_AGENT);
+  const local = connection.transport.port !== undefined || connection.transport.ca !== undefined;
+  if (local) {
+    const agent = hubAgent(connection.transport);
+    const setOptions = client.setOptions.bind(client);
+    client.setOptions = (options: { http?: object }) => setOptions({ ...options, ca: connection.transport.ca, http: { ...options.http, agent } });
+    client.setOptions({});
+  }
+  return { client, config };
+}
+
+export function createRegistry(connection: HubConnection): iothub.Registry {
+  const { client, config } = restApiClient(connection);
+  return new Registry(config as unknown as ConstructorParameters<typeof Registry>[0], client as unknown as ConstructorParameters<typeof Registry>[1]);
+}

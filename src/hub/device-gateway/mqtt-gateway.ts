@@ -1,0 +1,183 @@
+import { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
+import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
+import type { Authenticator, DeviceAuthFailure } from '../auth/authenticator.js';
+import type { IdentityKey } from '../registry/registry.js';
+import { HubError } from '../errors.js';
+
+/** A connected device or module. */
+export interface DeviceSession {
+  key: IdentityKey;
+  client: Client;
+  /** Topic filters the client subscribed to. */
+  subscriptions: Set<string>;
+}
+
+/**
+ * One IoT Hub feature on the MQTT side: it claims the topics it serves and handles what a
+ * device publishes there. Throwing a HubError refuses the publish (the connection is closed,
+ * as IoT Hub does for a publish it cannot accept).
+ */
+export interface TopicHandler {
+  /** Topic prefixes a device may publish to, with {deviceTopic} standing for devices/{id}[/modules/{id}]. */
+  publishes(topic: string, session: DeviceSession): boolean;
+  /** Topic filters a device may subscribe to. */
+  subscribes(filter: string, session: DeviceSession): boolean;
+  handle(session: DeviceSession, packet: PublishPacket): void | Promise<void>;
+}
+
+// IoT Hub's CONNACK answers for a refused connect.
+const CONNACK: Record<DeviceAuthFailure | 'badUsername', AuthenticateError['returnCode']> = {
+  malformed: 4,
+  badUsername: 4,
+  expired: 5,
+  wrongAudience: 5,
+  badSignature: 5,
+  unknownIdentity: 5,
+  disabled: 5,
+};
+
+/**
+ * The device side of the hub: aedes with IoT Hub semantics in its hooks. Authentication is the
+ * identity's SAS token; a client may only publish and subscribe where a TopicHandler allows it,
+ * and nothing a client publishes is routed to other clients: the hub answers each one directly.
+ */
+export class MqttGateway extends EventEmitter {
+  readonly broker: Aedes;
+  private readonly sessions = new Map<string, DeviceSession>();
+  private readonly byClient = new WeakMap<Client, DeviceSession>();
+  private readonly handlers: TopicHandler[] = [];
+
+  constructor(private readonly auth: Authenticator) {
+    super();
+    this.broker = new Aedes({
+      // A module's client id is deviceId/moduleId; ids may be 128 characters each.
+      maxClientsIdLength: 257,
+      authenticate: (client, username, password, done) => this.authenticate(client, username, password, done),
+      authorizePublish: (client, packet, done) => this.authorizePublish(client, packet, done),
+      authorizeSubscribe: (client, sub, done) => done(null, this.allowedToSubscribe(client, sub.topic) ? sub : null),
+      // Nothing is forwarded between devices: every topic a device may subscribe to is served by the hub directly.
+      authorizeForward: () => null,
+    });
+    this.broker.on('subscribe', (subs, client) => {
+      const session = this.byClient.get(client);
+      for (const sub of subs) session?.subscriptions.add(sub.topic);
+    });
+    this.broker.on('unsubscribe', (topics, client) => {
+      const session = this.byClient.get(client);
+      for (const topic of topics) session?.subscriptions.delete(topic);
+    });
+    this.broker.on('clientReady', (client) => {
+      const session = this.byClient.get(client);
+      if (!session) return;
+      this.sessions.set(sessionId(session.key), session);
+      this.emit('connected', session);
+    });
+    this.broker.on('clientDisconnect', (client) => this.dropSession(client));
+    this.broker.on('clientError', () => {}); // a client's socket error concerns that client only
+    this.broker.on('connectionError', () => {});
+  }
+
+  /** aedes needs its persistence ready before it takes connections. */
+  start(): Promise<void> {
+    return this.broker.listen();
+  }
+
+  use(handler: TopicHandler): this {
+    this.handlers.push(handler);
+    return this;
+  }
+
+  /** Hands a connection (TLS socket or WebSocket stream) to the broker. */
+  handle(stream: Duplex, req?: IncomingMessage): void {
+    this.broker.handle(stream, req);
+  }
+
+  session(key: IdentityKey): DeviceSession | undefined {
+    return this.sessions.get(sessionId(key));
+  }
+
+  /** True when the identity is connected and subscribed to a filter starting with `prefix`. */
+  isSubscribed(key: IdentityKey, prefix: string): boolean {
+    const session = this.session(key);
+    return !!session && [...session.subscriptions].some((f) => f.startsWith(prefix));
+  }
+
+  /** Publishes to one connected identity only (never through the broker's routing). */
+  sendTo(key: IdentityKey, topic: string, payload: Buffer | string): Promise<void> {
+    const session = this.session(key);
+    if (!session) return Promise.reject(new Error('not connected'));
+    return new Promise((resolve, reject) =>
+      session.client.publish({ cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false }, (err) => (err ? reject(err) : resolve())),
+    );
+  }
+
+  /** Closes an identity's connection, e.g. when it is deleted, disabled or its keys change. */
+  disconnect(key: IdentityKey): void {
+    this.session(key)?.client.close();
+  }
+
+  connectedCount(): number {
+    return this.sessions.size;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.broker.close(() => resolve()));
+  }
+
+  private authenticate(client: Client, username: string | undefined, password: Buffer | undefined, done: (e: AuthenticateError | null, ok: boolean | null) => void): void {
+    const refuse = (reason: DeviceAuthFailure | 'badUsername') => {
+      const error = new Error(`Connection refused: ${reason}`) as AuthenticateError;
+      error.returnCode = CONNACK[reason];
+      done(error, false);
+    };
+    const [deviceId, moduleId, ...rest] = client.id.split('/');
+    if (!deviceId || rest.length > 0) return refuse('badUsername');
+    // The username is {hostName}/{clientId}/?api-version=... ; the host must be this hub.
+    const expectedPrefix = `${this.auth.hostName}/${client.id}/`.toLowerCase();
+    if (!username || !username.toLowerCase().startsWith(expectedPrefix)) return refuse('badUsername');
+    const failure = password ? this.auth.authenticateDevice(password.toString('utf8'), deviceId, moduleId) : 'malformed';
+    if (failure) return refuse(failure);
+    this.byClient.set(client, { key: { deviceId, moduleId }, client, subscriptions: new Set() });
+    done(null, true);
+  }
+
+  private authorizePublish(client: Client | null, packet: PublishPacket, done: (err?: Error | null) => void): void {
+    const session = client && this.byClient.get(client);
+    if (!session) return done(new Error('not authenticated'));
+    const handler = this.handlers.find((h) => h.publishes(packet.topic, session));
+    if (!handler) return done(new Error(`publish to '${packet.topic}' is not allowed`));
+    Promise.resolve()
+      .then(() => handler.handle(session, packet))
+      .then(
+        () => done(null),
+        (err) => done(err instanceof HubError ? err : new Error(String(err))),
+      );
+  }
+
+  private allowedToSubscribe(client: Client, filter: string): boolean {
+    const session = this.byClient.get(client);
+    return !!session && this.handlers.some((h) => h.subscribes(filter, session));
+  }
+
+  private dropSession(client: Client): void {
+    const session = this.byClient.get(client);
+    if (!session) return;
+    const id = sessionId(session.key);
+    // A reconnect under the same id may already have replaced this session.
+    if (this.sessions.get(id) === session) {
+      this.sessions.delete(id);
+      this.emit('disconnected', session);
+    }
+  }
+}
+
+function sessionId(key: IdentityKey): string {
+  return key.moduleId ? `${key.deviceId}/${key.moduleId}` : key.deviceId;
+}
+
+/** devices/{deviceId} or devices/{deviceId}/modules/{moduleId}: where a device's own topics start. */
+export function deviceTopicRoot(key: IdentityKey): string {
+  return key.moduleId ? `devices/${key.deviceId}/modules/${key.moduleId}` : `devices/${key.deviceId}`;
+}

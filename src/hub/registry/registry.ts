@@ -1,0 +1,182 @@
+import { EventEmitter } from 'node:events';
+import { randomUUID } from 'node:crypto';
+import { hubErrors } from '../errors.js';
+import { generateKey } from '../auth/policies.js';
+import type { IdentityRecord, IdentityStore } from '../store/identity-store.js';
+import { validateId } from './identity-ids.js';
+
+export interface IdentityKey {
+  deviceId: string;
+  moduleId?: string;
+}
+
+/** What a PUT /devices/{id} or /devices/{id}/modules/{id} body may carry. */
+export interface IdentityInput {
+  status?: string;
+  statusReason?: string;
+  managedBy?: string;
+  authentication?: { type?: string; symmetricKey?: { primaryKey?: string; secondaryKey?: string } };
+  capabilities?: { iotEdge?: boolean };
+}
+
+/** The etag IoT Hub shows: base64 of a counter, opaque to clients. */
+export function etagOf(record: IdentityRecord): string {
+  return Buffer.from(String(record.etagCounter)).toString('base64');
+}
+
+/** Strips the quotes an If-Match header carries. */
+export function normalizeEtag(header: string | undefined): string | undefined {
+  return header?.trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1') || undefined;
+}
+
+/**
+ * The identity registry: devices, their modules, keys and status. Emits 'created' and 'deleted'
+ * (with an IdentityKey) inside the writing transaction, so that twins are created and removed
+ * atomically with their identity; and 'disabled' when a device or module stops being allowed to connect.
+ */
+export class Registry extends EventEmitter {
+  constructor(private readonly store: IdentityStore) {
+    super();
+  }
+
+  get(deviceId: string, moduleId?: string): IdentityRecord {
+    const record = this.store.get(deviceId, moduleId ?? '');
+    if (record) return record;
+    if (moduleId && this.store.get(deviceId)) throw hubErrors.moduleNotFound(deviceId, moduleId);
+    throw hubErrors.deviceNotFound(deviceId);
+  }
+
+  find(deviceId: string, moduleId?: string): IdentityRecord | undefined {
+    return this.store.get(deviceId, moduleId ?? '');
+  }
+
+  listDevices(top?: number): IdentityRecord[] {
+    return this.store.devices(top);
+  }
+
+  listModules(deviceId: string): IdentityRecord[] {
+    this.get(deviceId);
+    return this.store.modulesOf(deviceId);
+  }
+
+  allModules(): IdentityRecord[] {
+    return this.store.allModules();
+  }
+
+  countDevices(): number {
+    return this.store.countDevices();
+  }
+
+  /**
+   * PUT semantics as IoT Hub has them: without If-Match it creates and a duplicate is a 409; with
+   * If-Match it updates ('*' or the current etag), and a stale etag is a 412.
+   */
+  createOrUpdate(key: IdentityKey, input: IdentityInput, ifMatch: string | undefined): { record: IdentityRecord; created: boolean } {
+    validateId('device', key.deviceId);
+    if (key.moduleId !== undefined) validateId('module', key.moduleId);
+    const moduleId = key.moduleId ?? '';
+    return this.store.transaction(() => {
+      if (moduleId && !this.store.get(key.deviceId)) throw hubErrors.deviceNotFound(key.deviceId);
+      const existing = this.store.get(key.deviceId, moduleId);
+      const etag = normalizeEtag(ifMatch);
+      if (existing && etag === undefined) {
+        throw moduleId ? hubErrors.moduleAlreadyExists(key.deviceId, moduleId) : hubErrors.deviceAlreadyExists(key.deviceId);
+      }
+      if (existing && etag !== '*' && etag !== etagOf(existing)) {
+        throw hubErrors.preconditionFailed(`The etag '${etag}' does not match the current etag of '${key.deviceId}${moduleId ? '/' + moduleId : ''}'`);
+      }
+      const record = existing ? this.applyUpdate(existing, input) : this.newRecord(key.deviceId, moduleId, input);
+      this.store.put(record);
+      if (!existing) this.emit('created', key);
+      else if (existing.status === 'enabled' && record.status === 'disabled') this.emit('disabled', key);
+      else if (existing.primaryKey !== record.primaryKey || existing.secondaryKey !== record.secondaryKey) this.emit('disabled', key);
+      return { record, created: !existing };
+    });
+  }
+
+  /** DELETE with If-Match ('*' or the etag); deleting a device deletes its modules. */
+  delete(key: IdentityKey, ifMatch: string | undefined): void {
+    const moduleId = key.moduleId ?? '';
+    this.store.transaction(() => {
+      const existing = this.get(key.deviceId, key.moduleId);
+      const etag = normalizeEtag(ifMatch);
+      if (etag !== undefined && etag !== '*' && etag !== etagOf(existing)) {
+        throw hubErrors.preconditionFailed(`The etag '${etag}' does not match the current etag of '${key.deviceId}'`);
+      }
+      const removed = moduleId ? [key] : [key, ...this.store.modulesOf(key.deviceId).map((m) => ({ deviceId: m.deviceId, moduleId: m.moduleId }))];
+      this.store.delete(key.deviceId, moduleId);
+      for (const k of removed) this.emit('deleted', k);
+    });
+  }
+
+  /** Records a connect or disconnect; the registry shows it as connectionState and lastActivityTime. */
+  setConnectionState(key: IdentityKey, connected: boolean): void {
+    const record = this.store.get(key.deviceId, key.moduleId ?? '');
+    if (!record) return;
+    const now = new Date().toISOString();
+    record.connectionState = connected ? 'Connected' : 'Disconnected';
+    record.connectionStateUpdatedTime = now;
+    record.lastActivityTime = now;
+    this.store.put(record);
+  }
+
+  private newRecord(deviceId: string, moduleId: string, input: IdentityInput): IdentityRecord {
+    const now = new Date().toISOString();
+    const never = '0001-01-01T00:00:00Z';
+    const keys = input.authentication?.symmetricKey;
+    return {
+      deviceId,
+      moduleId,
+      generationId: generationId(),
+      etagCounter: 1,
+      status: parseStatus(input.status) ?? 'enabled',
+      statusReason: input.statusReason ?? null,
+      statusUpdatedTime: now,
+      primaryKey: validKey(keys?.primaryKey) ?? generateKey(),
+      secondaryKey: validKey(keys?.secondaryKey) ?? generateKey(),
+      managedBy: input.managedBy ?? null,
+      connectionState: 'Disconnected',
+      connectionStateUpdatedTime: never,
+      lastActivityTime: never,
+      capabilities: { iotEdge: input.capabilities?.iotEdge === true },
+      createdTime: now,
+    };
+  }
+
+  private applyUpdate(existing: IdentityRecord, input: IdentityInput): IdentityRecord {
+    const status = parseStatus(input.status) ?? existing.status;
+    const keys = input.authentication?.symmetricKey;
+    return {
+      ...existing,
+      etagCounter: existing.etagCounter + 1,
+      status,
+      statusReason: input.statusReason ?? existing.statusReason,
+      statusUpdatedTime: status !== existing.status ? new Date().toISOString() : existing.statusUpdatedTime,
+      primaryKey: validKey(keys?.primaryKey) ?? existing.primaryKey,
+      secondaryKey: validKey(keys?.secondaryKey) ?? existing.secondaryKey,
+      managedBy: input.managedBy ?? existing.managedBy,
+      capabilities: { iotEdge: input.capabilities?.iotEdge ?? existing.capabilities.iotEdge },
+    };
+  }
+}
+
+function parseStatus(status: string | undefined): 'enabled' | 'disabled' | undefined {
+  if (status === undefined) return undefined;
+  if (status === 'enabled' || status === 'disabled') return status;
+  throw hubErrors.argumentInvalid(`status must be 'enabled' or 'disabled', not '${status}'`);
+}
+
+/** An empty key means "generate one"; a given key must be base64 of 16 to 64 bytes, as IoT Hub requires. */
+function validKey(key: string | undefined): string | undefined {
+  if (!key) return undefined;
+  const bytes = Buffer.from(key, 'base64');
+  if (bytes.length < 16 || bytes.length > 64 || bytes.toString('base64') !== key) {
+    throw hubErrors.argumentInvalid('A symmetric key must be base64 of 16 to 64 bytes');
+  }
+  return key;
+}
+
+function generationId(): string {
+  // IoT Hub shows an 18-digit number; a random one serves the same purpose (a new one per re-creation).
+  return BigInt('0x' + randomUUID().replace(/-/g, '').slice(0, 15)).toString().padStart(18, '6').slice(0, 18);
+}

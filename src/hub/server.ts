@@ -1,0 +1,141 @@
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import { mkdirSync, chmodSync } from 'node:fs';
+import { join } from 'node:path';
+import { WebSocketServer, createWebSocketStream } from 'ws';
+import { openDatabase, type Db } from './store/database.js';
+import { IdentityStore } from './store/identity-store.js';
+import { Authenticator } from './auth/authenticator.js';
+import { loadOrCreateTls, type TlsMaterial } from './auth/certificates.js';
+import { Registry } from './registry/registry.js';
+import { Router } from './service-api/router.js';
+import { createHttpHandler } from './service-api/http-handler.js';
+import { registryRoutes } from './service-api/registry-routes.js';
+import { MqttGateway } from './device-gateway/mqtt-gateway.js';
+
+export interface HubOptions {
+  /** Where the database and the CA live; ignored with inMemory. */
+  dataDir?: string;
+  /** Keep everything in memory (the CA too): nothing is written to disk. */
+  inMemory?: boolean;
+  /** The TLS port for REST, MQTT and MQTT over WebSockets (0: any free port). Default 8883. */
+  port?: number;
+  /** The hub's host name, as it appears in connection strings. Default 'localhost'. */
+  hostName?: string;
+}
+
+const MQTT_CONNECT = 0x10;
+
+/** The local IoT Hub: composes the store, the domain parts and the two gateways, and owns their lifecycle. */
+export class LocalHub {
+  readonly hostName: string;
+  readonly registry: Registry;
+  readonly auth: Authenticator;
+  readonly mqtt: MqttGateway;
+  private readonly listeners: TlsServer[] = [];
+  private readonly http: HttpServer;
+  private readonly wss = new WebSocketServer({ noServer: true });
+  private readonly sockets = new Set<TLSSocket>();
+  private portNumber = 0;
+
+  private constructor(
+    private readonly db: Db,
+    readonly tls: TlsMaterial,
+    hostName: string,
+  ) {
+    this.hostName = hostName;
+    const identities = new IdentityStore(db);
+    this.auth = new Authenticator(hostName, identities);
+    this.registry = new Registry(identities);
+    this.mqtt = new MqttGateway(this.auth);
+
+    // A deleted, disabled or re-keyed identity loses its connection at once.
+    const drop = (key: { deviceId: string; moduleId?: string }) => this.mqtt.disconnect(key);
+    this.registry.on('deleted', drop).on('disabled', drop);
+    this.mqtt.on('connected', (s) => this.registry.setConnectionState(s.key, true));
+    this.mqtt.on('disconnected', (s) => this.registry.setConnectionState(s.key, false));
+
+    const router = new Router().add(...registryRoutes(this.registry));
+    this.http = createHttpServer(createHttpHandler(router, this.auth));
+    this.http.on('upgrade', (req, socket, head) => {
+      if (!req.url?.startsWith('/$iothub/websocket')) return socket.destroy();
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.mqtt.handle(createWebSocketStream(ws), req));
+    });
+  }
+
+  static async start(options: HubOptions = {}): Promise<LocalHub> {
+    const dataDir = options.inMemory ? undefined : options.dataDir;
+    if (!options.inMemory && !dataDir) throw new Error('A data dir is required unless the hub runs in memory');
+    if (dataDir) {
+      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+      chmodSync(dataDir, 0o700);
+    }
+    const db = openDatabase(dataDir ? join(dataDir, 'hub.db') : ':memory:');
+    const tls = loadOrCreateTls(dataDir && join(dataDir, 'tls'));
+    const hub = new LocalHub(db, tls, options.hostName ?? 'localhost');
+    try {
+      await hub.mqtt.start();
+      await hub.listen(options.port ?? 8883);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+    return hub;
+  }
+
+  get port(): number {
+    return this.portNumber;
+  }
+
+  /** The connection string of a shared access policy of this hub (iothubowner by default). */
+  serviceConnectionString(policyName = 'iothubowner'): string {
+    const policy = this.auth.policy(policyName);
+    if (!policy) throw new Error(`No policy named ${policyName}`);
+    return `HostName=${this.hostName};SharedAccessKeyName=${policy.keyName};SharedAccessKey=${policy.primaryKey}`;
+  }
+
+  async stop(): Promise<void> {
+    for (const client of this.wss.clients) client.terminate();
+    await this.mqtt.close();
+    const closed = Promise.all(this.listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
+    for (const socket of this.sockets) socket.destroy();
+    await closed;
+    this.db.close();
+  }
+
+  /** One TLS port for everything; the first byte after the handshake tells MQTT from HTTP. */
+  private async listen(port: number): Promise<void> {
+    const onSocket = (socket: TLSSocket) => {
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+      socket.on('error', () => socket.destroy());
+      socket.once('readable', () => {
+        const first: Buffer | null = socket.read();
+        if (!first) return;
+        socket.unshift(first);
+        if (first[0] === MQTT_CONNECT) this.mqtt.handle(socket);
+        else this.http.emit('connection', socket);
+      });
+    };
+    const primary = createTlsServer({ cert: this.tls.cert, key: this.tls.key }, onSocket);
+    await listenOn(primary, port, '127.0.0.1');
+    this.listeners.push(primary);
+    this.portNumber = (primary.address() as { port: number }).port;
+    // Clients resolve localhost to ::1 first on some systems: serve the same port there when IPv6 exists.
+    const v6 = createTlsServer({ cert: this.tls.cert, key: this.tls.key }, onSocket);
+    await listenOn(v6, this.portNumber, '::1').then(
+      () => this.listeners.push(v6),
+      () => undefined,
+    );
+  }
+}
+
+function listenOn(server: TlsServer, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}

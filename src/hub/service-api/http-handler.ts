@@ -1,0 +1,59 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { HubError, hubErrors } from '../errors.js';
+import type { Authenticator } from '../auth/authenticator.js';
+import type { Router } from './router.js';
+
+/** Request bodies above this are refused before they are buffered (IoT Hub's largest, a twin, is far smaller). */
+const MAX_BODY_BYTES = 1024 * 1024;
+
+/** The REST side of the hub: authenticate, parse, route, and answer errors as IoT Hub does. */
+export function createHttpHandler(router: Router, auth: Authenticator) {
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const trackingId = randomUUID().replace(/-/g, '');
+    try {
+      const url = new URL(req.url ?? '/', 'https://hub');
+      const found = router.match(req.method ?? 'GET', url.pathname);
+      if (found === undefined) throw hubErrors.notFound(`No such resource: ${url.pathname}`);
+      if (found === 'method') throw hubErrors.methodNotAllowed(`${req.method} is not allowed on ${url.pathname}`);
+      auth.authorizeService(req.headers.authorization, found.route.right);
+      const body = await readJsonBody(req);
+      const result = await found.route.handle({ params: found.params, query: url.searchParams, headers: req.headers, body });
+      send(res, result.status, result.body, { 'iothub-tracking-id': trackingId, ...result.headers });
+    } catch (err) {
+      const error = err instanceof HubError ? err : hubErrors.serverError('The hub failed to handle the request');
+      if (!(err instanceof HubError)) process.emitWarning(`iothub-tut hub: ${(err as Error)?.stack ?? err}`);
+      send(res, error.status, error.toBody(trackingId), { 'iothub-errorcode': error.code, 'iothub-tracking-id': trackingId });
+    }
+  };
+}
+
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string>): void {
+  if (res.headersSent) return;
+  const text = body === undefined ? '' : JSON.stringify(body);
+  res.writeHead(status, {
+    ...headers,
+    ...(text ? { 'Content-Type': 'application/json; charset=utf-8' } : {}),
+    'Content-Length': Buffer.byteLength(text),
+  });
+  res.end(text);
+}
+
+async function readJsonBody(req: IncomingMessage): Promise<unknown> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > MAX_BODY_BYTES) throw hubErrors.messageTooLarge(`The request body is larger than ${MAX_BODY_BYTES} bytes`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) throw hubErrors.messageTooLarge(`The request body is larger than ${MAX_BODY_BYTES} bytes`);
+    chunks.push(chunk);
+  }
+  if (size === 0) return undefined;
+  const text = Buffer.concat(chunks).toString('utf8');
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw hubErrors.argumentInvalid('The request body is not valid JSON');
+  }
+}

@@ -1,0 +1,108 @@
+import type { IdentityRecord } from '../store/identity-store.js';
+import { etagOf, type IdentityInput, type Registry } from '../registry/registry.js';
+import { hubErrors } from '../errors.js';
+import type { Route } from './router.js';
+
+/** A registry record as the REST API shows a device or a module. */
+export function identityJson(record: IdentityRecord): Record<string, unknown> {
+  const common = {
+    deviceId: record.deviceId,
+    generationId: record.generationId,
+    etag: etagOf(record),
+    connectionState: record.connectionState,
+    connectionStateUpdatedTime: record.connectionStateUpdatedTime,
+    lastActivityTime: record.lastActivityTime,
+    cloudToDeviceMessageCount: 0,
+    authentication: {
+      symmetricKey: { primaryKey: record.primaryKey, secondaryKey: record.secondaryKey },
+      x509Thumbprint: { primaryThumbprint: null, secondaryThumbprint: null },
+      type: 'sas',
+    },
+  };
+  if (record.moduleId) return { moduleId: record.moduleId, managedBy: record.managedBy ?? '', ...common };
+  return {
+    ...common,
+    status: record.status,
+    statusReason: record.statusReason,
+    statusUpdatedTime: record.statusUpdatedTime,
+    capabilities: record.capabilities,
+  };
+}
+
+function withEtag(record: IdentityRecord, status = 200) {
+  return { status, body: identityJson(record), headers: { ETag: `"${etagOf(record)}"` } };
+}
+
+function bodyObject(body: unknown): IdentityInput & { deviceId?: string; moduleId?: string } {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw hubErrors.argumentInvalid('The request body must be a JSON object');
+  return body;
+}
+
+/** The identity registry over HTTPS, as azure-iothub's Registry calls it. */
+export function registryRoutes(registry: Registry): Route[] {
+  return [
+    {
+      method: 'GET', path: '/devices', right: 'RegistryRead',
+      handle: ({ query }) => {
+        const top = query.has('top') ? Number(query.get('top')) : undefined;
+        if (top !== undefined && !(Number.isInteger(top) && top > 0 && top <= 1000)) throw hubErrors.argumentInvalid('top must be between 1 and 1000');
+        return { status: 200, body: registry.listDevices(top ?? 1000).map(identityJson) };
+      },
+    },
+    {
+      method: 'PUT', path: '/devices/:deviceId', right: 'RegistryWrite',
+      handle: ({ params, headers, body }) => {
+        const input = bodyObject(body);
+        if (input.deviceId !== undefined && input.deviceId !== params.deviceId) throw hubErrors.argumentInvalid('The deviceId in the body does not match the one in the path');
+        return withEtag(registry.createOrUpdate({ deviceId: params.deviceId }, input, headers['if-match']).record);
+      },
+    },
+    { method: 'GET', path: '/devices/:deviceId', right: 'RegistryRead', handle: ({ params }) => withEtag(registry.get(params.deviceId)) },
+    {
+      method: 'DELETE', path: '/devices/:deviceId', right: 'RegistryWrite',
+      handle: ({ params, headers }) => {
+        registry.delete({ deviceId: params.deviceId }, headers['if-match']);
+        return { status: 204 };
+      },
+    },
+    {
+      method: 'GET', path: '/devices/:deviceId/modules', right: 'RegistryRead',
+      handle: ({ params }) => ({ status: 200, body: registry.listModules(params.deviceId).map(identityJson) }),
+    },
+    {
+      method: 'PUT', path: '/devices/:deviceId/modules/:moduleId', right: 'RegistryWrite',
+      handle: ({ params, headers, body }) => {
+        const input = bodyObject(body);
+        if ((input.moduleId !== undefined && input.moduleId !== params.moduleId) || (input.deviceId !== undefined && input.deviceId !== params.deviceId)) {
+          throw hubErrors.argumentInvalid('The ids in the body do not match the ones in the path');
+        }
+        return withEtag(registry.createOrUpdate({ deviceId: params.deviceId, moduleId: params.moduleId }, input, headers['if-match']).record);
+      },
+    },
+    {
+      method: 'GET', path: '/devices/:deviceId/modules/:moduleId', right: 'RegistryRead',
+      handle: ({ params }) => withEtag(registry.get(params.deviceId, params.moduleId)),
+    },
+    {
+      method: 'DELETE', path: '/devices/:deviceId/modules/:moduleId', right: 'RegistryWrite',
+      handle: ({ params, headers }) => {
+        registry.delete({ deviceId: params.deviceId, moduleId: params.moduleId }, headers['if-match']);
+        return { status: 204 };
+      },
+    },
+    {
+      method: 'GET', path: '/statistics/devices', right: 'RegistryRead',
+      handle: () => {
+        const devices = registry.listDevices();
+        return {
+          status: 200,
+          body: {
+            totalDeviceCount: devices.length,
+            enabledDeviceCount: devices.filter((d) => d.status === 'enabled').length,
+            disabledDeviceCount: devices.filter((d) => d.status === 'disabled').length,
+          },
+        };
+      },
+    },
+  ];
+}

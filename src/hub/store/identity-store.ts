@@ -1,0 +1,97 @@
+import type { Db } from './database.js';
+import type { SharedAccessPolicy } from '../auth/policies.js';
+
+/** An identity as the registry keeps it; `moduleId` is '' for a device. */
+export interface IdentityRecord {
+  deviceId: string;
+  moduleId: string;
+  generationId: string;
+  etagCounter: number;
+  status: 'enabled' | 'disabled';
+  statusReason: string | null;
+  statusUpdatedTime: string;
+  primaryKey: string;
+  secondaryKey: string;
+  managedBy: string | null;
+  connectionState: 'Connected' | 'Disconnected';
+  connectionStateUpdatedTime: string;
+  lastActivityTime: string;
+  capabilities: { iotEdge: boolean };
+  createdTime: string;
+}
+
+/** Identities and shared access policies. Every write is committed when the call returns. */
+export class IdentityStore {
+  private readonly stmts;
+
+  constructor(private readonly db: Db) {
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS identities (
+        device_id TEXT NOT NULL,
+        module_id TEXT NOT NULL DEFAULT '',
+        record TEXT NOT NULL,
+        PRIMARY KEY (device_id, module_id)
+      ) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS policies (
+        key_name TEXT PRIMARY KEY,
+        record TEXT NOT NULL
+      ) WITHOUT ROWID;
+    `);
+    this.stmts = {
+      get: db.prepare<[string, string], { record: string }>('SELECT record FROM identities WHERE device_id = ? AND module_id = ?'),
+      put: db.prepare<[string, string, string]>('INSERT OR REPLACE INTO identities (device_id, module_id, record) VALUES (?, ?, ?)'),
+      deleteDevice: db.prepare<[string]>('DELETE FROM identities WHERE device_id = ?'),
+      deleteModule: db.prepare<[string, string]>('DELETE FROM identities WHERE device_id = ? AND module_id = ?'),
+      devices: db.prepare<[number], { record: string }>("SELECT record FROM identities WHERE module_id = '' ORDER BY device_id LIMIT ?"),
+      modulesOf: db.prepare<[string], { record: string }>("SELECT record FROM identities WHERE device_id = ? AND module_id <> '' ORDER BY module_id"),
+      allModules: db.prepare<[], { record: string }>("SELECT record FROM identities WHERE module_id <> '' ORDER BY device_id, module_id"),
+      countDevices: db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM identities WHERE module_id = ''"),
+      policies: db.prepare<[], { record: string }>('SELECT record FROM policies'),
+      putPolicy: db.prepare<[string, string]>('INSERT OR REPLACE INTO policies (key_name, record) VALUES (?, ?)'),
+    };
+  }
+
+  get(deviceId: string, moduleId = ''): IdentityRecord | undefined {
+    const row = this.stmts.get.get(deviceId, moduleId);
+    return row && JSON.parse(row.record);
+  }
+
+  put(record: IdentityRecord): void {
+    this.stmts.put.run(record.deviceId, record.moduleId, JSON.stringify(record));
+  }
+
+  /** Removes a device and all its modules, or one module. */
+  delete(deviceId: string, moduleId = ''): void {
+    if (moduleId) this.stmts.deleteModule.run(deviceId, moduleId);
+    else this.stmts.deleteDevice.run(deviceId);
+  }
+
+  devices(limit = Number.MAX_SAFE_INTEGER): IdentityRecord[] {
+    return this.stmts.devices.all(limit).map((r) => JSON.parse(r.record));
+  }
+
+  modulesOf(deviceId: string): IdentityRecord[] {
+    return this.stmts.modulesOf.all(deviceId).map((r) => JSON.parse(r.record));
+  }
+
+  allModules(): IdentityRecord[] {
+    return this.stmts.allModules.all().map((r) => JSON.parse(r.record));
+  }
+
+  countDevices(): number {
+    return this.stmts.countDevices.get()!.n;
+  }
+
+  policies(): SharedAccessPolicy[] {
+    return this.stmts.policies.all().map((r) => JSON.parse(r.record));
+  }
+
+  putPolicy(policy: SharedAccessPolicy): void {
+    this.stmts.putPolicy.run(policy.keyName, JSON.stringify(policy));
+  }
+
+  /** Runs `fn` in one transaction: all of its writes land, or none. */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+}
