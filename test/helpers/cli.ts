@@ -1,0 +1,85 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+
+export const BIN = fileURLToPath(new URL('../../../bin/iothub-tut', import.meta.url));
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI as a user would, in a scratch IOTHUB_TUT_HOME unless env says otherwise. */
+export async function runCli(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 60_000): Promise<CliResult> {
+  const child = spawn(process.execPath, [BIN, ...args], { env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c) => (stdout += c));
+  child.stderr.on('data', (c) => (stderr += c));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const [code] = await once(child, 'close');
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}
+
+export function cliEnv(env: Record<string, string | undefined>): NodeJS.ProcessEnv {
+  const merged: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', ...env };
+  for (const name of ['IOTHUB_CONNECTION_STRING', 'IOTHUB_DEVICE_CONNECTION_STRING', 'EVENTHUB_CONNECTION_STRING']) {
+    if (!(name in env)) delete merged[name];
+  }
+  return merged;
+}
+
+/** A long-running CLI process (hub start, receive-twin-patch...) whose --json lines can be awaited. */
+export class CliProcess {
+  readonly child: ChildProcess;
+  readonly lines: unknown[] = [];
+  stderr = '';
+  private waiters: Array<() => void> = [];
+
+  constructor(args: string[], env: Record<string, string | undefined> = {}) {
+    this.child = spawn(process.execPath, [BIN, ...args], { env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child.stderr!.on('data', (c) => (this.stderr += c));
+    createInterface({ input: this.child.stdout! }).on('line', (line) => {
+      try {
+        this.lines.push(JSON.parse(line));
+      } catch {
+        this.lines.push(line);
+      }
+      for (const w of this.waiters.splice(0)) w();
+    });
+  }
+
+  /** Waits (bounded) for an output line that satisfies `predicate`. */
+  async waitFor<T = any>(predicate: (line: any) => boolean, timeoutMs = 30_000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.lines.find(predicate);
+      if (found !== undefined) return found as T;
+      if (this.child.exitCode !== null) throw new Error(`process exited (${this.child.exitCode}) before the expected line; stderr: ${this.stderr}`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting for a line; got ${JSON.stringify(this.lines)}; stderr: ${this.stderr}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 250);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  async exit(timeoutMs = 30_000): Promise<number | null> {
+    if (this.child.exitCode !== null) return this.child.exitCode;
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+    const [code] = await once(this.child, 'close');
+    clearTimeout(timer);
+    return code;
+  }
+
+  async stop(): Promise<number | null> {
+    if (this.child.exitCode === null) this.child.kill('SIGINT');
+    return this.exit();
+  }
+}
