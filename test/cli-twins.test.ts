@@ -67,3 +67,20 @@ describe('module twin tutorial as separate processes: receive-twin-patch, update
     assert.equal(r.stderr.trim().split('\n').length, 1);
   });
 });
+
+describe('demo', () => {
+  test('runs the twin steps end to end against its in-process hub', async () => {
+    const home = tempDir();
+    try {
+      const r = await runCli(['demo', '--json'], { IOTHUB_TUT_HOME: home }, 120_000);
+      assert.equal(r.code, 0, r.stderr);
+      const report = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+      assert.equal(report.ok, true);
+      const twinStep = report.steps.find((s: { step: string }) => s.step.startsWith('ReceiveModuleTwinDesiredPropertiesPatch'));
+      assert.deepEqual(twinStep.result, { desiredVersion: 2 });
+      assert.deepEqual(report.steps.find((s: { step: string }) => s.step === 'UpdateReported').result, { reportedVersion: 2 });
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+});
