@@ -34,6 +34,50 @@ const steps: DemoStep[] = [
       return { module: module.moduleId, created: module.created };
     },
   },
+  {
+    title: 'ReceiveModuleTwinDesiredPropertiesPatch + UpdateModuleTwinDesiredProperties',
+    explain: 'myFirstModule waits for desired-property patches over MQTT; the service sets telemetryInterval on its twin',
+    async run(connection, out) {
+      const [{ identityConnection }, { receiveTwinPatch }, { updateModuleTwin }] = await Promise.all([
+        import('../clients/identity-connection.js'),
+        import('../apps/receive-twin-patch.js'),
+        import('../apps/update-module-twin.js'),
+      ]);
+      const ids = { deviceId: 'myFirstDevice', moduleId: 'myFirstModule' };
+      let ready!: () => void;
+      const subscribed = new Promise<void>((resolve) => (ready = resolve));
+      const receiving = receiveTwinPatch(await identityConnection(connection, ids), {
+        count: 1,
+        timeoutSeconds: 30,
+        onReady: ready,
+        onPatch: (patch) => out.line(`  module received patch: ${JSON.stringify(patch)}`),
+      });
+      await Promise.race([subscribed, receiving]);
+      out.line('  module is waiting for desired property patches');
+      const { after } = await updateModuleTwin(connection, { ...ids, desired: { telemetryInterval: 122 } });
+      out.line(`  service set desired telemetryInterval=122 (desired $version ${after.properties.desired.$version})`);
+      await receiving;
+      return { desiredVersion: after.properties.desired.$version };
+    },
+  },
+  {
+    title: 'UpdateReported',
+    explain: 'myFirstModule reports properties to its twin; the service reads them back',
+    async run(connection, out) {
+      const [{ identityConnection }, { updateReported }, { createRegistry }] = await Promise.all([
+        import('../clients/identity-connection.js'),
+        import('../apps/update-reported.js'),
+        import('../clients/service-clients.js'),
+      ]);
+      const ids = { deviceId: 'myFirstDevice', moduleId: 'myFirstModule' };
+      const { version } = await updateReported(await identityConnection(connection, ids), { reported: { telemetryInterval: 122, lastUpdated: new Date().toISOString() } });
+      out.line(`  module reported telemetryInterval=122 (reported $version ${version})`);
+      const twin = (await createRegistry(connection).getModuleTwin(ids.deviceId, ids.moduleId)).responseBody;
+      const { $metadata: _metadata, ...reported } = twin.properties.reported;
+      out.line(`  service sees reported: ${JSON.stringify(reported)}`);
+      return { reportedVersion: version };
+    },
+  },
 ];
 
 export function registerDemo(program: Command): void {

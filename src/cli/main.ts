@@ -3,6 +3,9 @@ import { registerHub } from './hub.js';
 import { registerDemo } from './demo.js';
 import { registerCreateDevice } from './create-device.js';
 import { registerCreateModule } from './create-module.js';
+import { registerUpdateModuleTwin } from './update-module-twin.js';
+import { registerReceiveTwinPatch } from './receive-twin-patch.js';
+import { registerUpdateReported } from './update-reported.js';
 
 // Each command loads its SDK only when it runs, so `--help` and light commands start fast.
 const program = new Command('iothub-tut')
@@ -20,5 +23,11 @@ registerHub(program);
 registerDemo(program);
 registerCreateDevice(program);
 registerCreateModule(program);
+registerUpdateModuleTwin(program);
+registerReceiveTwinPatch(program);
+registerUpdateReported(program);
 
 await program.parseAsync(process.argv);
+// A closed device client can leave the SDK's reconnect timers behind (when the hub went away
+// mid-session); a command that has finished exits instead of waiting on them.
+process.exit();

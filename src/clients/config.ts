@@ -36,6 +36,19 @@ function dotEnv(): Record<string, string> {
  * error that says how to start a hub or what to set.
  */
 export function resolveConnection(kind: ConnectionStringKind, flag: string | undefined, fromProfile?: (p: LocalHubProfile) => string | undefined): ResolvedConnection {
+  const found = findConnection(kind, flag, fromProfile);
+  if (!found) {
+    throw new ToolkitError(
+      `No ${kind} connection string: start a local hub with 'iothub-tut hub start' (in another terminal), ` +
+        `or set ${ENV_NAME[kind]} (or pass --connection-string).`,
+      ExitCode.usage,
+    );
+  }
+  return found;
+}
+
+/** Like resolveConnection, but undefined when nothing is found, for callers that have another way. */
+export function findConnection(kind: ConnectionStringKind, flag: string | undefined, fromProfile?: (p: LocalHubProfile) => string | undefined): ResolvedConnection | undefined {
   const candidates: Array<[string, string | undefined]> = [
     ['--connection-string', flag],
     [ENV_NAME[kind], process.env[ENV_NAME[kind]]],
@@ -44,13 +57,7 @@ export function resolveConnection(kind: ConnectionStringKind, flag: string | und
   const profile = readProfile();
   if (profile && fromProfile) candidates.push(['the local hub', fromProfile(profile)]);
   const found = candidates.find(([, value]) => value);
-  if (!found) {
-    throw new ToolkitError(
-      `No ${kind} connection string: start a local hub with 'iothub-tut hub start' (in another terminal), ` +
-        `or set ${ENV_NAME[kind]} (or pass --connection-string).`,
-      ExitCode.usage,
-    );
-  }
+  if (!found) return undefined;
   const [source, connectionString] = found as [string, string];
   const fields = parseConnectionString(connectionString, kind);
   return { connectionString, fields, source, transport: transportFor(fields, profile) };

@@ -41,8 +41,18 @@ export function explain(err: unknown, context = ''): ToolkitError {
     case 'MessageTooLargeError':
       return new ToolkitError(`${where}the message is larger than IoT Hub accepts (256 KB).`, ExitCode.tooLarge);
   }
-  if (e?.response?.statusCode === 404) return new ToolkitError(`${where}not found: ${message}`, ExitCode.notFound);
+  // azure-iothub names only DeviceNotFound; other 404s (ModuleNotFound...) come as 'Not found' with IoT Hub's body beside.
+  if (e?.response?.statusCode === 404) return new ToolkitError(`${where}not found: ${hubMessage((err as { responseBody?: unknown }).responseBody) ?? message}`, ExitCode.notFound);
   return new ToolkitError(`${where}${message || kind || 'unexpected error'}`, ExitCode.failure);
+}
+
+function hubMessage(body: unknown): string | undefined {
+  try {
+    const parsed = JSON.parse(String(body)) as { message?: unknown };
+    return typeof parsed.message === 'string' ? oneLine(parsed.message) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function oneLine(text: string): string {
