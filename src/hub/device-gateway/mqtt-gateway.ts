@@ -48,6 +48,8 @@ export class MqttGateway extends EventEmitter {
   private readonly sessions = new Map<string, DeviceSession>();
   private readonly byClient = new WeakMap<Client, DeviceSession>();
   private readonly handlers: TopicHandler[] = [];
+  /** Payloads of the hub's own publishes: aedes keeps the buffer through delivery, so it marks them. */
+  private readonly fromHub = new WeakSet<Buffer>();
 
   constructor(private readonly auth: Authenticator) {
     super();
@@ -57,12 +59,14 @@ export class MqttGateway extends EventEmitter {
       authenticate: (client, username, password, done) => this.authenticate(client, username, password, done),
       authorizePublish: (client, packet, done) => this.authorizePublish(client, packet, done),
       authorizeSubscribe: (client, sub, done) => done(null, this.allowedToSubscribe(client, sub.topic) ? sub : null),
-      // Nothing is forwarded between devices: every topic a device may subscribe to is served by the hub directly.
-      authorizeForward: () => null,
+      // Nothing is forwarded between devices: a client only gets what the hub sends it with sendTo.
+      authorizeForward: (_client, packet) => (this.fromHub.has(packet.payload as Buffer) ? packet : null),
     });
     this.broker.on('subscribe', (subs, client) => {
       const session = this.byClient.get(client);
-      for (const sub of subs) session?.subscriptions.add(sub.topic);
+      if (!session) return;
+      for (const sub of subs) session.subscriptions.add(sub.topic);
+      this.emit('subscribed', session);
     });
     this.broker.on('unsubscribe', (topics, client) => {
       const session = this.byClient.get(client);
@@ -108,8 +112,10 @@ export class MqttGateway extends EventEmitter {
   sendTo(key: IdentityKey, topic: string, payload: Buffer | string): Promise<void> {
     const session = this.session(key);
     if (!session) return Promise.reject(new Error('not connected'));
+    const body = Buffer.from(payload);
+    this.fromHub.add(body);
     return new Promise((resolve, reject) =>
-      session.client.publish({ cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false }, (err) => (err ? reject(err) : resolve())),
+      session.client.publish({ cmd: 'publish', topic, payload: body, qos: 0, retain: false, dup: false }, (err) => (err ? reject(err) : resolve())),
     );
   }
 
