@@ -12,6 +12,9 @@ import { Router } from './service-api/router.js';
 import { createHttpHandler } from './service-api/http-handler.js';
 import { registryRoutes } from './service-api/registry-routes.js';
 import { MqttGateway } from './device-gateway/mqtt-gateway.js';
+import { MethodTopics } from './device-gateway/method-topics.js';
+import { DirectMethods } from './methods/direct-methods.js';
+import { methodRoutes } from './service-api/method-routes.js';
 
 export interface HubOptions {
   /** Where the database and the CA live; ignored with inMemory. */
@@ -32,6 +35,7 @@ export class LocalHub {
   readonly registry: Registry;
   readonly auth: Authenticator;
   readonly mqtt: MqttGateway;
+  readonly methods: DirectMethods;
   private readonly listeners: TlsServer[] = [];
   private readonly http: HttpServer;
   private readonly wss = new WebSocketServer({ noServer: true });
@@ -55,7 +59,12 @@ export class LocalHub {
     this.mqtt.on('connected', (s) => this.registry.setConnectionState(s.key, true));
     this.mqtt.on('disconnected', (s) => this.registry.setConnectionState(s.key, false));
 
-    const router = new Router().add(...registryRoutes(this.registry));
+    const methodTopics = new MethodTopics(this.mqtt);
+    this.methods = new DirectMethods(this.registry, methodTopics);
+    methodTopics.answersTo((from, rid, result) => this.methods.complete(from, rid, result));
+    this.mqtt.use(methodTopics);
+
+    const router = new Router().add(...registryRoutes(this.registry), ...methodRoutes(this.methods));
     this.http = createHttpServer(createHttpHandler(router, this.auth));
     this.http.on('upgrade', (req, socket, head) => {
       if (!req.url?.startsWith('/$iothub/websocket')) return socket.destroy();
@@ -95,6 +104,7 @@ export class LocalHub {
   }
 
   async stop(): Promise<void> {
+    this.methods.close();
     for (const client of this.wss.clients) client.terminate();
     await this.mqtt.close();
     const closed = Promise.all(this.listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
