@@ -3,6 +3,8 @@ import { registerHub } from './hub.js';
 import { registerDemo } from './demo.js';
 import { registerCreateDevice } from './create-device.js';
 import { registerCreateModule } from './create-module.js';
+import { registerRebootDevice } from './reboot-device.js';
+import { registerInvokeReboot } from './invoke-reboot.js';
 
 // Each command loads its SDK only when it runs, so `--help` and light commands start fast.
 const program = new Command('iothub-tut')
@@ -20,5 +22,7 @@ registerHub(program);
 registerDemo(program);
 registerCreateDevice(program);
 registerCreateModule(program);
+registerRebootDevice(program);
+registerInvokeReboot(program);
 
 await program.parseAsync(process.argv);
