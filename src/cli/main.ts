@@ -3,6 +3,9 @@ import { registerHub } from './hub.js';
 import { registerDemo } from './demo.js';
 import { registerCreateDevice } from './create-device.js';
 import { registerCreateModule } from './create-module.js';
+import { registerUpdateModuleTwin } from './update-module-twin.js';
+import { registerReceiveTwinPatch } from './receive-twin-patch.js';
+import { registerUpdateReported } from './update-reported.js';
 import { registerRebootDevice } from './reboot-device.js';
 import { registerInvokeReboot } from './invoke-reboot.js';
 
@@ -22,7 +25,13 @@ registerHub(program);
 registerDemo(program);
 registerCreateDevice(program);
 registerCreateModule(program);
+registerUpdateModuleTwin(program);
+registerReceiveTwinPatch(program);
+registerUpdateReported(program);
 registerRebootDevice(program);
 registerInvokeReboot(program);
 
 await program.parseAsync(process.argv);
+// A closed device client can leave the SDK's reconnect timers behind (when the hub went away
+// mid-session); a command that has finished exits instead of waiting on them.
+process.exit();

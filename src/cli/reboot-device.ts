@@ -1,16 +1,17 @@
 import type { Command } from 'commander';
-import { isConfigured, resolveConnection } from '../clients/config.js';
+import { findConnection, resolveConnection } from '../clients/config.js';
 import type { HubConnection } from '../clients/service-clients.js';
 import { run, parsePositiveInt, parseSeconds, type Output } from './output.js';
 import type { RebootEvent } from '../apps/reboot-device.js';
 
 export const TUTORIAL_DEVICE = 'myDeviceId';
 
-/** The device's connection string as given, or looked up by id on the hub the service connection reaches. */
+/** The device's connection string as given, or its key looked up by id on the hub the service connection reaches. */
 async function deviceConnection(flag: string | undefined, deviceId: string): Promise<HubConnection> {
-  if (isConfigured('device', flag)) return resolveConnection('device', flag);
-  const { lookUpDeviceConnection } = await import('../apps/device-connection.js');
-  return lookUpDeviceConnection(resolveConnection('service', undefined, (p) => p.serviceConnectionString), deviceId);
+  const given = findConnection('device', flag);
+  if (given) return given;
+  const { identityConnection } = await import('../clients/identity-connection.js');
+  return identityConnection(resolveConnection('service', undefined, (p) => p.serviceConnectionString), { deviceId });
 }
 
 function printEvent(out: Output, e: RebootEvent): void {

@@ -36,10 +36,7 @@ function dotEnv(): Record<string, string> {
  * error that says how to start a hub or what to set.
  */
 export function resolveConnection(kind: ConnectionStringKind, flag: string | undefined, fromProfile?: (p: LocalHubProfile) => string | undefined): ResolvedConnection {
-  const candidates = configured(kind, flag);
-  const profile = readProfile();
-  if (profile && fromProfile) candidates.push(['the local hub', fromProfile(profile)]);
-  const found = candidates.find(([, value]) => value);
+  const found = findConnection(kind, flag, fromProfile);
   if (!found) {
     throw new ToolkitError(
       `No ${kind} connection string: start a local hub with 'iothub-tut hub start' (in another terminal), ` +
@@ -47,23 +44,23 @@ export function resolveConnection(kind: ConnectionStringKind, flag: string | und
       ExitCode.usage,
     );
   }
-  const [source, connectionString] = found as [string, string];
-  const fields = parseConnectionString(connectionString, kind);
-  return { connectionString, fields, source, transport: transportFor(fields, profile) };
+  return found;
 }
 
-/** The connection strings given by the user: flag, environment, .env (in that order). */
-function configured(kind: ConnectionStringKind, flag: string | undefined): Array<[string, string | undefined]> {
-  return [
+/** Like resolveConnection, but undefined when nothing is found, for callers that have another way. */
+export function findConnection(kind: ConnectionStringKind, flag: string | undefined, fromProfile?: (p: LocalHubProfile) => string | undefined): ResolvedConnection | undefined {
+  const candidates: Array<[string, string | undefined]> = [
     ['--connection-string', flag],
     [ENV_NAME[kind], process.env[ENV_NAME[kind]]],
     [`.env ${ENV_NAME[kind]}`, flag || process.env[ENV_NAME[kind]] ? undefined : dotEnv()[ENV_NAME[kind]]],
   ];
-}
-
-/** True when the user gave a connection string of this kind (so no other source should be tried). */
-export function isConfigured(kind: ConnectionStringKind, flag: string | undefined): boolean {
-  return configured(kind, flag).some(([, value]) => value);
+  const profile = readProfile();
+  if (profile && fromProfile) candidates.push(['the local hub', fromProfile(profile)]);
+  const found = candidates.find(([, value]) => value);
+  if (!found) return undefined;
+  const [source, connectionString] = found as [string, string];
+  const fields = parseConnectionString(connectionString, kind);
+  return { connectionString, fields, source, transport: transportFor(fields, profile) };
 }
 
 /** A connection string for the running local hub carries that hub's CA and port; any other needs neither. */

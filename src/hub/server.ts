@@ -15,6 +15,10 @@ import { MqttGateway } from './device-gateway/mqtt-gateway.js';
 import { MethodTopics } from './device-gateway/method-topics.js';
 import { DirectMethods } from './methods/direct-methods.js';
 import { methodRoutes } from './service-api/method-routes.js';
+import { TwinTopics } from './device-gateway/twin-topics.js';
+import { TwinStore } from './store/twin-store.js';
+import { Twins } from './twins/twin-service.js';
+import { twinRoutes } from './service-api/twin-routes.js';
 
 export interface HubOptions {
   /** Where the database and the CA live; ignored with inMemory. */
@@ -33,6 +37,7 @@ const MQTT_CONNECT = 0x10;
 export class LocalHub {
   readonly hostName: string;
   readonly registry: Registry;
+  readonly twins: Twins;
   readonly auth: Authenticator;
   readonly mqtt: MqttGateway;
   readonly methods: DirectMethods;
@@ -52,6 +57,17 @@ export class LocalHub {
     this.auth = new Authenticator(hostName, identities);
     this.registry = new Registry(identities);
     this.mqtt = new MqttGateway(this.auth);
+    const twinStore = new TwinStore(db);
+    this.twins = new Twins(twinStore);
+
+    // Twins live and die with their identity, in the registry's own transaction.
+    this.registry.on('created', (key) => this.twins.create(key)).on('deleted', (key) => this.twins.remove(key));
+    // A data dir from before twins existed: give its identities the empty twins they would have had.
+    for (const record of [...this.registry.listDevices(), ...this.registry.allModules()]) {
+      const key = record.moduleId ? { deviceId: record.deviceId, moduleId: record.moduleId } : { deviceId: record.deviceId };
+      if (!twinStore.get(key)) this.twins.create(key);
+    }
+    this.mqtt.use(new TwinTopics(this.twins, this.mqtt));
 
     // A deleted, disabled or re-keyed identity loses its connection at once.
     const drop = (key: { deviceId: string; moduleId?: string }) => this.mqtt.disconnect(key);
@@ -64,7 +80,7 @@ export class LocalHub {
     methodTopics.answersTo((from, rid, result) => this.methods.complete(from, rid, result));
     this.mqtt.use(methodTopics);
 
-    const router = new Router().add(...registryRoutes(this.registry), ...methodRoutes(this.methods));
+    const router = new Router().add(...registryRoutes(this.registry), ...twinRoutes(this.registry, this.twins), ...methodRoutes(this.methods));
     this.http = createHttpServer(createHttpHandler(router, this.auth));
     this.http.on('upgrade', (req, socket, head) => {
       if (!req.url?.startsWith('/$iothub/websocket')) return socket.destroy();

@@ -28,13 +28,15 @@ export class Authenticator {
   }
 
   /** For the REST API: a 401 for a bad or expired token, a 403 for a policy that lacks the right. */
-  authorizeService(authorization: string | undefined, right: Right): SharedAccessPolicy {
+  /** Checks a service request's SAS token; `right` may list alternatives, any one of which suffices. */
+  authorizeService(authorization: string | undefined, right: Right | readonly Right[]): SharedAccessPolicy {
     if (!authorization) throw hubErrors.unauthorized('The request has no Authorization header with a SharedAccessSignature');
     const token = parseSasToken(authorization);
     if (!token) throw hubErrors.unauthorized('The SharedAccessSignature is malformed');
     const policy = this.checkServiceToken(token);
-    if (!grants(policy, right)) {
-      throw hubErrors.forbidden(`The policy '${policy.keyName}' does not grant ${right}`);
+    const rights: readonly Right[] = typeof right === 'string' ? [right] : right;
+    if (!rights.some((r) => grants(policy, r))) {
+      throw hubErrors.forbidden(`The policy '${policy.keyName}' does not grant ${rights.join(' or ')}`);
     }
     return policy;
   }

@@ -27,6 +27,9 @@ export interface TopicHandler {
   handle(session: DeviceSession, packet: PublishPacket): void | Promise<void>;
 }
 
+/** Marks the hub's own publishes (aedes keeps brokerId off the wire); see authorizeForward. */
+const DIRECT = 'iothub-tut-hub';
+
 // IoT Hub's CONNACK answers for a refused connect.
 const CONNACK: Record<DeviceAuthFailure | 'badUsername', AuthenticateError['returnCode']> = {
   malformed: 4,
@@ -48,8 +51,6 @@ export class MqttGateway extends EventEmitter {
   private readonly sessions = new Map<string, DeviceSession>();
   private readonly byClient = new WeakMap<Client, DeviceSession>();
   private readonly handlers: TopicHandler[] = [];
-  /** Payloads of the hub's own publishes: aedes keeps the buffer through delivery, so it marks them. */
-  private readonly fromHub = new WeakSet<Buffer>();
 
   constructor(private readonly auth: Authenticator) {
     super();
@@ -59,8 +60,9 @@ export class MqttGateway extends EventEmitter {
       authenticate: (client, username, password, done) => this.authenticate(client, username, password, done),
       authorizePublish: (client, packet, done) => this.authorizePublish(client, packet, done),
       authorizeSubscribe: (client, sub, done) => done(null, this.allowedToSubscribe(client, sub.topic) ? sub : null),
-      // Nothing is forwarded between devices: a client only gets what the hub sends it with sendTo.
-      authorizeForward: (_client, packet) => (this.fromHub.has(packet.payload as Buffer) ? packet : null),
+      // Nothing is forwarded between devices: every topic a device may subscribe to is served by the
+      // hub directly, and only what sendTo marks as its own goes out.
+      authorizeForward: (_client, packet) => (packet.brokerId === DIRECT ? packet : null),
     });
     this.broker.on('subscribe', (subs, client) => {
       const session = this.byClient.get(client);
@@ -112,10 +114,9 @@ export class MqttGateway extends EventEmitter {
   sendTo(key: IdentityKey, topic: string, payload: Buffer | string): Promise<void> {
     const session = this.session(key);
     if (!session) return Promise.reject(new Error('not connected'));
-    const body = Buffer.from(payload);
-    this.fromHub.add(body);
+    const packet = { cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false, brokerId: DIRECT } as PublishPacket;
     return new Promise((resolve, reject) =>
-      session.client.publish({ cmd: 'publish', topic, payload: body, qos: 0, retain: false, dup: false }, (err) => (err ? reject(err) : resolve())),
+      session.client.publish(packet, (err) => (err ? reject(err) : resolve())),
     );
   }
 

@@ -18,7 +18,8 @@ export interface Route {
   method: string;
   /** A path like '/devices/:deviceId/modules/:moduleId'. */
   path: string;
-  right: Right;
+  /** The right a request needs; a list means any one of them. */
+  right: Right | readonly Right[];
   handle(ctx: RequestContext): RouteResult | Promise<RouteResult>;
 }
 

@@ -1,0 +1,70 @@
+import type { Twin } from 'azure-iot-device';
+import { createDeviceClient, type DeviceProtocol } from '../clients/device-clients.js';
+import type { HubConnection } from '../clients/service-clients.js';
+import { ExitCode, ToolkitError } from '../clients/errors.js';
+import { explain } from '../clients/sdk-errors.js';
+
+/** A desired-properties patch as IoT Hub sends it: the changed properties and the new `$version`. */
+export type DesiredPatch = Record<string, unknown> & { $version: number };
+
+export interface ReceiveTwinPatchOptions {
+  protocol?: DeviceProtocol;
+  /** Stop after this many patches; absent: until aborted or timed out. */
+  count?: number;
+  /** Give up (ExitCode.timeout) when the patches have not all arrived in time. */
+  timeoutSeconds?: number;
+  /** Aborting closes the client and resolves with what has been received. */
+  signal?: AbortSignal;
+  /** Called once the device is subscribed to desired-property patches. */
+  onReady?: () => void;
+  onPatch(patch: DesiredPatch): void;
+}
+
+/**
+ * ReceiveModuleTwinDesiredPropertiesPatch: connects as the device or module of the connection
+ * string, reads its twin and reports every desired-properties patch as it arrives.
+ */
+export async function receiveTwinPatch(connection: HubConnection, options: ReceiveTwinPatchOptions): Promise<{ received: number }> {
+  let received = 0;
+  let finish!: () => void;
+  let fail!: (err: unknown) => void;
+  const done = new Promise<void>((resolve, reject) => ((finish = resolve), (fail = reject)));
+  done.catch(() => undefined); // a timeout during set-up is reported by the step that awaits it
+  const timer = options.timeoutSeconds === undefined ? undefined : setTimeout(
+    () => fail(new ToolkitError(`no${received ? ' further' : ''} desired property patch within ${options.timeoutSeconds} s (received ${received})`, ExitCode.timeout)),
+    options.timeoutSeconds * 1000,
+  );
+  const onAbort = () => finish();
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  if (options.signal?.aborted) finish();
+
+  const client = await createDeviceClient(connection, options.protocol);
+  client.on('error', (err) => fail(explain(err, 'device client')));
+  try {
+    // Every step races the end, so a timeout or Ctrl-C also cuts a connect that hangs.
+    await Promise.race([done, client.open()]);
+    const twin: Twin = await Promise.race([done.then(() => undefined), client.getTwin()]) as Twin;
+    if (twin) {
+      // The SDK replays the whole desired section when a listener is added (and after every
+      // twin read); a patch is what carries a newer $version than the one already seen.
+      let seen = Number(twin.properties.desired.$version ?? 0);
+      twin.on('properties.desired', (desired: DesiredPatch) => {
+        if (!(desired.$version > seen)) return;
+        seen = desired.$version;
+        received += 1;
+        options.onPatch(desired);
+        if (options.count !== undefined && received >= options.count) finish();
+      });
+      await Promise.race([done, new Promise<void>((resolve, reject) => twin.enableTwinDesiredPropertiesUpdates((err) => (err ? reject(err) : resolve())))]);
+      if (!options.signal?.aborted) options.onReady?.();
+      await done;
+    }
+    return { received };
+  } catch (err) {
+    throw explain(err, 'receiving desired property patches');
+  } finally {
+    clearTimeout(timer);
+    options.signal?.removeEventListener('abort', onAbort);
+    await client.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,59 @@
+import type { IdentityRecord } from '../store/identity-store.js';
+import { etagOf, type Registry } from '../registry/registry.js';
+import type { Twins } from '../twins/twin-service.js';
+import type { TwinIdentity } from '../twins/document.js';
+import type { TwinKey } from '../twins/twin-state.js';
+import type { Right } from '../auth/policies.js';
+import type { RequestContext, Route, RouteResult } from './router.js';
+
+/** The identity fields of a twin document, as the registry record has them. */
+export function twinIdentity(record: IdentityRecord): TwinIdentity {
+  return {
+    deviceEtag: etagOf(record),
+    status: record.status,
+    ...(record.statusReason !== null ? { statusReason: record.statusReason } : {}),
+    statusUpdateTime: record.statusUpdatedTime,
+    connectionState: record.connectionState,
+    lastActivityTime: record.lastActivityTime,
+    cloudToDeviceMessageCount: 0,
+    authenticationType: 'sas',
+    ...(record.moduleId ? {} : { capabilities: record.capabilities }),
+  };
+}
+
+// IoT Hub lets a twin be read with RegistryRead too; writing it takes ServiceConnect.
+const READ: Right[] = ['ServiceConnect', 'RegistryRead'];
+
+/** Device and module twins over HTTPS, as azure-iothub's Registry (getTwin, updateTwin, ...) calls them. */
+export function twinRoutes(registry: Registry, twins: Twins): Route[] {
+  // The registry answers 404 DeviceNotFound / ModuleNotFound before the twin is touched.
+  const keyOf = ({ params }: RequestContext): TwinKey => {
+    registry.get(params.deviceId, params.moduleId);
+    return params.moduleId ? { deviceId: params.deviceId, moduleId: params.moduleId } : { deviceId: params.deviceId };
+  };
+  const document = (key: TwinKey): RouteResult => {
+    const body = twins.toDocument(key, twinIdentity(registry.get(key.deviceId, key.moduleId)));
+    return { status: 200, body, headers: { ETag: `"${body.etag}"` } };
+  };
+  const ifMatch = (ctx: RequestContext) => ctx.headers['if-match'];
+
+  return ['/twins/:deviceId', '/twins/:deviceId/modules/:moduleId'].flatMap((path): Route[] => [
+    { method: 'GET', path, right: READ, handle: (ctx) => document(keyOf(ctx)) },
+    {
+      method: 'PATCH', path, right: 'ServiceConnect',
+      handle: (ctx) => {
+        const key = keyOf(ctx);
+        twins.patchFromService(key, ctx.body, ifMatch(ctx));
+        return document(key);
+      },
+    },
+    {
+      method: 'PUT', path, right: 'ServiceConnect',
+      handle: (ctx) => {
+        const key = keyOf(ctx);
+        twins.replaceFromService(key, ctx.body, ifMatch(ctx));
+        return document(key);
+      },
+    },
+  ]);
+}

@@ -1,0 +1,164 @@
+import { EventEmitter } from 'node:events';
+import { hubErrors } from '../errors.js';
+import type { TwinKind, TwinStore } from '../store/twin-store.js';
+import { deviceTwinView, twinDocument, type DeviceTwinView, type TwinDocument, type TwinIdentity } from './document.js';
+import { isJsonObject, type JsonObject } from './json.js';
+import { checkSectionSize, twinLimits, validateSection } from './limits.js';
+import { mergePatch } from './merge-patch.js';
+import { stampMetadata } from './metadata.js';
+import { serviceSections, withoutSystemKeys } from './request-body.js';
+import { etagFor, etagMatches, newTwinState, type TwinKey, type TwinState } from './twin-state.js';
+
+export interface TwinEvents {
+  /**
+   * Desired properties were written. `patch` is what IoT Hub pushes to the device on
+   * $iothub/twin/PATCH/properties/desired: the service's patch (after a replace, the whole new
+   * desired section) plus the new `$version`.
+   */
+  desired: [key: TwinKey, patch: JsonObject];
+}
+
+export interface TwinsOptions {
+  /** The clock for `$lastUpdated`. */
+  now?: () => Date;
+}
+
+/**
+ * The twin domain of the local hub: one twin per device and per module, created and removed with
+ * the identity, written by the service (tags, desired) and by the device (reported), with IoT
+ * Hub's merge semantics, versions, etags, $metadata and limits. A write that breaks a limit or a
+ * precondition throws a HubError and leaves the twin as it was.
+ *
+ * A section counts as written when the request carries at least one key for it, whether or not
+ * the values differ, as IoT Hub counts writes and not differences; an empty one writes nothing.
+ */
+export class Twins extends EventEmitter<TwinEvents> {
+  private readonly now: () => Date;
+
+  constructor(private readonly store: TwinStore, options: TwinsOptions = {}) {
+    super();
+    this.now = options.now ?? (() => new Date());
+  }
+
+  /** A fresh twin for a new identity (replacing any twin left under that key). */
+  create(key: TwinKey): TwinState {
+    const state = newTwinState(this.now());
+    this.store.put(key, state);
+    return state;
+  }
+
+  /** Removes a twin with its identity; removing a device's twin removes its modules' twins too. */
+  remove(key: TwinKey): void {
+    if (key.moduleId) this.store.delete(key);
+    else this.store.deleteDevice(key.deviceId);
+  }
+
+  get(key: TwinKey): TwinState {
+    return this.store.get(key) ?? notFound(key);
+  }
+
+  /**
+   * PATCH /twins/{id}: merges `tags` and `properties.desired` into the twin. Everything else in the
+   * body (identity fields, `properties.reported`, desired's `$metadata` and `$version`) is ignored:
+   * a twin fetched, modified and sent back carries them all.
+   */
+  patchFromService(key: TwinKey, patch: unknown, ifMatch?: string): TwinState {
+    const { tags, desired } = serviceSections(patch);
+    const writesDesired = desired !== undefined && Object.keys(desired).length > 0;
+    const next = this.write(key, ifMatch, (current, lastUpdated) => {
+      let state = current;
+      if (tags && Object.keys(tags).length > 0) state = mergeTags(state, tags);
+      if (writesDesired) state = mergeDesired(state, desired, lastUpdated);
+      return state;
+    });
+    if (writesDesired) this.emit('desired', key, { ...desired, $version: next.desiredVersion });
+    return next;
+  }
+
+  /** PUT /twins/{id}: replaces tags and desired wholesale; reported belongs to the device and stays. */
+  replaceFromService(key: TwinKey, twin: unknown, ifMatch?: string): TwinState {
+    const { tags = {}, desired = {} } = serviceSections(twin);
+    const next = this.write(key, ifMatch, (current, lastUpdated) => {
+      const emptied = { ...current, tags: {}, desired: {}, desiredMetadata: {} };
+      return mergeDesired(mergeTags(emptied, tags), desired, lastUpdated);
+    });
+    this.emit('desired', key, { ...next.desired, $version: next.desiredVersion });
+    return next;
+  }
+
+  /** The device's patch of its reported properties; returns the reported `$version` after it. */
+  patchReported(key: TwinKey, patch: unknown): number {
+    if (!isJsonObject(patch)) throw hubErrors.argumentInvalid('The reported properties patch must be a JSON object.');
+    const reported = withoutSystemKeys(patch);
+    const next = this.write(key, undefined, (current, lastUpdated) =>
+      Object.keys(reported).length > 0 ? mergeReported(current, reported, lastUpdated) : current);
+    return next.reportedVersion;
+  }
+
+  deviceView(key: TwinKey): DeviceTwinView {
+    return deviceTwinView(this.get(key));
+  }
+
+  toDocument(key: TwinKey, identity: TwinIdentity): TwinDocument {
+    return twinDocument(key, this.get(key), identity);
+  }
+
+  /** Every device twin, or every module twin, as a document: the query language's collections. */
+  *allDocuments(kind: TwinKind, identityOf: (key: TwinKey) => TwinIdentity): IterableIterator<TwinDocument> {
+    for (const { key, state } of this.store.entries(kind)) yield twinDocument(key, state, identityOf(key));
+  }
+
+  count(kind: TwinKind): number {
+    return this.store.count(kind);
+  }
+
+  /**
+   * One atomic write: checks If-Match, lets `change` build the next state (returning `current`
+   * to write nothing, throwing to reject), then bumps the twin's version and etag and stores it.
+   */
+  private write(
+    key: TwinKey,
+    ifMatch: string | undefined,
+    change: (current: TwinState, lastUpdated: string) => TwinState,
+  ): TwinState {
+    const lastUpdated = this.now().toISOString();
+    const next = this.store.update(key, (current) => {
+      if (!etagMatches(current.etag, ifMatch)) {
+        throw hubErrors.preconditionFailed(`The twin's etag is "${current.etag}", not ${ifMatch}.`);
+      }
+      const changed = change(current, lastUpdated);
+      if (changed === current) return current;
+      const version = current.version + 1;
+      return { ...changed, version, etag: etagFor(version) };
+    });
+    return next ?? notFound(key);
+  }
+}
+
+function mergeTags(state: TwinState, patch: JsonObject): TwinState {
+  validateSection('tags', patch);
+  const tags = mergePatch(state.tags, patch);
+  checkSectionSize('tags', tags, twinLimits.tagsBytes);
+  return { ...state, tags };
+}
+
+function mergeDesired(state: TwinState, patch: JsonObject, lastUpdated: string): TwinState {
+  validateSection('properties.desired', patch);
+  const desired = mergePatch(state.desired, patch);
+  checkSectionSize('properties.desired', desired, twinLimits.desiredBytes);
+  const desiredVersion = state.desiredVersion + 1;
+  const stamp = { $lastUpdated: lastUpdated, $lastUpdatedVersion: desiredVersion };
+  return { ...state, desired, desiredMetadata: stampMetadata(state.desiredMetadata, patch, stamp), desiredVersion };
+}
+
+function mergeReported(state: TwinState, patch: JsonObject, lastUpdated: string): TwinState {
+  validateSection('properties.reported', patch);
+  const reported = mergePatch(state.reported, patch);
+  checkSectionSize('properties.reported', reported, twinLimits.reportedBytes);
+  const reportedMetadata = stampMetadata(state.reportedMetadata, patch, { $lastUpdated: lastUpdated });
+  return { ...state, reported, reportedMetadata, reportedVersion: state.reportedVersion + 1 };
+}
+
+function notFound(key: TwinKey): never {
+  throw key.moduleId ? hubErrors.moduleNotFound(key.deviceId, key.moduleId) : hubErrors.deviceNotFound(key.deviceId);
+}
