@@ -35,7 +35,7 @@ const POLL_MS = 500;
 
 /**
  * dmpatterns_getstarted_service: invokes rebootDevice, shows the device's answer, then watches the
- * device twin until the device reports a rebootTime later than the call.
+ * device twin (through a twin query) until the device reports a rebootTime later than the call.
  */
 export async function invokeReboot(connection: HubConnection, options: InvokeRebootOptions): Promise<InvokeRebootResult> {
   const { deviceId, moduleId, waitSeconds = 60, onEvent = () => {} } = options;
@@ -63,21 +63,31 @@ export async function invokeReboot(connection: HubConnection, options: InvokeReb
   return { ...result, rebootTime };
 }
 
-/** Polls the twin until reported.rebootTime is later than `since`; bounded by waitSeconds. */
+/** A string literal of the IoT Hub query language. */
+function quoted(text: string): string {
+  return `'${text.replace(/[\\']/g, (c) => `\\${c}`)}'`;
+}
+
+/**
+ * Polls the twin with a twin query, as the tutorial does, until reported.rebootTime is later
+ * than `since`; bounded by waitSeconds.
+ */
 async function watchRebootTime(connection: HubConnection, options: InvokeRebootOptions, since: number, target: string): Promise<string> {
   const registry = createRegistry(connection);
   const waitSeconds = options.waitSeconds ?? 60;
   const deadline = Date.now() + waitSeconds * 1000;
+  const sql = options.moduleId
+    ? `SELECT * FROM devices.modules WHERE deviceId = ${quoted(options.deviceId)} AND moduleId = ${quoted(options.moduleId)}`
+    : `SELECT * FROM devices WHERE deviceId = ${quoted(options.deviceId)}`;
   for (;;) {
     if (options.signal?.aborted) throw new ToolkitError('stopped before the device reported rebootTime', ExitCode.failure);
-    let reported: { rebootTime?: unknown };
+    let twins: Array<{ properties?: { reported?: { rebootTime?: unknown } } }>;
     try {
-      const { responseBody } = options.moduleId ? await registry.getModuleTwin(options.deviceId, options.moduleId) : await registry.getTwin(options.deviceId);
-      reported = (responseBody as unknown as { properties: { reported: { rebootTime?: unknown } } }).properties.reported;
+      twins = (await registry.createQuery(sql).nextAsTwin()).result;
     } catch (err) {
-      throw explain(err, `reading the twin of ${target}`);
+      throw explain(err, `querying the twin of ${target}`);
     }
-    const rebootTime = reported.rebootTime;
+    const rebootTime = twins[0]?.properties?.reported?.rebootTime;
     if (typeof rebootTime === 'string' && Date.parse(rebootTime) >= since) return rebootTime;
     if (Date.now() >= deadline) throw new ToolkitError(`${target} reported no new rebootTime within ${waitSeconds} s`, ExitCode.timeout);
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));

@@ -15,6 +15,7 @@ import { MqttGateway } from './device-gateway/mqtt-gateway.js';
 import { MethodTopics } from './device-gateway/method-topics.js';
 import { DirectMethods } from './methods/direct-methods.js';
 import { methodRoutes } from './service-api/method-routes.js';
+import { queryRoutes } from './service-api/query-routes.js';
 import { TwinTopics } from './device-gateway/twin-topics.js';
 import { TwinStore } from './store/twin-store.js';
 import { Twins } from './twins/twin-service.js';
@@ -80,7 +81,12 @@ export class LocalHub {
     methodTopics.answersTo((from, rid, result) => this.methods.complete(from, rid, result));
     this.mqtt.use(methodTopics);
 
-    const router = new Router().add(...registryRoutes(this.registry), ...twinRoutes(this.registry, this.twins), ...methodRoutes(this.methods));
+    const router = new Router().add(
+      ...registryRoutes(this.registry),
+      ...twinRoutes(this.registry, this.twins),
+      ...queryRoutes(this.registry, this.twins),
+      ...methodRoutes(this.methods),
+    );
     this.http = createHttpServer(createHttpHandler(router, this.auth));
     this.http.on('upgrade', (req, socket, head) => {
       if (!req.url?.startsWith('/$iothub/websocket')) return socket.destroy();
