@@ -78,6 +78,28 @@ const steps: DemoStep[] = [
       return { reportedVersion: version };
     },
   },
+  {
+    title: 'Device management',
+    explain: 'myDeviceId answers the rebootDevice direct method, reboots (1 s) and reports rebootTime; the service invokes it and reads the time from the twin',
+    async run(connection, out) {
+      const { createDevice } = await import('../apps/create-identity.js');
+      const { rebootDevice } = await import('../apps/reboot-device.js');
+      const { invokeReboot } = await import('../apps/invoke-reboot.js');
+      const device = await createDevice(connection, { deviceId: 'myDeviceId' });
+      let ready!: () => void;
+      const listening = new Promise<void>((resolve) => (ready = resolve));
+      const rebooting = rebootDevice(
+        { connectionString: device.connectionString, transport: connection.transport },
+        { rebootSeconds: 1, count: 1, onEvent: (e) => (e.event === 'ready' ? ready() : out.line(out.color.dim(`  device: ${e.event}`))) },
+      );
+      await Promise.race([listening, rebooting]);
+      const result = await invokeReboot(connection, { deviceId: 'myDeviceId', waitSeconds: 30 });
+      await rebooting;
+      out.field('Method response', `${result.status} ${JSON.stringify(result.payload)}`);
+      out.field('Last reboot time', result.rebootTime);
+      return result;
+    },
+  },
 ];
 
 export function registerDemo(program: Command): void {

@@ -6,6 +6,8 @@ import { registerCreateModule } from './create-module.js';
 import { registerUpdateModuleTwin } from './update-module-twin.js';
 import { registerReceiveTwinPatch } from './receive-twin-patch.js';
 import { registerUpdateReported } from './update-reported.js';
+import { registerRebootDevice } from './reboot-device.js';
+import { registerInvokeReboot } from './invoke-reboot.js';
 
 // Each command loads its SDK only when it runs, so `--help` and light commands start fast.
 const program = new Command('iothub-tut')
@@ -26,6 +28,8 @@ registerCreateModule(program);
 registerUpdateModuleTwin(program);
 registerReceiveTwinPatch(program);
 registerUpdateReported(program);
+registerRebootDevice(program);
+registerInvokeReboot(program);
 
 await program.parseAsync(process.argv);
 // A closed device client can leave the SDK's reconnect timers behind (when the hub went away

@@ -80,14 +80,20 @@ export async function run(options: GlobalOptions, action: (out: Output) => Promi
 }
 
 export function parseJsonOption(name: string, text: string): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    throw new ToolkitError(`${name} is not valid JSON: ${(err as Error).message}`, ExitCode.usage);
-  }
+  const value = parseJsonValue(name)(text);
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ToolkitError(`${name} must be a JSON object, like '{"telemetryInterval":122}'`, ExitCode.usage);
   return value as Record<string, unknown>;
+}
+
+/** Any JSON value (a method payload may be a string, a number, an object...). */
+export function parseJsonValue(name: string) {
+  return (text: string): unknown => {
+    try {
+      return JSON.parse(text);
+    } catch (err) {
+      throw new ToolkitError(`${name} is not valid JSON: ${(err as Error).message}`, ExitCode.usage);
+    }
+  };
 }
 
 export function parsePositiveInt(name: string) {

@@ -6,7 +6,7 @@ import { ExitCode, ToolkitError } from './errors.js';
  */
 export function explain(err: unknown, context = ''): ToolkitError {
   if (err instanceof ToolkitError) return err;
-  const e = err as { name?: string; constructor?: { name?: string }; message?: string; code?: string; response?: { statusCode?: number } };
+  const e = err as { name?: string; constructor?: { name?: string }; message?: string; code?: string; response?: { statusCode?: number }; responseBody?: unknown };
   const kind = e?.constructor?.name && e.constructor.name !== 'Error' ? e.constructor.name : e?.name ?? '';
   const message = oneLine(e?.message ?? String(err));
   const where = context ? `${context}: ` : '';
@@ -17,6 +17,11 @@ export function explain(err: unknown, context = ''): ToolkitError {
   if (network === 'ENOTFOUND') return new ToolkitError(`${where}the hub's host name does not resolve; check HostName in the connection string.`, ExitCode.unavailable);
   if (/self.signed|unable to verify|UNABLE_TO_VERIFY|DEPTH_ZERO/i.test(String(network) + message)) {
     return new ToolkitError(`${where}the hub's TLS certificate is not trusted; restart 'iothub-tut hub start' so the toolkit finds its CA.`, ExitCode.unavailable);
+  }
+  // azure-iothub has no class for a 404 other than DeviceNotFound: IoT Hub's errorCode tells them apart.
+  const hub = hubErrorBody(e?.responseBody);
+  if (hub.errorCode === 404103) {
+    return new ToolkitError(`${where}the device is not online (404103 DeviceNotOnline): start the device app first, or give it time with --connect-timeout.`, ExitCode.offline);
   }
   switch (kind) {
     case 'DeviceNotFoundError':
@@ -41,17 +46,19 @@ export function explain(err: unknown, context = ''): ToolkitError {
     case 'MessageTooLargeError':
       return new ToolkitError(`${where}the message is larger than IoT Hub accepts (256 KB).`, ExitCode.tooLarge);
   }
-  // azure-iothub names only DeviceNotFound; other 404s (ModuleNotFound...) come as 'Not found' with IoT Hub's body beside.
-  if (e?.response?.statusCode === 404) return new ToolkitError(`${where}not found: ${hubMessage((err as { responseBody?: unknown }).responseBody) ?? message}`, ExitCode.notFound);
+  if (e?.response?.statusCode === 404) return new ToolkitError(`${where}not found: ${hub.message ?? message}`, ExitCode.notFound);
   return new ToolkitError(`${where}${message || kind || 'unexpected error'}`, ExitCode.failure);
 }
 
-function hubMessage(body: unknown): string | undefined {
+/** IoT Hub's error body, as azure-iothub keeps it (a JSON string) on the errors it throws. */
+function hubErrorBody(body: unknown): { errorCode?: number; message?: string } {
+  if (typeof body !== 'string') return {};
   try {
-    const parsed = JSON.parse(String(body)) as { message?: unknown };
-    return typeof parsed.message === 'string' ? oneLine(parsed.message) : undefined;
+    const parsed = JSON.parse(body) as { errorCode?: unknown; Message?: unknown };
+    const classic = typeof parsed.Message === 'string' ? /^ErrorCode:[^;]*;(.*)$/s.exec(parsed.Message)?.[1] : undefined;
+    return { errorCode: typeof parsed.errorCode === 'number' ? parsed.errorCode : undefined, message: classic && oneLine(classic) };
   } catch {
-    return undefined;
+    return {};
   }
 }
 

@@ -18,7 +18,7 @@ const { RestApiClient } = require('azure-iothub/dist/common-http/rest_api_client
 const { SharedAccessSignature } = require('azure-iothub/dist/common-core/shared_access_signature.js') as {
   SharedAccessSignature: { create(sr: string, keyName: string, key: string, expiry: number): { toString(): string } };
 };
-const { Registry } = iothub;
+const { Registry, Client, Amqp } = iothub;
 const USER_AGENT = 'iothub-tut (azure-iothub)';
 
 /** The REST client azure-iothub uses, with the transport's CA and port applied to every request. */
@@ -44,4 +44,14 @@ export function restApiClient(connection: HubConnection) {
 export function createRegistry(connection: HubConnection): iothub.Registry {
   const { client, config } = restApiClient(connection);
   return new Registry(config as unknown as ConstructorParameters<typeof Registry>[0], client as unknown as ConstructorParameters<typeof Registry>[1]);
+}
+
+/**
+ * azure-iothub's service Client, for direct methods (REST). Its transport is the SDK's default,
+ * AMQP, which connects only for the calls that need it (cloud-to-device messages).
+ */
+export function createServiceClient(connection: HubConnection): iothub.Client {
+  const { client, config } = restApiClient(connection);
+  const transport = new Amqp(config as unknown as ConstructorParameters<typeof Amqp>[0]);
+  return new Client(transport, client as unknown as ConstructorParameters<typeof Client>[1]);
 }

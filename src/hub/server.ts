@@ -12,6 +12,10 @@ import { Router } from './service-api/router.js';
 import { createHttpHandler } from './service-api/http-handler.js';
 import { registryRoutes } from './service-api/registry-routes.js';
 import { MqttGateway } from './device-gateway/mqtt-gateway.js';
+import { MethodTopics } from './device-gateway/method-topics.js';
+import { DirectMethods } from './methods/direct-methods.js';
+import { methodRoutes } from './service-api/method-routes.js';
+import { queryRoutes } from './service-api/query-routes.js';
 import { TwinTopics } from './device-gateway/twin-topics.js';
 import { TwinStore } from './store/twin-store.js';
 import { Twins } from './twins/twin-service.js';
@@ -37,6 +41,7 @@ export class LocalHub {
   readonly twins: Twins;
   readonly auth: Authenticator;
   readonly mqtt: MqttGateway;
+  readonly methods: DirectMethods;
   private readonly listeners: TlsServer[] = [];
   private readonly http: HttpServer;
   private readonly wss = new WebSocketServer({ noServer: true });
@@ -71,7 +76,17 @@ export class LocalHub {
     this.mqtt.on('connected', (s) => this.registry.setConnectionState(s.key, true));
     this.mqtt.on('disconnected', (s) => this.registry.setConnectionState(s.key, false));
 
-    const router = new Router().add(...registryRoutes(this.registry), ...twinRoutes(this.registry, this.twins));
+    const methodTopics = new MethodTopics(this.mqtt);
+    this.methods = new DirectMethods(this.registry, methodTopics);
+    methodTopics.answersTo((from, rid, result) => this.methods.complete(from, rid, result));
+    this.mqtt.use(methodTopics);
+
+    const router = new Router().add(
+      ...registryRoutes(this.registry),
+      ...twinRoutes(this.registry, this.twins),
+      ...queryRoutes(this.registry, this.twins),
+      ...methodRoutes(this.methods),
+    );
     this.http = createHttpServer(createHttpHandler(router, this.auth));
     this.http.on('upgrade', (req, socket, head) => {
       if (!req.url?.startsWith('/$iothub/websocket')) return socket.destroy();
@@ -111,6 +126,7 @@ export class LocalHub {
   }
 
   async stop(): Promise<void> {
+    this.methods.close();
     for (const client of this.wss.clients) client.terminate();
     await this.mqtt.close();
     const closed = Promise.all(this.listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));

@@ -66,7 +66,9 @@ export class MqttGateway extends EventEmitter {
     });
     this.broker.on('subscribe', (subs, client) => {
       const session = this.byClient.get(client);
-      for (const sub of subs) session?.subscriptions.add(sub.topic);
+      if (!session) return;
+      for (const sub of subs) session.subscriptions.add(sub.topic);
+      this.emit('subscribed', session);
     });
     this.broker.on('unsubscribe', (topics, client) => {
       const session = this.byClient.get(client);

@@ -1,0 +1,100 @@
+import type { DeviceMethodRequest, DeviceMethodResponse } from 'azure-iot-device';
+import type { HubConnection } from '../clients/service-clients.js';
+import { createDeviceClient, type DeviceClient } from '../clients/device-clients.js';
+import { parseConnectionString } from '../clients/connection-string.js';
+import { explain } from '../clients/sdk-errors.js';
+
+export type RebootEvent =
+  | { event: 'ready'; deviceId: string }
+  | { event: 'request'; methodName: string; payload: unknown }
+  | { event: 'rebooting'; seconds: number }
+  | { event: 'rebooted' }
+  | { event: 'reported'; rebootTime: string }
+  | { event: 'reportFailed'; error: string };
+
+export interface RebootDeviceOptions {
+  /** How long the simulated reboot takes (the tutorial's time.sleep(20)). */
+  rebootSeconds?: number;
+  /** Stop after this many reboots; without it, serve until aborted. */
+  count?: number;
+  signal?: AbortSignal;
+  onEvent?: (event: RebootEvent) => void;
+}
+
+export const REBOOT_METHOD = 'rebootDevice';
+
+/**
+ * dmpatterns_getstarted_device: answers the rebootDevice direct method, simulates a reboot, then
+ * reports the time it finished as the reported property rebootTime. Other methods get 404.
+ */
+export async function rebootDevice(connection: HubConnection, options: RebootDeviceOptions = {}): Promise<{ reboots: number }> {
+  const { rebootSeconds = 20, count, signal, onEvent = () => {} } = options;
+  const { DeviceId } = parseConnectionString(connection.connectionString, 'device');
+  const client = await createDeviceClient(connection, 'mqtt', { unknownMethod: { status: 404, payload: { Response: 'Unknown method' } } });
+  let reboots = 0;
+  try {
+    await client.open().catch((err) => {
+      throw explain(err, `connecting device '${DeviceId}'`);
+    });
+    await new Promise<void>((resolve, reject) => {
+      if (signal?.aborted) return resolve();
+      signal?.addEventListener('abort', () => resolve(), { once: true });
+      const reboot = async () => {
+        onEvent({ event: 'rebooting', seconds: rebootSeconds });
+        if (!(await sleep(rebootSeconds * 1000, signal))) return;
+        onEvent({ event: 'rebooted' });
+        await reportRebootTime(client, onEvent);
+        if (++reboots === count) resolve();
+      };
+      // Every call is answered at once (the caller's timeout is shorter than a reboot); reboots run one at a time.
+      let rebooting = Promise.resolve();
+      client.onDeviceMethod(REBOOT_METHOD, (request: DeviceMethodRequest, response: DeviceMethodResponse) => {
+        onEvent({ event: 'request', methodName: request.methodName, payload: request.payload });
+        response.send(200, { Response: 'Rebooting device' }).then(() => (rebooting = rebooting.then(reboot).catch(reject)), reject);
+      });
+      // onDeviceMethod subscribes in the background; its failure arrives as an 'error' event.
+      client.on('error', (err) => reject(explain(err, `listening for ${REBOOT_METHOD}`)));
+      waitForMethods(client).then(() => onEvent({ event: 'ready', deviceId: DeviceId }), reject);
+    });
+  } finally {
+    await client.close().catch(() => undefined);
+  }
+  return { reboots };
+}
+
+/** The tutorial patches reported properties after the reboot; the device keeps serving if that fails. */
+async function reportRebootTime(client: DeviceClient, onEvent: (event: RebootEvent) => void): Promise<void> {
+  const rebootTime = new Date().toISOString();
+  try {
+    const twin = await client.getTwin();
+    await new Promise<void>((resolve, reject) => twin.properties.reported.update({ rebootTime }, (err?: Error) => (err ? reject(err) : resolve())));
+    onEvent({ event: 'reported', rebootTime });
+  } catch (err) {
+    onEvent({ event: 'reportFailed', error: explain(err, 'reporting rebootTime').message });
+  }
+}
+
+/** The SDK subscribes to method calls when the first handler is registered; this waits until it has. */
+function waitForMethods(client: DeviceClient): Promise<void> {
+  return new Promise((resolve, reject) => {
+    // enableMethods is the transport call onDeviceMethod makes; calling it again is a no-op once subscribed.
+    const transport = (client as unknown as { _transport: { enableMethods(done: (err?: Error) => void): void } })._transport;
+    transport.enableMethods((err) => (err ? reject(explain(err, `subscribing to ${REBOOT_METHOD}`)) : resolve()));
+  });
+}
+
+/** Resolves true after ms, or false as soon as the signal aborts. */
+function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve(false);
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', abort);
+      resolve(true);
+    }, ms);
+    const abort = () => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    signal?.addEventListener('abort', abort, { once: true });
+  });
+}
