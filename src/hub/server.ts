@@ -65,9 +65,9 @@ export class LocalHub {
     }
     this.mqtt.use(new TwinTopics(this.twins, this.mqtt));
 
-    // A deleted, disabled or re-keyed identity loses its connection at once.
+    // A deleted, disabled or re-keyed identity loses its connection at once; a disabled device takes its modules along.
     const drop = (key: { deviceId: string; moduleId?: string }) => this.mqtt.disconnect(key);
-    this.registry.on('deleted', drop).on('disabled', drop);
+    this.registry.on('deleted', drop).on('rekeyed', drop).on('disabled', (key) => this.mqtt.disconnect(key, { withModules: true }));
     this.mqtt.on('connected', (s) => this.registry.setConnectionState(s.key, true));
     this.mqtt.on('disconnected', (s) => this.registry.setConnectionState(s.key, false));
 

@@ -118,9 +118,13 @@ export class MqttGateway extends EventEmitter {
     );
   }
 
-  /** Closes an identity's connection, e.g. when it is deleted, disabled or its keys change. */
-  disconnect(key: IdentityKey): void {
+  /** Closes an identity's connection (and with withModules, those of a device's modules), e.g. when it is deleted, disabled or its keys change. */
+  disconnect(key: IdentityKey, options: { withModules?: boolean } = {}): void {
     this.session(key)?.client.close();
+    if (!options.withModules || key.moduleId) return;
+    for (const session of this.sessions.values()) {
+      if (session.key.deviceId === key.deviceId && session.key.moduleId) session.client.close();
+    }
   }
 
   connectedCount(): number {
