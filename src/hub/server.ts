@@ -16,6 +16,7 @@ import { TwinTopics } from './device-gateway/twin-topics.js';
 import { TwinStore } from './store/twin-store.js';
 import { Twins } from './twins/twin-service.js';
 import { twinRoutes } from './service-api/twin-routes.js';
+import { Throttle, type Tier } from './throttling.js';
 
 export interface HubOptions {
   /** Where the database and the CA live; ignored with inMemory. */
@@ -26,6 +27,8 @@ export interface HubOptions {
   port?: number;
   /** The hub's host name, as it appears in connection strings. Default 'localhost'. */
   hostName?: string;
+  /** Apply IoT Hub's throttles of one unit of this tier (429 on REST, CONNACK 3 on MQTT); a Throttle brings its own clock. Default: none. */
+  throttle?: Tier | Throttle;
 }
 
 const MQTT_CONNECT = 0x10;
@@ -47,12 +50,13 @@ export class LocalHub {
     private readonly db: Db,
     readonly tls: TlsMaterial,
     hostName: string,
+    throttle?: Throttle,
   ) {
     this.hostName = hostName;
     const identities = new IdentityStore(db);
     this.auth = new Authenticator(hostName, identities);
     this.registry = new Registry(identities);
-    this.mqtt = new MqttGateway(this.auth);
+    this.mqtt = new MqttGateway(this.auth, throttle);
     const twinStore = new TwinStore(db);
     this.twins = new Twins(twinStore);
 
@@ -72,7 +76,7 @@ export class LocalHub {
     this.mqtt.on('disconnected', (s) => this.registry.setConnectionState(s.key, false));
 
     const router = new Router().add(...registryRoutes(this.registry), ...twinRoutes(this.registry, this.twins));
-    this.http = createHttpServer(createHttpHandler(router, this.auth));
+    this.http = createHttpServer(createHttpHandler(router, this.auth, throttle));
     this.http.on('upgrade', (req, socket, head) => {
       if (!req.url?.startsWith('/$iothub/websocket')) return socket.destroy();
       this.wss.handleUpgrade(req, socket, head, (ws) => this.mqtt.handle(createWebSocketStream(ws), req));
@@ -88,7 +92,7 @@ export class LocalHub {
     }
     const db = openDatabase(dataDir ? join(dataDir, 'hub.db') : ':memory:');
     const tls = loadOrCreateTls(dataDir && join(dataDir, 'tls'));
-    const hub = new LocalHub(db, tls, options.hostName ?? 'localhost');
+    const hub = new LocalHub(db, tls, options.hostName ?? 'localhost', typeof options.throttle === 'string' ? new Throttle(options.throttle) : options.throttle);
     try {
       await hub.mqtt.start();
       await hub.listen(options.port ?? 8883);

@@ -5,6 +5,7 @@ import { Aedes, type AuthenticateError, type Client, type PublishPacket } from '
 import type { Authenticator, DeviceAuthFailure } from '../auth/authenticator.js';
 import type { IdentityKey } from '../registry/registry.js';
 import { HubError } from '../errors.js';
+import type { Throttle } from '../throttling.js';
 
 /** A connected device or module. */
 export interface DeviceSession {
@@ -31,7 +32,8 @@ export interface TopicHandler {
 const DIRECT = 'iothub-tut-hub';
 
 // IoT Hub's CONNACK answers for a refused connect.
-const CONNACK: Record<DeviceAuthFailure | 'badUsername', AuthenticateError['returnCode']> = {
+const CONNACK: Record<DeviceAuthFailure | 'badUsername' | 'throttled', AuthenticateError['returnCode']> = {
+  throttled: 3, // server unavailable: IoT Hub's answer when new connections are throttled
   malformed: 4,
   badUsername: 4,
   expired: 5,
@@ -52,7 +54,10 @@ export class MqttGateway extends EventEmitter {
   private readonly byClient = new WeakMap<Client, DeviceSession>();
   private readonly handlers: TopicHandler[] = [];
 
-  constructor(private readonly auth: Authenticator) {
+  constructor(
+    private readonly auth: Authenticator,
+    private readonly throttle?: Throttle,
+  ) {
     super();
     this.broker = new Aedes({
       // A module's client id is deviceId/moduleId; ids may be 128 characters each.
@@ -136,11 +141,12 @@ export class MqttGateway extends EventEmitter {
   }
 
   private authenticate(client: Client, username: string | undefined, password: Buffer | undefined, done: (e: AuthenticateError | null, ok: boolean | null) => void): void {
-    const refuse = (reason: DeviceAuthFailure | 'badUsername') => {
+    const refuse = (reason: keyof typeof CONNACK) => {
       const error = new Error(`Connection refused: ${reason}`) as AuthenticateError;
       error.returnCode = CONNACK[reason];
       done(error, false);
     };
+    if (this.throttle && !this.throttle.allow('connect')) return refuse('throttled');
     const [deviceId, moduleId, ...rest] = client.id.split('/');
     if (!deviceId || rest.length > 0) return refuse('badUsername');
     // The username is {hostName}/{clientId}/?api-version=... ; the host must be this hub.
