@@ -1,6 +1,5 @@
 import mqtt from 'mqtt';
 import { createSasToken } from '../../src/hub/auth/sas-token.js';
-import type { LocalHub } from '../../src/hub/server.js';
 
 export interface RawIdentity {
   deviceId: string;
@@ -17,7 +16,13 @@ export function deviceToken(identity: RawIdentity, key: string, options: { host?
  * Connects a raw MQTT 3.1.1 client over TLS as IoT Hub expects it (client id, username), with the
  * given password. Resolves with the client, or with the CONNACK return code of a refused connect.
  */
-export function rawConnect(hub: LocalHub, identity: RawIdentity, password: string): Promise<mqtt.MqttClient | number> {
+/** Where the hub listens: a LocalHub, or what a `hub start --json` line tells. */
+export interface HubAddress {
+  port: number;
+  tls: { ca: string };
+}
+
+export function rawConnect(hub: HubAddress, identity: RawIdentity, password: string): Promise<mqtt.MqttClient | number> {
   const clientId = identity.moduleId ? `${identity.deviceId}/${identity.moduleId}` : identity.deviceId;
   const client = mqtt.connect({
     protocol: 'mqtts', host: '127.0.0.1', port: hub.port, ca: hub.tls.ca, servername: 'localhost',
