@@ -12,6 +12,7 @@ import { Router } from './service-api/router.js';
 import { createHttpHandler } from './service-api/http-handler.js';
 import { registryRoutes } from './service-api/registry-routes.js';
 import { MqttGateway } from './device-gateway/mqtt-gateway.js';
+import { MAX_PACKET_BYTES } from './device-gateway/frame-guard.js';
 import { TwinTopics } from './device-gateway/twin-topics.js';
 import { TwinStore } from './store/twin-store.js';
 import { Twins } from './twins/twin-service.js';
@@ -33,6 +34,14 @@ export interface HubOptions {
 
 const MQTT_CONNECT = 0x10;
 
+// Bounds on what a client may hold open: a TLS handshake, the first bytes after it, HTTP headers
+// (slowloris) and a whole request. IoT Hub's own requests are small and quick.
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+const FIRST_BYTE_TIMEOUT_MS = 10_000;
+const HEADERS_TIMEOUT_MS = 10_000;
+const REQUEST_TIMEOUT_MS = 30_000;
+const MAX_HEADER_BYTES = 16 * 1024;
+
 /** The local IoT Hub: composes the store, the domain parts and the two gateways, and owns their lifecycle. */
 export class LocalHub {
   readonly hostName: string;
@@ -42,7 +51,7 @@ export class LocalHub {
   readonly mqtt: MqttGateway;
   private readonly listeners: TlsServer[] = [];
   private readonly http: HttpServer;
-  private readonly wss = new WebSocketServer({ noServer: true });
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_PACKET_BYTES });
   private readonly sockets = new Set<TLSSocket>();
   private portNumber = 0;
 
@@ -76,7 +85,13 @@ export class LocalHub {
     this.mqtt.on('disconnected', (s) => this.registry.setConnectionState(s.key, false));
 
     const router = new Router().add(...registryRoutes(this.registry), ...twinRoutes(this.registry, this.twins));
-    this.http = createHttpServer(createHttpHandler(router, this.auth, throttle));
+    this.http = createHttpServer(
+      { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, maxHeaderSize: MAX_HEADER_BYTES, connectionsCheckingInterval: 1000 },
+      createHttpHandler(router, this.auth, throttle),
+    );
+    // The HTTP server never listens (it is handed sockets from the TLS port), but Node enforces
+    // headersTimeout and requestTimeout only from its 'listening' handler on: start that checker.
+    this.http.emit('listening');
     this.http.on('upgrade', (req, socket, head) => {
       if (!req.url?.startsWith('/$iothub/websocket')) return socket.destroy();
       this.wss.handleUpgrade(req, socket, head, (ws) => this.mqtt.handle(createWebSocketStream(ws), req));
@@ -116,6 +131,7 @@ export class LocalHub {
 
   async stop(): Promise<void> {
     for (const client of this.wss.clients) client.terminate();
+    this.http.close(() => undefined); // stops the timeout checker (it never listened, so nothing else to close)
     await this.mqtt.close();
     const closed = Promise.all(this.listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
     for (const socket of this.sockets) socket.destroy();
@@ -129,20 +145,23 @@ export class LocalHub {
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
       socket.on('error', () => socket.destroy());
+      socket.setTimeout(FIRST_BYTE_TIMEOUT_MS, () => socket.destroy());
       socket.once('readable', () => {
         const first: Buffer | null = socket.read();
         if (!first) return;
+        socket.setTimeout(0); // from here the broker's and the HTTP server's own timeouts apply
         socket.unshift(first);
         if (first[0] === MQTT_CONNECT) this.mqtt.handle(socket);
         else this.http.emit('connection', socket);
       });
     };
-    const primary = createTlsServer({ cert: this.tls.cert, key: this.tls.key }, onSocket);
+    const tlsOptions = { cert: this.tls.cert, key: this.tls.key, handshakeTimeout: HANDSHAKE_TIMEOUT_MS };
+    const primary = createTlsServer(tlsOptions, onSocket);
     await listenOn(primary, port, '127.0.0.1');
     this.listeners.push(primary);
     this.portNumber = (primary.address() as { port: number }).port;
     // Clients resolve localhost to ::1 first on some systems: serve the same port there when IPv6 exists.
-    const v6 = createTlsServer({ cert: this.tls.cert, key: this.tls.key }, onSocket);
+    const v6 = createTlsServer(tlsOptions, onSocket);
     await listenOn(v6, this.portNumber, '::1').then(
       () => this.listeners.push(v6),
       () => undefined,

@@ -6,6 +6,7 @@ import type { Authenticator, DeviceAuthFailure } from '../auth/authenticator.js'
 import type { IdentityKey } from '../registry/registry.js';
 import { HubError } from '../errors.js';
 import type { Throttle } from '../throttling.js';
+import { guardFrames } from './frame-guard.js';
 
 /** A connected device or module. */
 export interface DeviceSession {
@@ -62,6 +63,8 @@ export class MqttGateway extends EventEmitter {
     this.broker = new Aedes({
       // A module's client id is deviceId/moduleId; ids may be 128 characters each.
       maxClientsIdLength: 257,
+      // A connection that does not complete its CONNECT soon (a slow or silent client) is closed.
+      connectTimeout: 10_000,
       authenticate: (client, username, password, done) => this.authenticate(client, username, password, done),
       authorizePublish: (client, packet, done) => this.authorizePublish(client, packet, done),
       authorizeSubscribe: (client, sub, done) => done(null, this.allowedToSubscribe(client, sub.topic) ? sub : null),
@@ -101,6 +104,7 @@ export class MqttGateway extends EventEmitter {
   /** Hands a connection (TLS socket or WebSocket stream) to the broker. */
   handle(stream: Duplex, req?: IncomingMessage): void {
     this.broker.handle(stream, req);
+    guardFrames(stream);
   }
 
   session(key: IdentityKey): DeviceSession | undefined {
