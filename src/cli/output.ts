@@ -1,4 +1,5 @@
 import { Chalk, type ChalkInstance } from 'chalk';
+import { InvalidArgumentError } from 'commander';
 import { ExitCode, ToolkitError } from '../clients/errors.js';
 import { explain } from '../clients/sdk-errors.js';
 
@@ -90,10 +91,12 @@ export function parseJsonOption(name: string, text: string): Record<string, unkn
   return value as Record<string, unknown>;
 }
 
+// Option parsers throw commander's InvalidArgumentError: commander then reports the option and the
+// value in one line and exits 2, where any other error would escape as a stack trace.
 export function parsePositiveInt(name: string) {
   return (text: string): number => {
     const n = Number(text);
-    if (!Number.isInteger(n) || n < 0) throw new ToolkitError(`${name} must be a whole number, not '${text}'`, ExitCode.usage);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a whole number.`);
     return n;
   };
 }
@@ -101,7 +104,7 @@ export function parsePositiveInt(name: string) {
 export function parseSeconds(name: string) {
   return (text: string): number => {
     const n = Number(text);
-    if (!Number.isFinite(n) || n < 0) throw new ToolkitError(`${name} must be a number of seconds, not '${text}'`, ExitCode.usage);
+    if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${name} must be a number of seconds.`);
     return n;
   };
 }
