@@ -3,6 +3,7 @@ import { createRegistry } from '../clients/service-clients.js';
 import { deviceConnectionString } from '../clients/device-clients.js';
 import { parseConnectionString } from '../clients/connection-string.js';
 import { explain } from '../clients/sdk-errors.js';
+import { DEFAULT_RETRY, withRetry } from '../clients/retry.js';
 
 export interface IdentityResult {
   deviceId: string;
@@ -45,13 +46,13 @@ export async function createDevice(connection: HubConnection, options: { deviceI
   const hostName = parseConnectionString(connection.connectionString, 'service').HostName;
   const registry = createRegistry(connection);
   try {
-    const { responseBody } = await registry.create({ deviceId: options.deviceId });
+    const { responseBody } = await withRetry(() => registry.create({ deviceId: options.deviceId }), { ...DEFAULT_RETRY, what: `creating device '${options.deviceId}'` });
     return toResult(hostName, responseBody as RegistryIdentity, true);
   } catch (err) {
     if (!isAlreadyExists(err)) throw explain(err, `creating device '${options.deviceId}'`);
   }
   try {
-    const { responseBody } = await registry.get(options.deviceId);
+    const { responseBody } = await withRetry(() => registry.get(options.deviceId), { ...DEFAULT_RETRY, what: `reading device '${options.deviceId}'` });
     return toResult(hostName, responseBody as RegistryIdentity, false);
   } catch (err) {
     throw explain(err, `reading device '${options.deviceId}'`);
@@ -65,13 +66,13 @@ export async function createModule(connection: HubConnection, options: { deviceI
   const registry = createRegistry(connection);
   const what = `module '${options.moduleId}' on device '${options.deviceId}'`;
   try {
-    const { responseBody } = await registry.addModule({ deviceId: options.deviceId, moduleId: options.moduleId });
+    const { responseBody } = await withRetry(() => registry.addModule({ deviceId: options.deviceId, moduleId: options.moduleId }), { ...DEFAULT_RETRY, what: `creating ${what}` });
     return { device, module: toResult(hostName, responseBody as unknown as RegistryIdentity, true) };
   } catch (err) {
     if (!isAlreadyExists(err)) throw explain(err, `creating ${what}`);
   }
   try {
-    const { responseBody } = await registry.getModule(options.deviceId, options.moduleId);
+    const { responseBody } = await withRetry(() => registry.getModule(options.deviceId, options.moduleId), { ...DEFAULT_RETRY, what: `reading ${what}` });
     return { device, module: toResult(hostName, responseBody as unknown as RegistryIdentity, false) };
   } catch (err) {
     throw explain(err, `reading ${what}`);

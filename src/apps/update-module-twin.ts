@@ -1,6 +1,7 @@
 import type iothub from 'azure-iothub';
 import { createRegistry, type HubConnection } from '../clients/service-clients.js';
 import { explain } from '../clients/sdk-errors.js';
+import { DEFAULT_RETRY, withRetry } from '../clients/retry.js';
 
 /** A twin as the tutorial prints it: its etag and properties. */
 export interface TwinSnapshot {
@@ -29,15 +30,16 @@ export async function updateModuleTwin(connection: HubConnection, options: Updat
   const registry = createRegistry(connection);
   let before: iothub.Twin;
   try {
-    before = (moduleId ? await registry.getModuleTwin(deviceId, moduleId) : await registry.getTwin(deviceId)).responseBody;
+    const read = () => (moduleId ? registry.getModuleTwin(deviceId, moduleId) : registry.getTwin(deviceId));
+    before = (await withRetry(read, { ...DEFAULT_RETRY, what: `reading ${what}` })).responseBody;
   } catch (err) {
     throw explain(err, `reading ${what}`);
   }
   const patch = { properties: { desired: options.desired } };
   try {
-    const after = moduleId
-      ? await registry.updateModuleTwin(deviceId, moduleId, patch, before.etag)
-      : await registry.updateTwin(deviceId, patch, before.etag);
+    // Guarded by the etag, a retried patch cannot overwrite a change made in between.
+    const update = () => (moduleId ? registry.updateModuleTwin(deviceId, moduleId, patch, before.etag) : registry.updateTwin(deviceId, patch, before.etag));
+    const after = await withRetry(update, { ...DEFAULT_RETRY, what: `updating ${what}` });
     return { before: snapshot(before), after: snapshot(after.responseBody) };
   } catch (err) {
     throw explain(err, `updating ${what}`);

@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { run, parsePositiveInt } from './output.js';
@@ -13,10 +13,11 @@ export function registerHub(program: Command): void {
     .option('-p, --port <port>', 'TLS port for REST, MQTT and MQTT over WebSockets', parsePositiveInt('--port'), 8883)
     .option('--data-dir <dir>', 'where identities, twins, events and the CA are kept', join(toolkitHome(), 'hub'))
     .option('--in-memory', 'keep nothing on disk (a throwaway hub)')
+    .addOption(new Option('--throttle <tier>', "apply IoT Hub's throttles of one unit of this tier (429 ThrottlingException, CONNACK 3)").choices(['s1', 's2', 's3']))
     .action((opts, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
         const { LocalHub } = await import('../hub/server.js');
-        const local = await LocalHub.start({ port: opts.port, dataDir: opts.dataDir, inMemory: opts.inMemory }).catch((err: NodeJS.ErrnoException) => {
+        const local = await LocalHub.start({ port: opts.port, dataDir: opts.dataDir, inMemory: opts.inMemory, throttle: opts.throttle }).catch((err: NodeJS.ErrnoException) => {
           if (err.code === 'EADDRINUSE') throw new ToolkitError(`port ${opts.port} is in use: stop what runs there, or pick another with --port`, ExitCode.unavailable);
           if (err.code === 'EACCES') throw new ToolkitError(`port ${opts.port} needs root: pick one above 1023 with --port`, ExitCode.unavailable);
           throw err;
@@ -37,6 +38,7 @@ export function registerHub(program: Command): void {
         out.result({ event: 'started', ...profile, dataDir: opts.inMemory ? null : opts.dataDir });
         out.heading(`Local IoT Hub running on ${local.hostName}:${local.port}`);
         out.field('Data dir', opts.inMemory ? '(in memory)' : opts.dataDir);
+        if (opts.throttle) out.field('Throttling', `IoT Hub ${String(opts.throttle).toUpperCase()}, one unit`);
         out.field('CA certificate', caFile);
         out.field('Connection string', out.secret(profile.serviceConnectionString));
         out.line(out.color.dim('  Other terminals use this hub automatically. Other Node apps: NODE_EXTRA_CA_CERTS=' + caFile));

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { Output } from './output.js';
 import { registerHub } from './hub.js';
 import { registerDemo } from './demo.js';
 import { registerCreateDevice } from './create-device.js';
@@ -31,7 +32,12 @@ registerUpdateReported(program);
 registerRebootDevice(program);
 registerInvokeReboot(program);
 
-await program.parseAsync(process.argv);
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  // Last resort: whatever escaped a command is still one line (the stack only with --verbose).
+  process.exitCode = new Output({ verbose: process.argv.includes('--verbose'), json: process.argv.includes('--json') }).error(err);
+}
 // A closed device client can leave the SDK's reconnect timers behind (when the hub went away
 // mid-session); a command that has finished exits instead of waiting on them.
 process.exit();

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
@@ -25,6 +25,7 @@ export function profilePath(): string {
 export function writeProfile(profile: LocalHubProfile): void {
   mkdirSync(toolkitHome(), { recursive: true, mode: 0o700 });
   writeFileSync(profilePath(), JSON.stringify(profile, null, 2) + '\n', { mode: 0o600 });
+  chmodSync(profilePath(), 0o600); // the mode given to writeFileSync applies only when it creates the file
 }
 
 export function removeProfile(pid: number): void {

@@ -16,10 +16,12 @@ import { MethodTopics } from './device-gateway/method-topics.js';
 import { DirectMethods } from './methods/direct-methods.js';
 import { methodRoutes } from './service-api/method-routes.js';
 import { queryRoutes } from './service-api/query-routes.js';
+import { MAX_PACKET_BYTES } from './device-gateway/frame-guard.js';
 import { TwinTopics } from './device-gateway/twin-topics.js';
 import { TwinStore } from './store/twin-store.js';
 import { Twins } from './twins/twin-service.js';
 import { twinRoutes } from './service-api/twin-routes.js';
+import { Throttle, type Tier } from './throttling.js';
 
 export interface HubOptions {
   /** Where the database and the CA live; ignored with inMemory. */
@@ -30,9 +32,19 @@ export interface HubOptions {
   port?: number;
   /** The hub's host name, as it appears in connection strings. Default 'localhost'. */
   hostName?: string;
+  /** Apply IoT Hub's throttles of one unit of this tier (429 on REST, CONNACK 3 on MQTT); a Throttle brings its own clock. Default: none. */
+  throttle?: Tier | Throttle;
 }
 
 const MQTT_CONNECT = 0x10;
+
+// Bounds on what a client may hold open: a TLS handshake, the first bytes after it, HTTP headers
+// (slowloris) and a whole request. IoT Hub's own requests are small and quick.
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+const FIRST_BYTE_TIMEOUT_MS = 10_000;
+const HEADERS_TIMEOUT_MS = 10_000;
+const REQUEST_TIMEOUT_MS = 30_000;
+const MAX_HEADER_BYTES = 16 * 1024;
 
 /** The local IoT Hub: composes the store, the domain parts and the two gateways, and owns their lifecycle. */
 export class LocalHub {
@@ -44,7 +56,7 @@ export class LocalHub {
   readonly methods: DirectMethods;
   private readonly listeners: TlsServer[] = [];
   private readonly http: HttpServer;
-  private readonly wss = new WebSocketServer({ noServer: true });
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_PACKET_BYTES });
   private readonly sockets = new Set<TLSSocket>();
   private portNumber = 0;
 
@@ -52,12 +64,13 @@ export class LocalHub {
     private readonly db: Db,
     readonly tls: TlsMaterial,
     hostName: string,
+    throttle?: Throttle,
   ) {
     this.hostName = hostName;
     const identities = new IdentityStore(db);
     this.auth = new Authenticator(hostName, identities);
     this.registry = new Registry(identities);
-    this.mqtt = new MqttGateway(this.auth);
+    this.mqtt = new MqttGateway(this.auth, throttle);
     const twinStore = new TwinStore(db);
     this.twins = new Twins(twinStore);
 
@@ -70,9 +83,9 @@ export class LocalHub {
     }
     this.mqtt.use(new TwinTopics(this.twins, this.mqtt));
 
-    // A deleted, disabled or re-keyed identity loses its connection at once.
+    // A deleted, disabled or re-keyed identity loses its connection at once; a disabled device takes its modules along.
     const drop = (key: { deviceId: string; moduleId?: string }) => this.mqtt.disconnect(key);
-    this.registry.on('deleted', drop).on('disabled', drop);
+    this.registry.on('deleted', drop).on('rekeyed', drop).on('disabled', (key) => this.mqtt.disconnect(key, { withModules: true }));
     this.mqtt.on('connected', (s) => this.registry.setConnectionState(s.key, true));
     this.mqtt.on('disconnected', (s) => this.registry.setConnectionState(s.key, false));
 
@@ -87,7 +100,13 @@ export class LocalHub {
       ...queryRoutes(this.registry, this.twins),
       ...methodRoutes(this.methods),
     );
-    this.http = createHttpServer(createHttpHandler(router, this.auth));
+    this.http = createHttpServer(
+      { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, maxHeaderSize: MAX_HEADER_BYTES, connectionsCheckingInterval: 1000 },
+      createHttpHandler(router, this.auth, throttle),
+    );
+    // The HTTP server never listens (it is handed sockets from the TLS port), but Node enforces
+    // headersTimeout and requestTimeout only from its 'listening' handler on: start that checker.
+    this.http.emit('listening');
     this.http.on('upgrade', (req, socket, head) => {
       if (!req.url?.startsWith('/$iothub/websocket')) return socket.destroy();
       this.wss.handleUpgrade(req, socket, head, (ws) => this.mqtt.handle(createWebSocketStream(ws), req));
@@ -103,7 +122,7 @@ export class LocalHub {
     }
     const db = openDatabase(dataDir ? join(dataDir, 'hub.db') : ':memory:');
     const tls = loadOrCreateTls(dataDir && join(dataDir, 'tls'));
-    const hub = new LocalHub(db, tls, options.hostName ?? 'localhost');
+    const hub = new LocalHub(db, tls, options.hostName ?? 'localhost', typeof options.throttle === 'string' ? new Throttle(options.throttle) : options.throttle);
     try {
       await hub.mqtt.start();
       await hub.listen(options.port ?? 8883);
@@ -128,6 +147,7 @@ export class LocalHub {
   async stop(): Promise<void> {
     this.methods.close();
     for (const client of this.wss.clients) client.terminate();
+    this.http.close(() => undefined); // stops the timeout checker (it never listened, so nothing else to close)
     await this.mqtt.close();
     const closed = Promise.all(this.listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
     for (const socket of this.sockets) socket.destroy();
@@ -141,20 +161,23 @@ export class LocalHub {
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
       socket.on('error', () => socket.destroy());
+      socket.setTimeout(FIRST_BYTE_TIMEOUT_MS, () => socket.destroy());
       socket.once('readable', () => {
         const first: Buffer | null = socket.read();
         if (!first) return;
+        socket.setTimeout(0); // from here the broker's and the HTTP server's own timeouts apply
         socket.unshift(first);
         if (first[0] === MQTT_CONNECT) this.mqtt.handle(socket);
         else this.http.emit('connection', socket);
       });
     };
-    const primary = createTlsServer({ cert: this.tls.cert, key: this.tls.key }, onSocket);
+    const tlsOptions = { cert: this.tls.cert, key: this.tls.key, handshakeTimeout: HANDSHAKE_TIMEOUT_MS };
+    const primary = createTlsServer(tlsOptions, onSocket);
     await listenOn(primary, port, '127.0.0.1');
     this.listeners.push(primary);
     this.portNumber = (primary.address() as { port: number }).port;
     // Clients resolve localhost to ::1 first on some systems: serve the same port there when IPv6 exists.
-    const v6 = createTlsServer({ cert: this.tls.cert, key: this.tls.key }, onSocket);
+    const v6 = createTlsServer(tlsOptions, onSocket);
     await listenOn(v6, this.portNumber, '::1').then(
       () => this.listeners.push(v6),
       () => undefined,

@@ -61,7 +61,10 @@ export class Authenticator {
     if (!token) return 'malformed';
     if (isExpired(token)) return 'expired';
     const identityPath = `${this.hostName}/devices/${deviceId}${moduleId ? `/modules/${moduleId}` : ''}`.toLowerCase();
-    if (token.resource !== identityPath && !identityPath.startsWith(token.resource + '/')) return 'wrongAudience';
+    // A policy token may be scoped to a prefix (the hub, a device); an identity's own token names exactly that
+    // identity, so a device's token never opens its modules' connections, even when they share a key.
+    const inScope = token.resource === identityPath || (token.keyName !== undefined && identityPath.startsWith(token.resource + '/'));
+    if (!inScope) return 'wrongAudience';
     const identity = this.store.get(deviceId, moduleId ?? '');
     if (!identity) return 'unknownIdentity';
     const keys = token.keyName

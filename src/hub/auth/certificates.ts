@@ -1,5 +1,5 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import forge from 'node-forge';
 
@@ -20,13 +20,17 @@ const SERVER_IPS = ['127.0.0.1', '::1'];
  * Keys come from node:crypto (fast, native); node-forge only assembles and signs the X.509.
  */
 export function loadOrCreateTls(dir: string | undefined, extraNames: string[] = []): TlsMaterial {
-  if (dir) mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (dir) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700);
+  }
   const file = (name: string) => (dir ? join(dir, name) : undefined);
   const caCertFile = file('ca.pem');
   const caKeyFile = file('ca-key.pem');
 
   let ca: { cert: string; key: string };
   if (caCertFile && caKeyFile && existsSync(caCertFile) && existsSync(caKeyFile)) {
+    chmodSync(caKeyFile, 0o600); // writeFileSync's mode applies only to a new file
     ca = { cert: readFileSync(caCertFile, 'utf8'), key: readFileSync(caKeyFile, 'utf8') };
   } else {
     ca = issue({ commonName: 'iothub-tut local hub CA', isCa: true });

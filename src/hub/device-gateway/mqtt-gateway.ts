@@ -5,6 +5,8 @@ import { Aedes, type AuthenticateError, type Client, type PublishPacket } from '
 import type { Authenticator, DeviceAuthFailure } from '../auth/authenticator.js';
 import type { IdentityKey } from '../registry/registry.js';
 import { HubError } from '../errors.js';
+import type { Throttle } from '../throttling.js';
+import { guardFrames } from './frame-guard.js';
 
 /** A connected device or module. */
 export interface DeviceSession {
@@ -31,7 +33,8 @@ export interface TopicHandler {
 const DIRECT = 'iothub-tut-hub';
 
 // IoT Hub's CONNACK answers for a refused connect.
-const CONNACK: Record<DeviceAuthFailure | 'badUsername', AuthenticateError['returnCode']> = {
+const CONNACK: Record<DeviceAuthFailure | 'badUsername' | 'throttled', AuthenticateError['returnCode']> = {
+  throttled: 3, // server unavailable: IoT Hub's answer when new connections are throttled
   malformed: 4,
   badUsername: 4,
   expired: 5,
@@ -52,11 +55,16 @@ export class MqttGateway extends EventEmitter {
   private readonly byClient = new WeakMap<Client, DeviceSession>();
   private readonly handlers: TopicHandler[] = [];
 
-  constructor(private readonly auth: Authenticator) {
+  constructor(
+    private readonly auth: Authenticator,
+    private readonly throttle?: Throttle,
+  ) {
     super();
     this.broker = new Aedes({
       // A module's client id is deviceId/moduleId; ids may be 128 characters each.
       maxClientsIdLength: 257,
+      // A connection that does not complete its CONNECT soon (a slow or silent client) is closed.
+      connectTimeout: 10_000,
       authenticate: (client, username, password, done) => this.authenticate(client, username, password, done),
       authorizePublish: (client, packet, done) => this.authorizePublish(client, packet, done),
       authorizeSubscribe: (client, sub, done) => done(null, this.allowedToSubscribe(client, sub.topic) ? sub : null),
@@ -98,6 +106,7 @@ export class MqttGateway extends EventEmitter {
   /** Hands a connection (TLS socket or WebSocket stream) to the broker. */
   handle(stream: Duplex, req?: IncomingMessage): void {
     this.broker.handle(stream, req);
+    guardFrames(stream);
   }
 
   session(key: IdentityKey): DeviceSession | undefined {
@@ -120,9 +129,13 @@ export class MqttGateway extends EventEmitter {
     );
   }
 
-  /** Closes an identity's connection, e.g. when it is deleted, disabled or its keys change. */
-  disconnect(key: IdentityKey): void {
+  /** Closes an identity's connection (and with withModules, those of a device's modules), e.g. when it is deleted, disabled or its keys change. */
+  disconnect(key: IdentityKey, options: { withModules?: boolean } = {}): void {
     this.session(key)?.client.close();
+    if (!options.withModules || key.moduleId) return;
+    for (const session of this.sessions.values()) {
+      if (session.key.deviceId === key.deviceId && session.key.moduleId) session.client.close();
+    }
   }
 
   connectedCount(): number {
@@ -134,11 +147,12 @@ export class MqttGateway extends EventEmitter {
   }
 
   private authenticate(client: Client, username: string | undefined, password: Buffer | undefined, done: (e: AuthenticateError | null, ok: boolean | null) => void): void {
-    const refuse = (reason: DeviceAuthFailure | 'badUsername') => {
+    const refuse = (reason: keyof typeof CONNACK) => {
       const error = new Error(`Connection refused: ${reason}`) as AuthenticateError;
       error.returnCode = CONNACK[reason];
       done(error, false);
     };
+    if (this.throttle && !this.throttle.allow('connect')) return refuse('throttled');
     const [deviceId, moduleId, ...rest] = client.id.split('/');
     if (!deviceId || rest.length > 0) return refuse('badUsername');
     // The username is {hostName}/{clientId}/?api-version=... ; the host must be this hub.

@@ -32,7 +32,7 @@ export function normalizeEtag(header: string | undefined): string | undefined {
 /**
  * The identity registry: devices, their modules, keys and status. Emits 'created' and 'deleted'
  * (with an IdentityKey) inside the writing transaction, so that twins are created and removed
- * atomically with their identity; and 'disabled' when a device or module stops being allowed to connect.
+ * atomically with their identity; 'disabled' when a device or module is disabled, and 'rekeyed' when its keys change.
  */
 export class Registry extends EventEmitter {
   constructor(private readonly store: IdentityStore) {
@@ -89,7 +89,7 @@ export class Registry extends EventEmitter {
       this.store.put(record);
       if (!existing) this.emit('created', key);
       else if (existing.status === 'enabled' && record.status === 'disabled') this.emit('disabled', key);
-      else if (existing.primaryKey !== record.primaryKey || existing.secondaryKey !== record.secondaryKey) this.emit('disabled', key);
+      else if (existing.primaryKey !== record.primaryKey || existing.secondaryKey !== record.secondaryKey) this.emit('rekeyed', key);
       return { record, created: !existing };
     });
   }

@@ -3,12 +3,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HubError, hubErrors } from '../errors.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { Router } from './router.js';
+import { restOperation, type Throttle } from '../throttling.js';
 
 /** Request bodies above this are refused before they are buffered (IoT Hub's largest, a twin, is far smaller). */
 const MAX_BODY_BYTES = 1024 * 1024;
 
 /** The REST side of the hub: authenticate, parse, route, and answer errors as IoT Hub does. */
-export function createHttpHandler(router: Router, auth: Authenticator) {
+export function createHttpHandler(router: Router, auth: Authenticator, throttle?: Throttle) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const trackingId = randomUUID().replace(/-/g, '');
     try {
@@ -17,6 +18,8 @@ export function createHttpHandler(router: Router, auth: Authenticator) {
       if (found === undefined) throw hubErrors.notFound(`No such resource: ${url.pathname}`);
       if (found === 'method') throw hubErrors.methodNotAllowed(`${req.method} is not allowed on ${url.pathname}`);
       auth.authorizeService(req.headers.authorization, found.route.right);
+      const operation = throttle && restOperation(found.route.method, url.pathname);
+      if (operation && !throttle!.allow(operation)) throw hubErrors.throttled(`The ${throttle!.tier.toUpperCase()} throttle for ${operation} operations was exceeded; back off and retry.`);
       const body = await readJsonBody(req);
       const result = await found.route.handle({ params: found.params, query: url.searchParams, headers: req.headers, body });
       send(res, result.status, result.body, { 'iothub-tracking-id': trackingId, ...result.headers });

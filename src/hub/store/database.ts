@@ -1,3 +1,4 @@
+import { chmodSync, closeSync, existsSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 
 export type Db = Database.Database;
@@ -7,8 +8,16 @@ export type Db = Database.Database;
  * WAL plus synchronous=FULL: a write the hub has acknowledged survives kill -9 and power loss.
  */
 export function openDatabase(path: string): Db {
+  // The database holds every key: owner-only. SQLite gives its -wal and -shm files the database file's mode.
+  if (path !== ':memory:') {
+    closeSync(openSync(path, 'a', 0o600));
+    chmodSync(path, 0o600);
+  }
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
+  for (const file of path === ':memory:' ? [] : [`${path}-wal`, `${path}-shm`]) {
+    if (existsSync(file)) chmodSync(file, 0o600); // from a hub that ran before modes were enforced
+  }
   db.pragma('synchronous = FULL');
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');

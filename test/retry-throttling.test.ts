@@ -1,0 +1,153 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, rmSync } from 'node:fs';
+import { request } from 'node:https';
+import { createRegistry, type HubConnection } from '../src/clients/service-clients.js';
+import { isTransient, withRetry } from '../src/clients/retry.js';
+import { ToolkitError } from '../src/clients/errors.js';
+import { createDevice } from '../src/apps/create-identity.js';
+import { createSasToken } from '../src/hub/auth/sas-token.js';
+import { Throttle } from '../src/hub/throttling.js';
+import { LocalHub } from '../src/hub/server.js';
+import { CliProcess, runCli } from './helpers/cli.js';
+import { startTestHub, tempDir } from './helpers/hub.js';
+import { deviceToken, rawConnect } from './helpers/mqtt.js';
+
+/** Fires `count` registry creates at once; returns how many succeeded and the error class names of the rest. */
+async function burst(connection: HubConnection, prefix: string, count: number): Promise<{ ok: number; errors: string[] }> {
+  const registry = createRegistry(connection);
+  const results = await Promise.allSettled(Array.from({ length: count }, (_, i) => registry.create({ deviceId: `${prefix}-${i}` })));
+  const errors = results.flatMap((r) => (r.status === 'rejected' ? [(r.reason as Error).constructor.name] : []));
+  return { ok: count - errors.length, errors };
+}
+
+describe('retry: withRetry', () => {
+  test('only throttling, unavailability and refused or reset connections are transient', () => {
+    class ThrottlingError extends Error {}
+    class ServiceUnavailableError extends Error {}
+    class DeviceNotFoundError extends Error {}
+    assert.equal(isTransient(new ThrottlingError('x')), true);
+    assert.equal(isTransient(new ServiceUnavailableError('x')), true);
+    assert.equal(isTransient(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' })), true);
+    assert.equal(isTransient(Object.assign(new Error('read'), { code: 'ECONNRESET' })), true);
+    assert.equal(isTransient(new DeviceNotFoundError('x')), false);
+    assert.equal(isTransient(Object.assign(new Error('Unauthorized'), { response: { statusCode: 401 } })), false);
+  });
+
+  test('a permanent error is thrown at once, unchanged; a transient one is retried until it passes', async () => {
+    let calls = 0;
+    const permanent = new Error('not found');
+    await assert.rejects(withRetry(async () => { calls++; throw permanent; }, { attempts: 5, baseMs: 1, maxMs: 1 }), (err) => err === permanent);
+    assert.equal(calls, 1);
+    calls = 0;
+    const value = await withRetry(async () => {
+      if (++calls < 3) throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+      return 'done';
+    }, { attempts: 5, baseMs: 1, maxMs: 5 });
+    assert.equal(value, 'done');
+    assert.equal(calls, 3);
+  });
+
+  test('a hub that is down for the first second: the call succeeds once it is up', async () => {
+    // A first run makes the data dir's CA and keys and picks a port; the hub then comes back late on that port.
+    const first = await startTestHub();
+    const { dataDir, connection } = first;
+    const port = first.hub.port;
+    await first.stop();
+    let late: LocalHub | undefined;
+    try {
+      const startLate = new Promise((r) => setTimeout(r, 1000)).then(async () => (late = await LocalHub.start({ dataDir, port })));
+      const started = Date.now();
+      const created = await withRetry(() => createRegistry(connection).create({ deviceId: 'late-1' }), { attempts: 40, baseMs: 50, maxMs: 500 });
+      assert.equal(created.responseBody.deviceId, 'late-1');
+      assert.ok(Date.now() - started >= 900, 'it had to wait for the hub');
+      await startLate;
+    } finally {
+      await late?.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  test('a hub that stays down: gives up after the bound with one clear line (exit 8)', async () => {
+    const t = await startTestHub();
+    await t.dispose();
+    let calls = 0;
+    const err = await withRetry(() => { calls++; return createRegistry(t.connection).get('x'); }, { attempts: 3, baseMs: 10, maxMs: 20, what: "reading device 'x'" }).catch((e) => e);
+    assert.ok(err instanceof ToolkitError);
+    assert.equal(err.exitCode, 8);
+    assert.match(err.message, /^reading device 'x': the hub is not reachable .*\(gave up after 3 attempts\)$/);
+    assert.equal(calls, 3);
+  });
+});
+
+describe('throttling: IoT Hub S1 limits', () => {
+  test('token buckets: a minute of registry operations at once, then 100 a minute', () => {
+    let now = 0;
+    const throttle = new Throttle('s1', () => now);
+    let allowed = 0;
+    while (throttle.allow('registry')) allowed++;
+    assert.equal(allowed, 100);
+    now += 600; // 1.67/s: one more after 0.6 s
+    assert.equal(throttle.allow('registry'), true);
+    assert.equal(throttle.allow('registry'), false);
+    assert.equal(new Throttle('s3', () => now).allow('registry'), true);
+  });
+
+  test('a burst of creates gets 429 ThrottlingException (ThrottlingError in the SDK); create-device still completes through its retry', async () => {
+    const t = await startTestHub({ throttle: 's1' });
+    try {
+      const { ok, errors } = await burst(t.connection, 'burst', 130);
+      assert.ok(ok <= 101 && ok >= 90, `about a minute's worth succeeded (${ok})`);
+      assert.ok(errors.length >= 29);
+      assert.deepEqual([...new Set(errors)], ['ThrottlingError']);
+
+      const policy = t.hub.auth.policy('iothubowner')!;
+      const raw = await new Promise<{ status: number; body: any }>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port: t.hub.port, path: '/devices/any?api-version=2021-04-12', ca: t.hub.tls.ca, servername: 'localhost', headers: { Authorization: createSasToken('localhost', policy.primaryKey, 'iothubowner', 600) } }, (res) => {
+          let text = '';
+          res.on('data', (c) => (text += c)).on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text) }));
+        });
+        req.on('error', reject).end();
+      });
+      assert.equal(raw.status, 429);
+      assert.equal(raw.body.errorCode, 429001);
+      assert.match(raw.body.Message, /^ErrorCode:ThrottlingException;/);
+
+      const device = await createDevice(t.connection, { deviceId: 'after-burst' });
+      assert.equal(device.created, true);
+    } finally {
+      await t.dispose();
+    }
+  });
+
+  test('new MQTT connections beyond the throttle are refused with CONNACK 3 (server unavailable)', async () => {
+    const throttle = new Throttle('s1', () => 0); // a stopped clock: nothing refills
+    const t = await startTestHub({ throttle });
+    try {
+      const key = (await createRegistry(t.connection).create({ deviceId: 'conn-1' })).responseBody.authentication!.symmetricKey!.primaryKey;
+      assert.equal(await rawConnect(t.hub, { deviceId: 'conn-1' }, deviceToken({ deviceId: 'conn-1' }, key)).then((c) => (typeof c === 'number' ? c : (c.end(true), 0))), 0);
+      while (throttle.allow('connect')); // what a burst of 6,000 connects in a minute would leave
+      assert.equal(await rawConnect(t.hub, { deviceId: 'conn-1' }, deviceToken({ deviceId: 'conn-1' }, key)), 3);
+    } finally {
+      await t.dispose();
+    }
+  });
+
+  test('hub start --throttle s1: a burst is throttled, and create-device still completes', async () => {
+    const home = tempDir();
+    const env = { IOTHUB_TUT_HOME: home };
+    const hub = new CliProcess(['hub', 'start', '--port', '0', '--in-memory', '--throttle', 's1', '--json', '--show-secrets'], env);
+    try {
+      const started = await hub.waitFor((l) => l.event === 'started');
+      const connection = { connectionString: started.serviceConnectionString, transport: { ca: readFileSync(started.caFile, 'utf8'), port: started.port } };
+      const { errors } = await burst(connection, 'cli-burst', 130);
+      assert.ok(errors.length >= 29 && errors.every((e) => e === 'ThrottlingError'), `throttled: ${errors.length}`);
+      const r = await runCli(['create-device', '-d', 'cli-after-burst', '--json'], env);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(JSON.parse(r.stdout).created, true);
+    } finally {
+      assert.equal(await hub.stop(), 0);
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+});
