@@ -7,8 +7,11 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startHub, type HubUnderTest } from './lib/hub.js';
 import { table, verdict, type Row } from './lib/report.js';
+import { profileWorkers } from './lib/workers.js';
 import { toolkitSuite } from './suites/toolkit.js';
 import { methodsSuite, twinSuite } from './suites/methods-twin.js';
+import { connectionsSuite } from './suites/connections.js';
+import { d2cSuite } from './suites/d2c.js';
 
 const RESULTS = fileURLToPath(new URL('../../bench/results.json', import.meta.url));
 
@@ -17,7 +20,8 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     quick: { type: 'boolean', default: false },
     'max-connections': { type: 'string', default: '10000' },
-    'profile-hub': { type: 'string' },
+    // A directory for V8 CPU profiles of the hub and of every worker process.
+    profile: { type: 'string' },
   },
 });
 const quick = args.quick!;
@@ -36,6 +40,9 @@ const suites: Record<string, Suite> = {
   toolkit: (hub) => toolkitSuite(hub, { runs: scale(11, 3), telemetryDevices: 1000 }),
   twin: (hub) => twinSuite(hub, latency),
   methods: (hub) => methodsSuite(hub, latency),
+  d2c: (hub) => d2cSuite(hub, { deviceCounts: [1, 10, 100], messages: scale(60_000, 6_000), payloadBytes: 200, inFlight: 200, timeMs: scale(30_000, 10_000) }),
+  // Last: it leaves the hub holding many devices.
+  connections: (hub) => connectionsSuite(hub, { max: Number(args['max-connections']), perWorker: 2500, concurrency: 25, stepTimeMs: 60_000 }),
 };
 
 function machine() {
@@ -62,7 +69,8 @@ if (unknown.length) throw new Error(`unknown suite(s) ${unknown.join(', ')}; kno
 const info = machine();
 console.log(`iothub-tut benchmarks: ${info.cpus} × ${info.cpuModel}, ${info.memoryGiB} GiB, Node ${info.node}, ${info.platform}, ulimit -n ${info.fdLimit}${quick ? ' (quick)' : ''}`);
 const rows: Row[] = [];
-const hub = await startHub({ cpuProfDir: args['profile-hub'] });
+if (args.profile) profileWorkers(args.profile);
+const hub = await startHub({ cpuProfDir: args.profile });
 try {
   for (const name of selected) {
     const started = Date.now();

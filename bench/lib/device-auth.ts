@@ -1,4 +1,5 @@
 import common from 'azure-iot-common';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import type { IClientOptions } from 'mqtt';
 
 const { SharedAccessSignature, encodeUriComponentStrict } = common;
@@ -21,13 +22,22 @@ export interface MqttTarget {
   ca: string;
 }
 
+// One TLS context per process: a `ca` option on each connect would parse the CA again every time,
+// a cost of the client, not of the hub.
+const contexts = new Map<string, SecureContext>();
+function secureContextFor(ca: string): SecureContext {
+  let context = contexts.get(ca);
+  if (!context) contexts.set(ca, (context = createSecureContext({ ca })));
+  return context;
+}
+
 /** Raw `mqtt` connect options as the SDK sends them: TLS, client id = device id, IoT Hub's username and a SAS password. */
-export function deviceMqttOptions(target: MqttTarget, deviceId: string): IClientOptions {
+export function deviceMqttOptions(target: MqttTarget, deviceId: string): IClientOptions & { secureContext: SecureContext } {
   return {
     protocol: 'mqtts',
     host: '127.0.0.1',
     port: target.port,
-    ca: target.ca,
+    secureContext: secureContextFor(target.ca),
     clientId: deviceId,
     username: `${target.hostName}/${deviceId}/?api-version=2021-04-12`,
     password: deviceToken(target.hostName, deviceId),

@@ -93,3 +93,13 @@ export function rssOf(pid: number): number | null {
     return null;
   }
 }
+
+/** CPU seconds (user + system) a process has used so far (Linux /proc), or null. */
+export function cpuSecondsOf(pid: number): number | null {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return null;
+  }
+}

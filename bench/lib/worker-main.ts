@@ -11,7 +11,8 @@ export function workerMain<C>(main: (config: C, ctx: WorkerContext) => Promise<u
     if (m.type === 'start') {
       main(m.config as C, { report, stopping: stop.signal, on: (l) => listeners.push(l) })
         .then(
-          (result) => report({ type: 'result', result }),
+          // cpuMs: what this process spent, so that reports can say which side was busy.
+          (result) => report({ type: 'result', result, cpuMs: cpuMs() }),
           (err) => report({ type: 'error', message: err instanceof Error ? err.stack ?? err.message : String(err) }),
         )
         .finally(() => (finished = true));
@@ -37,4 +38,9 @@ export interface WorkerContext {
 
 function report(message: { type: string; [k: string]: any }): void {
   process.send?.(message);
+}
+
+function cpuMs(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
 }

@@ -8,6 +8,13 @@ export interface WorkerMessage {
   [field: string]: any;
 }
 
+let execArgv: string[] = [];
+
+/** Write a V8 CPU profile of every worker started from now on into `dir`. */
+export function profileWorkers(dir: string): void {
+  execArgv = ['--cpu-prof', `--cpu-prof-dir=${dir}`];
+}
+
 /**
  * A load-generating process (dist/bench/workers/<name>.js), never the hub's: it gets its config
  * with the 'start' message and reports through typed messages ('ready', 'result', 'error'...).
@@ -22,7 +29,7 @@ export class Worker {
     readonly name: string,
     config: object,
   ) {
-    this.child = fork(fileURLToPath(new URL(`../workers/${name}.js`, import.meta.url)), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.child = fork(fileURLToPath(new URL(`../workers/${name}.js`, import.meta.url)), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
     this.child.on('message', (m: WorkerMessage) => {
       this.inbox.push(m);
       this.wake();
