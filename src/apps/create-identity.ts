@@ -1,7 +1,6 @@
 import type { HubConnection } from '../clients/service-clients.js';
 import { createRegistry } from '../clients/service-clients.js';
-import { deviceConnectionString } from '../clients/device-clients.js';
-import { parseConnectionString } from '../clients/connection-string.js';
+import { deviceConnectionString, parseConnectionString } from '../clients/connection-string.js';
 import { explain } from '../clients/sdk-errors.js';
 import { DEFAULT_RETRY, withRetry } from '../clients/retry.js';
 

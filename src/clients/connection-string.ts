@@ -39,6 +39,14 @@ export function parseConnectionString(text: string, kind: ConnectionStringKind):
   return fields;
 }
 
+/**
+ * A device or module connection string, built as the portal shows it. It lives here, not beside the
+ * device clients, so that service-side commands that print one do not load the device SDK.
+ */
+export function deviceConnectionString(hostName: string, deviceId: string, key: string, moduleId?: string): string {
+  return `HostName=${hostName};DeviceId=${deviceId};${moduleId ? `ModuleId=${moduleId};` : ''}SharedAccessKey=${key}`;
+}
+
 function invalid(kind: ConnectionStringKind, detail: string): ToolkitError {
   return new ToolkitError(`Malformed ${kind} connection string: ${detail}. Expected ${WHERE[kind]}.`, ExitCode.usage);
 }

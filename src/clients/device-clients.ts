@@ -7,11 +7,6 @@ import type { HubConnection } from './service-clients.js';
 export type DeviceClient = deviceSdk.Client;
 export type DeviceProtocol = 'mqtt' | 'mqttws';
 
-/** A device or module connection string, built as the portal shows it. */
-export function deviceConnectionString(hostName: string, deviceId: string, key: string, moduleId?: string): string {
-  return `HostName=${hostName};DeviceId=${deviceId};${moduleId ? `ModuleId=${moduleId};` : ''}SharedAccessKey=${key}`;
-}
-
 /** The answer to a direct method the app registered no handler for. */
 export interface UnknownMethodAnswer {
   status: number;

@@ -1,6 +1,5 @@
 import { createRegistry, type HubConnection } from './service-clients.js';
-import { deviceConnectionString } from './device-clients.js';
-import { parseConnectionString } from './connection-string.js';
+import { deviceConnectionString, parseConnectionString } from './connection-string.js';
 import { explain } from './sdk-errors.js';
 
 /**

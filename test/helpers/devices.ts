@@ -1,5 +1,6 @@
 import { createRegistry } from '../../src/clients/service-clients.js';
-import { createDeviceClient, deviceConnectionString, type DeviceClient, type DeviceProtocol } from '../../src/clients/device-clients.js';
+import { createDeviceClient, type DeviceClient, type DeviceProtocol } from '../../src/clients/device-clients.js';
+import { deviceConnectionString } from '../../src/clients/connection-string.js';
 import type { HubConnection } from '../../src/clients/service-clients.js';
 import type { TestHub } from './hub.js';
 

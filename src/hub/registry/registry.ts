@@ -117,7 +117,7 @@ export class Registry extends EventEmitter {
     record.connectionState = connected ? 'Connected' : 'Disconnected';
     record.connectionStateUpdatedTime = now;
     record.lastActivityTime = now;
-    this.store.put(record);
+    this.store.putConnectionState(record);
   }
 
   private newRecord(deviceId: string, moduleId: string, input: IdentityInput): IdentityRecord {

@@ -23,3 +23,17 @@ export function openDatabase(path: string): Db {
   db.pragma('busy_timeout = 5000');
   return db;
 }
+
+/**
+ * Runs `write` without waiting for the disk (synchronous=NORMAL for its commit): the change survives
+ * kill -9 (it is in the WAL) but may be lost on power loss. Only for state no client was promised
+ * durability for, such as connection state, whose fsync per connect halved the connect rate.
+ */
+export function withoutFsync<T>(db: Db, write: () => T): T {
+  db.pragma('synchronous = NORMAL');
+  try {
+    return write();
+  } finally {
+    db.pragma('synchronous = FULL');
+  }
+}

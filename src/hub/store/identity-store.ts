@@ -1,4 +1,4 @@
-import type { Db } from './database.js';
+import { withoutFsync, type Db } from './database.js';
 import type { SharedAccessPolicy } from '../auth/policies.js';
 
 /** An identity as the registry keeps it; `moduleId` is '' for a device. */
@@ -58,6 +58,11 @@ export class IdentityStore {
 
   put(record: IdentityRecord): void {
     this.stmts.put.run(record.deviceId, record.moduleId, JSON.stringify(record));
+  }
+
+  /** Writes a record whose only change is its connection state, which need not survive a power loss. */
+  putConnectionState(record: IdentityRecord): void {
+    withoutFsync(this.db, () => this.put(record));
   }
 
   /** Removes a device and all its modules, or one module. */

@@ -1,0 +1,92 @@
+// `npm run bench`: starts a local hub as its own process, drives it from worker processes over
+// loopback, prints a table with each target, and writes bench/results.json.
+import { cpus, totalmem, platform, release } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { startHub, type HubUnderTest } from './lib/hub.js';
+import { table, verdict, type Row } from './lib/report.js';
+import { profileWorkers } from './lib/workers.js';
+import { toolkitSuite } from './suites/toolkit.js';
+import { methodsSuite, twinSuite } from './suites/methods-twin.js';
+import { connectionsSuite } from './suites/connections.js';
+import { d2cSuite } from './suites/d2c.js';
+
+const RESULTS = fileURLToPath(new URL('../../bench/results.json', import.meta.url));
+
+const { values: args } = parseArgs({
+  options: {
+    only: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    'max-connections': { type: 'string', default: '10000' },
+    // A directory for V8 CPU profiles of the hub and of every worker process.
+    profile: { type: 'string' },
+  },
+});
+const quick = args.quick!;
+const scale = (full: number, small: number) => (quick ? small : full);
+
+type Suite = (hub: HubUnderTest) => Promise<Row[]>;
+const latency = {
+  sequential: scale(2000, 200),
+  concurrent: scale(5000, 500),
+  inFlight: 50,
+  methodDevices: 10,
+  twinPatches: scale(1000, 100),
+  timeMs: scale(20_000, 5_000),
+};
+const suites: Record<string, Suite> = {
+  toolkit: (hub) => toolkitSuite(hub, { runs: scale(11, 3), telemetryDevices: 1000 }),
+  twin: (hub) => twinSuite(hub, latency),
+  methods: (hub) => methodsSuite(hub, latency),
+  d2c: (hub) => d2cSuite(hub, { deviceCounts: [1, 10, 100], messages: scale(60_000, 6_000), payloadBytes: 200, inFlight: 200, timeMs: scale(30_000, 10_000) }),
+  // Last: it leaves the hub holding many devices.
+  connections: (hub) => connectionsSuite(hub, { max: Number(args['max-connections']), perWorker: 2500, concurrency: 25, stepTimeMs: 60_000 }),
+};
+
+function machine() {
+  let fdLimit: string | null = null;
+  try {
+    fdLimit = execFileSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim();
+  } catch {
+    // not a POSIX shell
+  }
+  return {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    memoryGiB: +(totalmem() / 2 ** 30).toFixed(1),
+    node: process.version,
+    platform: `${platform()} ${release()}`,
+    fdLimit,
+  };
+}
+
+const selected = args.only ? args.only.split(',') : Object.keys(suites);
+const unknown = selected.filter((s) => !suites[s]);
+if (unknown.length) throw new Error(`unknown suite(s) ${unknown.join(', ')}; known: ${Object.keys(suites).join(', ')}`);
+
+const info = machine();
+console.log(`iothub-tut benchmarks: ${info.cpus} × ${info.cpuModel}, ${info.memoryGiB} GiB, Node ${info.node}, ${info.platform}, ulimit -n ${info.fdLimit}${quick ? ' (quick)' : ''}`);
+const rows: Row[] = [];
+if (args.profile) profileWorkers(args.profile);
+const hub = await startHub({ cpuProfDir: args.profile });
+try {
+  for (const name of selected) {
+    const started = Date.now();
+    process.stdout.write(`${name}... `);
+    try {
+      rows.push(...(await suites[name](hub)));
+      console.log(`${((Date.now() - started) / 1000).toFixed(1)} s`);
+    } catch (err) {
+      console.log('failed');
+      console.error(err);
+      rows.push({ group: name, name: 'suite failed', value: null, unit: '', note: String((err as Error).message ?? err).split('\n')[0] });
+    }
+  }
+} finally {
+  await hub.stop();
+}
+console.log('\n' + table(rows));
+writeFileSync(RESULTS, JSON.stringify({ date: new Date().toISOString(), quick, machine: info, rows: rows.map((r) => ({ ...r, result: verdict(r) })) }, null, 2) + '\n');
+console.log(`\nwrote ${RESULTS}`);

@@ -1,0 +1,103 @@
+import type { HubUnderTest } from '../lib/hub.js';
+import { benchDeviceId } from '../lib/device-auth.js';
+import { registerDevices } from '../lib/registry.js';
+import { nowMs, sleep } from '../lib/stats.js';
+import { Worker } from '../lib/workers.js';
+import type { Row } from '../lib/report.js';
+
+export interface ConnectionOptions {
+  /** Upper bound on concurrent connections. */
+  max: number;
+  /** Connections each client process holds at most. */
+  perWorker: number;
+  /** Connects in flight per client process. */
+  concurrency: number;
+  /** Bound on each step. */
+  stepTimeMs: number;
+}
+
+interface Batch {
+  ok: number;
+  failures: Record<string, number>;
+  ms: number;
+  open: number;
+  dropped: number;
+}
+
+/** The counts to hold, step by step, up to the bound. */
+function steps(max: number): number[] {
+  return [1000, 2500, 5000, 7500, 10_000, 15_000, 20_000, 30_000, 50_000].filter((n) => n < max).concat(max);
+}
+
+function describe(failures: Record<string, number>): string {
+  return Object.entries(failures).map(([reason, n]) => `${n}× ${reason}`).join(', ');
+}
+
+/**
+ * New connections per second (TLS + SAS, CONNACK) and the most concurrent connections the hub holds,
+ * raised in steps from several client processes, with the hub's RSS per connection.
+ */
+export async function connectionsSuite(hub: HubUnderTest, o: ConnectionOptions): Promise<Row[]> {
+  const group = 'connections';
+  const ids = Array.from({ length: o.max }, (_, i) => benchDeviceId('conn', i));
+  const registerStart = nowMs();
+  await registerDevices(hub, ids);
+  const registrations = o.max / ((nowMs() - registerStart) / 1000);
+
+  const workerCount = Math.ceil(o.max / o.perWorker);
+  const target = { hostName: hub.hostName, port: hub.port, ca: hub.ca };
+  const workers = Array.from({ length: workerCount }, () => new Worker('connector', { target, concurrency: o.concurrency, timeMs: o.stepTimeMs }));
+  const rows: Row[] = [{ group, name: 'device registrations/s (REST, 16 in flight)', value: registrations, unit: '/s', note: `${o.max} devices` }];
+  try {
+    await Promise.all(workers.map((w) => w.next('ready', 30_000)));
+    await sleep(1000);
+    const rssBefore = hub.rss();
+    let held = 0;
+    let heldRss: number | null = null;
+    let stoppedBecause = `reached the bound of ${o.max}`;
+    let firstStep: { rate: number; note: string } | undefined;
+    for (const step of steps(o.max)) {
+      // Spread this step's new connections across the client processes.
+      const fresh = ids.slice(held, step);
+      const batches = workers.map((w, i) => {
+        const part = fresh.filter((_, j) => j % workerCount === i);
+        w.send({ type: 'connect', deviceIds: part });
+        return w.next<Batch>('connected', o.stepTimeMs + 30_000);
+      });
+      const start = nowMs();
+      const results = await Promise.all(batches);
+      const seconds = (nowMs() - start) / 1000;
+      const ok = results.reduce((n, r) => n + r.ok, 0);
+      const failures: Record<string, number> = {};
+      for (const r of results) for (const [k, v] of Object.entries(r.failures)) failures[k] = (failures[k] ?? 0) + v;
+      firstStep ??= { rate: ok / seconds, note: `${ok} connects from ${workerCount} processes, ${o.concurrency * workerCount} in flight${ok < fresh.length ? `; ${describe(failures)}` : ''}` };
+      await sleep(2000);
+      const status = await Promise.all(workers.map((w) => {
+        w.send({ type: 'status' });
+        return w.next<{ open: number; dropped: number }>('status', 10_000);
+      }));
+      const open = status.reduce((n, s) => n + s.open, 0);
+      const dropped = status.reduce((n, s) => n + s.dropped, 0);
+      console.log(`  ${step}: ${open} open, ${ok}/${fresh.length} new in ${seconds.toFixed(1)} s (${Math.round(ok / seconds)}/s)${dropped ? `, ${dropped} dropped` : ''}${ok < fresh.length ? `, failed: ${describe(failures)}` : ''}`);
+      if (open < step) {
+        stoppedBecause = `stopped at step ${step}: ${open} open${dropped ? `, ${dropped} dropped after CONNACK` : ''}${ok < fresh.length ? `; ${describe(failures) || 'step timed out'}` : ''}`;
+        held = Math.max(held, open);
+        heldRss = hub.rss();
+        break;
+      }
+      held = open;
+      heldRss = hub.rss();
+    }
+    rows.push(
+      { group, name: 'new connections/s (TLS + SAS → CONNACK)', value: firstStep?.rate ?? null, unit: '/s', target: { op: '>=', value: 1000 }, note: firstStep?.note },
+      { group, name: 'concurrent connections held', value: held, unit: 'conns', target: { op: '>=', value: 10_000 }, note: stoppedBecause },
+      {
+        group, name: 'hub RSS per connection', value: rssBefore !== null && heldRss !== null && held > 0 ? (heldRss - rssBefore) / held / 1024 : null, unit: 'KiB',
+        note: heldRss !== null ? `hub RSS ${(heldRss / 2 ** 20).toFixed(0)} MiB at ${held}` : 'no /proc',
+      },
+    );
+    return rows;
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()));
+  }
+}

@@ -1,0 +1,111 @@
+import { join } from 'node:path';
+import { cpuSecondsOf, type HubUnderTest } from '../lib/hub.js';
+import { benchDeviceId, type MqttTarget } from '../lib/device-auth.js';
+import { registerDevices } from '../lib/registry.js';
+import type { D2CLoad, D2CTally } from '../lib/d2c.js';
+import { wallMs } from '../lib/stats.js';
+import { Worker } from '../lib/workers.js';
+import type { Row } from '../lib/report.js';
+
+export interface D2COptions {
+  deviceCounts: number[];
+  messages: number;
+  payloadBytes: number;
+  /** Unacknowledged publishes over all devices (spread as a per-device window). */
+  inFlight: number;
+  timeMs: number;
+}
+
+interface RunResult {
+  acked: number;
+  failed: number;
+  observed: number;
+  ackRate: number;
+  endToEndRate: number;
+  note: string;
+}
+
+/** Publishes one run from up to two publisher processes and counts it at the observer process. */
+async function runLoad(target: MqttTarget, serverPid: number, load: D2CLoad, observer: (expected: number, since: number) => Worker): Promise<RunResult> {
+  const ids = Array.from({ length: load.devices }, (_, i) => benchDeviceId('d2c', i));
+  const processes = Math.min(2, load.devices);
+  const perDevice = Math.ceil(load.messages / load.devices);
+  const watcher = observer(perDevice * load.devices, wallMs() - 1000);
+  const publishers = Array.from({ length: processes }, (_, p) => new Worker('d2c-publisher', { target, deviceIds: ids.filter((_, i) => i % processes === p), perDevice, load }));
+  try {
+    await watcher.next('ready', 30_000);
+    await Promise.all(publishers.map((w) => w.next('ready', 60_000)));
+    const serverCpu = cpuSecondsOf(serverPid);
+    for (const w of publishers) w.send({ type: 'go' });
+    const done = await Promise.all(publishers.map((w) => w.next<{ result: D2CTally; cpuMs: number }>('result', load.timeMs + 60_000)));
+    const sent = done.map((m) => m.result);
+    const acked = sent.reduce((n, t) => n + t.count, 0);
+    watcher.send({ type: 'expect', count: acked });
+    const observed = await watcher.next<{ result: D2CTally; cpuMs: number }>('result', load.timeMs + 60_000);
+    const seen = observed.result;
+    const serverCpuUsed = (cpuSecondsOf(serverPid) ?? NaN) - (serverCpu ?? NaN);
+    const start = Math.min(...sent.map((t) => t.firstAt));
+    const lastAck = Math.max(...sent.map((t) => t.lastAt));
+    const failed = sent.reduce((n, t) => n + (t.failed ?? 0), 0);
+    const errors = [...sent.map((t) => t.firstError), seen.firstError].filter(Boolean);
+    return {
+      acked,
+      failed,
+      observed: seen.count,
+      ackRate: acked / ((lastAck - start) / 1000),
+      endToEndRate: seen.count / ((Math.max(lastAck, seen.lastAt) - start) / 1000),
+      note:
+        `${acked} acked, ${seen.count} observed${failed ? `, ${failed} failed` : ''}${errors.length ? ` (${errors[0]})` : ''}; ` +
+        `CPU s: server ${serverCpuUsed.toFixed(1)}, publishers ${(done.reduce((n, m) => n + m.cpuMs, 0) / 1000).toFixed(1)}, ` +
+        `observer ${(observed.cpuMs / 1000).toFixed(1)} in ${((Math.max(lastAck, seen.lastAt) - start) / 1000).toFixed(1)} s`,
+    };
+  } finally {
+    await Promise.all([watcher, ...publishers].map((w) => w.stop()));
+  }
+}
+
+function loadFor(o: D2COptions, devices: number, tag: string): D2CLoad {
+  return { tag, devices, messages: o.messages, payloadBytes: o.payloadBytes, window: Math.max(1, Math.ceil(o.inFlight / devices)), timeMs: o.timeMs };
+}
+
+/**
+ * D2C throughput: QoS 1 publishes acknowledged by the hub and observed by an Event Hubs consumer,
+ * against the same load on a bare aedes broker on TLS (observed by an MQTT subscriber).
+ */
+export async function d2cSuite(hub: HubUnderTest, o: D2COptions): Promise<Row[]> {
+  const group = 'D2C';
+  const rows: Row[] = [];
+  const baseline = new Worker('bare-broker', { tlsDir: join(hub.dataDir, 'tls') });
+  const { port, ca } = await baseline.next<{ port: number; ca: string }>('ready', 30_000);
+  const ehConnectionString = hub.eventHubConnectionString;
+  if (ehConnectionString) await registerDevices(hub, Array.from({ length: Math.max(...o.deviceCounts) }, (_, i) => benchDeviceId('d2c', i)));
+  try {
+    for (const devices of o.deviceCounts) {
+      const base = await runLoad({ hostName: hub.hostName, port, ca }, baseline.pid, loadFor(o, devices, `base${devices}`), (expected) =>
+        new Worker('mqtt-subscriber', { port, ca, tag: `base${devices}`, expected, timeMs: o.timeMs + 30_000 }),
+      );
+      console.log(`  bare aedes, ${devices} devices: ${Math.round(base.endToEndRate)} msg/s end to end; ${base.note}`);
+      rows.push({ group, name: `bare aedes (TLS, QoS 1), ${devices} devices, end to end`, value: base.endToEndRate, unit: 'msg/s', note: `acked ${Math.round(base.ackRate)}/s; ${base.note}` });
+      if (!ehConnectionString) {
+        rows.push(
+          { group, name: `hub, ${devices} devices, end to end`, value: null, unit: 'msg/s', target: { op: '>=', value: 30_000 }, note: 'not available: the hub has no Event Hubs-compatible endpoint yet' },
+          { group, name: `hub / bare aedes, ${devices} devices`, value: null, unit: 'ratio', target: { op: '>=', value: 0.5 }, note: 'not available' },
+        );
+        continue;
+      }
+      const tag = `hub${devices}`;
+      const run = await runLoad({ hostName: hub.hostName, port: hub.port, ca: hub.ca }, hub.pid, loadFor(o, devices, tag), (expected, since) =>
+        new Worker('eh-consumer', { connectionString: ehConnectionString, tag, expected, since, timeMs: o.timeMs + 30_000 }),
+      );
+      console.log(`  hub, ${devices} devices: ${Math.round(run.endToEndRate)} msg/s end to end; ${run.note}`);
+      rows.push(
+        { group, name: `hub, ${devices} devices, acked (QoS 1)`, value: run.ackRate, unit: 'msg/s' },
+        { group, name: `hub, ${devices} devices, end to end`, value: run.endToEndRate, unit: 'msg/s', target: { op: '>=', value: 30_000 }, note: run.note },
+        { group, name: `hub / bare aedes, ${devices} devices`, value: run.endToEndRate / base.endToEndRate, unit: 'ratio', target: { op: '>=', value: 0.5 } },
+      );
+    }
+  } finally {
+    await baseline.stop();
+  }
+  return rows;
+}

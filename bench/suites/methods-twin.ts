@@ -1,0 +1,67 @@
+import { deviceConnectionString } from '../../src/clients/connection-string.js';
+import type { HubConnection } from '../../src/clients/service-clients.js';
+import type { HubUnderTest } from '../lib/hub.js';
+import { BENCH_DEVICE_KEY, benchDeviceId } from '../lib/device-auth.js';
+import { registerDevices, serviceConnection } from '../lib/registry.js';
+import type { LatencySummary } from '../lib/latency.js';
+import { Worker, runAll } from '../lib/workers.js';
+import type { Row } from '../lib/report.js';
+
+export interface LatencyOptions {
+  sequential: number;
+  concurrent: number;
+  inFlight: number;
+  methodDevices: number;
+  twinPatches: number;
+  timeMs: number;
+}
+
+function deviceConnection(hub: HubUnderTest, deviceId: string): HubConnection {
+  return { connectionString: deviceConnectionString(hub.hostName, deviceId, BENCH_DEVICE_KEY), transport: { ca: hub.ca, port: hub.port } };
+}
+
+function errorsNote(s: LatencySummary): string {
+  return `${s.calls} calls${s.errors ? `, ${s.errors} errors (${s.firstError})` : ''}`;
+}
+
+/** Direct-method round trips (service process → hub → device process → back), sequential and concurrent. */
+export async function methodsSuite(hub: HubUnderTest, o: LatencyOptions): Promise<Row[]> {
+  const deviceIds = Array.from({ length: o.methodDevices }, (_, i) => benchDeviceId('method', i));
+  await registerDevices(hub, deviceIds);
+  const devices = new Worker('method-device', { devices: deviceIds.map((id) => deviceConnection(hub, id)) });
+  try {
+    await devices.next('ready', 60_000);
+    const [r] = await runAll<{ sequential: LatencySummary; concurrent: LatencySummary }>(
+      [new Worker('method-service', { service: serviceConnection(hub), deviceIds, sequential: o.sequential, concurrent: o.concurrent, inFlight: o.inFlight, timeMs: o.timeMs })],
+      o.timeMs * 3 + 60_000,
+    );
+    const group = 'direct method';
+    const seq = r.sequential;
+    const con = r.concurrent;
+    return [
+      { group, name: 'round trip p50, sequential', value: seq.p50, unit: 'ms', target: { op: '<=', value: 2 }, note: errorsNote(seq) },
+      { group, name: 'round trip p99, sequential', value: seq.p99, unit: 'ms', target: { op: '<=', value: 10 } },
+      { group, name: 'calls/s, sequential', value: seq.rate, unit: 'calls/s' },
+      { group, name: `round trip p50, ${o.inFlight} in flight`, value: con.p50, unit: 'ms', note: `${errorsNote(con)} over ${deviceIds.length} devices` },
+      { group, name: `round trip p99, ${o.inFlight} in flight`, value: con.p99, unit: 'ms' },
+      { group, name: `calls/s, ${o.inFlight} in flight`, value: con.rate, unit: 'calls/s' },
+    ];
+  } finally {
+    await devices.stop();
+  }
+}
+
+/** Desired-property propagation: service PATCH of the twin → the device's 'properties.desired'. */
+export async function twinSuite(hub: HubUnderTest, o: LatencyOptions): Promise<Row[]> {
+  const deviceId = benchDeviceId('twin', 0);
+  await registerDevices(hub, [deviceId]);
+  const [r] = await runAll<LatencySummary>(
+    [new Worker('twin', { service: serviceConnection(hub), device: deviceConnection(hub, deviceId), deviceId, count: o.twinPatches, timeMs: o.timeMs })],
+    o.timeMs * 2 + 60_000,
+  );
+  const group = 'desired patch';
+  return [
+    { group, name: 'patch → device callback p50', value: r.p50, unit: 'ms', target: { op: '<=', value: 2 }, note: errorsNote(r) },
+    { group, name: 'patch → device callback p99', value: r.p99, unit: 'ms' },
+  ];
+}

@@ -1,0 +1,89 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { BIN, rssOf, type HubUnderTest } from '../lib/hub.js';
+import { median, nowMs, sleep } from '../lib/stats.js';
+import type { Row } from '../lib/report.js';
+
+const PROBE = fileURLToPath(new URL('../lib/sdk-probe.js', import.meta.url));
+
+interface CliRun {
+  ms: number;
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `node [nodeArgs] <bin> args` (bin: the CLI unless given) and times it from spawn to exit. */
+async function cli(args: string[], env: NodeJS.ProcessEnv, nodeArgs: string[] = [], bin: string[] = [BIN], timeoutMs = 60_000): Promise<CliRun> {
+  const start = nowMs();
+  const child = spawn(process.execPath, [...nodeArgs, ...bin, ...args], { env: { ...process.env, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c) => (stdout += c));
+  child.stderr.on('data', (c) => (stderr += c));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const [code] = await once(child, 'close');
+  clearTimeout(timer);
+  return { ms: nowMs() - start, code, stdout, stderr };
+}
+
+async function medianMs(runs: number, args: (i: number) => string[], env: NodeJS.ProcessEnv, bin = [BIN]): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const run = await cli(args(i), env, [], bin);
+    if (run.code !== 0) throw new Error(`iothub-tut ${args(i).join(' ')} exited ${run.code}: ${run.stderr}`);
+    times.push(run.ms);
+  }
+  return median(times);
+}
+
+async function sdkPackages(args: string[], env: NodeJS.ProcessEnv): Promise<string[]> {
+  const run = await cli(args, env, ['--import', PROBE]);
+  return JSON.parse(/SDK-PACKAGES (.*)/.exec(run.stderr)?.[1] ?? '[]');
+}
+
+/** Start-up of the CLI (--help, create-device), what it loads, and send-telemetry's memory per device. */
+export async function toolkitSuite(hub: HubUnderTest, options: { runs: number; telemetryDevices: number }): Promise<Row[]> {
+  const env = { IOTHUB_TUT_HOME: hub.home };
+  const group = 'toolkit';
+  const nodeAlone = await medianMs(options.runs, () => ['-e', '0'], env, []);
+  const help = await medianMs(options.runs, () => ['--help'], env);
+  const create = await medianMs(options.runs, (i) => ['create-device', '--device-id', `bench-cli-${i}`], env);
+  const helpLoads = await sdkPackages(['--help'], env);
+  const createLoads = await sdkPackages(['create-device', '--device-id', 'bench-cli-probe'], env);
+  const rows: Row[] = [
+    { group, name: '`node -e 0` (for scale)', value: nodeAlone, unit: 'ms', note: `median of ${options.runs}` },
+    { group, name: '`iothub-tut --help`', value: help, unit: 'ms', target: { op: '<=', value: 150 }, note: `median of ${options.runs}; ${(help / nodeAlone).toFixed(2)}× node's own start-up` },
+    { group, name: 'SDK packages loaded by --help', value: helpLoads.length, unit: 'pkgs', target: { op: '<=', value: 0 }, note: helpLoads.join(' ') || 'none' },
+    { group, name: '`iothub-tut create-device`', value: create, unit: 'ms', note: `median of ${options.runs}, against the hub` },
+    {
+      group, name: 'device SDK loaded by create-device', value: createLoads.filter((p) => p.startsWith('azure-iot-device')).length, unit: 'pkgs',
+      target: { op: '<=', value: 0 }, note: createLoads.join(' '),
+    },
+  ];
+  rows.push(await sendTelemetryMemory(hub, env, options.telemetryDevices));
+  return rows;
+}
+
+/** Peak RSS of `send-telemetry --devices K` over a bounded run, per device; skipped until the command exists. */
+async function sendTelemetryMemory(hub: HubUnderTest, env: NodeJS.ProcessEnv, devices: number): Promise<Row> {
+  const row: Row = { group: 'toolkit', name: `send-telemetry --devices ${devices}: peak RSS`, value: null, unit: 'MiB', target: { op: '<=', value: 1024 } };
+  if (!/^\s+send-telemetry\b/m.test((await cli(['--help'], env)).stdout)) return { ...row, note: 'not available: no send-telemetry command yet' };
+  const child = spawn(process.execPath, [BIN, 'send-telemetry', '--devices', String(devices)], { env: { ...process.env, NO_COLOR: '1', ...env }, stdio: 'ignore' });
+  let peak = 0;
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline && child.exitCode === null) {
+    peak = Math.max(peak, rssOf(child.pid!) ?? 0);
+    await sleep(250);
+  }
+  const exited = child.exitCode;
+  if (exited === null) {
+    child.kill('SIGINT');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    await once(child, 'close');
+    clearTimeout(timer);
+  }
+  const mib = peak / 2 ** 20;
+  return { ...row, value: mib, note: `${((peak / devices) / 1024).toFixed(0)} KiB per device${exited !== null ? `; exited early (${exited})` : ''}` };
+}

@@ -1,0 +1,17 @@
+// Devices on azure-iot-device (MQTT) that answer the 'echo' direct method with its payload.
+import { createDeviceClient, type DeviceClient } from '../../src/clients/device-clients.js';
+import type { HubConnection } from '../../src/clients/service-clients.js';
+import { workerMain } from '../lib/worker-main.js';
+
+workerMain<{ devices: HubConnection[] }>(async ({ devices }, ctx) => {
+  const clients: DeviceClient[] = [];
+  for (const connection of devices) {
+    const client = await createDeviceClient(connection);
+    await client.open();
+    client.onDeviceMethod('echo', (request, response) => response.send(200, request.payload, () => {}));
+    clients.push(client);
+  }
+  ctx.report({ type: 'ready' });
+  await new Promise((resolve) => ctx.stopping.addEventListener('abort', resolve));
+  await Promise.allSettled(clients.map((c) => c.close()));
+});
