@@ -3,6 +3,8 @@ import { after, before, describe, test } from 'node:test';
 import { earliestEventPosition, latestEventPosition, type ReceivedEventData } from '@azure/event-hubs';
 import { consumer, collect, hubName, startTestHub, telemetry, within, type TestHub } from './events-support.js';
 
+const hour = 60 * 60 * 1000;
+
 // The official Event Hubs SDK against the local hub's Event Hub-compatible endpoint, on real sockets.
 
 function index(event: ReceivedEventData): number {
@@ -203,6 +205,114 @@ describe('Event Hub-compatible endpoint with EventHubConsumerClient', () => {
     } finally {
       await received.close();
       await client.close();
+    }
+  });
+});
+
+describe('Event Hub-compatible endpoint over time: enqueued times, restarts, retention', () => {
+  test('starts from an enqueued time (exclusive, as Event Hubs)', async () => {
+    let clock = Date.UTC(2025, 0, 1);
+    const hub = await startTestHub({ now: () => clock });
+    const client = consumer(hub.connectionString());
+    try {
+      const early = hub.log.appendMany(Array.from({ length: 5 }, (_, i) => telemetry('clock-device', i)));
+      clock += hour;
+      const late = hub.log.appendMany(Array.from({ length: 5 }, (_, i) => telemetry('clock-device', 5 + i)));
+      const partitionId = String(early[0]!.partition);
+      const received = collect(client, { enqueuedOn: new Date(early[0]!.enqueuedTimeMs) }, partitionId);
+      try {
+        await received.until(30_000, 'the later events', () => received.events.length >= 5);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        assert.deepEqual(received.events.map(index), [5, 6, 7, 8, 9]);
+        assert.deepEqual(received.events.map((event) => event.enqueuedTimeUtc.getTime()), late.map((event) => event.enqueuedTimeMs));
+      } finally {
+        await received.close();
+      }
+    } finally {
+      await client.close();
+      await hub.dispose();
+    }
+  });
+
+  test('keeps every event across a restart on the same data file', async () => {
+    const first = await startTestHub();
+    const stored = first.log.appendMany(Array.from({ length: 300 }, (_, i) => telemetry(`restart-${i % 7}`, i)));
+    await first.stop();
+
+    const hub = await startTestHub({ dir: first.dir });
+    const client = consumer(hub.connectionString());
+    const received = collect(client, earliestEventPosition);
+    try {
+      await received.until(60_000, '300 events after the restart', () => received.events.length >= 300);
+      const byIndex = new Map(received.events.map((event) => [index(event), event]));
+      assert.equal(byIndex.size, 300);
+      for (const event of stored) {
+        const again = byIndex.get(Number(event.properties.index))!;
+        assert.equal(again.sequenceNumber, event.sequenceNumber);
+        assert.equal(again.offset, event.offset);
+        assert.equal(again.enqueuedTimeUtc.getTime(), event.enqueuedTimeMs);
+        assert.deepEqual(again.body, JSON.parse(event.body.toString()));
+      }
+      // Sequence numbers go on where they stopped.
+      const next = hub.log.append(telemetry('restart-0', 1000));
+      const before = stored.filter((event) => event.partition === next.partition);
+      assert.equal(next.sequenceNumber, before[before.length - 1]!.sequenceNumber + 1);
+    } finally {
+      await received.close();
+      await client.close();
+      await hub.dispose();
+    }
+  });
+
+  test('retention removes events past their age or beyond the count bound', async () => {
+    let clock = Date.UTC(2025, 0, 1);
+    const hub = await startTestHub({ now: () => clock, retentionMs: 24 * hour, maxEventsPerPartition: 50 });
+    const client = consumer(hub.connectionString());
+    try {
+      const old = hub.log.appendMany(Array.from({ length: 10 }, (_, i) => telemetry('retained', i)));
+      const partitionId = String(old[0]!.partition);
+      clock += 25 * hour;
+      hub.log.appendMany(Array.from({ length: 10 }, (_, i) => telemetry('retained', 10 + i)));
+      assert.equal(hub.log.prune(), 10);
+      let properties = await client.getPartitionProperties(partitionId);
+      assert.equal(properties.beginningSequenceNumber, 10);
+      assert.equal(properties.lastEnqueuedSequenceNumber, 19);
+
+      hub.log.appendMany(Array.from({ length: 60 }, (_, i) => telemetry('retained', 20 + i)));
+      assert.equal(hub.log.prune(), 20);
+      properties = await client.getPartitionProperties(partitionId);
+      assert.equal(properties.beginningSequenceNumber, 30);
+      assert.equal(properties.lastEnqueuedSequenceNumber, 79);
+
+      const received = collect(client, earliestEventPosition, partitionId);
+      try {
+        await received.until(30_000, 'the retained events', () => received.events.length >= 50);
+        assert.deepEqual(received.events.map(index), Array.from({ length: 50 }, (_, i) => 30 + i));
+      } finally {
+        await received.close();
+      }
+
+      clock += 25 * hour;
+      assert.equal(hub.log.prune(), 50);
+      properties = await client.getPartitionProperties(partitionId);
+      assert.equal(properties.isEmpty, true);
+      assert.equal(properties.beginningSequenceNumber, 80);
+      assert.equal(properties.lastEnqueuedSequenceNumber, 79);
+    } finally {
+      await client.close();
+      await hub.dispose();
+    }
+  });
+
+  test('retention runs by itself on its interval', async () => {
+    const hub = await startTestHub({ retentionMs: 1, pruneIntervalMs: 50 });
+    try {
+      const stored = hub.log.append(telemetry('fleeting', 1));
+      await within(10_000, 'the periodic prune', (async () => {
+        while (!hub.log.partitionInfo(stored.partition).isEmpty) await new Promise((resolve) => setTimeout(resolve, 50));
+      })());
+    } finally {
+      await hub.dispose();
     }
   });
 });
