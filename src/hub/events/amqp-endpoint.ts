@@ -135,7 +135,9 @@ export async function startEventHubEndpoint(options: EventHubEndpointOptions): P
   container.on('session_error', () => {});
   container.on('connection_close', (context: EventContext) => forget(context.connection));
   container.on('disconnected', (context: EventContext) => forget(context.connection));
-  // Errors a client causes (a bad frame, a reset socket) end its connection, never the hub.
+  // What a client gets wrong (a bad frame, no AMQP at all, a reset socket) ends its connection,
+  // never the hub; rhea would print the protocol errors nobody listens to.
+  container.on('protocol_error', () => {});
   container.on('error', () => {});
 
   const server = container.listen({ host: options.host ?? '127.0.0.1', port: options.port });

@@ -33,11 +33,17 @@ export class PartitionSender {
     private readonly runtimeMetric: boolean,
   ) {
     this.next = startSequence;
-    eventLog.on('appended', this.onAppended);
-    link.on('sendable', () => this.pump());
     link.on('sender_close', () => this.close());
     link.on('sender_error', () => this.close());
-    this.pump();
+    // rhea writes a session's transfers before its links' attach frames: a delivery queued in the
+    // tick the link attached (say, on credit that came with the attach) would reach the client
+    // before the attach, on a handle it does not know. So feed the link from the next turn on.
+    setImmediate(() => {
+      if (this.closed) return;
+      eventLog.on('appended', this.onAppended);
+      link.on('sendable', () => this.pump());
+      this.pump();
+    });
   }
 
   /** Stops feeding the link (the link, its session or its connection is gone). */
