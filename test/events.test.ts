@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { earliestEventPosition, latestEventPosition, type ReceivedEventData } from '@azure/event-hubs';
-import { consumer, collect, hubName, startTestHub, telemetry, within, type TestHub } from './events-support.js';
+import { consumer, collect, hubName, startTestHub, telemetry, within, type Collected, type TestHub } from './events-support.js';
 
 const hour = 60 * 60 * 1000;
 
@@ -192,6 +192,37 @@ describe('Event Hub-compatible endpoint with EventHubConsumerClient', () => {
     } finally {
       await received.close();
       await client.close();
+    }
+  });
+
+  test('a reader with a higher owner level takes the partition over; one without is refused', async () => {
+    const base = 50_000;
+    const first = hub.log.append(telemetry('owned-device', base));
+    const partitionId = String(first.partition);
+    const clients = [consumer(hub.connectionString()), consumer(hub.connectionString()), consumer(hub.connectionString())];
+    const low = collect(clients[0]!, earliestEventPosition, partitionId, { ownerLevel: 1 });
+    let takeover: Collected | undefined;
+    let outsider: Collected | undefined;
+    try {
+      await low.until(30_000, 'the first reader', () => low.events.some((event) => index(event) === base));
+      takeover = collect(clients[1]!, earliestEventPosition, partitionId, { ownerLevel: 2 });
+      await low.until(30_000, 'the first reader to be disconnected', () => low.errors.length > 0);
+      assert.deepEqual(errorCodes(low.errors[0]!), ['ReceiverDisconnectedError'], String(low.errors[0]));
+      await takeover.until(30_000, 'the new owner', () => takeover!.events.some((event) => index(event) === base));
+
+      outsider = collect(clients[2]!, earliestEventPosition, partitionId);
+      await outsider.until(30_000, 'the refusal', () => outsider!.errors.length > 0);
+      assert.deepEqual(errorCodes(outsider.errors[0]!), ['ReceiverDisconnectedError'], String(outsider.errors[0]));
+
+      hub.log.append(telemetry('owned-device', base + 1));
+      await takeover.until(30_000, 'a live event for the owner', () => takeover!.events.some((event) => index(event) === base + 1));
+      assert.equal(low.events.some((event) => index(event) === base + 1), false);
+      assert.deepEqual(outsider.events, []);
+    } finally {
+      await low.close();
+      await takeover?.close();
+      await outsider?.close();
+      for (const client of clients) await client.close();
     }
   });
 

@@ -6,6 +6,7 @@ import { Claims, handleCbsRequest, type VerifyToken } from './cbs.js';
 import type { EventLog } from './event-log.js';
 import { positionFromFilter } from './event-position.js';
 import { handleManagementRequest, partitionIndex } from './management.js';
+import { PartitionOwners, type OwnedReader } from './partition-owners.js';
 import { PartitionSender } from './partition-sender.js';
 import { sendReply } from './request-response.js';
 
@@ -32,6 +33,7 @@ export interface EventHubEndpoint {
 }
 
 const runtimeMetricCapability = 'com.microsoft:enable-receiver-runtime-metric';
+const epochProperty = 'com.microsoft:epoch';
 const closeGraceMs = 1000;
 
 /** What one client connection holds: its claims and the partition links it reads. */
@@ -43,6 +45,7 @@ interface ConnectionState {
 export async function startEventHubEndpoint(options: EventHubEndpointOptions): Promise<EventHubEndpoint> {
   const { hubName, eventLog, verifyToken } = options;
   const consumerGroups = new Set((options.consumerGroups ?? ['$Default']).map((g) => g.toLowerCase()));
+  const owners = new PartitionOwners();
   const states = new Map<Connection, ConnectionState>();
   const stateOf = (connection: Connection): ConnectionState => {
     let state = states.get(connection);
@@ -121,14 +124,27 @@ export async function startEventHubEndpoint(options: EventHubEndpointOptions): P
     } catch (error) {
       return refuse(link, 'com.microsoft:argument-error', (error as Error).message);
     }
+    const groupPartition = `${target.consumerGroup.toLowerCase()}/${partition}`;
+    const reader: OwnedReader = {
+      ownerLevel: ownerLevel(link.properties),
+      disconnect: (description) => {
+        link.close({ condition: 'amqp:link:stolen', description });
+        sender.close();
+      },
+    };
+    const refusal = owners.admit(groupPartition, reader);
+    if (refusal) return refuse(link, 'amqp:link:stolen', refusal);
+
     const runtimeMetric = capabilities(link.desired_capabilities).includes(runtimeMetricCapability);
     link.set_source({ address, filter: link.source.filter });
     const local = (link as unknown as { local: { attach: Record<string, unknown> } }).local.attach;
     local.snd_settle_mode = 1; // settled: an Event Hubs reader tracks its position, it does not settle events
     if (runtimeMetric) local.offered_capabilities = [runtimeMetricCapability];
-    const sender = new PartitionSender(link, eventLog, partition, start, runtimeMetric);
+    const sender: PartitionSender = new PartitionSender(link, eventLog, partition, start, runtimeMetric, () => {
+      state.senders.delete(sender);
+      owners.release(groupPartition, reader);
+    });
     state.senders.add(sender);
-    link.on('sender_close', () => state.senders.delete(sender));
   };
 
   container.on('session_close', (context: EventContext) => closeSessionSenders(states.get(context.connection), context.session!));
@@ -170,12 +186,12 @@ function refuse(link: Sender | Receiver, condition: string, description: string)
 }
 
 function closeSessionSenders(state: ConnectionState | undefined, session: Session): void {
-  for (const sender of state?.senders ?? []) {
-    if (sender.link.session === session) {
-      sender.close();
-      state!.senders.delete(sender);
-    }
-  }
+  for (const sender of state?.senders ?? []) if (sender.link.session === session) sender.close();
+}
+
+function ownerLevel(properties: Record<string, unknown> | undefined): number | undefined {
+  const level = properties?.[epochProperty];
+  return typeof level === 'number' ? level : undefined;
 }
 
 function capabilities(value: string | string[] | undefined): string[] {

@@ -31,6 +31,7 @@ export class PartitionSender {
     private readonly partition: number,
     startSequence: number,
     private readonly runtimeMetric: boolean,
+    private readonly onClose: () => void,
   ) {
     this.next = startSequence;
     link.on('sender_close', () => this.close());
@@ -51,6 +52,7 @@ export class PartitionSender {
     if (this.closed) return;
     this.closed = true;
     this.eventLog.off('appended', this.onAppended);
+    this.onClose();
   }
 
   private pump(): void {
