@@ -109,7 +109,7 @@ export function registerDemo(program: Command): void {
     .action((_opts, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
         const { LocalHub } = await import('../hub/server.js');
-        const hub = await LocalHub.start({ inMemory: true, port: 0 });
+        const hub = await LocalHub.start({ inMemory: true, port: 0, eventHubPort: 0 });
         const connection: HubConnection = { connectionString: hub.serviceConnectionString(), transport: { ca: hub.tls.ca, port: hub.port } };
         out.heading(`iothub-tut demo: a local IoT Hub on ${hub.hostName}:${hub.port} (in memory)`);
         const report: Array<{ step: string; ok: boolean; ms: number; result?: unknown; error?: string }> = [];

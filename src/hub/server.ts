@@ -20,6 +20,10 @@ import { TwinTopics } from './device-gateway/twin-topics.js';
 import { TwinStore } from './store/twin-store.js';
 import { Twins } from './twins/twin-service.js';
 import { twinRoutes } from './service-api/twin-routes.js';
+import { EventStore } from './store/event-store.js';
+import { EventLog } from './events/event-log.js';
+import { startEventHubEndpoint, type EventHubEndpoint } from './events/amqp-endpoint.js';
+import { TelemetryTopics } from './device-gateway/telemetry-topics.js';
 
 export interface HubOptions {
   /** Where the database and the CA live; ignored with inMemory. */
@@ -30,7 +34,15 @@ export interface HubOptions {
   port?: number;
   /** The hub's host name, as it appears in connection strings. Default 'localhost'. */
   hostName?: string;
+  /** The plain-AMQP port of the Event Hub-compatible endpoint (0: any free port). Default 5672. */
+  eventHubPort?: number;
 }
+
+/**
+ * The Event Hub-compatible name of the built-in events endpoint (its EntityPath). On Azure it is
+ * derived from the hub's name; a local hub is always 'localhost', so it gets the toolkit's name.
+ */
+export const EVENT_HUB_NAME = 'iothub-tut';
 
 const MQTT_CONNECT = 0x10;
 
@@ -42,6 +54,8 @@ export class LocalHub {
   readonly auth: Authenticator;
   readonly mqtt: MqttGateway;
   readonly methods: DirectMethods;
+  readonly eventLog: EventLog;
+  private eventHub?: EventHubEndpoint;
   private readonly listeners: TlsServer[] = [];
   private readonly http: HttpServer;
   private readonly wss = new WebSocketServer({ noServer: true });
@@ -81,6 +95,9 @@ export class LocalHub {
     methodTopics.answersTo((from, rid, result) => this.methods.complete(from, rid, result));
     this.mqtt.use(methodTopics);
 
+    this.eventLog = new EventLog(new EventStore(db));
+    this.mqtt.use(new TelemetryTopics(this.eventLog, this.registry));
+
     const router = new Router().add(
       ...registryRoutes(this.registry),
       ...twinRoutes(this.registry, this.twins),
@@ -107,8 +124,14 @@ export class LocalHub {
     try {
       await hub.mqtt.start();
       await hub.listen(options.port ?? 8883);
+      hub.eventHub = await startEventHubEndpoint({
+        port: options.eventHubPort ?? 5672,
+        hubName: EVENT_HUB_NAME,
+        eventLog: hub.eventLog,
+        verifyToken: (token, audience) => hub.auth.verifyServiceToken(token, audience, 'ServiceConnect'),
+      });
     } catch (err) {
-      db.close();
+      await hub.stop();
       throw err;
     }
     return hub;
@@ -116,6 +139,22 @@ export class LocalHub {
 
   get port(): number {
     return this.portNumber;
+  }
+
+  /** The port of the Event Hub-compatible endpoint. */
+  get eventHubPort(): number {
+    return this.eventHub?.port ?? 0;
+  }
+
+  /**
+   * The Event Hub-compatible connection string (the portal's IoT hub > Built-in endpoints), for a
+   * policy with ServiceConnect. Plain AMQP, as Microsoft's Event Hubs emulator: hence UseDevelopmentEmulator.
+   */
+  eventHubConnectionString(policyName = 'service'): string {
+    const policy = this.auth.policy(policyName);
+    if (!policy) throw new Error(`No policy named ${policyName}`);
+    return `Endpoint=sb://localhost:${this.eventHubPort}/;SharedAccessKeyName=${policy.keyName};` +
+      `SharedAccessKey=${policy.primaryKey};EntityPath=${EVENT_HUB_NAME};UseDevelopmentEmulator=true`;
   }
 
   /** The connection string of a shared access policy of this hub (iothubowner by default). */
@@ -128,10 +167,12 @@ export class LocalHub {
   async stop(): Promise<void> {
     this.methods.close();
     for (const client of this.wss.clients) client.terminate();
+    await this.eventHub?.close();
     await this.mqtt.close();
     const closed = Promise.all(this.listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
     for (const socket of this.sockets) socket.destroy();
     await closed;
+    this.eventLog.close();
     this.db.close();
   }
 
