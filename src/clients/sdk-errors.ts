@@ -23,6 +23,13 @@ export function explain(err: unknown, context = ''): ToolkitError {
   if (hub.errorCode === 404103) {
     return new ToolkitError(`${where}the device is not online (404103 DeviceNotOnline): start the device app first, or give it time with --connect-timeout.`, ExitCode.offline);
   }
+  switch (e?.code) {
+    // @azure/event-hubs tells its errors apart by code (they are all MessagingError).
+    case 'UnauthorizedError':
+      return new ToolkitError(`${where}not authorized: ${message}. Check the key in the Event Hub-compatible connection string.`, ExitCode.unauthorized);
+    case 'MessagingEntityNotFoundError':
+      return new ToolkitError(`${where}not found: ${message}. Check EntityPath (portal: IoT hub > Built-in endpoints).`, ExitCode.notFound);
+  }
   switch (kind) {
     case 'DeviceNotFoundError':
       return new ToolkitError(`${where}${message || 'device not found'}`, ExitCode.notFound);
