@@ -6,6 +6,8 @@ import { ExitCode, ToolkitError } from './errors.js';
  */
 export function explain(err: unknown, context = ''): ToolkitError {
   if (err instanceof ToolkitError) return err;
+  // @azure/event-hubs ends its retries with an AggregateError of each attempt's error.
+  if (err instanceof AggregateError && err.errors.length > 0) return explain(err.errors[err.errors.length - 1], context);
   const e = err as { name?: string; constructor?: { name?: string }; message?: string; code?: string; response?: { statusCode?: number }; responseBody?: unknown };
   const kind = e?.constructor?.name && e.constructor.name !== 'Error' ? e.constructor.name : e?.name ?? '';
   const message = oneLine(e?.message ?? String(err));
