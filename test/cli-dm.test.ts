@@ -14,7 +14,7 @@ describe('device management: reboot-device and invoke-reboot as separate process
   const env = { IOTHUB_TUT_HOME: home };
   let hub: CliProcess;
   before(async () => {
-    hub = new CliProcess(['hub', 'start', '--port', '0', '--json'], env);
+    hub = new CliProcess(['hub', 'start', '--port', '0', '--amqp-port', '0', '--json'], env);
     await hub.waitFor((l) => l.event === 'started');
     for (const id of ['myDeviceId', 'dm-offline']) {
       const r = await runCli(['create-device', '-d', id], env);

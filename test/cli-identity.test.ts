@@ -8,7 +8,7 @@ describe('hub start + create-module as separate processes', () => {
   const home = tempDir();
   let hub: CliProcess;
   before(async () => {
-    hub = new CliProcess(['hub', 'start', '--port', '0', '--json'], { IOTHUB_TUT_HOME: home });
+    hub = new CliProcess(['hub', 'start', '--port', '0', '--amqp-port', '0', '--json'], { IOTHUB_TUT_HOME: home });
     await hub.waitFor((l) => l.event === 'started');
   });
   after(async () => {

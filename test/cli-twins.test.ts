@@ -9,7 +9,7 @@ describe('module twin tutorial as separate processes: receive-twin-patch, update
   const env = { IOTHUB_TUT_HOME: home };
   let hub: CliProcess;
   before(async () => {
-    hub = new CliProcess(['hub', 'start', '--port', '0', '--json'], env);
+    hub = new CliProcess(['hub', 'start', '--port', '0', '--amqp-port', '0', '--json'], env);
     await hub.waitFor((l) => l.event === 'started');
     const created = await runCli(['create-module', '--json'], env);
     assert.equal(created.code, 0, created.stderr);
@@ -79,6 +79,7 @@ describe('demo', () => {
       const twinStep = report.steps.find((s: { step: string }) => s.step.startsWith('ReceiveModuleTwinDesiredPropertiesPatch'));
       assert.deepEqual(twinStep.result, { desiredVersion: 2 });
       assert.deepEqual(report.steps.find((s: { step: string }) => s.step === 'UpdateReported').result, { reportedVersion: 2 });
+      assert.deepEqual(report.steps.find((s: { step: string }) => s.step === 'SimulatedDevice + monitor').result, { confirmed: 5, received: 5 });
     } finally {
       rmSync(home, { recursive: true, force: true });
     }

@@ -7,7 +7,8 @@ import type { HubConnection } from '../clients/service-clients.js';
 interface DemoStep {
   title: string;
   explain: string;
-  run(connection: HubConnection, out: Output): Promise<unknown>;
+  /** eventHub: the hub's Event Hub-compatible connection string, where device-to-cloud messages are read. */
+  run(connection: HubConnection, out: Output, eventHub: string): Promise<unknown>;
 }
 
 const steps: DemoStep[] = [
@@ -100,6 +101,35 @@ const steps: DemoStep[] = [
       return result;
     },
   },
+  {
+    title: 'SimulatedDevice + monitor',
+    explain: "myFirstDevice sends 5 windSpeed messages over MQTT; a monitor reads them from the hub's Event Hub-compatible endpoint",
+    async run(connection, out, eventHub) {
+      const [{ identityConnection }, { sendTelemetry }, { monitorEvents }] = await Promise.all([
+        import('../clients/identity-connection.js'),
+        import('../apps/send-telemetry.js'),
+        import('../apps/monitor-events.js'),
+      ]);
+      let ready!: () => void;
+      const listening = new Promise<void>((resolve) => (ready = resolve));
+      const monitoring = monitorEvents(eventHub, {
+        deviceId: 'myFirstDevice',
+        count: 5,
+        timeoutSeconds: 60,
+        onReady: () => ready(),
+        onEvent: (e) => out.line(`  monitor: ${e.deviceId} ${JSON.stringify(e.body)} ${e.systemProperties.messageId} ${JSON.stringify(e.properties)}`),
+      });
+      await Promise.race([listening, monitoring]);
+      const sent = await sendTelemetry([await identityConnection(connection, { deviceId: 'myFirstDevice' })], {
+        count: 5,
+        intervalMs: 200,
+        onConfirm: (c) => out.line(out.color.dim(`  device: message ${c.messageId} confirmed (${c.confirmed})`)),
+      });
+      const { received, timedOut } = await monitoring;
+      if (timedOut) throw new Error(`the monitor saw ${received} of 5 messages`);
+      return { confirmed: sent.confirmed, received };
+    },
+  },
 ];
 
 export function registerDemo(program: Command): void {
@@ -109,7 +139,7 @@ export function registerDemo(program: Command): void {
     .action((_opts, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
         const { LocalHub } = await import('../hub/server.js');
-        const hub = await LocalHub.start({ inMemory: true, port: 0 });
+        const hub = await LocalHub.start({ inMemory: true, port: 0, eventHubPort: 0 });
         const connection: HubConnection = { connectionString: hub.serviceConnectionString(), transport: { ca: hub.tls.ca, port: hub.port } };
         out.heading(`iothub-tut demo: a local IoT Hub on ${hub.hostName}:${hub.port} (in memory)`);
         const report: Array<{ step: string; ok: boolean; ms: number; result?: unknown; error?: string }> = [];
@@ -119,7 +149,7 @@ export function registerDemo(program: Command): void {
             out.heading(`${i + 1}. ${step.title}`);
             out.line(out.color.dim(`  ${step.explain}`));
             const started = Date.now();
-            const result = await step.run(connection, out);
+            const result = await step.run(connection, out, hub.eventHubConnectionString());
             report.push({ step: step.title, ok: true, ms: Date.now() - started, result });
           }
         } catch (err) {

@@ -11,15 +11,18 @@ export function registerHub(program: Command): void {
     .command('start')
     .description('run a local IoT Hub until Ctrl-C; the other commands find it by themselves')
     .option('-p, --port <port>', 'TLS port for REST, MQTT and MQTT over WebSockets', parsePositiveInt('--port'), 8883)
+    .option('--amqp-port <port>', 'plain-AMQP port of the Event Hub-compatible endpoint (where monitor-events reads)', parsePositiveInt('--amqp-port'), 5672)
     .option('--data-dir <dir>', 'where identities, twins, events and the CA are kept', join(toolkitHome(), 'hub'))
     .option('--in-memory', 'keep nothing on disk (a throwaway hub)')
     .addOption(new Option('--throttle <tier>', "apply IoT Hub's throttles of one unit of this tier (429 ThrottlingException, CONNACK 3)").choices(['s1', 's2', 's3']))
     .action((opts, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
         const { LocalHub } = await import('../hub/server.js');
-        const local = await LocalHub.start({ port: opts.port, dataDir: opts.dataDir, inMemory: opts.inMemory, throttle: opts.throttle }).catch((err: NodeJS.ErrnoException) => {
-          if (err.code === 'EADDRINUSE') throw new ToolkitError(`port ${opts.port} is in use: stop what runs there, or pick another with --port`, ExitCode.unavailable);
-          if (err.code === 'EACCES') throw new ToolkitError(`port ${opts.port} needs root: pick one above 1023 with --port`, ExitCode.unavailable);
+        const local = await LocalHub.start({ port: opts.port, eventHubPort: opts.amqpPort, dataDir: opts.dataDir, inMemory: opts.inMemory, throttle: opts.throttle }).catch((err: NodeJS.ErrnoException & { port?: number }) => {
+          // Node names the port on a listen error; it tells which of the two listeners failed.
+          const [port, flag] = err.port === opts.amqpPort && opts.amqpPort !== opts.port ? [opts.amqpPort, '--amqp-port'] : [opts.port, '--port'];
+          if (err.code === 'EADDRINUSE') throw new ToolkitError(`port ${port} is in use: stop what runs there, or pick another with ${flag}`, ExitCode.unavailable);
+          if (err.code === 'EACCES') throw new ToolkitError(`port ${port} needs root: pick one above 1023 with ${flag}`, ExitCode.unavailable);
           throw err;
         });
         let caFile = local.tls.caFile;
@@ -33,6 +36,7 @@ export function registerHub(program: Command): void {
           caFile,
           pid: process.pid,
           serviceConnectionString: local.serviceConnectionString(),
+          eventHubConnectionString: local.eventHubConnectionString(),
         };
         writeProfile(profile);
         out.result({ event: 'started', ...profile, dataDir: opts.inMemory ? null : opts.dataDir });
@@ -41,6 +45,7 @@ export function registerHub(program: Command): void {
         if (opts.throttle) out.field('Throttling', `IoT Hub ${String(opts.throttle).toUpperCase()}, one unit`);
         out.field('CA certificate', caFile);
         out.field('Connection string', out.secret(profile.serviceConnectionString));
+        out.field('Event Hub endpoint', out.secret(profile.eventHubConnectionString));
         out.line(out.color.dim('  Other terminals use this hub automatically. Other Node apps: NODE_EXTRA_CA_CERTS=' + caFile));
         out.line(out.color.dim('  Press Ctrl-C to stop.'));
         await new Promise<void>((resolve) => {

@@ -9,6 +9,8 @@ import { registerReceiveTwinPatch } from './receive-twin-patch.js';
 import { registerUpdateReported } from './update-reported.js';
 import { registerRebootDevice } from './reboot-device.js';
 import { registerInvokeReboot } from './invoke-reboot.js';
+import { registerSendTelemetry } from './send-telemetry.js';
+import { registerMonitorEvents } from './monitor-events.js';
 
 // Each command loads its SDK only when it runs, so `--help` and light commands start fast.
 const program = new Command('iothub-tut')
@@ -31,6 +33,8 @@ registerReceiveTwinPatch(program);
 registerUpdateReported(program);
 registerRebootDevice(program);
 registerInvokeReboot(program);
+registerSendTelemetry(program);
+registerMonitorEvents(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -6,6 +6,8 @@ import { ExitCode, ToolkitError } from './errors.js';
  */
 export function explain(err: unknown, context = ''): ToolkitError {
   if (err instanceof ToolkitError) return err;
+  // @azure/event-hubs ends its retries with an AggregateError of each attempt's error.
+  if (err instanceof AggregateError && err.errors.length > 0) return explain(err.errors[err.errors.length - 1], context);
   const e = err as { name?: string; constructor?: { name?: string }; message?: string; code?: string; response?: { statusCode?: number }; responseBody?: unknown };
   const kind = e?.constructor?.name && e.constructor.name !== 'Error' ? e.constructor.name : e?.name ?? '';
   const message = oneLine(e?.message ?? String(err));
@@ -22,6 +24,13 @@ export function explain(err: unknown, context = ''): ToolkitError {
   const hub = hubErrorBody(e?.responseBody);
   if (hub.errorCode === 404103) {
     return new ToolkitError(`${where}the device is not online (404103 DeviceNotOnline): start the device app first, or give it time with --connect-timeout.`, ExitCode.offline);
+  }
+  switch (e?.code) {
+    // @azure/event-hubs tells its errors apart by code (they are all MessagingError).
+    case 'UnauthorizedError':
+      return new ToolkitError(`${where}not authorized: ${message}. Check the key in the Event Hub-compatible connection string.`, ExitCode.unauthorized);
+    case 'MessagingEntityNotFoundError':
+      return new ToolkitError(`${where}not found: ${message}. Check EntityPath (portal: IoT hub > Built-in endpoints).`, ExitCode.notFound);
   }
   switch (kind) {
     case 'DeviceNotFoundError':

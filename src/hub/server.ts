@@ -22,6 +22,10 @@ import { TwinStore } from './store/twin-store.js';
 import { Twins } from './twins/twin-service.js';
 import { twinRoutes } from './service-api/twin-routes.js';
 import { Throttle, type Tier } from './throttling.js';
+import { EventStore } from './store/event-store.js';
+import { EventLog } from './events/event-log.js';
+import { startEventHubEndpoint, type EventHubEndpoint } from './events/amqp-endpoint.js';
+import { TelemetryTopics } from './device-gateway/telemetry-topics.js';
 
 export interface HubOptions {
   /** Where the database and the CA live; ignored with inMemory. */
@@ -34,7 +38,15 @@ export interface HubOptions {
   hostName?: string;
   /** Apply IoT Hub's throttles of one unit of this tier (429 on REST, CONNACK 3 on MQTT); a Throttle brings its own clock. Default: none. */
   throttle?: Tier | Throttle;
+  /** The plain-AMQP port of the Event Hub-compatible endpoint (0: any free port). Default 5672. */
+  eventHubPort?: number;
 }
+
+/**
+ * The Event Hub-compatible name of the built-in events endpoint (its EntityPath). On Azure it is
+ * derived from the hub's name; a local hub is always 'localhost', so it gets the toolkit's name.
+ */
+export const EVENT_HUB_NAME = 'iothub-tut';
 
 const MQTT_CONNECT = 0x10;
 
@@ -54,6 +66,8 @@ export class LocalHub {
   readonly auth: Authenticator;
   readonly mqtt: MqttGateway;
   readonly methods: DirectMethods;
+  readonly eventLog: EventLog;
+  private eventHub?: EventHubEndpoint;
   private readonly listeners: TlsServer[] = [];
   private readonly http: HttpServer;
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_PACKET_BYTES });
@@ -94,6 +108,9 @@ export class LocalHub {
     methodTopics.answersTo((from, rid, result) => this.methods.complete(from, rid, result));
     this.mqtt.use(methodTopics);
 
+    this.eventLog = new EventLog(new EventStore(db));
+    this.mqtt.use(new TelemetryTopics(this.eventLog, this.registry));
+
     const router = new Router().add(
       ...registryRoutes(this.registry),
       ...twinRoutes(this.registry, this.twins),
@@ -126,8 +143,14 @@ export class LocalHub {
     try {
       await hub.mqtt.start();
       await hub.listen(options.port ?? 8883);
+      hub.eventHub = await startEventHubEndpoint({
+        port: options.eventHubPort ?? 5672,
+        hubName: EVENT_HUB_NAME,
+        eventLog: hub.eventLog,
+        verifyToken: (token, audience) => hub.auth.verifyServiceToken(token, audience, 'ServiceConnect'),
+      });
     } catch (err) {
-      db.close();
+      await hub.stop();
       throw err;
     }
     return hub;
@@ -135,6 +158,22 @@ export class LocalHub {
 
   get port(): number {
     return this.portNumber;
+  }
+
+  /** The port of the Event Hub-compatible endpoint. */
+  get eventHubPort(): number {
+    return this.eventHub?.port ?? 0;
+  }
+
+  /**
+   * The Event Hub-compatible connection string (the portal's IoT hub > Built-in endpoints), for a
+   * policy with ServiceConnect. Plain AMQP, as Microsoft's Event Hubs emulator: hence UseDevelopmentEmulator.
+   */
+  eventHubConnectionString(policyName = 'service'): string {
+    const policy = this.auth.policy(policyName);
+    if (!policy) throw new Error(`No policy named ${policyName}`);
+    return `Endpoint=sb://localhost:${this.eventHubPort}/;SharedAccessKeyName=${policy.keyName};` +
+      `SharedAccessKey=${policy.primaryKey};EntityPath=${EVENT_HUB_NAME};UseDevelopmentEmulator=true`;
   }
 
   /** The connection string of a shared access policy of this hub (iothubowner by default). */
@@ -148,10 +187,12 @@ export class LocalHub {
     this.methods.close();
     for (const client of this.wss.clients) client.terminate();
     this.http.close(() => undefined); // stops the timeout checker (it never listened, so nothing else to close)
+    await this.eventHub?.close();
     await this.mqtt.close();
     const closed = Promise.all(this.listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
     for (const socket of this.sockets) socket.destroy();
     await closed;
+    this.eventLog.close();
     this.db.close();
   }
 

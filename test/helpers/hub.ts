@@ -22,7 +22,7 @@ export function tempDir(prefix = 'iothub-tut-test-'): string {
 /** A hub on an ephemeral port with its own data dir (or a given one, to test restarts). */
 export async function startTestHub(options: HubOptions = {}): Promise<TestHub> {
   const dataDir = options.dataDir ?? tempDir();
-  const hub = await LocalHub.start({ port: 0, ...options, dataDir });
+  const hub = await LocalHub.start({ port: 0, eventHubPort: 0, ...options, dataDir });
   const connectionFor = (policy: string): HubConnection => ({
     connectionString: hub.serviceConnectionString(policy),
     transport: { ca: hub.tls.ca, port: hub.port },

@@ -38,18 +38,24 @@ export function parseSasToken(token: string): SasToken | undefined {
   }
 }
 
-export function sign(key: string, resource: string, expiry: number): string {
-  return createHmac('sha256', Buffer.from(key, 'base64')).update(`${resource}\n${expiry}`).digest('base64');
+/**
+ * How the signing key is turned into HMAC key bytes: IoT Hub clients decode the base64 key, Event
+ * Hubs clients (also on IoT Hub's Event Hub-compatible endpoint) use the key's text as it stands.
+ */
+export type KeyBytes = 'base64' | 'utf8';
+
+export function sign(key: string, resource: string, expiry: number, keyBytes: KeyBytes = 'base64'): string {
+  return createHmac('sha256', Buffer.from(key, keyBytes)).update(`${resource}\n${expiry}`).digest('base64');
 }
 
 /**
  * True when the token was signed with `key`. The SDKs sign the resource as it stands in the token,
  * some encoded and some not, so both spellings are accepted.
  */
-export function signedWith(token: SasToken, key: string): boolean {
+export function signedWith(token: SasToken, key: string, keyBytes: KeyBytes = 'base64'): boolean {
   const expected = Buffer.from(token.signature);
   return [token.rawResource, encodeURIComponent(decodeURIComponent(token.rawResource))].some((resource) => {
-    const actual = Buffer.from(sign(key, resource, token.expiry));
+    const actual = Buffer.from(sign(key, resource, token.expiry, keyBytes));
     return actual.length === expected.length && timingSafeEqual(actual, expected);
   });
 }

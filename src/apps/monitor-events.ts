@@ -1,0 +1,126 @@
+import { EventHubConsumerClient, earliestEventPosition, type EventPosition, type ReceivedEventData } from '@azure/event-hubs';
+import { explain } from '../clients/sdk-errors.js';
+
+/** A device-to-cloud message as the monitor shows it. */
+export interface MonitoredEvent {
+  deviceId?: string;
+  moduleId?: string;
+  enqueuedTime: string;
+  partitionId: string;
+  sequenceNumber: number;
+  body: unknown;
+  /** The application properties the device set. */
+  properties: Record<string, unknown>;
+  /** messageId, correlationId, contentType... and IoT Hub's iothub-* stamps. */
+  systemProperties: Record<string, unknown>;
+}
+
+export interface MonitorEventsOptions {
+  /** Only this device's messages. */
+  deviceId?: string;
+  /** Stop after this many (matching) events. */
+  count?: number;
+  /** Stop after this long; timedOut tells whether it was this that stopped it. */
+  timeoutSeconds?: number;
+  /** 'latest' (default): what is enqueued from now on; 'earliest': everything retained. */
+  startPosition?: 'latest' | 'earliest';
+  consumerGroup?: string;
+  signal?: AbortSignal;
+  /** Called once every partition's start is fixed: anything enqueued from then on is seen. */
+  onReady?: (partitionIds: string[]) => void;
+  onEvent?: (event: MonitoredEvent) => void;
+}
+
+/**
+ * The tutorial's monitor (iothub-explorer monitor-events): reads the device-to-cloud messages from
+ * the hub's Event Hub-compatible endpoint with @azure/event-hubs, all partitions, one consumer group.
+ */
+export async function monitorEvents(eventHubConnectionString: string, options: MonitorEventsOptions = {}): Promise<{ received: number; timedOut: boolean }> {
+  const client = new EventHubConsumerClient(options.consumerGroup ?? '$Default', eventHubConnectionString, {
+    retryOptions: { maxRetries: 3, retryDelayInMs: 1000, timeoutInMs: 30_000 },
+  });
+  let received = 0;
+  try {
+    // 'latest' is pinned to each partition's last sequence number now, so the monitor is ready (and
+    // can say so) before its receivers attach: nothing sent after onReady can slip past it.
+    const partitionIds = await client.getPartitionIds().catch((err) => {
+      throw explain(err, 'reading the Event Hub-compatible endpoint');
+    });
+    const positions: Record<string, EventPosition> = {};
+    for (const id of partitionIds) {
+      if (options.startPosition === 'earliest') {
+        positions[id] = earliestEventPosition;
+        continue;
+      }
+      const partition = await client.getPartitionProperties(id);
+      positions[id] = partition.isEmpty ? earliestEventPosition : { sequenceNumber: partition.lastEnqueuedSequenceNumber, isInclusive: false };
+    }
+    options.onReady?.(partitionIds);
+
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await new Promise<boolean>((resolve, reject) => {
+      if (options.count === 0 || options.signal?.aborted) return resolve(false);
+      if (options.timeoutSeconds !== undefined) timer = setTimeout(() => resolve(true), options.timeoutSeconds * 1000);
+      options.signal?.addEventListener('abort', () => resolve(false), { once: true });
+      // Closing the client (below) closes the subscription.
+      client.subscribe(
+        {
+          processEvents: async (events, context) => {
+            for (const event of events) {
+              const monitored = toMonitored(event, context.partitionId);
+              if (options.deviceId !== undefined && monitored.deviceId !== options.deviceId) continue;
+              if (options.count !== undefined && received >= options.count) break;
+              received++;
+              options.onEvent?.(monitored);
+              if (received === options.count) resolve(false);
+            }
+          },
+          processError: async (err) => {
+            // The client retries what is transient; a refused token or a missing entity is final.
+            const code = (err as { code?: string }).code;
+            if (code === 'UnauthorizedError' || code === 'MessagingEntityNotFoundError') reject(explain(err, 'reading events'));
+          },
+        },
+        { startPosition: positions, maxBatchSize: 100, maxWaitTimeInSeconds: 5 },
+      );
+    });
+    clearTimeout(timer);
+    return { received, timedOut };
+  } finally {
+    await client.close().catch(() => undefined);
+  }
+}
+
+function toMonitored(event: ReceivedEventData, partitionId: string): MonitoredEvent {
+  const system = event.systemProperties ?? {};
+  const systemProperties: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries({
+    messageId: event.messageId,
+    correlationId: event.correlationId,
+    contentType: event.contentType,
+    ...system,
+  })) {
+    if (value !== undefined && name !== 'iothub-enqueuedtime') systemProperties[name] = Buffer.isBuffer(value) ? value.toString('utf8') : value;
+  }
+  return {
+    deviceId: system['iothub-connection-device-id'] as string | undefined,
+    moduleId: system['iothub-connection-module-id'] as string | undefined,
+    enqueuedTime: event.enqueuedTimeUtc.toISOString(),
+    partitionId,
+    sequenceNumber: event.sequenceNumber,
+    body: decodeBody(event.body),
+    properties: { ...event.properties },
+    systemProperties,
+  };
+}
+
+/** JSON when it is JSON, text when it is text: what a person wants to read. */
+function decodeBody(body: unknown): unknown {
+  if (!Buffer.isBuffer(body) && typeof body !== 'string') return body;
+  const text = body.toString();
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}

@@ -1,0 +1,192 @@
+import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { hubErrors } from '../errors.js';
+import type { EventStore, NewEvent, PartitionInfo, StoredEvent } from '../store/event-store.js';
+
+export type { PartitionInfo, StoredEvent };
+
+/** A device-to-cloud message as a device gateway hands it over. */
+export interface D2CMessage {
+  deviceId: string;
+  moduleId?: string;
+  body: Buffer;
+  messageId?: string;
+  correlationId?: string;
+  contentType?: string;
+  contentEncoding?: string;
+  userId?: string;
+  properties: Record<string, string>;
+  authMethod?: 'sas' | 'x509';
+  /** The identity's generationId from the registry, stamped as iothub-connection-auth-generation-id. */
+  authGenerationId?: string;
+}
+
+/** Where a reader starts in a partition, as an Event Hubs receiver's filter says. */
+export type EventPosition =
+  | { kind: 'earliest' }
+  | { kind: 'latest' }
+  | { kind: 'sequenceNumber' | 'offset' | 'enqueuedTime'; value: number; inclusive: boolean };
+
+export interface EventLogOptions {
+  /** Fixed when the log is first created. Default 4, the minimum of IoT Hub's built-in endpoint. */
+  partitionCount?: number;
+  /** Events older than this are pruned. Default 1 day, IoT Hub's default retention. */
+  retentionMs?: number;
+  /** Beyond this many events a partition drops its oldest. Default 100,000. */
+  maxEventsPerPartition?: number;
+  /** How often retention runs. Default 1 minute. */
+  pruneIntervalMs?: number;
+  now?: () => number;
+}
+
+interface EventLogEvents {
+  /** Events up to `lastSequenceNumber` are readable in `partition`. */
+  appended: [partition: number, lastSequenceNumber: number];
+}
+
+const defaults = { partitionCount: 4, retentionMs: 24 * 60 * 60 * 1000, maxEventsPerPartition: 100_000, pruneIntervalMs: 60_000 };
+
+/**
+ * IoT Hub's built-in events endpoint as a domain: device-to-cloud messages stamped as IoT Hub stamps
+ * them, spread over partitions by device, durable once appended, readable by sequence number, and
+ * announced to live readers with an 'appended' event.
+ */
+export class EventLog extends EventEmitter<EventLogEvents> {
+  readonly partitionCount: number;
+  readonly createdAt: Date;
+  private readonly now: () => number;
+  private readonly retentionMs: number;
+  private readonly maxEventsPerPartition: number;
+  private readonly pruneTimer: NodeJS.Timeout;
+
+  constructor(private readonly store: EventStore, options: EventLogOptions = {}) {
+    super();
+    this.setMaxListeners(0); // one listener per open receiver link
+    this.now = options.now ?? Date.now;
+    this.retentionMs = options.retentionMs ?? defaults.retentionMs;
+    this.maxEventsPerPartition = options.maxEventsPerPartition ?? defaults.maxEventsPerPartition;
+    const requested = options.partitionCount ?? defaults.partitionCount;
+    if (!Number.isInteger(requested) || requested < 1 || requested > 128) {
+      throw hubErrors.argumentInvalid(`The partition count must be an integer from 1 to 128, not ${requested}.`);
+    }
+    const hub = store.ensureHub(requested, this.now());
+    if (options.partitionCount !== undefined && hub.partitionCount !== options.partitionCount) {
+      throw hubErrors.argumentInvalid(
+        `The event log was created with ${hub.partitionCount} partitions and cannot change to ` +
+        `${options.partitionCount} (as in IoT Hub); use a new data directory for another count.`);
+    }
+    this.partitionCount = hub.partitionCount;
+    this.createdAt = new Date(hub.createdAtMs);
+    this.pruneTimer = setInterval(() => this.prune(), options.pruneIntervalMs ?? defaults.pruneIntervalMs);
+    this.pruneTimer.unref();
+  }
+
+  /** The partition of a device: a stable hash of its id, so a device's messages stay in order. */
+  partitionOf(deviceId: string): number {
+    return createHash('sha256').update(deviceId).digest().readUInt32BE(0) % this.partitionCount;
+  }
+
+  partitionIds(): string[] {
+    return Array.from({ length: this.partitionCount }, (_, p) => String(p));
+  }
+
+  /** Appends one message; it is on disk when this returns. */
+  append(msg: D2CMessage): StoredEvent {
+    return this.appendMany([msg])[0]!;
+  }
+
+  /** Appends many messages in one transaction, for throughput. */
+  appendMany(msgs: D2CMessage[]): StoredEvent[] {
+    const stored = this.store.append(msgs.map((msg) => this.toNewEvent(msg)), this.now());
+    const last = new Map<number, number>();
+    for (const event of stored) last.set(event.partition, event.sequenceNumber);
+    for (const [partition, sequenceNumber] of last) this.emit('appended', partition, sequenceNumber);
+    return stored;
+  }
+
+  /** Up to `max` events of a partition from sequence number `fromSequence` on, oldest first. */
+  read(partition: number, fromSequence: number, max: number): StoredEvent[] {
+    this.checkPartition(partition);
+    return this.store.read(partition, fromSequence, max);
+  }
+
+  partitionInfo(partition: number): PartitionInfo {
+    this.checkPartition(partition);
+    return this.store.partitionInfo(partition);
+  }
+
+  /** The sequence number a reader starting at `position` reads first (it may not be enqueued yet). */
+  startSequence(partition: number, position: EventPosition): number {
+    const info = this.partitionInfo(partition);
+    const next = info.lastSequenceNumber + 1;
+    switch (position.kind) {
+      case 'earliest':
+        return info.beginSequenceNumber;
+      case 'latest':
+        return next;
+      case 'sequenceNumber':
+        return position.inclusive ? position.value : position.value + 1;
+      case 'offset':
+        return this.store.firstSequenceAfterOffset(partition, position.value, position.inclusive) ?? next;
+      case 'enqueuedTime':
+        return this.store.firstSequenceAfterTime(partition, position.value, position.inclusive) ?? next;
+    }
+  }
+
+  /** Applies retention now; it also runs on a timer. Returns how many events were deleted. */
+  prune(): number {
+    return this.store.prune(this.now() - this.retentionMs, this.maxEventsPerPartition);
+  }
+
+  close(): void {
+    clearInterval(this.pruneTimer);
+    this.removeAllListeners();
+  }
+
+  private checkPartition(partition: number): void {
+    if (!Number.isInteger(partition) || partition < 0 || partition >= this.partitionCount) {
+      throw hubErrors.argumentInvalid(`Partition ${partition} does not exist; partitions are 0 to ${this.partitionCount - 1}.`);
+    }
+  }
+
+  private toNewEvent(msg: D2CMessage): NewEvent {
+    if (!msg.deviceId) throw hubErrors.argumentNull('A device-to-cloud message needs the sending device id.');
+    return {
+      partition: this.partitionOf(msg.deviceId),
+      body: msg.body,
+      systemProperties: definedOnly({
+        messageId: msg.messageId,
+        correlationId: msg.correlationId,
+        contentType: msg.contentType,
+        contentEncoding: msg.contentEncoding,
+        userId: msg.userId,
+      }),
+      annotations: connectionStamps(msg),
+      properties: msg.properties,
+    };
+  }
+}
+
+/**
+ * The iothub-* system properties IoT Hub puts on every device-to-cloud message, in IoT Hub's order.
+ * iothub-enqueuedtime is the enqueued time, added where the event is read out.
+ */
+function connectionStamps(msg: D2CMessage): Record<string, string> {
+  const x509 = msg.authMethod === 'x509';
+  return definedOnly({
+    'iothub-connection-device-id': msg.deviceId,
+    'iothub-connection-module-id': msg.moduleId,
+    'iothub-connection-auth-method': JSON.stringify({
+      scope: msg.moduleId ? 'module' : 'device',
+      type: x509 ? 'x509Certificate' : 'sas',
+      issuer: x509 ? 'external' : 'iothub',
+      acceptingIpFilterRule: null,
+    }),
+    'iothub-connection-auth-generation-id': msg.authGenerationId,
+    'iothub-message-source': 'Telemetry',
+  });
+}
+
+function definedOnly(record: Record<string, string | undefined>): Record<string, string> {
+  return Object.fromEntries(Object.entries(record).filter((entry): entry is [string, string] => entry[1] !== undefined));
+}

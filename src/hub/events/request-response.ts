@@ -1,0 +1,34 @@
+import rhea, { type Connection, type Message, type Sender } from 'rhea';
+
+// $cbs and $management are request/response nodes: a request comes in on a link to the node and
+// names, in reply_to, the client's receiving link; the reply carries the request's message id as
+// its correlation id and an HTTP-like status in its application properties.
+
+export interface Reply {
+  statusCode: number;
+  statusDescription: string;
+  /** An AMQP error condition, for the SDK to raise the right error class. */
+  errorCondition?: string;
+  body?: unknown;
+}
+
+export function sendReply(connection: Connection, request: Message, reply: Reply): void {
+  const replyTo = request.reply_to;
+  const link = connection.find_sender((s: Sender) => s.name === replyTo || s.target?.address === replyTo);
+  if (!link || !link.is_open()) return; // the client went away before the answer; nobody to tell
+  const properties: Record<string, unknown> = {
+    'status-code': rhea.types.wrap_int(reply.statusCode),
+    'status-description': reply.statusDescription,
+  };
+  if (reply.errorCondition) properties['error-condition'] = rhea.types.wrap_symbol(reply.errorCondition);
+  link.send({
+    correlation_id: request.message_id,
+    to: replyTo,
+    application_properties: properties,
+    body: reply.body ?? null,
+  });
+}
+
+export function errorReply(statusCode: number, errorCondition: string, statusDescription: string): Reply {
+  return { statusCode, statusDescription, errorCondition };
+}

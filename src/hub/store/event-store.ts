@@ -1,0 +1,254 @@
+import type { Transaction } from 'better-sqlite3';
+import type { Db } from './database.js';
+
+// The device-to-cloud event log on disk: one append-only stream per partition, as an Event Hub keeps.
+// Sequence numbers are contiguous per partition from 0 and never reused (retention removes events from
+// the head only); offsets grow by each event's stored size, so they are ordered but not contiguous.
+
+/** The AMQP properties section IoT Hub keeps on a device-to-cloud message. */
+export interface EventSystemProperties {
+  messageId?: string;
+  correlationId?: string;
+  contentType?: string;
+  contentEncoding?: string;
+  userId?: string;
+}
+
+export interface NewEvent {
+  partition: number;
+  body: Buffer;
+  systemProperties: EventSystemProperties;
+  /** IoT Hub's stamps (iothub-connection-device-id, ...), carried as message annotations. */
+  annotations: Record<string, string>;
+  /** The application properties the device set. */
+  properties: Record<string, string>;
+}
+
+export interface StoredEvent extends NewEvent {
+  sequenceNumber: number;
+  /** Opaque, ordered position in the partition, a decimal string as Event Hubs gives it. */
+  offset: string;
+  enqueuedTimeMs: number;
+}
+
+export interface PartitionInfo {
+  partition: number;
+  /** The first sequence number still retained (the next one to come when the partition is empty). */
+  beginSequenceNumber: number;
+  /** -1 when nothing was ever enqueued. */
+  lastSequenceNumber: number;
+  /** '-1' when nothing was ever enqueued. */
+  lastOffset: string;
+  /** 0 when nothing was ever enqueued. */
+  lastEnqueuedTimeMs: number;
+  isEmpty: boolean;
+}
+
+export interface HubInfo {
+  partitionCount: number;
+  createdAtMs: number;
+}
+
+interface PartitionRow {
+  next_sequence: number;
+  next_offset: number;
+  last_offset: number;
+  last_enqueued_ms: number;
+}
+
+interface EventRow {
+  partition: number;
+  sequence: number;
+  offset: number;
+  enqueued_ms: number;
+  body: Buffer;
+  system_properties: string;
+  annotations: string;
+  properties: string;
+}
+
+const schema = `
+  CREATE TABLE IF NOT EXISTS event_hub (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    partition_count INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL
+  );
+  CREATE TABLE IF NOT EXISTS event_partitions (
+    partition INTEGER PRIMARY KEY,
+    next_sequence INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    last_offset INTEGER NOT NULL,
+    last_enqueued_ms INTEGER NOT NULL
+  );
+  CREATE TABLE IF NOT EXISTS events (
+    partition INTEGER NOT NULL,
+    sequence INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    enqueued_ms INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    system_properties TEXT NOT NULL,
+    annotations TEXT NOT NULL,
+    properties TEXT NOT NULL,
+    PRIMARY KEY (partition, sequence)
+  );
+  CREATE INDEX IF NOT EXISTS events_by_offset ON events (partition, offset);
+  CREATE INDEX IF NOT EXISTS events_by_time ON events (partition, enqueued_ms);
+`;
+
+export class EventStore {
+  private readonly statements;
+  private readonly appendTransaction: Transaction<(events: NewEvent[], nowMs: number) => StoredEvent[]>;
+
+  constructor(private readonly db: Db) {
+    db.exec(schema);
+    this.statements = {
+      hub: db.prepare<[], { partition_count: number; created_ms: number }>(
+        'SELECT partition_count, created_ms FROM event_hub WHERE id = 1'),
+      createHub: db.prepare('INSERT INTO event_hub (id, partition_count, created_ms) VALUES (1, ?, ?)'),
+      createPartition: db.prepare(
+        `INSERT OR IGNORE INTO event_partitions (partition, next_sequence, next_offset, last_offset, last_enqueued_ms)
+         VALUES (?, 0, 0, -1, 0)`),
+      partition: db.prepare<[number], PartitionRow>(
+        'SELECT next_sequence, next_offset, last_offset, last_enqueued_ms FROM event_partitions WHERE partition = ?'),
+      advance: db.prepare(
+        `UPDATE event_partitions SET next_sequence = ?, next_offset = ?, last_offset = ?, last_enqueued_ms = ?
+         WHERE partition = ?`),
+      insert: db.prepare(
+        `INSERT INTO events (partition, sequence, offset, enqueued_ms, body, system_properties, annotations, properties)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+      read: db.prepare<[number, number, number], EventRow>(
+        'SELECT * FROM events WHERE partition = ? AND sequence >= ? ORDER BY sequence LIMIT ?'),
+      first: db.prepare<[number], { sequence: number }>(
+        'SELECT sequence FROM events WHERE partition = ? ORDER BY sequence LIMIT 1'),
+      afterTime: db.prepare<[number, number], { sequence: number }>(
+        'SELECT sequence FROM events WHERE partition = ? AND enqueued_ms > ? ORDER BY sequence LIMIT 1'),
+      atOrAfterTime: db.prepare<[number, number], { sequence: number }>(
+        'SELECT sequence FROM events WHERE partition = ? AND enqueued_ms >= ? ORDER BY sequence LIMIT 1'),
+      afterOffset: db.prepare<[number, number], { sequence: number }>(
+        'SELECT sequence FROM events WHERE partition = ? AND offset > ? ORDER BY offset LIMIT 1'),
+      atOrAfterOffset: db.prepare<[number, number], { sequence: number }>(
+        'SELECT sequence FROM events WHERE partition = ? AND offset >= ? ORDER BY offset LIMIT 1'),
+      pruneOlder: db.prepare('DELETE FROM events WHERE enqueued_ms < ?'),
+      pruneBefore: db.prepare('DELETE FROM events WHERE partition = ? AND sequence < ?'),
+    };
+    this.appendTransaction = db.transaction((events: NewEvent[], nowMs: number) => this.insertAll(events, nowMs));
+  }
+
+  /**
+   * The hub's partition layout, fixed at creation as in IoT Hub. The first call creates it with
+   * `partitionCount` partitions; later calls return what was created (whatever they ask for).
+   */
+  ensureHub(partitionCount: number, nowMs: number): HubInfo {
+    const create = this.db.transaction(() => {
+      const existing = this.statements.hub.get();
+      if (existing) return { partitionCount: existing.partition_count, createdAtMs: existing.created_ms };
+      this.statements.createHub.run(partitionCount, nowMs);
+      for (let p = 0; p < partitionCount; p++) this.statements.createPartition.run(p);
+      return { partitionCount, createdAtMs: nowMs };
+    });
+    return create.immediate();
+  }
+
+  /** Appends the events in one transaction: when this returns, they are on disk. */
+  append(events: NewEvent[], nowMs: number): StoredEvent[] {
+    if (events.length === 0) return [];
+    return this.appendTransaction.immediate(events, nowMs);
+  }
+
+  /** Events of a partition from `fromSequence` on (inclusive), oldest first, at most `limit`. */
+  read(partition: number, fromSequence: number, limit: number): StoredEvent[] {
+    return this.statements.read.all(partition, fromSequence, limit).map(toStoredEvent);
+  }
+
+  /** The first retained event enqueued after `timeMs` (or at it, when inclusive). */
+  firstSequenceAfterTime(partition: number, timeMs: number, inclusive: boolean): number | undefined {
+    const statement = inclusive ? this.statements.atOrAfterTime : this.statements.afterTime;
+    return statement.get(partition, timeMs)?.sequence;
+  }
+
+  /** The first retained event whose offset is after `offset` (or equal to it, when inclusive). */
+  firstSequenceAfterOffset(partition: number, offset: number, inclusive: boolean): number | undefined {
+    const statement = inclusive ? this.statements.atOrAfterOffset : this.statements.afterOffset;
+    return statement.get(partition, offset)?.sequence;
+  }
+
+  partitionInfo(partition: number): PartitionInfo {
+    const row = this.partitionRow(partition);
+    const first = this.statements.first.get(partition)?.sequence;
+    return {
+      partition,
+      beginSequenceNumber: first ?? row.next_sequence,
+      lastSequenceNumber: row.next_sequence - 1,
+      lastOffset: String(row.last_offset),
+      lastEnqueuedTimeMs: row.last_enqueued_ms,
+      isEmpty: first === undefined,
+    };
+  }
+
+  /**
+   * Retention: deletes events enqueued before `olderThanMs`, and in each partition all but the newest
+   * `maxPerPartition`. Returns how many events were deleted.
+   */
+  prune(olderThanMs: number, maxPerPartition: number): number {
+    const run = this.db.transaction(() => {
+      let deleted = this.statements.pruneOlder.run(olderThanMs).changes;
+      const partitions = this.statements.hub.get()?.partition_count ?? 0;
+      for (let p = 0; p < partitions; p++) {
+        const next = this.partitionRow(p).next_sequence;
+        deleted += this.statements.pruneBefore.run(p, next - maxPerPartition).changes;
+      }
+      return deleted;
+    });
+    return run.immediate();
+  }
+
+  private insertAll(events: NewEvent[], nowMs: number): StoredEvent[] {
+    const partitions = new Map<number, PartitionRow>();
+    const stored = events.map((event) => {
+      let state = partitions.get(event.partition);
+      if (!state) {
+        state = { ...this.partitionRow(event.partition) };
+        partitions.set(event.partition, state);
+      }
+      const systemProperties = JSON.stringify(event.systemProperties);
+      const annotations = JSON.stringify(event.annotations);
+      const properties = JSON.stringify(event.properties);
+      // Enqueued times never go back within a partition, even if the wall clock does.
+      const enqueuedMs = Math.max(nowMs, state.last_enqueued_ms);
+      const sequence = state.next_sequence;
+      const offset = state.next_offset;
+      this.statements.insert.run(
+        event.partition, sequence, offset, enqueuedMs, event.body, systemProperties, annotations, properties);
+      state.next_sequence = sequence + 1;
+      state.next_offset = offset + event.body.length + Buffer.byteLength(systemProperties) +
+        Buffer.byteLength(annotations) + Buffer.byteLength(properties);
+      state.last_offset = offset;
+      state.last_enqueued_ms = enqueuedMs;
+      return { ...event, sequenceNumber: sequence, offset: String(offset), enqueuedTimeMs: enqueuedMs };
+    });
+    for (const [partition, state] of partitions) {
+      this.statements.advance.run(
+        state.next_sequence, state.next_offset, state.last_offset, state.last_enqueued_ms, partition);
+    }
+    return stored;
+  }
+
+  private partitionRow(partition: number): PartitionRow {
+    const row = this.statements.partition.get(partition);
+    if (!row) throw new RangeError(`No event partition ${partition}`);
+    return row;
+  }
+}
+
+function toStoredEvent(row: EventRow): StoredEvent {
+  return {
+    partition: row.partition,
+    sequenceNumber: row.sequence,
+    offset: String(row.offset),
+    enqueuedTimeMs: row.enqueued_ms,
+    body: row.body,
+    systemProperties: JSON.parse(row.system_properties) as EventSystemProperties,
+    annotations: JSON.parse(row.annotations) as Record<string, string>,
+    properties: JSON.parse(row.properties) as Record<string, string>,
+  };
+}

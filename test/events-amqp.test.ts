@@ -1,0 +1,217 @@
+import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
+import { once } from 'node:events';
+import { connect as tcpConnect } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import rhea, { type Connection, type ConnectionOptions, type EventContext, type Message, type Receiver } from 'rhea';
+import { consumer, hubName, key, keyName, startTestHub, telemetry, within, type TestHub } from './events-support.js';
+
+// The endpoint at the AMQP level, with a bare rhea client: what the SDK never does on its own
+// (withholding credit, skipping $cbs, sending, vanishing mid-stream) but a hub must handle.
+
+function sasToken(audience: string): string {
+  const sr = encodeURIComponent(audience);
+  const se = Math.floor(Date.now() / 1000) + 3600;
+  const sig = encodeURIComponent(createHmac('sha256', key).update(`${sr}\n${se}`).digest('base64'));
+  return `SharedAccessSignature sr=${sr}&sig=${sig}&se=${se}&skn=${keyName}`;
+}
+
+async function open(port: number, credentials: { username?: string; password?: string } = {}): Promise<Connection> {
+  const options: ConnectionOptions = { transport: 'tcp', host: '127.0.0.1', port, reconnect: false, ...credentials };
+  const connection = rhea.create_container().connect(options);
+  connection.on('error', () => {});
+  await within(10_000, 'the AMQP connection', once(connection, 'connection_open'));
+  return connection;
+}
+
+/** A put-token round trip on $cbs; resolves to the reply's status code. */
+async function putToken(connection: Connection, audience: string, token = sasToken(audience)): Promise<number> {
+  const replyTo = `cbs-reply-${rhea.generate_uuid()}`;
+  const replies = connection.open_receiver({ name: replyTo, source: { address: '$cbs' }, target: { address: replyTo } });
+  const requests = connection.open_sender({ target: { address: '$cbs' } });
+  await within(10_000, 'the $cbs links', once(requests, 'sendable'));
+  const messageId = rhea.generate_uuid();
+  requests.send({
+    message_id: messageId,
+    reply_to: replyTo,
+    application_properties: { operation: 'put-token', name: audience, type: 'servicebus.windows.net:sastoken' },
+    body: token,
+  });
+  const [context] = (await within(10_000, 'the $cbs reply', once(replies, 'message'))) as [EventContext];
+  assert.equal(context.message!.correlation_id, messageId);
+  return context.message!.application_properties!['status-code'] as number;
+}
+
+function partitionAddress(partition: number, group = '$Default'): string {
+  return `${hubName}/ConsumerGroups/${group}/Partitions/${partition}`;
+}
+
+function audience(port: number, path: string): string {
+  return `sb://localhost:${port}/${path}`;
+}
+
+/** Opens a reader with no credit; `messages` fills as the hub sends. */
+function reader(connection: Connection, address: string, filter?: string, desiredCapabilities?: string[]) {
+  const messages: Message[] = [];
+  const link: Receiver = connection.open_receiver({
+    source: {
+      address,
+      filter: filter === undefined ? undefined : {
+        'apache.org:selector-filter:string': rhea.types.wrap_described(filter, 0x468c00000004),
+      },
+    },
+    credit_window: 0,
+    autoaccept: true,
+    desired_capabilities: desiredCapabilities,
+  });
+  link.on('message', (context: EventContext) => messages.push(context.message!));
+  link.on('receiver_error', () => {});
+  return { link, messages };
+}
+
+async function eventually(ms: number, what: string, predicate: () => boolean): Promise<void> {
+  await within(ms, what, (async () => {
+    while (!predicate()) await new Promise((resolve) => setTimeout(resolve, 20));
+  })());
+}
+
+describe('Event Hub-compatible endpoint at the AMQP level', () => {
+  let hub: TestHub;
+  let port: number;
+  const connections: Connection[] = [];
+  const connection = async (credentials?: { username?: string; password?: string }): Promise<Connection> => {
+    const c = await open(port, credentials);
+    connections.push(c);
+    return c;
+  };
+  before(async () => {
+    hub = await startTestHub();
+    port = hub.endpoint.port;
+  });
+  after(async () => {
+    for (const c of connections) if (c.is_open()) c.close();
+    await hub.dispose();
+  });
+
+  test('sends no more events than the link credit allows', async () => {
+    const stored = hub.log.appendMany(Array.from({ length: 30 }, (_, i) => telemetry('credit-device', i)));
+    const partition = stored[0]!.partition;
+    const c = await connection();
+    assert.equal(await putToken(c, audience(port, partitionAddress(partition))), 200);
+    const { link, messages } = reader(c, partitionAddress(partition), "amqp.annotation.x-opt-offset > '-1'");
+    await within(10_000, 'the reader link', once(link, 'receiver_open'));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(messages.length, 0, 'nothing without credit');
+
+    link.add_credit(5);
+    await eventually(10_000, '5 events', () => messages.length >= 5);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(messages.length, 5);
+
+    link.add_credit(10);
+    await eventually(10_000, '15 events', () => messages.length >= 15);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(messages.length, 15);
+    assert.deepEqual(messages.map((m) => m.message_annotations!['x-opt-sequence-number']),
+      stored.slice(0, 15).map((event) => event.sequenceNumber));
+
+    // Credit left over is used for live events as they come.
+    link.add_credit(100);
+    await eventually(10_000, 'the other 15', () => messages.length >= 30);
+    hub.log.append(telemetry('credit-device', 30));
+    await eventually(10_000, 'a live event', () => messages.length >= 31);
+    assert.equal(messages[30]!.application_properties!.index, '30');
+  });
+
+  test('carries the runtime metric as delivery annotations when asked', async () => {
+    const stored = hub.log.appendMany(Array.from({ length: 3 }, (_, i) => telemetry('metric-device', i)));
+    const partition = stored[0]!.partition;
+    const c = await connection();
+    assert.equal(await putToken(c, audience(port, partitionAddress(partition))), 200);
+    const { link, messages } = reader(c, partitionAddress(partition), "amqp.annotation.x-opt-offset > '-1'",
+      ['com.microsoft:enable-receiver-runtime-metric']);
+    link.add_credit(1);
+    await eventually(10_000, 'an event', () => messages.length >= 1);
+    const info = hub.log.partitionInfo(partition);
+    const annotations = messages[0]!.delivery_annotations!;
+    assert.equal(annotations.last_enqueued_sequence_number, info.lastSequenceNumber);
+    assert.equal(annotations.last_enqueued_offset, info.lastOffset);
+    assert.equal((annotations.last_enqueued_time_utc as Date).getTime(), info.lastEnqueuedTimeMs);
+  });
+
+  test('refuses a reader without a token, and a token for another partition', async () => {
+    const c = await connection();
+    const unauthenticated = reader(c, partitionAddress(0));
+    await within(10_000, 'the refusal', once(unauthenticated.link, 'receiver_close'));
+    assert.equal(unauthenticated.link.error && (unauthenticated.link.error as { condition: string }).condition, 'amqp:unauthorized-access');
+
+    assert.equal(await putToken(c, audience(port, partitionAddress(1))), 200);
+    const elsewhere = reader(c, partitionAddress(0));
+    await within(10_000, 'the refusal', once(elsewhere.link, 'receiver_close'));
+    assert.equal((elsewhere.link.error as { condition: string }).condition, 'amqp:unauthorized-access');
+  });
+
+  test('answers a bad token with 401 and a good hub-wide token with 200', async () => {
+    const c = await connection();
+    assert.equal(await putToken(c, audience(port, hubName), sasToken(audience(port, 'another-hub'))), 401);
+    assert.equal(await putToken(c, audience(port, hubName), 'SharedAccessSignature sr=x&sig=y&se=1&skn=service'), 401);
+    assert.equal(await putToken(c, audience(port, hubName)), 200);
+    const { link, messages } = reader(c, partitionAddress(2), "amqp.annotation.x-opt-offset > '@latest'");
+    link.add_credit(10);
+    await within(10_000, 'the reader link', once(link, 'receiver_open'));
+    let deviceId = 'hub-wide-0';
+    for (let i = 1; hub.log.partitionOf(deviceId) !== 2; i++) deviceId = `hub-wide-${i}`;
+    hub.log.append(telemetry(deviceId, 7));
+    await eventually(10_000, 'the event', () => messages.length >= 1);
+    assert.equal(messages[0]!.message_annotations!['iothub-connection-device-id'], deviceId);
+  });
+
+  test('refuses a filter it does not understand', async () => {
+    const c = await connection();
+    assert.equal(await putToken(c, audience(port, hubName)), 200);
+    const { link } = reader(c, partitionAddress(0), "amqp.annotation.x-opt-offset > 'yesterday'");
+    await within(10_000, 'the refusal', once(link, 'receiver_close'));
+    assert.equal((link.error as { condition: string }).condition, 'com.microsoft:argument-error');
+  });
+
+  test('is read-only: a link that sends is refused', async () => {
+    const c = await connection();
+    assert.equal(await putToken(c, audience(port, hubName)), 200);
+    const sender = c.open_sender({ target: { address: hubName } });
+    sender.on('sender_error', () => {});
+    await within(10_000, 'the refusal', once(sender, 'sender_close'));
+    assert.equal((sender.error as { condition: string }).condition, 'amqp:not-allowed');
+  });
+
+  test('accepts SASL PLAIN as well as ANONYMOUS', async () => {
+    const c = await connection({ username: keyName, password: key });
+    assert.equal(await putToken(c, audience(port, hubName)), 200);
+  });
+
+  test('survives clients that vanish mid-stream or speak no AMQP', async () => {
+    const baseline = hub.log.listenerCount('appended');
+    const c = await open(port);
+    assert.equal(await putToken(c, audience(port, hubName)), 200);
+    const { link } = reader(c, partitionAddress(3), "amqp.annotation.x-opt-offset > '-1'");
+    link.add_credit(1000);
+    await within(10_000, 'the reader link', once(link, 'receiver_open'));
+    await eventually(10_000, 'the reader registered', () => hub.log.listenerCount('appended') > baseline);
+    (c as unknown as { socket: { destroy(): void } }).socket.destroy();
+    await eventually(10_000, 'the reader forgotten', () => hub.log.listenerCount('appended') === baseline);
+
+    const junk = tcpConnect(port, '127.0.0.1');
+    junk.on('error', () => {});
+    await once(junk, 'connect');
+    junk.write('GET / HTTP/1.1\r\nHost: localhost\r\n\r\n');
+    await within(10_000, 'the hub to drop the junk', once(junk, 'close'));
+
+    hub.log.appendMany(Array.from({ length: 100 }, (_, i) => telemetry(`after-${i}`, i)));
+    const client = consumer(hub.connectionString());
+    try {
+      const properties = await within(20_000, 'hub properties', client.getEventHubProperties());
+      assert.equal(properties.name, hubName);
+    } finally {
+      await client.close();
+    }
+  });
+});

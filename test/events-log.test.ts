@@ -1,0 +1,183 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { EventLog } from '../src/hub/events/event-log.js';
+import { parseSelector } from '../src/hub/events/event-position.js';
+import { HubError } from '../src/hub/errors.js';
+import { openDatabase } from '../src/hub/store/database.js';
+import { EventStore } from '../src/hub/store/event-store.js';
+import { telemetry } from './events-support.js';
+
+// The event log and its store without the network: partitioning, stamps, positions, atomicity,
+// durability of an acknowledged append.
+
+function memoryLog(options: ConstructorParameters<typeof EventLog>[1] = {}) {
+  const db = openDatabase(':memory:');
+  const store = new EventStore(db);
+  return { db, store, log: new EventLog(store, options) };
+}
+
+describe('event log', () => {
+  test('keeps a device (and its modules) in one partition, sequence numbers from 0 per partition', () => {
+    const { log } = memoryLog();
+    const partition = log.partitionOf('thermostat');
+    assert.equal(log.partitionOf('thermostat'), partition);
+    const seen = new Set(Array.from({ length: 100 }, (_, i) => log.partitionOf(`device-${i}`)));
+    assert.deepEqual([...seen].sort(), [0, 1, 2, 3]);
+
+    const a = log.append(telemetry('thermostat', 0));
+    const b = log.append(telemetry('thermostat', 1, { moduleId: 'sensor' }));
+    assert.equal(a.partition, partition);
+    assert.equal(b.partition, partition);
+    assert.equal(a.sequenceNumber, 0);
+    assert.equal(b.sequenceNumber, 1);
+    assert.ok(Number(b.offset) > Number(a.offset));
+    log.close();
+  });
+
+  test("stamps messages as IoT Hub does", () => {
+    const { log } = memoryLog();
+    const device = log.append(telemetry('dev', 0, { authGenerationId: '638000000000000000' }));
+    assert.deepEqual(device.annotations, {
+      'iothub-connection-device-id': 'dev',
+      'iothub-connection-auth-method': '{"scope":"device","type":"sas","issuer":"iothub","acceptingIpFilterRule":null}',
+      'iothub-connection-auth-generation-id': '638000000000000000',
+      'iothub-message-source': 'Telemetry',
+    });
+    assert.deepEqual(device.systemProperties, {
+      messageId: 'msg-0', correlationId: 'corr-0', contentType: 'application/json', contentEncoding: 'utf-8',
+    });
+    const module = log.append(telemetry('dev', 1, { moduleId: 'edge', authMethod: 'x509', messageId: undefined }));
+    assert.equal(module.annotations['iothub-connection-module-id'], 'edge');
+    assert.deepEqual(JSON.parse(module.annotations['iothub-connection-auth-method']!),
+      { scope: 'module', type: 'x509Certificate', issuer: 'external', acceptingIpFilterRule: null });
+    assert.equal('messageId' in module.systemProperties, false);
+    assert.throws(() => log.append(telemetry('', 2)), HubError);
+    log.close();
+  });
+
+  test('announces appends once per partition, after they are stored', () => {
+    const { log } = memoryLog();
+    const announced: Array<[number, number]> = [];
+    log.on('appended', (partition, last) => {
+      assert.equal(log.partitionInfo(partition).lastSequenceNumber, last);
+      announced.push([partition, last]);
+    });
+    const stored = log.appendMany(Array.from({ length: 40 }, (_, i) => telemetry(`d-${i % 8}`, i)));
+    const lastByPartition = new Map(stored.map((event) => [event.partition, event.sequenceNumber]));
+    assert.deepEqual(new Map(announced), lastByPartition);
+    assert.equal(announced.length, lastByPartition.size);
+    log.close();
+  });
+
+  test('a batch is one transaction: all of it or none of it', () => {
+    const { log, store } = memoryLog();
+    log.append(telemetry('first', 0));
+    const partition = log.partitionOf('first');
+    const before = store.partitionInfo(partition);
+    assert.throws(() => store.append([
+      { partition, body: Buffer.from('ok'), systemProperties: {}, annotations: {}, properties: {} },
+      { partition: 99, body: Buffer.from('no such partition'), systemProperties: {}, annotations: {}, properties: {} },
+    ], Date.now()));
+    assert.deepEqual(store.partitionInfo(partition), before);
+    assert.equal(store.read(partition, 0, 10).length, 1);
+    log.close();
+  });
+
+  test('resolves start positions, and enqueued times never go back', () => {
+    let clock = 1_000_000;
+    const { log } = memoryLog({ now: () => clock });
+    const p = log.partitionOf('pos');
+    const stored = [0, 1, 2, 3].map((i) => {
+      clock += 1000;
+      return log.append(telemetry('pos', i));
+    });
+    clock -= 10_000; // the wall clock steps back
+    const late = log.append(telemetry('pos', 4));
+    assert.equal(late.enqueuedTimeMs, stored[3]!.enqueuedTimeMs);
+
+    assert.equal(log.startSequence(p, { kind: 'earliest' }), 0);
+    assert.equal(log.startSequence(p, { kind: 'latest' }), 5);
+    assert.equal(log.startSequence(p, { kind: 'sequenceNumber', value: 2, inclusive: false }), 3);
+    assert.equal(log.startSequence(p, { kind: 'sequenceNumber', value: 2, inclusive: true }), 2);
+    assert.equal(log.startSequence(p, { kind: 'offset', value: Number(stored[1]!.offset), inclusive: false }), 2);
+    assert.equal(log.startSequence(p, { kind: 'offset', value: Number(stored[1]!.offset), inclusive: true }), 1);
+    assert.equal(log.startSequence(p, { kind: 'enqueuedTime', value: stored[1]!.enqueuedTimeMs, inclusive: false }), 2);
+    assert.equal(log.startSequence(p, { kind: 'enqueuedTime', value: stored[1]!.enqueuedTimeMs, inclusive: true }), 1);
+    assert.equal(log.startSequence(p, { kind: 'enqueuedTime', value: clock + 1e9, inclusive: false }), 5);
+    assert.deepEqual(log.read(p, 1, 2).map((event) => event.sequenceNumber), [1, 2]);
+    assert.throws(() => log.read(4, 0, 1), HubError);
+    log.close();
+  });
+
+  test('keeps the partition count it was created with', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'iothub-events-'));
+    try {
+      const path = join(dir, 'hub.db');
+      const db = openDatabase(path);
+      new EventLog(new EventStore(db), { partitionCount: 8 }).close();
+      db.close();
+      const again = openDatabase(path);
+      const log = new EventLog(new EventStore(again));
+      assert.equal(log.partitionCount, 8);
+      assert.throws(() => new EventLog(new EventStore(again), { partitionCount: 4 }), /created with 8 partitions/);
+      log.close();
+      again.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('an append that returned survives the process being killed', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'iothub-events-'));
+    try {
+      const path = join(dir, 'hub.db');
+      const imports = (module: string) => JSON.stringify(new URL(`../src/hub/${module}`, import.meta.url).href);
+      // The child appends, reports, and is killed at once: no close, no checkpoint, no exit handlers.
+      const script = `
+        const { openDatabase } = await import(${imports('store/database.js')});
+        const { EventStore } = await import(${imports('store/event-store.js')});
+        const { EventLog } = await import(${imports('events/event-log.js')});
+        const log = new EventLog(new EventStore(openDatabase(${JSON.stringify(path)})));
+        log.appendMany(Array.from({ length: 50 }, (_, i) => ({ deviceId: 'd' + (i % 5), body: Buffer.from(String(i)), properties: {} })));
+        const last = log.append({ deviceId: 'last', body: Buffer.from('last'), properties: {} });
+        process.stdout.write(JSON.stringify(last), () => process.kill(process.pid, 'SIGKILL'));
+      `;
+      const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000, encoding: 'utf8' });
+      assert.equal(child.signal, 'SIGKILL', child.stderr);
+      const acknowledged = JSON.parse(child.stdout) as { partition: number; sequenceNumber: number };
+
+      const db = openDatabase(path);
+      const log = new EventLog(new EventStore(db));
+      const total = [0, 1, 2, 3].reduce((sum, p) => sum + log.read(p, 0, 1000).length, 0);
+      assert.equal(total, 51);
+      const [last] = log.read(acknowledged.partition, acknowledged.sequenceNumber, 1);
+      assert.equal(last?.body.toString(), 'last');
+      log.close();
+      db.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('event position filters', () => {
+  test('reads the forms the SDK writes', () => {
+    assert.deepEqual(parseSelector("amqp.annotation.x-opt-offset > '-1'"), { kind: 'earliest' });
+    assert.deepEqual(parseSelector("amqp.annotation.x-opt-offset >= '-1'"), { kind: 'earliest' });
+    assert.deepEqual(parseSelector("amqp.annotation.x-opt-offset > '@latest'"), { kind: 'latest' });
+    assert.deepEqual(parseSelector("amqp.annotation.x-opt-offset >= '1234'"), { kind: 'offset', value: 1234, inclusive: true });
+    assert.deepEqual(parseSelector("amqp.annotation.x-opt-sequence-number > '7'"), { kind: 'sequenceNumber', value: 7, inclusive: false });
+    assert.deepEqual(parseSelector("amqp.annotation.x-opt-enqueued-time > '1700000000000'"),
+      { kind: 'enqueuedTime', value: 1_700_000_000_000, inclusive: false });
+  });
+
+  test('refuses what it does not understand', () => {
+    assert.throws(() => parseSelector("amqp.annotation.x-opt-offset < '5'"), RangeError);
+    assert.throws(() => parseSelector("amqp.annotation.x-opt-sequence-number > 'five'"), RangeError);
+    assert.throws(() => parseSelector('sys.something = 1'), RangeError);
+  });
+});
