@@ -30,6 +30,8 @@ export function openDatabase(path: string): Db {
  * durability for, such as connection state, whose fsync per connect halved the connect rate.
  */
 export function withoutFsync<T>(db: Db, write: () => T): T {
+  // Inside a transaction the write commits with it (and SQLite refuses to change the level there).
+  if (db.inTransaction) return write();
   db.pragma('synchronous = NORMAL');
   try {
     return write();
