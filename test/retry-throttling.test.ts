@@ -11,7 +11,7 @@ import { Throttle } from '../src/hub/throttling.js';
 import { LocalHub } from '../src/hub/server.js';
 import { CliProcess, runCli } from './helpers/cli.js';
 import { startTestHub, tempDir } from './helpers/hub.js';
-import { deviceToken, rawConnect } from './helpers/mqtt.js';
+import { closed, deviceToken, rawConnect } from './helpers/mqtt.js';
 
 /** Fires `count` registry creates at once; returns how many succeeded and the error class names of the rest. */
 async function burst(connection: HubConnection, prefix: string, count: number): Promise<{ ok: number; errors: string[] }> {
@@ -128,6 +128,27 @@ describe('throttling: IoT Hub S1 limits', () => {
       assert.equal(await rawConnect(t.hub, { deviceId: 'conn-1' }, deviceToken({ deviceId: 'conn-1' }, key)).then((c) => (typeof c === 'number' ? c : (c.end(true), 0))), 0);
       while (throttle.allow('connect')); // what a burst of 6,000 connects in a minute would leave
       assert.equal(await rawConnect(t.hub, { deviceId: 'conn-1' }, deviceToken({ deviceId: 'conn-1' }, key)), 3);
+    } finally {
+      await t.dispose();
+    }
+  });
+
+  test('device-to-cloud sends beyond the throttle are not acknowledged: the sender is disconnected and nothing is stored', async () => {
+    const throttle = new Throttle('s1', () => 0); // a stopped clock: nothing refills
+    const t = await startTestHub({ throttle });
+    try {
+      const key = (await createRegistry(t.connection).create({ deviceId: 'd2c-1' })).responseBody.authentication!.symmetricKey!.primaryKey;
+      const client = await rawConnect(t.hub, { deviceId: 'd2c-1' }, deviceToken({ deviceId: 'd2c-1' }, key));
+      assert.ok(typeof client !== 'number');
+      const publish = (n: number) => new Promise<void>((resolve, reject) => client.publish('devices/d2c-1/messages/events/', `m${n}`, { qos: 1 }, (err) => (err ? reject(err) : resolve())));
+      await publish(1);
+      assert.equal(t.hub.eventLog.partitionInfo(t.hub.eventLog.partitionOf('d2c-1')).lastSequenceNumber, 0, 'the first message is stored');
+      while (throttle.allow('d2c')); // what a minute of sends at the S1 rate would leave
+      const refused = publish(2).then(() => 'acknowledged', () => 'not acknowledged');
+      await closed(client);
+      client.end(true);
+      assert.equal(await Promise.race([refused, new Promise((r) => setTimeout(() => r('not acknowledged'), 100))]), 'not acknowledged');
+      assert.equal(t.hub.eventLog.partitionInfo(t.hub.eventLog.partitionOf('d2c-1')).lastSequenceNumber, 0, 'nothing more was stored');
     } finally {
       await t.dispose();
     }

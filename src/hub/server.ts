@@ -109,7 +109,7 @@ export class LocalHub {
     this.mqtt.use(methodTopics);
 
     this.eventLog = new EventLog(new EventStore(db));
-    this.mqtt.use(new TelemetryTopics(this.eventLog, this.registry));
+    this.mqtt.use(new TelemetryTopics(this.eventLog, this.registry, throttle));
 
     const router = new Router().add(
       ...registryRoutes(this.registry),

@@ -4,6 +4,7 @@ import type { D2CMessage, EventLog } from '../events/event-log.js';
 import type { Registry } from '../registry/registry.js';
 import { deviceTopicRoot, type DeviceSession, type TopicHandler } from './mqtt-gateway.js';
 import { GroupCommit } from './group-commit.js';
+import type { Throttle } from '../throttling.js';
 
 /** IoT Hub's limit for a device-to-cloud message: body and properties together. */
 export const MAX_D2C_MESSAGE_BYTES = 256 * 1024;
@@ -33,6 +34,7 @@ export class TelemetryTopics implements TopicHandler {
   constructor(
     eventLog: EventLog,
     private readonly registry: Registry,
+    private readonly throttle?: Throttle,
   ) {
     this.commits = new GroupCommit((messages) => eventLog.appendMany(messages));
   }
@@ -47,6 +49,8 @@ export class TelemetryTopics implements TopicHandler {
   }
 
   handle(session: DeviceSession, packet: PublishPacket): Promise<void> {
+    // Over its D2C rate the sender is disconnected unacknowledged: the SDK's retry policy resends.
+    if (this.throttle && !this.throttle.allow('d2c')) throw hubErrors.throttled('Device-to-cloud messages are throttled for this hub tier');
     const { deviceId, moduleId } = session.key;
     const body = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
     const bag = packet.topic.slice(deviceTopicRoot(session.key).length + EVENTS.length + 1);
