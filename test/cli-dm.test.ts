@@ -1,30 +1,19 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import { CliProcess, runCli } from './helpers/cli.js';
-import { tempDir } from './helpers/hub.js';
-
-/** The --json lines of a finished command. */
-function jsonLines(stdout: string): any[] {
-  return stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line));
-}
+import { CliProcess, jsonLines, runCli, startHubProcess, type HubProcess } from './helpers/cli.js';
 
 describe('device management: reboot-device and invoke-reboot as separate processes', () => {
-  const home = tempDir();
-  const env = { IOTHUB_TUT_HOME: home };
-  let hub: CliProcess;
+  let terminal1: HubProcess;
+  let env: HubProcess['env'];
   before(async () => {
-    hub = new CliProcess(['hub', 'start', '--port', '0', '--amqp-port', '0', '--json'], env);
-    await hub.waitFor((l) => l.event === 'started');
+    terminal1 = await startHubProcess();
+    env = terminal1.env;
     for (const id of ['myDeviceId', 'dm-offline']) {
       const r = await runCli(['create-device', '-d', id], env);
       assert.equal(r.code, 0, r.stderr);
     }
   });
-  after(async () => {
-    assert.equal(await hub.stop(), 0, 'the hub stops cleanly on Ctrl-C');
-    rmSync(home, { recursive: true, force: true });
-  });
+  after(async () => assert.equal(await terminal1.stop(), 0, 'the hub stops cleanly on Ctrl-C'));
 
   test('terminal 1 reboots on the method call and reports rebootTime; terminal 2 sees the answer and the last reboot time', async () => {
     const device = new CliProcess(['reboot-device', '--reboot-seconds', '2', '--count', '1', '--json'], env);

@@ -1,23 +1,17 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import { CliProcess, runCli } from './helpers/cli.js';
-import { tempDir } from './helpers/hub.js';
+import { runCli, startHubProcess, type HubProcess } from './helpers/cli.js';
 
 describe('hub start + create-module as separate processes', () => {
-  const home = tempDir();
-  let hub: CliProcess;
+  let terminal1: HubProcess;
+  let env: HubProcess['env'];
   before(async () => {
-    hub = new CliProcess(['hub', 'start', '--port', '0', '--amqp-port', '0', '--json'], { IOTHUB_TUT_HOME: home });
-    await hub.waitFor((l) => l.event === 'started');
+    terminal1 = await startHubProcess();
+    env = terminal1.env;
   });
-  after(async () => {
-    assert.equal(await hub.stop(), 0, 'the hub stops cleanly on Ctrl-C');
-    rmSync(home, { recursive: true, force: true });
-  });
+  after(async () => assert.equal(await terminal1.stop(), 0, 'the hub stops cleanly on Ctrl-C'));
 
   test('create-module twice: the second run reports the existing identities with the same keys', async () => {
-    const env = { IOTHUB_TUT_HOME: home };
     const first = await runCli(['create-module', '--json', '--show-secrets'], env);
     assert.equal(first.code, 0, first.stderr);
     const a = JSON.parse(first.stdout);
@@ -36,7 +30,6 @@ describe('hub start + create-module as separate processes', () => {
   });
 
   test('keys are masked unless --show-secrets', async () => {
-    const env = { IOTHUB_TUT_HOME: home };
     const shown = JSON.parse((await runCli(['create-device', '-d', 'mask-1', '--json', '--show-secrets'], env)).stdout);
     const masked = await runCli(['create-device', '-d', 'mask-1', '--json'], env);
     assert.equal(masked.code, 0);
@@ -49,7 +42,7 @@ describe('hub start + create-module as separate processes', () => {
 
   test('an unknown policy key gets one line and the unauthorized exit code', async () => {
     const wrongKey = Buffer.alloc(32, 9).toString('base64');
-    const r = await runCli(['create-device', '--connection-string', `HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=${wrongKey}`], { IOTHUB_TUT_HOME: home });
+    const r = await runCli(['create-device', '--connection-string', `HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=${wrongKey}`], env);
     assert.equal(r.code, 4);
     assert.match(r.stderr, /^error: .*not authorized/);
     assert.equal(r.stderr.trim().split('\n').length, 1);

@@ -1,28 +1,17 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import { CliProcess, runCli } from './helpers/cli.js';
-import { tempDir } from './helpers/hub.js';
-
-/** The --json lines of a finished command. */
-function jsonLines(stdout: string): any[] {
-  return stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line));
-}
+import { CliProcess, jsonLines, runCli, startHubProcess, type HubProcess } from './helpers/cli.js';
 
 describe('telemetry: send-telemetry and monitor-events as separate processes', () => {
-  const home = tempDir();
-  const env = { IOTHUB_TUT_HOME: home };
-  let hub: CliProcess;
+  let terminal1: HubProcess;
+  let env: HubProcess['env'];
   before(async () => {
-    hub = new CliProcess(['hub', 'start', '--port', '0', '--amqp-port', '0', '--json'], env);
-    await hub.waitFor((l) => l.event === 'started');
+    terminal1 = await startHubProcess();
+    env = terminal1.env;
     const r = await runCli(['create-device', '-d', 'myFirstDevice'], env);
     assert.equal(r.code, 0, r.stderr);
   });
-  after(async () => {
-    assert.equal(await hub.stop(), 0, 'the hub stops cleanly on Ctrl-C');
-    rmSync(home, { recursive: true, force: true });
-  });
+  after(async () => assert.equal(await terminal1.stop(), 0, 'the hub stops cleanly on Ctrl-C'));
 
   test('terminal 1 monitors, terminal 2 sends five: the monitor shows them with their properties and exits 0', async () => {
     const monitor = new CliProcess(['monitor-events', '--count', '5', '--json', '--properties', '--timeout', '120'], env);
@@ -99,7 +88,7 @@ describe('telemetry: send-telemetry and monitor-events as separate processes', (
   });
 
   test('monitor-events with a wrong key: one line, exit 4', async () => {
-    const started = hub.lines.find((l: any) => l.event === 'started') as { eventHubConnectionString: string };
+    const started = terminal1.hub.lines.find((l: any) => l.event === 'started') as { eventHubConnectionString: string };
     const port = /sb:\/\/localhost:(\d+)\//.exec(started.eventHubConnectionString)?.[1];
     assert.ok(port, started.eventHubConnectionString);
     const wrong = `Endpoint=sb://localhost:${port}/;SharedAccessKeyName=service;SharedAccessKey=${Buffer.alloc(32, 7).toString('base64')};` +

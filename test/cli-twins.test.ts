@@ -1,23 +1,19 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { CliProcess, runCli } from './helpers/cli.js';
+import { CliProcess, runCli, startHubProcess, type HubProcess } from './helpers/cli.js';
 import { tempDir } from './helpers/hub.js';
 
 describe('module twin tutorial as separate processes: receive-twin-patch, update-module-twin, update-reported', () => {
-  const home = tempDir();
-  const env = { IOTHUB_TUT_HOME: home };
-  let hub: CliProcess;
+  let terminal1: HubProcess;
+  let env: HubProcess['env'];
   before(async () => {
-    hub = new CliProcess(['hub', 'start', '--port', '0', '--amqp-port', '0', '--json'], env);
-    await hub.waitFor((l) => l.event === 'started');
+    terminal1 = await startHubProcess();
+    env = terminal1.env;
     const created = await runCli(['create-module', '--json'], env);
     assert.equal(created.code, 0, created.stderr);
   });
-  after(async () => {
-    assert.equal(await hub.stop(), 0, 'the hub stops cleanly on Ctrl-C');
-    rmSync(home, { recursive: true, force: true });
-  });
+  after(async () => assert.equal(await terminal1.stop(), 0, 'the hub stops cleanly on Ctrl-C'));
 
   test('terminal 1 receives the patch terminal 2 makes, prints it and exits 0', async () => {
     const receiver = new CliProcess(['receive-twin-patch', '--count', '1', '--timeout', '60', '--json'], env);

@@ -1,6 +1,6 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRegistry, type HubConnection } from '../src/clients/service-clients.js';
+import { createRegistry } from '../src/clients/service-clients.js';
 import { createSasToken } from '../src/hub/auth/sas-token.js';
 import { startTestHub, tempDir, type TestHub } from './helpers/hub.js';
 

@@ -2,6 +2,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export const BIN = fileURLToPath(new URL('../../../bin/iothub-tut', import.meta.url));
 
@@ -82,4 +85,35 @@ export class CliProcess {
     if (this.child.exitCode === null) this.child.kill('SIGINT');
     return this.exit();
   }
+}
+
+/** The --json lines of a finished command. */
+export function jsonLines(stdout: string): any[] {
+  return stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line));
+}
+
+/** Terminal 1 of the tutorials: `hub start` as a subprocess, with its own scratch IOTHUB_TUT_HOME. */
+export interface HubProcess {
+  hub: CliProcess;
+  home: string;
+  env: { IOTHUB_TUT_HOME: string };
+  /** Ctrl-C, then removes the home; resolves to the hub's exit code. */
+  stop(): Promise<number | null>;
+}
+
+export async function startHubProcess(): Promise<HubProcess> {
+  const home = mkdtempSync(join(tmpdir(), 'iothub-tut-cli-'));
+  const env = { IOTHUB_TUT_HOME: home };
+  const hub = new CliProcess(['hub', 'start', '--port', '0', '--amqp-port', '0', '--json'], env);
+  await hub.waitFor((l) => l.event === 'started');
+  return {
+    hub,
+    home,
+    env,
+    stop: async () => {
+      const code = await hub.stop();
+      rmSync(home, { recursive: true, force: true });
+      return code;
+    },
+  };
 }
