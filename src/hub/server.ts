@@ -85,16 +85,10 @@ export class LocalHub {
     this.auth = new Authenticator(hostName, identities);
     this.registry = new Registry(identities);
     this.mqtt = new MqttGateway(this.auth, throttle);
-    const twinStore = new TwinStore(db);
-    this.twins = new Twins(twinStore);
+    this.twins = new Twins(new TwinStore(db));
 
     // Twins live and die with their identity, in the registry's own transaction.
     this.registry.on('created', (key) => this.twins.create(key)).on('deleted', (key) => this.twins.remove(key));
-    // A data dir from before twins existed: give its identities the empty twins they would have had.
-    for (const record of [...this.registry.listDevices(), ...this.registry.allModules()]) {
-      const key = record.moduleId ? { deviceId: record.deviceId, moduleId: record.moduleId } : { deviceId: record.deviceId };
-      if (!twinStore.get(key)) this.twins.create(key);
-    }
     this.mqtt.use(new TwinTopics(this.twins, this.mqtt));
 
     // A deleted, disabled or re-keyed identity loses its connection at once; a disabled device takes its modules along.
