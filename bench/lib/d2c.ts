@@ -10,9 +10,12 @@ export interface D2CLoad {
   timeMs: number;
 }
 
-/** The telemetry topic with its property bag, as azure-iot-device-mqtt builds it (content type, encoding, app properties). */
+/**
+ * The telemetry topic with its property bag, as azure-iot-device-mqtt builds it: message id,
+ * correlation id, content type and encoding, and application properties (the run's tag).
+ */
 export function telemetryTopic(deviceId: string, tag: string, seq: number): string {
-  return `devices/${deviceId}/messages/events/$.ct=application%2Fjson&$.ce=utf-8&bench=${tag}&seq=${seq}`;
+  return `devices/${deviceId}/messages/events/$.mid=${tag}-${seq}&$.cid=corr-${seq}&$.ct=application%2Fjson&$.ce=utf-8&bench=${tag}`;
 }
 
 /** A JSON body of exactly `bytes` bytes. */

@@ -16,8 +16,7 @@ export interface HubUnderTest {
   caFile: string;
   hostName: string;
   serviceConnectionString: string;
-  /** Present once the hub has an Event Hubs-compatible endpoint. */
-  eventHubConnectionString?: string;
+  eventHubConnectionString: string;
   /** The IOTHUB_TUT_HOME the hub wrote its profile to: CLI runs in it find this hub. */
   home: string;
   dataDir: string;
@@ -31,12 +30,12 @@ export interface HubStartOptions {
   cpuProfDir?: string;
 }
 
-/** Starts `iothub-tut hub start --port 0 --data-dir <fresh tmp> --json` as its own process. */
+/** Starts `iothub-tut hub start --port 0 --amqp-port 0 --data-dir <fresh tmp> --json` as its own process. */
 export async function startHub(options: HubStartOptions = {}): Promise<HubUnderTest> {
   const home = mkdtempSync(join(tmpdir(), 'iothub-bench-home-'));
   const dataDir = join(home, 'hub-data');
   const nodeArgs = options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`] : [];
-  const child = spawn(process.execPath, [...nodeArgs, BIN, 'hub', 'start', '--port', '0', '--data-dir', dataDir, '--json', '--show-secrets'], {
+  const child = spawn(process.execPath, [...nodeArgs, BIN, 'hub', 'start', '--port', '0', '--amqp-port', '0', '--data-dir', dataDir, '--json', '--show-secrets'], {
     env: { ...process.env, IOTHUB_TUT_HOME: home, NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -11,11 +11,11 @@ workerMain<{ port: number; ca: string; tag: string; expected: number; timeMs: nu
   await new Promise((resolve, reject) => client.once('connect', resolve).once('error', reject));
   await new Promise((resolve, reject) => client.subscribe('devices/+/messages/events/#', { qos: 1 }, (err) => (err ? reject(err) : resolve(undefined))));
   const tally: D2CTally = { count: 0, firstAt: 0, lastAt: 0 };
-  const marker = `bench=${config.tag}&`;
+  const marker = `&bench=${config.tag}`;
   let done: () => void = () => {};
   const finished = new Promise<void>((resolve) => (done = resolve));
   client.on('message', (topic) => {
-    if (!topic.includes(marker)) return;
+    if (!topic.endsWith(marker)) return;
     const now = wallMs();
     if (tally.count++ === 0) tally.firstAt = now;
     tally.lastAt = now;

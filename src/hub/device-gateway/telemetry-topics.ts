@@ -30,6 +30,12 @@ const SYSTEM: Record<string, keyof D2CMessage> = {
  */
 export class TelemetryTopics implements TopicHandler {
   private readonly commits: GroupCommit<D2CMessage>;
+  /**
+   * Per connection: its events topic, and its identity's generation id, read once. A generation id
+   * changes only when the identity is deleted and created again, and deleting it closes its
+   * connections; a registry read per message was the largest cost of the hub's D2C path.
+   */
+  private readonly senders = new WeakMap<DeviceSession, { events: string; generationId: string | undefined }>();
 
   constructor(
     eventLog: EventLog,
@@ -40,8 +46,8 @@ export class TelemetryTopics implements TopicHandler {
   }
 
   publishes(topic: string, session: DeviceSession): boolean {
-    const events = deviceTopicRoot(session.key) + EVENTS;
-    return topic === events || topic.startsWith(`${events}/`);
+    const { events } = this.sender(session);
+    return topic.startsWith(events) && (topic.length === events.length || topic.charCodeAt(events.length) === 0x2f /* '/' */);
   }
 
   subscribes(): boolean {
@@ -52,15 +58,16 @@ export class TelemetryTopics implements TopicHandler {
     // Over its D2C rate the sender is disconnected unacknowledged: the SDK's retry policy resends.
     if (this.throttle && !this.throttle.allow('d2c')) throw hubErrors.throttled('Device-to-cloud messages are throttled for this hub tier');
     const { deviceId, moduleId } = session.key;
+    const { events, generationId } = this.sender(session);
     const body = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
-    const bag = packet.topic.slice(deviceTopicRoot(session.key).length + EVENTS.length + 1);
+    const bag = packet.topic.slice(events.length + 1);
     const message: D2CMessage = {
       deviceId,
       moduleId,
       body,
       properties: {},
       authMethod: 'sas',
-      authGenerationId: this.registry.find(deviceId, moduleId)?.generationId,
+      authGenerationId: generationId,
     };
     let size = body.length;
     for (const [name, value] of parsePropertyBag(bag)) {
@@ -73,6 +80,16 @@ export class TelemetryTopics implements TopicHandler {
       throw hubErrors.messageTooLarge(`The message is ${size} bytes; IoT Hub accepts up to ${MAX_D2C_MESSAGE_BYTES} bytes (body and properties).`);
     }
     return this.commits.add(message);
+  }
+
+  private sender(session: DeviceSession): { events: string; generationId: string | undefined } {
+    let sender = this.senders.get(session);
+    if (!sender) {
+      const { deviceId, moduleId } = session.key;
+      sender = { events: deviceTopicRoot(session.key) + EVENTS, generationId: this.registry.find(deviceId, moduleId)?.generationId };
+      this.senders.set(session, sender);
+    }
+    return sender;
   }
 }
 

@@ -1,3 +1,4 @@
+import type { Writable } from 'node:stream';
 import type { Sender } from 'rhea';
 import { toAmqpMessage } from './amqp-message.js';
 import type { EventLog } from './event-log.js';
@@ -69,6 +70,19 @@ export class PartitionSender {
       this.queuedUntil = Math.max(this.queuedUntil, rhea.delivery_count) + events.length;
       this.next = events[events.length - 1]!.sequenceNumber + 1;
       room -= events.length;
+      corkUntilWritten(this.link);
     }
   }
+}
+
+/**
+ * rhea writes each transfer frame with its own socket write (a syscall each: the largest single
+ * cost of the hub under D2C load). It writes them in a process.nextTick queued by the first send;
+ * corked until a tick queued after that one, a pump's transfers leave in one writev.
+ */
+function corkUntilWritten(link: Sender): void {
+  const socket = (link.connection as unknown as { socket?: Writable }).socket;
+  if (!socket || socket.writableCorked) return;
+  socket.cork();
+  process.nextTick(() => socket.uncork());
 }
