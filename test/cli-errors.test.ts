@@ -143,7 +143,7 @@ describe('errors and exit codes: against a hub', () => {
   });
 
   test('port in use (exit 8): hub start on a busy port says so in one line', async () => {
-    oneLineError(await runCli(['hub', 'start', '--in-memory', '--port', String(t.hub.port)], env), 8, /^error: port \d+ is in use: stop what runs there, or pick another with --port$/m);
+    oneLineError(await runCli(['hub', 'start', '--in-memory', '--port', String(t.hub.port), '--amqp-port', '0'], env), 8, /^error: port \d+ is in use: stop what runs there, or pick another with --port$/m);
   });
 
   test('hub not reachable (exit 8), after the retries; a host name that does not resolve (exit 8)', async () => {

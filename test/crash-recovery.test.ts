@@ -11,7 +11,7 @@ import { deviceToken, rawConnect, subscribe } from './helpers/mqtt.js';
 const RUN_BEFORE_KILL_MS = 2000;
 
 async function startHub(home: string, dataDir: string): Promise<{ process: CliProcess; connection: HubConnection; address: { port: number; tls: { ca: string } } }> {
-  const hub = new CliProcess(['hub', 'start', '--port', '0', '--data-dir', dataDir, '--json', '--show-secrets'], { IOTHUB_TUT_HOME: home });
+  const hub = new CliProcess(['hub', 'start', '--port', '0', '--amqp-port', '0', '--data-dir', dataDir, '--json', '--show-secrets'], { IOTHUB_TUT_HOME: home });
   const started = await hub.waitFor((l) => l.event === 'started');
   const ca = readFileSync(started.caFile, 'utf8');
   return { process: hub, connection: { connectionString: started.serviceConnectionString, transport: { ca, port: started.port } }, address: { port: started.port, tls: { ca } } };

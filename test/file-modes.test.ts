@@ -17,7 +17,7 @@ test('the data dir, the database, the CA key and the profile are owner-only, als
   const profile = join(home, 'profile.json');
   try {
     for (const round of ['first start', 'start over files with loose modes']) {
-      const hub = new CliProcess(['hub', 'start', '--port', '0', '--data-dir', dataDir, '--json'], env);
+      const hub = new CliProcess(['hub', 'start', '--port', '0', '--amqp-port', '0', '--data-dir', dataDir, '--json'], env);
       try {
         await hub.waitFor((l) => l.event === 'started');
         // A write, so the WAL and its index exist and hold keys.

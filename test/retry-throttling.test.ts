@@ -157,7 +157,7 @@ describe('throttling: IoT Hub S1 limits', () => {
   test('hub start --throttle s1: a burst is throttled, and create-device still completes', async () => {
     const home = tempDir();
     const env = { IOTHUB_TUT_HOME: home };
-    const hub = new CliProcess(['hub', 'start', '--port', '0', '--in-memory', '--throttle', 's1', '--json', '--show-secrets'], env);
+    const hub = new CliProcess(['hub', 'start', '--port', '0', '--amqp-port', '0', '--in-memory', '--throttle', 's1', '--json', '--show-secrets'], env);
     try {
       const started = await hub.waitFor((l) => l.event === 'started');
       const connection = { connectionString: started.serviceConnectionString, transport: { ca: readFileSync(started.caFile, 'utf8'), port: started.port } };
