@@ -102,10 +102,12 @@ describe('device apps survive a hub restart', () => {
       methodName: 'rebootDevice', payload: null, responseTimeoutInSeconds: 30, connectTimeoutInSeconds: 30,
     });
     assert.equal((await invoke()).result.status, 200);
+    // A report cut by the drop is only 'reportFailed' (the device keeps serving); wait for it to land.
+    await until(() => events.some((e) => e.event === 'reported'), 'the first reboot is reported', WAIT_MS);
 
     await restart();
     assert.equal((await invoke()).result.status, 200);
-    await until(() => events.filter((e) => e.event === 'reported').length === 2, 'the second reboot is reported', WAIT_MS);
+    await until(() => events.filter((e) => e.event === 'reported').length === 2, `the second reboot is reported (${JSON.stringify(events)})`, WAIT_MS);
     assert.ok(events.some((e) => e.event === 'reconnected'), 'the reconnect is reported');
     abort.abort();
     assert.equal((await serving).reboots, 2);
