@@ -2,6 +2,7 @@ import type { DeviceMethodRequest, DeviceMethodResponse } from 'azure-iot-device
 import type { HubConnection } from '../clients/service-clients.js';
 import { createDeviceClient, type DeviceClient } from '../clients/device-clients.js';
 import { parseConnectionString } from '../clients/connection-string.js';
+import { onReconnect } from '../clients/reconnect.js';
 import { explain } from '../clients/sdk-errors.js';
 
 export type RebootEvent =
@@ -10,7 +11,8 @@ export type RebootEvent =
   | { event: 'rebooting'; seconds: number }
   | { event: 'rebooted' }
   | { event: 'reported'; rebootTime: string }
-  | { event: 'reportFailed'; error: string };
+  | { event: 'reportFailed'; error: string }
+  | { event: 'reconnected' };
 
 export interface RebootDeviceOptions {
   /** How long the simulated reboot takes (the tutorial's time.sleep(20)). */
@@ -26,11 +28,13 @@ export const REBOOT_METHOD = 'rebootDevice';
 /**
  * dmpatterns_getstarted_device: answers the rebootDevice direct method, simulates a reboot, then
  * reports the time it finished as the reported property rebootTime. Other methods get 404.
+ * After a dropped connection the SDK reconnects and subscribes to methods again by itself.
  */
 export async function rebootDevice(connection: HubConnection, options: RebootDeviceOptions = {}): Promise<{ reboots: number }> {
   const { rebootSeconds = 20, count, signal, onEvent = () => {} } = options;
   const { DeviceId } = parseConnectionString(connection.connectionString, 'device');
   const client = await createDeviceClient(connection, 'mqtt', { unknownMethod: { status: 404, payload: { Response: 'Unknown method' } } });
+  onReconnect(client, () => onEvent({ event: 'reconnected' }));
   let reboots = 0;
   try {
     await client.open().catch((err) => {

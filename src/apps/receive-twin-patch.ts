@@ -1,11 +1,15 @@
 import type { Twin } from 'azure-iot-device';
-import { createDeviceClient, type DeviceProtocol } from '../clients/device-clients.js';
+import { createDeviceClient, type DeviceClient, type DeviceProtocol } from '../clients/device-clients.js';
+import { onReconnect } from '../clients/reconnect.js';
 import type { HubConnection } from '../clients/service-clients.js';
 import { ExitCode, ToolkitError } from '../clients/errors.js';
 import { explain } from '../clients/sdk-errors.js';
 
 /** A desired-properties patch as IoT Hub sends it: the changed properties and the new `$version`. */
 export type DesiredPatch = Record<string, unknown> & { $version: number };
+
+/** The connection dropped and the receiver is back, with a fresh subscription and twin read. */
+export type TwinPatchEvent = { event: 'reconnected' };
 
 export interface ReceiveTwinPatchOptions {
   protocol?: DeviceProtocol;
@@ -18,11 +22,18 @@ export interface ReceiveTwinPatchOptions {
   /** Called once the device is subscribed to desired-property patches. */
   onReady?: () => void;
   onPatch(patch: DesiredPatch): void;
+  onEvent?: (event: TwinPatchEvent) => void;
 }
 
 /**
  * ReceiveModuleTwinDesiredPropertiesPatch: connects as the device or module of the connection
  * string, reads its twin and reports every desired-properties patch as it arrives.
+ *
+ * After a dropped connection the SDK reconnects, but over MQTT it takes its twin subscription as
+ * kept (it asks for a persistent session) and patches written meanwhile are not sent again. So on
+ * a reconnect the receiver replaces the client: a fresh one subscribes for real and reads the twin,
+ * and a desired `$version` newer than the last one reported is reported as the whole desired
+ * section (the docs' advice: compare versions after reconnecting), so nothing is missed.
  */
 export async function receiveTwinPatch(connection: HubConnection, options: ReceiveTwinPatchOptions): Promise<{ received: number }> {
   let received = 0;
@@ -38,33 +49,49 @@ export async function receiveTwinPatch(connection: HubConnection, options: Recei
   options.signal?.addEventListener('abort', onAbort, { once: true });
   if (options.signal?.aborted) finish();
 
-  const client = await createDeviceClient(connection, options.protocol);
-  client.on('error', (err) => fail(explain(err, 'device client')));
-  try {
+  // The SDK replays the whole desired section when a listener is added and after every twin read;
+  // a patch is what carries a newer $version than the one already seen.
+  let seen: number | undefined;
+  const report = (desired: DesiredPatch) => {
+    if (!(desired.$version > seen!)) return;
+    seen = desired.$version;
+    received += 1;
+    options.onPatch(desired);
+    if (options.count !== undefined && received >= options.count) finish();
+  };
+
+  let client: DeviceClient | undefined;
+  /** Opens a client, subscribes, then reads the twin (so a patch between read and subscribe is not lost); false when ended first. */
+  const connect = async (): Promise<boolean> => {
+    const next = await createDeviceClient(connection, options.protocol);
+    client = next;
+    next.on('error', (err) => fail(explain(err, 'device client')));
+    onReconnect(next, () => {
+      if (client !== next) return;
+      options.onEvent?.({ event: 'reconnected' });
+      // Closed first: the new connection has the same MQTT client id, and the hub drops the older one.
+      next.close().catch(() => undefined).then(connect).catch(fail);
+    });
     // Every step races the end, so a timeout or Ctrl-C also cuts a connect that hangs.
-    await Promise.race([done, client.open()]);
-    const twin: Twin = await Promise.race([done.then(() => undefined), client.getTwin()]) as Twin;
-    if (twin) {
-      // The SDK replays the whole desired section when a listener is added (and after every
-      // twin read); a patch is what carries a newer $version than the one already seen.
-      let seen = Number(twin.properties.desired.$version ?? 0);
-      twin.on('properties.desired', (desired: DesiredPatch) => {
-        if (!(desired.$version > seen)) return;
-        seen = desired.$version;
-        received += 1;
-        options.onPatch(desired);
-        if (options.count !== undefined && received >= options.count) finish();
-      });
-      await Promise.race([done, new Promise<void>((resolve, reject) => twin.enableTwinDesiredPropertiesUpdates((err) => (err ? reject(err) : resolve())))]);
-      if (!options.signal?.aborted) options.onReady?.();
-      await done;
-    }
+    await Promise.race([done, next.open()]);
+    const twin = await Promise.race([done.then(() => undefined), next.getTwin()]) as Twin | undefined;
+    if (!twin) return false;
+    seen ??= Number(twin.properties.desired.$version ?? 0);
+    twin.on('properties.desired', report);
+    await Promise.race([done, new Promise<void>((resolve, reject) => twin.enableTwinDesiredPropertiesUpdates((err) => (err ? reject(err) : resolve())))]);
+    await Promise.race([done, twin.get()]);
+    return true;
+  };
+
+  try {
+    if ((await connect()) && !options.signal?.aborted) options.onReady?.();
+    await done;
     return { received };
   } catch (err) {
     throw explain(err, 'receiving desired property patches');
   } finally {
     clearTimeout(timer);
     options.signal?.removeEventListener('abort', onAbort);
-    await client.close().catch(() => undefined);
+    await client?.close().catch(() => undefined);
   }
 }

@@ -1,6 +1,7 @@
 import deviceSdk from 'azure-iot-device';
 import type { HubConnection } from '../clients/service-clients.js';
 import { createDeviceClient, type DeviceClient } from '../clients/device-clients.js';
+import { onReconnect } from '../clients/reconnect.js';
 import { parseConnectionString } from '../clients/connection-string.js';
 import { ExitCode, ToolkitError } from '../clients/errors.js';
 import { explain } from '../clients/sdk-errors.js';
@@ -42,6 +43,8 @@ export interface SendTelemetryOptions {
   onFailure?: (message: TelemetryMessage, error: string) => void;
   /** Called after each confirmation or failure. */
   onProgress?: (summary: TelemetrySummary) => void;
+  /** A device's connection dropped and the SDK has reconnected it (its pending sends go on). */
+  onReconnect?: (deviceId: string) => void;
 }
 
 /** Sends in flight per device before the next send waits (the SDK queues the rest in memory). */
@@ -52,7 +55,8 @@ const AVG_WIND_SPEED = 10;
  * SimulatedDevice: each device connection sends the tutorial's windSpeed messages over MQTT with a
  * message id, a correlation id and an application property, and counts the hub's confirmations
  * (PUBACKs). The SDK's default retry policy (exponential back-off with jitter) carries sends over a
- * dropped connection, so a hub restart only delays them.
+ * dropped connection, so a hub restart only delays them: a send whose PUBACK was lost is sent
+ * again (at least once), and only PUBACKed messages, which the hub has stored, count as confirmed.
  */
 export async function sendTelemetry(connections: HubConnection[], options: SendTelemetryOptions = {}): Promise<TelemetrySummary> {
   const { count, intervalMs = 1000, signal } = options;
@@ -71,6 +75,7 @@ export async function sendTelemetry(connections: HubConnection[], options: SendT
     for (const [i, connection] of connections.entries()) {
       const client = await createDeviceClient(connection, 'mqtt');
       clients.push(client);
+      onReconnect(client, () => options.onReconnect?.(deviceIds[i]!));
       await client.open().catch((err) => {
         throw explain(err, `connecting device '${deviceIds[i]}'`);
       });

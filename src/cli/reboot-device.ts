@@ -29,6 +29,8 @@ function printEvent(out: Output, e: RebootEvent): void {
       return out.line(`Reported rebootTime ${e.rebootTime}`);
     case 'reportFailed':
       return out.line(out.color.yellow(`Could not report rebootTime: ${e.error}`));
+    case 'reconnected':
+      return out.line(out.color.yellow('Connection lost; reconnected'));
   }
 }
 

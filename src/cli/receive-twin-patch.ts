@@ -35,6 +35,10 @@ export function registerReceiveTwinPatch(program: Command): void {
               out.line(out.color.bold('Twin desired properties patch received:'));
               out.line(JSON.stringify(patch));
             },
+            onEvent: (e) => {
+              out.result(e);
+              out.line(out.color.yellow('Connection lost; reconnected and read the twin again'));
+            },
           });
           out.result({ event: 'stopped', received });
         } finally {

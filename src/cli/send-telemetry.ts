@@ -92,6 +92,11 @@ export function registerSendTelemetry(program: Command): void {
               if (!out.json) process.stderr.write(`${out.color.yellow(`${m.deviceId} ${m.messageId} failed:`)} ${error}\n`);
             },
             onProgress: (s) => progress.show(s),
+            onReconnect: (deviceId) => {
+              progress.clear();
+              out.result({ event: 'reconnected', deviceId });
+              out.line(out.color.yellow(`${deviceId}: connection lost; reconnected`));
+            },
           });
           progress.clear();
           out.result({ event: 'summary', ...summary });
