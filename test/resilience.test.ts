@@ -6,7 +6,7 @@ import { sendTelemetry, type Confirmation } from '../src/apps/send-telemetry.js'
 import { receiveTwinPatch, type DesiredPatch, type TwinPatchEvent } from '../src/apps/receive-twin-patch.js';
 import { rebootDevice, type RebootEvent } from '../src/apps/reboot-device.js';
 import { startTestHub, tempDir, type TestHub } from './helpers/hub.js';
-import { registerIdentity, until } from './helpers/devices.js';
+import { openDevice, registerIdentity, until } from './helpers/devices.js';
 
 // The device-side apps across a hub restart: the hub stops (every connection drops), stays away a
 // moment, and starts again on the same port and data dir, as a restarted `hub start` would.
@@ -87,7 +87,7 @@ describe('device apps survive a hub restart', () => {
     await until(() => patches.some((p) => p.after === 3), 'a later patch arrives', WAIT_MS);
     const versions = patches.map((p) => p.$version);
     assert.deepEqual(versions, [...versions].sort((a, b) => a - b), 'versions only go up');
-    assert.equal(new Set(versions).size, versions.length, 'no version reported twice');
+    assert.equal(new Set(versions).size, versions.length, `no version reported twice: ${JSON.stringify(patches)}`);
     abort.abort();
     assert.equal((await receiving).received, patches.length);
   });
@@ -111,5 +111,23 @@ describe('device apps survive a hub restart', () => {
     assert.ok(events.some((e) => e.event === 'reconnected'), 'the reconnect is reported');
     abort.abort();
     assert.equal((await serving).reboots, 2);
+  });
+  test("the hub keeps a persistent MQTT session's subscriptions: the SDK's own reconnect still gets desired patches", async () => {
+    // The SDK connects with clean session 0 and, after reconnecting, does not subscribe again.
+    const connection = await registerIdentity(t, 'res-session');
+    const client = await openDevice(connection);
+    try {
+      const twin = await client.getTwin();
+      const patches: number[] = [];
+      twin.on('properties.desired', (desired: { $version: number }) => patches.push(desired.$version));
+      await until(() => t.hub.mqtt.isSubscribed({ deviceId: 'res-session' }, '$iothub/twin/PATCH/properties/desired'), 'the device subscribed', WAIT_MS);
+      await restart();
+      await until(() => t.hub.mqtt.session({ deviceId: 'res-session' }) !== undefined, 'the SDK reconnected by itself', WAIT_MS);
+      const after = (await createRegistry(t.connection).updateTwin('res-session', { properties: { desired: { afterRestart: 1 } } }, '*')).responseBody;
+      const version = after.properties.desired.$version as number;
+      await until(() => patches.includes(version), `the patch to $version ${version} arrived (got ${patches})`, WAIT_MS);
+    } finally {
+      await client.close();
+    }
   });
 });

@@ -19,6 +19,7 @@ import { queryRoutes } from './service-api/query-routes.js';
 import { MAX_PACKET_BYTES } from './device-gateway/frame-guard.js';
 import { TwinTopics } from './device-gateway/twin-topics.js';
 import { TwinStore } from './store/twin-store.js';
+import { SessionStore } from './store/session-store.js';
 import { Twins } from './twins/twin-service.js';
 import { twinRoutes } from './service-api/twin-routes.js';
 import { Throttle, type Tier } from './throttling.js';
@@ -84,11 +85,14 @@ export class LocalHub {
     const identities = new IdentityStore(db);
     this.auth = new Authenticator(hostName, identities);
     this.registry = new Registry(identities);
-    this.mqtt = new MqttGateway(this.auth, throttle);
+    const persistentSessions = new SessionStore(db);
+    this.mqtt = new MqttGateway(this.auth, persistentSessions, throttle);
     this.twins = new Twins(new TwinStore(db));
 
     // Twins live and die with their identity, in the registry's own transaction.
     this.registry.on('created', (key) => this.twins.create(key)).on('deleted', (key) => this.twins.remove(key));
+    // A re-created identity starts with no session, as on IoT Hub.
+    this.registry.on('deleted', (key) => persistentSessions.delete(key.deviceId, key.moduleId));
     this.mqtt.use(new TwinTopics(this.twins, this.mqtt));
 
     // A deleted, disabled or re-keyed identity loses its connection at once; a disabled device takes its modules along.

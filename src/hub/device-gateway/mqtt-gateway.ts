@@ -6,6 +6,7 @@ import type { Authenticator, DeviceAuthFailure } from '../auth/authenticator.js'
 import type { IdentityKey } from '../registry/registry.js';
 import { HubError } from '../errors.js';
 import type { Throttle } from '../throttling.js';
+import type { SessionStore } from '../store/session-store.js';
 import { guardFrames } from './frame-guard.js';
 
 /** A connected device or module. */
@@ -57,6 +58,7 @@ export class MqttGateway extends EventEmitter {
 
   constructor(
     private readonly auth: Authenticator,
+    private readonly persistentSessions: SessionStore,
     private readonly throttle?: Throttle,
   ) {
     super();
@@ -76,21 +78,32 @@ export class MqttGateway extends EventEmitter {
       const session = this.byClient.get(client);
       if (!session) return;
       for (const sub of subs) session.subscriptions.add(sub.topic);
+      this.keepSession(session);
       this.emit('subscribed', session);
     });
     this.broker.on('unsubscribe', (topics, client) => {
       const session = this.byClient.get(client);
-      for (const topic of topics) session?.subscriptions.delete(topic);
+      if (!session) return;
+      for (const topic of topics) session.subscriptions.delete(topic);
+      this.keepSession(session);
     });
     this.broker.on('clientReady', (client) => {
       const session = this.byClient.get(client);
       if (!session) return;
+      // A persistent session resumes with its subscriptions, also after a hub restart; a clean one starts empty.
+      const { deviceId, moduleId } = session.key;
+      if (client.clean) this.persistentSessions.delete(deviceId, moduleId);
+      else for (const filter of this.persistentSessions.filters(deviceId, moduleId)) session.subscriptions.add(filter);
       this.sessions.set(sessionId(session.key), session);
       this.emit('connected', session);
     });
     this.broker.on('clientDisconnect', (client) => this.dropSession(client));
     this.broker.on('clientError', () => {}); // a client's socket error concerns that client only
     this.broker.on('connectionError', () => {});
+  }
+
+  private keepSession(session: DeviceSession): void {
+    if (!session.client.clean) this.persistentSessions.save(session.key.deviceId, session.key.moduleId, session.subscriptions);
   }
 
   /** aedes needs its persistence ready before it takes connections. */
