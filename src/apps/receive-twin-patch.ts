@@ -1,5 +1,5 @@
 import type { Twin } from 'azure-iot-device';
-import { createDeviceClient, type DeviceClient, type DeviceProtocol } from '../clients/device-clients.js';
+import { createDeviceClient, type DeviceProtocol } from '../clients/device-clients.js';
 import { onReconnect } from '../clients/reconnect.js';
 import type { HubConnection } from '../clients/service-clients.js';
 import { ExitCode, ToolkitError } from '../clients/errors.js';
@@ -29,11 +29,10 @@ export interface ReceiveTwinPatchOptions {
  * ReceiveModuleTwinDesiredPropertiesPatch: connects as the device or module of the connection
  * string, reads its twin and reports every desired-properties patch as it arrives.
  *
- * After a dropped connection the SDK reconnects, but over MQTT it takes its twin subscription as
- * kept (it asks for a persistent session) and patches written meanwhile are not sent again. So on
- * a reconnect the receiver replaces the client: a fresh one subscribes for real and reads the twin,
- * and a desired `$version` newer than the last one reported is reported as the whole desired
- * section (the docs' advice: compare versions after reconnecting), so nothing is missed.
+ * After a dropped connection the SDK reconnects and its persistent MQTT session keeps the twin
+ * subscription, but patches written meanwhile are not sent again. So on a reconnect the receiver
+ * reads the twin, and a desired `$version` newer than the last one reported is reported as the
+ * whole desired section (the docs' advice: compare versions after reconnecting): nothing is missed.
  */
 export async function receiveTwinPatch(connection: HubConnection, options: ReceiveTwinPatchOptions): Promise<{ received: number }> {
   let received = 0;
@@ -51,35 +50,34 @@ export async function receiveTwinPatch(connection: HubConnection, options: Recei
 
   // The SDK replays the whole desired section when a listener is added and after every twin read;
   // a patch is what carries a newer $version than the one already seen.
-  let seen: number | undefined;
+  let seen = 0;
   const report = (desired: DesiredPatch) => {
-    if (!(desired.$version > seen!)) return;
+    if (!(desired.$version > seen)) return;
     seen = desired.$version;
     received += 1;
-    options.onPatch(desired);
+    options.onPatch(structuredClone(desired)); // the SDK keeps merging later patches into the object it passed
     if (options.count !== undefined && received >= options.count) finish();
   };
 
-  let client: DeviceClient | undefined;
-  /** Opens a client, subscribes, then reads the twin (so a patch between read and subscribe is not lost); false when ended first. */
+  const client = await createDeviceClient(connection, options.protocol);
+  client.on('error', (err) => fail(explain(err, 'device client')));
+  let twin: Twin | undefined;
+  onReconnect(client, () => {
+    options.onEvent?.({ event: 'reconnected' });
+    // Patches written while the device was away are not sent again: read the twin and compare versions.
+    twin?.get().catch(() => undefined);
+  });
+  /** Opens, subscribes, then reads the twin (so a patch between read and subscribe is not lost); false when ended first. */
   const connect = async (): Promise<boolean> => {
-    const next = await createDeviceClient(connection, options.protocol);
-    client = next;
-    next.on('error', (err) => fail(explain(err, 'device client')));
-    onReconnect(next, () => {
-      if (client !== next) return;
-      options.onEvent?.({ event: 'reconnected' });
-      // Closed first: the new connection has the same MQTT client id, and the hub drops the older one.
-      next.close().catch(() => undefined).then(connect).catch(fail);
-    });
     // Every step races the end, so a timeout or Ctrl-C also cuts a connect that hangs.
-    await Promise.race([done, next.open()]);
-    const twin = await Promise.race([done.then(() => undefined), next.getTwin()]) as Twin | undefined;
+    await Promise.race([done, client.open()]);
+    twin = await Promise.race([done.then(() => undefined), client.getTwin()]) as Twin | undefined;
     if (!twin) return false;
-    seen ??= Number(twin.properties.desired.$version ?? 0);
-    twin.on('properties.desired', report);
-    await Promise.race([done, new Promise<void>((resolve, reject) => twin.enableTwinDesiredPropertiesUpdates((err) => (err ? reject(err) : resolve())))]);
-    await Promise.race([done, twin.get()]);
+    const subscribed = twin;
+    seen = Number(subscribed.properties.desired.$version ?? 0);
+    subscribed.on('properties.desired', report);
+    await Promise.race([done, new Promise<void>((resolve, reject) => subscribed.enableTwinDesiredPropertiesUpdates((err) => (err ? reject(err) : resolve())))]);
+    await Promise.race([done, subscribed.get()]);
     return true;
   };
 
@@ -92,6 +90,6 @@ export async function receiveTwinPatch(connection: HubConnection, options: Recei
   } finally {
     clearTimeout(timer);
     options.signal?.removeEventListener('abort', onAbort);
-    await client?.close().catch(() => undefined);
+    await client.close().catch(() => undefined);
   }
 }
