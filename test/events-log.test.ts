@@ -117,7 +117,8 @@ describe('event log', () => {
     let clock = 1_000;
     const { store, log } = memoryLog({ tailEventsPerPartition: 4, now: () => clock++ });
     const p = log.partitionOf('tail');
-    for (let i = 0; i < 5; i++) log.appendMany([telemetry('tail', 2 * i), telemetry('tail', 2 * i + 1)]);
+    const sparse = { messageId: undefined, contentEncoding: undefined, userId: 'user', moduleId: 'm' }; // absent and present system properties
+    for (let i = 0; i < 5; i++) log.appendMany([telemetry('tail', 2 * i), telemetry('tail', 2 * i + 1, sparse)]);
     // 10 events, a tail of 4 to 8 of them: every window, inside, across and before the tail.
     for (let from = 0; from <= 11; from++) {
       for (const max of [1, 3, 100]) assert.deepEqual(log.read(p, from, max), store.read(p, from, max), `from ${from}, max ${max}`);
