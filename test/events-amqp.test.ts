@@ -139,6 +139,27 @@ describe('Event Hub-compatible endpoint at the AMQP level', () => {
     assert.equal((annotations.last_enqueued_time_utc as Date).getTime(), info.lastEnqueuedTimeMs);
   });
 
+  test('two readers of a partition get the same messages (encoded once, shared)', async () => {
+    const stored = hub.log.appendMany(Array.from({ length: 4 }, (_, i) =>
+      telemetry('shared-device', i, i % 2 ? { userId: 'shared-user', messageId: undefined } : {})));
+    const partition = stored[0]!.partition;
+    const c = await connection();
+    assert.equal(await putToken(c, audience(port, partitionAddress(partition))), 200);
+    const filter = `amqp.annotation.x-opt-sequence-number >= '${stored[0]!.sequenceNumber}'`;
+    const readers = [reader(c, partitionAddress(partition), filter), reader(c, partitionAddress(partition), filter)];
+    for (const { link } of readers) link.add_credit(100);
+    await eventually(10_000, 'both readers', () => readers.every(({ messages }) => messages.length >= 4));
+    hub.log.append(telemetry('shared-device', 4));
+    await eventually(10_000, 'a live event', () => readers.every(({ messages }) => messages.length >= 5));
+    const [a, b] = readers.map(({ messages }) => messages.slice(0, 5).map((m) => ({ ...m })));
+    assert.deepEqual(a, b);
+    assert.deepEqual(a!.map((m) => m.message_annotations!['x-opt-sequence-number']),
+      [0, 1, 2, 3, 4].map((i) => stored[0]!.sequenceNumber + i));
+    assert.equal(a![1]!.message_id, undefined);
+    assert.equal(Buffer.from(a![1]!.user_id as unknown as Buffer).toString(), 'shared-user');
+    assert.equal(a![2]!.message_id, 'msg-2');
+  });
+
   test('refuses a reader without a token, and a token for another partition', async () => {
     const c = await connection();
     const unauthenticated = reader(c, partitionAddress(0));

@@ -113,6 +113,33 @@ describe('event log', () => {
     log.close();
   });
 
+  test('live reads from memory give what the store gives, and fall back to it outside the tail', () => {
+    let clock = 1_000;
+    const { store, log } = memoryLog({ tailEventsPerPartition: 4, now: () => clock++ });
+    const p = log.partitionOf('tail');
+    const sparse = { messageId: undefined, contentEncoding: undefined, userId: 'user', moduleId: 'm' }; // absent and present system properties
+    for (let i = 0; i < 5; i++) log.appendMany([telemetry('tail', 2 * i), telemetry('tail', 2 * i + 1, sparse)]);
+    // 10 events, a tail of 4 to 8 of them: every window, inside, across and before the tail.
+    for (let from = 0; from <= 11; from++) {
+      for (const max of [1, 3, 100]) assert.deepEqual(log.read(p, from, max), store.read(p, from, max), `from ${from}, max ${max}`);
+    }
+    const fresh = new EventLog(store); // a restart: nothing in memory, all from the store
+    assert.deepEqual(fresh.read(p, 0, 100).map((e) => e.sequenceNumber), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    fresh.close();
+    log.close();
+  });
+
+  test('retention empties the tail, so a reader never gets a pruned event', () => {
+    const { log } = memoryLog({ maxEventsPerPartition: 2 });
+    const p = log.partitionOf('pruned');
+    for (let i = 0; i < 5; i++) log.append(telemetry('pruned', i));
+    assert.equal(log.prune(), 3);
+    assert.deepEqual(log.read(p, 0, 10).map((e) => e.sequenceNumber), [3, 4]);
+    log.append(telemetry('pruned', 5));
+    assert.deepEqual(log.read(p, 4, 10).map((e) => e.sequenceNumber), [4, 5]);
+    log.close();
+  });
+
   test('keeps the partition count it was created with', () => {
     const dir = mkdtempSync(join(tmpdir(), 'iothub-events-'));
     try {

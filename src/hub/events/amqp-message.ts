@@ -38,3 +38,21 @@ export function toAmqpMessage(event: StoredEvent, runtime?: PartitionInfo): Mess
   }
   return message;
 }
+
+/** Encoded messages of events without per-receiver parts, shared by every receiver of the event. */
+const encoded = new WeakMap<StoredEvent, Buffer>();
+
+/**
+ * `toAmqpMessage` encoded for the wire, as `Sender.send(payload, undefined, 0)` takes it. Without
+ * `runtime` nothing in it depends on the receiver, so an event held in the log's in-memory tail is
+ * encoded once however many consumer groups read it.
+ */
+export function encodeAmqpMessage(event: StoredEvent, runtime?: PartitionInfo): Buffer {
+  if (runtime) return rhea.message.encode(toAmqpMessage(event, runtime));
+  let payload = encoded.get(event);
+  if (!payload) {
+    payload = rhea.message.encode(toAmqpMessage(event));
+    encoded.set(event, payload);
+  }
+  return payload;
+}

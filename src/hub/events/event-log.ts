@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { hubErrors } from '../errors.js';
 import type { EventStore, NewEvent, PartitionInfo, StoredEvent } from '../store/event-store.js';
+import { EventTail } from './event-tail.js';
 
 export type { PartitionInfo, StoredEvent };
 
@@ -36,6 +37,8 @@ export interface EventLogOptions {
   maxEventsPerPartition?: number;
   /** How often retention runs. Default 1 minute. */
   pruneIntervalMs?: number;
+  /** How many of each partition's newest events live readers get from memory. Default 4,096. */
+  tailEventsPerPartition?: number;
   now?: () => number;
 }
 
@@ -44,7 +47,7 @@ interface EventLogEvents {
   appended: [partition: number, lastSequenceNumber: number];
 }
 
-const defaults = { partitionCount: 4, retentionMs: 24 * 60 * 60 * 1000, maxEventsPerPartition: 100_000, pruneIntervalMs: 60_000 };
+const defaults = { partitionCount: 4, retentionMs: 24 * 60 * 60 * 1000, maxEventsPerPartition: 100_000, pruneIntervalMs: 60_000, tailEventsPerPartition: 4096 };
 
 /**
  * IoT Hub's built-in events endpoint as a domain: device-to-cloud messages stamped as IoT Hub stamps
@@ -59,6 +62,7 @@ export class EventLog extends EventEmitter<EventLogEvents> {
   private readonly maxEventsPerPartition: number;
   private readonly pruneTimer: NodeJS.Timeout;
   private readonly partitions = new Map<string, number>();
+  private readonly tail: EventTail;
 
   constructor(private readonly store: EventStore, options: EventLogOptions = {}) {
     super();
@@ -66,6 +70,7 @@ export class EventLog extends EventEmitter<EventLogEvents> {
     this.now = options.now ?? Date.now;
     this.retentionMs = options.retentionMs ?? defaults.retentionMs;
     this.maxEventsPerPartition = options.maxEventsPerPartition ?? defaults.maxEventsPerPartition;
+    this.tail = new EventTail(options.tailEventsPerPartition ?? defaults.tailEventsPerPartition);
     const requested = options.partitionCount ?? defaults.partitionCount;
     if (!Number.isInteger(requested) || requested < 1 || requested > 128) {
       throw hubErrors.argumentInvalid(`The partition count must be an integer from 1 to 128, not ${requested}.`);
@@ -106,6 +111,7 @@ export class EventLog extends EventEmitter<EventLogEvents> {
   /** Appends many messages in one transaction, for throughput. */
   appendMany(msgs: D2CMessage[]): StoredEvent[] {
     const stored = this.store.append(msgs.map((msg) => this.toNewEvent(msg)), this.now());
+    this.tail.add(stored);
     const last = new Map<number, number>();
     for (const event of stored) last.set(event.partition, event.sequenceNumber);
     for (const [partition, sequenceNumber] of last) this.emit('appended', partition, sequenceNumber);
@@ -115,7 +121,7 @@ export class EventLog extends EventEmitter<EventLogEvents> {
   /** Up to `max` events of a partition from sequence number `fromSequence` on, oldest first. */
   read(partition: number, fromSequence: number, max: number): StoredEvent[] {
     this.checkPartition(partition);
-    return this.store.read(partition, fromSequence, max);
+    return this.tail.read(partition, fromSequence, max) ?? this.store.read(partition, fromSequence, max);
   }
 
   partitionInfo(partition: number): PartitionInfo {
@@ -143,7 +149,9 @@ export class EventLog extends EventEmitter<EventLogEvents> {
 
   /** Applies retention now; it also runs on a timer. Returns how many events were deleted. */
   prune(): number {
-    return this.store.prune(this.now() - this.retentionMs, this.maxEventsPerPartition);
+    const deleted = this.store.prune(this.now() - this.retentionMs, this.maxEventsPerPartition);
+    if (deleted > 0) this.tail.clear();
+    return deleted;
   }
 
   close(): void {

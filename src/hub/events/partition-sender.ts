@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
 import type { Sender } from 'rhea';
-import { toAmqpMessage } from './amqp-message.js';
+import { encodeAmqpMessage } from './amqp-message.js';
 import type { EventLog } from './event-log.js';
 
 /** rhea state this module reads: it counts credit only when a queued delivery goes on the wire. */
@@ -66,7 +66,7 @@ export class PartitionSender {
       const events = this.eventLog.read(this.partition, this.next, Math.min(room, readChunk));
       if (events.length === 0) return;
       const runtime = this.runtimeMetric ? this.eventLog.partitionInfo(this.partition) : undefined;
-      for (const event of events) this.link.send(toAmqpMessage(event, runtime));
+      for (const event of events) this.link.send(encodeAmqpMessage(event, runtime), undefined, 0);
       this.queuedUntil = Math.max(this.queuedUntil, rhea.delivery_count) + events.length;
       this.next = events[events.length - 1]!.sequenceNumber + 1;
       room -= events.length;

@@ -62,9 +62,18 @@ interface EventRow {
   offset: number;
   enqueued_ms: number;
   body: Buffer;
-  system_properties: string;
-  annotations: string;
+  message_id: string | null;
+  correlation_id: string | null;
+  content_type: string | null;
+  content_encoding: string | null;
+  user_id: string | null;
   properties: string;
+}
+
+/** The `properties` column: a message's annotations and application properties, one JSON each way. */
+interface PropertiesColumn {
+  annotations: Record<string, string>;
+  application: Record<string, string>;
 }
 
 const schema = `
@@ -86,8 +95,11 @@ const schema = `
     offset INTEGER NOT NULL,
     enqueued_ms INTEGER NOT NULL,
     body BLOB NOT NULL,
-    system_properties TEXT NOT NULL,
-    annotations TEXT NOT NULL,
+    message_id TEXT,
+    correlation_id TEXT,
+    content_type TEXT,
+    content_encoding TEXT,
+    user_id TEXT,
     properties TEXT NOT NULL,
     PRIMARY KEY (partition, sequence)
   );
@@ -114,8 +126,9 @@ export class EventStore {
         `UPDATE event_partitions SET next_sequence = ?, next_offset = ?, last_offset = ?, last_enqueued_ms = ?
          WHERE partition = ?`),
       insert: db.prepare(
-        `INSERT INTO events (partition, sequence, offset, enqueued_ms, body, system_properties, annotations, properties)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+        `INSERT INTO events (partition, sequence, offset, enqueued_ms, body,
+           message_id, correlation_id, content_type, content_encoding, user_id, properties)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       read: db.prepare<[number, number, number], EventRow>(
         'SELECT * FROM events WHERE partition = ? AND sequence >= ? ORDER BY sequence LIMIT ?'),
       first: db.prepare<[number], { sequence: number }>(
@@ -210,18 +223,20 @@ export class EventStore {
         state = { ...this.partitionRow(event.partition) };
         partitions.set(event.partition, state);
       }
-      const systemProperties = JSON.stringify(event.systemProperties);
-      const annotations = JSON.stringify(event.annotations);
-      const properties = JSON.stringify(event.properties);
+      // One JSON encode per event (three were a visible share of the D2C profile).
+      const column: PropertiesColumn = { annotations: event.annotations, application: event.properties };
+      const properties = JSON.stringify(column);
+      const { messageId, correlationId, contentType, contentEncoding, userId } = event.systemProperties;
       // Enqueued times never go back within a partition, even if the wall clock does.
       const enqueuedMs = Math.max(nowMs, state.last_enqueued_ms);
       const sequence = state.next_sequence;
       const offset = state.next_offset;
-      this.statements.insert.run(
-        event.partition, sequence, offset, enqueuedMs, event.body, systemProperties, annotations, properties);
+      this.statements.insert.run(event.partition, sequence, offset, enqueuedMs, event.body,
+        messageId ?? null, correlationId ?? null, contentType ?? null, contentEncoding ?? null, userId ?? null, properties);
       state.next_sequence = sequence + 1;
-      state.next_offset = offset + event.body.length + Buffer.byteLength(systemProperties) +
-        Buffer.byteLength(annotations) + Buffer.byteLength(properties);
+      state.next_offset = offset + event.body.length + Buffer.byteLength(properties) +
+        storedLength(messageId) + storedLength(correlationId) + storedLength(contentType) +
+        storedLength(contentEncoding) + storedLength(userId);
       state.last_offset = offset;
       state.last_enqueued_ms = enqueuedMs;
       return { ...event, sequenceNumber: sequence, offset: String(offset), enqueuedTimeMs: enqueuedMs };
@@ -240,15 +255,26 @@ export class EventStore {
   }
 }
 
+function storedLength(value: string | undefined): number {
+  return value === undefined ? 0 : Buffer.byteLength(value);
+}
+
 function toStoredEvent(row: EventRow): StoredEvent {
+  const { annotations, application } = JSON.parse(row.properties) as PropertiesColumn;
+  const systemProperties: EventSystemProperties = {};
+  if (row.message_id !== null) systemProperties.messageId = row.message_id;
+  if (row.correlation_id !== null) systemProperties.correlationId = row.correlation_id;
+  if (row.content_type !== null) systemProperties.contentType = row.content_type;
+  if (row.content_encoding !== null) systemProperties.contentEncoding = row.content_encoding;
+  if (row.user_id !== null) systemProperties.userId = row.user_id;
   return {
     partition: row.partition,
     sequenceNumber: row.sequence,
     offset: String(row.offset),
     enqueuedTimeMs: row.enqueued_ms,
     body: row.body,
-    systemProperties: JSON.parse(row.system_properties) as EventSystemProperties,
-    annotations: JSON.parse(row.annotations) as Record<string, string>,
-    properties: JSON.parse(row.properties) as Record<string, string>,
+    systemProperties,
+    annotations,
+    properties: application,
   };
 }
