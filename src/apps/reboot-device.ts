@@ -66,15 +66,27 @@ export async function rebootDevice(connection: HubConnection, options: RebootDev
   return { reboots };
 }
 
+// A twin request cut by a dropped connection may never be answered: the report gives up after this.
+const REPORT_TIMEOUT_MS = 30_000;
+
 /** The tutorial patches reported properties after the reboot; the device keeps serving if that fails. */
 async function reportRebootTime(client: DeviceClient, onEvent: (event: RebootEvent) => void): Promise<void> {
   const rebootTime = new Date().toISOString();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer from the hub within ${REPORT_TIMEOUT_MS / 1000} s`)), REPORT_TIMEOUT_MS);
+  });
   try {
-    const twin = await client.getTwin();
-    await new Promise<void>((resolve, reject) => twin.properties.reported.update({ rebootTime }, (err?: Error) => (err ? reject(err) : resolve())));
+    const report = async () => {
+      const twin = await client.getTwin();
+      await new Promise<void>((resolve, reject) => twin.properties.reported.update({ rebootTime }, (err?: Error) => (err ? reject(err) : resolve())));
+    };
+    await Promise.race([report(), timeout]);
     onEvent({ event: 'reported', rebootTime });
   } catch (err) {
     onEvent({ event: 'reportFailed', error: explain(err, 'reporting rebootTime').message });
+  } finally {
+    clearTimeout(timer);
   }
 }
 
