@@ -2,6 +2,7 @@ import type { HubConnection } from '../clients/service-clients.js';
 import { createRegistry, createServiceClient } from '../clients/service-clients.js';
 import { explain } from '../clients/sdk-errors.js';
 import { ExitCode, ToolkitError } from '../clients/errors.js';
+import { DEFAULT_RETRY, withRetry } from '../clients/retry.js';
 import { REBOOT_METHOD } from './reboot-device.js';
 
 export interface InvokeRebootOptions {
@@ -50,8 +51,9 @@ export async function invokeReboot(connection: HubConnection, options: InvokeReb
   const client = createServiceClient(connection);
   let result: { status: number; payload: unknown };
   try {
-    const call = moduleId ? client.invokeDeviceMethod(deviceId, moduleId, params) : client.invokeDeviceMethod(deviceId, params);
-    result = (await call).result as { status: number; payload: unknown };
+    // Retried only when the hub did not take the call (throttled, unavailable, refused): never twice on the device.
+    const call = () => (moduleId ? client.invokeDeviceMethod(deviceId, moduleId, params) : client.invokeDeviceMethod(deviceId, params));
+    result = (await withRetry(call, { ...DEFAULT_RETRY, what: `invoking ${REBOOT_METHOD} on ${target}` })).result as { status: number; payload: unknown };
   } catch (err) {
     throw explain(err, `invoking ${REBOOT_METHOD} on ${target}`);
   }
@@ -83,7 +85,7 @@ async function watchRebootTime(connection: HubConnection, options: InvokeRebootO
     if (options.signal?.aborted) throw new ToolkitError('stopped before the device reported rebootTime', ExitCode.failure);
     let twins: Array<{ properties?: { reported?: { rebootTime?: unknown } } }>;
     try {
-      twins = (await registry.createQuery(sql).nextAsTwin()).result;
+      twins = (await withRetry(() => registry.createQuery(sql).nextAsTwin(), { ...DEFAULT_RETRY, what: `querying the twin of ${target}` })).result;
     } catch (err) {
       throw explain(err, `querying the twin of ${target}`);
     }
