@@ -1,18 +1,9 @@
 import type { Command } from 'commander';
-import { findConnection, resolveConnection } from '../clients/config.js';
-import type { HubConnection } from '../clients/service-clients.js';
+import { resolveDeviceConnection } from './device-connection.js';
 import { run, parsePositiveInt, parseSeconds, type Output } from './output.js';
 import type { RebootEvent } from '../apps/reboot-device.js';
 
 export const TUTORIAL_DEVICE = 'myDeviceId';
-
-/** The device's connection string as given, or its key looked up by id on the hub the service connection reaches. */
-async function deviceConnection(flag: string | undefined, deviceId: string): Promise<HubConnection> {
-  const given = findConnection('device', flag);
-  if (given) return given;
-  const { identityConnection } = await import('../clients/identity-connection.js');
-  return identityConnection(resolveConnection('service', undefined, (p) => p.serviceConnectionString), { deviceId });
-}
 
 function printEvent(out: Output, e: RebootEvent): void {
   out.result(e);
@@ -39,13 +30,13 @@ export function registerRebootDevice(program: Command): void {
     .command('reboot-device')
     .description('dmpatterns_getstarted_device: a simulated device that answers the rebootDevice direct method, reboots, and reports rebootTime')
     .option('-d, --device-id <id>', 'the device to run as (its key is looked up when no device connection string is given)', TUTORIAL_DEVICE)
-    .option('-c, --device-connection-string <cs>', 'device connection string (default: $IOTHUB_DEVICE_CONNECTION_STRING, .env, or the device looked up on the hub)')
+    .option('-c, --connection-string <cs>', 'device connection string (default: $IOTHUB_DEVICE_CONNECTION_STRING, .env, or the device looked up on the hub)')
     .option('--reboot-seconds <s>', 'how long the simulated reboot takes', parseSeconds('--reboot-seconds'), 20)
     .option('--count <n>', 'exit after this many reboots (default: run until Ctrl-C)', parsePositiveInt('--count'))
     .action((opts, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
         const { rebootDevice } = await import('../apps/reboot-device.js');
-        const connection = await deviceConnection(opts.deviceConnectionString, opts.deviceId);
+        const { connection } = await resolveDeviceConnection({ deviceId: opts.deviceId, moduleId: '', device: true, connectionString: opts.connectionString });
         const stop = new AbortController();
         const abort = () => stop.abort();
         process.once('SIGINT', abort).once('SIGTERM', abort);

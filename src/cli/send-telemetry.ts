@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { findConnection, resolveConnection } from '../clients/config.js';
+import { resolveConnection } from '../clients/config.js';
+import { resolveDeviceConnection } from './device-connection.js';
 import { ExitCode, ToolkitError } from '../clients/errors.js';
 import type { HubConnection } from '../clients/service-clients.js';
 import type { Confirmation, TelemetrySummary } from '../apps/send-telemetry.js';
@@ -7,14 +8,6 @@ import { run, parsePositiveInt, parseSeconds, type Output } from './output.js';
 
 export const TUTORIAL_DEVICE = 'myFirstDevice';
 const SIMULATED_DEVICE = 'simDevice';
-
-/** One device: its connection string as given, or its key looked up by id on the hub. */
-async function oneDevice(flag: string | undefined, deviceId: string): Promise<HubConnection> {
-  const given = findConnection('device', flag);
-  if (given) return given;
-  const { identityConnection } = await import('../clients/identity-connection.js');
-  return identityConnection(resolveConnection('service', undefined, (p) => p.serviceConnectionString), { deviceId });
-}
 
 /** simDevice-1..K, registered on the hub when missing (an existing one keeps its keys). */
 async function simulatedDevices(k: number): Promise<HubConnection[]> {
@@ -69,7 +62,7 @@ export function registerSendTelemetry(program: Command): void {
           throw new ToolkitError(`--devices ${opts.devices} registers its own ${SIMULATED_DEVICE}-N devices: drop the device connection string.`, ExitCode.usage);
         }
         const { sendTelemetry } = await import('../apps/send-telemetry.js');
-        const connections = opts.devices > 1 ? await simulatedDevices(opts.devices) : [await oneDevice(opts.connectionString, opts.deviceId)];
+        const connections = opts.devices > 1 ? await simulatedDevices(opts.devices) : [(await resolveDeviceConnection({ deviceId: opts.deviceId, moduleId: '', device: true, connectionString: opts.connectionString })).connection];
         const stop = new AbortController();
         const abort = () => stop.abort();
         process.once('SIGINT', abort).once('SIGTERM', abort);
