@@ -4,6 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { run, parsePositiveInt } from './output.js';
 import { toolkitHome, writeProfile, removeProfile } from '../clients/local-hub-profile.js';
 import { ExitCode, ToolkitError } from '../clients/errors.js';
+import { TIERS } from '../hub/throttling.js';
 
 export function registerHub(program: Command): void {
   const hub = program.command('hub').description('the local IoT Hub: HTTPS REST, MQTT and MQTT over WebSockets on one TLS port');
@@ -14,7 +15,7 @@ export function registerHub(program: Command): void {
     .option('--amqp-port <port>', 'plain-AMQP port of the Event Hub-compatible endpoint (where monitor-events reads)', parsePositiveInt('--amqp-port'), 5672)
     .option('--data-dir <dir>', 'where identities, twins, events and the CA are kept', join(toolkitHome(), 'hub'))
     .option('--in-memory', 'keep nothing on disk (a throwaway hub)')
-    .addOption(new Option('--throttle <tier>', "apply IoT Hub's throttles of one unit of this tier (429 ThrottlingException, CONNACK 3)").choices(['s1', 's2', 's3']))
+    .addOption(new Option('--throttle <tier>', "apply IoT Hub's throttles of one unit of this tier (429 ThrottlingException, CONNACK 3)").choices(TIERS))
     .action((opts, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
         const { LocalHub } = await import('../hub/server.js');

@@ -5,11 +5,10 @@ import { ExitCode, ToolkitError } from './errors.js';
 import type { HubTransport } from './hub-transport.js';
 import { readProfile, type LocalHubProfile } from './local-hub-profile.js';
 
-/** A connection string with where it came from and, for a local hub, its transport details. */
+/** A connection string, its parsed fields and, for a local hub, its transport details. */
 export interface ResolvedConnection {
   connectionString: string;
   fields: Record<string, string>;
-  source: string;
   transport: HubTransport;
 }
 
@@ -49,18 +48,15 @@ export function resolveConnection(kind: ConnectionStringKind, flag: string | und
 
 /** Like resolveConnection, but undefined when nothing is found, for callers that have another way. */
 export function findConnection(kind: ConnectionStringKind, flag: string | undefined, fromProfile?: (p: LocalHubProfile) => string | undefined): ResolvedConnection | undefined {
-  const candidates: Array<[string, string | undefined]> = [
-    ['--connection-string', flag],
-    [ENV_NAME[kind], process.env[ENV_NAME[kind]]],
-    [`.env ${ENV_NAME[kind]}`, flag || process.env[ENV_NAME[kind]] ? undefined : dotEnv()[ENV_NAME[kind]]],
-  ];
   const profile = readProfile();
-  if (profile && fromProfile) candidates.push(['the local hub', fromProfile(profile)]);
-  const found = candidates.find(([, value]) => value);
-  if (!found) return undefined;
-  const [source, connectionString] = found as [string, string];
+  const connectionString =
+    flag ||
+    process.env[ENV_NAME[kind]] ||
+    dotEnv()[ENV_NAME[kind]] ||
+    (profile && fromProfile ? fromProfile(profile) : undefined);
+  if (!connectionString) return undefined;
   const fields = parseConnectionString(connectionString, kind);
-  return { connectionString, fields, source, transport: transportFor(fields, profile) };
+  return { connectionString, fields, transport: transportFor(fields, profile) };
 }
 
 /** A connection string for the running local hub carries that hub's CA and port; any other needs neither. */
