@@ -1,5 +1,8 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { runCli, startHubProcess, type HubProcess } from './helpers/cli.js';
 
 describe('hub start + create-module as separate processes', () => {
@@ -27,6 +30,24 @@ describe('hub start + create-module as separate processes', () => {
     assert.equal(b.device.created, false);
     assert.equal(b.module.primaryKey, a.module.primaryKey);
     assert.equal(b.device.primaryKey, a.device.primaryKey);
+  });
+
+  test('a connection string comes from the flag, then the environment, then .env, then the running hub', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'iothub-tut-cwd-'));
+    try {
+      const good = JSON.parse(readFileSync(join(env.IOTHUB_TUT_HOME, 'profile.json'), 'utf8')).serviceConnectionString as string;
+      const wrongKey = good.replace(/SharedAccessKey=[^;]+/, `SharedAccessKey=${Buffer.alloc(32, 3).toString('base64')}`);
+      const malformed = 'HostName=localhost;SharedAccessKeyName=iothubowner';
+      const create = (extraEnv: Record<string, string> = {}, flag: string[] = []) => runCli(['create-device', '-d', 'order-1', ...flag], { ...env, ...extraEnv }, 60_000, cwd);
+
+      assert.equal((await create()).code, 0, 'the running hub, when nothing else is set');
+      writeFileSync(join(cwd, '.env'), `IOTHUB_CONNECTION_STRING="${wrongKey}"\n`);
+      assert.equal((await create()).code, 4, '.env wins over the hub (its wrong key is refused)');
+      assert.equal((await create({ IOTHUB_CONNECTION_STRING: good })).code, 0, 'the environment wins over .env');
+      assert.equal((await create({ IOTHUB_CONNECTION_STRING: good }, ['--connection-string', malformed])).code, 2, 'the flag wins over the environment');
+    } finally {
+      rmSync(cwd, { recursive: true, force: true });
+    }
   });
 
   test('keys are masked unless --show-secrets', async () => {

@@ -15,8 +15,8 @@ export interface CliResult {
 }
 
 /** Runs the CLI as a user would, in a scratch IOTHUB_TUT_HOME unless env says otherwise. */
-export async function runCli(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 60_000): Promise<CliResult> {
-  const child = spawn(process.execPath, [BIN, ...args], { env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+export async function runCli(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 60_000, cwd?: string): Promise<CliResult> {
+  const child = spawn(process.execPath, [BIN, ...args], { env: cliEnv(env), cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c) => (stdout += c));
