@@ -63,6 +63,15 @@ describe('security: who may connect, and to what', () => {
     assert.equal(await rawConnect(t.hub, { deviceId: 'sec-exp' }, deviceToken({ deviceId: 'sec-exp' }, key, { ttlSeconds: -5 })), NOT_AUTHORIZED);
   });
 
+  test('a connection is closed when its token expires, and a long-lived one stays open', async () => {
+    const key = await create({ deviceId: 'sec-ttl' });
+    const shortLived = await connected({ deviceId: 'sec-ttl' }, deviceToken({ deviceId: 'sec-ttl' }, key, { ttlSeconds: 3 }));
+    const other = await create({ deviceId: 'sec-ttl-long' });
+    const longLived = await connected({ deviceId: 'sec-ttl-long' }, deviceToken({ deviceId: 'sec-ttl-long' }, other, { ttlSeconds: 3600 }));
+    await closed(shortLived, 30_000);
+    assert.equal(longLived.connected, true, 'only the expired connection was closed');
+  });
+
   test('after the keys are regenerated the old key is refused and a live connection with it is dropped', async () => {
     const oldKey = await create({ deviceId: 'sec-rekey' });
     const live = await connected({ deviceId: 'sec-rekey' }, deviceToken({ deviceId: 'sec-rekey' }, oldKey));

@@ -5,6 +5,7 @@ import { Aedes, type AuthenticateError, type Client, type PublishPacket } from '
 import type { Authenticator, DeviceAuthFailure } from '../auth/authenticator.js';
 import type { IdentityKey } from '../registry/registry.js';
 import { HubError } from '../errors.js';
+import { parseSasToken } from '../auth/sas-token.js';
 import type { Throttle } from '../throttling.js';
 import type { SessionStore } from '../store/session-store.js';
 import { guardFrames } from './frame-guard.js';
@@ -55,6 +56,7 @@ export class MqttGateway extends EventEmitter {
   private readonly sessions = new Map<string, DeviceSession>();
   private readonly byClient = new WeakMap<Client, DeviceSession>();
   private readonly handlers: TopicHandler[] = [];
+  private readonly tokenExpiry = new WeakMap<Client, NodeJS.Timeout>();
 
   constructor(
     private readonly auth: Authenticator,
@@ -174,6 +176,7 @@ export class MqttGateway extends EventEmitter {
     const failure = password ? this.auth.authenticateDevice(password.toString('utf8'), deviceId, moduleId) : 'malformed';
     if (failure) return refuse(failure);
     this.byClient.set(client, { key: { deviceId, moduleId }, client, subscriptions: new Set() });
+    this.closeAtExpiry(client, parseSasToken(password!.toString('utf8'))!.expiry);
     done(null, true);
   }
 
@@ -195,7 +198,20 @@ export class MqttGateway extends EventEmitter {
     return !!session && this.handlers.some((h) => h.subscribes(filter, session));
   }
 
+  /**
+   * IoT Hub closes a connection when its SAS token expires; the SDKs reconnect with a fresh token
+   * before that. (Tokens valid for more than setTimeout's ~24 days are not timed.)
+   */
+  private closeAtExpiry(client: Client, expirySeconds: number): void {
+    const ms = expirySeconds * 1000 - Date.now();
+    if (ms > MAX_TIMER_MS) return;
+    const timer = setTimeout(() => client.close(), ms);
+    timer.unref();
+    this.tokenExpiry.set(client, timer);
+  }
+
   private dropSession(client: Client): void {
+    clearTimeout(this.tokenExpiry.get(client));
     const session = this.byClient.get(client);
     if (!session) return;
     const id = sessionId(session.key);
@@ -206,6 +222,8 @@ export class MqttGateway extends EventEmitter {
     }
   }
 }
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 function sessionId(key: IdentityKey): string {
   return key.moduleId ? `${key.deviceId}/${key.moduleId}` : key.deviceId;
