@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import type { DeviceMethodRequest, DeviceMethodResponse } from 'azure-iot-device';
 import type { HubConnection } from '../clients/service-clients.js';
 import { createDeviceClient, type DeviceClient } from '../clients/device-clients.js';
@@ -45,7 +46,8 @@ export async function rebootDevice(connection: HubConnection, options: RebootDev
       signal?.addEventListener('abort', () => resolve(), { once: true });
       const reboot = async () => {
         onEvent({ event: 'rebooting', seconds: rebootSeconds });
-        if (!(await sleep(rebootSeconds * 1000, signal))) return;
+        // An abort (Ctrl-C) ends the simulated reboot early, and nothing is reported.
+        if (!(await delay(rebootSeconds * 1000, true, { signal }).catch(() => false))) return;
         onEvent({ event: 'rebooted' });
         await reportRebootTime(client, onEvent);
         if (++reboots === count) resolve();
@@ -96,21 +98,5 @@ function waitForMethods(client: DeviceClient): Promise<void> {
     // enableMethods is the transport call onDeviceMethod makes; calling it again is a no-op once subscribed.
     const transport = (client as unknown as { _transport: { enableMethods(done: (err?: Error) => void): void } })._transport;
     transport.enableMethods((err) => (err ? reject(explain(err, `subscribing to ${REBOOT_METHOD}`)) : resolve()));
-  });
-}
-
-/** Resolves true after ms, or false as soon as the signal aborts. */
-function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve(false);
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', abort);
-      resolve(true);
-    }, ms);
-    const abort = () => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    signal?.addEventListener('abort', abort, { once: true });
   });
 }

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import deviceSdk from 'azure-iot-device';
 import type { HubConnection } from '../clients/service-clients.js';
 import { createDeviceClient, type DeviceClient } from '../clients/device-clients.js';
@@ -101,7 +102,8 @@ export async function sendTelemetry(connections: HubConnection[], options: SendT
         });
         inFlight.add(sending);
         if (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight);
-        if (count === undefined || n < count) await sleep(intervalMs, signal);
+        // An abort ends the pause early; the loop then stops.
+        if (count === undefined || n < count) await delay(intervalMs, undefined, { signal }).catch(() => undefined);
       }
       await Promise.all(inFlight);
     }));
@@ -138,18 +140,4 @@ function checkSize(message: TelemetryMessage): void {
   if (size > MAX_MESSAGE_BYTES) {
     throw new ToolkitError(`each message would be ${size} bytes: IoT Hub accepts device-to-cloud messages up to ${MAX_MESSAGE_BYTES} bytes (256 KB), body and properties together.`, ExitCode.tooLarge);
   }
-}
-
-/** Resolves after ms, or as soon as the signal aborts. */
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted || ms <= 0) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }
