@@ -8,10 +8,12 @@ export type DeviceAuthFailure = 'malformed' | 'expired' | 'wrongAudience' | 'bad
 
 /**
  * Checks every SAS token the hub receives: signature, expiry, audience, and the policy's rights.
- * Keys are read from the store on each check, so a regenerated key or a disabled device takes
- * effect at once.
+ * Device keys are read from the store on each check, so a regenerated key or a disabled device
+ * takes effect at once; the policies are read once (nothing changes them while the hub runs).
  */
 export class Authenticator {
+  private readonly policies: Map<string, SharedAccessPolicy>;
+
   constructor(
     readonly hostName: string,
     private readonly store: IdentityStore,
@@ -21,10 +23,11 @@ export class Authenticator {
         store.putPolicy({ keyName, rights, primaryKey: generateKey(), secondaryKey: generateKey() });
       }
     }
+    this.policies = new Map(store.policies().map((p) => [p.keyName, p]));
   }
 
   policy(keyName: string): SharedAccessPolicy | undefined {
-    return this.store.policies().find((p) => p.keyName === keyName);
+    return this.policies.get(keyName);
   }
 
   /** For the REST API: a 401 for a bad or expired token, a 403 for a policy that lacks the right. */
