@@ -15,10 +15,8 @@ export function secretsHint(out: Output): void {
   if (!out.options.showSecrets) out.line(out.color.dim('  (keys are masked; add --show-secrets to see them and the connection string)'));
 }
 
-export function registerCreateDevice(program: Command): void {
-  program
-    .command('create-device')
-    .description('CreateDeviceIdentity: register a device in the IoT hub\'s identity registry (idempotent) and show its key')
+export function configureCreateDevice(command: Command): void {
+  command
     .option('-d, --device-id <id>', 'the device to create', 'myFirstDevice')
     .option('-c, --connection-string <cs>', 'hub connection string (default: $IOTHUB_CONNECTION_STRING, .env, or the local hub)')
     .action((opts, cmd: Command) =>

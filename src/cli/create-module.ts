@@ -3,10 +3,8 @@ import { resolveConnection } from '../clients/config.js';
 import { run } from './output.js';
 import { printIdentity, secretsHint } from './create-device.js';
 
-export function registerCreateModule(program: Command): void {
-  program
-    .command('create-module')
-    .description('CreateModule: register a device (if needed) and a module identity on it (idempotent) and show their keys')
+export function configureCreateModule(command: Command): void {
+  command
     .option('-d, --device-id <id>', 'the device that hosts the module', 'myFirstDevice')
     .option('-m, --module-id <id>', 'the module to create', 'myFirstModule')
     .option('-c, --connection-string <cs>', 'hub connection string (default: $IOTHUB_CONNECTION_STRING, .env, or the local hub)')

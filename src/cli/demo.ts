@@ -132,10 +132,8 @@ const steps: DemoStep[] = [
   },
 ];
 
-export function registerDemo(program: Command): void {
-  program
-    .command('demo')
-    .description('run every tutorial end to end against an in-process local hub (no set-up, nothing kept)')
+export function configureDemo(command: Command): void {
+  command
     .action((_opts, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
         const { LocalHub } = await import('../hub/server.js');

@@ -6,8 +6,7 @@ import { toolkitHome, writeProfile, removeProfile } from '../clients/local-hub-p
 import { ExitCode, ToolkitError } from '../clients/errors.js';
 import { TIERS } from '../hub/throttling.js';
 
-export function registerHub(program: Command): void {
-  const hub = program.command('hub').description('the local IoT Hub: HTTPS REST, MQTT and MQTT over WebSockets on one TLS port');
+export function configureHub(hub: Command): void {
   hub
     .command('start')
     .description('run a local IoT Hub until Ctrl-C; the other commands find it by themselves')

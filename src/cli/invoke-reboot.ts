@@ -4,10 +4,8 @@ import { ExitCode, ToolkitError } from '../clients/errors.js';
 import { run, parseJsonValue, parseSeconds } from './output.js';
 import { TUTORIAL_DEVICE } from './reboot-device.js';
 
-export function registerInvokeReboot(program: Command): void {
-  program
-    .command('invoke-reboot')
-    .description('dmpatterns_getstarted_service: invoke the rebootDevice direct method, show the answer, then wait for the reported rebootTime')
+export function configureInvokeReboot(command: Command): void {
+  command
     .option('-d, --device-id <id>', 'the device to reboot', TUTORIAL_DEVICE)
     .option('-m, --module-id <id>', 'a module on the device, to call the method on the module instead')
     .option('-c, --connection-string <cs>', 'hub connection string (default: $IOTHUB_CONNECTION_STRING, .env, or the local hub)')

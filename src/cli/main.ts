@@ -1,18 +1,36 @@
 import { Command } from 'commander';
-import { Output } from './output.js';
-import { registerHub } from './hub.js';
-import { registerDemo } from './demo.js';
-import { registerCreateDevice } from './create-device.js';
-import { registerCreateModule } from './create-module.js';
-import { registerUpdateModuleTwin } from './update-module-twin.js';
-import { registerReceiveTwinPatch } from './receive-twin-patch.js';
-import { registerUpdateReported } from './update-reported.js';
-import { registerRebootDevice } from './reboot-device.js';
-import { registerInvokeReboot } from './invoke-reboot.js';
-import { registerSendTelemetry } from './send-telemetry.js';
-import { registerMonitorEvents } from './monitor-events.js';
 
-// Each command loads its SDK only when it runs, so `--help` and light commands start fast.
+/** Configures a command's arguments, options and action (in its own module, loaded only to run it). */
+type Configure = (command: Command) => void;
+
+// Each command's name and description, in the order `--help` lists them. Only the module of the
+// command being run is loaded (and with it the SDK it uses), so `--help` loads commander alone and
+// no command pays for the others' modules.
+const COMMANDS: Array<[name: string, description: string, load: () => Promise<Configure>]> = [
+  ['hub', 'the local IoT Hub: HTTPS REST, MQTT and MQTT over WebSockets on one TLS port',
+    async () => (await import('./hub.js')).configureHub],
+  ['demo', 'run every tutorial end to end against an in-process local hub (no set-up, nothing kept)',
+    async () => (await import('./demo.js')).configureDemo],
+  ['create-device', "CreateDeviceIdentity: register a device in the IoT hub's identity registry (idempotent) and show its key",
+    async () => (await import('./create-device.js')).configureCreateDevice],
+  ['create-module', 'CreateModule: register a device (if needed) and a module identity on it (idempotent) and show their keys',
+    async () => (await import('./create-module.js')).configureCreateModule],
+  ['update-module-twin', "UpdateModuleTwinDesiredProperties: set desired properties on the module twin (or, with --device, the device twin), guarded by the twin's etag",
+    async () => (await import('./update-module-twin.js')).configureUpdateModuleTwin],
+  ['receive-twin-patch', 'ReceiveModuleTwinDesiredPropertiesPatch: connect as the module (or device) and print each desired-properties patch as it arrives, until Ctrl-C',
+    async () => (await import('./receive-twin-patch.js')).configureReceiveTwinPatch],
+  ['update-reported', 'report properties from the module (or device) to its twin, and show the reported version',
+    async () => (await import('./update-reported.js')).configureUpdateReported],
+  ['reboot-device', 'dmpatterns_getstarted_device: a simulated device that answers the rebootDevice direct method, reboots, and reports rebootTime',
+    async () => (await import('./reboot-device.js')).configureRebootDevice],
+  ['invoke-reboot', 'dmpatterns_getstarted_service: invoke the rebootDevice direct method, show the answer, then wait for the reported rebootTime',
+    async () => (await import('./invoke-reboot.js')).configureInvokeReboot],
+  ['send-telemetry', "SimulatedDevice: send the tutorial's windSpeed messages (message id, correlation id, a Property) and count the hub's confirmations",
+    async () => (await import('./send-telemetry.js')).configureSendTelemetry],
+  ['monitor-events', "the tutorial's monitor: print the device-to-cloud messages the hub receives, read from its Event Hub-compatible endpoint",
+    async () => (await import('./monitor-events.js')).configureMonitorEvents],
+];
+
 const program = new Command('iothub-tut')
   .description('The Azure IoT Hub tutorials as one CLI, with a local IoT Hub that needs no Azure subscription')
   .version('0.1.0')
@@ -24,24 +42,25 @@ const program = new Command('iothub-tut')
   .configureOutput({ outputError: (text, write) => write(text) })
   .exitOverride((err) => process.exit(err.exitCode === 1 ? 2 : err.exitCode));
 
-registerHub(program);
-registerDemo(program);
-registerCreateDevice(program);
-registerCreateModule(program);
-registerUpdateModuleTwin(program);
-registerReceiveTwinPatch(program);
-registerUpdateReported(program);
-registerRebootDevice(program);
-registerInvokeReboot(program);
-registerSendTelemetry(program);
-registerMonitorEvents(program);
+const requested = requestedCommand(process.argv.slice(2));
+for (const [name, description, load] of COMMANDS) {
+  const command = program.command(name).description(description);
+  if (name === requested) (await load())(command);
+}
 
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
   // Last resort: whatever escaped a command is still one line (the stack only with --verbose).
+  const { Output } = await import('./output.js');
   process.exitCode = new Output({ verbose: process.argv.includes('--verbose'), json: process.argv.includes('--json') }).error(err);
 }
 // A closed device client can leave the SDK's reconnect timers behind (when the hub went away
 // mid-session); a command that has finished exits instead of waiting on them.
 process.exit();
+
+/** The command a command line runs (or asks help for): its first word, as no global option takes a value. */
+function requestedCommand(args: string[]): string | undefined {
+  const words = args.filter((arg) => !arg.startsWith('-'));
+  return words[0] === 'help' ? words[1] : words[0];
+}

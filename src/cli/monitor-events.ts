@@ -18,10 +18,8 @@ function printEvent(out: Output, e: MonitoredEvent, withProperties: boolean): vo
   }
 }
 
-export function registerMonitorEvents(program: Command): void {
-  program
-    .command('monitor-events')
-    .description("the tutorial's monitor: print the device-to-cloud messages the hub receives, read from its Event Hub-compatible endpoint")
+export function configureMonitorEvents(command: Command): void {
+  command
     .option('--device-id <id>', 'only this device\'s messages (default: all devices)')
     .option('--count <n>', 'exit after this many messages', parsePositiveInt('--count'))
     .option('--timeout <s>', 'give up after this many seconds (exit 5 if --count messages did not arrive)', parseSeconds('--timeout'))

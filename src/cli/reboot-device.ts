@@ -25,10 +25,8 @@ function printEvent(out: Output, e: RebootEvent): void {
   }
 }
 
-export function registerRebootDevice(program: Command): void {
-  program
-    .command('reboot-device')
-    .description('dmpatterns_getstarted_device: a simulated device that answers the rebootDevice direct method, reboots, and reports rebootTime')
+export function configureRebootDevice(command: Command): void {
+  command
     .option('-d, --device-id <id>', 'the device to run as (its key is looked up when no device connection string is given)', TUTORIAL_DEVICE)
     .option('-c, --connection-string <cs>', 'device connection string (default: $IOTHUB_DEVICE_CONNECTION_STRING, .env, or the device looked up on the hub)')
     .option('--reboot-seconds <s>', 'how long the simulated reboot takes', parseSeconds('--reboot-seconds'), 20)

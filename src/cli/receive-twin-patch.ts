@@ -3,12 +3,8 @@ import { run, parsePositiveInt, parseSeconds } from './output.js';
 import { deviceSideOptions, protocolOf, resolveDeviceConnection, type DeviceSideOptions } from './device-connection.js';
 import { ExitCode, ToolkitError } from '../clients/errors.js';
 
-export function registerReceiveTwinPatch(program: Command): void {
-  deviceSideOptions(
-    program
-      .command('receive-twin-patch')
-      .description('ReceiveModuleTwinDesiredPropertiesPatch: connect as the module (or device) and print each desired-properties patch as it arrives, until Ctrl-C'),
-  )
+export function configureReceiveTwinPatch(command: Command): void {
+  deviceSideOptions(command)
     .option('--count <n>', 'exit after this many patches', parsePositiveInt('--count'))
     .option('--timeout <seconds>', 'exit with code 5 when the patches have not arrived in time', parseSeconds('--timeout'))
     .action((opts: DeviceSideOptions & { count?: number; timeout?: number }, cmd: Command) =>

@@ -45,10 +45,8 @@ function progressLine(out: Output) {
   };
 }
 
-export function registerSendTelemetry(program: Command): void {
-  program
-    .command('send-telemetry')
-    .description("SimulatedDevice: send the tutorial's windSpeed messages (message id, correlation id, a Property) and count the hub's confirmations")
+export function configureSendTelemetry(command: Command): void {
+  command
     .option('-d, --device-id <id>', 'the device to send as (its key is looked up when no device connection string is given)', TUTORIAL_DEVICE)
     .option('-c, --connection-string <cs>', 'device connection string (default: $IOTHUB_DEVICE_CONNECTION_STRING, .env, or the device looked up on the hub)')
     .option('--count <n>', 'messages per device; 0 sends until Ctrl-C, like the tutorial', parsePositiveInt('--count'), 10)

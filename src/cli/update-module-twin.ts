@@ -8,10 +8,8 @@ function printProperties(out: Output, title: string, properties: unknown): void 
   out.line(JSON.stringify(properties, null, 2));
 }
 
-export function registerUpdateModuleTwin(program: Command): void {
-  program
-    .command('update-module-twin')
-    .description("UpdateModuleTwinDesiredProperties: set desired properties on the module twin (or, with --device, the device twin), guarded by the twin's etag")
+export function configureUpdateModuleTwin(command: Command): void {
+  command
     .option('-d, --device-id <id>', 'the device', 'myFirstDevice')
     .option('-m, --module-id <id>', 'the module on that device', 'myFirstModule')
     .option('--device', "update the device's own twin instead of the module's")

@@ -2,12 +2,8 @@ import type { Command } from 'commander';
 import { run, parseJsonOption } from './output.js';
 import { deviceSideOptions, protocolOf, resolveDeviceConnection, type DeviceSideOptions } from './device-connection.js';
 
-export function registerUpdateReported(program: Command): void {
-  deviceSideOptions(
-    program
-      .command('update-reported')
-      .description('report properties from the module (or device) to its twin, and show the reported version'),
-  )
+export function configureUpdateReported(command: Command): void {
+  deviceSideOptions(command)
     .option('--reported <json>', 'the reported properties patch (default: {"lastUpdated": <now>})')
     .action((opts: DeviceSideOptions & { reported?: string }, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
