@@ -34,7 +34,13 @@ export const REBOOT_METHOD = 'rebootDevice';
 export async function rebootDevice(connection: HubConnection, options: RebootDeviceOptions = {}): Promise<{ reboots: number }> {
   const { rebootSeconds = 20, count, signal, onEvent = () => {} } = options;
   const { DeviceId } = parseConnectionString(connection.connectionString, 'device');
-  const client = await createDeviceClient(connection, 'mqtt', { unknownMethod: { status: 404, payload: { Response: 'Unknown method' } } });
+  // Ready once the SDK's method subscription, made in the background by onDeviceMethod, is in place.
+  let onMethodsEnabled!: (err?: Error) => void;
+  const ready = new Promise<void>((resolve, reject) => {
+    onMethodsEnabled = (err) => (err ? reject(explain(err, `subscribing to ${REBOOT_METHOD}`)) : resolve());
+  });
+  const unknownMethod = { status: 404, payload: { Response: 'Unknown method' } };
+  const client = await createDeviceClient(connection, 'mqtt', { unknownMethod, onMethodsEnabled });
   onReconnect(client, () => onEvent({ event: 'reconnected' }));
   let reboots = 0;
   try {
@@ -60,7 +66,7 @@ export async function rebootDevice(connection: HubConnection, options: RebootDev
       });
       // onDeviceMethod subscribes in the background; its failure arrives as an 'error' event.
       client.on('error', (err) => reject(explain(err, `listening for ${REBOOT_METHOD}`)));
-      waitForMethods(client).then(() => onEvent({ event: 'ready', deviceId: DeviceId }), reject);
+      ready.then(() => onEvent({ event: 'ready', deviceId: DeviceId }), reject);
     });
   } finally {
     await client.close().catch(() => undefined);
@@ -90,13 +96,4 @@ async function reportRebootTime(client: DeviceClient, onEvent: (event: RebootEve
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** The SDK subscribes to method calls when the first handler is registered; this waits until it has. */
-function waitForMethods(client: DeviceClient): Promise<void> {
-  return new Promise((resolve, reject) => {
-    // enableMethods is the transport call onDeviceMethod makes; calling it again is a no-op once subscribed.
-    const transport = (client as unknown as { _transport: { enableMethods(done: (err?: Error) => void): void } })._transport;
-    transport.enableMethods((err) => (err ? reject(explain(err, `subscribing to ${REBOOT_METHOD}`)) : resolve()));
-  });
 }

@@ -13,20 +13,36 @@ export interface UnknownMethodAnswer {
   payload: unknown;
 }
 
+export interface DeviceClientOptions {
+  /** Answer calls to methods nobody registered with this (else the caller waits for its timeout). */
+  unknownMethod?: UnknownMethodAnswer;
+  /** Called each time the SDK's subscription to direct methods is in place (or has failed). */
+  onMethodsEnabled?: (err?: Error) => void;
+}
+
 /**
- * The SDK's MQTT transport, answering calls to methods nobody registered. azure-iot-device has no
- * catch-all method handler (Python's on_method_request_received), and unanswered calls would
- * leave the caller waiting for its timeout. The transport emits method_<name> for each call.
+ * The SDK's MQTT transport, with what the client itself has no API for. azure-iot-device has no
+ * catch-all method handler (Python's on_method_request_received): the transport emits
+ * method_<name> for each call, and one nobody listens to is answered here. Nor does it tell when
+ * its method subscription is in place (onDeviceMethod subscribes in the background).
  */
-function answeringUnknownMethods(Transport: typeof mqttTransport.Mqtt, answer: UnknownMethodAnswer): typeof mqttTransport.Mqtt {
+function withMethodHooks(Transport: typeof mqttTransport.Mqtt, options: DeviceClientOptions): typeof mqttTransport.Mqtt {
+  const { unknownMethod, onMethodsEnabled } = options;
   return class extends Transport {
     override emit(event: string | symbol, ...args: unknown[]): boolean {
-      if (typeof event === 'string' && event.startsWith('method_') && this.listenerCount(event) === 0) {
+      if (unknownMethod && typeof event === 'string' && event.startsWith('method_') && this.listenerCount(event) === 0) {
         const { requestId } = args[0] as { requestId: string };
-        this.sendMethodResponse({ requestId, ...answer } as Parameters<typeof this.sendMethodResponse>[0], () => {});
+        this.sendMethodResponse({ requestId, ...unknownMethod } as Parameters<typeof this.sendMethodResponse>[0], () => {});
         return true;
       }
       return super.emit(event, ...args);
+    }
+
+    override enableMethods(callback: (err?: Error) => void): void {
+      super.enableMethods((err?: Error) => {
+        onMethodsEnabled?.(err);
+        callback(err);
+      });
     }
   };
 }
@@ -38,7 +54,7 @@ function answeringUnknownMethods(Transport: typeof mqttTransport.Mqtt, answer: U
 export async function createDeviceClient(
   connection: HubConnection,
   protocol: DeviceProtocol = 'mqtt',
-  options: { unknownMethod?: UnknownMethodAnswer } = {},
+  options: DeviceClientOptions = {},
 ): Promise<DeviceClient> {
   const fields = parseConnectionString(connection.connectionString, 'device');
   const { transport } = connection;
@@ -47,7 +63,7 @@ export async function createDeviceClient(
     connectionString += `;GatewayHostName=${fields.HostName}:${transport.port}`;
   }
   const Base = protocol === 'mqttws' ? mqttTransport.MqttWs : mqttTransport.Mqtt;
-  const Transport = options.unknownMethod ? answeringUnknownMethods(Base, options.unknownMethod) : Base;
+  const Transport = options.unknownMethod || options.onMethodsEnabled ? withMethodHooks(Base, options) : Base;
   const client = fields.ModuleId
     ? deviceSdk.ModuleClient.fromConnectionString(connectionString, Transport)
     : deviceSdk.Client.fromConnectionString(connectionString, Transport);
