@@ -55,6 +55,7 @@ export async function toolkitSuite(hub: HubUnderTest, options: { runs: number; t
   const rows: Row[] = [
     { group, name: '`node -e 0` (for scale)', value: nodeAlone, unit: 'ms', note: `median of ${options.runs}` },
     { group, name: '`iothub-tut --help`', value: help, unit: 'ms', target: { op: '<=', value: 150 }, note: `median of ${options.runs}; ${(help / nodeAlone).toFixed(2)}× node's own start-up` },
+    ...(await withoutExtraCaCerts(options.runs, env)),
     { group, name: 'SDK packages loaded by --help', value: helpLoads.length, unit: 'pkgs', target: { op: '<=', value: 0 }, note: helpLoads.join(' ') || 'none' },
     { group, name: '`iothub-tut create-device`', value: create, unit: 'ms', note: `median of ${options.runs}, against the hub` },
     {
@@ -64,6 +65,22 @@ export async function toolkitSuite(hub: HubUnderTest, options: { runs: number; t
   ];
   rows.push(await sendTelemetryMemory(hub, env, options.telemetryDevices));
   return rows;
+}
+
+/**
+ * Node reads and parses NODE_EXTRA_CA_CERTS at every start, before any of our code runs; where it is
+ * set (this workplace sets it to the system's whole CA bundle), the same two figures without it.
+ */
+async function withoutExtraCaCerts(runs: number, env: NodeJS.ProcessEnv): Promise<Row[]> {
+  if (!process.env.NODE_EXTRA_CA_CERTS) return [];
+  const unset = { ...env, NODE_EXTRA_CA_CERTS: '' };
+  const nodeAlone = await medianMs(runs, () => ['-e', '0'], unset, []);
+  const help = await medianMs(runs, () => ['--help'], unset);
+  const note = `median of ${runs}; NODE_EXTRA_CA_CERTS unset (it is ${process.env.NODE_EXTRA_CA_CERTS} here)`;
+  return [
+    { group: 'toolkit', name: '`node -e 0`, without NODE_EXTRA_CA_CERTS', value: nodeAlone, unit: 'ms', note },
+    { group: 'toolkit', name: '`iothub-tut --help`, without NODE_EXTRA_CA_CERTS', value: help, unit: 'ms', note: `${note}; ${(help - nodeAlone).toFixed(0)} ms more than node's own start-up` },
+  ];
 }
 
 /**
