@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import iothub from 'azure-iothub';
+import type iothub from 'azure-iothub';
 import { hubAgent, type HubTransport } from './hub-transport.js';
 import { parseConnectionString } from './connection-string.js';
 
@@ -18,7 +18,9 @@ const { RestApiClient } = require('azure-iothub/dist/common-http/rest_api_client
 const { SharedAccessSignature } = require('azure-iothub/dist/common-core/shared_access_signature.js') as {
   SharedAccessSignature: { create(sr: string, keyName: string, key: string, expiry: number): { toString(): string } };
 };
-const { Registry, Client, Amqp } = iothub;
+// The registry's own module: azure-iothub's index also loads the AMQP stack and the digital-twin
+// client, which doubled create-device's start-up.
+const { Registry } = require('azure-iothub/dist/registry.js') as Pick<typeof iothub, 'Registry'>;
 const USER_AGENT = 'iothub-tut (azure-iothub)';
 
 /** The REST client azure-iothub uses, with the transport's CA and port applied to every request. */
@@ -51,6 +53,8 @@ export function createRegistry(connection: HubConnection): iothub.Registry {
  * AMQP, which connects only for the calls that need it (cloud-to-device messages).
  */
 export function createServiceClient(connection: HubConnection): iothub.Client {
+  const { Client } = require('azure-iothub/dist/client.js') as Pick<typeof iothub, 'Client'>;
+  const { Amqp } = require('azure-iothub/dist/amqp.js') as Pick<typeof iothub, 'Amqp'>;
   const { client, config } = restApiClient(connection);
   const transport = new Amqp(config as unknown as ConstructorParameters<typeof Amqp>[0]);
   return new Client(transport, client as unknown as ConstructorParameters<typeof Client>[1]);
