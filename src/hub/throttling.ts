@@ -5,16 +5,22 @@
  * MQTT) and the client is expected to back off and retry.
  */
 export type Tier = 's1' | 's2' | 's3';
-export type Operation = 'registry' | 'connect' | 'd2c' | 'twinRead' | 'twinUpdate' | 'methods';
+export type Operation = 'registry' | 'connect' | 'd2c' | 'twinRead' | 'twinUpdate' | 'methods' | 'queries';
 
 export const TIERS: readonly Tier[] = ['s1', 's2', 's3'];
 
-/** Operations per second for one unit (S1 and Free share their row; direct methods: 160 KB/s/unit at 4 KB a call on S1). */
+/**
+ * Operations per second for one unit, from the docs' table (S1 and Free share their row). Direct
+ * methods are metered in 4 KB units of payload: 160, 480 and 24,576 KB/s are 40, 120 and 6,144 meters/s.
+ */
 const RATES: Record<Tier, Record<Operation, number>> = {
-  s1: { registry: 100 / 60, connect: 100, d2c: 100, twinRead: 100, twinUpdate: 50, methods: 40 },
-  s2: { registry: 100 / 60, connect: 120, d2c: 120, twinRead: 100, twinUpdate: 50, methods: 120 },
-  s3: { registry: 5000 / 60, connect: 6000, d2c: 6000, twinRead: 500, twinUpdate: 250, methods: 6000 },
+  s1: { registry: 100 / 60, connect: 100, d2c: 100, twinRead: 100, twinUpdate: 50, methods: 40, queries: 20 / 60 },
+  s2: { registry: 100 / 60, connect: 120, d2c: 120, twinRead: 100, twinUpdate: 50, methods: 120, queries: 20 / 60 },
+  s3: { registry: 5000 / 60, connect: 6000, d2c: 6000, twinRead: 500, twinUpdate: 250, methods: 6144, queries: 1000 / 60 },
 };
+
+/** The direct-method throttle's meter: a call's payload counts in started 4 KB units. */
+export const METHOD_METER_BYTES = 4096;
 
 const WINDOW_SECONDS = 60;
 
@@ -31,12 +37,12 @@ class TokenBucket {
     this.last = now();
   }
 
-  take(): boolean {
+  take(count: number): boolean {
     const t = this.now();
     this.tokens = Math.min(this.capacity, this.tokens + ((t - this.last) / 1000) * this.perSecond);
     this.last = t;
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
+    if (this.tokens < count) return false;
+    this.tokens -= count;
     return true;
   }
 }
@@ -53,9 +59,9 @@ export class Throttle {
     }
   }
 
-  /** True when the operation may proceed (and counts it). */
-  allow(operation: Operation): boolean {
-    return this.buckets.get(operation)!.take();
+  /** True when the operation may proceed (and counts it, as `meters` units of its throttle). */
+  allow(operation: Operation, meters = 1): boolean {
+    return this.buckets.get(operation)!.take(meters);
   }
 }
 
@@ -63,7 +69,7 @@ export class Throttle {
 export function restOperation(method: string, path: string): Operation | undefined {
   if (/^\/twins\/[^/]+(\/modules\/[^/]+)?\/methods\/?$/.test(path)) return 'methods';
   if (path.startsWith('/twins/')) return method === 'GET' ? 'twinRead' : 'twinUpdate';
-  if (path === '/devices/query' || path.startsWith('/devices/query/')) return undefined; // queries have their own quota
+  if (path === '/devices/query') return 'queries';
   if (path.startsWith('/devices') || path.startsWith('/statistics/')) return 'registry';
   return undefined;
 }

@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HubError, hubErrors } from '../errors.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { Router } from './router.js';
-import { restOperation, type Throttle } from '../throttling.js';
+import { METHOD_METER_BYTES, restOperation, type Throttle } from '../throttling.js';
 
 /** Request bodies above this are refused before they are buffered (IoT Hub's largest, a twin, is far smaller). */
 const MAX_BODY_BYTES = 1024 * 1024;
@@ -18,8 +18,7 @@ export function createHttpHandler(router: Router, auth: Authenticator, throttle?
       if (found === undefined) throw hubErrors.notFound(`No such resource: ${url.pathname}`);
       if (found === 'method') throw hubErrors.methodNotAllowed(`${req.method} is not allowed on ${url.pathname}`);
       auth.authorizeService(req.headers.authorization, found.route.right);
-      const operation = throttle && restOperation(found.route.method, url.pathname);
-      if (operation && !throttle!.allow(operation)) throw hubErrors.throttled(`The ${throttle!.tier.toUpperCase()} throttle for ${operation} operations was exceeded; back off and retry.`);
+      if (throttle) checkThrottle(throttle, found.route.method, url.pathname, req);
       const body = await readJsonBody(req);
       const result = await found.route.handle({ params: found.params, query: url.searchParams, headers: req.headers, body });
       send(res, result.status, result.body, { 'iothub-tracking-id': trackingId, ...result.headers });
@@ -29,6 +28,16 @@ export function createHttpHandler(router: Router, auth: Authenticator, throttle?
       send(res, error.status, error.toBody(trackingId), { 'iothub-errorcode': error.code, 'iothub-tracking-id': trackingId });
     }
   };
+}
+
+function checkThrottle(throttle: Throttle, method: string, path: string, req: IncomingMessage): void {
+  const operation = restOperation(method, path);
+  if (!operation) return;
+  // A direct method's request is metered by its declared size, in started 4 KB units.
+  const meters = operation === 'methods' ? Math.max(1, Math.ceil(Number(req.headers['content-length'] ?? 0) / METHOD_METER_BYTES)) : 1;
+  if (!throttle.allow(operation, meters)) {
+    throw hubErrors.throttled(`The ${throttle.tier.toUpperCase()} throttle for ${operation} operations was exceeded; back off and retry.`);
+  }
 }
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string>): void {
