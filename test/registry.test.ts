@@ -2,7 +2,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRegistry } from '../src/clients/service-clients.js';
 import { createSasToken } from '../src/hub/auth/sas-token.js';
-import { startTestHub, tempDir, type TestHub } from './helpers/hub.js';
+import { restCall, startTestHub, tempDir, type TestHub } from './helpers/hub.js';
 
 /** The SDK's error class name: what the toolkit maps to messages and exit codes. */
 async function errorName(promise: Promise<unknown>): Promise<string> {
@@ -12,22 +12,6 @@ async function errorName(promise: Promise<unknown>): Promise<string> {
     return (err as Error).constructor.name;
   }
   return 'no error';
-}
-
-/** The raw HTTP status of a REST call, for the cases the SDK does not distinguish. */
-async function rawStatus(t: TestHub, method: string, path: string, token: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const { request } = await import('node:https');
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { host: '127.0.0.1', port: t.hub.port, method, path, ca: t.hub.tls.ca, servername: 'localhost', headers: { Authorization: token, 'Content-Type': 'application/json' } },
-      (res) => {
-        let text = '';
-        res.on('data', (c) => (text += c)).on('end', () => resolve({ status: res.statusCode!, body: text ? JSON.parse(text) : undefined }));
-      },
-    );
-    req.on('error', reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
 }
 
 describe('identity registry over HTTPS with azure-iothub', () => {
@@ -93,21 +77,21 @@ describe('identity registry over HTTPS with azure-iothub', () => {
     assert.equal(await errorName(registry.addModule({ deviceId: 'nobody', moduleId: 'm' })), 'DeviceNotFoundError');
     const owner = t.hub.serviceConnectionString().match(/SharedAccessKey=([^;]+)/)![1];
     const token = createSasToken('localhost', owner, 'iothubowner', 60);
-    const missingModule = await rawStatus(t, 'GET', '/devices/dup-1/modules/nope?api-version=2021-04-12', token);
+    const missingModule = await restCall(t, 'GET', '/devices/dup-1/modules/nope?api-version=2021-04-12', token);
     assert.equal(missingModule.status, 404);
     assert.equal(missingModule.body.errorCode, 404010);
     assert.match(missingModule.body.Message, /^ErrorCode:ModuleNotFound;/);
     assert.equal(await errorName(registry.create({ deviceId: 'x'.repeat(129) })), 'ArgumentError');
     assert.equal(await errorName(registry.create({ deviceId: 'has space' })), 'ArgumentError');
     assert.equal(await errorName(registry.create({ deviceId: 'slash#hash' })), 'ArgumentError');
-    const invalidJson = await rawStatus(t, 'PUT', '/devices/json-1?api-version=2021-04-12', token);
+    const invalidJson = await restCall(t, 'PUT', '/devices/json-1?api-version=2021-04-12', token);
     assert.equal(invalidJson.status, 400);
   });
 
   test('412 on a stale etag, If-Match * always matches', async () => {
     const owner = t.hub.serviceConnectionString().match(/SharedAccessKey=([^;]+)/)![1];
     const token = createSasToken('localhost', owner, 'iothubowner', 60);
-    const first = await rawStatus(t, 'PUT', '/devices/etag-1?api-version=2021-04-12', token, { deviceId: 'etag-1' });
+    const first = await restCall(t, 'PUT', '/devices/etag-1?api-version=2021-04-12', token, JSON.stringify({ deviceId: 'etag-1' }));
     assert.equal(first.status, 200);
     const { request } = await import('node:https');
     const put = (ifMatch: string) =>
@@ -156,12 +140,12 @@ describe('shared access policies', () => {
 
   test('an expired token, a wrong key, another audience and no token are 401', async () => {
     const key = t.hub.serviceConnectionString().match(/SharedAccessKey=([^;]+)/)![1];
-    assert.equal((await rawStatus(t, 'GET', '/devices', createSasToken('localhost', key, 'iothubowner', -10))).status, 401);
+    assert.equal((await restCall(t, 'GET', '/devices', createSasToken('localhost', key, 'iothubowner', -10))).status, 401);
     const wrongKey = Buffer.alloc(32, 7).toString('base64');
-    assert.equal((await rawStatus(t, 'GET', '/devices', createSasToken('localhost', wrongKey, 'iothubowner', 60))).status, 401);
-    assert.equal((await rawStatus(t, 'GET', '/devices', createSasToken('otherhub.azure-devices.net', key, 'iothubowner', 60))).status, 401);
-    assert.equal((await rawStatus(t, 'GET', '/devices', createSasToken('localhost', key, 'nopolicy', 60))).status, 401);
-    assert.equal((await rawStatus(t, 'GET', '/devices', '')).status, 401);
+    assert.equal((await restCall(t, 'GET', '/devices', createSasToken('localhost', wrongKey, 'iothubowner', 60))).status, 401);
+    assert.equal((await restCall(t, 'GET', '/devices', createSasToken('otherhub.azure-devices.net', key, 'iothubowner', 60))).status, 401);
+    assert.equal((await restCall(t, 'GET', '/devices', createSasToken('localhost', key, 'nopolicy', 60))).status, 401);
+    assert.equal((await restCall(t, 'GET', '/devices', '')).status, 401);
     const wrong = createRegistry({ ...t.connection, connectionString: t.connection.connectionString.replace(key, wrongKey) });
     assert.equal(await errorName(wrong.list()), 'UnauthorizedError');
   });

@@ -1,12 +1,11 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { request } from 'node:https';
 import type mqtt from 'mqtt';
 import { createRegistry } from '../src/clients/service-clients.js';
 import { createDeviceClient } from '../src/clients/device-clients.js';
 import { deviceConnectionString } from '../src/clients/connection-string.js';
 import { createSasToken } from '../src/hub/auth/sas-token.js';
-import { startTestHub, type TestHub } from './helpers/hub.js';
+import { restCall, startTestHub, type TestHub } from './helpers/hub.js';
 import { closed, deviceToken, rawConnect, subscribe, type RawIdentity } from './helpers/mqtt.js';
 
 const NOT_AUTHORIZED = 5;
@@ -146,17 +145,8 @@ describe('security: who may connect, and to what', () => {
 
     const key = (await registry.get('sec-a')).responseBody.authentication!.symmetricKey!.primaryKey!;
     for (const token of [deviceToken({ deviceId: 'sec-a' }, key), createSasToken('localhost', key, undefined, 600)]) {
-      assert.equal(await restStatus(t, '/devices/sec-a?api-version=2021-04-12', token), 401);
+      assert.equal((await restCall(t, 'GET', '/devices/sec-a?api-version=2021-04-12', token)).status, 401);
     }
-    assert.equal(await restStatus(t, '/devices/sec-a?api-version=2021-04-12', undefined), 401);
+    assert.equal((await restCall(t, 'GET', '/devices/sec-a?api-version=2021-04-12')).status, 401);
   });
 });
-
-function restStatus(t: TestHub, path: string, authorization: string | undefined): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: t.hub.port, path, ca: t.hub.tls.ca, servername: 'localhost', headers: authorization ? { Authorization: authorization } : {} }, (res) => {
-      res.resume().on('end', () => resolve(res.statusCode!));
-    });
-    req.on('error', reject).end();
-  });
-}
