@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import { hubErrors } from '../errors.js';
 import type { EventStore, NewEvent, PartitionInfo, StoredEvent } from '../store/event-store.js';
 import { EventTail } from './event-tail.js';
+import { GroupCommit } from './group-commit.js';
 
 export type { PartitionInfo, StoredEvent };
 
@@ -63,6 +64,7 @@ export class EventLog extends EventEmitter<EventLogEvents> {
   private readonly pruneTimer: NodeJS.Timeout;
   private readonly partitions = new Map<string, number>();
   private readonly tail: EventTail;
+  private readonly commits: GroupCommit<NewEvent, StoredEvent>;
 
   constructor(private readonly store: EventStore, options: EventLogOptions = {}) {
     super();
@@ -85,6 +87,7 @@ export class EventLog extends EventEmitter<EventLogEvents> {
     this.createdAt = new Date(hub.createdAtMs);
     this.pruneTimer = setInterval(() => this.prune(), options.pruneIntervalMs ?? defaults.pruneIntervalMs);
     this.pruneTimer.unref();
+    this.commits = new GroupCommit((events) => this.commit(events));
   }
 
   /** The partition of a device: a stable hash of its id, so a device's messages stay in order. */
@@ -103,19 +106,17 @@ export class EventLog extends EventEmitter<EventLogEvents> {
     return Array.from({ length: this.partitionCount }, (_, p) => String(p));
   }
 
-  /** Appends one message; it is on disk when this returns. */
-  append(msg: D2CMessage): StoredEvent {
-    return this.appendMany([msg])[0]!;
+  /** Appends one message; it is on disk when this resolves. */
+  async append(msg: D2CMessage): Promise<StoredEvent> {
+    return (await this.appendMany([msg]))[0]!;
   }
 
-  /** Appends many messages in one transaction, for throughput. */
-  appendMany(msgs: D2CMessage[]): StoredEvent[] {
-    const stored = this.store.append(msgs.map((msg) => this.toNewEvent(msg)), this.now());
-    this.tail.add(stored);
-    const last = new Map<number, number>();
-    for (const event of stored) last.set(event.partition, event.sequenceNumber);
-    for (const [partition, sequenceNumber] of last) this.emit('appended', partition, sequenceNumber);
-    return stored;
+  /**
+   * Appends messages, all or none of them: in one transaction with whatever else is appended at the
+   * same time. They are on disk, and announced to live readers, when this resolves.
+   */
+  async appendMany(msgs: D2CMessage[]): Promise<StoredEvent[]> {
+    return this.commits.add(msgs.map((msg) => this.toNewEvent(msg)));
   }
 
   /** Up to `max` events of a partition from sequence number `fromSequence` on, oldest first. */
@@ -154,9 +155,20 @@ export class EventLog extends EventEmitter<EventLogEvents> {
     return deleted;
   }
 
-  close(): void {
+  /** Stops retention and waits for the append in flight; later appends fail. */
+  async close(): Promise<void> {
     clearInterval(this.pruneTimer);
     this.removeAllListeners();
+    await this.store.close();
+  }
+
+  private async commit(events: NewEvent[]): Promise<StoredEvent[]> {
+    const stored = await this.store.append(events, this.now());
+    this.tail.add(stored);
+    const last = new Map<number, number>();
+    for (const event of stored) last.set(event.partition, event.sequenceNumber);
+    for (const [partition, sequenceNumber] of last) this.emit('appended', partition, sequenceNumber);
+    return stored;
   }
 
   private checkPartition(partition: number): void {
