@@ -87,7 +87,7 @@ export class EventLog extends EventEmitter<EventLogEvents> {
     this.createdAt = new Date(hub.createdAtMs);
     this.pruneTimer = setInterval(() => this.prune(), options.pruneIntervalMs ?? defaults.pruneIntervalMs);
     this.pruneTimer.unref();
-    this.commits = new GroupCommit((events) => this.commit(events));
+    this.commits = new GroupCommit((events) => this.store.append(events, this.now()), (stored) => this.announce(stored));
   }
 
   /** The partition of a device: a stable hash of its id, so a device's messages stay in order. */
@@ -162,13 +162,12 @@ export class EventLog extends EventEmitter<EventLogEvents> {
     await this.store.close();
   }
 
-  private async commit(events: NewEvent[]): Promise<StoredEvent[]> {
-    const stored = await this.store.append(events, this.now());
+  /** Hands committed events to live readers. */
+  private announce(stored: StoredEvent[]): void {
     this.tail.add(stored);
     const last = new Map<number, number>();
     for (const event of stored) last.set(event.partition, event.sequenceNumber);
     for (const [partition, sequenceNumber] of last) this.emit('appended', partition, sequenceNumber);
-    return stored;
   }
 
   private checkPartition(partition: number): void {

@@ -8,8 +8,14 @@ export class GroupCommit<T, R> {
   private pending: Array<{ items: T[]; resolve: (results: R[]) => void; reject: (err: unknown) => void }> = [];
   private committing = false;
 
-  /** `commit` returns one result per item, in order. */
-  constructor(private readonly commit: (items: T[]) => Promise<R[]>) {}
+  /**
+   * `commit` returns one result per item, in order; `committed` sees each commit's results before
+   * its callers do.
+   */
+  constructor(
+    private readonly commit: (items: T[]) => Promise<R[]>,
+    private readonly committed: (results: R[]) => void = () => {},
+  ) {}
 
   add(items: T[]): Promise<R[]> {
     return new Promise((resolve, reject) => {
@@ -21,15 +27,19 @@ export class GroupCommit<T, R> {
     const batch = this.pending;
     this.pending = [];
     this.committing = true;
+    let results: R[];
     try {
-      const results = await this.commit(batch.flatMap((p) => p.items));
-      let at = 0;
-      for (const p of batch) p.resolve(results.slice(at, (at += p.items.length)));
+      results = await this.commit(batch.flatMap((p) => p.items));
     } catch (err) {
       for (const p of batch) p.reject(err);
+      return;
     } finally {
       this.committing = false;
+      // The next batch goes to disk first, then this one is delivered: the commit is the slow part.
       if (this.pending.length > 0) void this.flush();
     }
+    this.committed(results);
+    let at = 0;
+    for (const p of batch) p.resolve(results.slice(at, (at += p.items.length)));
   }
 }
