@@ -63,6 +63,11 @@ export class EventLog extends EventEmitter<EventLogEvents> {
   private readonly maxEventsPerPartition: number;
   private readonly pruneTimer: NodeJS.Timeout;
   private readonly partitions = new Map<string, number>();
+  /**
+   * The stamps of each sender (identity, auth method, generation): one object for all of its
+   * messages, which the store then encodes once rather than per message.
+   */
+  private readonly stamps = new Map<string, Readonly<Record<string, string>>>();
   private readonly tail: EventTail;
   private readonly commits: GroupCommit<NewEvent, StoredEvent>;
 
@@ -188,9 +193,21 @@ export class EventLog extends EventEmitter<EventLogEvents> {
         contentEncoding: msg.contentEncoding,
         userId: msg.userId,
       }),
-      annotations: connectionStamps(msg),
+      annotations: this.stampsOf(msg),
       properties: msg.properties,
     };
+  }
+
+  private stampsOf(msg: D2CMessage): Readonly<Record<string, string>> {
+    // Identity ids never hold a line feed.
+    const sender = `${msg.deviceId}\n${msg.moduleId ?? ''}\n${msg.authMethod ?? ''}\n${msg.authGenerationId ?? ''}`;
+    let stamps = this.stamps.get(sender);
+    if (!stamps) {
+      if (this.stamps.size >= 100_000) this.stamps.clear();
+      stamps = Object.freeze(connectionStamps(msg));
+      this.stamps.set(sender, stamps);
+    }
+    return stamps;
   }
 }
 
@@ -220,5 +237,7 @@ function connectionStamps(msg: D2CMessage): Record<string, string> {
 }
 
 function definedOnly(record: Record<string, string | undefined>): Record<string, string> {
-  return Object.fromEntries(Object.entries(record).filter((entry): entry is [string, string] => entry[1] !== undefined));
+  const defined: Record<string, string> = {};
+  for (const name in record) if (record[name] !== undefined) defined[name] = record[name];
+  return defined;
 }

@@ -117,6 +117,8 @@ export class EventStore {
    */
   private readonly committed = new Map<number, PartitionRow>();
   private appending = false;
+  /** Annotations as JSON, per object: the event log gives all messages of a sender the same stamps. */
+  private readonly annotationsJson = new WeakMap<object, string>();
   private closed = false;
 
   constructor(private readonly db: Db) {
@@ -246,9 +248,7 @@ export class EventStore {
         state = { ...this.committedRow(event.partition) };
         partitions.set(event.partition, state);
       }
-      // One JSON encode per event (three were a visible share of the D2C profile).
-      const column: PropertiesColumn = { annotations: event.annotations, application: event.properties };
-      const properties = JSON.stringify(column);
+      const properties = this.propertiesColumn(event);
       const { messageId, correlationId, contentType, contentEncoding, userId } = event.systemProperties;
       // Enqueued times never go back within a partition, even if the wall clock does.
       const enqueuedMs = Math.max(nowMs, state.last_enqueued_ms);
@@ -273,6 +273,16 @@ export class EventStore {
       [partition, state.next_sequence, state.next_offset, state.last_offset, state.last_enqueued_ms]);
     const batch: EventBatch = { rows, advances, bodies };
     return { batch, stored, partitions };
+  }
+
+  /** JSON.stringify of the `properties` column, with the annotations' part encoded once per object. */
+  private propertiesColumn(event: NewEvent): string {
+    let annotations = this.annotationsJson.get(event.annotations);
+    if (annotations === undefined) {
+      annotations = JSON.stringify(event.annotations);
+      this.annotationsJson.set(event.annotations, annotations);
+    }
+    return `{"annotations":${annotations},"application":${JSON.stringify(event.properties)}}`;
   }
 
   private committedRow(partition: number): PartitionRow {
