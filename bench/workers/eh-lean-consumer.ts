@@ -71,7 +71,9 @@ workerMain<{ connectionString: string; tag: string; expected: number; since: num
   };
   for (const id of partitionIds) {
     // credit_window: rhea tops the credit up as events arrive (the SDK grants its batch size).
-    const receiver = connection.open_receiver({ source: { address: `${hub}/ConsumerGroups/$Default/Partitions/${id}`, filter }, credit_window: 500, autoaccept: false });
+    // rhea's auto-accept settles each (pre-settled) event locally, which frees its slot in the
+    // session window and sends nothing; without it the window closes after 2,048 events.
+    const receiver = connection.open_receiver({ source: { address: `${hub}/ConsumerGroups/$Default/Partitions/${id}`, filter }, credit_window: 500 });
     receiver.on('message', (context: EventContext) => {
       if (context.message!.application_properties?.bench !== config.tag) return;
       const now = wallMs();
