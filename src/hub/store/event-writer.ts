@@ -17,8 +17,9 @@ export type EventRowValues = [
 export type PartitionAdvance = [partition: number, nextSequence: number, nextOffset: number, lastOffset: number, lastEnqueuedMs: number];
 
 /**
- * One transaction's worth of events. The bodies travel as one buffer (rows point into it): a
- * Buffer from a socket is a view of a larger pooled one, which postMessage would copy whole.
+ * One transaction's worth of events. The bodies travel as one buffer (rows point into it), which
+ * must own its memory: it is transferred to the writer thread, not copied. (A Buffer from a socket
+ * is a view of a larger pooled one, which postMessage would copy whole, per message.)
  */
 export interface EventBatch {
   rows: EventRowValues[];
@@ -93,13 +94,10 @@ class ThreadEventWriter implements EventWriter {
 
   write(batch: EventBatch): Promise<void> {
     if (this.ended) return Promise.reject(this.ended);
-    if (this.inFlight) return Promise.reject(new Error('One event batch at a time'));
     const written = new Promise<void>((resolve, reject) => {
       this.inFlight = { resolve, reject };
       this.worker.ref();
-      // Transfer when the bodies own their memory; a view of someone else's buffer is copied.
-      const own = batch.bodies.byteOffset === 0 && batch.bodies.byteLength === batch.bodies.buffer.byteLength;
-      this.worker.postMessage(batch, own ? [batch.bodies.buffer as ArrayBuffer] : []);
+      this.worker.postMessage(batch, [batch.bodies.buffer as ArrayBuffer]);
     });
     this.lastWrite = written.catch(() => undefined);
     return written;
