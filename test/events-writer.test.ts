@@ -104,6 +104,32 @@ describe('event log commits', () => {
     }
   });
 
+  test('registry transactions on the main connection do not fail while the writer thread commits', async () => {
+    const t = await startTestHub();
+    try {
+      let appending = true;
+      const appends = (async () => {
+        while (appending) {
+          await Promise.all(Array.from({ length: 50 }, (_, i) => t.hub.eventLog.append(telemetry(`busy-${i}`, i))));
+        }
+      })();
+      const failures: string[] = [];
+      for (let i = 0; i < 1000; i++) {
+        try {
+          t.hub.registry.createOrUpdate({ deviceId: `concurrent-${i}` }, {}, undefined); // reads, then writes
+        } catch (err) {
+          failures.push(String(err));
+        }
+        if (i % 10 === 0) await new Promise((resolve) => setImmediate(resolve)); // let commits come back
+      }
+      appending = false;
+      await appends;
+      assert.deepEqual(failures.slice(0, 3), []);
+    } finally {
+      await t.dispose();
+    }
+  });
+
   test('an idle writer thread does not keep the process alive', () => {
     const dir = tempDir('iothub-events-');
     try {
