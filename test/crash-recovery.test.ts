@@ -3,18 +3,42 @@ import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type mqtt from 'mqtt';
+import { earliestEventPosition } from '@azure/event-hubs';
 import { createRegistry, type HubConnection } from '../src/clients/service-clients.js';
 import { CliProcess } from './helpers/cli.js';
 import { tempDir } from './helpers/hub.js';
 import { deviceToken, rawConnect, subscribe } from './helpers/mqtt.js';
+import { collect, consumer } from './events-support.js';
 
 const RUN_BEFORE_KILL_MS = 2000;
 
-async function startHub(home: string, dataDir: string): Promise<{ process: CliProcess; connection: HubConnection; address: { port: number; tls: { ca: string } } }> {
+async function startHub(home: string, dataDir: string): Promise<{ process: CliProcess; connection: HubConnection; address: { port: number; tls: { ca: string } }; eventHub: string }> {
   const hub = new CliProcess(['hub', 'start', '--port', '0', '--amqp-port', '0', '--data-dir', dataDir, '--json', '--show-secrets'], { IOTHUB_TUT_HOME: home });
   const started = await hub.waitFor((l) => l.event === 'started');
   const ca = readFileSync(started.caFile, 'utf8');
-  return { process: hub, connection: { connectionString: started.serviceConnectionString, transport: { ca, port: started.port } }, address: { port: started.port, tls: { ca } } };
+  return {
+    process: hub,
+    connection: { connectionString: started.serviceConnectionString, transport: { ca, port: started.port } },
+    address: { port: started.port, tls: { ca } },
+    eventHub: started.eventHubConnectionString,
+  };
+}
+
+/** QoS 1 telemetry, 20 in flight; resolves with the `n` of every message whose PUBACK arrived before the connection died. */
+async function sendUntilKilled(client: mqtt.MqttClient): Promise<number[]> {
+  const acked: number[] = [];
+  // mqtt.js keeps a publish without its PUBACK for a reconnect that never comes: stop at the close.
+  const died = new Promise<boolean>((resolve) => client.once('close', () => resolve(false)));
+  const lane = async (first: number) => {
+    for (let n = first; ; n += 20) {
+      const ok = await Promise.race([died, new Promise<boolean>((resolve) =>
+        client.publish(`devices/crash-sender/messages/events/$.mid=${n}&n=${n}`, JSON.stringify({ n }), { qos: 1 }, (err) => resolve(!err)))]);
+      if (!ok) return;
+      acked.push(n);
+    }
+  };
+  await Promise.all(Array.from({ length: 20 }, (_, i) => lane(i)));
+  return acked;
 }
 
 /** Reported patches over raw MQTT; resolves with the highest `n` whose 204 arrived before the connection died. */
@@ -38,7 +62,7 @@ async function reportUntilKilled(client: mqtt.MqttClient): Promise<number> {
   }
 }
 
-test('kill -9 mid-stream: every acknowledged identity, desired patch and reported patch is there after a restart', async () => {
+test('kill -9 mid-stream: every acknowledged identity, desired patch, reported patch and D2C message is there after a restart', async () => {
   const home = tempDir();
   const dataDir = join(home, 'data');
   try {
@@ -47,6 +71,9 @@ test('kill -9 mid-stream: every acknowledged identity, desired patch and reporte
     const reporterKey = (await registry.create({ deviceId: 'crash-reporter' })).responseBody.authentication!.symmetricKey!.primaryKey;
     const reporter = await rawConnect(hub.address, { deviceId: 'crash-reporter' }, deviceToken({ deviceId: 'crash-reporter' }, reporterKey));
     assert.ok(typeof reporter !== 'number', `reporter connected (CONNACK ${reporter})`);
+    const senderKey = (await registry.create({ deviceId: 'crash-sender' })).responseBody.authentication!.symmetricKey!.primaryKey;
+    const sender = await rawConnect(hub.address, { deviceId: 'crash-sender' }, deviceToken({ deviceId: 'crash-sender' }, senderKey));
+    assert.ok(typeof sender !== 'number', `sender connected (CONNACK ${sender})`);
 
     const created: string[] = [];
     const desired = new Map<string, number>();
@@ -66,6 +93,7 @@ test('kill -9 mid-stream: every acknowledged identity, desired patch and reporte
     };
     const writers = [writer(0), writer(1), writer(2)];
     const reporting = reportUntilKilled(reporter);
+    const sending = sendUntilKilled(sender);
 
     await new Promise((r) => setTimeout(r, RUN_BEFORE_KILL_MS));
     killed = true;
@@ -73,8 +101,11 @@ test('kill -9 mid-stream: every acknowledged identity, desired patch and reporte
     await hub.process.exit();
     await Promise.all(writers);
     const lastReported = await reporting;
+    const sent = await sending;
     reporter.end(true);
-    assert.ok(created.length > 0 && desired.size > 0 && lastReported > 0, `writes were acknowledged before the kill (${created.length}, ${desired.size}, ${lastReported})`);
+    sender.end(true);
+    assert.ok(created.length > 0 && desired.size > 0 && lastReported > 0 && sent.length > 0,
+      `writes were acknowledged before the kill (${created.length}, ${desired.size}, ${lastReported}, ${sent.length})`);
 
     hub = await startHub(home, dataDir);
     try {
@@ -87,6 +118,19 @@ test('kill -9 mid-stream: every acknowledged identity, desired patch and reporte
       }
       const reported = (await after.getTwin('crash-reporter')).responseBody.properties.reported;
       assert.ok(reported.n >= lastReported, `reported n ${reported.n} >= last acknowledged ${lastReported}`);
+
+      const client = consumer(hub.eventHub);
+      const received = collect(client, earliestEventPosition);
+      try {
+        const has = new Set<string>();
+        await received.until(60_000, `the ${sent.length} acknowledged messages`, () => {
+          for (const event of received.events.splice(0)) has.add(String(event.properties?.n));
+          return sent.every((n) => has.has(String(n)));
+        });
+      } finally {
+        await received.close();
+        await client.close();
+      }
     } finally {
       assert.equal(await hub.process.stop(), 0);
     }

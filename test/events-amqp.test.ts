@@ -94,7 +94,7 @@ describe('Event Hub-compatible endpoint at the AMQP level', () => {
   });
 
   test('sends no more events than the link credit allows', async () => {
-    const stored = hub.log.appendMany(Array.from({ length: 30 }, (_, i) => telemetry('credit-device', i)));
+    const stored = await hub.log.appendMany(Array.from({ length: 30 }, (_, i) => telemetry('credit-device', i)));
     const partition = stored[0]!.partition;
     const c = await connection();
     assert.equal(await putToken(c, audience(port, partitionAddress(partition))), 200);
@@ -118,13 +118,13 @@ describe('Event Hub-compatible endpoint at the AMQP level', () => {
     // Credit left over is used for live events as they come.
     link.add_credit(100);
     await eventually(10_000, 'the other 15', () => messages.length >= 30);
-    hub.log.append(telemetry('credit-device', 30));
+    await hub.log.append(telemetry('credit-device', 30));
     await eventually(10_000, 'a live event', () => messages.length >= 31);
     assert.equal(messages[30]!.application_properties!.index, '30');
   });
 
   test('carries the runtime metric as delivery annotations when asked', async () => {
-    const stored = hub.log.appendMany(Array.from({ length: 3 }, (_, i) => telemetry('metric-device', i)));
+    const stored = await hub.log.appendMany(Array.from({ length: 3 }, (_, i) => telemetry('metric-device', i)));
     const partition = stored[0]!.partition;
     const c = await connection();
     assert.equal(await putToken(c, audience(port, partitionAddress(partition))), 200);
@@ -140,7 +140,7 @@ describe('Event Hub-compatible endpoint at the AMQP level', () => {
   });
 
   test('two readers of a partition get the same messages (encoded once, shared)', async () => {
-    const stored = hub.log.appendMany(Array.from({ length: 4 }, (_, i) =>
+    const stored = await hub.log.appendMany(Array.from({ length: 4 }, (_, i) =>
       telemetry('shared-device', i, i % 2 ? { userId: 'shared-user', messageId: undefined } : {})));
     const partition = stored[0]!.partition;
     const c = await connection();
@@ -149,7 +149,7 @@ describe('Event Hub-compatible endpoint at the AMQP level', () => {
     const readers = [reader(c, partitionAddress(partition), filter), reader(c, partitionAddress(partition), filter)];
     for (const { link } of readers) link.add_credit(100);
     await eventually(10_000, 'both readers', () => readers.every(({ messages }) => messages.length >= 4));
-    hub.log.append(telemetry('shared-device', 4));
+    await hub.log.append(telemetry('shared-device', 4));
     await eventually(10_000, 'a live event', () => readers.every(({ messages }) => messages.length >= 5));
     const [a, b] = readers.map(({ messages }) => messages.slice(0, 5).map((m) => ({ ...m })));
     assert.deepEqual(a, b);
@@ -182,7 +182,7 @@ describe('Event Hub-compatible endpoint at the AMQP level', () => {
     await within(10_000, 'the reader link', once(link, 'receiver_open'));
     let deviceId = 'hub-wide-0';
     for (let i = 1; hub.log.partitionOf(deviceId) !== 2; i++) deviceId = `hub-wide-${i}`;
-    hub.log.append(telemetry(deviceId, 7));
+    await hub.log.append(telemetry(deviceId, 7));
     await eventually(10_000, 'the event', () => messages.length >= 1);
     assert.equal(messages[0]!.message_annotations!['iothub-connection-device-id'], deviceId);
   });
@@ -226,7 +226,7 @@ describe('Event Hub-compatible endpoint at the AMQP level', () => {
     junk.write('GET / HTTP/1.1\r\nHost: localhost\r\n\r\n');
     await within(10_000, 'the hub to drop the junk', once(junk, 'close'));
 
-    hub.log.appendMany(Array.from({ length: 100 }, (_, i) => telemetry(`after-${i}`, i)));
+    await hub.log.appendMany(Array.from({ length: 100 }, (_, i) => telemetry(`after-${i}`, i)));
     const client = consumer(hub.connectionString());
     try {
       const properties = await within(20_000, 'hub properties', client.getEventHubProperties());

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -21,26 +21,26 @@ function memoryLog(options: ConstructorParameters<typeof EventLog>[1] = {}) {
 }
 
 describe('event log', () => {
-  test('keeps a device (and its modules) in one partition, sequence numbers from 0 per partition', () => {
+  test('keeps a device (and its modules) in one partition, sequence numbers from 0 per partition', async () => {
     const { log } = memoryLog();
     const partition = log.partitionOf('thermostat');
     assert.equal(log.partitionOf('thermostat'), partition);
     const seen = new Set(Array.from({ length: 100 }, (_, i) => log.partitionOf(`device-${i}`)));
     assert.deepEqual([...seen].sort(), [0, 1, 2, 3]);
 
-    const a = log.append(telemetry('thermostat', 0));
-    const b = log.append(telemetry('thermostat', 1, { moduleId: 'sensor' }));
+    const a = await log.append(telemetry('thermostat', 0));
+    const b = await log.append(telemetry('thermostat', 1, { moduleId: 'sensor' }));
     assert.equal(a.partition, partition);
     assert.equal(b.partition, partition);
     assert.equal(a.sequenceNumber, 0);
     assert.equal(b.sequenceNumber, 1);
     assert.ok(Number(b.offset) > Number(a.offset));
-    log.close();
+    await log.close();
   });
 
-  test("stamps messages as IoT Hub does", () => {
+  test("stamps messages as IoT Hub does", async () => {
     const { log } = memoryLog();
-    const device = log.append(telemetry('dev', 0, { authGenerationId: '638000000000000000' }));
+    const device = await log.append(telemetry('dev', 0, { authGenerationId: '638000000000000000' }));
     assert.deepEqual(device.annotations, {
       'iothub-connection-device-id': 'dev',
       'iothub-connection-auth-method': '{"scope":"device","type":"sas","issuer":"iothub","acceptingIpFilterRule":null}',
@@ -50,53 +50,54 @@ describe('event log', () => {
     assert.deepEqual(device.systemProperties, {
       messageId: 'msg-0', correlationId: 'corr-0', contentType: 'application/json', contentEncoding: 'utf-8',
     });
-    const module = log.append(telemetry('dev', 1, { moduleId: 'edge', authMethod: 'x509', messageId: undefined }));
+    const module = await log.append(telemetry('dev', 1, { moduleId: 'edge', authMethod: 'x509', messageId: undefined }));
     assert.equal(module.annotations['iothub-connection-module-id'], 'edge');
     assert.deepEqual(JSON.parse(module.annotations['iothub-connection-auth-method']!),
       { scope: 'module', type: 'x509Certificate', issuer: 'external', acceptingIpFilterRule: null });
     assert.equal('messageId' in module.systemProperties, false);
-    assert.throws(() => log.append(telemetry('', 2)), HubError);
-    log.close();
+    await assert.rejects(log.append(telemetry('', 2)), HubError);
+    await log.close();
   });
 
-  test('announces appends once per partition, after they are stored', () => {
+  test('announces appends once per partition, after they are stored', async () => {
     const { log } = memoryLog();
     const announced: Array<[number, number]> = [];
     log.on('appended', (partition, last) => {
       assert.equal(log.partitionInfo(partition).lastSequenceNumber, last);
       announced.push([partition, last]);
     });
-    const stored = log.appendMany(Array.from({ length: 40 }, (_, i) => telemetry(`d-${i % 8}`, i)));
+    const stored = await log.appendMany(Array.from({ length: 40 }, (_, i) => telemetry(`d-${i % 8}`, i)));
     const lastByPartition = new Map(stored.map((event) => [event.partition, event.sequenceNumber]));
     assert.deepEqual(new Map(announced), lastByPartition);
     assert.equal(announced.length, lastByPartition.size);
-    log.close();
+    await log.close();
   });
 
-  test('a batch is one transaction: all of it or none of it', () => {
+  test('a batch is one transaction: all of it or none of it', async () => {
     const { log, store } = memoryLog();
-    log.append(telemetry('first', 0));
+    await log.append(telemetry('first', 0));
     const partition = log.partitionOf('first');
     const before = store.partitionInfo(partition);
-    assert.throws(() => store.append([
+    await assert.rejects(store.append([
       { partition, body: Buffer.from('ok'), systemProperties: {}, annotations: {}, properties: {} },
       { partition: 99, body: Buffer.from('no such partition'), systemProperties: {}, annotations: {}, properties: {} },
     ], Date.now()));
     assert.deepEqual(store.partitionInfo(partition), before);
     assert.equal(store.read(partition, 0, 10).length, 1);
-    log.close();
+    await log.close();
   });
 
-  test('resolves start positions, and enqueued times never go back', () => {
+  test('resolves start positions, and enqueued times never go back', async () => {
     let clock = 1_000_000;
     const { log } = memoryLog({ now: () => clock });
     const p = log.partitionOf('pos');
-    const stored = [0, 1, 2, 3].map((i) => {
+    const stored = [];
+    for (let i = 0; i < 4; i++) {
       clock += 1000;
-      return log.append(telemetry('pos', i));
-    });
+      stored.push(await log.append(telemetry('pos', i)));
+    }
     clock -= 10_000; // the wall clock steps back
-    const late = log.append(telemetry('pos', 4));
+    const late = await log.append(telemetry('pos', 4));
     assert.equal(late.enqueuedTimeMs, stored[3]!.enqueuedTimeMs);
 
     assert.equal(log.startSequence(p, { kind: 'earliest' }), 0);
@@ -110,55 +111,55 @@ describe('event log', () => {
     assert.equal(log.startSequence(p, { kind: 'enqueuedTime', value: clock + 1e9, inclusive: false }), 5);
     assert.deepEqual(log.read(p, 1, 2).map((event) => event.sequenceNumber), [1, 2]);
     assert.throws(() => log.read(4, 0, 1), HubError);
-    log.close();
+    await log.close();
   });
 
-  test('live reads from memory give what the store gives, and fall back to it outside the tail', () => {
+  test('live reads from memory give what the store gives, and fall back to it outside the tail', async () => {
     let clock = 1_000;
     const { store, log } = memoryLog({ tailEventsPerPartition: 4, now: () => clock++ });
     const p = log.partitionOf('tail');
     const sparse = { messageId: undefined, contentEncoding: undefined, userId: 'user', moduleId: 'm' }; // absent and present system properties
-    for (let i = 0; i < 5; i++) log.appendMany([telemetry('tail', 2 * i), telemetry('tail', 2 * i + 1, sparse)]);
+    for (let i = 0; i < 5; i++) await log.appendMany([telemetry('tail', 2 * i), telemetry('tail', 2 * i + 1, sparse)]);
     // 10 events, a tail of 4 to 8 of them: every window, inside, across and before the tail.
     for (let from = 0; from <= 11; from++) {
       for (const max of [1, 3, 100]) assert.deepEqual(log.read(p, from, max), store.read(p, from, max), `from ${from}, max ${max}`);
     }
     const fresh = new EventLog(store); // a restart: nothing in memory, all from the store
     assert.deepEqual(fresh.read(p, 0, 100).map((e) => e.sequenceNumber), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    fresh.close();
-    log.close();
+    await fresh.close();
+    await log.close();
   });
 
-  test('retention empties the tail, so a reader never gets a pruned event', () => {
+  test('retention empties the tail, so a reader never gets a pruned event', async () => {
     const { log } = memoryLog({ maxEventsPerPartition: 2 });
     const p = log.partitionOf('pruned');
-    for (let i = 0; i < 5; i++) log.append(telemetry('pruned', i));
+    for (let i = 0; i < 5; i++) await log.append(telemetry('pruned', i));
     assert.equal(log.prune(), 3);
     assert.deepEqual(log.read(p, 0, 10).map((e) => e.sequenceNumber), [3, 4]);
-    log.append(telemetry('pruned', 5));
+    await log.append(telemetry('pruned', 5));
     assert.deepEqual(log.read(p, 4, 10).map((e) => e.sequenceNumber), [4, 5]);
-    log.close();
+    await log.close();
   });
 
-  test('keeps the partition count it was created with', () => {
+  test('keeps the partition count it was created with', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'iothub-events-'));
     try {
       const path = join(dir, 'hub.db');
       const db = openDatabase(path);
-      new EventLog(new EventStore(db), { partitionCount: 8 }).close();
+      await new EventLog(new EventStore(db), { partitionCount: 8 }).close();
       db.close();
       const again = openDatabase(path);
       const log = new EventLog(new EventStore(again));
       assert.equal(log.partitionCount, 8);
       assert.throws(() => new EventLog(new EventStore(again), { partitionCount: 4 }), /created with 8 partitions/);
-      log.close();
+      await log.close();
       again.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });
 
-  test('an append that returned survives the process being killed', () => {
+  test('an append that returned survives the process being killed', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'iothub-events-'));
     try {
       const path = join(dir, 'hub.db');
@@ -169,11 +170,14 @@ describe('event log', () => {
         const { EventStore } = await import(${imports('store/event-store.js')});
         const { EventLog } = await import(${imports('events/event-log.js')});
         const log = new EventLog(new EventStore(openDatabase(${JSON.stringify(path)})));
-        log.appendMany(Array.from({ length: 50 }, (_, i) => ({ deviceId: 'd' + (i % 5), body: Buffer.from(String(i)), properties: {} })));
-        const last = log.append({ deviceId: 'last', body: Buffer.from('last'), properties: {} });
+        await log.appendMany(Array.from({ length: 50 }, (_, i) => ({ deviceId: 'd' + (i % 5), body: Buffer.from(String(i)), properties: {} })));
+        const last = await log.append({ deviceId: 'last', body: Buffer.from('last'), properties: {} });
         process.stdout.write(JSON.stringify(last), () => process.kill(process.pid, 'SIGKILL'));
       `;
-      const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000, encoding: 'utf8' });
+      // A module file, not --input-type=module -e: worker threads inherit the flags, and that one fails them.
+      const file = join(dir, 'append-and-die.mjs');
+      writeFileSync(file, script);
+      const child = spawnSync(process.execPath, [file], { timeout: 30_000, encoding: 'utf8' });
       assert.equal(child.signal, 'SIGKILL', child.stderr);
       const acknowledged = JSON.parse(child.stdout) as { partition: number; sequenceNumber: number };
 
@@ -183,7 +187,7 @@ describe('event log', () => {
       assert.equal(total, 51);
       const [last] = log.read(acknowledged.partition, acknowledged.sequenceNumber, 1);
       assert.equal(last?.body.toString(), 'last');
-      log.close();
+      await log.close();
       db.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -74,7 +74,7 @@ export async function startTestHub(options: EventLogOptions & { dir?: string; co
     if (stopped) return;
     stopped = true;
     await endpoint.close();
-    log.close();
+    await log.close();
     db.close();
   };
   return {

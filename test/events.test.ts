@@ -42,7 +42,7 @@ describe('Event Hub-compatible endpoint with EventHubConsumerClient', () => {
       assert.equal(empty.isEmpty, true);
       assert.equal(empty.lastEnqueuedSequenceNumber, -1);
 
-      const stored = hub.log.append(telemetry('props-device', 1));
+      const stored = await hub.log.append(telemetry('props-device', 1));
       const partition = await client.getPartitionProperties(String(stored.partition));
       assert.equal(partition.isEmpty, false);
       assert.equal(partition.beginningSequenceNumber, 0);
@@ -63,7 +63,7 @@ describe('Event Hub-compatible endpoint with EventHubConsumerClient', () => {
     const devices = Array.from({ length: 10 }, (_, d) => `device-${d}`);
     const base = 10_000;
     for (let batch = 0; batch < 10; batch++) {
-      hub.log.appendMany(Array.from({ length: 100 }, (_, i) => {
+      await hub.log.appendMany(Array.from({ length: 100 }, (_, i) => {
         const n = base + batch * 100 + i;
         return telemetry(devices[n % devices.length]!, n, { moduleId: n % 50 === 0 ? 'sensor' : undefined });
       }));
@@ -118,13 +118,13 @@ describe('Event Hub-compatible endpoint with EventHubConsumerClient', () => {
 
   test('from latest, sees only events appended after subscribing', async () => {
     const base = 20_000;
-    hub.log.appendMany(Array.from({ length: 20 }, (_, i) => telemetry(`late-${i % 5}`, base + i)));
+    await hub.log.appendMany(Array.from({ length: 20 }, (_, i) => telemetry(`late-${i % 5}`, base + i)));
     const client = consumer(hub.connectionString());
     const received = collect(client, latestEventPosition);
     try {
       // Every partition's receiver has answered once, so its link is attached and '@latest' fixed.
       await received.until(30_000, 'all receivers attached', () => received.readyPartitions.size === 4);
-      hub.log.appendMany(Array.from({ length: 20 }, (_, i) => telemetry(`late-${i % 5}`, base + 100 + i)));
+      await hub.log.appendMany(Array.from({ length: 20 }, (_, i) => telemetry(`late-${i % 5}`, base + 100 + i)));
       await received.until(30_000, 'the 20 new events', () => received.events.length >= 20);
       await new Promise((resolve) => setTimeout(resolve, 500));
       assert.deepEqual(received.events.map(index).sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => base + 100 + i));
@@ -137,7 +137,7 @@ describe('Event Hub-compatible endpoint with EventHubConsumerClient', () => {
 
   test('starts from a sequence number, exclusive by default and inclusive when asked', async () => {
     const base = 30_000;
-    const stored = hub.log.appendMany(Array.from({ length: 10 }, (_, i) => telemetry('seq-device', base + i)));
+    const stored = await hub.log.appendMany(Array.from({ length: 10 }, (_, i) => telemetry('seq-device', base + i)));
     const partitionId = String(stored[0]!.partition);
     const from = stored[4]!.sequenceNumber;
     // The SDK allows one subscription per partition and client.
@@ -161,7 +161,7 @@ describe('Event Hub-compatible endpoint with EventHubConsumerClient', () => {
 
   test('starts from an offset', async () => {
     const base = 35_000;
-    const stored = hub.log.appendMany(Array.from({ length: 6 }, (_, i) => telemetry('offset-device', base + i)));
+    const stored = await hub.log.appendMany(Array.from({ length: 6 }, (_, i) => telemetry('offset-device', base + i)));
     const partitionId = String(stored[0]!.partition);
     const client = consumer(hub.connectionString());
     const received = collect(client, { offset: stored[2]!.offset }, partitionId);
@@ -175,7 +175,7 @@ describe('Event Hub-compatible endpoint with EventHubConsumerClient', () => {
   });
 
   test('a wrong key is refused: an auth error, and nothing is delivered', async () => {
-    hub.log.appendMany(Array.from({ length: 20 }, (_, i) => telemetry(`secret-${i}`, 40_000 + i)));
+    await hub.log.appendMany(Array.from({ length: 20 }, (_, i) => telemetry(`secret-${i}`, 40_000 + i)));
     const client = consumer(hub.connectionString(Buffer.from('not the key').toString('base64')));
     // One partition: its receiver retries with the client's retry options. (A subscription to all
     // partitions first reads the hub's properties with the SDK's default retries, 3 x 30 s.)
@@ -197,7 +197,7 @@ describe('Event Hub-compatible endpoint with EventHubConsumerClient', () => {
 
   test('a reader with a higher owner level takes the partition over; one without is refused', async () => {
     const base = 50_000;
-    const first = hub.log.append(telemetry('owned-device', base));
+    const first = await hub.log.append(telemetry('owned-device', base));
     const partitionId = String(first.partition);
     const clients = [consumer(hub.connectionString()), consumer(hub.connectionString()), consumer(hub.connectionString())];
     const low = collect(clients[0]!, earliestEventPosition, partitionId, { ownerLevel: 1 });
@@ -214,7 +214,7 @@ describe('Event Hub-compatible endpoint with EventHubConsumerClient', () => {
       await outsider.until(30_000, 'the refusal', () => outsider!.errors.length > 0);
       assert.deepEqual(errorCodes(outsider.errors[0]!), ['ReceiverDisconnectedError'], String(outsider.errors[0]));
 
-      hub.log.append(telemetry('owned-device', base + 1));
+      await hub.log.append(telemetry('owned-device', base + 1));
       await takeover.until(30_000, 'a live event for the owner', () => takeover!.events.some((event) => index(event) === base + 1));
       assert.equal(low.events.some((event) => index(event) === base + 1), false);
       assert.deepEqual(outsider.events, []);
@@ -246,9 +246,9 @@ describe('Event Hub-compatible endpoint over time: enqueued times, restarts, ret
     const hub = await startTestHub({ now: () => clock });
     const client = consumer(hub.connectionString());
     try {
-      const early = hub.log.appendMany(Array.from({ length: 5 }, (_, i) => telemetry('clock-device', i)));
+      const early = await hub.log.appendMany(Array.from({ length: 5 }, (_, i) => telemetry('clock-device', i)));
       clock += hour;
-      const late = hub.log.appendMany(Array.from({ length: 5 }, (_, i) => telemetry('clock-device', 5 + i)));
+      const late = await hub.log.appendMany(Array.from({ length: 5 }, (_, i) => telemetry('clock-device', 5 + i)));
       const partitionId = String(early[0]!.partition);
       const received = collect(client, { enqueuedOn: new Date(early[0]!.enqueuedTimeMs) }, partitionId);
       try {
@@ -267,7 +267,7 @@ describe('Event Hub-compatible endpoint over time: enqueued times, restarts, ret
 
   test('keeps every event across a restart on the same data file', async () => {
     const first = await startTestHub();
-    const stored = first.log.appendMany(Array.from({ length: 300 }, (_, i) => telemetry(`restart-${i % 7}`, i)));
+    const stored = await first.log.appendMany(Array.from({ length: 300 }, (_, i) => telemetry(`restart-${i % 7}`, i)));
     await first.stop();
 
     const hub = await startTestHub({ dir: first.dir });
@@ -285,7 +285,7 @@ describe('Event Hub-compatible endpoint over time: enqueued times, restarts, ret
         assert.deepEqual(again.body, JSON.parse(event.body.toString()));
       }
       // Sequence numbers go on where they stopped.
-      const next = hub.log.append(telemetry('restart-0', 1000));
+      const next = await hub.log.append(telemetry('restart-0', 1000));
       const before = stored.filter((event) => event.partition === next.partition);
       assert.equal(next.sequenceNumber, before[before.length - 1]!.sequenceNumber + 1);
     } finally {
@@ -300,16 +300,16 @@ describe('Event Hub-compatible endpoint over time: enqueued times, restarts, ret
     const hub = await startTestHub({ now: () => clock, retentionMs: 24 * hour, maxEventsPerPartition: 50 });
     const client = consumer(hub.connectionString());
     try {
-      const old = hub.log.appendMany(Array.from({ length: 10 }, (_, i) => telemetry('retained', i)));
+      const old = await hub.log.appendMany(Array.from({ length: 10 }, (_, i) => telemetry('retained', i)));
       const partitionId = String(old[0]!.partition);
       clock += 25 * hour;
-      hub.log.appendMany(Array.from({ length: 10 }, (_, i) => telemetry('retained', 10 + i)));
+      await hub.log.appendMany(Array.from({ length: 10 }, (_, i) => telemetry('retained', 10 + i)));
       assert.equal(hub.log.prune(), 10);
       let properties = await client.getPartitionProperties(partitionId);
       assert.equal(properties.beginningSequenceNumber, 10);
       assert.equal(properties.lastEnqueuedSequenceNumber, 19);
 
-      hub.log.appendMany(Array.from({ length: 60 }, (_, i) => telemetry('retained', 20 + i)));
+      await hub.log.appendMany(Array.from({ length: 60 }, (_, i) => telemetry('retained', 20 + i)));
       assert.equal(hub.log.prune(), 20);
       properties = await client.getPartitionProperties(partitionId);
       assert.equal(properties.beginningSequenceNumber, 30);
@@ -338,7 +338,7 @@ describe('Event Hub-compatible endpoint over time: enqueued times, restarts, ret
   test('retention runs by itself on its interval', async () => {
     const hub = await startTestHub({ retentionMs: 1, pruneIntervalMs: 50 });
     try {
-      const stored = hub.log.append(telemetry('fleeting', 1));
+      const stored = await hub.log.append(telemetry('fleeting', 1));
       await within(10_000, 'the periodic prune', (async () => {
         while (!hub.log.partitionInfo(stored.partition).isEmpty) await new Promise((resolve) => setTimeout(resolve, 50));
       })());

@@ -190,7 +190,7 @@ export class LocalHub {
     const closed = Promise.all(this.listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
     for (const socket of this.sockets) socket.destroy();
     await closed;
-    this.eventLog.close();
+    await this.eventLog.close();
     this.db.close();
   }
 

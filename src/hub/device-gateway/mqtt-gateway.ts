@@ -28,7 +28,8 @@ export interface TopicHandler {
   publishes(topic: string, session: DeviceSession): boolean;
   /** Topic filters a device may subscribe to. */
   subscribes(filter: string, session: DeviceSession): boolean;
-  handle(session: DeviceSession, packet: PublishPacket): void | Promise<void>;
+  /** Settles once the publish is done with (for QoS 1: before the PUBACK); a rejection refuses it. */
+  handle(session: DeviceSession, packet: PublishPacket): void | Promise<unknown>;
 }
 
 /** Marks the hub's own publishes (aedes keeps brokerId off the wire); see authorizeForward. */

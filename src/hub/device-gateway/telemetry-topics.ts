@@ -3,7 +3,6 @@ import { hubErrors } from '../errors.js';
 import type { D2CMessage, EventLog } from '../events/event-log.js';
 import type { Registry } from '../registry/registry.js';
 import { deviceTopicRoot, type DeviceSession, type TopicHandler } from './mqtt-gateway.js';
-import { GroupCommit } from './group-commit.js';
 import type { Throttle } from '../throttling.js';
 
 /** IoT Hub's limit for a device-to-cloud message: body and properties together. */
@@ -29,7 +28,6 @@ const SYSTEM: Record<string, keyof D2CMessage> = {
  * that client's connection, as IoT Hub does on MQTT.
  */
 export class TelemetryTopics implements TopicHandler {
-  private readonly commits: GroupCommit<D2CMessage>;
   /**
    * Per connection: its events topic, and its identity's generation id, read once. A generation id
    * changes only when the identity is deleted and created again, and deleting it closes its
@@ -38,12 +36,10 @@ export class TelemetryTopics implements TopicHandler {
   private readonly senders = new WeakMap<DeviceSession, { events: string; generationId: string | undefined }>();
 
   constructor(
-    eventLog: EventLog,
+    private readonly eventLog: EventLog,
     private readonly registry: Registry,
     private readonly throttle?: Throttle,
-  ) {
-    this.commits = new GroupCommit((messages) => eventLog.appendMany(messages));
-  }
+  ) {}
 
   publishes(topic: string, session: DeviceSession): boolean {
     const { events } = this.sender(session);
@@ -54,7 +50,7 @@ export class TelemetryTopics implements TopicHandler {
     return false;
   }
 
-  handle(session: DeviceSession, packet: PublishPacket): Promise<void> {
+  handle(session: DeviceSession, packet: PublishPacket): Promise<unknown> {
     // Over its D2C rate the sender is disconnected unacknowledged: the SDK's retry policy resends.
     if (this.throttle && !this.throttle.allow('d2c')) throw hubErrors.throttled('Device-to-cloud messages are throttled for this hub tier');
     const { deviceId, moduleId } = session.key;
@@ -79,7 +75,8 @@ export class TelemetryTopics implements TopicHandler {
     if (size > MAX_D2C_MESSAGE_BYTES) {
       throw hubErrors.messageTooLarge(`The message is ${size} bytes; IoT Hub accepts up to ${MAX_D2C_MESSAGE_BYTES} bytes (body and properties).`);
     }
-    return this.commits.add(message);
+    // Appended with the other publishes of this moment; the PUBACK waits for the commit.
+    return this.eventLog.append(message);
   }
 
   private sender(session: DeviceSession): { events: string; generationId: string | undefined } {

@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import { hubErrors } from '../errors.js';
 import type { EventStore, NewEvent, PartitionInfo, StoredEvent } from '../store/event-store.js';
 import { EventTail } from './event-tail.js';
+import { GroupCommit } from './group-commit.js';
 
 export type { PartitionInfo, StoredEvent };
 
@@ -62,7 +63,13 @@ export class EventLog extends EventEmitter<EventLogEvents> {
   private readonly maxEventsPerPartition: number;
   private readonly pruneTimer: NodeJS.Timeout;
   private readonly partitions = new Map<string, number>();
+  /**
+   * The stamps of each sender (identity, auth method, generation): one object for all of its
+   * messages, which the store then encodes once rather than per message.
+   */
+  private readonly stamps = new Map<string, Readonly<Record<string, string>>>();
   private readonly tail: EventTail;
+  private readonly commits: GroupCommit<NewEvent, StoredEvent>;
 
   constructor(private readonly store: EventStore, options: EventLogOptions = {}) {
     super();
@@ -85,6 +92,7 @@ export class EventLog extends EventEmitter<EventLogEvents> {
     this.createdAt = new Date(hub.createdAtMs);
     this.pruneTimer = setInterval(() => this.prune(), options.pruneIntervalMs ?? defaults.pruneIntervalMs);
     this.pruneTimer.unref();
+    this.commits = new GroupCommit((events) => this.store.append(events, this.now()), (stored) => this.announce(stored));
   }
 
   /** The partition of a device: a stable hash of its id, so a device's messages stay in order. */
@@ -103,19 +111,17 @@ export class EventLog extends EventEmitter<EventLogEvents> {
     return Array.from({ length: this.partitionCount }, (_, p) => String(p));
   }
 
-  /** Appends one message; it is on disk when this returns. */
-  append(msg: D2CMessage): StoredEvent {
-    return this.appendMany([msg])[0]!;
+  /** Appends one message; it is on disk when this resolves. */
+  async append(msg: D2CMessage): Promise<StoredEvent> {
+    return (await this.appendMany([msg]))[0]!;
   }
 
-  /** Appends many messages in one transaction, for throughput. */
-  appendMany(msgs: D2CMessage[]): StoredEvent[] {
-    const stored = this.store.append(msgs.map((msg) => this.toNewEvent(msg)), this.now());
-    this.tail.add(stored);
-    const last = new Map<number, number>();
-    for (const event of stored) last.set(event.partition, event.sequenceNumber);
-    for (const [partition, sequenceNumber] of last) this.emit('appended', partition, sequenceNumber);
-    return stored;
+  /**
+   * Appends messages, all or none of them: in one transaction with whatever else is appended at the
+   * same time. They are on disk, and announced to live readers, when this resolves.
+   */
+  async appendMany(msgs: D2CMessage[]): Promise<StoredEvent[]> {
+    return this.commits.add(msgs.map((msg) => this.toNewEvent(msg)));
   }
 
   /** Up to `max` events of a partition from sequence number `fromSequence` on, oldest first. */
@@ -154,9 +160,19 @@ export class EventLog extends EventEmitter<EventLogEvents> {
     return deleted;
   }
 
-  close(): void {
+  /** Stops retention and waits for the append in flight; later appends fail. */
+  async close(): Promise<void> {
     clearInterval(this.pruneTimer);
     this.removeAllListeners();
+    await this.store.close();
+  }
+
+  /** Hands committed events to live readers. */
+  private announce(stored: StoredEvent[]): void {
+    this.tail.add(stored);
+    const last = new Map<number, number>();
+    for (const event of stored) last.set(event.partition, event.sequenceNumber);
+    for (const [partition, sequenceNumber] of last) this.emit('appended', partition, sequenceNumber);
   }
 
   private checkPartition(partition: number): void {
@@ -177,9 +193,21 @@ export class EventLog extends EventEmitter<EventLogEvents> {
         contentEncoding: msg.contentEncoding,
         userId: msg.userId,
       }),
-      annotations: connectionStamps(msg),
+      annotations: this.stampsOf(msg),
       properties: msg.properties,
     };
+  }
+
+  private stampsOf(msg: D2CMessage): Readonly<Record<string, string>> {
+    // Identity ids never hold a line feed.
+    const sender = `${msg.deviceId}\n${msg.moduleId ?? ''}\n${msg.authMethod ?? ''}\n${msg.authGenerationId ?? ''}`;
+    let stamps = this.stamps.get(sender);
+    if (!stamps) {
+      if (this.stamps.size >= 100_000) this.stamps.clear();
+      stamps = Object.freeze(connectionStamps(msg));
+      this.stamps.set(sender, stamps);
+    }
+    return stamps;
   }
 }
 
@@ -209,5 +237,7 @@ function connectionStamps(msg: D2CMessage): Record<string, string> {
 }
 
 function definedOnly(record: Record<string, string | undefined>): Record<string, string> {
-  return Object.fromEntries(Object.entries(record).filter((entry): entry is [string, string] => entry[1] !== undefined));
+  const defined: Record<string, string> = {};
+  for (const name in record) if (record[name] !== undefined) defined[name] = record[name];
+  return defined;
 }

@@ -1,5 +1,5 @@
-import type { Transaction } from 'better-sqlite3';
 import type { Db } from './database.js';
+import { openEventWriter, type EventBatch, type EventRowValues, type EventWriter, type PartitionAdvance } from './event-writer.js';
 
 // The device-to-cloud event log on disk: one append-only stream per partition, as an Event Hub keeps.
 // Sequence numbers are contiguous per partition from 0 and never reused (retention removes events from
@@ -109,7 +109,17 @@ const schema = `
 
 export class EventStore {
   private readonly statements;
-  private readonly appendTransaction: Transaction<(events: NewEvent[], nowMs: number) => StoredEvent[]>;
+  /** Started with the first append, so that a store only read from starts no thread. */
+  private writer?: EventWriter;
+  /**
+   * Each partition's counters as of the last commit, read from the table once: this store is the
+   * table's only writer, so positions are assigned here without a read per append.
+   */
+  private readonly committed = new Map<number, PartitionRow>();
+  private appending = false;
+  /** Annotations as JSON, per object: the event log gives all messages of a sender the same stamps. */
+  private readonly annotationsJson = new WeakMap<object, string>();
+  private closed = false;
 
   constructor(private readonly db: Db) {
     db.exec(schema);
@@ -122,13 +132,6 @@ export class EventStore {
          VALUES (?, 0, 0, -1, 0)`),
       partition: db.prepare<[number], PartitionRow>(
         'SELECT next_sequence, next_offset, last_offset, last_enqueued_ms FROM event_partitions WHERE partition = ?'),
-      advance: db.prepare(
-        `UPDATE event_partitions SET next_sequence = ?, next_offset = ?, last_offset = ?, last_enqueued_ms = ?
-         WHERE partition = ?`),
-      insert: db.prepare(
-        `INSERT INTO events (partition, sequence, offset, enqueued_ms, body,
-           message_id, correlation_id, content_type, content_encoding, user_id, properties)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       read: db.prepare<[number, number, number], EventRow>(
         'SELECT * FROM events WHERE partition = ? AND sequence >= ? ORDER BY sequence LIMIT ?'),
       first: db.prepare<[number], { sequence: number }>(
@@ -144,7 +147,6 @@ export class EventStore {
       pruneOlder: db.prepare('DELETE FROM events WHERE enqueued_ms < ?'),
       pruneBefore: db.prepare('DELETE FROM events WHERE partition = ? AND sequence < ?'),
     };
-    this.appendTransaction = db.transaction((events: NewEvent[], nowMs: number) => this.insertAll(events, nowMs));
   }
 
   /**
@@ -162,10 +164,30 @@ export class EventStore {
     return create.immediate();
   }
 
-  /** Appends the events in one transaction: when this returns, they are on disk. */
-  append(events: NewEvent[], nowMs: number): StoredEvent[] {
+  /**
+   * Appends the events in one transaction; resolves once they are on disk, and rejects if none of
+   * them is. One append at a time (the event log's group commit waits for each).
+   */
+  async append(events: NewEvent[], nowMs: number): Promise<StoredEvent[]> {
+    if (this.closed) throw new Error('The event store is closed');
+    if (this.appending) throw new Error('One append at a time');
     if (events.length === 0) return [];
-    return this.appendTransaction.immediate(events, nowMs);
+    this.appending = true;
+    try {
+      const { batch, stored, partitions } = this.positioned(events, nowMs);
+      this.writer ??= openEventWriter(this.db);
+      await this.writer.write(batch);
+      for (const [partition, state] of partitions) this.committed.set(partition, state);
+      return stored;
+    } finally {
+      this.appending = false;
+    }
+  }
+
+  /** Waits for an append in flight and ends the writer. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.writer?.close();
   }
 
   /** Events of a partition from `fromSequence` on (inclusive), oldest first, at most `limit`. */
@@ -215,24 +237,26 @@ export class EventStore {
     return run.immediate();
   }
 
-  private insertAll(events: NewEvent[], nowMs: number): StoredEvent[] {
+  /** Sequence numbers, offsets and enqueued times for `events`, and the batch that writes them. */
+  private positioned(events: NewEvent[], nowMs: number) {
     const partitions = new Map<number, PartitionRow>();
-    const stored = events.map((event) => {
+    const rows: EventRowValues[] = [];
+    let bodyBytes = 0;
+    const stored = events.map((event): StoredEvent => {
       let state = partitions.get(event.partition);
       if (!state) {
-        state = { ...this.partitionRow(event.partition) };
+        state = { ...this.committedRow(event.partition) };
         partitions.set(event.partition, state);
       }
-      // One JSON encode per event (three were a visible share of the D2C profile).
-      const column: PropertiesColumn = { annotations: event.annotations, application: event.properties };
-      const properties = JSON.stringify(column);
+      const properties = this.propertiesColumn(event);
       const { messageId, correlationId, contentType, contentEncoding, userId } = event.systemProperties;
       // Enqueued times never go back within a partition, even if the wall clock does.
       const enqueuedMs = Math.max(nowMs, state.last_enqueued_ms);
       const sequence = state.next_sequence;
       const offset = state.next_offset;
-      this.statements.insert.run(event.partition, sequence, offset, enqueuedMs, event.body,
-        messageId ?? null, correlationId ?? null, contentType ?? null, contentEncoding ?? null, userId ?? null, properties);
+      rows.push([event.partition, sequence, offset, enqueuedMs, bodyBytes, bodyBytes + event.body.length,
+        messageId ?? null, correlationId ?? null, contentType ?? null, contentEncoding ?? null, userId ?? null, properties]);
+      bodyBytes += event.body.length;
       state.next_sequence = sequence + 1;
       state.next_offset = offset + event.body.length + Buffer.byteLength(properties) +
         storedLength(messageId) + storedLength(correlationId) + storedLength(contentType) +
@@ -241,11 +265,33 @@ export class EventStore {
       state.last_enqueued_ms = enqueuedMs;
       return { ...event, sequenceNumber: sequence, offset: String(offset), enqueuedTimeMs: enqueuedMs };
     });
-    for (const [partition, state] of partitions) {
-      this.statements.advance.run(
-        state.next_sequence, state.next_offset, state.last_offset, state.last_enqueued_ms, partition);
+    // Not from Buffer's pool, so that the writer can transfer it rather than copy it.
+    const bodies = Buffer.allocUnsafeSlow(bodyBytes);
+    let at = 0;
+    for (const event of events) at += event.body.copy(bodies, at);
+    const advances = [...partitions].map(([partition, state]): PartitionAdvance =>
+      [partition, state.next_sequence, state.next_offset, state.last_offset, state.last_enqueued_ms]);
+    const batch: EventBatch = { rows, advances, bodies };
+    return { batch, stored, partitions };
+  }
+
+  /** JSON.stringify of the `properties` column, with the annotations' part encoded once per object. */
+  private propertiesColumn(event: NewEvent): string {
+    let annotations = this.annotationsJson.get(event.annotations);
+    if (annotations === undefined) {
+      annotations = JSON.stringify(event.annotations);
+      this.annotationsJson.set(event.annotations, annotations);
     }
-    return stored;
+    return `{"annotations":${annotations},"application":${JSON.stringify(event.properties)}}`;
+  }
+
+  private committedRow(partition: number): PartitionRow {
+    let row = this.committed.get(partition);
+    if (!row) {
+      row = this.partitionRow(partition);
+      this.committed.set(partition, row);
+    }
+    return row;
   }
 
   private partitionRow(partition: number): PartitionRow {
