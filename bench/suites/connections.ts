@@ -1,4 +1,4 @@
-import type { HubUnderTest } from '../lib/hub.js';
+import { cpuSecondsOf, type HubUnderTest } from '../lib/hub.js';
 import { benchDeviceId } from '../lib/device-auth.js';
 import { registerDevices } from '../lib/registry.js';
 import { nowMs, sleep } from '../lib/stats.js';
@@ -20,6 +20,8 @@ interface Batch {
   ok: number;
   failures: Record<string, number>;
   ms: number;
+  /** CPU this client process spent on the batch. */
+  cpuMs: number;
   open: number;
   dropped: number;
 }
@@ -27,6 +29,10 @@ interface Batch {
 /** The counts to hold, step by step, up to the bound. */
 function steps(max: number): number[] {
   return [1000, 2500, 5000, 7500, 10_000, 15_000, 20_000, 30_000, 50_000].filter((n) => n < max).concat(max);
+}
+
+function perConnect(cpuMs: number, connects: number): string {
+  return connects > 0 && Number.isFinite(cpuMs) ? `${((cpuMs * 1000) / connects).toFixed(0)} µs` : '?';
 }
 
 function describe(failures: Record<string, number>): string {
@@ -65,12 +71,17 @@ export async function connectionsSuite(hub: HubUnderTest, o: ConnectionOptions):
         return w.next<Batch>('connected', o.stepTimeMs + 30_000);
       });
       const start = nowMs();
+      const hubCpu = cpuSecondsOf(hub.pid);
       const results = await Promise.all(batches);
       const seconds = (nowMs() - start) / 1000;
+      const hubCpuMs = ((cpuSecondsOf(hub.pid) ?? NaN) - (hubCpu ?? NaN)) * 1000;
+      const clientCpuMs = results.reduce((n, r) => n + r.cpuMs, 0);
       const ok = results.reduce((n, r) => n + r.ok, 0);
       const failures: Record<string, number> = {};
       for (const r of results) for (const [k, v] of Object.entries(r.failures)) failures[k] = (failures[k] ?? 0) + v;
-      firstStep ??= { rate: ok / seconds, note: `${ok} connects from ${workerCount} processes, ${o.concurrency * workerCount} in flight${ok < fresh.length ? `; ${describe(failures)}` : ''}` };
+      // CPU per connect on each side: on shared cores the rate says little without it.
+      const cpuNote = `CPU per connect: hub ${perConnect(hubCpuMs, ok)}, clients ${perConnect(clientCpuMs, ok)}`;
+      firstStep ??= { rate: ok / seconds, note: `${ok} connects from ${workerCount} processes, ${o.concurrency * workerCount} in flight; ${cpuNote}${ok < fresh.length ? `; ${describe(failures)}` : ''}` };
       await sleep(2000);
       const status = await Promise.all(workers.map((w) => {
         w.send({ type: 'status' });
@@ -78,7 +89,7 @@ export async function connectionsSuite(hub: HubUnderTest, o: ConnectionOptions):
       }));
       const open = status.reduce((n, s) => n + s.open, 0);
       const dropped = status.reduce((n, s) => n + s.dropped, 0);
-      console.log(`  ${step}: ${open} open, ${ok}/${fresh.length} new in ${seconds.toFixed(1)} s (${Math.round(ok / seconds)}/s)${dropped ? `, ${dropped} dropped` : ''}${ok < fresh.length ? `, failed: ${describe(failures)}` : ''}`);
+      console.log(`  ${step}: ${open} open, ${ok}/${fresh.length} new in ${seconds.toFixed(1)} s (${Math.round(ok / seconds)}/s; ${cpuNote})${dropped ? `, ${dropped} dropped` : ''}${ok < fresh.length ? `, failed: ${describe(failures)}` : ''}`);
       if (open < step) {
         stoppedBecause = `stopped at step ${step}: ${open} open${dropped ? `, ${dropped} dropped after CONNACK` : ''}${ok < fresh.length ? `; ${describe(failures) || 'step timed out'}` : ''}`;
         held = Math.max(held, open);

@@ -43,6 +43,7 @@ workerMain<ConnectorConfig>(async (config, ctx) => {
     let next = 0;
     let ok = 0;
     const start = nowMs();
+    const cpu = process.cpuUsage();
     const deadline = start + config.timeMs;
     const lane = async () => {
       while (next < deviceIds.length && nowMs() < deadline && !ctx.stopping.aborted) {
@@ -52,7 +53,8 @@ workerMain<ConnectorConfig>(async (config, ctx) => {
       }
     };
     await Promise.all(Array.from({ length: config.concurrency }, lane));
-    return { ok, failures, ms: nowMs() - start, open: open.size, dropped };
+    const used = process.cpuUsage(cpu);
+    return { ok, failures, ms: nowMs() - start, cpuMs: (used.user + used.system) / 1000, open: open.size, dropped };
   };
 
   ctx.on((m) => {
