@@ -190,6 +190,7 @@ export class LocalHub {
     const closed = Promise.all(this.listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
     for (const socket of this.sockets) socket.destroy();
     await closed;
+    this.registry.flushConnectionStates();
     await this.eventLog.close();
     this.db.close();
   }

@@ -20,6 +20,14 @@ export interface IdentityRecord {
   createdTime: string;
 }
 
+export interface ConnectionStateChange {
+  deviceId: string;
+  moduleId: string;
+  state: IdentityRecord['connectionState'];
+  /** ISO time of the connect or disconnect. */
+  at: string;
+}
+
 /** Identities and shared access policies. Every write is committed when the call returns. */
 export class IdentityStore {
   private readonly stmts;
@@ -48,6 +56,9 @@ export class IdentityStore {
       countDevices: db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM identities WHERE module_id = ''"),
       policies: db.prepare<[], { record: string }>('SELECT record FROM policies'),
       putPolicy: db.prepare<[string, string]>('INSERT OR REPLACE INTO policies (key_name, record) VALUES (?, ?)'),
+      connectionState: db.prepare<[string, string, string, string, string]>(
+        "UPDATE identities SET record = json_set(record, '$.connectionState', ?, '$.connectionStateUpdatedTime', ?, '$.lastActivityTime', ?) WHERE device_id = ? AND module_id = ?",
+      ),
     };
   }
 
@@ -60,9 +71,16 @@ export class IdentityStore {
     this.stmts.put.run(record.deviceId, record.moduleId, JSON.stringify(record));
   }
 
-  /** Writes a record whose only change is its connection state, which need not survive a power loss. */
-  putConnectionState(record: IdentityRecord): void {
-    withoutFsync(this.db, () => this.put(record));
+  /**
+   * Sets identities' connection state and last activity, in place (no read, no JSON in JS), all in one
+   * commit without fsync: connection state need not survive a power loss. Missing identities are skipped.
+   */
+  putConnectionStates(changes: Iterable<ConnectionStateChange>): void {
+    withoutFsync(this.db, () =>
+      this.transaction(() => {
+        for (const c of changes) this.stmts.connectionState.run(c.state, c.at, c.at, c.deviceId, c.moduleId);
+      }),
+    );
   }
 
   /** Removes a device and all its modules, or one module. */
