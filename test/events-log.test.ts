@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -174,10 +174,8 @@ describe('event log', () => {
         const last = await log.append({ deviceId: 'last', body: Buffer.from('last'), properties: {} });
         process.stdout.write(JSON.stringify(last), () => process.kill(process.pid, 'SIGKILL'));
       `;
-      // A module file, not --input-type=module -e: worker threads inherit the flags, and that one fails them.
-      const file = join(dir, 'append-and-die.mjs');
-      writeFileSync(file, script);
-      const child = spawnSync(process.execPath, [file], { timeout: 30_000, encoding: 'utf8' });
+      // Run with --input-type=module -e, which the writer thread must not inherit.
+      const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000, encoding: 'utf8' });
       assert.equal(child.signal, 'SIGKILL', child.stderr);
       const acknowledged = JSON.parse(child.stdout) as { partition: number; sequenceNumber: number };
 

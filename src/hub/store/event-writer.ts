@@ -84,7 +84,10 @@ class ThreadEventWriter implements EventWriter {
   private ended?: Error;
 
   constructor(path: string) {
-    this.worker = new Worker(new URL('./event-writer-thread.js', import.meta.url), { workerData: { path } });
+    // The thread inherits Node's flags (--cpu-prof, --import...), except --input-type, which a
+    // thread started from a file refuses (a hub run from `node --input-type=module -e` would lose D2C).
+    const execArgv = process.execArgv.filter((arg) => !arg.startsWith('--input-type'));
+    this.worker = new Worker(new URL('./event-writer-thread.js', import.meta.url), { workerData: { path }, execArgv });
     // Referenced only while a commit is in flight: an idle writer never keeps the process alive.
     this.worker.unref();
     this.worker.on('message', (reply: WriterReply) => this.settle(reply.ok ? undefined : new Error(reply.message)));
