@@ -23,7 +23,8 @@ function openCopies(path: string): number {
   }).length;
 }
 
-const onLinux = process.platform === 'linux' ? false : 'counts open files in /proc/self/fd';
+// A skip reason off Linux (node:test skips a test whose `skip` is a string).
+const skipUnlessLinux = process.platform === 'linux' ? false : 'counts open files in /proc/self/fd';
 
 describe('event log commits', () => {
   for (const where of ['a database file (worker thread)', 'memory (in-thread)']) {
@@ -89,7 +90,7 @@ describe('event log commits', () => {
     }
   });
 
-  test('the writer thread starts with the first append and LocalHub.stop() ends it', { skip: onLinux }, async () => {
+  test('the writer thread starts with the first append and LocalHub.stop() ends it', { skip: skipUnlessLinux }, async () => {
     const t = await startTestHub();
     const path = join(t.dataDir, 'hub.db');
     try {
