@@ -98,10 +98,15 @@ export function parsePropertyBag(bag: string): Array<[string, string]> {
     const eq = part.indexOf('=');
     const [name, value] = eq < 0 ? [part, ''] : [part.slice(0, eq), part.slice(eq + 1)];
     try {
-      pairs.push([decodeURIComponent(name), decodeURIComponent(value)]);
+      pairs.push([decoded(name), decoded(value)]);
     } catch {
       throw hubErrors.argumentInvalid(`The property bag has a malformed percent-encoding in '${part.slice(0, 40)}'.`);
     }
   }
   return pairs;
+}
+
+/** decodeURIComponent, skipped where there is nothing to decode (most names and values). */
+function decoded(text: string): string {
+  return text.includes('%') ? decodeURIComponent(text) : text;
 }

@@ -113,7 +113,7 @@ export class EventLog extends EventEmitter<EventLogEvents> {
 
   /** Appends one message; it is on disk when this resolves. */
   async append(msg: D2CMessage): Promise<StoredEvent> {
-    return (await this.appendMany([msg]))[0]!;
+    return this.commits.add(this.toNewEvent(msg));
   }
 
   /**
@@ -121,7 +121,8 @@ export class EventLog extends EventEmitter<EventLogEvents> {
    * same time. They are on disk, and announced to live readers, when this resolves.
    */
   async appendMany(msgs: D2CMessage[]): Promise<StoredEvent[]> {
-    return this.commits.add(msgs.map((msg) => this.toNewEvent(msg)));
+    const events = msgs.map((msg) => this.toNewEvent(msg)); // all checked before any is added
+    return Promise.all(events.map((event) => this.commits.add(event)));
   }
 
   /** Up to `max` events of a partition from sequence number `fromSequence` on, oldest first. */
@@ -183,16 +184,16 @@ export class EventLog extends EventEmitter<EventLogEvents> {
 
   private toNewEvent(msg: D2CMessage): NewEvent {
     if (!msg.deviceId) throw hubErrors.argumentNull('A device-to-cloud message needs the sending device id.');
+    const systemProperties: NewEvent['systemProperties'] = {};
+    if (msg.messageId !== undefined) systemProperties.messageId = msg.messageId;
+    if (msg.correlationId !== undefined) systemProperties.correlationId = msg.correlationId;
+    if (msg.contentType !== undefined) systemProperties.contentType = msg.contentType;
+    if (msg.contentEncoding !== undefined) systemProperties.contentEncoding = msg.contentEncoding;
+    if (msg.userId !== undefined) systemProperties.userId = msg.userId;
     return {
       partition: this.partitionOf(msg.deviceId),
       body: msg.body,
-      systemProperties: definedOnly({
-        messageId: msg.messageId,
-        correlationId: msg.correlationId,
-        contentType: msg.contentType,
-        contentEncoding: msg.contentEncoding,
-        userId: msg.userId,
-      }),
+      systemProperties,
       annotations: this.stampsOf(msg),
       properties: msg.properties,
     };

@@ -3,9 +3,11 @@
  * arrives while a commit is in flight, goes into the next commit (one transaction, one fsync, for
  * many publishes). One commit at a time. Each caller is settled once its commit has happened: a
  * device is acknowledged only for what is on disk, and a failed commit acknowledges nothing of it.
+ * Items added in one synchronous run always share a commit.
  */
 export class GroupCommit<T, R> {
-  private pending: Array<{ items: T[]; resolve: (results: R[]) => void; reject: (err: unknown) => void }> = [];
+  private items: T[] = [];
+  private settlers: Array<{ resolve: (result: R) => void; reject: (err: unknown) => void }> = [];
   private committing = false;
 
   /**
@@ -17,29 +19,30 @@ export class GroupCommit<T, R> {
     private readonly committed: (results: R[]) => void = () => {},
   ) {}
 
-  add(items: T[]): Promise<R[]> {
+  add(item: T): Promise<R> {
     return new Promise((resolve, reject) => {
-      if (this.pending.push({ items, resolve, reject }) === 1 && !this.committing) setImmediate(() => this.flush());
+      this.settlers.push({ resolve, reject });
+      if (this.items.push(item) === 1 && !this.committing) setImmediate(() => this.flush());
     });
   }
 
   private async flush(): Promise<void> {
-    const batch = this.pending;
-    this.pending = [];
+    const { items, settlers } = this;
+    this.items = [];
+    this.settlers = [];
     this.committing = true;
     let results: R[];
     try {
-      results = await this.commit(batch.flatMap((p) => p.items));
+      results = await this.commit(items);
     } catch (err) {
-      for (const p of batch) p.reject(err);
+      for (const settler of settlers) settler.reject(err);
       return;
     } finally {
       this.committing = false;
       // The next batch goes to disk first, then this one is delivered: the commit is the slow part.
-      if (this.pending.length > 0) void this.flush();
+      if (this.items.length > 0) void this.flush();
     }
     this.committed(results);
-    let at = 0;
-    for (const p of batch) p.resolve(results.slice(at, (at += p.items.length)));
+    for (let i = 0; i < settlers.length; i++) settlers[i]!.resolve(results[i]!);
   }
 }

@@ -263,7 +263,11 @@ export class EventStore {
         storedLength(contentEncoding) + storedLength(userId);
       state.last_offset = offset;
       state.last_enqueued_ms = enqueuedMs;
-      return { ...event, sequenceNumber: sequence, offset: String(offset), enqueuedTimeMs: enqueuedMs };
+      return {
+        partition: event.partition, body: event.body, systemProperties: event.systemProperties,
+        annotations: event.annotations, properties: event.properties,
+        sequenceNumber: sequence, offset: String(offset), enqueuedTimeMs: enqueuedMs,
+      };
     });
     // Not from Buffer's pool, so that the writer can transfer it rather than copy it.
     const bodies = Buffer.allocUnsafeSlow(bodyBytes);
