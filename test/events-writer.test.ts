@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { EventLog } from '../src/hub/events/event-log.js';
+import { EventLog, type D2CMessage } from '../src/hub/events/event-log.js';
 import { openDatabase } from '../src/hub/store/database.js';
 import { EventStore } from '../src/hub/store/event-store.js';
 import { telemetry } from './events-support.js';
@@ -67,6 +67,34 @@ describe('event log commits', () => {
       }
     });
   }
+
+  test('what the writer thread stores reads back the same: unicode, missing fields, large and empty bodies', async () => {
+    const dir = tempDir('iothub-events-');
+    const path = join(dir, 'hub.db');
+    const db = openDatabase(path);
+    const log = new EventLog(new EventStore(db), { partitionCount: 1 });
+    try {
+      const messages: D2CMessage[] = [
+        { deviceId: 'plain', body: Buffer.from('{"t":1}'), properties: {} },
+        { deviceId: 'капибара', moduleId: 'モジュール', body: Buffer.from('温度 🌡'), messageId: 'id-é', correlationId: '相关', contentType: 'application/json', contentEncoding: 'utf-8', userId: 'ユーザー', properties: { 'ключ': 'значение 🌡', empty: '' } },
+        { deviceId: 'large', body: Buffer.alloc(256 * 1024, 7), properties: { n: 'x'.repeat(5000) } }, // beyond the packer's first buffer
+        { deviceId: 'empty', body: Buffer.alloc(0), properties: {} },
+      ];
+      const appended = await log.appendMany(messages);
+      const reopened = new EventStore(openDatabase(path)); // reads the table, not the in-memory tail
+      const read = reopened.read(0, 0, 10);
+      assert.equal(read.length, messages.length);
+      for (const [i, event] of read.entries()) {
+        const { partition, body, systemProperties, annotations, properties, sequenceNumber, offset, enqueuedTimeMs } = appended[i]!;
+        assert.deepEqual(event, { partition, body, systemProperties, annotations, properties, sequenceNumber, offset, enqueuedTimeMs }, `message ${i}`);
+      }
+      assert.ok(read.every((e, i) => i === 0 || Number(e.offset) > Number(read[i - 1]!.offset)), 'offsets grow');
+    } finally {
+      await log.close();
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   test('appends that arrive while a commit is in flight go into the next one, in order', async () => {
     const dir = tempDir('iothub-events-');

@@ -1,5 +1,5 @@
 import type { Db } from './database.js';
-import { openEventWriter, type EventBatch, type EventRowValues, type EventWriter, type PartitionAdvance } from './event-writer.js';
+import { EventRowPacker, openEventWriter, type EventWriter, type PartitionAdvance } from './event-writer.js';
 
 // The device-to-cloud event log on disk: one append-only stream per partition, as an Event Hub keeps.
 // Sequence numbers are contiguous per partition from 0 and never reused (retention removes events from
@@ -117,8 +117,8 @@ export class EventStore {
    */
   private readonly committed = new Map<number, PartitionRow>();
   private appending = false;
-  /** Annotations as JSON, per object: the event log gives all messages of a sender the same stamps. */
-  private readonly annotationsJson = new WeakMap<object, string>();
+  /** See propertiesPrefix. */
+  private readonly propertiesPrefixes = new WeakMap<object, string>();
   private closed = false;
 
   constructor(private readonly db: Db) {
@@ -240,27 +240,24 @@ export class EventStore {
   /** Sequence numbers, offsets and enqueued times for `events`, and the batch that writes them. */
   private positioned(events: NewEvent[], nowMs: number) {
     const partitions = new Map<number, PartitionRow>();
-    const rows: EventRowValues[] = [];
-    let bodyBytes = 0;
+    const packer = new EventRowPacker(events.length * 1024);
     const stored = events.map((event): StoredEvent => {
       let state = partitions.get(event.partition);
       if (!state) {
         state = { ...this.committedRow(event.partition) };
         partitions.set(event.partition, state);
       }
-      const properties = this.propertiesColumn(event);
       const { messageId, correlationId, contentType, contentEncoding, userId } = event.systemProperties;
       // Enqueued times never go back within a partition, even if the wall clock does.
       const enqueuedMs = Math.max(nowMs, state.last_enqueued_ms);
       const sequence = state.next_sequence;
       const offset = state.next_offset;
-      rows.push([event.partition, sequence, offset, enqueuedMs, bodyBytes, bodyBytes + event.body.length,
-        messageId ?? null, correlationId ?? null, contentType ?? null, contentEncoding ?? null, userId ?? null, properties]);
-      bodyBytes += event.body.length;
+      const columnBytes = packer.add([event.partition, sequence, offset, enqueuedMs], event.body,
+        [messageId ?? null, correlationId ?? null, contentType ?? null, contentEncoding ?? null, userId ?? null],
+        this.propertiesPrefix(event.annotations), JSON.stringify(event.properties));
+      // An offset advances by the event's stored size.
       state.next_sequence = sequence + 1;
-      state.next_offset = offset + event.body.length + Buffer.byteLength(properties) +
-        storedLength(messageId) + storedLength(correlationId) + storedLength(contentType) +
-        storedLength(contentEncoding) + storedLength(userId);
+      state.next_offset = offset + event.body.length + columnBytes;
       state.last_offset = offset;
       state.last_enqueued_ms = enqueuedMs;
       return {
@@ -269,24 +266,22 @@ export class EventStore {
         sequenceNumber: sequence, offset: String(offset), enqueuedTimeMs: enqueuedMs,
       };
     });
-    // Not from Buffer's pool, so that the writer can transfer it rather than copy it.
-    const bodies = Buffer.allocUnsafeSlow(bodyBytes);
-    let at = 0;
-    for (const event of events) at += event.body.copy(bodies, at);
     const advances = [...partitions].map(([partition, state]): PartitionAdvance =>
       [partition, state.next_sequence, state.next_offset, state.last_offset, state.last_enqueued_ms]);
-    const batch: EventBatch = { rows, advances, bodies };
-    return { batch, stored, partitions };
+    return { batch: packer.batch(advances), stored, partitions };
   }
 
-  /** JSON.stringify of the `properties` column, with the annotations' part encoded once per object. */
-  private propertiesColumn(event: NewEvent): string {
-    let annotations = this.annotationsJson.get(event.annotations);
-    if (annotations === undefined) {
-      annotations = JSON.stringify(event.annotations);
-      this.annotationsJson.set(event.annotations, annotations);
+  /**
+   * The `properties` column (a PropertiesColumn's JSON) up to the application properties, encoded
+   * once per annotations object: the event log gives all messages of a sender the same one.
+   */
+  private propertiesPrefix(annotations: Record<string, string>): string {
+    let prefix = this.propertiesPrefixes.get(annotations);
+    if (prefix === undefined) {
+      prefix = `{"annotations":${JSON.stringify(annotations)},"application":`;
+      this.propertiesPrefixes.set(annotations, prefix);
     }
-    return `{"annotations":${annotations},"application":${JSON.stringify(event.properties)}}`;
+    return prefix;
   }
 
   private committedRow(partition: number): PartitionRow {
@@ -303,10 +298,6 @@ export class EventStore {
     if (!row) throw new RangeError(`No event partition ${partition}`);
     return row;
   }
-}
-
-function storedLength(value: string | undefined): number {
-  return value === undefined ? 0 : Buffer.byteLength(value);
 }
 
 function toStoredEvent(row: EventRow): StoredEvent {

@@ -5,26 +5,108 @@ import type { Db } from './database.js';
 // its own connection does them, so the hub's event loop keeps parsing MQTT and sending AMQP while
 // the disk syncs; an in-memory database cannot be shared with a thread, so there they run in-thread.
 
-/** One row of the events table, in its column order. */
-export type EventRowValues = [
-  partition: number, sequence: number, offset: number, enqueuedMs: number,
-  bodyStart: number, bodyEnd: number,
-  messageId: string | null, correlationId: string | null, contentType: string | null,
-  contentEncoding: string | null, userId: string | null, properties: string,
-];
-
 /** A partition's counters after a batch, as the event_partitions table keeps them. */
 export type PartitionAdvance = [partition: number, nextSequence: number, nextOffset: number, lastOffset: number, lastEnqueuedMs: number];
 
 /**
- * One transaction's worth of events. The bodies travel as one buffer (rows point into it), which
- * must own its memory: it is transferred to the writer thread, not copied. (A Buffer from a socket
- * is a view of a larger pooled one, which postMessage would copy whole, per message.)
+ * One transaction's worth of events: their rows packed into one buffer (see EventRowPacker), which
+ * owns its memory and is transferred to the writer thread, not copied. Packing costs the event loop a
+ * byte copy per string; structured-cloning the rows as arrays cost it several times that.
  */
 export interface EventBatch {
-  rows: EventRowValues[];
+  packed: Uint8Array;
+  rows: number;
   advances: PartitionAdvance[];
-  bodies: Uint8Array;
+}
+
+/** The text columns of an events row after its numbers, in table order; null is SQL NULL. */
+export type EventRowTexts = [messageId: string | null, correlationId: string | null, contentType: string | null,
+  contentEncoding: string | null, userId: string | null];
+
+const NULL_TEXT = -1;
+
+/**
+ * Writes events rows one after another: partition, sequence, offset and enqueued time as float64s,
+ * the body and each text as a length (int32; -1 for NULL) and bytes, then the properties JSON, which
+ * is written in parts (`{prefix}{application}}`) so that the per-sender prefix is never copied into
+ * a string per message.
+ */
+export class EventRowPacker {
+  private buf: Buffer;
+  private at = 0;
+  private rows = 0;
+
+  constructor(bytesHint: number) {
+    // Not from Buffer's pool, so that it can be transferred.
+    this.buf = Buffer.allocUnsafeSlow(Math.max(4096, bytesHint));
+  }
+
+  /** Adds a row; returns the bytes of its texts and properties, which the offset counts. */
+  add(numbers: [partition: number, sequence: number, offset: number, enqueuedMs: number], body: Buffer,
+    texts: EventRowTexts, propertiesPrefix: string, application: string): number {
+    this.room(32 + 4 + body.length);
+    for (const n of numbers) this.at = this.buf.writeDoubleLE(n, this.at);
+    this.at = this.buf.writeInt32LE(body.length, this.at);
+    this.at += body.copy(this.buf, this.at);
+    let textBytes = 0;
+    for (const text of texts) textBytes += this.text(text);
+    const properties = this.at;
+    this.at += 4;
+    this.raw(propertiesPrefix);
+    this.raw(application);
+    this.raw('}');
+    const propertiesBytes = this.at - properties - 4;
+    this.buf.writeInt32LE(propertiesBytes, properties);
+    this.rows++;
+    return textBytes + propertiesBytes;
+  }
+
+  batch(advances: PartitionAdvance[]): EventBatch {
+    return { packed: new Uint8Array(this.buf.buffer, this.buf.byteOffset, this.at), rows: this.rows, advances };
+  }
+
+  private text(value: string | null): number {
+    if (value === null) {
+      this.room(4);
+      this.at = this.buf.writeInt32LE(NULL_TEXT, this.at);
+      return 0;
+    }
+    const lengthAt = this.at;
+    this.at += 4;
+    const bytes = this.raw(value);
+    this.buf.writeInt32LE(bytes, lengthAt);
+    return bytes;
+  }
+
+  private raw(value: string): number {
+    this.room(4 + value.length * 3); // UTF-8 bytes per UTF-16 unit, at most
+    const bytes = this.buf.write(value, this.at, 'utf8');
+    this.at += bytes;
+    return bytes;
+  }
+
+  private room(bytes: number): void {
+    if (this.at + bytes <= this.buf.length) return;
+    const bigger = Buffer.allocUnsafeSlow(Math.max(this.buf.length * 2, this.at + bytes));
+    this.buf.copy(bigger, 0, 0, this.at);
+    this.buf = bigger;
+  }
+}
+
+/** The rows EventRowPacker wrote, as the INSERT binds them. */
+function* unpackRows(batch: EventBatch): Generator<[number, number, number, number, Buffer, ...EventRowTexts, string]> {
+  const buf = Buffer.from(batch.packed.buffer, batch.packed.byteOffset, batch.packed.byteLength);
+  let at = 0;
+  const number = () => ((at += 8), buf.readDoubleLE(at - 8));
+  const length = () => ((at += 4), buf.readInt32LE(at - 4));
+  const bytes = (n: number) => ((at += n), buf.subarray(at - n, at));
+  const text = () => {
+    const n = length();
+    return n === NULL_TEXT ? null : bytes(n).toString('utf8');
+  };
+  for (let row = 0; row < batch.rows; row++) {
+    yield [number(), number(), number(), number(), bytes(length()), text(), text(), text(), text(), text(), text()!];
+  }
 }
 
 export interface EventWriter {
@@ -44,10 +126,7 @@ export function batchCommitter(db: Db): (batch: EventBatch) => void {
     `UPDATE event_partitions SET next_sequence = ?, next_offset = ?, last_offset = ?, last_enqueued_ms = ?
      WHERE partition = ?`);
   const commit = db.transaction((batch: EventBatch) => {
-    const bodies = Buffer.from(batch.bodies.buffer, batch.bodies.byteOffset, batch.bodies.byteLength);
-    for (const [partition, sequence, offset, enqueuedMs, bodyStart, bodyEnd, ...columns] of batch.rows) {
-      insert.run(partition, sequence, offset, enqueuedMs, bodies.subarray(bodyStart, bodyEnd), ...columns);
-    }
+    for (const row of unpackRows(batch)) insert.run(...row);
     for (const [partition, nextSequence, nextOffset, lastOffset, lastEnqueuedMs] of batch.advances) {
       if (advance.run(nextSequence, nextOffset, lastOffset, lastEnqueuedMs, partition).changes !== 1) {
         throw new RangeError(`No event partition ${partition}`);
@@ -100,7 +179,7 @@ class ThreadEventWriter implements EventWriter {
     const written = new Promise<void>((resolve, reject) => {
       this.inFlight = { resolve, reject };
       this.worker.ref();
-      this.worker.postMessage(batch, [batch.bodies.buffer as ArrayBuffer]);
+      this.worker.postMessage(batch, [batch.packed.buffer as ArrayBuffer]);
     });
     this.lastWrite = written.catch(() => undefined);
     return written;
