@@ -174,8 +174,9 @@ describe('event log', () => {
         const last = await log.append({ deviceId: 'last', body: Buffer.from('last'), properties: {} });
         process.stdout.write(JSON.stringify(last), () => process.kill(process.pid, 'SIGKILL'));
       `;
-      // Run with --input-type=module -e, which the writer thread must not inherit.
-      const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000, encoding: 'utf8' });
+      // Run with flags a thread started from a file with the parent's execArgv refuses: --input-type
+      // (with -e) and a per-process V8 flag.
+      const child = spawnSync(process.execPath, ['--max-old-space-size=512', '--input-type=module', '-e', script], { timeout: 30_000, encoding: 'utf8' });
       assert.equal(child.signal, 'SIGKILL', child.stderr);
       const acknowledged = JSON.parse(child.stdout) as { partition: number; sequenceNumber: number };
 

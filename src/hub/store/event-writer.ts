@@ -163,10 +163,13 @@ class ThreadEventWriter implements EventWriter {
   private ended?: Error;
 
   constructor(path: string) {
-    // The thread inherits Node's flags (--cpu-prof, --import...), except --input-type, which a
-    // thread started from a file refuses (a hub run from `node --input-type=module -e` would lose D2C).
-    const execArgv = process.execArgv.filter((arg) => !arg.startsWith('--input-type'));
-    this.worker = new Worker(new URL('./event-writer-thread.js', import.meta.url), { workerData: { path }, execArgv });
+    // Started as a one-line eval that imports the thread's module: so the thread inherits Node's flags
+    // as Node filters them for threads (--cpu-prof yes; --max-old-space-size and other per-process
+    // flags, which an explicit execArgv may not hold, no), and --input-type, which a thread started from
+    // a file refuses, does no harm (`node --input-type=module -e` or `node --max-old-space-size=...`
+    // running the hub would otherwise lose D2C).
+    const module = new URL('./event-writer-thread.js', import.meta.url).href;
+    this.worker = new Worker(`import(${JSON.stringify(module)})`, { eval: true, workerData: { path } });
     // Referenced only while a commit is in flight: an idle writer never keeps the process alive.
     this.worker.unref();
     this.worker.on('message', (reply: WriterReply) => this.settle(reply.ok ? undefined : new Error(reply.message)));
