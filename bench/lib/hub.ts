@@ -94,9 +94,10 @@ export function rssOf(pid: number): number | null {
 }
 
 /** CPU seconds (user + system) a process has used so far (Linux /proc), or null. */
-export function cpuSecondsOf(pid: number): number | null {
+export function cpuSecondsOf(pid: number, thread?: 'main'): number | null {
   try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    // A process's main thread is the task whose id is the process's.
+    const fields = readFileSync(thread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
     return (Number(fields[11]) + Number(fields[12])) / 100;
   } catch {
     return null;

@@ -36,6 +36,7 @@ async function runLoad(target: MqttTarget, serverPid: number, load: D2CLoad, obs
     await watcher.next('ready', 30_000);
     await Promise.all(publishers.map((w) => w.next('ready', 60_000)));
     const serverCpu = cpuSecondsOf(serverPid);
+    const serverMainCpu = cpuSecondsOf(serverPid, 'main');
     for (const w of publishers) w.send({ type: 'go' });
     const done = await Promise.all(publishers.map((w) => w.next<{ result: D2CTally; cpuMs: number }>('result', load.timeMs + 60_000)));
     const sent = done.map((m) => m.result);
@@ -44,6 +45,7 @@ async function runLoad(target: MqttTarget, serverPid: number, load: D2CLoad, obs
     const observed = await watcher.next<{ result: D2CTally; cpuMs: number }>('result', load.timeMs + 60_000);
     const seen = observed.result;
     const serverCpuUsed = (cpuSecondsOf(serverPid) ?? NaN) - (serverCpu ?? NaN);
+    const serverMainCpuUsed = (cpuSecondsOf(serverPid, 'main') ?? NaN) - (serverMainCpu ?? NaN);
     const start = Math.min(...sent.map((t) => t.firstAt));
     const lastAck = Math.max(...sent.map((t) => t.lastAt));
     const failed = sent.reduce((n, t) => n + (t.failed ?? 0), 0);
@@ -56,7 +58,7 @@ async function runLoad(target: MqttTarget, serverPid: number, load: D2CLoad, obs
       endToEndRate: seen.count / ((Math.max(lastAck, seen.lastAt) - start) / 1000),
       note:
         `${acked} acked, ${seen.count} observed${failed ? `, ${failed} failed` : ''}${errors.length ? ` (${errors[0]})` : ''}; ` +
-        `CPU s: server ${serverCpuUsed.toFixed(1)}, publishers ${(done.reduce((n, m) => n + m.cpuMs, 0) / 1000).toFixed(1)}, ` +
+        `CPU s: server ${serverCpuUsed.toFixed(1)} (main thread ${serverMainCpuUsed.toFixed(1)}), publishers ${(done.reduce((n, m) => n + m.cpuMs, 0) / 1000).toFixed(1)}, ` +
         `observer ${(observed.cpuMs / 1000).toFixed(1)} in ${((Math.max(lastAck, seen.lastAt) - start) / 1000).toFixed(1)} s`,
     };
   } finally {
