@@ -141,6 +141,47 @@ describe('event log', () => {
     await log.close();
   });
 
+  test('finds start positions by offset and by enqueued time, as a scan of the partition would', async () => {
+    let now = 1_000;
+    const { log, store } = memoryLog({ now: () => now });
+    const p = log.partitionOf('positions');
+    // 40 events in batches of 1 to 4: several share an enqueued time, and the clock goes back once.
+    for (let batch = 0, i = 0; i < 40; batch++) {
+      now = batch === 6 ? now - 500 : now + 10;
+      const size = 1 + (batch % 4);
+      await log.appendMany(Array.from({ length: size }, () => telemetry('positions', i++)));
+    }
+    const check = () => {
+      const events = store.read(p, 0, 1000);
+      const scan = (passes: (e: (typeof events)[number]) => boolean) => events.find(passes)?.sequenceNumber;
+      const offsets = events.map((e) => Number(e.offset));
+      const times = events.map((e) => e.enqueuedTimeMs);
+      for (const offset of [-1, 0, ...offsets, ...offsets.map((o) => o + 1), offsets.at(-1)! + 1000]) {
+        for (const inclusive of [true, false]) {
+          assert.equal(store.firstSequenceAfterOffset(p, offset, inclusive),
+            scan((e) => (inclusive ? Number(e.offset) >= offset : Number(e.offset) > offset)), `offset ${offset}, inclusive ${inclusive}`);
+        }
+      }
+      for (const time of [0, ...times, ...times.map((t) => t + 1), times.at(-1)! + 1000]) {
+        for (const inclusive of [true, false]) {
+          assert.equal(store.firstSequenceAfterTime(p, time, inclusive),
+            scan((e) => (inclusive ? e.enqueuedTimeMs >= time : e.enqueuedTimeMs > time)), `time ${time}, inclusive ${inclusive}`);
+        }
+      }
+      return events;
+    };
+    const all = check();
+    // Retention by age removes the head (events enqueued before the cutoff) and the search starts after it.
+    const cutoff = all[17]!.enqueuedTimeMs;
+    const expected = all.filter((e) => e.enqueuedTimeMs < cutoff).length;
+    assert.ok(expected > 0 && expected < all.length);
+    assert.equal(store.prune(cutoff, 1000), expected);
+    assert.equal(check()[0]!.sequenceNumber, expected);
+    assert.equal(store.prune(all.at(-1)!.enqueuedTimeMs + 1, 1000), all.length - expected, 'everything, once all of it is older');
+    assert.equal(store.firstSequenceAfterTime(p, 0, true), undefined, 'an empty partition has no position');
+    await log.close();
+  });
+
   test('keeps the partition count it was created with', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'iothub-events-'));
     try {

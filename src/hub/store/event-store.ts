@@ -103,8 +103,10 @@ const schema = `
     properties TEXT NOT NULL,
     PRIMARY KEY (partition, sequence)
   );
-  CREATE INDEX IF NOT EXISTS events_by_offset ON events (partition, offset);
-  CREATE INDEX IF NOT EXISTS events_by_time ON events (partition, enqueued_ms);
+  -- Offsets and enqueued times never go back within a partition: they are found by a binary search
+  -- over sequence numbers (see firstSequenceWhere), not through indexes every insert would pay for.
+  DROP INDEX IF EXISTS events_by_offset;
+  DROP INDEX IF EXISTS events_by_time;
 `;
 
 export class EventStore {
@@ -136,15 +138,10 @@ export class EventStore {
         'SELECT * FROM events WHERE partition = ? AND sequence >= ? ORDER BY sequence LIMIT ?'),
       first: db.prepare<[number], { sequence: number }>(
         'SELECT sequence FROM events WHERE partition = ? ORDER BY sequence LIMIT 1'),
-      afterTime: db.prepare<[number, number], { sequence: number }>(
-        'SELECT sequence FROM events WHERE partition = ? AND enqueued_ms > ? ORDER BY sequence LIMIT 1'),
-      atOrAfterTime: db.prepare<[number, number], { sequence: number }>(
-        'SELECT sequence FROM events WHERE partition = ? AND enqueued_ms >= ? ORDER BY sequence LIMIT 1'),
-      afterOffset: db.prepare<[number, number], { sequence: number }>(
-        'SELECT sequence FROM events WHERE partition = ? AND offset > ? ORDER BY offset LIMIT 1'),
-      atOrAfterOffset: db.prepare<[number, number], { sequence: number }>(
-        'SELECT sequence FROM events WHERE partition = ? AND offset >= ? ORDER BY offset LIMIT 1'),
-      pruneOlder: db.prepare('DELETE FROM events WHERE enqueued_ms < ?'),
+      last: db.prepare<[number], { sequence: number }>(
+        'SELECT sequence FROM events WHERE partition = ? ORDER BY sequence DESC LIMIT 1'),
+      position: db.prepare<[number, number], { offset: number; enqueued_ms: number }>(
+        'SELECT offset, enqueued_ms FROM events WHERE partition = ? AND sequence = ?'),
       pruneBefore: db.prepare('DELETE FROM events WHERE partition = ? AND sequence < ?'),
     };
   }
@@ -197,14 +194,31 @@ export class EventStore {
 
   /** The first retained event enqueued after `timeMs` (or at it, when inclusive). */
   firstSequenceAfterTime(partition: number, timeMs: number, inclusive: boolean): number | undefined {
-    const statement = inclusive ? this.statements.atOrAfterTime : this.statements.afterTime;
-    return statement.get(partition, timeMs)?.sequence;
+    return this.firstSequenceWhere(partition, (row) => (inclusive ? row.enqueued_ms >= timeMs : row.enqueued_ms > timeMs));
   }
 
   /** The first retained event whose offset is after `offset` (or equal to it, when inclusive). */
   firstSequenceAfterOffset(partition: number, offset: number, inclusive: boolean): number | undefined {
-    const statement = inclusive ? this.statements.atOrAfterOffset : this.statements.afterOffset;
-    return statement.get(partition, offset)?.sequence;
+    return this.firstSequenceWhere(partition, (row) => (inclusive ? row.offset >= offset : row.offset > offset));
+  }
+
+  /**
+   * The first retained sequence number of `partition` whose row passes `test`, which must be false up
+   * to some row and true from it on (true of later offsets and enqueued times, which never go back).
+   * A binary search by primary key: retained sequence numbers are contiguous, from the first to the
+   * last (retention deletes from the head only).
+   */
+  private firstSequenceWhere(partition: number, test: (row: { offset: number; enqueued_ms: number }) => boolean): number | undefined {
+    const first = this.statements.first.get(partition)?.sequence;
+    const last = this.statements.last.get(partition)?.sequence;
+    if (first === undefined || last === undefined) return undefined;
+    let [low, high] = [first, last + 1]; // the answer is in [low, high]; high means none
+    while (low < high) {
+      const middle = Math.floor((low + high) / 2);
+      if (test(this.statements.position.get(partition, middle)!)) high = middle;
+      else low = middle + 1;
+    }
+    return low <= last ? low : undefined;
   }
 
   partitionInfo(partition: number): PartitionInfo {
@@ -226,11 +240,12 @@ export class EventStore {
    */
   prune(olderThanMs: number, maxPerPartition: number): number {
     const run = this.db.transaction(() => {
-      let deleted = this.statements.pruneOlder.run(olderThanMs).changes;
+      let deleted = 0;
       const partitions = this.statements.hub.get()?.partition_count ?? 0;
       for (let p = 0; p < partitions; p++) {
         const next = this.partitionRow(p).next_sequence;
-        deleted += this.statements.pruneBefore.run(p, next - maxPerPartition).changes;
+        const firstRecent = this.firstSequenceAfterTime(p, olderThanMs, true) ?? next;
+        deleted += this.statements.pruneBefore.run(p, Math.max(firstRecent, next - maxPerPartition)).changes;
       }
       return deleted;
     });
