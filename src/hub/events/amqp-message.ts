@@ -94,14 +94,14 @@ class Encoder {
       this.at = this.buf.writeInt8(value, this.at);
     } else {
       this.buf[this.at++] = CODE.long;
-      this.at = this.buf.writeBigInt64BE(BigInt(value), this.at);
+      this.at = this.buf.writeBigInt64BE(BigInt(Math.trunc(value)), this.at);
     }
   }
 
   timestamp(ms: number): void {
     this.room(9);
     this.buf[this.at++] = CODE.timestamp;
-    this.at = this.buf.writeBigInt64BE(BigInt(ms), this.at);
+    this.at = this.buf.writeBigInt64BE(BigInt(Math.trunc(ms)), this.at);
   }
 
   /** Opens a map32 or list32; `end` closes it with its element count. */
