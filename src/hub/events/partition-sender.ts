@@ -1,6 +1,7 @@
 import type { Writable } from 'node:stream';
 import type { Sender } from 'rhea';
 import { encodeAmqpMessage } from './amqp-message.js';
+import { sendSettled } from './settled-transfer.js';
 import type { EventLog } from './event-log.js';
 
 /** rhea state this module reads: it counts credit only when a queued delivery goes on the wire. */
@@ -66,19 +67,23 @@ export class PartitionSender {
       const events = this.eventLog.read(this.partition, this.next, Math.min(room, readChunk));
       if (events.length === 0) return;
       const runtime = this.runtimeMetric ? this.eventLog.partitionInfo(this.partition) : undefined;
-      for (const event of events) this.link.send(encodeAmqpMessage(event, runtime), undefined, 0);
-      this.queuedUntil = Math.max(this.queuedUntil, rhea.delivery_count) + events.length;
+      corkUntilWritten(this.link);
+      for (const event of events) {
+        const payload = encodeAmqpMessage(event, runtime);
+        if (sendSettled(this.link, payload)) continue;
+        this.link.send(payload, undefined, 0);
+        this.queuedUntil = Math.max(this.queuedUntil, rhea.delivery_count) + 1;
+      }
       this.next = events[events.length - 1]!.sequenceNumber + 1;
       room -= events.length;
-      corkUntilWritten(this.link);
     }
   }
 }
 
 /**
- * rhea writes each transfer frame with its own socket write (a syscall each: the largest single
- * cost of the hub under D2C load). It writes them in a process.nextTick queued by the first send;
- * corked until a tick queued after that one, a pump's transfers leave in one writev.
+ * A pump's transfers leave in one writev: the socket is corked until the next tick, by when those
+ * written here are in its buffer. (rhea writes the ones it sends in a process.nextTick queued by the
+ * first of them, which may run after the uncork: they still go out, in order, in writes of their own.)
  */
 function corkUntilWritten(link: Sender): void {
   const socket = (link.connection as unknown as { socket?: Writable }).socket;
