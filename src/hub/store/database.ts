@@ -1,7 +1,84 @@
 import { chmodSync, closeSync, existsSync, openSync } from 'node:fs';
-import Database from 'better-sqlite3';
+import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
 
-export type Db = Database.Database;
+/** A prepared statement, typed by its parameters (positional, or one object of named ones) and its rows. */
+export interface Statement<P extends unknown[] = SQLInputValue[], R = Record<string, unknown>> {
+  run(...params: P): { changes: number };
+  get(...params: P): R | undefined;
+  all(...params: P): R[];
+}
+
+/**
+ * Node's own SQLite (node:sqlite), so that installing the hub needs no native build. Node 22 flags
+ * it as experimental when it is first loaded; that warning would reach every command's stderr, and
+ * the hub relies only on what Node 24 has made stable, so it is muted for that one load.
+ */
+const sqlite = (() => {
+  const emitWarning = process.emitWarning;
+  process.emitWarning = () => undefined;
+  try {
+    return process.getBuiltinModule('node:sqlite');
+  } finally {
+    process.emitWarning = emitWarning;
+  }
+})();
+
+/** The hub's SQLite connection: the few operations the stores use, nothing more. */
+export class Db {
+  private readonly connection: DatabaseSync;
+  private depth = 0;
+
+  /** `path` is a file, or ':memory:'. */
+  constructor(readonly path: string) {
+    this.connection = new sqlite.DatabaseSync(path);
+  }
+
+  get memory(): boolean {
+    return this.path === ':memory:';
+  }
+
+  get inTransaction(): boolean {
+    return this.depth > 0;
+  }
+
+  exec(sql: string): void {
+    this.connection.exec(sql);
+  }
+
+  prepare<P extends unknown[] = SQLInputValue[], R = Record<string, unknown>>(sql: string): Statement<P, R> {
+    return this.connection.prepare(sql) as unknown as Statement<P, R>;
+  }
+
+  /**
+   * Runs `fn` in one transaction: all of its writes land, or none. Immediate (the write lock from
+   * the start, waiting up to busy_timeout for it): a transaction that read first would fail with
+   * SQLITE_BUSY on its first write if the event writer thread committed in between. A transaction
+   * inside another is a savepoint, undone alone when it throws.
+   */
+  transaction<T>(fn: () => T): T {
+    const savepoint = `s${this.depth}`;
+    const outermost = this.depth === 0;
+    this.connection.exec(outermost ? 'BEGIN IMMEDIATE' : `SAVEPOINT ${savepoint}`);
+    this.depth++;
+    try {
+      const result = fn();
+      this.connection.exec(outermost ? 'COMMIT' : `RELEASE ${savepoint}`);
+      return result;
+    } catch (err) {
+      // A failed COMMIT may have ended the transaction already (SQLite rolls back on some errors).
+      if (this.connection.isTransaction) {
+        this.connection.exec(outermost ? 'ROLLBACK' : `ROLLBACK TO ${savepoint}; RELEASE ${savepoint}`);
+      }
+      throw err;
+    } finally {
+      this.depth--;
+    }
+  }
+
+  close(): void {
+    this.connection.close();
+  }
+}
 
 /**
  * Opens the hub's SQLite database. `path` is a file in the data dir, or ':memory:' for --in-memory.
@@ -13,14 +90,12 @@ export function openDatabase(path: string): Db {
     closeSync(openSync(path, 'a', 0o600));
     chmodSync(path, 0o600);
   }
-  const db = new Database(path);
-  db.pragma('journal_mode = WAL');
-  for (const file of path === ':memory:' ? [] : [`${path}-wal`, `${path}-shm`]) {
+  const db = new Db(path);
+  db.exec('PRAGMA journal_mode = WAL');
+  for (const file of db.memory ? [] : [`${path}-wal`, `${path}-shm`]) {
     if (existsSync(file)) chmodSync(file, 0o600); // from a hub that ran before modes were enforced
   }
-  db.pragma('synchronous = FULL');
-  db.pragma('foreign_keys = ON');
-  db.pragma('busy_timeout = 5000');
+  db.exec('PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000');
   return db;
 }
 
@@ -32,10 +107,10 @@ export function openDatabase(path: string): Db {
 export function withoutFsync<T>(db: Db, write: () => T): T {
   // Inside a transaction the write commits with it (and SQLite refuses to change the level there).
   if (db.inTransaction) return write();
-  db.pragma('synchronous = NORMAL');
+  db.exec('PRAGMA synchronous = NORMAL');
   try {
     return write();
   } finally {
-    db.pragma('synchronous = FULL');
+    db.exec('PRAGMA synchronous = FULL');
   }
 }

@@ -61,7 +61,7 @@ interface EventRow {
   sequence: number;
   offset: number;
   enqueued_ms: number;
-  body: Buffer;
+  body: Uint8Array;
   message_id: string | null;
   correlation_id: string | null;
   content_type: string | null;
@@ -151,14 +151,13 @@ export class EventStore {
    * `partitionCount` partitions; later calls return what was created (whatever they ask for).
    */
   ensureHub(partitionCount: number, nowMs: number): HubInfo {
-    const create = this.db.transaction(() => {
+    return this.db.transaction(() => {
       const existing = this.statements.hub.get();
       if (existing) return { partitionCount: existing.partition_count, createdAtMs: existing.created_ms };
       this.statements.createHub.run(partitionCount, nowMs);
       for (let p = 0; p < partitionCount; p++) this.statements.createPartition.run(p);
       return { partitionCount, createdAtMs: nowMs };
     });
-    return create.immediate();
   }
 
   /**
@@ -239,7 +238,7 @@ export class EventStore {
    * `maxPerPartition`. Returns how many events were deleted.
    */
   prune(olderThanMs: number, maxPerPartition: number): number {
-    const run = this.db.transaction(() => {
+    return this.db.transaction(() => {
       let deleted = 0;
       const partitions = this.statements.hub.get()?.partition_count ?? 0;
       for (let p = 0; p < partitions; p++) {
@@ -249,7 +248,6 @@ export class EventStore {
       }
       return deleted;
     });
-    return run.immediate();
   }
 
   /** Sequence numbers, offsets and enqueued times for `events`, and the batch that writes them. */
@@ -328,7 +326,7 @@ function toStoredEvent(row: EventRow): StoredEvent {
     sequenceNumber: row.sequence,
     offset: String(row.offset),
     enqueuedTimeMs: row.enqueued_ms,
-    body: row.body,
+    body: Buffer.from(row.body.buffer, row.body.byteOffset, row.body.byteLength),
     systemProperties,
     annotations,
     properties: application,

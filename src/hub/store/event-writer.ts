@@ -125,7 +125,7 @@ export function batchCommitter(db: Db): (batch: EventBatch) => void {
   const advance = db.prepare(
     `UPDATE event_partitions SET next_sequence = ?, next_offset = ?, last_offset = ?, last_enqueued_ms = ?
      WHERE partition = ?`);
-  const commit = db.transaction((batch: EventBatch) => {
+  return (batch) => db.transaction(() => {
     for (const row of unpackRows(batch)) insert.run(...row);
     for (const [partition, nextSequence, nextOffset, lastOffset, lastEnqueuedMs] of batch.advances) {
       if (advance.run(nextSequence, nextOffset, lastOffset, lastEnqueuedMs, partition).changes !== 1) {
@@ -133,12 +133,11 @@ export function batchCommitter(db: Db): (batch: EventBatch) => void {
       }
     }
   });
-  return (batch) => commit.immediate(batch);
 }
 
 /** Opens the writer for `db`: a worker thread for a file, the connection itself for ':memory:'. */
 export function openEventWriter(db: Db): EventWriter {
-  return db.memory ? new InThreadEventWriter(batchCommitter(db)) : new ThreadEventWriter(db.name);
+  return db.memory ? new InThreadEventWriter(batchCommitter(db)) : new ThreadEventWriter(db.path);
 }
 
 class InThreadEventWriter implements EventWriter {

@@ -113,12 +113,8 @@ export class IdentityStore {
     this.stmts.putPolicy.run(policy.keyName, JSON.stringify(policy));
   }
 
-  /**
-   * Runs `fn` in one transaction: all of its writes land, or none. Immediate (the write lock from
-   * the start, waiting up to busy_timeout for it): a transaction that read first would fail with
-   * SQLITE_BUSY on its first write if the event writer thread committed in between.
-   */
+  /** Runs `fn` in one transaction: all of its writes land, or none. */
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    return this.db.transaction(fn);
   }
 }

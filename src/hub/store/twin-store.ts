@@ -32,10 +32,7 @@ const pageSize = 256;
  */
 export class TwinStore {
   private readonly statements;
-  /** Read-modify-write under SQLite's write lock, so no other connection's write slips in between. */
-  private readonly updateTransaction;
-
-  constructor(db: Db) {
+  constructor(private readonly db: Db) {
     db.exec(`
       CREATE TABLE IF NOT EXISTS twins (
         device_id         TEXT    NOT NULL,
@@ -54,7 +51,7 @@ export class TwinStore {
     `);
     this.statements = {
       get: db.prepare<[string, string], TwinRow>('SELECT * FROM twins WHERE device_id = ? AND module_id = ?'),
-      put: db.prepare<TwinRow>(`
+      put: db.prepare<[TwinRow]>(`
         INSERT OR REPLACE INTO twins (device_id, module_id, version, etag, desired_version, reported_version,
                                       tags, desired, reported, desired_metadata, reported_metadata)
         VALUES (@device_id, @module_id, @version, @etag, @desired_version, @reported_version,
@@ -69,15 +66,6 @@ export class TwinStore {
       countDevices: db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM twins WHERE module_id = ''"),
       countModules: db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM twins WHERE module_id <> ''"),
     };
-    this.updateTransaction = db.transaction(
-      (key: TwinKey, change: (current: TwinState) => TwinState): TwinState | undefined => {
-        const current = this.get(key);
-        if (!current) return undefined;
-        const next = change(current);
-        if (next !== current) this.put(key, next);
-        return next;
-      },
-    );
   }
 
   get(key: TwinKey): TwinState | undefined {
@@ -95,7 +83,14 @@ export class TwinStore {
    * to write nothing, and may throw to abort. Returns the new state, or undefined for no such twin.
    */
   update(key: TwinKey, change: (current: TwinState) => TwinState): TwinState | undefined {
-    return this.updateTransaction.immediate(key, change);
+    // Read-modify-write under SQLite's write lock, so no other connection's write slips in between.
+    return this.db.transaction(() => {
+      const current = this.get(key);
+      if (!current) return undefined;
+      const next = change(current);
+      if (next !== current) this.put(key, next);
+      return next;
+    });
   }
 
   delete(key: TwinKey): void {
