@@ -1,10 +1,11 @@
 import { Option, type Command } from 'commander';
 import { join } from 'node:path';
-import { writeFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import { run, parsePositiveInt } from './output.js';
 import { toolkitHome, writeProfile, removeProfile } from '../clients/local-hub-profile.js';
 import { ExitCode, ToolkitError } from '../clients/errors.js';
 import { TIERS } from '../hub/throttling.js';
+import { LOG_LEVELS } from '../hub/log.js';
 
 export function configureHub(hub: Command): void {
   hub
@@ -15,10 +16,13 @@ export function configureHub(hub: Command): void {
     .option('--data-dir <dir>', 'where identities, twins, events and the CA are kept', join(toolkitHome(), 'hub'))
     .option('--in-memory', 'keep nothing on disk (a throwaway hub)')
     .addOption(new Option('--throttle <tier>', "apply IoT Hub's throttles of one unit of this tier (429 ThrottlingException, CONNACK 3)").choices(TIERS))
+    .addOption(new Option('--log-level <level>', 'what the hub logs: errors only, up to one line per request and connection').choices(LOG_LEVELS).default('info'))
+    .option('--log-file <path>', 'append the hub log to this file instead of stderr')
     .action((opts, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
-        const { LocalHub } = await import('../hub/server.js');
-        const local = await LocalHub.start({ port: opts.port, eventHubPort: opts.amqpPort, dataDir: opts.dataDir, inMemory: opts.inMemory, throttle: opts.throttle }).catch((err: NodeJS.ErrnoException & { port?: number }) => {
+        const [{ LocalHub }, { createLog }] = await Promise.all([import('../hub/server.js'), import('../hub/log.js')]);
+        const log = createLog(opts.logLevel, opts.logFile ? (line) => appendFileSync(opts.logFile, line, { mode: 0o600 }) : undefined);
+        const local = await LocalHub.start({ port: opts.port, eventHubPort: opts.amqpPort, dataDir: opts.dataDir, inMemory: opts.inMemory, throttle: opts.throttle, log }).catch((err: NodeJS.ErrnoException & { port?: number }) => {
           // Node names the port on a listen error; it tells which of the two listeners failed.
           const [port, flag] = err.port === opts.amqpPort && opts.amqpPort !== opts.port ? [opts.amqpPort, '--amqp-port'] : [opts.port, '--port'];
           if (err.code === 'EADDRINUSE') throw new ToolkitError(`port ${port} is in use: stop what runs there, or pick another with ${flag}`, ExitCode.unavailable);
@@ -39,6 +43,7 @@ export function configureHub(hub: Command): void {
           eventHubConnectionString: local.eventHubConnectionString(),
         };
         writeProfile(profile);
+        log.info('hub', `started on ${local.hostName}:${local.port} (Event Hub-compatible endpoint on ${local.eventHubPort}), pid ${process.pid}, data dir ${opts.inMemory ? '(in memory)' : opts.dataDir}`);
         out.result({ event: 'started', ...profile, dataDir: opts.inMemory ? null : opts.dataDir });
         out.heading(`Local IoT Hub running on ${local.hostName}:${local.port}`);
         out.field('Data dir', opts.inMemory ? '(in memory)' : opts.dataDir);
@@ -55,6 +60,7 @@ export function configureHub(hub: Command): void {
         });
         removeProfile(process.pid);
         await local.stop();
+        log.info('hub', 'stopped');
         out.line('Hub stopped.');
         out.result({ event: 'stopped' });
       }),

@@ -27,6 +27,7 @@ import { EventStore } from './store/event-store.js';
 import { EventLog } from './events/event-log.js';
 import { startEventHubEndpoint, type EventHubEndpoint } from './events/amqp-endpoint.js';
 import { TelemetryTopics } from './device-gateway/telemetry-topics.js';
+import { silentLog, type HubLog } from './log.js';
 
 export interface HubOptions {
   /** Where the database and the CA live; ignored with inMemory. */
@@ -41,6 +42,8 @@ export interface HubOptions {
   throttle?: Tier | Throttle;
   /** The plain-AMQP port of the Event Hub-compatible endpoint (0: any free port). Default 5672. */
   eventHubPort?: number;
+  /** Where the hub says what happens (refused connections, failed requests, a full disk). Default: nowhere. */
+  log?: HubLog;
 }
 
 /**
@@ -68,6 +71,7 @@ export class LocalHub {
   readonly mqtt: MqttGateway;
   readonly methods: DirectMethods;
   readonly eventLog: EventLog;
+  readonly log: HubLog;
   private eventHub?: EventHubEndpoint;
   private readonly listeners: TlsServer[] = [];
   private readonly http: HttpServer;
@@ -79,9 +83,11 @@ export class LocalHub {
     private readonly db: Db,
     readonly tls: TlsMaterial,
     hostName: string,
-    throttle?: Throttle,
+    throttle: Throttle | undefined,
+    log: HubLog,
   ) {
     this.hostName = hostName;
+    this.log = log;
     const identities = new IdentityStore(db);
     this.auth = new Authenticator(hostName, identities);
     this.registry = new Registry(identities);
@@ -93,7 +99,7 @@ export class LocalHub {
     this.registry.on('created', (key) => this.twins.create(key)).on('deleted', (key) => this.twins.remove(key));
     // A re-created identity starts with no session, as on IoT Hub.
     this.registry.on('deleted', (key) => persistentSessions.delete(key.deviceId, key.moduleId));
-    this.mqtt.use(new TwinTopics(this.twins, this.mqtt));
+    this.mqtt.use(new TwinTopics(this.twins, this.mqtt, log));
 
     // A deleted, disabled or re-keyed identity loses its connection at once; a disabled device takes its modules along.
     const drop = (key: { deviceId: string; moduleId?: string }) => this.mqtt.disconnect(key);
@@ -117,7 +123,7 @@ export class LocalHub {
     );
     this.http = createHttpServer(
       { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, maxHeaderSize: MAX_HEADER_BYTES, connectionsCheckingInterval: 1000 },
-      createHttpHandler(router, this.auth, throttle),
+      createHttpHandler(router, this.auth, log, throttle),
     );
     // The HTTP server never listens (it is handed sockets from the TLS port), but Node enforces
     // headersTimeout and requestTimeout only from its 'listening' handler on: start that checker.
@@ -137,7 +143,8 @@ export class LocalHub {
     }
     const db = openDatabase(dataDir ? join(dataDir, 'hub.db') : ':memory:');
     const tls = loadOrCreateTls(dataDir && join(dataDir, 'tls'));
-    const hub = new LocalHub(db, tls, options.hostName ?? 'localhost', typeof options.throttle === 'string' ? new Throttle(options.throttle) : options.throttle);
+    const throttle = typeof options.throttle === 'string' ? new Throttle(options.throttle) : options.throttle;
+    const hub = new LocalHub(db, tls, options.hostName ?? 'localhost', throttle, options.log ?? silentLog);
     try {
       await hub.mqtt.start();
       await hub.listen(options.port ?? 8883);

@@ -3,6 +3,7 @@ import type { PublishPacket } from 'aedes';
 import { HubError, hubErrors } from '../errors.js';
 import type { Twins } from '../twins/twin-service.js';
 import type { DeviceSession, MqttGateway, TopicHandler } from './mqtt-gateway.js';
+import type { HubLog } from '../log.js';
 
 // The twin topics of "Communicate with your IoT hub using the MQTT protocol". They carry no
 // device id: every request concerns the twin of the identity that is connected.
@@ -21,6 +22,7 @@ export class TwinTopics implements TopicHandler {
   constructor(
     private readonly twins: Twins,
     private readonly mqtt: MqttGateway,
+    private readonly log: HubLog,
   ) {
     twins.on('desired', (key, patch) => {
       if (!mqtt.isSubscribed(key, DESIRED)) return;
@@ -52,7 +54,7 @@ export class TwinTopics implements TopicHandler {
       }
     } catch (err) {
       const error = err instanceof HubError ? err : hubErrors.serverError('The hub failed to handle the twin request');
-      if (!(err instanceof HubError)) process.emitWarning(`iothub-tut hub: ${(err as Error)?.stack ?? err}`);
+      if (!(err instanceof HubError)) this.log.error('mqtt', `twin request ${packet.topic} of ${session.client.id} failed: ${(err as Error)?.stack ?? err}`);
       await respond(error.status, error.toBody(randomUUID().replace(/-/g, ''))).catch(() => {});
     }
   }

@@ -3,13 +3,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HubError, hubErrors } from '../errors.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { Router } from './router.js';
+import type { HubLog } from '../log.js';
 import { METHOD_METER_BYTES, restOperation, type Throttle } from '../throttling.js';
 
 /** Request bodies above this are refused before they are buffered (IoT Hub's largest, a twin, is far smaller). */
 const MAX_BODY_BYTES = 1024 * 1024;
 
 /** The REST side of the hub: authenticate, parse, route, and answer errors as IoT Hub does. */
-export function createHttpHandler(router: Router, auth: Authenticator, throttle?: Throttle) {
+export function createHttpHandler(router: Router, auth: Authenticator, log: HubLog, throttle?: Throttle) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const trackingId = randomUUID().replace(/-/g, '');
     try {
@@ -24,7 +25,8 @@ export function createHttpHandler(router: Router, auth: Authenticator, throttle?
       send(res, result.status, result.body, { 'iothub-tracking-id': trackingId, ...result.headers });
     } catch (err) {
       const error = err instanceof HubError ? err : hubErrors.serverError('The hub failed to handle the request');
-      if (!(err instanceof HubError)) process.emitWarning(`iothub-tut hub: ${(err as Error)?.stack ?? err}`);
+      if (!(err instanceof HubError)) log.error('rest', `${req.method} ${req.url} failed (tracking id ${trackingId}): ${(err as Error)?.stack ?? err}`);
+      else if (log.enabled('info')) log.info('rest', `${req.method} ${req.url}: ${error.status} ${error.code} ${error.message} (tracking id ${trackingId})`);
       send(res, error.status, error.toBody(trackingId), { 'iothub-errorcode': error.code, 'iothub-tracking-id': trackingId });
     }
   };
