@@ -12,6 +12,7 @@ import { toolkitSuite } from './suites/toolkit.js';
 import { methodsSuite, twinSuite } from './suites/methods-twin.js';
 import { connectionsSuite } from './suites/connections.js';
 import { d2cSuite } from './suites/d2c.js';
+import { storeSuite } from './suites/store.js';
 
 const RESULTS = fileURLToPath(new URL('../../bench/results.json', import.meta.url));
 
@@ -37,6 +38,7 @@ const latency = {
   timeMs: scale(20_000, 5_000),
 };
 const suites: Record<string, Suite> = {
+  store: () => storeSuite({ events: scale(100_000, 10_000), batch: 200, twinUpdates: scale(3000, 300), identityReads: scale(100_000, 10_000) }),
   toolkit: (hub) => toolkitSuite(hub, { runs: scale(11, 3), telemetryDevices: 1000 }),
   twin: (hub) => twinSuite(hub, latency),
   methods: (hub) => methodsSuite(hub, latency),
