@@ -8,11 +8,13 @@
  */
 export const MAX_JSON_DEPTH = 64;
 
+const surrogate = /[\uD800-\uDFFF]/;
 const loneSurrogate = /\p{Cs}/u;
 
 /** False for text with a lone surrogate (JSON's "\ud800"), which UTF-8, and so IoT Hub, cannot carry. */
 export function isWellFormedText(text: string): boolean {
-  return !loneSurrogate.test(text);
+  // Most text has no surrogate at all, and that test is the cheaper one.
+  return !surrogate.test(text) || !loneSurrogate.test(text);
 }
 
 /**
@@ -22,9 +24,20 @@ export function isWellFormedText(text: string): boolean {
  * `payload.a[2]: ...`, under `root` (the value's own name).
  */
 export function jsonProblem(value: unknown, root: string, maxDepth = MAX_JSON_DEPTH): string | undefined {
-  const pending: Array<[item: unknown, depth: number, path: string]> = [[value, 0, root]];
-  while (pending.length > 0) {
-    const [item, depth, path] = pending.pop()!;
+  // Paths cost more than the check: they are built only to name a problem already found.
+  return find(value, maxDepth, undefined) && find(value, maxDepth, root);
+}
+
+/** The walk behind jsonProblem, with its own stacks; without a `root` it builds no paths. */
+function find(value: unknown, maxDepth: number, root: string | undefined): string | undefined {
+  const items: unknown[] = [value];
+  const depths: number[] = [0];
+  const paths: string[] = [root ?? ''];
+  const withPaths = root !== undefined;
+  while (items.length > 0) {
+    const item = items.pop();
+    const depth = depths.pop()!;
+    const path = paths.pop()!;
     if (typeof item === 'number') {
       if (!Number.isFinite(item)) return `${shorten(path)}: the number is out of the range JSON numbers can hold`;
     } else if (typeof item === 'string') {
@@ -32,11 +45,17 @@ export function jsonProblem(value: unknown, root: string, maxDepth = MAX_JSON_DE
     } else if (typeof item === 'object' && item !== null) {
       if (depth === maxDepth) return `${shorten(path)}: objects and arrays may be nested at most ${maxDepth} levels deep`;
       if (Array.isArray(item)) {
-        item.forEach((child, i) => pending.push([child, depth + 1, `${path}[${i}]`]));
+        for (let i = 0; i < item.length; i++) {
+          items.push(item[i]);
+          depths.push(depth + 1);
+          paths.push(withPaths ? `${path}[${i}]` : '');
+        }
       } else {
-        for (const [name, child] of Object.entries(item)) {
+        for (const name of Object.keys(item)) {
           if (!isWellFormedText(name)) return `${shorten(path)}: a property name is not well-formed Unicode (a lone surrogate)`;
-          pending.push([child, depth + 1, `${path}.${name}`]);
+          items.push((item as Record<string, unknown>)[name]);
+          depths.push(depth + 1);
+          paths.push(withPaths ? `${path}.${name}` : '');
         }
       }
     }
