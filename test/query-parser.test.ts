@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { HubError } from '../src/hub/errors.js';
-import { parseQuery } from '../src/hub/query/parser.js';
+import { executeQuery } from '../src/hub/query/index.js';
+import { MAX_QUERY_NESTING, parseQuery } from '../src/hub/query/parser.js';
 
 /** Asserts an IoT Hub SqlQueryInvalid 400 with exactly this message. */
 function assertInvalid(text: string, message: string): void {
@@ -134,5 +135,41 @@ describe('query parser', () => {
   it('rejects a query longer than IoT Hub allows (8192 characters)', () => {
     const text = `SELECT * FROM devices WHERE deviceId = '${'x'.repeat(8192)}'`;
     assertInvalid(text, `Query is ${text.length} characters long; the maximum is 8192`);
+  });
+
+  it('rejects a number literal that no JSON number can hold', () => {
+    assertInvalid('SELECT * FROM devices WHERE x = 1e400', "Syntax error at position 33 near '1e400': number out of range");
+  });
+});
+
+describe('query nesting bound', () => {
+  const where = 'SELECT * FROM devices WHERE ';
+  const twin = { deviceId: 'd', tags: { a: 1 } };
+  const matches = (text: string) => executeQuery(text, { devices: () => [twin], modules: () => [] }).items.length === 1;
+  const nests: Record<string, (n: number) => string> = {
+    parentheses: (n) => `${'('.repeat(n)}tags.a = 1${')'.repeat(n)}`,
+    NOT: (n) => `${'NOT '.repeat(n)}tags.a = 1`, // true for an even n
+    'unary minus': (n) => `tags.a = ${'-'.repeat(n)}1`, // likewise
+    'function calls': (n) => `${'IS_DEFINED('.repeat(n)}tags.a${')'.repeat(n)}`,
+  };
+  for (const [what, nest] of Object.entries(nests)) {
+    it(`evaluates ${what} nested ${MAX_QUERY_NESTING} deep and refuses one level more with a 400, not a stack overflow`, () => {
+      assert.equal(MAX_QUERY_NESTING % 2, 0, 'the NOT and minus cases expect an even bound');
+      assert.ok(matches(where + nest(MAX_QUERY_NESTING)));
+      assert.throws(() => parseQuery(where + nest(MAX_QUERY_NESTING + 1)), (e: unknown) => {
+        assert.ok(e instanceof HubError && e.status === 400 && e.errorCode === 400020, String(e));
+        assert.match(e.message, new RegExp(`nested more than ${MAX_QUERY_NESTING} levels deep at position \\d+`));
+        return true;
+      });
+      for (const depth of [1_000, 4_000]) assert.throws(() => parseQuery(where + nest(depth)), HubError);
+    });
+  }
+
+  it('evaluates chains as long as 8192 characters allow: they do not nest', () => {
+    const longest = (unit: string, last: string) => where + unit.repeat(Math.floor((8192 - where.length - last.length) / unit.length)) + last;
+    assert.ok(matches(longest('tags.b = 1 OR ', 'tags.a = 1')));
+    assert.ok(matches(longest('tags.a = 1 AND ', 'tags.a = 1')));
+    assert.ok(matches(longest('0 + ', 'tags.a = 1')));
+    assert.ok(matches(longest('1 * ', 'tags.a = 1')));
   });
 });

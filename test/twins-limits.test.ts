@@ -63,6 +63,14 @@ describe('twin value rules', () => {
     rejects(() => validateSection('tags', { n: twinLimits.minInteger - 1 }), 'tags.n');
   });
 
+  it('rejects numbers JSON cannot carry (1e400 parses as Infinity) and text that is not well-formed Unicode', () => {
+    rejects(() => validateSection('properties.reported', JSON.parse('{"n":1e400}')), 'properties.reported.n: the number is out of the range');
+    rejects(() => validateSection('tags', { list: [1, -Infinity] }), 'tags.list[1]');
+    rejects(() => validateSection('tags', JSON.parse('{"s":"a\\ud800"}')), 'tags.s: the string is not well-formed Unicode');
+    rejects(() => validateSection('tags', JSON.parse('{"\\udc00":1}')), 'not well-formed Unicode');
+    validateSection('tags', { emoji: '\u{1F600}', ['\u{1F600}']: 1 }); // a surrogate pair is one character
+  });
+
   it('rejects values that are not JSON', () => {
     rejects(() => validateSection('tags', { f: (() => 1) as unknown as JsonObject['x'] }), 'not a JSON value');
   });

@@ -35,6 +35,7 @@ export const hubErrors = {
   argumentNull: (m: string) => new HubError(400, 400005, 'ArgumentNull', m),
   invalidProtocolVersion: (m: string) => new HubError(400, 400001, 'InvalidProtocolVersion', m),
   deviceInvalidResultCount: (m: string) => new HubError(400, 400003, 'DeviceInvalidResultCount', m),
+  invalidContentType: (m: string) => new HubError(400, 400103, 'InvalidContentEncodingOrType', m),
   invalidQuery: (m: string) => new HubError(400, 400020, 'SqlQueryInvalid', m),
   twinTooLarge: (m: string) => new HubError(400, 400012, 'ArgumentInvalid', m),
   messageTooLarge: (m: string) => new HubError(413, 413001, 'MessageTooLarge', m),

@@ -1,4 +1,5 @@
 import { hubErrors } from '../errors.js';
+import { jsonProblem } from '../json-bounds.js';
 import type { IdentityKey, Registry } from '../registry/registry.js';
 
 /** The body of POST /twins/{id}[/modules/{id}]/methods, after validation and defaults. */
@@ -24,7 +25,8 @@ export interface MethodChannel {
   deliver(key: IdentityKey, methodName: string, rid: string, payload: unknown): Promise<void>;
 }
 
-// IoT Hub's limits on a direct method call.
+// IoT Hub's limits on a direct method call: its request and response payloads are JSON of at
+// most 128 KB each ("IoT Hub quotas and throttling", "Other limits").
 const RESPONSE_TIMEOUT = { min: 5, max: 300, default: 30 };
 const CONNECT_TIMEOUT = { min: 0, max: 300, default: 0 };
 const MAX_PAYLOAD_BYTES = 128 * 1024;
@@ -41,13 +43,25 @@ export function parseInvocation(body: unknown): MethodInvocation {
   // The name becomes an MQTT topic level: no separators or wildcards.
   if (typeof b.methodName !== 'string' || !/^[^/#+?\s]+$/.test(b.methodName)) throw hubErrors.argumentInvalid('methodName must be a non-empty name without spaces, /, #, + or ?');
   const payload = b.payload ?? null;
-  if (Buffer.byteLength(JSON.stringify(payload)) > MAX_PAYLOAD_BYTES) throw hubErrors.messageTooLarge(`The method payload is larger than ${MAX_PAYLOAD_BYTES} bytes`);
+  const problem = payloadProblem(payload, 'payload');
+  if (problem) throw hubErrors.argumentInvalid(problem);
   return {
     methodName: b.methodName,
     payload,
     responseTimeoutInSeconds: seconds(b.responseTimeoutInSeconds, 'responseTimeoutInSeconds', RESPONSE_TIMEOUT),
     connectTimeoutInSeconds: seconds(b.connectTimeoutInSeconds, 'connectTimeoutInSeconds', CONNECT_TIMEOUT),
   };
+}
+
+/**
+ * Why a method payload (the caller's, or the device's answer) cannot be relayed: not within the JSON
+ * bounds, or larger than IoT Hub's 128 KB once serialized; undefined when it can.
+ */
+function payloadProblem(payload: unknown, name: string): string | undefined {
+  const problem = jsonProblem(payload, name);
+  if (problem) return problem;
+  const bytes = Buffer.byteLength(JSON.stringify(payload));
+  return bytes > MAX_PAYLOAD_BYTES ? `${name} is ${bytes} bytes; IoT Hub allows at most ${MAX_PAYLOAD_BYTES} bytes (128 KB)` : undefined;
 }
 
 function seconds(value: unknown, name: string, range: { min: number; max: number; default: number }): number {
@@ -103,8 +117,14 @@ export class DirectMethods {
     return answered;
   }
 
-  /** A device's answer; ignored when nothing waits for it (late, unknown, or from another identity). */
+  /**
+   * A device's answer; ignored when nothing waits for it (late, unknown, or from another identity).
+   * An answer the hub cannot relay (too large, too deep) is refused with a 400, which closes the
+   * device's connection as IoT Hub does; the caller gets 504 GatewayTimeout when its time is up.
+   */
   complete(from: IdentityKey, rid: string, result: MethodResult): void {
+    const problem = payloadProblem(result.payload, 'response payload');
+    if (problem) throw hubErrors.argumentInvalid(problem);
     const pending = this.pending.get(rid);
     if (pending && pending.key.deviceId === from.deviceId && pending.key.moduleId === from.moduleId) pending.settle(result);
   }

@@ -46,17 +46,19 @@ export function compileExpression(expr: Expr): Evaluator {
       };
     }
     case 'logical': {
-      const left = compileExpression(expr.left);
-      const right = compileExpression(expr.right);
-      return expr.op === 'AND'
-        ? (doc) => {
-            const l = left(doc);
-            return l === false ? false : and(l, right(doc));
-          }
-        : (doc) => {
-            const l = left(doc);
-            return l === true ? true : or(l, right(doc));
-          };
+      // A chain (a AND b OR c ...) is folded in a loop, leftmost first: its length costs no stack.
+      const { first, links } = leftSpine(expr);
+      const start = compileExpression(first);
+      const isAnd = links.map((link) => link.op === 'AND');
+      const rights = links.map((link) => compileExpression(link.right));
+      return (doc) => {
+        let value = start(doc);
+        for (let i = 0; i < rights.length; i++) {
+          if (isAnd[i]) value = value === false ? false : and(value, rights[i](doc));
+          else value = value === true ? true : or(value, rights[i](doc));
+        }
+        return value;
+      };
     }
     case 'compare': {
       const { op } = expr;
@@ -65,15 +67,19 @@ export function compileExpression(expr: Expr): Evaluator {
       return (doc) => compareValues(op, left(doc), right(doc));
     }
     case 'arithmetic': {
-      const apply = ARITHMETIC[expr.op];
-      const left = compileExpression(expr.left);
-      const right = compileExpression(expr.right);
+      const { first, links } = leftSpine(expr);
+      const start = compileExpression(first);
+      const applies = links.map((link) => ARITHMETIC[link.op as ArithmeticOp]);
+      const rights = links.map((link) => compileExpression(link.right));
       return (doc) => {
-        const a = left(doc);
-        const b = right(doc);
-        if (typeof a !== 'number' || typeof b !== 'number') return undefined;
-        const result = apply(a, b);
-        return Number.isFinite(result) ? result : undefined; // JSON has no Infinity or NaN
+        let value = start(doc);
+        for (let i = 0; i < rights.length; i++) {
+          const b = rights[i](doc);
+          if (typeof value !== 'number' || typeof b !== 'number') return undefined;
+          value = applies[i](value, b);
+          if (!Number.isFinite(value)) return undefined; // JSON has no Infinity or NaN
+        }
+        return value;
       };
     }
     case 'in': {
@@ -99,4 +105,23 @@ export function compileExpression(expr: Expr): Evaluator {
       return args.length === 1 ? (doc) => apply(args[0](doc)) : (doc) => apply(...args.map((arg) => arg(doc)));
     }
   }
+}
+
+/** A binary node that chains: a logical or an arithmetic operator. */
+type Link = Extract<Expr, { kind: 'logical' | 'arithmetic' }>;
+
+/**
+ * The parser builds chains left-deep ((a + b) - c), so a long one is a deep tree. This walks down
+ * its left side, through the nodes of the same kind, without recursion, and returns the leftmost
+ * operand and the links above it, innermost first: the value of each link is its operator applied
+ * to the value so far and its right operand.
+ */
+function leftSpine(expr: Link): { first: Expr; links: Link[] } {
+  const links: Link[] = [];
+  let node: Expr = expr;
+  while (node.kind === expr.kind) {
+    links.push(node as Link);
+    node = (node as Link).left;
+  }
+  return { first: node, links: links.reverse() };
 }

@@ -12,12 +12,20 @@ const AGGREGATES = new Set<string>(['COUNT', 'SUM', 'AVG', 'MIN', 'MAX'] satisfi
 const COMPARISONS = new Set(['=', '!=', '<>', '<', '<=', '>', '>=']);
 const COLLECTIONS = new Set<string>(['devices', 'devices.modules'] satisfies Collection[]);
 
+/**
+ * How deeply a condition may nest parentheses, NOT, unary minus and function calls. IoT Hub documents
+ * no such bound (only the 8192-character length); the hub's is far beyond any real query, and keeps
+ * parsing and evaluating within a fixed share of the stack. Chains (a OR b OR ...) do not nest.
+ */
+export const MAX_QUERY_NESTING = 64;
+
 export function parseQuery(text: string): QueryAst {
   return new Parser(tokenize(text)).query();
 }
 
 class Parser {
   private index = 0;
+  private nesting = 0;
 
   constructor(private readonly tokens: Token[]) {}
 
@@ -116,7 +124,7 @@ class Parser {
   private not(): Expr {
     if (!this.isKeyword('NOT')) return this.comparison();
     const offset = this.next().offset;
-    return { kind: 'not', operand: this.not(), offset };
+    return { kind: 'not', operand: this.nested(offset, () => this.not()), offset };
   }
 
   private comparison(): Expr {
@@ -155,7 +163,7 @@ class Parser {
   private unary(): Expr {
     if (!this.isPunct('-')) return this.primary();
     const offset = this.next().offset;
-    return { kind: 'negate', operand: this.unary(), offset };
+    return { kind: 'negate', operand: this.nested(offset, () => this.unary()), offset };
   }
 
   private primary(): Expr {
@@ -163,7 +171,7 @@ class Parser {
     const constant = this.constant();
     if (constant !== undefined) return { kind: 'literal', value: constant.value, offset: t.offset };
     if (this.acceptPunct('(')) {
-      const inner = this.expression();
+      const inner = this.nested(t.offset, () => this.expression());
       this.expectPunct(')');
       return inner;
     }
@@ -172,7 +180,7 @@ class Parser {
       this.index += 2;
       const args: Expr[] = [];
       if (!this.acceptPunct(')')) {
-        do args.push(this.expression()); while (this.acceptPunct(','));
+        do args.push(this.nested(t.offset, () => this.expression())); while (this.acceptPunct(','));
         this.expectPunct(')');
       }
       return { kind: 'call', name: t.text, args, offset: t.offset };
@@ -210,6 +218,19 @@ class Parser {
     } while (this.acceptPunct(','));
     this.expectPunct(']');
     return list;
+  }
+
+  /** Parses one nesting level deeper (at `offset`), refusing to go past MAX_QUERY_NESTING. */
+  private nested(offset: number, parse: () => Expr): Expr {
+    if (this.nesting === MAX_QUERY_NESTING) {
+      throw hubErrors.invalidQuery(`The condition is nested more than ${MAX_QUERY_NESTING} levels deep ${atPosition(offset)}`);
+    }
+    this.nesting++;
+    try {
+      return parse();
+    } finally {
+      this.nesting--;
+    }
   }
 
   private peek(ahead = 0): Token {

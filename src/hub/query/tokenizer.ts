@@ -58,7 +58,9 @@ export function tokenize(text: string): Token[] {
       const match = /^(0[xX][0-9a-fA-F]+|[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?)/.exec(text.slice(i))!;
       const literal = match[0];
       if (/[A-Za-z_$]/.test(text[i + literal.length] ?? '')) fail(i, literal.length + 1, 'malformed number');
-      tokens.push({ type: 'number', text: literal, value: Number(literal), offset: i });
+      const value = Number(literal);
+      if (!Number.isFinite(value)) fail(i, literal.length, 'number out of range');
+      tokens.push({ type: 'number', text: literal, value, offset: i });
       i += literal.length;
     } else if (c === "'" || c === '"') {
       const start = i;

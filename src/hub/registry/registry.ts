@@ -3,30 +3,18 @@ import { randomUUID } from 'node:crypto';
 import { hubErrors } from '../errors.js';
 import { generateKey } from '../auth/policies.js';
 import type { ConnectionStateChange, IdentityRecord, IdentityStore } from '../store/identity-store.js';
+import { parseIfMatch } from '../if-match.js';
 import { validateId } from './identity-ids.js';
+import type { IdentityInput } from './identity-input.js';
 
 export interface IdentityKey {
   deviceId: string;
   moduleId?: string;
 }
 
-/** What a PUT /devices/{id} or /devices/{id}/modules/{id} body may carry. */
-export interface IdentityInput {
-  status?: string;
-  statusReason?: string;
-  managedBy?: string;
-  authentication?: { type?: string; symmetricKey?: { primaryKey?: string; secondaryKey?: string } };
-  capabilities?: { iotEdge?: boolean };
-}
-
 /** The etag IoT Hub shows: base64 of a counter, opaque to clients. */
 export function etagOf(record: IdentityRecord): string {
   return Buffer.from(String(record.etagCounter)).toString('base64');
-}
-
-/** Strips the quotes an If-Match header carries. */
-export function normalizeEtag(header: string | undefined): string | undefined {
-  return header?.trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1') || undefined;
 }
 
 /**
@@ -82,7 +70,7 @@ export class Registry extends EventEmitter {
     return this.store.transaction(() => {
       if (moduleId && !this.store.get(key.deviceId)) throw hubErrors.deviceNotFound(key.deviceId);
       const existing = this.store.get(key.deviceId, moduleId);
-      const etag = normalizeEtag(ifMatch);
+      const etag = parseIfMatch(ifMatch);
       if (existing && etag === undefined) {
         throw moduleId ? hubErrors.moduleAlreadyExists(key.deviceId, moduleId) : hubErrors.deviceAlreadyExists(key.deviceId);
       }
@@ -103,7 +91,7 @@ export class Registry extends EventEmitter {
     const moduleId = key.moduleId ?? '';
     this.store.transaction(() => {
       const existing = this.get(key.deviceId, key.moduleId);
-      const etag = normalizeEtag(ifMatch);
+      const etag = parseIfMatch(ifMatch);
       if (etag !== undefined && etag !== '*' && etag !== etagOf(existing)) {
         throw hubErrors.preconditionFailed(`The etag '${etag}' does not match the current etag of '${key.deviceId}'`);
       }
@@ -143,57 +131,39 @@ export class Registry extends EventEmitter {
   private newRecord(deviceId: string, moduleId: string, input: IdentityInput): IdentityRecord {
     const now = new Date().toISOString();
     const never = '0001-01-01T00:00:00Z';
-    const keys = input.authentication?.symmetricKey;
     return {
       deviceId,
       moduleId,
       generationId: generationId(),
       etagCounter: 1,
-      status: parseStatus(input.status) ?? 'enabled',
+      status: input.status ?? 'enabled',
       statusReason: input.statusReason ?? null,
       statusUpdatedTime: now,
-      primaryKey: validKey(keys?.primaryKey) ?? generateKey(),
-      secondaryKey: validKey(keys?.secondaryKey) ?? generateKey(),
+      primaryKey: input.primaryKey ?? generateKey(),
+      secondaryKey: input.secondaryKey ?? generateKey(),
       managedBy: input.managedBy ?? null,
       connectionState: 'Disconnected',
       connectionStateUpdatedTime: never,
       lastActivityTime: never,
-      capabilities: { iotEdge: input.capabilities?.iotEdge === true },
+      capabilities: { iotEdge: input.iotEdge === true },
       createdTime: now,
     };
   }
 
   private applyUpdate(existing: IdentityRecord, input: IdentityInput): IdentityRecord {
-    const status = parseStatus(input.status) ?? existing.status;
-    const keys = input.authentication?.symmetricKey;
+    const status = input.status ?? existing.status;
     return {
       ...existing,
       etagCounter: existing.etagCounter + 1,
       status,
       statusReason: input.statusReason ?? existing.statusReason,
       statusUpdatedTime: status !== existing.status ? new Date().toISOString() : existing.statusUpdatedTime,
-      primaryKey: validKey(keys?.primaryKey) ?? existing.primaryKey,
-      secondaryKey: validKey(keys?.secondaryKey) ?? existing.secondaryKey,
+      primaryKey: input.primaryKey ?? existing.primaryKey,
+      secondaryKey: input.secondaryKey ?? existing.secondaryKey,
       managedBy: input.managedBy ?? existing.managedBy,
-      capabilities: { iotEdge: input.capabilities?.iotEdge ?? existing.capabilities.iotEdge },
+      capabilities: { iotEdge: input.iotEdge ?? existing.capabilities.iotEdge },
     };
   }
-}
-
-function parseStatus(status: string | undefined): 'enabled' | 'disabled' | undefined {
-  if (status === undefined) return undefined;
-  if (status === 'enabled' || status === 'disabled') return status;
-  throw hubErrors.argumentInvalid(`status must be 'enabled' or 'disabled', not '${status}'`);
-}
-
-/** An empty key means "generate one"; a given key must be base64 of 16 to 64 bytes, as IoT Hub requires. */
-function validKey(key: string | undefined): string | undefined {
-  if (!key) return undefined;
-  const bytes = Buffer.from(key, 'base64');
-  if (bytes.length < 16 || bytes.length > 64 || bytes.toString('base64') !== key) {
-    throw hubErrors.argumentInvalid('A symmetric key must be base64 of 16 to 64 bytes');
-  }
-  return key;
 }
 
 function generationId(): string {

@@ -5,6 +5,7 @@ import type { Authenticator } from '../auth/authenticator.js';
 import type { Router } from './router.js';
 import type { HubLog } from '../log.js';
 import { METHOD_METER_BYTES, restOperation, type Throttle } from '../throttling.js';
+import { jsonProblem } from '../json-bounds.js';
 
 /** Request bodies above this are refused before they are buffered (IoT Hub's largest, a twin, is far smaller). */
 const MAX_BODY_BYTES = 1024 * 1024;
@@ -14,7 +15,7 @@ export function createHttpHandler(router: Router, auth: Authenticator, log: HubL
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const trackingId = randomUUID().replace(/-/g, '');
     try {
-      const url = new URL(req.url ?? '/', 'https://hub');
+      const url = requestUrl(req.url);
       const found = router.match(req.method ?? 'GET', url.pathname);
       if (found === undefined) throw hubErrors.notFound(`No such resource: ${url.pathname}`);
       if (found === 'method') throw hubErrors.methodNotAllowed(`${req.method} is not allowed on ${url.pathname}`);
@@ -53,6 +54,25 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
   res.end(text);
 }
 
+function requestUrl(target = '/'): URL {
+  try {
+    return new URL(target, 'https://hub');
+  } catch {
+    throw hubErrors.argumentInvalid('The request target is not a valid URL path');
+  }
+}
+
+/** Decodes UTF-8 strictly (a leading BOM is skipped): invalid bytes are refused, not replaced. */
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A JSON media type: application/json, or a structured +json one (parameters such as charset aside). */
+const JSON_MEDIA_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
+
+/**
+ * The request body as JSON, or undefined when there is none. A body must be JSON (Content-Type
+ * application/json, or none), UTF-8, at most 1 MB, and within the bounds of json-bounds.ts: each
+ * failure is a 400 (413 for the size) with IoT Hub's error code, before any route sees the body.
+ */
 async function readJsonBody(req: IncomingMessage): Promise<unknown> {
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > MAX_BODY_BYTES) throw hubErrors.messageTooLarge(`The request body is larger than ${MAX_BODY_BYTES} bytes`);
@@ -64,10 +84,17 @@ async function readJsonBody(req: IncomingMessage): Promise<unknown> {
     chunks.push(chunk);
   }
   if (size === 0) return undefined;
-  const text = Buffer.concat(chunks).toString('utf8');
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw hubErrors.argumentInvalid('The request body is not valid JSON');
+  const type = req.headers['content-type'];
+  if (type !== undefined && !JSON_MEDIA_TYPE.test(type)) {
+    throw hubErrors.invalidContentType(`The request body must be JSON (Content-Type: application/json), not '${type.slice(0, 64)}'`);
   }
+  let body: unknown;
+  try {
+    body = JSON.parse(utf8.decode(Buffer.concat(chunks)));
+  } catch (err) {
+    throw hubErrors.argumentInvalid(err instanceof SyntaxError ? 'The request body is not valid JSON' : 'The request body is not valid UTF-8');
+  }
+  const problem = jsonProblem(body, 'body');
+  if (problem) throw hubErrors.argumentInvalid(`The request body is refused: ${problem}`);
+  return body;
 }

@@ -1,5 +1,6 @@
 import type { IdentityRecord } from '../store/identity-store.js';
-import { etagOf, type IdentityInput, type Registry } from '../registry/registry.js';
+import { etagOf, type Registry } from '../registry/registry.js';
+import { parseIdentityInput } from '../registry/identity-input.js';
 import { hubErrors } from '../errors.js';
 import type { Route } from './router.js';
 
@@ -33,11 +34,6 @@ function withEtag(record: IdentityRecord, status = 200) {
   return { status, body: identityJson(record), headers: { ETag: `"${etagOf(record)}"` } };
 }
 
-function bodyObject(body: unknown): IdentityInput & { deviceId?: string; moduleId?: string } {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw hubErrors.argumentInvalid('The request body must be a JSON object');
-  return body;
-}
-
 /** The identity registry over HTTPS, as azure-iothub's Registry calls it. */
 export function registryRoutes(registry: Registry): Route[] {
   return [
@@ -52,9 +48,8 @@ export function registryRoutes(registry: Registry): Route[] {
     {
       method: 'PUT', path: '/devices/:deviceId', right: 'RegistryWrite',
       handle: ({ params, headers, body }) => {
-        const input = bodyObject(body);
-        if (input.deviceId !== undefined && input.deviceId !== params.deviceId) throw hubErrors.argumentInvalid('The deviceId in the body does not match the one in the path');
-        return withEtag(registry.createOrUpdate({ deviceId: params.deviceId }, input, headers['if-match']).record);
+        const key = { deviceId: params.deviceId };
+        return withEtag(registry.createOrUpdate(key, parseIdentityInput(body, key), headers['if-match']).record);
       },
     },
     { method: 'GET', path: '/devices/:deviceId', right: 'RegistryRead', handle: ({ params }) => withEtag(registry.get(params.deviceId)) },
@@ -72,11 +67,8 @@ export function registryRoutes(registry: Registry): Route[] {
     {
       method: 'PUT', path: '/devices/:deviceId/modules/:moduleId', right: 'RegistryWrite',
       handle: ({ params, headers, body }) => {
-        const input = bodyObject(body);
-        if ((input.moduleId !== undefined && input.moduleId !== params.moduleId) || (input.deviceId !== undefined && input.deviceId !== params.deviceId)) {
-          throw hubErrors.argumentInvalid('The ids in the body do not match the ones in the path');
-        }
-        return withEtag(registry.createOrUpdate({ deviceId: params.deviceId, moduleId: params.moduleId }, input, headers['if-match']).record);
+        const key = { deviceId: params.deviceId, moduleId: params.moduleId };
+        return withEtag(registry.createOrUpdate(key, parseIdentityInput(body, key), headers['if-match']).record);
       },
     },
     {

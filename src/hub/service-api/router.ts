@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Right } from '../auth/policies.js';
+import { hubErrors } from '../errors.js';
 
 export interface RequestContext {
   params: Record<string, string>;
@@ -53,9 +54,17 @@ export class Router {
       pathMatched = true;
       if (route.method !== method) continue;
       const params: Record<string, string> = {};
-      route.names.forEach((name, i) => (params[name] = decodeURIComponent(m[i + 1])));
+      route.names.forEach((name, i) => (params[name] = decodeSegment(m[i + 1])));
       return { route, params };
     }
     return pathMatched ? 'method' : undefined;
+  }
+}
+
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw hubErrors.argumentInvalid(`The path segment '${segment.slice(0, 64)}' is not valid %-encoded UTF-8`);
   }
 }

@@ -1,4 +1,5 @@
 import { hubErrors } from '../errors.js';
+import { isWellFormedText } from '../json-bounds.js';
 import { isJsonObject, type JsonObject, type JsonValue } from './json.js';
 
 // IoT Hub's limits for tags and properties ("Understand and use device twins", "Tags and properties
@@ -20,8 +21,10 @@ const controlChars = /\p{Cc}/gu;
 /**
  * Checks a section (or a patch for it) before it is merged: keys (no `.`, `$`, space or control
  * characters, at most 1 KB), values (JSON only, strings at most 4 KB, integers within IoT Hub's
- * range) and depth. IoT Hub's depth example in the docs is valid with an object at level 10
- * holding a leaf, so objects and arrays may sit at level 10 at most and leaves at level 11.
+ * range, no number JSON cannot carry: `1e400` parses as Infinity), depth, and well-formed Unicode
+ * (UTF-8 cannot carry a lone surrogate such as JSON's "\ud800"). IoT Hub's depth example in the
+ * docs is valid with an object at level 10 holding a leaf, so objects and arrays may sit at level 10
+ * at most and leaves at level 11.
  * `name` is the section's path in the twin document (`tags`, `properties.desired`), for messages.
  */
 export function validateSection(name: string, section: JsonObject): void {
@@ -43,9 +46,11 @@ function validateKey(path: string, key: string): void {
     : key.includes(' ') ? 'contains a space'
     : /\p{Cc}/u.test(key) ? 'contains a control character'
     : Buffer.byteLength(key) > twinLimits.maxKeyBytes ? `is longer than ${twinLimits.maxKeyBytes} bytes`
+    : !isWellFormedText(key) ? 'is not well-formed Unicode (a lone surrogate)'
     : undefined;
   if (problem) {
-    throw hubErrors.argumentInvalid(`Invalid property name '${key}' in ${path}: it ${problem}.`);
+    const shown = key.length > 64 ? `${key.slice(0, 64)}...` : key;
+    throw hubErrors.argumentInvalid(`Invalid property name '${shown}' in ${path}: it ${problem}.`);
   }
 }
 
@@ -55,9 +60,11 @@ function validateValue(path: string, value: unknown, level: number): void {
     if (Buffer.byteLength(value) > twinLimits.maxStringBytes) {
       throw hubErrors.argumentInvalid(`${path}: string values may be at most ${twinLimits.maxStringBytes} bytes.`);
     }
+    if (!isWellFormedText(value)) throw hubErrors.argumentInvalid(`${path}: the string is not well-formed Unicode (a lone surrogate).`);
     return;
   }
   if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw hubErrors.argumentInvalid(`${path}: the number is out of the range JSON numbers can hold.`);
     // Parsed JSON cannot tell 1e300 from an integer literal, so integral doubles count as integers.
     if (Number.isInteger(value) && (value < twinLimits.minInteger || value > twinLimits.maxInteger)) {
       throw hubErrors.argumentInvalid(

@@ -1,3 +1,4 @@
+import { parseIfMatch } from '../if-match.js';
 import type { JsonObject } from './json.js';
 
 /** Which twin: a device's (no moduleId) or one of its modules'. */
@@ -55,7 +56,6 @@ export function newTwinState(now: Date): TwinState {
  * must name the current etag. The service SDKs send the etag quoted, as HTTP wants it.
  */
 export function etagMatches(current: string, ifMatch: string | undefined): boolean {
-  if (ifMatch === undefined) return true;
-  const wanted = ifMatch.trim().replace(/^"(.*)"$/, '$1');
-  return wanted === '*' || wanted === current;
+  const wanted = parseIfMatch(ifMatch);
+  return wanted === undefined || wanted === '*' || wanted === current;
 }
