@@ -183,8 +183,8 @@ async function startDetached(opts: StartOptions, out: Output): Promise<void> {
     closeSync(fd);
   }
   child.unref();
-  let exitCode: number | null | undefined;
-  child.once('exit', (code, signal) => (exitCode = code ?? (signal ? ExitCode.failure : null)));
+  let exitCode: number | undefined;
+  child.once('exit', (code) => (exitCode = code ?? ExitCode.failure)).once('error', () => (exitCode = ExitCode.failure));
   const deadline = Date.now() + DETACHED_START_TIMEOUT_MS;
   for (;;) {
     const profile = runningHubs().find((h) => h.pid === child.pid);
@@ -203,7 +203,7 @@ async function startDetached(opts: StartOptions, out: Output): Promise<void> {
 }
 
 /** The detached hub's own one-line error (from its log), with its exit code. */
-function startFailed(logFile: string, logStart: number, exitCode: number | null): ToolkitError {
+function startFailed(logFile: string, logStart: number, exitCode: number): ToolkitError {
   const written = readFileSync(logFile).subarray(logStart).toString('utf8');
   const reason = [...written.matchAll(/^error: (.*)$/gm)].pop()?.[1];
   return new ToolkitError(reason ?? `the hub exited (code ${exitCode}) before it started; see ${logFile}`, exitCode || ExitCode.failure);
