@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CliProcess, cliEnv, jsonLines, runCli, type CliResult } from './helpers/cli.js';
+import { BIN, CliProcess, cliEnv, jsonLines, runCli, type CliResult } from './helpers/cli.js';
 import { tempDir } from './helpers/hub.js';
 
 // The hub's life cycle as a user or a CI job drives it: `hub start` (in the foreground and with
@@ -21,13 +21,20 @@ function oneLineError(r: CliResult, exitCode: number, message: RegExp): void {
   assert.match(r.stderr, message);
 }
 
+/** A zombie (ended, not yet reaped by its parent: the system's first process, for a detached hub) is not alive. */
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
   }
+  return !existsSync(`/proc/${pid}`) || procState(pid) !== 'Z';
+}
+
+/** A process's state (R, S, Z...), from Linux's /proc. */
+function procState(pid: number): string {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
 }
 
 function profiles(home: string): string[] {
@@ -237,6 +244,29 @@ test('hub start --detach returns once the hub accepts connections; hub status --
     oneLineError(await runCli(['hub', 'stop'], env), 8, /No local hub is running/);
   } finally {
     if (pid !== undefined && alive(pid)) process.kill(pid, 'SIGKILL');
+    rmSync(home, { recursive: true, force: true });
+  }
+});
+
+test('hub stop returns once the hub has ended, also when its parent never reaps it (as a container whose first process is sleep)', { skip: !existsSync('/proc/self/stat') && 'needs /proc' }, async () => {
+  const home = tempDir();
+  const env = { IOTHUB_TUT_HOME: home };
+  // sh starts the hub in the background, then becomes sleep, which never waits for its children.
+  const script = '"$0" "$@" >/dev/null 2>&1 & exec sleep 300';
+  const parent = spawn('sh', ['-c', script, process.execPath, BIN, 'hub', 'start', ...EPHEMERAL], { env: cliEnv(env), stdio: 'ignore' });
+  try {
+    let hub: any;
+    for (const deadline = Date.now() + 60_000; !hub; await new Promise((r) => setTimeout(r, 250))) {
+      assert.ok(Date.now() < deadline, 'the hub did not start within 60 s');
+      const status = await runCli(['hub', 'status', '--json'], env);
+      if (status.code === 0) hub = jsonLines(status.stdout)[0];
+    }
+    const stop = await runCli(['hub', 'stop', '--timeout', '20'], env);
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.equal(procState(hub.pid), 'Z', 'the hub has ended, and stays a zombie that its parent does not reap');
+    oneLineError(await runCli(['hub', 'status'], env), 8, /No local hub is running/);
+  } finally {
+    parent.kill('SIGKILL');
     rmSync(home, { recursive: true, force: true });
   }
 });

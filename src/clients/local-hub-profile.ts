@@ -134,26 +134,37 @@ export function selectedHub(): LocalHubProfile | undefined {
   return hubs[0];
 }
 
-/** True while the hub's process runs; a pid reused by another process since does not count. */
+/**
+ * True while the hub's process runs: not a zombie (a process that has ended but that its parent has
+ * not reaped yet; in a container whose first process never reaps, it stays one), and not another
+ * process that got the pid since.
+ */
 export function isRunning(profile: LocalHubProfile): boolean {
+  const stat = procStat(profile.pid);
+  if (stat) return !'ZX'.includes(stat.state) && (profile.processStart === undefined || stat.startTime === profile.processStart);
   try {
-    process.kill(profile.pid, 0);
+    process.kill(profile.pid, 0); // no /proc here
+    return true;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
-  const started = processStartTime(profile.pid);
-  return started === undefined || profile.processStart === undefined || started === profile.processStart;
+}
+
+/** When a process started (with its pid, that names one process: a pid reused later has another start time). */
+export function processStartTime(pid: number): string | undefined {
+  return procStat(pid)?.startTime;
 }
 
 /**
- * When a process started, in clock ticks since boot (field 22 of Linux's /proc/<pid>/stat, read
- * after the command name, which may hold spaces); undefined where there is no /proc. Two processes
- * with one pid at different times have different start times.
+ * A process's state and start time (in clock ticks since boot), fields 3 and 22 of Linux's
+ * /proc/<pid>/stat, read after the command name (which may hold spaces); undefined where there is no
+ * /proc or no such process.
  */
-export function processStartTime(pid: number): string | undefined {
+function procStat(pid: number): { state: string; startTime: string } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state: fields[0], startTime: fields[19] };
   } catch {
     return undefined;
   }
