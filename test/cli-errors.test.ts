@@ -1,6 +1,6 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli, type CliResult } from './helpers/cli.js';
 import { startTestHub, tempDir, type TestHub } from './helpers/hub.js';
@@ -27,8 +27,9 @@ function homeFor(t: TestHub): string {
   const home = tempDir();
   const caFile = join(home, 'ca.pem');
   writeFileSync(caFile, t.hub.tls.ca);
-  const profile = { hostName: 'localhost', port: t.hub.port, caFile, pid: process.pid, serviceConnectionString: t.connection.connectionString };
-  writeFileSync(join(home, 'profile.json'), JSON.stringify(profile), { mode: 0o600 });
+  const profile = { hostName: 'localhost', port: t.hub.port, eventHubPort: t.hub.eventHubPort, caFile, pid: process.pid, dataDir: t.dataDir, startedAt: new Date().toISOString(), serviceConnectionString: t.connection.connectionString };
+  mkdirSync(join(home, 'hubs'));
+  writeFileSync(join(home, 'hubs', `${process.pid}.json`), JSON.stringify(profile), { mode: 0o600 });
   return home;
 }
 

@@ -1,6 +1,6 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli, startHubProcess, type HubProcess } from './helpers/cli.js';
@@ -35,7 +35,7 @@ describe('hub start + create-module as separate processes', () => {
   test('a connection string comes from the flag, then the environment, then .env, then the running hub', async () => {
     const cwd = mkdtempSync(join(tmpdir(), 'iothub-tut-cwd-'));
     try {
-      const good = JSON.parse(readFileSync(join(env.IOTHUB_TUT_HOME, 'profile.json'), 'utf8')).serviceConnectionString as string;
+      const good = JSON.parse((await runCli(['hub', 'status', '--json', '--show-secrets'], env)).stdout).serviceConnectionString as string;
       const wrongKey = good.replace(/SharedAccessKey=[^;]+/, `SharedAccessKey=${Buffer.alloc(32, 3).toString('base64')}`);
       const malformed = 'HostName=localhost;SharedAccessKeyName=iothubowner';
       const create = (extraEnv: Record<string, string> = {}, flag: string[] = []) => runCli(['create-device', '-d', 'order-1', ...flag], { ...env, ...extraEnv }, 60_000, cwd);

@@ -1,68 +1,244 @@
 import { Option, type Command } from 'commander';
-import { join } from 'node:path';
-import { appendFileSync, writeFileSync } from 'node:fs';
-import { run, parsePositiveInt } from './output.js';
-import { toolkitHome, writeProfile, removeProfile } from '../clients/local-hub-profile.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { dirname, join, resolve } from 'node:path';
+import { appendFileSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { run, parsePositiveInt, parseSeconds, type Output } from './output.js';
+import {
+  isRunning,
+  processStartTime,
+  removeProfile,
+  runningHubs,
+  selectedHub,
+  toolkitHome,
+  writeInMemoryCa,
+  writeProfile,
+  type LocalHubProfile,
+} from '../clients/local-hub-profile.js';
 import { ExitCode, ToolkitError } from '../clients/errors.js';
-import { TIERS } from '../hub/throttling.js';
-import { LOG_LEVELS } from '../hub/log.js';
+import { TIERS, type Tier } from '../hub/throttling.js';
+import { LOG_LEVELS, type LogLevel } from '../hub/log.js';
+
+interface StartOptions {
+  port: number;
+  amqpPort: number;
+  dataDir: string;
+  inMemory?: boolean;
+  throttle?: Tier;
+  logLevel: LogLevel;
+  logFile?: string;
+  detach?: boolean;
+}
+
+/** How long `hub start --detach` waits for the hub to accept connections, and how often it looks. */
+const DETACHED_START_TIMEOUT_MS = 60_000;
+const POLL_MS = 100;
 
 export function configureHub(hub: Command): void {
   hub
     .command('start')
-    .description('run a local IoT Hub until Ctrl-C; the other commands find it by themselves')
-    .option('-p, --port <port>', 'TLS port for REST, MQTT and MQTT over WebSockets', parsePositiveInt('--port'), 8883)
-    .option('--amqp-port <port>', 'plain-AMQP port of the Event Hub-compatible endpoint (where monitor-events reads)', parsePositiveInt('--amqp-port'), 5672)
-    .option('--data-dir <dir>', 'where identities, twins, events and the CA are kept', join(toolkitHome(), 'hub'))
+    .description('run a local IoT Hub until Ctrl-C (or in the background with --detach); the other commands find it by themselves')
+    .option('-p, --port <port>', 'TLS port for REST, MQTT and MQTT over WebSockets (0: any free port)', parsePositiveInt('--port'), 8883)
+    .option('--amqp-port <port>', 'plain-AMQP port of the Event Hub-compatible endpoint, where monitor-events reads (0: any free port)', parsePositiveInt('--amqp-port'), 5672)
+    .option('--data-dir <dir>', 'where identities, twins, events and the CA are kept (one hub at a time)', join(toolkitHome(), 'hub'))
     .option('--in-memory', 'keep nothing on disk (a throwaway hub)')
     .addOption(new Option('--throttle <tier>', "apply IoT Hub's throttles of one unit of this tier (429 ThrottlingException, CONNACK 3)").choices(TIERS))
     .addOption(new Option('--log-level <level>', 'what the hub logs: errors only, up to one line per request and connection').choices(LOG_LEVELS).default('info'))
     .option('--log-file <path>', 'append the hub log to this file instead of stderr')
-    .action((opts, cmd: Command) =>
+    .option('--detach', 'run in the background: return once the hub accepts connections, logging to <data dir>/hub.log (in memory: hub-in-memory.log in the toolkit home) unless --log-file')
+    .action((opts: StartOptions, cmd: Command) =>
+      run(cmd.optsWithGlobals(), (out) => (opts.detach ? startDetached(opts, out) : startHere(opts, out))),
+    );
+
+  hub
+    .command('status')
+    .description('show the running local hubs (or the one --hub names): pid, ports, data dir, uptime, connection strings; exit 8 when none runs')
+    .action((_opts, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
-        const [{ LocalHub }, { createLog }] = await Promise.all([import('../hub/server.js'), import('../hub/log.js')]);
-        const log = createLog(opts.logLevel, opts.logFile ? (line) => appendFileSync(opts.logFile, line, { mode: 0o600 }) : undefined);
-        const local = await LocalHub.start({ port: opts.port, eventHubPort: opts.amqpPort, dataDir: opts.dataDir, inMemory: opts.inMemory, throttle: opts.throttle, log }).catch((err: NodeJS.ErrnoException & { port?: number }) => {
-          // Node names the port on a listen error; it tells which of the two listeners failed.
-          const [port, flag] = err.port === opts.amqpPort && opts.amqpPort !== opts.port ? [opts.amqpPort, '--amqp-port'] : [opts.port, '--port'];
-          if (err.code === 'EADDRINUSE') throw new ToolkitError(`port ${port} is in use: stop what runs there, or pick another with ${flag}`, ExitCode.unavailable);
-          if (err.code === 'EACCES') throw new ToolkitError(`port ${port} needs root: pick one above 1023 with ${flag}`, ExitCode.unavailable);
-          throw err;
-        });
-        let caFile = local.tls.caFile;
-        if (!caFile) {
-          caFile = join(toolkitHome(), `ca-${process.pid}.pem`);
-          writeFileSync(caFile, local.tls.ca, { mode: 0o644 });
+        // With --hub, that hub (selectedHub throws when it does not run); else every one.
+        const hubs = cmd.optsWithGlobals().hub === undefined ? runningHubs() : [selectedHub()!];
+        if (hubs.length === 0) throw noHubRunning();
+        for (const hub of hubs) {
+          const uptimeSeconds = Math.max(0, Math.round((Date.now() - Date.parse(hub.startedAt)) / 1000));
+          out.result({ ...shown(hub), uptimeSeconds });
+          out.heading(`Local IoT Hub on ${hub.hostName}:${hub.port} (pid ${hub.pid})`);
+          out.field('Uptime', formatDuration(uptimeSeconds));
+          printHub(out, hub);
         }
-        const profile = {
-          hostName: local.hostName,
-          port: local.port,
-          caFile,
-          pid: process.pid,
-          serviceConnectionString: local.serviceConnectionString(),
-          eventHubConnectionString: local.eventHubConnectionString(),
-        };
-        writeProfile(profile);
-        log.info('hub', `started on ${local.hostName}:${local.port} (Event Hub-compatible endpoint on ${local.eventHubPort}), pid ${process.pid}, data dir ${opts.inMemory ? '(in memory)' : opts.dataDir}`);
-        out.result({ event: 'started', ...profile, dataDir: opts.inMemory ? null : opts.dataDir });
-        out.heading(`Local IoT Hub running on ${local.hostName}:${local.port}`);
-        out.field('Data dir', opts.inMemory ? '(in memory)' : opts.dataDir);
-        if (opts.throttle) out.field('Throttling', `IoT Hub ${String(opts.throttle).toUpperCase()}, one unit`);
-        out.field('CA certificate', caFile);
-        out.field('Connection string', out.secret(profile.serviceConnectionString));
-        out.field('Event Hub endpoint', out.secret(profile.eventHubConnectionString));
-        out.line(out.color.dim('  Other terminals use this hub automatically. Other Node apps: NODE_EXTRA_CA_CERTS=' + caFile));
-        out.line(out.color.dim('  Press Ctrl-C to stop.'));
-        await new Promise<void>((resolve) => {
-          const stop = () => resolve();
-          process.once('SIGINT', stop);
-          process.once('SIGTERM', stop);
-        });
-        removeProfile(process.pid);
-        await local.stop();
-        log.info('hub', 'stopped');
-        out.line('Hub stopped.');
-        out.result({ event: 'stopped' });
       }),
     );
+
+  hub
+    .command('stop')
+    .description('stop the running local hub (or the one --hub names) as Ctrl-C does, and wait until it has stopped')
+    .option('--timeout <s>', 'give up waiting after this many seconds (exit 5)', parseSeconds('--timeout'), 30)
+    .action((opts: { timeout: number }, cmd: Command) =>
+      run(cmd.optsWithGlobals(), async (out) => {
+        const hub = selectedHub();
+        if (!hub) throw noHubRunning();
+        try {
+          process.kill(hub.pid, 'SIGTERM');
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err; // ESRCH: it has just stopped
+        }
+        const deadline = Date.now() + opts.timeout * 1000;
+        while (isRunning(hub)) {
+          if (Date.now() > deadline) {
+            throw new ToolkitError(`the hub (pid ${hub.pid}) did not stop within ${opts.timeout} s; 'kill -9 ${hub.pid}' ends it (acknowledged writes survive)`, ExitCode.timeout);
+          }
+          await sleep(POLL_MS);
+        }
+        removeProfile(hub.pid); // already gone, unless the hub died while stopping
+        out.result({ event: 'stopped', pid: hub.pid, dataDir: hub.dataDir });
+        out.line(`Hub stopped (pid ${hub.pid}, data dir ${hub.dataDir ?? '(in memory)'}).`);
+      }),
+    );
+}
+
+/** `hub start` in this process: runs until SIGINT (Ctrl-C), SIGTERM (`hub stop`) or SIGHUP (its terminal closed). */
+async function startHere(opts: StartOptions, out: Output): Promise<void> {
+  // Listened for from the start: a signal while the hub starts stops it once it has started, cleanly.
+  const stopRequested = new Promise<void>((resolve) => {
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => resolve());
+  });
+  const [{ LocalHub }, { createLog }, { DataDirInUseError }] = await Promise.all([
+    import('../hub/server.js'),
+    import('../hub/log.js'),
+    import('../hub/data-dir-lock.js'),
+  ]);
+  const dataDir = opts.inMemory ? null : resolve(opts.dataDir);
+  const log = createLog(opts.logLevel, opts.logFile ? (line) => appendFileSync(opts.logFile!, line, { mode: 0o600 }) : undefined);
+  const local = await LocalHub.start({ port: opts.port, eventHubPort: opts.amqpPort, dataDir: dataDir ?? undefined, inMemory: opts.inMemory, throttle: opts.throttle, log }).catch(
+    (err: NodeJS.ErrnoException & { port?: number }) => {
+      if (err instanceof DataDirInUseError) {
+        const holder = err.holder;
+        const where = holder?.port === undefined ? ' (still starting)' : ` on port ${holder.port} (Event Hub-compatible endpoint on ${holder.eventHubPort})`;
+        throw new ToolkitError(
+          `the data dir ${err.dataDir} is in use by ${holder ? `the hub with pid ${holder.pid}${where}` : 'another hub'}: ` +
+            `stop it with 'iothub-tut hub stop --hub ${err.dataDir}', or pick another --data-dir`,
+          ExitCode.unavailable,
+        );
+      }
+      // Node names the port on a listen error; it tells which of the two listeners failed.
+      const [port, flag] = err.port === opts.amqpPort && opts.amqpPort !== opts.port ? [opts.amqpPort, '--amqp-port'] : [opts.port, '--port'];
+      if (err.code === 'EADDRINUSE') throw new ToolkitError(`port ${port} is in use: stop what runs there, or pick another with ${flag}`, ExitCode.unavailable);
+      if (err.code === 'EACCES') throw new ToolkitError(`port ${port} needs root: pick one above 1023 with ${flag}`, ExitCode.unavailable);
+      throw err;
+    },
+  );
+  try {
+    const profile: LocalHubProfile = {
+      hostName: local.hostName,
+      port: local.port,
+      eventHubPort: local.eventHubPort,
+      caFile: local.tls.caFile ?? writeInMemoryCa(local.tls.ca),
+      pid: process.pid,
+      processStart: processStartTime(process.pid),
+      dataDir,
+      startedAt: new Date().toISOString(),
+      ...(opts.logFile ? { logFile: resolve(opts.logFile) } : {}),
+      ...(opts.throttle ? { throttle: opts.throttle } : {}),
+      serviceConnectionString: local.serviceConnectionString(),
+      eventHubConnectionString: local.eventHubConnectionString(),
+    };
+    writeProfile(profile);
+    log.info('hub', `started on ${local.hostName}:${local.port} (Event Hub-compatible endpoint on ${local.eventHubPort}), pid ${process.pid}, data dir ${dataDir ?? '(in memory)'}`);
+    printStarted(out, profile);
+    out.line(out.color.dim('  Press Ctrl-C to stop.'));
+    await stopRequested;
+  } finally {
+    // The profile goes first, so that no command picks a hub that is stopping; the lock goes with the hub.
+    removeProfile(process.pid);
+    await local.stop();
+  }
+  log.info('hub', 'stopped');
+  out.line('Hub stopped.');
+  out.result({ event: 'stopped' });
+}
+
+/**
+ * `hub start --detach`: the same hub in a process of its own (its own session, so a closed terminal
+ * does not end it; its output to the log file, so nothing ties it to this process), and this process
+ * returns once that hub has written its profile, which it does once it accepts connections.
+ */
+async function startDetached(opts: StartOptions, out: Output): Promise<void> {
+  const logFile = resolve(opts.logFile ?? (opts.inMemory ? join(toolkitHome(), 'hub-in-memory.log') : join(opts.dataDir, 'hub.log')));
+  mkdirSync(dirname(logFile), { recursive: true, mode: 0o700 });
+  const fd = openSync(logFile, 'a', 0o600);
+  const logStart = fstatSync(fd).size;
+  const args = [
+    process.argv[1], // this CLI's entry point
+    'hub', 'start',
+    '--port', String(opts.port),
+    '--amqp-port', String(opts.amqpPort),
+    ...(opts.inMemory ? ['--in-memory'] : ['--data-dir', resolve(opts.dataDir)]),
+    ...(opts.throttle ? ['--throttle', opts.throttle] : []),
+    '--log-level', opts.logLevel,
+    '--log-file', logFile,
+  ];
+  let child: ChildProcess;
+  try {
+    child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd] });
+  } finally {
+    closeSync(fd);
+  }
+  child.unref();
+  let exitCode: number | undefined;
+  child.once('exit', (code) => (exitCode = code ?? ExitCode.failure)).once('error', () => (exitCode = ExitCode.failure));
+  const deadline = Date.now() + DETACHED_START_TIMEOUT_MS;
+  for (;;) {
+    const profile = runningHubs().find((h) => h.pid === child.pid);
+    if (profile) {
+      printStarted(out, profile);
+      out.line(out.color.dim(`  Running in the background (pid ${profile.pid}). Stop it with 'iothub-tut hub stop${runningHubs().length > 1 ? ` --hub ${profile.dataDir ?? profile.pid}` : ''}'.`));
+      return;
+    }
+    if (exitCode !== undefined) throw startFailed(logFile, logStart, exitCode);
+    if (Date.now() > deadline) {
+      child.kill('SIGTERM');
+      throw new ToolkitError(`the hub did not start within ${DETACHED_START_TIMEOUT_MS / 1000} s (see ${logFile})`, ExitCode.timeout);
+    }
+    await sleep(POLL_MS);
+  }
+}
+
+/** The detached hub's own one-line error (from its log), with its exit code. */
+function startFailed(logFile: string, logStart: number, exitCode: number): ToolkitError {
+  const written = readFileSync(logFile).subarray(logStart).toString('utf8');
+  const reason = [...written.matchAll(/^error: (.*)$/gm)].pop()?.[1];
+  return new ToolkitError(reason ?? `the hub exited (code ${exitCode}) before it started; see ${logFile}`, exitCode || ExitCode.failure);
+}
+
+/** What a foreground start and a detached one print once the hub accepts connections. */
+function printStarted(out: Output, hub: LocalHubProfile): void {
+  out.result({ event: 'started', ...shown(hub) });
+  out.heading(`Local IoT Hub running on ${hub.hostName}:${hub.port}`);
+  printHub(out, hub);
+  out.line(out.color.dim('  Other terminals use this hub automatically. Other Node apps: NODE_EXTRA_CA_CERTS=' + hub.caFile));
+}
+
+function printHub(out: Output, hub: LocalHubProfile): void {
+  out.field('Data dir', hub.dataDir ?? '(in memory)');
+  if (hub.throttle) out.field('Throttling', `IoT Hub ${hub.throttle.toUpperCase()}, one unit`);
+  if (hub.logFile) out.field('Log file', hub.logFile);
+  out.field('CA certificate', hub.caFile);
+  out.field('Connection string', out.secret(hub.serviceConnectionString));
+  if (hub.eventHubConnectionString) out.field('Event Hub endpoint', out.secret(hub.eventHubConnectionString));
+}
+
+/** A profile as `--json` shows it (the process start time only tells processes apart). */
+function shown(hub: LocalHubProfile): Omit<LocalHubProfile, 'processStart'> {
+  const { processStart: _, ...rest } = hub;
+  return rest;
+}
+
+function noHubRunning(): ToolkitError {
+  return new ToolkitError("No local hub is running: start one with 'iothub-tut hub start' (add --detach to run it in the background).", ExitCode.unavailable);
+}
+
+/** 3725 → '1h 02m 05s'. */
+function formatDuration(seconds: number): string {
+  const [h, m, s] = [Math.floor(seconds / 3600), Math.floor((seconds % 3600) / 60), seconds % 60];
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return h ? `${h}h ${pad(m)}m ${pad(s)}s` : m ? `${m}m ${pad(s)}s` : `${s}s`;
 }

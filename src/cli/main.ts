@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { chooseHub } from '../clients/local-hub-profile.js';
 
 /** Configures a command's arguments, options and action (in its own module, loaded only to run it). */
 type Configure = (command: Command) => void;
@@ -37,6 +38,7 @@ const program = new Command('iothub-tut')
   .option('--json', 'machine-readable output (one JSON object per line)')
   .option('--show-secrets', 'show keys and connection strings instead of masking them')
   .option('--verbose', 'show stack traces with errors')
+  .option('--hub <data dir>', 'the running local hub to use, by its data dir (or pid), when several run (default: the only one)', chooseHub)
   .option('--no-color', 'plain output (also: NO_COLOR=1, or when stdout is not a terminal)')
   .showHelpAfterError('(run with --help for usage)')
   .configureOutput({ outputError: (text, write) => write(text) })
@@ -59,8 +61,8 @@ try {
 // mid-session); a command that has finished exits instead of waiting on them.
 process.exit();
 
-/** The command a command line runs (or asks help for): its first word, as no global option takes a value. */
+/** The command a command line runs (or asks help for): its first word, past --hub's value (the one global option that takes one). */
 function requestedCommand(args: string[]): string | undefined {
-  const words = args.filter((arg) => !arg.startsWith('-'));
+  const words = args.filter((arg, i) => !arg.startsWith('-') && args[i - 1] !== '--hub');
   return words[0] === 'help' ? words[1] : words[0];
 }

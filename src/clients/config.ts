@@ -3,7 +3,7 @@ import { parseEnv } from 'node:util';
 import { parseConnectionString, type ConnectionStringKind } from './connection-string.js';
 import { ExitCode, ToolkitError } from './errors.js';
 import type { HubTransport } from './hub-transport.js';
-import { readProfile, type LocalHubProfile } from './local-hub-profile.js';
+import { runningHubs, selectedHub, type LocalHubProfile } from './local-hub-profile.js';
 
 /** A connection string, its parsed fields and, for a local hub, its transport details. */
 export interface ResolvedConnection {
@@ -31,8 +31,8 @@ function dotEnv(): Record<string, string> {
 
 /**
  * Finds a connection string in this order: the --connection-string flag, the environment variable,
- * a .env file in the working directory, then a running local hub's profile. Nothing found is an
- * error that says how to start a hub or what to set.
+ * a .env file in the working directory, then the profile of the running local hub (the one chosen
+ * with --hub, or the only one). Nothing found is an error that says how to start a hub or what to set.
  */
 export function resolveConnection(kind: ConnectionStringKind, flag: string | undefined, fromProfile?: (p: LocalHubProfile) => string | undefined): ResolvedConnection {
   const found = findConnection(kind, flag, fromProfile);
@@ -48,20 +48,21 @@ export function resolveConnection(kind: ConnectionStringKind, flag: string | und
 
 /** Like resolveConnection, but undefined when nothing is found, for callers that have another way. */
 export function findConnection(kind: ConnectionStringKind, flag: string | undefined, fromProfile?: (p: LocalHubProfile) => string | undefined): ResolvedConnection | undefined {
-  const profile = readProfile();
-  const connectionString =
-    flag ||
-    process.env[ENV_NAME[kind]] ||
-    dotEnv()[ENV_NAME[kind]] ||
-    (profile && fromProfile ? fromProfile(profile) : undefined);
+  const given = flag || process.env[ENV_NAME[kind]] || dotEnv()[ENV_NAME[kind]];
+  // The local hubs are looked at only when needed: an Azure connection string works whatever runs here.
+  const profile = given || !fromProfile ? undefined : selectedHub();
+  const connectionString = given || (profile && fromProfile?.(profile));
   if (!connectionString) return undefined;
   const fields = parseConnectionString(connectionString, kind);
   return { connectionString, fields, transport: transportFor(fields, profile) };
 }
 
 /** A connection string for the running local hub carries that hub's CA and port; any other needs neither. */
-export function transportFor(fields: Record<string, string>, profile = readProfile()): HubTransport {
-  if (!profile || fields.HostName?.toLowerCase() !== profile.hostName.toLowerCase()) return {};
+export function transportFor(fields: Record<string, string>, profile?: LocalHubProfile): HubTransport {
+  const isFor = (hub: LocalHubProfile) => fields.HostName?.toLowerCase() === hub.hostName.toLowerCase();
+  // Which local hub is meant matters only for a host name that local hubs serve (an Azure one needs none).
+  if (!profile && runningHubs().some(isFor)) profile = selectedHub();
+  if (!profile || !isFor(profile)) return {};
   try {
     return { ca: readFileSync(profile.caFile, 'utf8'), port: profile.port };
   } catch {

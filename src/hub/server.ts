@@ -28,6 +28,7 @@ import { EventLog } from './events/event-log.js';
 import { startEventHubEndpoint, type EventHubEndpoint } from './events/amqp-endpoint.js';
 import { TelemetryTopics } from './device-gateway/telemetry-topics.js';
 import { silentLog, type HubLog } from './log.js';
+import { DataDirLock } from './data-dir-lock.js';
 
 export interface HubOptions {
   /** Where the database and the CA live; ignored with inMemory. */
@@ -78,6 +79,7 @@ export class LocalHub {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_PACKET_BYTES });
   private readonly sockets = new Set<TLSSocket>();
   private portNumber = 0;
+  private dataDirLock?: DataDirLock;
 
   private constructor(
     private readonly db: Db,
@@ -141,10 +143,19 @@ export class LocalHub {
       mkdirSync(dataDir, { recursive: true, mode: 0o700 });
       chmodSync(dataDir, 0o700);
     }
-    const db = openDatabase(dataDir ? join(dataDir, 'hub.db') : ':memory:');
-    const tls = loadOrCreateTls(dataDir && join(dataDir, 'tls'));
-    const throttle = typeof options.throttle === 'string' ? new Throttle(options.throttle) : options.throttle;
-    const hub = new LocalHub(db, tls, options.hostName ?? 'localhost', throttle, options.log ?? silentLog);
+    // Held from before the database opens until after it closes (stop()); a second hub is refused here.
+    const lock = dataDir ? DataDirLock.acquire(dataDir) : undefined;
+    let hub: LocalHub;
+    try {
+      const db = openDatabase(dataDir ? join(dataDir, 'hub.db') : ':memory:');
+      const tls = loadOrCreateTls(dataDir && join(dataDir, 'tls'));
+      const throttle = typeof options.throttle === 'string' ? new Throttle(options.throttle) : options.throttle;
+      hub = new LocalHub(db, tls, options.hostName ?? 'localhost', throttle, options.log ?? silentLog);
+    } catch (err) {
+      lock?.release();
+      throw err;
+    }
+    hub.dataDirLock = lock;
     try {
       await hub.mqtt.start();
       await hub.listen(options.port ?? 8883);
@@ -154,6 +165,7 @@ export class LocalHub {
         eventLog: hub.eventLog,
         verifyToken: (token, audience) => hub.auth.verifyServiceToken(token, audience, 'ServiceConnect'),
       });
+      lock?.describe({ pid: process.pid, port: hub.port, eventHubPort: hub.eventHubPort });
     } catch (err) {
       await hub.stop();
       throw err;
@@ -200,6 +212,7 @@ export class LocalHub {
     this.registry.flushConnectionStates();
     await this.eventLog.close();
     this.db.close();
+    this.dataDirLock?.release();
   }
 
   /** One TLS port for everything; the first byte after the handshake tells MQTT from HTTP. */
