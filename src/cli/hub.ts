@@ -1,18 +1,24 @@
 import { Option, type Command } from 'commander';
 import { join } from 'node:path';
 import { appendFileSync, writeFileSync } from 'node:fs';
-import { run, parsePositiveInt } from './output.js';
+import { run } from './output.js';
+import { parseNonNegativeInt } from './parsers.js';
+import { examples } from './help.js';
 import { toolkitHome, writeProfile, removeProfile } from '../clients/local-hub-profile.js';
 import { ExitCode, ToolkitError } from '../clients/errors.js';
 import { TIERS } from '../hub/throttling.js';
 import { LOG_LEVELS } from '../hub/log.js';
 
+const START_EXAMPLES = examples('hub start', 'hub start --in-memory --port 0 --amqp-port 0 --json', 'hub start --data-dir ./hub-data --throttle s1 --log-level debug');
+
 export function configureHub(hub: Command): void {
   hub
+    .addHelpText('after', START_EXAMPLES)
     .command('start')
+    .addHelpText('after', START_EXAMPLES)
     .description('run a local IoT Hub until Ctrl-C; the other commands find it by themselves')
-    .option('-p, --port <port>', 'TLS port for REST, MQTT and MQTT over WebSockets', parsePositiveInt('--port'), 8883)
-    .option('--amqp-port <port>', 'plain-AMQP port of the Event Hub-compatible endpoint (where monitor-events reads)', parsePositiveInt('--amqp-port'), 5672)
+    .option('-p, --port <port>', 'TLS port for REST, MQTT and MQTT over WebSockets', parseNonNegativeInt('--port'), 8883)
+    .option('--amqp-port <port>', 'plain-AMQP port of the Event Hub-compatible endpoint (where monitor-events reads)', parseNonNegativeInt('--amqp-port'), 5672)
     .option('--data-dir <dir>', 'where identities, twins, events and the CA are kept', join(toolkitHome(), 'hub'))
     .option('--in-memory', 'keep nothing on disk (a throwaway hub)')
     .addOption(new Option('--throttle <tier>', "apply IoT Hub's throttles of one unit of this tier (429 ThrottlingException, CONNACK 3)").choices(TIERS))

@@ -1,8 +1,7 @@
 import deviceSdk from 'azure-iot-device';
 import mqttTransport from 'azure-iot-device-mqtt';
-import { parseConnectionString } from './connection-string.js';
+import type { DeviceConnection } from './connection-string.js';
 import { hubAgent } from './hub-transport.js';
-import type { HubConnection } from './service-clients.js';
 
 export type DeviceClient = deviceSdk.Client;
 export type DeviceProtocol = 'mqtt' | 'mqttws';
@@ -52,19 +51,18 @@ function withMethodHooks(Transport: typeof mqttTransport.Mqtt, options: DeviceCl
  * GatewayHostName setting points MQTT at the hub's port, and the CA is passed with setOptions.
  */
 export async function createDeviceClient(
-  connection: HubConnection,
+  connection: DeviceConnection,
   protocol: DeviceProtocol = 'mqtt',
   options: DeviceClientOptions = {},
 ): Promise<DeviceClient> {
-  const fields = parseConnectionString(connection.connectionString, 'device');
   const { transport } = connection;
   let connectionString = connection.connectionString;
-  if (transport.port !== undefined && protocol === 'mqtt' && !fields.GatewayHostName) {
-    connectionString += `;GatewayHostName=${fields.HostName}:${transport.port}`;
+  if (transport.port !== undefined && protocol === 'mqtt' && !connection.gatewayHostName) {
+    connectionString += `;GatewayHostName=${connection.hostName}:${transport.port}`;
   }
   const Base = protocol === 'mqttws' ? mqttTransport.MqttWs : mqttTransport.Mqtt;
   const Transport = options.unknownMethod || options.onMethodsEnabled ? withMethodHooks(Base, options) : Base;
-  const client = fields.ModuleId
+  const client = connection.moduleId
     ? deviceSdk.ModuleClient.fromConnectionString(connectionString, Transport)
     : deviceSdk.Client.fromConnectionString(connectionString, Transport);
   if (transport.ca || transport.port !== undefined) {
