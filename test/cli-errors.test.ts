@@ -360,6 +360,12 @@ describe('errors and exit codes: against a hub', () => {
     }
   });
 
+  test('an Event Hub-compatible endpoint that closes the connection before it opens (exit 8): TLS to the plain-AMQP port', async () => {
+    const tls = eventHubString(`sb://localhost:${t.hub.eventHubPort}/`, t.hub.eventHubConnectionString().match(/SharedAccessKey=([^;]+)/)![1]).replace(';UseDevelopmentEmulator=true', '');
+    oneLineError(await runCli(['monitor-events', '--count', '1', '--timeout', '1', '-c', tls], env), 8,
+      /^error: reading the Event Hub-compatible endpoint: the endpoint closed the connection before it opened; check Endpoint \(a local hub's Event Hub-compatible endpoint is plain AMQP: its connection string ends with ';UseDevelopmentEmulator=true'\)\.$/m);
+  });
+
   test('a host name that does not resolve (exit 8): no such name (ENOTFOUND) and no DNS at all (EAI_AGAIN), for every command', async () => {
     const message = /the hub's host name does not resolve; check the host name in the connection string\.$/m;
     const cases = ['no-such-host.invalid', 'eai-again.invalid'].flatMap((host) => [

@@ -36,8 +36,9 @@ export async function runQuery(connection: ServiceConnection, options: QueryOpti
     if (signal?.aborted) break;
     let page: unknown[];
     try {
-      // A failed page leaves the query's continuation token as it was: the retry asks for the same page.
-      page = (await withRetry(() => query.next(), { ...DEFAULT_RETRY, what })).result as unknown[];
+      // next() without a token asks for the first page again. A failed page leaves the query's token
+      // as it was: the retry asks for the same page.
+      page = (await withRetry(() => query.next(query.continuationToken), { ...DEFAULT_RETRY, what })).result as unknown[];
     } catch (err) {
       throw explain(err, what);
     }
