@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runCli, type CliResult } from './helpers/cli.js';
+import { CliProcess, runCli, type CliResult } from './helpers/cli.js';
 import { startTestHub, tempDir, type TestHub } from './helpers/hub.js';
 import { registerIdentity } from './helpers/devices.js';
 import { createRegistry } from '../src/clients/service-clients.js';
@@ -381,9 +381,9 @@ describe('errors and exit codes: against a hub', () => {
     ]);
   });
 
-  test('hub busy (exit 8): throttled past the retries, for every command that calls the service', async () => {
+  test('hub busy (exit 8): throttled past the retries, for every command that calls the service or connects as a device', async () => {
     const throttle = new Throttle('s1', () => 0);
-    for (const operation of ['registry', 'twinRead', 'twinUpdate', 'methods', 'queries'] satisfies Operation[]) while (throttle.allow(operation));
+    for (const operation of ['registry', 'twinRead', 'twinUpdate', 'methods', 'queries', 'connect'] satisfies Operation[]) while (throttle.allow(operation));
     const busy = await startTestHub({ throttle });
     const busyHome = homeFor(busy);
     const message = /the hub is busy \(.*\); try again shortly\. \(gave up after 6 attempts\)$/m;
@@ -391,7 +391,36 @@ describe('errors and exit codes: against a hub', () => {
       await walk({ IOTHUB_TUT_HOME: busyHome }, [
         ...across([COMMANDS[0]!], () => ['create-device', '-d', 'never'], 8, /^error: creating device 'never': the hub is busy \(.*\); try again shortly\. \(gave up after 6 attempts\)$/m),
         ...across(COMMANDS.filter((c) => c.kind !== 'eventhub'), (c) => [...c.run, ...c.target], 8, message),
+        // New connections refused with CONNACK 3, which the device SDK would retry for minutes.
+        ...across(ofKind('device'), (c) => [...c.run, '-c', deviceString('known')], 8, /not connected within 20 s: the hub is busy or unreachable; try again shortly\.$/m),
       ]);
+    } finally {
+      await busy.dispose();
+      rmSync(busyHome, { recursive: true, force: true });
+    }
+  });
+
+  test('Ctrl-C while a device command is still connecting to a busy hub stops it at once (exit 0)', async () => {
+    const throttle = new Throttle('s1', () => 0);
+    while (throttle.allow('connect'));
+    // Tells when the hub has refused a connection: the CLI is then inside its connect.
+    let onRefused = () => {};
+    const allow = throttle.allow.bind(throttle);
+    throttle.allow = (operation, meters) => {
+      const allowed = allow(operation, meters);
+      if (!allowed && operation === 'connect') onRefused();
+      return allowed;
+    };
+    const busy = await startTestHub({ throttle });
+    const busyHome = homeFor(busy);
+    try {
+      for (const args of [['reboot-device'], ['send-telemetry', '--count', '0']]) {
+        const connecting = new Promise<void>((resolve) => (onRefused = resolve));
+        const device = new CliProcess([...args, '-c', deviceString('known'), '--json'], { IOTHUB_TUT_HOME: busyHome });
+        await Promise.race([connecting, device.exit(60_000).then((code) => assert.fail(`${args[0]} exited (${code}) before connecting: ${device.stderr}`))]);
+        assert.equal(await device.stop(), 0, `${args[0]}: ${device.stderr}`);
+        assert.match(JSON.stringify(device.lines.at(-1)), /"event":"(stopped|summary)"/, args[0]);
+      }
     } finally {
       await busy.dispose();
       rmSync(busyHome, { recursive: true, force: true });

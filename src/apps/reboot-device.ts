@@ -1,7 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { DeviceMethodRequest, DeviceMethodResponse } from 'azure-iot-device';
 import type { DeviceConnection } from '../clients/connection-string.js';
-import { createDeviceClient, type DeviceClient, type DeviceProtocol } from '../clients/device-clients.js';
+import { createDeviceClient, openClient, type DeviceClient, type DeviceProtocol } from '../clients/device-clients.js';
 import { onReconnect } from '../clients/reconnect.js';
 import { explain } from '../clients/sdk-errors.js';
 
@@ -44,9 +44,11 @@ export async function rebootDevice(connection: DeviceConnection, options: Reboot
   onReconnect(client, () => onEvent({ event: 'reconnected' }));
   let reboots = 0;
   try {
-    await client.open().catch((err) => {
-      throw explain(err, `connecting device '${deviceId}'`);
+    const what = `connecting device '${deviceId}'`;
+    const opened = await openClient(client, what, signal).catch((err) => {
+      throw explain(err, what);
     });
+    if (!opened) return { reboots };
     await new Promise<void>((resolve, reject) => {
       if (signal?.aborted) return resolve();
       signal?.addEventListener('abort', () => resolve(), { once: true });

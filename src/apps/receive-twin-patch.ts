@@ -1,5 +1,5 @@
 import type { Twin } from 'azure-iot-device';
-import { createDeviceClient, type DeviceProtocol } from '../clients/device-clients.js';
+import { createDeviceClient, openClient, type DeviceProtocol } from '../clients/device-clients.js';
 import { onReconnect } from '../clients/reconnect.js';
 import type { DeviceConnection } from '../clients/connection-string.js';
 import { ExitCode, ToolkitError } from '../clients/errors.js';
@@ -70,7 +70,7 @@ export async function receiveTwinPatch(connection: DeviceConnection, options: Re
   /** Opens, subscribes, then reads the twin (so a patch between read and subscribe is not lost); false when ended first. */
   const connect = async (): Promise<boolean> => {
     // Every step races the end, so a timeout or Ctrl-C also cuts a connect that hangs.
-    await Promise.race([done, client.open()]);
+    await Promise.race([done, openClient(client, 'receiving desired property patches', options.signal)]);
     twin = await Promise.race([done.then(() => undefined), client.getTwin()]) as Twin | undefined;
     if (!twin) return false;
     const subscribed = twin;

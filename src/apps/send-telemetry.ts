@@ -1,7 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import deviceSdk from 'azure-iot-device';
 import type { DeviceConnection } from '../clients/connection-string.js';
-import { createDeviceClient, type DeviceClient, type DeviceProtocol } from '../clients/device-clients.js';
+import { createDeviceClient, openClient, type DeviceClient, type DeviceProtocol } from '../clients/device-clients.js';
 import { onReconnect } from '../clients/reconnect.js';
 import { ExitCode, ToolkitError } from '../clients/errors.js';
 import { explain } from '../clients/sdk-errors.js';
@@ -78,9 +78,11 @@ export async function sendTelemetry(connections: DeviceConnection[], options: Se
       const client = await createDeviceClient(connection, options.protocol);
       clients.push(client);
       onReconnect(client, () => options.onReconnect?.(deviceIds[i]!));
-      await client.open().catch((err) => {
-        throw explain(err, `connecting device '${deviceIds[i]}'`);
+      const what = `connecting device '${deviceIds[i]}'`;
+      const opened = await openClient(client, what, signal).catch((err) => {
+        throw explain(err, what);
       });
+      if (!opened) return summary();
     }
     await Promise.all(clients.map(async (client, i) => {
       const inFlight = new Set<Promise<void>>();

@@ -1,5 +1,5 @@
 import type { Twin } from 'azure-iot-device';
-import { createDeviceClient, type DeviceProtocol } from '../clients/device-clients.js';
+import { createDeviceClient, openClient, type DeviceProtocol } from '../clients/device-clients.js';
 import type { DeviceConnection } from '../clients/connection-string.js';
 import { explain } from '../clients/sdk-errors.js';
 
@@ -15,7 +15,7 @@ export interface UpdateReportedOptions {
 export async function updateReported(connection: DeviceConnection, options: UpdateReportedOptions): Promise<{ version: number; reported: Record<string, unknown> }> {
   const client = await createDeviceClient(connection, options.protocol);
   try {
-    await client.open();
+    await openClient(client, 'updating reported properties');
     const twin: Twin = await client.getTwin();
     await new Promise<void>((resolve, reject) => twin.properties.reported.update(options.reported, (err?: Error) => (err ? reject(err) : resolve())));
     await twin.get();

@@ -1,6 +1,7 @@
 import deviceSdk from 'azure-iot-device';
 import mqttTransport from 'azure-iot-device-mqtt';
 import type { DeviceConnection } from './connection-string.js';
+import { ExitCode, ToolkitError } from './errors.js';
 import { hubAgent } from './hub-transport.js';
 
 export type DeviceClient = deviceSdk.Client;
@@ -72,4 +73,33 @@ export async function createDeviceClient(
     });
   }
   return client as DeviceClient;
+}
+
+/** How long a first connection may take, retries included. */
+const OPEN_TIMEOUT_MS = 20_000;
+
+/**
+ * Opens a device client within a bound. The SDK's retry policy retries a connection the hub
+ * refuses as busy (CONNACK 3, throttled) for up to 4 minutes, in silence; this gives up sooner
+ * with the toolkit's "busy" error (exit 8), naming `what` was connecting. Resolves false when
+ * `signal` aborts first (Ctrl-C while connecting); the caller closes the client either way.
+ */
+export async function openClient(client: DeviceClient, what: string, signal?: AbortSignal): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort = () => {};
+  const cut = new Promise<boolean>((resolve, reject) => {
+    timer = setTimeout(
+      () => reject(new ToolkitError(`${what}: not connected within ${OPEN_TIMEOUT_MS / 1000} s: the hub is busy or unreachable; try again shortly.`, ExitCode.unavailable)),
+      OPEN_TIMEOUT_MS,
+    );
+    onAbort = () => resolve(false);
+    if (signal?.aborted) onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([client.open().then(() => true), cut]);
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
+  }
 }
