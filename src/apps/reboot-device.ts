@@ -15,6 +15,7 @@ export type RebootEvent =
   | { event: 'reconnected' };
 
 export interface RebootDeviceOptions {
+  /** MQTT (default) or MQTT over WebSockets. */
   protocol?: DeviceProtocol;
   /** How long the simulated reboot takes (the tutorial's time.sleep(20)). */
   rebootSeconds?: number;
