@@ -69,6 +69,7 @@ describe('device management: reboot-device and invoke-reboot as separate process
   test('reboot-device for an unregistered device: exit 3 with how to create it', async () => {
     const r = await runCli(['reboot-device', '-d', 'dm-ghost'], env);
     assert.equal(r.code, 3, r.stderr);
+    assert.match(r.stderr, /Create it with 'iothub-tut create-device -d dm-ghost'\.$/m);
     assert.equal(r.stderr.trim().split('\n').length, 1);
   });
 });

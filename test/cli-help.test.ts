@@ -8,18 +8,47 @@ import { runCli } from './helpers/cli.js';
 const COMMANDS = [
   'hub', 'demo', 'create-device', 'create-module', 'update-module-twin', 'receive-twin-patch',
   'update-reported', 'reboot-device', 'invoke-reboot', 'send-telemetry', 'monitor-events',
+  'twin', 'invoke-method', 'query',
 ];
+/** The commands of the command groups. */
+const SUBCOMMANDS = [['hub', 'start'], ['twin', 'show']];
 
-test('--help lists every command with its description', async () => {
+/** The global options as the top-level help lists them (so the check follows the program, not a copy of its list). */
+async function globalOptions(): Promise<string[]> {
   const r = await runCli(['--help']);
   assert.equal(r.code, 0, r.stderr);
-  const listed = [...r.stdout.split('Commands:')[1]!.matchAll(/^ {2}([a-z-]+)/gm)].map((m) => m[1]);
+  const section = r.stdout.split('Options:\n')[1]!.split('\nCommands:')[0]!;
+  return [...section.matchAll(/^ {2}(?:-\w, )?(--[\w-]+)/gm)].map((m) => m[1]!).filter((o) => o !== '--help');
+}
+
+test('--help lists every command with its description, and examples', async () => {
+  const r = await runCli(['--help']);
+  assert.equal(r.code, 0, r.stderr);
+  const listed = [...r.stdout.split('Commands:')[1]!.split('Examples:')[0]!.matchAll(/^ {2}([a-z-]+)/gm)].map((m) => m[1]);
   assert.deepEqual(listed, [...COMMANDS, 'help']);
   assert.match(r.stdout, /create-device\s+CreateDeviceIdentity: register a device/);
+  assert.match(r.stdout, /^Examples:\n {2}\$ iothub-tut demo$/m);
+});
+
+test("every command's --help shows the global options and two or three examples", async () => {
+  const globals = await globalOptions();
+  assert.ok(['--json', '--show-secrets', '--verbose', '--no-color'].every((o) => globals.includes(o)), globals.join(' '));
+  for (const command of [...COMMANDS.map((c) => [c]), ...SUBCOMMANDS]) {
+    const r = await runCli([...command, '--help']);
+    const name = command.join(' ');
+    assert.equal(r.code, 0, `${name}: ${r.stderr}`);
+    const [, globalSection] = r.stdout.split('Global Options:\n');
+    assert.ok(globalSection, `${name} shows its global options`);
+    for (const option of globals) assert.match(globalSection!, new RegExp(`^ {2}(-\\w, )?${option}\\b`, 'm'), `${name} lists ${option}`);
+    const examples = [...r.stdout.split('Examples:\n')[1]?.matchAll(/^ {2}\$ iothub-tut (.+)$/gm) ?? []].map((m) => m[1]!);
+    assert.ok(examples.length >= 2 && examples.length <= 3, `${name}: ${examples.length} examples`);
+    // An example of a command is that command (a group's, one of its subcommands).
+    for (const example of examples) assert.ok(example === command[0] || example.startsWith(`${command[0]} `), `${name}: ${example}`);
+  }
 });
 
 test("a command's help shows its own options, asked either way", async () => {
-  for (const args of [['create-device', '--help'], ['help', 'create-device'], ['--no-color', 'help', 'create-device']]) {
+  for (const args of [['create-device', '--help'], ['help', 'create-device'], ['--no-color', 'help', 'create-device'], ['--json', 'create-device', '--help']]) {
     const r = await runCli(args);
     assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stdout, /^Usage: iothub-tut create-device \[options\]/, args.join(' '));
@@ -28,6 +57,10 @@ test("a command's help shows its own options, asked either way", async () => {
   const hub = await runCli(['hub', 'start', '--help']);
   assert.equal(hub.code, 0, hub.stderr);
   assert.match(hub.stdout, /--amqp-port <port>/);
+  const twin = await runCli(['twin', 'show', '--help']);
+  assert.equal(twin.code, 0, twin.stderr);
+  assert.match(twin.stdout, /^Usage: iothub-tut twin show \[options\]/);
+  assert.match(twin.stdout, /-m, --module-id <id>/);
 });
 
 test('a mistyped command gets a suggestion and exit 2', async () => {

@@ -50,8 +50,8 @@ describe('telemetry: send-telemetry and monitor-events as separate processes', (
     assert.match(r.stdout, /^2 sent, 2 confirmed, 0 failed in [\d.]+ s/m);
   });
 
-  test('send-telemetry --devices 3: simDevice-1..3 each on its own connection; the monitor filters by device', async () => {
-    const monitor = new CliProcess(['monitor-events', '--device-id', 'simDevice-2', '--count', '2', '--json', '--timeout', '120'], env);
+  test('send-telemetry --devices 3: simDevice-1..3 each on its own connection; the monitor filters by device (-d)', async () => {
+    const monitor = new CliProcess(['monitor-events', '-d', 'simDevice-2', '--count', '2', '--json', '--timeout', '120'], env);
     try {
       await monitor.waitFor((l) => l.event === 'ready');
       const r = await runCli(['send-telemetry', '--devices', '3', '--count', '2', '--interval', '0', '--json'], env);

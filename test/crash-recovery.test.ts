@@ -4,7 +4,8 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type mqtt from 'mqtt';
 import { earliestEventPosition } from '@azure/event-hubs';
-import { createRegistry, type HubConnection } from '../src/clients/service-clients.js';
+import { createRegistry } from '../src/clients/service-clients.js';
+import { parseConnection, type ServiceConnection } from '../src/clients/connection-string.js';
 import { CliProcess } from './helpers/cli.js';
 import { tempDir } from './helpers/hub.js';
 import { deviceToken, rawConnect, subscribe } from './helpers/mqtt.js';
@@ -12,13 +13,13 @@ import { collect, consumer } from './events-support.js';
 
 const RUN_BEFORE_KILL_MS = 2000;
 
-async function startHub(home: string, dataDir: string): Promise<{ process: CliProcess; connection: HubConnection; address: { port: number; tls: { ca: string } }; eventHub: string }> {
+async function startHub(home: string, dataDir: string): Promise<{ process: CliProcess; connection: ServiceConnection; address: { port: number; tls: { ca: string } }; eventHub: string }> {
   const hub = new CliProcess(['hub', 'start', '--port', '0', '--amqp-port', '0', '--data-dir', dataDir, '--json', '--show-secrets'], { IOTHUB_TUT_HOME: home });
   const started = await hub.waitFor((l) => l.event === 'started');
   const ca = readFileSync(started.caFile, 'utf8');
   return {
     process: hub,
-    connection: { connectionString: started.serviceConnectionString, transport: { ca, port: started.port } },
+    connection: parseConnection('service', started.serviceConnectionString, { ca, port: started.port }),
     address: { port: started.port, tls: { ca } },
     eventHub: started.eventHubConnectionString,
   };

@@ -5,7 +5,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { request } from 'node:https';
 import { createRegistry } from '../src/clients/service-clients.js';
 import { createDeviceClient } from '../src/clients/device-clients.js';
-import { deviceConnectionString } from '../src/clients/connection-string.js';
+import { identityConnectionWithKey } from '../src/clients/connection-string.js';
 import { createSasToken } from '../src/hub/auth/sas-token.js';
 import { MqttFrameGuard } from '../src/hub/device-gateway/frame-guard.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
@@ -185,7 +185,7 @@ describe('fuzz: malformed traffic at the TLS port (seeded, bounded, loopback)', 
     const registry = createRegistry(t.connection);
     assert.equal((await registry.getTwin('fuzz-keeper')).responseBody.properties.desired.kept, 'yes');
     assert.equal((await registry.create({ deviceId: 'fuzz-after' })).responseBody.deviceId, 'fuzz-after');
-    const client = await createDeviceClient({ connectionString: deviceConnectionString('localhost', 'fuzz-keeper', key), transport: { ca: t.hub.tls.ca, port: t.hub.port } });
+    const client = await createDeviceClient(identityConnectionWithKey(t.connection, { deviceId: 'fuzz-keeper' }, key));
     try {
       await client.open();
       const twin = await client.getTwin();

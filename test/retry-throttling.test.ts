@@ -1,7 +1,8 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
-import { createRegistry, type HubConnection } from '../src/clients/service-clients.js';
+import { createRegistry } from '../src/clients/service-clients.js';
+import { parseConnection, type ServiceConnection } from '../src/clients/connection-string.js';
 import { isTransient, withRetry } from '../src/clients/retry.js';
 import { ToolkitError } from '../src/clients/errors.js';
 import { createDevice } from '../src/apps/create-identity.js';
@@ -13,7 +14,7 @@ import { restCall, startTestHub, tempDir } from './helpers/hub.js';
 import { closed, deviceToken, rawConnect } from './helpers/mqtt.js';
 
 /** Fires `count` registry creates at once; returns how many succeeded and the error class names of the rest. */
-async function burst(connection: HubConnection, prefix: string, count: number): Promise<{ ok: number; errors: string[] }> {
+async function burst(connection: ServiceConnection, prefix: string, count: number): Promise<{ ok: number; errors: string[] }> {
   const registry = createRegistry(connection);
   const results = await Promise.allSettled(Array.from({ length: count }, (_, i) => registry.create({ deviceId: `${prefix}-${i}` })));
   const errors = results.flatMap((r) => (r.status === 'rejected' ? [(r.reason as Error).constructor.name] : []));
@@ -182,7 +183,7 @@ describe('throttling: IoT Hub S1 limits', () => {
     const hub = new CliProcess(['hub', 'start', '--port', '0', '--amqp-port', '0', '--in-memory', '--throttle', 's1', '--json', '--show-secrets'], env);
     try {
       const started = await hub.waitFor((l) => l.event === 'started');
-      const connection = { connectionString: started.serviceConnectionString, transport: { ca: readFileSync(started.caFile, 'utf8'), port: started.port } };
+      const connection = parseConnection('service', started.serviceConnectionString, { ca: readFileSync(started.caFile, 'utf8'), port: started.port });
       const { errors } = await burst(connection, 'cli-burst', 130);
       assert.ok(errors.length >= 29 && errors.every((e) => e === 'ThrottlingError'), `throttled: ${errors.length}`);
       const r = await runCli(['create-device', '-d', 'cli-after-burst', '--json'], env);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type mqtt from 'mqtt';
 import { createRegistry } from '../src/clients/service-clients.js';
 import { createDeviceClient } from '../src/clients/device-clients.js';
-import { deviceConnectionString } from '../src/clients/connection-string.js';
+import { identityConnectionWithKey } from '../src/clients/connection-string.js';
 import { createSasToken } from '../src/hub/auth/sas-token.js';
 import { restCall, startTestHub, type TestHub } from './helpers/hub.js';
 import { closed, deviceToken, rawConnect, subscribe, type RawIdentity } from './helpers/mqtt.js';
@@ -79,7 +79,7 @@ describe('security: who may connect, and to what', () => {
     await dropped;
     assert.equal(await rawConnect(t.hub, { deviceId: 'sec-rekey' }, deviceToken({ deviceId: 'sec-rekey' }, oldKey)), NOT_AUTHORIZED);
     // The SDK reports the refusal as UnauthorizedError (what the toolkit turns into exit code 4).
-    const sdk = await createDeviceClient({ connectionString: deviceConnectionString('localhost', 'sec-rekey', oldKey), transport: { ca: t.hub.tls.ca, port: t.hub.port } });
+    const sdk = await createDeviceClient(identityConnectionWithKey(t.connection, { deviceId: 'sec-rekey' }, oldKey));
     await assert.rejects(sdk.open(), (err: Error) => err.constructor.name === 'UnauthorizedError');
     await sdk.close().catch(() => undefined);
     (await connected({ deviceId: 'sec-rekey' }, deviceToken({ deviceId: 'sec-rekey' }, newKey(1)))).end(true);

@@ -1,7 +1,8 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import mqtt from 'mqtt';
-import { createRegistry, restApiClient, type HubConnection } from '../src/clients/service-clients.js';
+import { createRegistry, restApiClient } from '../src/clients/service-clients.js';
+import type { DeviceConnection, ServiceConnection } from '../src/clients/connection-string.js';
 import { createDeviceClient, type DeviceClient, type DeviceProtocol } from '../src/clients/device-clients.js';
 import { identityConnection } from '../src/clients/identity-connection.js';
 import { createSasToken } from '../src/hub/auth/sas-token.js';
@@ -33,7 +34,7 @@ async function eventually<T>(check: () => Promise<T | undefined>, what: string):
 }
 
 /** PUT /twins/...: azure-iothub has no replaceTwin, so the call goes through its own REST client. */
-function replaceTwin(connection: HubConnection, path: string, twin: unknown, etag = '*'): Promise<any> {
+function replaceTwin(connection: ServiceConnection, path: string, twin: unknown, etag = '*'): Promise<any> {
   const { client } = restApiClient(connection);
   return new Promise((resolve, reject) =>
     (client as any).executeApiCall('PUT', `${path}?api-version=2021-04-12`, { 'Content-Type': 'application/json; charset=utf-8', 'If-Match': `"${etag}"` }, twin, (err: Error, body: any) => (err ? reject(err) : resolve(body))),
@@ -45,13 +46,13 @@ describe('twins end to end: azure-iothub over REST, azure-iot-device over MQTT',
   let registry: ReturnType<typeof createRegistry>;
   const open: DeviceClient[] = [];
 
-  async function identity(deviceId: string, moduleId?: string): Promise<HubConnection> {
+  async function identity(deviceId: string, moduleId?: string): Promise<DeviceConnection> {
     if (!(await registry.get(deviceId).catch(() => undefined))) await registry.create({ deviceId });
     if (moduleId) await registry.addModule({ deviceId, moduleId });
     return identityConnection(t.connection, { deviceId, moduleId });
   }
 
-  async function connect(connection: HubConnection, protocol: DeviceProtocol = 'mqtt'): Promise<DeviceClient> {
+  async function connect(connection: DeviceConnection, protocol: DeviceProtocol = 'mqtt'): Promise<DeviceClient> {
     const client = await createDeviceClient(connection, protocol);
     open.push(client);
     await client.open();

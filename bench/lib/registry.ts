@@ -1,10 +1,11 @@
-import { createRegistry, type HubConnection } from '../../src/clients/service-clients.js';
+import { createRegistry } from '../../src/clients/service-clients.js';
+import { parseConnection, type ServiceConnection } from '../../src/clients/connection-string.js';
 import type { HubUnderTest } from './hub.js';
 import { BENCH_DEVICE_KEY } from './device-auth.js';
 
 /** The hub's iothubowner connection, with its CA and port, as the toolkit's clients take it. */
-export function serviceConnection(hub: HubUnderTest): HubConnection {
-  return { connectionString: hub.serviceConnectionString, transport: { ca: hub.ca, port: hub.port } };
+export function serviceConnection(hub: HubUnderTest): ServiceConnection {
+  return parseConnection('service', hub.serviceConnectionString, { ca: hub.ca, port: hub.port });
 }
 
 /** Registers devices with the benchmark key through azure-iothub's Registry, `concurrency` requests at a time. */

@@ -1,5 +1,4 @@
-import { deviceConnectionString } from '../../src/clients/connection-string.js';
-import type { HubConnection } from '../../src/clients/service-clients.js';
+import { identityConnectionWithKey, type DeviceConnection } from '../../src/clients/connection-string.js';
 import type { HubUnderTest } from '../lib/hub.js';
 import { BENCH_DEVICE_KEY, benchDeviceId } from '../lib/device-auth.js';
 import { registerDevices, serviceConnection } from '../lib/registry.js';
@@ -16,8 +15,8 @@ export interface LatencyOptions {
   timeMs: number;
 }
 
-function deviceConnection(hub: HubUnderTest, deviceId: string): HubConnection {
-  return { connectionString: deviceConnectionString(hub.hostName, deviceId, BENCH_DEVICE_KEY), transport: { ca: hub.ca, port: hub.port } };
+function deviceConnection(hub: HubUnderTest, deviceId: string): DeviceConnection {
+  return identityConnectionWithKey(serviceConnection(hub), { deviceId }, BENCH_DEVICE_KEY);
 }
 
 function errorsNote(s: LatencySummary): string {

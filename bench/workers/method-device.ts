@@ -1,9 +1,9 @@
 // Devices on azure-iot-device (MQTT) that answer the 'echo' direct method with its payload.
 import { createDeviceClient, type DeviceClient } from '../../src/clients/device-clients.js';
-import type { HubConnection } from '../../src/clients/service-clients.js';
+import type { DeviceConnection } from '../../src/clients/connection-string.js';
 import { workerMain } from '../lib/worker-main.js';
 
-workerMain<{ devices: HubConnection[] }>(async ({ devices }, ctx) => {
+workerMain<{ devices: DeviceConnection[] }>(async ({ devices }, ctx) => {
   const clients: DeviceClient[] = [];
   for (const connection of devices) {
     const client = await createDeviceClient(connection);

@@ -1,10 +1,11 @@
 // The service side of direct methods: azure-iothub's Client.invokeDeviceMethod over HTTPS.
-import { createServiceClient, type HubConnection } from '../../src/clients/service-clients.js';
+import { createServiceClient } from '../../src/clients/service-clients.js';
+import type { ServiceConnection } from '../../src/clients/connection-string.js';
 import { measureLatency, type LatencySummary } from '../lib/latency.js';
 import { workerMain } from '../lib/worker-main.js';
 
 export interface MethodServiceConfig {
-  service: HubConnection;
+  service: ServiceConnection;
   deviceIds: string[];
   sequential: number;
   concurrent: number;

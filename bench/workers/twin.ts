@@ -2,12 +2,13 @@
 // HTTPS) and the device (azure-iot-device over MQTT) gets 'properties.desired'. Both sides live in
 // this one process so that one clock times the whole path.
 import { createDeviceClient } from '../../src/clients/device-clients.js';
-import { createRegistry, type HubConnection } from '../../src/clients/service-clients.js';
+import { createRegistry } from '../../src/clients/service-clients.js';
+import type { DeviceConnection, ServiceConnection } from '../../src/clients/connection-string.js';
 import { measureLatency } from '../lib/latency.js';
 import { nowMs } from '../lib/stats.js';
 import { workerMain } from '../lib/worker-main.js';
 
-workerMain<{ service: HubConnection; device: HubConnection; deviceId: string; count: number; timeMs: number }>(async (config) => {
+workerMain<{ service: ServiceConnection; device: DeviceConnection; deviceId: string; count: number; timeMs: number }>(async (config) => {
   const device = await createDeviceClient(config.device);
   await device.open();
   const twin = await device.getTwin();

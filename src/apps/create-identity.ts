@@ -1,6 +1,5 @@
-import type { HubConnection } from '../clients/service-clients.js';
 import { createRegistry } from '../clients/service-clients.js';
-import { deviceConnectionString, parseConnectionString } from '../clients/connection-string.js';
+import { deviceConnectionString, type ServiceConnection } from '../clients/connection-string.js';
 import { explain } from '../clients/sdk-errors.js';
 import { DEFAULT_RETRY, withRetry } from '../clients/retry.js';
 
@@ -41,8 +40,8 @@ function toResult(hostName: string, identity: RegistryIdentity, created: boolean
 }
 
 /** CreateDeviceIdentity: registers a device, or returns the one already registered under that id. */
-export async function createDevice(connection: HubConnection, options: { deviceId: string }): Promise<IdentityResult> {
-  const hostName = parseConnectionString(connection.connectionString, 'service').HostName;
+export async function createDevice(connection: ServiceConnection, options: { deviceId: string }): Promise<IdentityResult> {
+  const { hostName } = connection;
   const registry = createRegistry(connection);
   try {
     const { responseBody } = await withRetry(() => registry.create({ deviceId: options.deviceId }), { ...DEFAULT_RETRY, what: `creating device '${options.deviceId}'` });
@@ -59,9 +58,9 @@ export async function createDevice(connection: HubConnection, options: { deviceI
 }
 
 /** CreateModule: registers the device if needed, then the module (or returns the existing one). */
-export async function createModule(connection: HubConnection, options: { deviceId: string; moduleId: string }): Promise<{ device: IdentityResult; module: IdentityResult }> {
+export async function createModule(connection: ServiceConnection, options: { deviceId: string; moduleId: string }): Promise<{ device: IdentityResult; module: IdentityResult }> {
   const device = await createDevice(connection, { deviceId: options.deviceId });
-  const hostName = parseConnectionString(connection.connectionString, 'service').HostName;
+  const { hostName } = connection;
   const registry = createRegistry(connection);
   const what = `module '${options.moduleId}' on device '${options.deviceId}'`;
   try {

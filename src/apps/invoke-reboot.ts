@@ -1,19 +1,14 @@
-import type { HubConnection } from '../clients/service-clients.js';
-import { createRegistry, createServiceClient } from '../clients/service-clients.js';
+import { createRegistry } from '../clients/service-clients.js';
+import type { ServiceConnection } from '../clients/connection-string.js';
+import { describeIdentity } from '../clients/identity.js';
 import { explain } from '../clients/sdk-errors.js';
 import { ExitCode, ToolkitError } from '../clients/errors.js';
 import { DEFAULT_RETRY, withRetry } from '../clients/retry.js';
 import { REBOOT_METHOD } from './reboot-device.js';
+import { invokeMethod, type InvokeMethodOptions, type MethodResult } from './invoke-method.js';
 
-export interface InvokeRebootOptions {
-  deviceId: string;
-  moduleId?: string;
-  /** The method payload; the tutorial sends {"method_number":"42"}. */
-  payload?: unknown;
-  /** Seconds IoT Hub waits for the device's answer (5..300). */
-  responseTimeout?: number;
-  /** Seconds IoT Hub waits for an offline device to connect (0..300). */
-  connectTimeout?: number;
+/** The reboot call (the tutorial's payload is {"method_number":"42"}) and how long to watch for its rebootTime. */
+export interface InvokeRebootOptions extends Omit<InvokeMethodOptions, 'methodName'> {
   /** Seconds to watch the twin for the new rebootTime; 0 skips watching. */
   waitSeconds?: number;
   signal?: AbortSignal;
@@ -24,9 +19,7 @@ export type InvokeRebootEvent =
   | { event: 'response'; status: number; payload: unknown }
   | { event: 'waiting' };
 
-export interface InvokeRebootResult {
-  status: number;
-  payload: unknown;
+export interface InvokeRebootResult extends MethodResult {
   /** The reported rebootTime that is newer than the invocation, when one was seen. */
   rebootTime?: string;
 }
@@ -38,30 +31,15 @@ const POLL_MS = 500;
  * dmpatterns_getstarted_service: invokes rebootDevice, shows the device's answer, then watches the
  * device twin (through a twin query) until the device reports a rebootTime later than the call.
  */
-export async function invokeReboot(connection: HubConnection, options: InvokeRebootOptions): Promise<InvokeRebootResult> {
-  const { deviceId, moduleId, waitSeconds = 60, onEvent = () => {} } = options;
-  const target = moduleId ? `module '${moduleId}' on device '${deviceId}'` : `device '${deviceId}'`;
-  const params = {
-    methodName: REBOOT_METHOD,
-    payload: options.payload ?? TUTORIAL_PAYLOAD,
-    responseTimeoutInSeconds: options.responseTimeout ?? 30,
-    connectTimeoutInSeconds: options.connectTimeout ?? 0,
-  };
+export async function invokeReboot(connection: ServiceConnection, options: InvokeRebootOptions): Promise<InvokeRebootResult> {
+  const { waitSeconds = 60, onEvent = () => {} } = options;
   const invokedAt = Date.now();
-  const client = createServiceClient(connection);
-  let result: { status: number; payload: unknown };
-  try {
-    // Retried only when the hub did not take the call (throttled, unavailable, refused): never twice on the device.
-    const call = () => (moduleId ? client.invokeDeviceMethod(deviceId, moduleId, params) : client.invokeDeviceMethod(deviceId, params));
-    result = (await withRetry(call, { ...DEFAULT_RETRY, what: `invoking ${REBOOT_METHOD} on ${target}` })).result as { status: number; payload: unknown };
-  } catch (err) {
-    throw explain(err, `invoking ${REBOOT_METHOD} on ${target}`);
-  }
+  const result = await invokeMethod(connection, { ...options, methodName: REBOOT_METHOD, payload: options.payload ?? TUTORIAL_PAYLOAD });
   onEvent({ event: 'response', ...result });
   // Only a device that accepted the call is going to reboot.
   if (result.status < 200 || result.status >= 300 || waitSeconds === 0) return result;
   onEvent({ event: 'waiting' });
-  const rebootTime = await watchRebootTime(connection, options, invokedAt, target);
+  const rebootTime = await watchRebootTime(connection, options, invokedAt, describeIdentity(options));
   return { ...result, rebootTime };
 }
 
@@ -74,7 +52,7 @@ function quoted(text: string): string {
  * Polls the twin with a twin query, as the tutorial does, until reported.rebootTime is later
  * than `since`; bounded by waitSeconds.
  */
-async function watchRebootTime(connection: HubConnection, options: InvokeRebootOptions, since: number, target: string): Promise<string> {
+async function watchRebootTime(connection: ServiceConnection, options: InvokeRebootOptions, since: number, target: string): Promise<string> {
   const registry = createRegistry(connection);
   const waitSeconds = options.waitSeconds ?? 60;
   const deadline = Date.now() + waitSeconds * 1000;

@@ -1,4 +1,5 @@
 import { EventHubConsumerClient, earliestEventPosition, type EventPosition, type ReceivedEventData } from '@azure/event-hubs';
+import type { EventHubConnection } from '../clients/connection-string.js';
 import { explain } from '../clients/sdk-errors.js';
 
 /** A device-to-cloud message as the monitor shows it. */
@@ -35,8 +36,8 @@ export interface MonitorEventsOptions {
  * The tutorial's monitor (iothub-explorer monitor-events): reads the device-to-cloud messages from
  * the hub's Event Hub-compatible endpoint with @azure/event-hubs, all partitions, one consumer group.
  */
-export async function monitorEvents(eventHubConnectionString: string, options: MonitorEventsOptions = {}): Promise<{ received: number; timedOut: boolean }> {
-  const client = new EventHubConsumerClient(options.consumerGroup ?? '$Default', eventHubConnectionString, {
+export async function monitorEvents(connection: EventHubConnection, options: MonitorEventsOptions = {}): Promise<{ received: number; timedOut: boolean }> {
+  const client = new EventHubConsumerClient(options.consumerGroup ?? '$Default', connection.connectionString, {
     retryOptions: { maxRetries: 3, retryDelayInMs: 1000, timeoutInMs: 30_000 },
   });
   let received = 0;

@@ -1,8 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { DeviceMethodRequest, DeviceMethodResponse } from 'azure-iot-device';
-import type { HubConnection } from '../clients/service-clients.js';
-import { createDeviceClient, type DeviceClient } from '../clients/device-clients.js';
-import { parseConnectionString } from '../clients/connection-string.js';
+import type { DeviceConnection } from '../clients/connection-string.js';
+import { createDeviceClient, openClient, type DeviceClient, type DeviceProtocol } from '../clients/device-clients.js';
 import { onReconnect } from '../clients/reconnect.js';
 import { explain } from '../clients/sdk-errors.js';
 
@@ -16,6 +15,8 @@ export type RebootEvent =
   | { event: 'reconnected' };
 
 export interface RebootDeviceOptions {
+  /** MQTT (default) or MQTT over WebSockets. */
+  protocol?: DeviceProtocol;
   /** How long the simulated reboot takes (the tutorial's time.sleep(20)). */
   rebootSeconds?: number;
   /** Stop after this many reboots; without it, serve until aborted. */
@@ -31,22 +32,24 @@ export const REBOOT_METHOD = 'rebootDevice';
  * reports the time it finished as the reported property rebootTime. Other methods get 404.
  * After a dropped connection the SDK reconnects and subscribes to methods again by itself.
  */
-export async function rebootDevice(connection: HubConnection, options: RebootDeviceOptions = {}): Promise<{ reboots: number }> {
+export async function rebootDevice(connection: DeviceConnection, options: RebootDeviceOptions = {}): Promise<{ reboots: number }> {
   const { rebootSeconds = 20, count, signal, onEvent = () => {} } = options;
-  const { DeviceId } = parseConnectionString(connection.connectionString, 'device');
+  const { deviceId } = connection;
   // Ready once the SDK's method subscription, made in the background by onDeviceMethod, is in place.
   let onMethodsEnabled!: (err?: Error) => void;
   const ready = new Promise<void>((resolve, reject) => {
     onMethodsEnabled = (err) => (err ? reject(explain(err, `subscribing to ${REBOOT_METHOD}`)) : resolve());
   });
   const unknownMethod = { status: 404, payload: { Response: 'Unknown method' } };
-  const client = await createDeviceClient(connection, 'mqtt', { unknownMethod, onMethodsEnabled });
+  const client = await createDeviceClient(connection, options.protocol, { unknownMethod, onMethodsEnabled });
   onReconnect(client, () => onEvent({ event: 'reconnected' }));
   let reboots = 0;
   try {
-    await client.open().catch((err) => {
-      throw explain(err, `connecting device '${DeviceId}'`);
+    const what = `connecting device '${deviceId}'`;
+    const opened = await openClient(client, what, signal).catch((err) => {
+      throw explain(err, what);
     });
+    if (!opened) return { reboots };
     await new Promise<void>((resolve, reject) => {
       if (signal?.aborted) return resolve();
       signal?.addEventListener('abort', () => resolve(), { once: true });
@@ -66,7 +69,7 @@ export async function rebootDevice(connection: HubConnection, options: RebootDev
       });
       // onDeviceMethod subscribes in the background; its failure arrives as an 'error' event.
       client.on('error', (err) => reject(explain(err, `listening for ${REBOOT_METHOD}`)));
-      ready.then(() => onEvent({ event: 'ready', deviceId: DeviceId }), reject);
+      ready.then(() => onEvent({ event: 'ready', deviceId }), reject);
     });
   } finally {
     await client.close().catch(() => undefined);

@@ -1,7 +1,7 @@
 import type { Twin } from 'azure-iot-device';
-import { createDeviceClient, type DeviceProtocol } from '../clients/device-clients.js';
+import { createDeviceClient, openClient, type DeviceProtocol } from '../clients/device-clients.js';
 import { onReconnect } from '../clients/reconnect.js';
-import type { HubConnection } from '../clients/service-clients.js';
+import type { DeviceConnection } from '../clients/connection-string.js';
 import { ExitCode, ToolkitError } from '../clients/errors.js';
 import { explain } from '../clients/sdk-errors.js';
 
@@ -34,7 +34,7 @@ export interface ReceiveTwinPatchOptions {
  * reads the twin, and a desired `$version` newer than the last one reported is reported as the
  * whole desired section (the docs' advice: compare versions after reconnecting): nothing is missed.
  */
-export async function receiveTwinPatch(connection: HubConnection, options: ReceiveTwinPatchOptions): Promise<{ received: number }> {
+export async function receiveTwinPatch(connection: DeviceConnection, options: ReceiveTwinPatchOptions): Promise<{ received: number }> {
   let received = 0;
   let finish!: () => void;
   let fail!: (err: unknown) => void;
@@ -70,7 +70,7 @@ export async function receiveTwinPatch(connection: HubConnection, options: Recei
   /** Opens, subscribes, then reads the twin (so a patch between read and subscribe is not lost); false when ended first. */
   const connect = async (): Promise<boolean> => {
     // Every step races the end, so a timeout or Ctrl-C also cuts a connect that hangs.
-    await Promise.race([done, client.open()]);
+    await Promise.race([done, openClient(client, 'receiving desired property patches', options.signal)]);
     twin = await Promise.race([done.then(() => undefined), client.getTwin()]) as Twin | undefined;
     if (!twin) return false;
     const subscribed = twin;

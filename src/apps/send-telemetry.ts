@@ -1,9 +1,8 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import deviceSdk from 'azure-iot-device';
-import type { HubConnection } from '../clients/service-clients.js';
-import { createDeviceClient, type DeviceClient } from '../clients/device-clients.js';
+import type { DeviceConnection } from '../clients/connection-string.js';
+import { createDeviceClient, openClient, type DeviceClient, type DeviceProtocol } from '../clients/device-clients.js';
 import { onReconnect } from '../clients/reconnect.js';
-import { parseConnectionString } from '../clients/connection-string.js';
 import { ExitCode, ToolkitError } from '../clients/errors.js';
 import { explain } from '../clients/sdk-errors.js';
 
@@ -33,6 +32,8 @@ export interface TelemetrySummary {
 }
 
 export interface SendTelemetryOptions {
+  /** MQTT (default) or MQTT over WebSockets. */
+  protocol?: DeviceProtocol;
   /** Messages per device; without it, send until aborted (the tutorial's endless loop). */
   count?: number;
   /** Pause between one device's messages. Default 1000. */
@@ -59,7 +60,7 @@ const AVG_WIND_SPEED = 10;
  * dropped connection, so a hub restart only delays them: a send whose PUBACK was lost is sent
  * again (at least once), and only PUBACKed messages, which the hub has stored, count as confirmed.
  */
-export async function sendTelemetry(connections: HubConnection[], options: SendTelemetryOptions = {}): Promise<TelemetrySummary> {
+export async function sendTelemetry(connections: DeviceConnection[], options: SendTelemetryOptions = {}): Promise<TelemetrySummary> {
   const { count, intervalMs = 1000, signal } = options;
   const started = Date.now();
   const totals = { sent: 0, confirmed: 0, failed: 0 };
@@ -67,19 +68,21 @@ export async function sendTelemetry(connections: HubConnection[], options: SendT
     const seconds = (Date.now() - started) / 1000;
     return { ...totals, seconds, msgPerSec: seconds > 0 ? Math.round((totals.confirmed / seconds) * 10) / 10 : 0 };
   };
-  const deviceIds = connections.map((c) => parseConnectionString(c.connectionString, 'device').DeviceId);
+  const deviceIds = connections.map((c) => c.deviceId);
   // Refuse before connecting what IoT Hub would refuse (the Python SDK checks the same way).
   checkSize(tutorialMessage(deviceIds[0]!, 1, options.messageBytes));
 
   const clients: DeviceClient[] = [];
   try {
     for (const [i, connection] of connections.entries()) {
-      const client = await createDeviceClient(connection, 'mqtt');
+      const client = await createDeviceClient(connection, options.protocol);
       clients.push(client);
       onReconnect(client, () => options.onReconnect?.(deviceIds[i]!));
-      await client.open().catch((err) => {
-        throw explain(err, `connecting device '${deviceIds[i]}'`);
+      const what = `connecting device '${deviceIds[i]}'`;
+      const opened = await openClient(client, what, signal).catch((err) => {
+        throw explain(err, what);
       });
+      if (!opened) return summary();
     }
     await Promise.all(clients.map(async (client, i) => {
       const inFlight = new Set<Promise<void>>();

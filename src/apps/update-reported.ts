@@ -1,6 +1,6 @@
 import type { Twin } from 'azure-iot-device';
-import { createDeviceClient, type DeviceProtocol } from '../clients/device-clients.js';
-import type { HubConnection } from '../clients/service-clients.js';
+import { createDeviceClient, openClient, type DeviceProtocol } from '../clients/device-clients.js';
+import type { DeviceConnection } from '../clients/connection-string.js';
 import { explain } from '../clients/sdk-errors.js';
 
 export interface UpdateReportedOptions {
@@ -12,10 +12,10 @@ export interface UpdateReportedOptions {
  * The device side of a twin: patches the reported properties of the device or module of the
  * connection string, then reads the twin back for the reported section's new `$version`.
  */
-export async function updateReported(connection: HubConnection, options: UpdateReportedOptions): Promise<{ version: number; reported: Record<string, unknown> }> {
+export async function updateReported(connection: DeviceConnection, options: UpdateReportedOptions): Promise<{ version: number; reported: Record<string, unknown> }> {
   const client = await createDeviceClient(connection, options.protocol);
   try {
-    await client.open();
+    await openClient(client, 'updating reported properties');
     const twin: Twin = await client.getTwin();
     await new Promise<void>((resolve, reject) => twin.properties.reported.update(options.reported, (err?: Error) => (err ? reject(err) : resolve())));
     await twin.get();

@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
-import { resolveConnection } from '../clients/config.js';
 import { run, type Output } from './output.js';
+import { serviceConnection, serviceConnectionOption } from './options.js';
+import { examples } from './help.js';
+import { TUTORIAL_NAMES } from '../apps/tutorial-names.js';
 import type { IdentityResult } from '../apps/create-identity.js';
 
 export function printIdentity(out: Output, title: string, identity: IdentityResult): void {
@@ -16,14 +18,13 @@ export function secretsHint(out: Output): void {
 }
 
 export function configureCreateDevice(command: Command): void {
-  command
-    .option('-d, --device-id <id>', 'the device to create', 'myFirstDevice')
-    .option('-c, --connection-string <cs>', 'hub connection string (default: $IOTHUB_CONNECTION_STRING, .env, or the local hub)')
+  command.option('-d, --device-id <id>', 'the device to create', TUTORIAL_NAMES.device);
+  serviceConnectionOption(command)
+    .addHelpText('after', examples('create-device', 'create-device -d myDeviceId --show-secrets', 'create-device -d sensor-7 -c "$IOTHUB_CONNECTION_STRING" --json'))
     .action((opts, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
         const { createDevice } = await import('../apps/create-identity.js');
-        const connection = resolveConnection('service', opts.connectionString, (p) => p.serviceConnectionString);
-        const device = await createDevice(connection, { deviceId: opts.deviceId });
+        const device = await createDevice(serviceConnection(opts), { deviceId: opts.deviceId });
         out.result(device);
         printIdentity(out, 'Device', device);
         secretsHint(out);

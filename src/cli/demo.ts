@@ -1,25 +1,29 @@
 import type { Command } from 'commander';
 import { run, type Output } from './output.js';
 import { printIdentity } from './create-device.js';
-import type { HubConnection } from '../clients/service-clients.js';
+import { examples } from './help.js';
+import { identityConnectionWithKey, parseConnection, type EventHubConnection, type ServiceConnection } from '../clients/connection-string.js';
+import { TUTORIAL_NAMES } from '../apps/tutorial-names.js';
 
 /** One step of the demo: a tutorial app, run against the in-process hub and narrated. */
 interface DemoStep {
   title: string;
   explain: string;
-  /** eventHub: the hub's Event Hub-compatible connection string, where device-to-cloud messages are read. */
-  run(connection: HubConnection, out: Output, eventHub: string): Promise<unknown>;
+  /** eventHub: the hub's Event Hub-compatible endpoint, where device-to-cloud messages are read. */
+  run(connection: ServiceConnection, out: Output, eventHub: EventHubConnection): Promise<unknown>;
 }
+
+const { device: DEVICE, module: MODULE, managedDevice: MANAGED_DEVICE } = TUTORIAL_NAMES;
 
 const steps: DemoStep[] = [
   {
     title: 'CreateDeviceIdentity',
-    explain: 'registers myFirstDevice in the identity registry; running it again returns the same identity and keys',
+    explain: `registers ${DEVICE} in the identity registry; running it again returns the same identity and keys`,
     async run(connection, out) {
       const { createDevice } = await import('../apps/create-identity.js');
-      const device = await createDevice(connection, { deviceId: 'myFirstDevice' });
+      const device = await createDevice(connection, { deviceId: DEVICE });
       printIdentity(out, 'Device', device);
-      const again = await createDevice(connection, { deviceId: 'myFirstDevice' });
+      const again = await createDevice(connection, { deviceId: DEVICE });
       if (again.primaryKey !== device.primaryKey) throw new Error('the second run returned a different key');
       out.line(`  second run: ${again.created ? 'created' : 'already registered, same key'}`);
       return { device: device.deviceId, created: device.created };
@@ -27,24 +31,24 @@ const steps: DemoStep[] = [
   },
   {
     title: 'CreateModule',
-    explain: 'adds the module identity myFirstModule to myFirstDevice',
+    explain: `adds the module identity ${MODULE} to ${DEVICE}`,
     async run(connection, out) {
       const { createModule } = await import('../apps/create-identity.js');
-      const { module } = await createModule(connection, { deviceId: 'myFirstDevice', moduleId: 'myFirstModule' });
+      const { module } = await createModule(connection, { deviceId: DEVICE, moduleId: MODULE });
       printIdentity(out, 'Module', module);
       return { module: module.moduleId, created: module.created };
     },
   },
   {
     title: 'ReceiveModuleTwinDesiredPropertiesPatch + UpdateModuleTwinDesiredProperties',
-    explain: 'myFirstModule waits for desired-property patches over MQTT; the service sets telemetryInterval on its twin',
+    explain: `${MODULE} waits for desired-property patches over MQTT; the service sets telemetryInterval on its twin`,
     async run(connection, out) {
       const [{ identityConnection }, { receiveTwinPatch }, { updateModuleTwin }] = await Promise.all([
         import('../clients/identity-connection.js'),
         import('../apps/receive-twin-patch.js'),
         import('../apps/update-module-twin.js'),
       ]);
-      const ids = { deviceId: 'myFirstDevice', moduleId: 'myFirstModule' };
+      const ids = { deviceId: DEVICE, moduleId: MODULE };
       let ready!: () => void;
       const subscribed = new Promise<void>((resolve) => (ready = resolve));
       const receiving = receiveTwinPatch(await identityConnection(connection, ids), {
@@ -63,14 +67,14 @@ const steps: DemoStep[] = [
   },
   {
     title: 'UpdateReported',
-    explain: 'myFirstModule reports properties to its twin; the service reads them back',
+    explain: `${MODULE} reports properties to its twin; the service reads them back`,
     async run(connection, out) {
       const [{ identityConnection }, { updateReported }, { createRegistry }] = await Promise.all([
         import('../clients/identity-connection.js'),
         import('../apps/update-reported.js'),
         import('../clients/service-clients.js'),
       ]);
-      const ids = { deviceId: 'myFirstDevice', moduleId: 'myFirstModule' };
+      const ids = { deviceId: DEVICE, moduleId: MODULE };
       const { version } = await updateReported(await identityConnection(connection, ids), { reported: { telemetryInterval: 122, lastUpdated: new Date().toISOString() } });
       out.line(`  module reported telemetryInterval=122 (reported $version ${version})`);
       const twin = (await createRegistry(connection).getModuleTwin(ids.deviceId, ids.moduleId)).responseBody;
@@ -81,20 +85,20 @@ const steps: DemoStep[] = [
   },
   {
     title: 'Device management',
-    explain: 'myDeviceId answers the rebootDevice direct method, reboots (1 s) and reports rebootTime; the service invokes it and reads the time from the twin',
+    explain: `${MANAGED_DEVICE} answers the rebootDevice direct method, reboots (1 s) and reports rebootTime; the service invokes it and reads the time from the twin`,
     async run(connection, out) {
       const { createDevice } = await import('../apps/create-identity.js');
       const { rebootDevice } = await import('../apps/reboot-device.js');
       const { invokeReboot } = await import('../apps/invoke-reboot.js');
-      const device = await createDevice(connection, { deviceId: 'myDeviceId' });
+      const device = await createDevice(connection, { deviceId: MANAGED_DEVICE });
       let ready!: () => void;
       const listening = new Promise<void>((resolve) => (ready = resolve));
       const rebooting = rebootDevice(
-        { connectionString: device.connectionString, transport: connection.transport },
+        identityConnectionWithKey(connection, device, device.primaryKey),
         { rebootSeconds: 1, count: 1, onEvent: (e) => (e.event === 'ready' ? ready() : out.line(out.color.dim(`  device: ${e.event}`))) },
       );
       await Promise.race([listening, rebooting]);
-      const result = await invokeReboot(connection, { deviceId: 'myDeviceId', waitSeconds: 30 });
+      const result = await invokeReboot(connection, { deviceId: MANAGED_DEVICE, waitSeconds: 30 });
       await rebooting;
       out.field('Method response', `${result.status} ${JSON.stringify(result.payload)}`);
       out.field('Last reboot time', result.rebootTime);
@@ -103,7 +107,7 @@ const steps: DemoStep[] = [
   },
   {
     title: 'SimulatedDevice + monitor',
-    explain: "myFirstDevice sends 5 windSpeed messages over MQTT; a monitor reads them from the hub's Event Hub-compatible endpoint",
+    explain: `${DEVICE} sends 5 windSpeed messages over MQTT; a monitor reads them from the hub's Event Hub-compatible endpoint`,
     async run(connection, out, eventHub) {
       const [{ identityConnection }, { sendTelemetry }, { monitorEvents }] = await Promise.all([
         import('../clients/identity-connection.js'),
@@ -113,14 +117,14 @@ const steps: DemoStep[] = [
       let ready!: () => void;
       const listening = new Promise<void>((resolve) => (ready = resolve));
       const monitoring = monitorEvents(eventHub, {
-        deviceId: 'myFirstDevice',
+        deviceId: DEVICE,
         count: 5,
         timeoutSeconds: 60,
         onReady: () => ready(),
         onEvent: (e) => out.line(`  monitor: ${e.deviceId} ${JSON.stringify(e.body)} ${e.systemProperties.messageId} ${JSON.stringify(e.properties)}`),
       });
       await Promise.race([listening, monitoring]);
-      const sent = await sendTelemetry([await identityConnection(connection, { deviceId: 'myFirstDevice' })], {
+      const sent = await sendTelemetry([await identityConnection(connection, { deviceId: DEVICE })], {
         count: 5,
         intervalMs: 200,
         onConfirm: (c) => out.line(out.color.dim(`  device: message ${c.messageId} confirmed (${c.confirmed})`)),
@@ -134,11 +138,13 @@ const steps: DemoStep[] = [
 
 export function configureDemo(command: Command): void {
   command
+    .addHelpText('after', examples('demo', 'demo --json', 'demo --no-color'))
     .action((_opts, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
         const { LocalHub } = await import('../hub/server.js');
         const hub = await LocalHub.start({ inMemory: true, port: 0, eventHubPort: 0 });
-        const connection: HubConnection = { connectionString: hub.serviceConnectionString(), transport: { ca: hub.tls.ca, port: hub.port } };
+        const connection = parseConnection('service', hub.serviceConnectionString(), { ca: hub.tls.ca, port: hub.port });
+        const eventHub = parseConnection('eventhub', hub.eventHubConnectionString());
         out.heading(`iothub-tut demo: a local IoT Hub on ${hub.hostName}:${hub.port} (in memory)`);
         const report: Array<{ step: string; ok: boolean; ms: number; result?: unknown; error?: string }> = [];
         try {
@@ -147,7 +153,7 @@ export function configureDemo(command: Command): void {
             out.heading(`${i + 1}. ${step.title}`);
             out.line(out.color.dim(`  ${step.explain}`));
             const started = Date.now();
-            const result = await step.run(connection, out, hub.eventHubConnectionString());
+            const result = await step.run(connection, out, eventHub);
             report.push({ step: step.title, ok: true, ms: Date.now() - started, result });
           }
         } catch (err) {

@@ -3,7 +3,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { appendFileSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { run, parsePositiveInt, parseSeconds, type Output } from './output.js';
+import { run, type Output } from './output.js';
+import { parseNonNegativeInt, parseSeconds } from './parsers.js';
+import { examples } from './help.js';
 import {
   isRunning,
   processStartTime,
@@ -34,12 +36,16 @@ interface StartOptions {
 const DETACHED_START_TIMEOUT_MS = 60_000;
 const POLL_MS = 100;
 
+const START_EXAMPLES = examples('hub start', 'hub start --in-memory --port 0 --amqp-port 0 --json', 'hub start --data-dir ./hub-data --throttle s1 --log-level debug');
+
 export function configureHub(hub: Command): void {
   hub
+    .addHelpText('after', examples('hub start', 'hub start --detach --port 0 --amqp-port 0 --json', 'hub status', 'hub stop'))
     .command('start')
+    .addHelpText('after', START_EXAMPLES)
     .description('run a local IoT Hub until Ctrl-C (or in the background with --detach); the other commands find it by themselves')
-    .option('-p, --port <port>', 'TLS port for REST, MQTT and MQTT over WebSockets (0: any free port)', parsePositiveInt('--port'), 8883)
-    .option('--amqp-port <port>', 'plain-AMQP port of the Event Hub-compatible endpoint, where monitor-events reads (0: any free port)', parsePositiveInt('--amqp-port'), 5672)
+    .option('-p, --port <port>', 'TLS port for REST, MQTT and MQTT over WebSockets (0: any free port)', parseNonNegativeInt('--port'), 8883)
+    .option('--amqp-port <port>', 'plain-AMQP port of the Event Hub-compatible endpoint, where monitor-events reads (0: any free port)', parseNonNegativeInt('--amqp-port'), 5672)
     .option('--data-dir <dir>', 'where identities, twins, events and the CA are kept (one hub at a time)', join(toolkitHome(), 'hub'))
     .option('--in-memory', 'keep nothing on disk (a throwaway hub)')
     .addOption(new Option('--throttle <tier>', "apply IoT Hub's throttles of one unit of this tier (429 ThrottlingException, CONNACK 3)").choices(TIERS))
@@ -52,6 +58,7 @@ export function configureHub(hub: Command): void {
 
   hub
     .command('status')
+    .addHelpText('after', examples('hub status', 'hub status --json --show-secrets', 'hub status --hub ./hub-data'))
     .description('show the running local hubs (or the one --hub names): pid, ports, data dir, uptime, connection strings; exit 8 when none runs')
     .action((_opts, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
@@ -70,6 +77,7 @@ export function configureHub(hub: Command): void {
 
   hub
     .command('stop')
+    .addHelpText('after', examples('hub stop', 'hub stop --hub ./hub-data --timeout 60'))
     .description('stop the running local hub (or the one --hub names) as Ctrl-C does, and wait until it has stopped')
     .option('--timeout <s>', 'give up waiting after this many seconds (exit 5)', parseSeconds('--timeout'), 30)
     .action((opts: { timeout: number }, cmd: Command) =>

@@ -1,35 +1,34 @@
 import type { Command } from 'commander';
-import { resolveConnection } from '../clients/config.js';
 import { ExitCode, ToolkitError } from '../clients/errors.js';
-import { run, parseJsonValue, parseSeconds } from './output.js';
-import { TUTORIAL_DEVICE } from './reboot-device.js';
+import { identityName } from '../clients/identity.js';
+import { TUTORIAL_NAMES } from '../apps/tutorial-names.js';
+import { run } from './output.js';
+import { methodTimeoutOptions, serviceConnection, serviceConnectionOption, targetOptions } from './options.js';
+import { parseJsonValue, parseSeconds } from './parsers.js';
+import { untilInterrupted } from './interrupt.js';
+import { examples } from './help.js';
 
 export function configureInvokeReboot(command: Command): void {
-  command
-    .option('-d, --device-id <id>', 'the device to reboot', TUTORIAL_DEVICE)
-    .option('-m, --module-id <id>', 'a module on the device, to call the method on the module instead')
-    .option('-c, --connection-string <cs>', 'hub connection string (default: $IOTHUB_CONNECTION_STRING, .env, or the local hub)')
-    .option('--payload <json>', 'the method payload', parseJsonValue('--payload'))
-    .option('--response-timeout <s>', 'seconds IoT Hub waits for the device to answer (5 to 300)', parseSeconds('--response-timeout'), 30)
-    .option('--connect-timeout <s>', 'seconds IoT Hub waits for an offline device to connect (0 to 300)', parseSeconds('--connect-timeout'), 0)
+  targetOptions(command, TUTORIAL_NAMES.managedDevice);
+  serviceConnectionOption(command)
+    .option('--payload <json>', 'the method payload (default: the tutorial\'s {"method_number":"42"})', parseJsonValue('--payload'));
+  methodTimeoutOptions(command)
     .option('--wait <s>', 'seconds to wait for the device to report its new rebootTime (0: do not wait)', parseSeconds('--wait'), 60)
+    .addHelpText('after', examples('invoke-reboot', 'invoke-reboot -d myDeviceId --wait 60 --response-timeout 30', 'invoke-reboot -d myDeviceId --connect-timeout 60 --wait 0 --json'))
     .action((opts, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
         const { invokeReboot } = await import('../apps/invoke-reboot.js');
-        const connection = resolveConnection('service', opts.connectionString, (p) => p.serviceConnectionString);
-        out.line(`Invoking rebootDevice on ${opts.moduleId ? `${opts.deviceId}/${opts.moduleId}` : opts.deviceId}...`);
-        const stop = new AbortController();
-        const abort = () => stop.abort();
-        process.once('SIGINT', abort).once('SIGTERM', abort);
-        try {
-          const result = await invokeReboot(connection, {
-            deviceId: opts.deviceId,
-            moduleId: opts.moduleId,
+        const connection = serviceConnection(opts);
+        const target = { deviceId: opts.deviceId as string, moduleId: opts.moduleId as string | undefined };
+        out.line(`Invoking rebootDevice on ${identityName(target)}...`);
+        const result = await untilInterrupted((signal) =>
+          invokeReboot(connection, {
+            ...target,
             payload: opts.payload,
             responseTimeout: opts.responseTimeout,
             connectTimeout: opts.connectTimeout,
             waitSeconds: opts.wait,
-            signal: stop.signal,
+            signal,
             onEvent: (e) => {
               out.result(e);
               if (e.event === 'response') {
@@ -38,14 +37,12 @@ export function configureInvokeReboot(command: Command): void {
                 out.line('Waiting for the device to report its last reboot time...');
               }
             },
-          });
-          if (result.status < 200 || result.status >= 300) throw new ToolkitError(`the device did not accept the reboot (status ${result.status})`, ExitCode.failure);
-          if (result.rebootTime) {
-            out.result({ event: 'rebootTime', rebootTime: result.rebootTime });
-            out.line(`Last reboot time: ${result.rebootTime}`);
-          }
-        } finally {
-          process.off('SIGINT', abort).off('SIGTERM', abort);
+          }),
+        );
+        if (result.status < 200 || result.status >= 300) throw new ToolkitError(`the device did not accept the reboot (status ${result.status})`, ExitCode.failure);
+        if (result.rebootTime) {
+          out.result({ event: 'rebootTime', rebootTime: result.rebootTime });
+          out.line(`Last reboot time: ${result.rebootTime}`);
         }
       }),
     );

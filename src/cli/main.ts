@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { chooseHub } from '../clients/local-hub-profile.js';
+import { examples } from './help.js';
 
 /** Configures a command's arguments, options and action (in its own module, loaded only to run it). */
 type Configure = (command: Command) => void;
@@ -30,6 +31,12 @@ const COMMANDS: Array<[name: string, description: string, load: () => Promise<Co
     async () => (await import('./send-telemetry.js')).configureSendTelemetry],
   ['monitor-events', "the tutorial's monitor: print the device-to-cloud messages the hub receives, read from its Event Hub-compatible endpoint",
     async () => (await import('./monitor-events.js')).configureMonitorEvents],
+  ['twin', "inspect twins: 'twin show' prints a device's or module's twin as the service sees it",
+    async () => (await import('./twin.js')).configureTwin],
+  ['invoke-method', 'invoke any direct method on a device or module, with a JSON payload, and print its status and payload',
+    async () => (await import('./invoke-method.js')).configureInvokeMethod],
+  ['query', "run a query in IoT Hub's query language over device and module twins, page by page",
+    async () => (await import('./query.js')).configureQuery],
 ];
 
 const program = new Command('iothub-tut')
@@ -40,6 +47,9 @@ const program = new Command('iothub-tut')
   .option('--verbose', 'show stack traces with errors')
   .option('--hub <data dir>', 'the running local hub to use, by its data dir (or pid), when several run (default: the only one)', chooseHub)
   .option('--no-color', 'plain output (also: NO_COLOR=1, or when stdout is not a terminal)')
+  // Every command's --help lists these too, read from this program (so an option added here shows there).
+  .configureHelp({ showGlobalOptions: true })
+  .addHelpText('after', examples('demo', 'hub start', 'create-device -d myDeviceId --show-secrets'))
   .showHelpAfterError('(run with --help for usage)')
   .configureOutput({ outputError: (text, write) => write(text) })
   .exitOverride((err) => process.exit(err.exitCode === 1 ? 2 : err.exitCode));
@@ -61,8 +71,13 @@ try {
 // mid-session); a command that has finished exits instead of waiting on them.
 process.exit();
 
-/** The command a command line runs (or asks help for): its first word, past --hub's value (the one global option that takes one). */
+/** The command a command line runs (or asks help for): its first word that is neither an option nor a global option's value. */
 function requestedCommand(args: string[]): string | undefined {
-  const words = args.filter((arg, i) => !arg.startsWith('-') && args[i - 1] !== '--hub');
+  const words: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (!arg.startsWith('-')) words.push(arg);
+    else if (!arg.includes('=') && program.options.find((o) => o.short === arg || o.long === arg)?.required) i++;
+  }
   return words[0] === 'help' ? words[1] : words[0];
 }

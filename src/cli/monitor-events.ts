@@ -1,8 +1,10 @@
 import type { Command } from 'commander';
-import { resolveConnection } from '../clients/config.js';
 import { ExitCode, ToolkitError } from '../clients/errors.js';
 import type { MonitoredEvent } from '../apps/monitor-events.js';
-import { run, parsePositiveInt, parseSeconds, type Output } from './output.js';
+import { run, type Output } from './output.js';
+import { countAndTimeoutOptions, eventHubConnection, eventHubConnectionOption } from './options.js';
+import { untilInterrupted } from './interrupt.js';
+import { examples } from './help.js';
 
 function printEvent(out: Output, e: MonitoredEvent, withProperties: boolean): void {
   const { properties, systemProperties, ...shown } = e;
@@ -19,39 +21,33 @@ function printEvent(out: Output, e: MonitoredEvent, withProperties: boolean): vo
 }
 
 export function configureMonitorEvents(command: Command): void {
-  command
-    .option('--device-id <id>', 'only this device\'s messages (default: all devices)')
-    .option('--count <n>', 'exit after this many messages', parsePositiveInt('--count'))
-    .option('--timeout <s>', 'give up after this many seconds (exit 5 if --count messages did not arrive)', parseSeconds('--timeout'))
+  command.option('-d, --device-id <id>', "only this device's messages (default: all devices)");
+  countAndTimeoutOptions(command, 'messages')
     .option('--properties', 'show application and system properties too')
-    .option('--from-start', 'read every retained message, not only those sent from now on')
-    .option('-c, --connection-string <cs>', 'Event Hub-compatible connection string (default: $EVENTHUB_CONNECTION_STRING, .env, or the local hub)')
+    .option('--from-start', 'read every retained message, not only those sent from now on');
+  eventHubConnectionOption(command)
+    .addHelpText('after', examples('monitor-events --properties', 'monitor-events -d myFirstDevice --count 5 --timeout 30 --json', 'monitor-events --from-start -c "$EVENTHUB_CONNECTION_STRING"'))
     .action((opts, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
-        const connection = resolveConnection('eventhub', opts.connectionString, (p) => p.eventHubConnectionString);
+        const connection = eventHubConnection(opts);
         const { monitorEvents } = await import('../apps/monitor-events.js');
-        const stop = new AbortController();
-        const abort = () => stop.abort();
-        process.once('SIGINT', abort).once('SIGTERM', abort);
-        try {
-          const { received, timedOut } = await monitorEvents(connection.connectionString, {
+        const { received, timedOut } = await untilInterrupted((signal) =>
+          monitorEvents(connection, {
             deviceId: opts.deviceId,
             count: opts.count,
             timeoutSeconds: opts.timeout,
             startPosition: opts.fromStart ? 'earliest' : 'latest',
-            signal: stop.signal,
+            signal,
             onReady: (partitions) => {
               out.result({ event: 'ready', partitions: partitions.length });
               out.line(`Monitoring events from ${opts.deviceId ?? 'all devices'}${opts.fromStart ? ' (from the start)' : ''}... (press Ctrl-C to exit)`);
             },
             onEvent: (e) => printEvent(out, e, opts.properties === true),
-          });
-          out.result({ event: 'stopped', received });
-          if (timedOut && opts.count !== undefined && received < opts.count) {
-            throw new ToolkitError(`timed out after ${opts.timeout} s: received ${received} of ${opts.count} messages`, ExitCode.timeout);
-          }
-        } finally {
-          process.off('SIGINT', abort).off('SIGTERM', abort);
+          }),
+        );
+        out.result({ event: 'stopped', received });
+        if (timedOut && opts.count !== undefined && received < opts.count) {
+          throw new ToolkitError(`timed out after ${opts.timeout} s: received ${received} of ${opts.count} messages`, ExitCode.timeout);
         }
       }),
     );

@@ -1,6 +1,5 @@
 import { Chalk, type ChalkInstance } from 'chalk';
-import { InvalidArgumentError } from 'commander';
-import { ExitCode, ToolkitError } from '../clients/errors.js';
+import { ExitCode } from '../clients/errors.js';
 import { explain } from '../clients/sdk-errors.js';
 
 export interface GlobalOptions {
@@ -78,44 +77,4 @@ export async function run(options: GlobalOptions, action: (out: Output) => Promi
   } catch (err) {
     process.exitCode = out.error(err);
   }
-}
-
-export function parseJsonOption(name: string, text: string): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    throw new ToolkitError(`${name} is not valid JSON: ${(err as Error).message}`, ExitCode.usage);
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ToolkitError(`${name} must be a JSON object, like '{"telemetryInterval":122}'`, ExitCode.usage);
-  return value as Record<string, unknown>;
-}
-
-// Option parsers throw commander's InvalidArgumentError: commander then reports the option and the
-// value in one line and exits 2, where any other error would escape as a stack trace.
-/** Any JSON value (a method payload may be a string, a number, an object...). */
-export function parseJsonValue(name: string) {
-  return (text: string): unknown => {
-    try {
-      return JSON.parse(text);
-    } catch (err) {
-      throw new InvalidArgumentError(`${name} is not valid JSON: ${(err as Error).message}`);
-    }
-  };
-}
-
-export function parsePositiveInt(name: string) {
-  return (text: string): number => {
-    const n = Number(text);
-    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a whole number.`);
-    return n;
-  };
-}
-
-export function parseSeconds(name: string) {
-  return (text: string): number => {
-    const n = Number(text);
-    if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${name} must be a number of seconds.`);
-    return n;
-  };
 }

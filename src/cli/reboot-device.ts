@@ -1,9 +1,11 @@
 import type { Command } from 'commander';
-import { resolveDeviceConnection } from './device-connection.js';
-import { run, parsePositiveInt, parseSeconds, type Output } from './output.js';
+import { run, type Output } from './output.js';
+import { countAndTimeoutOptions, DeviceSideOptions } from './options.js';
+import { parseSeconds } from './parsers.js';
+import { untilInterrupted } from './interrupt.js';
+import { examples } from './help.js';
+import { TUTORIAL_NAMES } from '../apps/tutorial-names.js';
 import type { RebootEvent } from '../apps/reboot-device.js';
-
-export const TUTORIAL_DEVICE = 'myDeviceId';
 
 function printEvent(out: Output, e: RebootEvent): void {
   out.result(e);
@@ -26,30 +28,25 @@ function printEvent(out: Output, e: RebootEvent): void {
 }
 
 export function configureRebootDevice(command: Command): void {
-  command
-    .option('-d, --device-id <id>', 'the device to run as (its key is looked up when no device connection string is given)', TUTORIAL_DEVICE)
-    .option('-c, --connection-string <cs>', 'device connection string (default: $IOTHUB_DEVICE_CONNECTION_STRING, .env, or the device looked up on the hub)')
+  const deviceSide = new DeviceSideOptions(command, { device: TUTORIAL_NAMES.managedDevice, modules: false });
+  countAndTimeoutOptions(command, 'reboots', { timeout: false })
     .option('--reboot-seconds <s>', 'how long the simulated reboot takes', parseSeconds('--reboot-seconds'), 20)
-    .option('--count <n>', 'exit after this many reboots (default: run until Ctrl-C)', parsePositiveInt('--count'))
-    .action((opts, cmd: Command) =>
+    .addHelpText('after', examples('reboot-device', 'reboot-device -d myDeviceId --reboot-seconds 5 --count 1', 'reboot-device -c "$IOTHUB_DEVICE_CONNECTION_STRING" --json'))
+    .action((opts: { rebootSeconds: number; count?: number }, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
         const { rebootDevice } = await import('../apps/reboot-device.js');
-        const { connection } = await resolveDeviceConnection({ deviceId: opts.deviceId, moduleId: '', device: true, connectionString: opts.connectionString });
-        const stop = new AbortController();
-        const abort = () => stop.abort();
-        process.once('SIGINT', abort).once('SIGTERM', abort);
-        try {
-          const { reboots } = await rebootDevice(connection, {
+        const connection = await deviceSide.resolve();
+        const { reboots } = await untilInterrupted((signal) =>
+          rebootDevice(connection, {
+            protocol: deviceSide.protocol,
             rebootSeconds: opts.rebootSeconds,
-            count: opts.count || undefined,
-            signal: stop.signal,
+            count: opts.count,
+            signal,
             onEvent: (e) => printEvent(out, e),
-          });
-          out.result({ event: 'stopped', reboots });
-          out.line(`Stopped after ${reboots} reboot${reboots === 1 ? '' : 's'}.`);
-        } finally {
-          process.off('SIGINT', abort).off('SIGTERM', abort);
-        }
+          }),
+        );
+        out.result({ event: 'stopped', reboots });
+        out.line(`Stopped after ${reboots} reboot${reboots === 1 ? '' : 's'}.`);
       }),
     );
 }

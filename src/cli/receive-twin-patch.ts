@@ -1,26 +1,30 @@
 import type { Command } from 'commander';
-import { run, parsePositiveInt, parseSeconds } from './output.js';
-import { deviceSideOptions, protocolOf, resolveDeviceConnection, type DeviceSideOptions } from './device-connection.js';
-import { ExitCode, ToolkitError } from '../clients/errors.js';
+import { run } from './output.js';
+import { countAndTimeoutOptions, DeviceSideOptions } from './options.js';
+import { untilInterrupted } from './interrupt.js';
+import { examples } from './help.js';
+import { identityName } from '../clients/identity.js';
+import { TUTORIAL_NAMES } from '../apps/tutorial-names.js';
 
 export function configureReceiveTwinPatch(command: Command): void {
-  deviceSideOptions(command)
-    .option('--count <n>', 'exit after this many patches', parsePositiveInt('--count'))
-    .option('--timeout <seconds>', 'exit with code 5 when the patches have not arrived in time', parseSeconds('--timeout'))
-    .action((opts: DeviceSideOptions & { count?: number; timeout?: number }, cmd: Command) =>
+  const deviceSide = new DeviceSideOptions(command, { device: TUTORIAL_NAMES.device, modules: true });
+  countAndTimeoutOptions(command, 'patches')
+    .addHelpText('after', examples(
+      'receive-twin-patch',
+      'receive-twin-patch -d myFirstDevice -m myFirstModule --count 1 --timeout 60',
+      'receive-twin-patch -d myDeviceId --device --websocket --json',
+    ))
+    .action((opts: { count?: number; timeout?: number }, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
-        if (opts.count === 0) throw new ToolkitError('--count must be at least 1', ExitCode.usage);
         const { receiveTwinPatch } = await import('../apps/receive-twin-patch.js');
-        const { connection, identity } = await resolveDeviceConnection(opts);
-        const stop = new AbortController();
-        const onSignal = () => stop.abort();
-        process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
-        try {
-          const { received } = await receiveTwinPatch(connection, {
-            protocol: protocolOf(opts),
+        const connection = await deviceSide.resolve();
+        const identity = identityName(connection);
+        const { received } = await untilInterrupted((signal) =>
+          receiveTwinPatch(connection, {
+            protocol: deviceSide.protocol,
             count: opts.count,
             timeoutSeconds: opts.timeout,
-            signal: stop.signal,
+            signal,
             onReady: () => {
               out.result({ event: 'ready', identity });
               out.line(`${identity} is waiting for desired property patches; press Ctrl-C to exit.`);
@@ -35,11 +39,9 @@ export function configureReceiveTwinPatch(command: Command): void {
               out.result(e);
               out.line(out.color.yellow('Connection lost; reconnected and read the twin again'));
             },
-          });
-          out.result({ event: 'stopped', received });
-        } finally {
-          process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
-        }
+          }),
+        );
+        out.result({ event: 'stopped', received });
       }),
     );
 }

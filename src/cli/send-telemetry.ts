@@ -1,22 +1,24 @@
 import type { Command } from 'commander';
-import { resolveConnection } from '../clients/config.js';
-import { resolveDeviceConnection } from './device-connection.js';
 import { ExitCode, ToolkitError } from '../clients/errors.js';
-import type { HubConnection } from '../clients/service-clients.js';
+import { identityConnectionWithKey, type DeviceConnection } from '../clients/connection-string.js';
+import { TUTORIAL_NAMES } from '../apps/tutorial-names.js';
 import type { Confirmation, TelemetrySummary } from '../apps/send-telemetry.js';
-import { run, parsePositiveInt, parseSeconds, type Output } from './output.js';
+import { run, type Output } from './output.js';
+import { DeviceSideOptions, serviceConnection } from './options.js';
+import { parseNonNegativeInt, parsePositiveInt, parseSeconds } from './parsers.js';
+import { untilInterrupted } from './interrupt.js';
+import { examples } from './help.js';
 
-export const TUTORIAL_DEVICE = 'myFirstDevice';
-const SIMULATED_DEVICE = 'simDevice';
+const SIMULATED = TUTORIAL_NAMES.simulatedDevicePrefix;
 
 /** simDevice-1..K, registered on the hub when missing (an existing one keeps its keys). */
-async function simulatedDevices(k: number): Promise<HubConnection[]> {
-  const service = resolveConnection('service', undefined, (p) => p.serviceConnectionString);
+async function simulatedDevices(k: number): Promise<DeviceConnection[]> {
+  const service = serviceConnection({});
   const { createDevice } = await import('../apps/create-identity.js');
-  const connections: HubConnection[] = [];
+  const connections: DeviceConnection[] = [];
   for (let i = 1; i <= k; i++) {
-    const device = await createDevice(service, { deviceId: `${SIMULATED_DEVICE}-${i}` });
-    connections.push({ connectionString: device.connectionString, transport: service.transport });
+    const device = await createDevice(service, { deviceId: `${SIMULATED}-${i}` });
+    connections.push(identityConnectionWithKey(service, device, device.primaryKey));
   }
   return connections;
 }
@@ -46,33 +48,30 @@ function progressLine(out: Output) {
 }
 
 export function configureSendTelemetry(command: Command): void {
+  const deviceSide = new DeviceSideOptions(command, { device: TUTORIAL_NAMES.device, modules: false });
   command
-    .option('-d, --device-id <id>', 'the device to send as (its key is looked up when no device connection string is given)', TUTORIAL_DEVICE)
-    .option('-c, --connection-string <cs>', 'device connection string (default: $IOTHUB_DEVICE_CONNECTION_STRING, .env, or the device looked up on the hub)')
-    .option('--count <n>', 'messages per device; 0 sends until Ctrl-C, like the tutorial', parsePositiveInt('--count'), 10)
-    .option('--interval <s>', 'seconds between one device\'s messages', parseSeconds('--interval'), 1)
-    .option('--devices <k>', `simulate K devices, ${SIMULATED_DEVICE}-1..K, each on its own connection (registered on the hub when missing)`, parsePositiveInt('--devices'), 1)
+    .option('--count <n>', 'messages per device; 0 sends until Ctrl-C, like the tutorial', parseNonNegativeInt('--count'), 10)
+    .option('--interval <s>', "seconds between one device's messages", parseSeconds('--interval'), 1)
+    .option('--devices <k>', `simulate K devices, ${SIMULATED}-1..K, each on its own connection (registered on the hub when missing)`, parsePositiveInt('--devices'), 1)
     .option('--message-size <bytes>', 'pad each body to about this many bytes (IoT Hub accepts up to 256 KB)', parsePositiveInt('--message-size'))
-    .action((opts, cmd: Command) =>
+    .addHelpText('after', examples('send-telemetry -d myFirstDevice --count 10 --interval 1', 'send-telemetry --count 0', 'send-telemetry --devices 3 --count 100 --interval 0.1 --json'))
+    .action((opts: { count: number; interval: number; devices: number; messageSize?: number }, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
-        if (opts.devices < 1) throw new ToolkitError('--devices must be at least 1', ExitCode.usage);
-        if (opts.devices > 1 && (opts.connectionString || process.env.IOTHUB_DEVICE_CONNECTION_STRING)) {
-          throw new ToolkitError(`--devices ${opts.devices} registers its own ${SIMULATED_DEVICE}-N devices: drop the device connection string.`, ExitCode.usage);
+        if (opts.devices > 1 && (deviceSide.typed('deviceId') || deviceSide.given())) {
+          throw new ToolkitError(`--devices ${opts.devices} sends as its own ${SIMULATED}-N devices: drop --device-id and the device connection string.`, ExitCode.usage);
         }
         const { sendTelemetry } = await import('../apps/send-telemetry.js');
-        const connections = opts.devices > 1 ? await simulatedDevices(opts.devices) : [(await resolveDeviceConnection({ deviceId: opts.deviceId, moduleId: '', device: true, connectionString: opts.connectionString })).connection];
-        const stop = new AbortController();
-        const abort = () => stop.abort();
-        process.once('SIGINT', abort).once('SIGTERM', abort);
+        const connections = opts.devices > 1 ? await simulatedDevices(opts.devices) : [await deviceSide.resolve()];
         const progress = progressLine(out);
         out.line(`Sending ${opts.count ? `${opts.count} message${opts.count === 1 ? '' : 's'}` : 'messages'} every ${opts.interval} s` +
           `${opts.devices > 1 ? ` from each of ${opts.devices} devices` : ''}, press Ctrl-C to stop`);
-        try {
-          const summary = await sendTelemetry(connections, {
+        const summary = await untilInterrupted((signal) =>
+          sendTelemetry(connections, {
+            protocol: deviceSide.protocol,
             count: opts.count || undefined,
             intervalMs: opts.interval * 1000,
             messageBytes: opts.messageSize,
-            signal: stop.signal,
+            signal,
             onConfirm: (c) => {
               progress.clear();
               printConfirmation(out, c, opts.devices > 1);
@@ -88,14 +87,12 @@ export function configureSendTelemetry(command: Command): void {
               out.result({ event: 'reconnected', deviceId });
               out.line(out.color.yellow(`${deviceId}: connection lost; reconnected`));
             },
-          });
-          progress.clear();
-          out.result({ event: 'summary', ...summary });
-          out.line(`${summary.sent} sent, ${summary.confirmed} confirmed, ${summary.failed} failed in ${summary.seconds.toFixed(1)} s (${summary.msgPerSec} msg/s)`);
-          if (summary.failed > 0) throw new ToolkitError(`${summary.failed} of ${summary.sent} messages were not confirmed by the hub`, ExitCode.failure);
-        } finally {
-          process.off('SIGINT', abort).off('SIGTERM', abort);
-        }
+          }),
+        );
+        progress.clear();
+        out.result({ event: 'summary', ...summary });
+        out.line(`${summary.sent} sent, ${summary.confirmed} confirmed, ${summary.failed} failed in ${summary.seconds.toFixed(1)} s (${summary.msgPerSec} msg/s)`);
+        if (summary.failed > 0) throw new ToolkitError(`${summary.failed} of ${summary.sent} messages were not confirmed by the hub`, ExitCode.failure);
       }),
     );
 }

@@ -1,6 +1,9 @@
 import type { Command } from 'commander';
-import { resolveConnection } from '../clients/config.js';
-import { run, parseJsonOption, type Output } from './output.js';
+import { run, type Output } from './output.js';
+import { serviceConnection, serviceConnectionOption } from './options.js';
+import { parseJsonObject } from './parsers.js';
+import { examples } from './help.js';
+import { TUTORIAL_NAMES } from '../apps/tutorial-names.js';
 
 function printProperties(out: Output, title: string, properties: unknown): void {
   out.line();
@@ -10,18 +13,22 @@ function printProperties(out: Output, title: string, properties: unknown): void 
 
 export function configureUpdateModuleTwin(command: Command): void {
   command
-    .option('-d, --device-id <id>', 'the device', 'myFirstDevice')
-    .option('-m, --module-id <id>', 'the module on that device', 'myFirstModule')
+    .option('-d, --device-id <id>', 'the device', TUTORIAL_NAMES.device)
+    .option('-m, --module-id <id>', 'the module on that device', TUTORIAL_NAMES.module)
     .option('--device', "update the device's own twin instead of the module's")
-    .option('--desired <json>', 'the desired properties patch', '{"telemetryInterval":122}')
-    .option('-c, --connection-string <cs>', 'hub connection string (default: $IOTHUB_CONNECTION_STRING, .env, or the local hub)')
+    .option('--desired <json>', 'the desired properties patch', '{"telemetryInterval":122}');
+  serviceConnectionOption(command)
+    .addHelpText('after', examples(
+      'update-module-twin',
+      `update-module-twin -d myFirstDevice -m myFirstModule --desired '{"telemetryInterval":60}'`,
+      `update-module-twin -d myDeviceId --device --desired '{"firmware":null}' --json`,
+    ))
     .action((opts, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
-        const desired = parseJsonOption('--desired', opts.desired);
+        const desired = parseJsonObject('--desired', opts.desired);
         const { updateModuleTwin } = await import('../apps/update-module-twin.js');
-        const connection = resolveConnection('service', opts.connectionString, (p) => p.serviceConnectionString);
         const moduleId = opts.device ? undefined : (opts.moduleId as string);
-        const { before, after } = await updateModuleTwin(connection, { deviceId: opts.deviceId, moduleId, desired });
+        const { before, after } = await updateModuleTwin(serviceConnection(opts), { deviceId: opts.deviceId, moduleId, desired });
         out.result({ deviceId: opts.deviceId, ...(moduleId ? { moduleId } : {}), before, after });
         const what = moduleId ? 'Module' : 'Device';
         printProperties(out, `${what} twin properties before update:`, before.properties);

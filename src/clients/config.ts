@@ -1,16 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parseEnv } from 'node:util';
-import { parseConnectionString, type ConnectionStringKind } from './connection-string.js';
+import { parseConnection, type ConnectionOf, type ConnectionStringKind } from './connection-string.js';
 import { ExitCode, ToolkitError } from './errors.js';
 import type { HubTransport } from './hub-transport.js';
 import { runningHubs, selectedHub, type LocalHubProfile } from './local-hub-profile.js';
-
-/** A connection string, its parsed fields and, for a local hub, its transport details. */
-export interface ResolvedConnection {
-  connectionString: string;
-  fields: Record<string, string>;
-  transport: HubTransport;
-}
 
 const ENV_NAME: Record<ConnectionStringKind, string> = {
   service: 'IOTHUB_CONNECTION_STRING',
@@ -34,11 +27,11 @@ function dotEnv(): Record<string, string> {
  * a .env file in the working directory, then the profile of the running local hub (the one chosen
  * with --hub, or the only one). Nothing found is an error that says how to start a hub or what to set.
  */
-export function resolveConnection(kind: ConnectionStringKind, flag: string | undefined, fromProfile?: (p: LocalHubProfile) => string | undefined): ResolvedConnection {
+export function resolveConnection<K extends ConnectionStringKind>(kind: K, flag: string | undefined, fromProfile?: (p: LocalHubProfile) => string | undefined): ConnectionOf<K> {
   const found = findConnection(kind, flag, fromProfile);
   if (!found) {
     throw new ToolkitError(
-      `No ${kind} connection string: start a local hub with 'iothub-tut hub start' (in another terminal), ` +
+      `No ${kind === 'eventhub' ? 'Event Hub-compatible' : kind} connection string: start a local hub with 'iothub-tut hub start' (in another terminal), ` +
         `or set ${ENV_NAME[kind]} (or pass --connection-string).`,
       ExitCode.usage,
     );
@@ -47,19 +40,20 @@ export function resolveConnection(kind: ConnectionStringKind, flag: string | und
 }
 
 /** Like resolveConnection, but undefined when nothing is found, for callers that have another way. */
-export function findConnection(kind: ConnectionStringKind, flag: string | undefined, fromProfile?: (p: LocalHubProfile) => string | undefined): ResolvedConnection | undefined {
+export function findConnection<K extends ConnectionStringKind>(kind: K, flag: string | undefined, fromProfile?: (p: LocalHubProfile) => string | undefined): ConnectionOf<K> | undefined {
   const given = flag || process.env[ENV_NAME[kind]] || dotEnv()[ENV_NAME[kind]];
   // The local hubs are looked at only when needed: an Azure connection string works whatever runs here.
   const profile = given || !fromProfile ? undefined : selectedHub();
   const connectionString = given || (profile && fromProfile?.(profile));
   if (!connectionString) return undefined;
-  const fields = parseConnectionString(connectionString, kind);
-  return { connectionString, fields, transport: transportFor(fields, profile) };
+  const connection = parseConnection(kind, connectionString);
+  if (connection.kind !== 'eventhub') connection.transport = transportFor(connection.hostName, profile);
+  return connection;
 }
 
 /** A connection string for the running local hub carries that hub's CA and port; any other needs neither. */
-export function transportFor(fields: Record<string, string>, profile?: LocalHubProfile): HubTransport {
-  const isFor = (hub: LocalHubProfile) => fields.HostName?.toLowerCase() === hub.hostName.toLowerCase();
+export function transportFor(hostName: string, profile?: LocalHubProfile): HubTransport {
+  const isFor = (hub: LocalHubProfile) => hostName.toLowerCase() === hub.hostName.toLowerCase();
   // Which local hub is meant matters only for a host name that local hubs serve (an Azure one needs none).
   if (!profile && runningHubs().some(isFor)) profile = selectedHub();
   if (!profile || !isFor(profile)) return {};

@@ -1,8 +1,8 @@
 import deviceSdk from 'azure-iot-device';
 import mqttTransport from 'azure-iot-device-mqtt';
-import { parseConnectionString } from './connection-string.js';
+import type { DeviceConnection } from './connection-string.js';
+import { ExitCode, ToolkitError } from './errors.js';
 import { hubAgent } from './hub-transport.js';
-import type { HubConnection } from './service-clients.js';
 
 export type DeviceClient = deviceSdk.Client;
 export type DeviceProtocol = 'mqtt' | 'mqttws';
@@ -52,19 +52,18 @@ function withMethodHooks(Transport: typeof mqttTransport.Mqtt, options: DeviceCl
  * GatewayHostName setting points MQTT at the hub's port, and the CA is passed with setOptions.
  */
 export async function createDeviceClient(
-  connection: HubConnection,
+  connection: DeviceConnection,
   protocol: DeviceProtocol = 'mqtt',
   options: DeviceClientOptions = {},
 ): Promise<DeviceClient> {
-  const fields = parseConnectionString(connection.connectionString, 'device');
   const { transport } = connection;
   let connectionString = connection.connectionString;
-  if (transport.port !== undefined && protocol === 'mqtt' && !fields.GatewayHostName) {
-    connectionString += `;GatewayHostName=${fields.HostName}:${transport.port}`;
+  if (transport.port !== undefined && protocol === 'mqtt' && !connection.gatewayHostName) {
+    connectionString += `;GatewayHostName=${connection.hostName}:${transport.port}`;
   }
   const Base = protocol === 'mqttws' ? mqttTransport.MqttWs : mqttTransport.Mqtt;
   const Transport = options.unknownMethod || options.onMethodsEnabled ? withMethodHooks(Base, options) : Base;
-  const client = fields.ModuleId
+  const client = connection.moduleId
     ? deviceSdk.ModuleClient.fromConnectionString(connectionString, Transport)
     : deviceSdk.Client.fromConnectionString(connectionString, Transport);
   if (transport.ca || transport.port !== undefined) {
@@ -74,4 +73,33 @@ export async function createDeviceClient(
     });
   }
   return client as DeviceClient;
+}
+
+/** How long a first connection may take, retries included. */
+const OPEN_TIMEOUT_MS = 20_000;
+
+/**
+ * Opens a device client within a bound. The SDK's retry policy retries a connection the hub
+ * refuses as busy (CONNACK 3, throttled) for up to 4 minutes, in silence; this gives up sooner
+ * with the toolkit's "busy" error (exit 8), naming `what` was connecting. Resolves false when
+ * `signal` aborts first (Ctrl-C while connecting); the caller closes the client either way.
+ */
+export async function openClient(client: DeviceClient, what: string, signal?: AbortSignal): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort = () => {};
+  const cut = new Promise<boolean>((resolve, reject) => {
+    timer = setTimeout(
+      () => reject(new ToolkitError(`${what}: not connected within ${OPEN_TIMEOUT_MS / 1000} s: the hub is busy or unreachable; try again shortly.`, ExitCode.unavailable)),
+      OPEN_TIMEOUT_MS,
+    );
+    onAbort = () => resolve(false);
+    if (signal?.aborted) onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([client.open().then(() => true), cut]);
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
+  }
 }

@@ -1,5 +1,6 @@
-import { createRegistry, type HubConnection } from './service-clients.js';
-import { deviceConnectionString, parseConnectionString } from './connection-string.js';
+import { createRegistry } from './service-clients.js';
+import { identityConnectionWithKey, type DeviceConnection, type ServiceConnection } from './connection-string.js';
+import { describeIdentity, type Identity } from './identity.js';
 import { explain } from './sdk-errors.js';
 import { DEFAULT_RETRY, withRetry } from './retry.js';
 
@@ -7,17 +8,16 @@ import { DEFAULT_RETRY, withRetry } from './retry.js';
  * The connection of a device or module, built from its primary key as the registry has it (the
  * portal's "connection string" field), reached with the same transport as the service connection.
  */
-export async function identityConnection(service: HubConnection, key: { deviceId: string; moduleId?: string }): Promise<HubConnection> {
-  const hostName = parseConnectionString(service.connectionString, 'service').HostName;
+export async function identityConnection(service: ServiceConnection, identity: Identity): Promise<DeviceConnection> {
   const registry = createRegistry(service);
-  const what = key.moduleId ? `module '${key.deviceId}/${key.moduleId}'` : `device '${key.deviceId}'`;
+  const what = `looking up ${describeIdentity(identity)}`;
   try {
-    const read = () => (key.moduleId ? registry.getModule(key.deviceId, key.moduleId) : registry.get(key.deviceId));
-    const identity = (await withRetry(read, { ...DEFAULT_RETRY, what: `looking up ${what}` })).responseBody;
-    const primaryKey = identity.authentication?.symmetricKey?.primaryKey;
-    if (!primaryKey) throw new Error(`${what} has no symmetric key`);
-    return { connectionString: deviceConnectionString(hostName, key.deviceId, primaryKey, key.moduleId), transport: service.transport };
+    const read = () => (identity.moduleId ? registry.getModule(identity.deviceId, identity.moduleId) : registry.get(identity.deviceId));
+    const found = (await withRetry(read, { ...DEFAULT_RETRY, what })).responseBody;
+    const primaryKey = found.authentication?.symmetricKey?.primaryKey;
+    if (!primaryKey) throw new Error(`${describeIdentity(identity)} has no symmetric key`);
+    return identityConnectionWithKey(service, identity, primaryKey);
   } catch (err) {
-    throw explain(err, `looking up ${what}`);
+    throw explain(err, what, identity);
   }
 }

@@ -1,13 +1,7 @@
 import { createRequire } from 'node:module';
 import type iothub from 'azure-iothub';
-import { hubAgent, type HubTransport } from './hub-transport.js';
-import { parseConnectionString } from './connection-string.js';
-
-/** What every app gets: a connection string and, for a local hub, its transport details. */
-export interface HubConnection {
-  connectionString: string;
-  transport: HubTransport;
-}
+import { hubAgent } from './hub-transport.js';
+import type { ServiceConnection } from './connection-string.js';
 
 // azure-iothub builds its REST client itself and pins a plain https agent on it; passing our own
 // RestApiClient (the constructor's documented second argument) is how the hub's CA and port get in.
@@ -24,13 +18,13 @@ const { Registry } = require('azure-iothub/dist/registry.js') as Pick<typeof iot
 const USER_AGENT = 'iothub-tut (azure-iothub)';
 
 /** The REST client azure-iothub uses, with the transport's CA and port applied to every request. */
-export function restApiClient(connection: HubConnection) {
-  const fields = parseConnectionString(connection.connectionString, 'service');
+export function restApiClient(connection: ServiceConnection) {
+  const { hostName, keyName, key } = connection;
   const config = {
-    host: fields.HostName,
+    host: hostName,
     // The REST client never renews its token: one valid for a day outlives any command.
-    sharedAccessSignature: SharedAccessSignature.create(fields.HostName, fields.SharedAccessKeyName, fields.SharedAccessKey, Math.ceil(Date.now() / 1000) + 86400).toString(),
-    keyName: fields.SharedAccessKeyName,
+    sharedAccessSignature: SharedAccessSignature.create(hostName, keyName, key, Math.ceil(Date.now() / 1000) + 86400).toString(),
+    keyName,
   };
   const client = new RestApiClient(config, USER_AGENT);
   const local = connection.transport.port !== undefined || connection.transport.ca !== undefined;
@@ -43,19 +37,26 @@ export function restApiClient(connection: HubConnection) {
   return { client, config };
 }
 
-export function createRegistry(connection: HubConnection): iothub.Registry {
+export function createRegistry(connection: ServiceConnection): iothub.Registry {
   const { client, config } = restApiClient(connection);
   return new Registry(config as unknown as ConstructorParameters<typeof Registry>[0], client as unknown as ConstructorParameters<typeof Registry>[1]);
 }
 
+/** A retry policy that never retries (the shape of azure-iot-common's RetryPolicy). */
+const NO_RETRY = { shouldRetry: () => false, nextRetryTimeout: () => 0 };
+
 /**
  * azure-iothub's service Client, for direct methods (REST). Its transport is the SDK's default,
- * AMQP, which connects only for the calls that need it (cloud-to-device messages).
+ * AMQP, which connects only for the calls that need it (cloud-to-device messages). The SDK's own
+ * retry policy would retry a throttled call for up to 4 minutes; the apps retry with the toolkit's
+ * bounded policy (retry.ts) instead.
  */
-export function createServiceClient(connection: HubConnection): iothub.Client {
+export function createServiceClient(connection: ServiceConnection): iothub.Client {
   const { Client } = require('azure-iothub/dist/client.js') as Pick<typeof iothub, 'Client'>;
   const { Amqp } = require('azure-iothub/dist/amqp.js') as Pick<typeof iothub, 'Amqp'>;
   const { client, config } = restApiClient(connection);
   const transport = new Amqp(config as unknown as ConstructorParameters<typeof Amqp>[0]);
-  return new Client(transport, client as unknown as ConstructorParameters<typeof Client>[1]);
+  const service = new Client(transport, client as unknown as ConstructorParameters<typeof Client>[1]);
+  service.setRetryPolicy(NO_RETRY);
+  return service;
 }

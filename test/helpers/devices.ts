@@ -1,20 +1,19 @@
 import { createRegistry } from '../../src/clients/service-clients.js';
 import { createDeviceClient, type DeviceClient, type DeviceProtocol } from '../../src/clients/device-clients.js';
-import { deviceConnectionString } from '../../src/clients/connection-string.js';
-import type { HubConnection } from '../../src/clients/service-clients.js';
+import { identityConnectionWithKey, type DeviceConnection } from '../../src/clients/connection-string.js';
 import type { TestHub } from './hub.js';
 
 /** Registers a device (and a module on it, when given) and returns its connection, with the hub's transport. */
-export async function registerIdentity(t: TestHub, deviceId: string, moduleId?: string): Promise<HubConnection> {
+export async function registerIdentity(t: TestHub, deviceId: string, moduleId?: string): Promise<DeviceConnection> {
   const registry = createRegistry(t.connection);
   let identity: any = (await registry.create({ deviceId })).responseBody;
   if (moduleId) identity = (await registry.addModule({ deviceId, moduleId })).responseBody;
   const key = identity.authentication.symmetricKey.primaryKey;
-  return { connectionString: deviceConnectionString(t.hub.hostName, deviceId, key, moduleId), transport: t.connection.transport };
+  return identityConnectionWithKey(t.connection, { deviceId, moduleId }, key);
 }
 
 /** An opened azure-iot-device client for a registered identity. */
-export async function openDevice(connection: HubConnection, protocol: DeviceProtocol = 'mqtt'): Promise<DeviceClient> {
+export async function openDevice(connection: DeviceConnection, protocol: DeviceProtocol = 'mqtt'): Promise<DeviceClient> {
   const client = await createDeviceClient(connection, protocol);
   await client.open();
   return client;

@@ -3,14 +3,14 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalHub, type HubOptions } from '../../src/hub/server.js';
-import type { HubConnection } from '../../src/clients/service-clients.js';
+import { parseConnection, type ServiceConnection } from '../../src/clients/connection-string.js';
 
 export interface TestHub {
   hub: LocalHub;
   dataDir: string;
   /** The iothubowner connection with the hub's CA and port. */
-  connection: HubConnection;
-  connectionFor(policy: string): HubConnection;
+  connection: ServiceConnection;
+  connectionFor(policy: string): ServiceConnection;
   stop(): Promise<void>;
   /** Stops and removes the data dir. */
   dispose(): Promise<void>;
@@ -24,10 +24,7 @@ export function tempDir(prefix = 'iothub-tut-test-'): string {
 export async function startTestHub(options: HubOptions = {}): Promise<TestHub> {
   const dataDir = options.dataDir ?? tempDir();
   const hub = await LocalHub.start({ port: 0, eventHubPort: 0, ...options, dataDir });
-  const connectionFor = (policy: string): HubConnection => ({
-    connectionString: hub.serviceConnectionString(policy),
-    transport: { ca: hub.tls.ca, port: hub.port },
-  });
+  const connectionFor = (policy: string): ServiceConnection => parseConnection('service', hub.serviceConnectionString(policy), { ca: hub.tls.ca, port: hub.port });
   let stopped = false;
   const stop = async () => {
     if (!stopped) await hub.stop();

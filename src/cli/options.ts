@@ -1,0 +1,147 @@
+import type { Command } from 'commander';
+import { findConnection, resolveConnection } from '../clients/config.js';
+import type { DeviceConnection, EventHubConnection, ServiceConnection } from '../clients/connection-string.js';
+import type { DeviceProtocol } from '../clients/device-clients.js';
+import { ExitCode, ToolkitError } from '../clients/errors.js';
+import { describeIdentity, type Identity } from '../clients/identity.js';
+import { TUTORIAL_NAMES } from '../apps/tutorial-names.js';
+import { parseIntWithin, parseNonEmpty, parsePositiveInt, parseSeconds } from './parsers.js';
+
+// The options that several commands share, each declared here once: how to reach the hub as the
+// service, as a device, or at its Event Hub-compatible endpoint; and how long to wait.
+
+const CONNECTION_STRING = '-c, --connection-string <cs>';
+const nonEmpty = parseNonEmpty('--connection-string');
+
+/** -c for a command that acts as the service. */
+export function serviceConnectionOption(command: Command): Command {
+  return command.option(CONNECTION_STRING, 'hub connection string (default: $IOTHUB_CONNECTION_STRING, .env, or the running local hub)', nonEmpty);
+}
+
+export function serviceConnection(opts: { connectionString?: string }): ServiceConnection {
+  return resolveConnection('service', opts.connectionString, (p) => p.serviceConnectionString);
+}
+
+/** -c for a command that reads the hub's Event Hub-compatible endpoint. */
+export function eventHubConnectionOption(command: Command): Command {
+  return command.option(CONNECTION_STRING, 'Event Hub-compatible connection string (default: $EVENTHUB_CONNECTION_STRING, .env, or the running local hub)', nonEmpty);
+}
+
+export function eventHubConnection(opts: { connectionString?: string }): EventHubConnection {
+  return resolveConnection('eventhub', opts.connectionString, (p) => p.eventHubConnectionString);
+}
+
+/** -d and -m for a command that acts on a device, or on a module with -m. */
+export function targetOptions(command: Command, device: string): Command {
+  return command
+    .option('-d, --device-id <id>', 'the device', device)
+    .option('-m, --module-id <id>', 'a module on that device (default: the device itself)');
+}
+
+/** The timeouts of a direct method call, within IoT Hub's bounds ("Understand direct methods"). */
+export function methodTimeoutOptions(command: Command): Command {
+  return command
+    .option('--response-timeout <s>', 'seconds IoT Hub waits for the device to answer (5 to 300)', parseIntWithin('--response-timeout', 5, 300), 30)
+    .option('--connect-timeout <s>', 'seconds IoT Hub waits for an offline device to connect (0 to 300)', parseIntWithin('--connect-timeout', 0, 300), 0);
+}
+
+/** --count and --timeout, for a command that waits for things to arrive (patches, messages, reboots). */
+export function countAndTimeoutOptions(command: Command, things: string, { timeout = true } = {}): Command {
+  command.option('--count <n>', `exit after this many ${things}`, parsePositiveInt('--count'));
+  if (timeout) command.option('--timeout <s>', `give up after this many seconds (exit 5 if the ${things} have not arrived)`, parseSeconds('--timeout'));
+  return command;
+}
+
+interface DeviceSideValues {
+  deviceId: string;
+  moduleId?: string;
+  device?: boolean;
+  connectionString?: string;
+  websocket?: boolean;
+}
+
+/**
+ * -d, -m, --device, -c and --websocket for a command that acts as a device (or, where `modules`,
+ * as a module): which identity, and how to connect as it.
+ */
+export class DeviceSideOptions {
+  constructor(
+    private readonly command: Command,
+    private readonly config: { device: string; modules: boolean },
+  ) {
+    command.option('-d, --device-id <id>', 'the device to act as (its key is looked up on the hub when no connection string is given)', config.device);
+    if (config.modules) {
+      command
+        .option('-m, --module-id <id>', 'the module on that device to act as', TUTORIAL_NAMES.module)
+        .option('--device', 'act as the device itself, not as its module');
+    }
+    command
+      .option(CONNECTION_STRING, `${config.modules ? 'device or module' : 'device'} connection string (default: $IOTHUB_DEVICE_CONNECTION_STRING, .env, or the key looked up on the hub)`, nonEmpty)
+      .option('--websocket', 'MQTT over WebSockets (port 443 on Azure) instead of MQTT');
+  }
+
+  get protocol(): DeviceProtocol {
+    return this.values.websocket ? 'mqttws' : 'mqtt';
+  }
+
+  /** A device connection string given at all (flag, environment, .env), checked against -d/-m; undefined when none is. */
+  given(): DeviceConnection | undefined {
+    const connection = findConnection('device', this.values.connectionString);
+    if (connection) this.check(connection);
+    return connection;
+  }
+
+  /**
+   * The connection string given, or else the identity's key looked up in the registry with the
+   * service connection (the running local hub's by default), as a user would copy it from the portal.
+   */
+  async resolve(): Promise<DeviceConnection> {
+    const given = this.given();
+    if (given) return given;
+    const service = findConnection('service', undefined, (p) => p.serviceConnectionString);
+    if (!service) {
+      throw new ToolkitError(
+        "No device connection string: pass --connection-string, set IOTHUB_DEVICE_CONNECTION_STRING, or start a local hub with 'iothub-tut hub start' (in another terminal).",
+        ExitCode.usage,
+      );
+    }
+    const { identityConnection } = await import('../clients/identity-connection.js');
+    return identityConnection(service, this.identity());
+  }
+
+  /** The identity -d, -m and --device name. */
+  identity(): Identity {
+    const { deviceId, moduleId, device } = this.values;
+    return this.config.modules && !device ? { deviceId, moduleId } : { deviceId };
+  }
+
+  /** Whether the user typed this option (not its default). */
+  typed(name: keyof DeviceSideValues): boolean {
+    return this.command.getOptionValueSource(name) === 'cli';
+  }
+
+  private get values(): DeviceSideValues {
+    return this.command.opts<DeviceSideValues>();
+  }
+
+  /** A connection string of the wrong kind, or one that -d, -m or --device contradict, is refused: the command would act as someone else. */
+  private check(connection: DeviceConnection): void {
+    const { deviceId, moduleId, device, connectionString } = this.values;
+    const source = connectionString ? '--connection-string' : process.env.IOTHUB_DEVICE_CONNECTION_STRING ? 'IOTHUB_DEVICE_CONNECTION_STRING' : '.env';
+    const given = `the connection string (from ${source})`;
+    const owner = describeIdentity(connection);
+    const refuse = (message: string) => new ToolkitError(message, ExitCode.usage);
+    if (connection.moduleId && !this.config.modules) {
+      throw refuse(`Wrong kind of connection string: ${this.command.name()} acts as a device, and ${given} is for ${owner}; use the device's (portal: IoT hub > Devices > ${connection.deviceId}).`);
+    }
+    if (this.typed('deviceId') && deviceId !== connection.deviceId) {
+      throw refuse(`--device-id ${deviceId} disagrees with ${given}, which is for ${owner}: drop --device-id, or use the connection string of device '${deviceId}'.`);
+    }
+    if (device && connection.moduleId) {
+      throw refuse(`--device asks for device '${connection.deviceId}' itself, but ${given} is for ${owner}: drop --device, or use the device's connection string.`);
+    }
+    if (this.typed('moduleId') && moduleId !== connection.moduleId) {
+      throw refuse(`--module-id ${moduleId} disagrees with ${given}, which is for ${owner}: drop --module-id, or use the connection string of module '${connection.deviceId}/${moduleId}'.`);
+    }
+  }
+}
