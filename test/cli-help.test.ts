@@ -11,7 +11,7 @@ const COMMANDS = [
   'twin', 'invoke-method', 'query',
 ];
 /** The commands of the command groups. */
-const SUBCOMMANDS = [['hub', 'start'], ['twin', 'show']];
+const SUBCOMMANDS = [['hub', 'start'], ['hub', 'status'], ['hub', 'stop'], ['twin', 'show']];
 
 /** The global options as the top-level help lists them (so the check follows the program, not a copy of its list). */
 async function globalOptions(): Promise<string[]> {

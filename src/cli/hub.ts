@@ -20,6 +20,7 @@ import {
 import { ExitCode, ToolkitError } from '../clients/errors.js';
 import { TIERS, type Tier } from '../hub/throttling.js';
 import { LOG_LEVELS, type LogLevel } from '../hub/log.js';
+import { DEFAULT_EVENT_HUB_PORT, DEFAULT_PORT } from '../hub/defaults.js';
 
 interface StartOptions {
   port: number;
@@ -40,12 +41,12 @@ const START_EXAMPLES = examples('hub start', 'hub start --in-memory --port 0 --a
 
 export function configureHub(hub: Command): void {
   hub
-    .addHelpText('after', examples('hub start', 'hub start --detach --port 0 --amqp-port 0 --json', 'hub status', 'hub stop'))
+    .addHelpText('after', examples('hub start --detach --port 0 --amqp-port 0 --json', 'hub status', 'hub stop'))
     .command('start')
     .addHelpText('after', START_EXAMPLES)
     .description('run a local IoT Hub until Ctrl-C (or in the background with --detach); the other commands find it by themselves')
-    .option('-p, --port <port>', 'TLS port for REST, MQTT and MQTT over WebSockets (0: any free port)', parseNonNegativeInt('--port'), 8883)
-    .option('--amqp-port <port>', 'plain-AMQP port of the Event Hub-compatible endpoint, where monitor-events reads (0: any free port)', parseNonNegativeInt('--amqp-port'), 5672)
+    .option('-p, --port <port>', 'TLS port for REST, MQTT and MQTT over WebSockets (0: any free port)', parseNonNegativeInt('--port'), DEFAULT_PORT)
+    .option('--amqp-port <port>', 'plain-AMQP port of the Event Hub-compatible endpoint, where monitor-events reads (0: any free port)', parseNonNegativeInt('--amqp-port'), DEFAULT_EVENT_HUB_PORT)
     .option('--data-dir <dir>', 'where identities, twins, events and the CA are kept (one hub at a time)', join(toolkitHome(), 'hub'))
     .option('--in-memory', 'keep nothing on disk (a throwaway hub)')
     .addOption(new Option('--throttle <tier>', "apply IoT Hub's throttles of one unit of this tier (429 ThrottlingException, CONNACK 3)").choices(TIERS))

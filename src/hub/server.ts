@@ -28,6 +28,7 @@ import { EventLog } from './events/event-log.js';
 import { startEventHubEndpoint, type EventHubEndpoint } from './events/amqp-endpoint.js';
 import { TelemetryTopics } from './device-gateway/telemetry-topics.js';
 import { silentLog, type HubLog } from './log.js';
+import { DEFAULT_EVENT_HUB_PORT, DEFAULT_PORT } from './defaults.js';
 import { DataDirLock } from './data-dir-lock.js';
 
 export interface HubOptions {
@@ -158,9 +159,9 @@ export class LocalHub {
     hub.dataDirLock = lock;
     try {
       await hub.mqtt.start();
-      await hub.listen(options.port ?? 8883);
+      await hub.listen(options.port ?? DEFAULT_PORT);
       hub.eventHub = await startEventHubEndpoint({
-        port: options.eventHubPort ?? 5672,
+        port: options.eventHubPort ?? DEFAULT_EVENT_HUB_PORT,
         hubName: EVENT_HUB_NAME,
         eventLog: hub.eventLog,
         verifyToken: (token, audience) => hub.auth.verifyServiceToken(token, audience, 'ServiceConnect'),
