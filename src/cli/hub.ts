@@ -44,13 +44,16 @@ export function configureHub(hub: Command): void {
         };
         writeProfile(profile);
         log.info('hub', `started on ${local.hostName}:${local.port} (Event Hub-compatible endpoint on ${local.eventHubPort}), pid ${process.pid}, data dir ${opts.inMemory ? '(in memory)' : opts.dataDir}`);
-        out.result({ event: 'started', ...profile, dataDir: opts.inMemory ? null : opts.dataDir });
+        // A one-time login link (as Jupyter prints one): it stays whole, since it is how the browser signs in.
+        const dashboardUrl = local.dashboard.loginUrl();
+        out.result({ event: 'started', ...profile, dataDir: opts.inMemory ? null : opts.dataDir, dashboardUrl });
         out.heading(`Local IoT Hub running on ${local.hostName}:${local.port}`);
         out.field('Data dir', opts.inMemory ? '(in memory)' : opts.dataDir);
         if (opts.throttle) out.field('Throttling', `IoT Hub ${String(opts.throttle).toUpperCase()}, one unit`);
         out.field('CA certificate', caFile);
         out.field('Connection string', out.secret(profile.serviceConnectionString));
         out.field('Event Hub endpoint', out.secret(profile.eventHubConnectionString));
+        out.field('Dashboard', dashboardUrl);
         out.line(out.color.dim('  Other terminals use this hub automatically. Other Node apps: NODE_EXTRA_CA_CERTS=' + caFile));
         out.line(out.color.dim('  Press Ctrl-C to stop.'));
         await new Promise<void>((resolve) => {
