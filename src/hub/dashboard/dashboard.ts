@@ -111,6 +111,8 @@ export class Dashboard {
     const path = url.pathname;
     const refused = refusal(req, [this.hub.hostName, 'localhost', '127.0.0.1', '[::1]'], this.hub.port);
     if (refused) return this.refuse(req, res, 403, refused);
+    // A path that leaves /ui once resolved (/ui/../x) is nothing of the dashboard's.
+    if (!isDashboardRequest(path)) return sendJson(res, 404, { message: 'No such file' });
     if (path === '/ui') return redirect(res, 308, '/ui/');
     const token = url.searchParams.get('token');
     if (path === '/ui/' && token !== null) return this.signIn(req, res, token);

@@ -103,14 +103,14 @@ function createRow(first: IdentityView, actions: RowActions): Row {
     : h('th', { scope: 'row' }, first.deviceId);
   const element = h('tr', { 'data-key': label, class: first.moduleId ? 'module-row' : 'device-row' },
     name, cells.status, cells.connection, cells.activity, cells.auth, cells.model, cells.twin,
-    h('td', { class: 'actions' },
+    h('td', {}, h('div', { class: 'actions' },
       h('a', { href: viewLink('twin', first), 'aria-label': `Twin of ${label}` }, 'Twin'),
       h('a', { href: viewLink('method', first), 'aria-label': `Direct method on ${label}` }, 'Method'),
       h('a', { href: viewLink('telemetry', first), 'aria-label': `Telemetry of ${label}` }, 'Telemetry'),
       h('button', { type: 'button', class: 'small', 'aria-label': `Connection string of ${label}`, onclick: () => actions.showConnectionString(identity) }, 'Connection string'),
       first.moduleId ? null : toggle,
       h('button', { type: 'button', class: 'small danger', 'aria-label': `Delete ${label}`, onclick: () => actions.remove(identity) }, 'Delete'),
-    ),
+    )),
   );
   const update = (next: IdentityView) => {
     identity = next;

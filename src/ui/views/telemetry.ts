@@ -29,7 +29,7 @@ export function telemetryView(params: URLSearchParams): View {
       render();
     },
   });
-  const filter = h('input', { type: 'search', name: 'filter', autocomplete: 'off', spellcheck: 'false', placeholder: 'e.g. windSpeed or PropMsg_3' });
+  const filter = h('input', { type: 'search', name: 'filter', autocomplete: 'off', spellcheck: 'false', placeholder: 'text in the body or properties' });
   filter.addEventListener('input', () => {
     text = filter.value.trim().toLowerCase();
     render();
@@ -80,11 +80,12 @@ export function telemetryView(params: URLSearchParams): View {
 
   const element = h('section', { class: 'view', 'aria-labelledby': 'telemetry-title' },
     h('h2', { id: 'telemetry-title' }, 'Telemetry'),
-    h('div', { class: 'inline-form toolbar' }, field('Device', picker.select), field('Filter', filter, 'text in the body or properties'), pause),
+    h('div', { class: 'inline-form toolbar' }, field('Device', picker.select), field('Filter', filter), pause),
     counts,
-    h('figure', { class: 'panel' }, h('figcaption', {}, h('h3', {}, 'Numeric fields over time')), fields, chart),
-    h('h3', {}, 'Messages'),
-    list,
+    h('div', { class: 'telemetry-body' },
+      h('figure', { class: 'panel' }, h('figcaption', {}, h('h3', {}, 'Numeric fields over time')), fields, chart),
+      h('section', { class: 'stream-box', 'aria-labelledby': 'stream-title' }, h('h3', { id: 'stream-title' }, 'Messages'), list),
+    ),
   );
   return {
     element,

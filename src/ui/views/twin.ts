@@ -53,12 +53,12 @@ export function twinView(params: URLSearchParams): View {
       const twin = (await rest<TwinDocument>('GET', identityPath('twins', identity.deviceId, identity.moduleId))).body;
       shown = twin;
       fill(summary,
-        ...fact('Twin version', String(twin.version)),
-        ...fact('Etag', twin.etag),
-        ...fact('Status', twin.status),
-        ...fact('Connection', twin.connectionState),
-        ...fact('Last activity', formatTime(twin.lastActivityTime)),
-        ...fact('Model ID', twin.modelId || '—'),
+        fact('Twin version', String(twin.version)),
+        fact('Etag', twin.etag),
+        fact('Status', twin.status),
+        fact('Connection', twin.connectionState),
+        fact('Last activity', formatTime(twin.lastActivityTime)),
+        fact('Model ID', twin.modelId || '—'),
       );
       fill(desired, ...sectionTable('Desired properties', twin.properties.desired, true));
       fill(reported, ...sectionTable('Reported properties', twin.properties.reported, false));
@@ -99,8 +99,8 @@ export function twinView(params: URLSearchParams): View {
   };
 }
 
-function fact(name: string, value: string): HTMLElement[] {
-  return [h('dt', {}, name), h('dd', {}, value)];
+function fact(name: string, value: string): HTMLElement {
+  return h('div', {}, h('dt', {}, name), h('dd', {}, value));
 }
 
 /** A section's values, one row per leaf, with $metadata's time (and, for desired, version) of each. */
