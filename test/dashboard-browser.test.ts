@@ -191,10 +191,25 @@ describe('the dashboard in a real browser', { skip: missing }, () => {
   });
 
   test('the hub view shows ports, uptime, counts and the message rate; cloud-to-device is not available yet', async () => {
-    await page.getByRole('link', { name: 'Hub' }).click();
+    // By keyboard: Tab from the top of the page to the Hub link, Enter, and the focus moves into the view.
+    await page.goto(`${origin()}/ui/#/devices`);
+    await page.reload(); // a fresh load: the focus starts at the top
+    await page.getByRole('heading', { name: 'Devices and modules' }).waitFor();
+    const focused = () => page.evaluate(() => document.activeElement?.textContent?.trim());
+    await page.keyboard.press('Tab');
+    assert.equal(await focused(), 'Skip to the view');
+    for (let presses = 0; (await focused()) !== 'Hub'; presses++) {
+      assert.ok(presses < 15, 'the Hub link is reachable with Tab');
+      await page.keyboard.press('Tab');
+    }
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Hub', exact: true }).waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'main');
+
     const card = (name: string) => page.locator('.card').filter({ has: page.getByText(name, { exact: true }) });
     await card('Address').getByText(`localhost:${started.port}`).waitFor();
     await card('Identities').getByText('2 devices').waitFor();
+    await card('Connected').getByText('devices and modules over MQTT; 1 dashboard page open').waitFor();
     assert.match(await card('Messages per second').textContent() ?? '', /7 since the hub started/);
     await page.getByText('No warnings or errors since the hub started.').waitFor();
     await page.getByRole('link', { name: 'Cloud-to-device' }).click();

@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { request } from 'node:https';
 import type { IncomingHttpHeaders } from 'node:http';
 import { rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { startTestHub, tempDir, type TestHub } from './helpers/hub.js';
 import { CliProcess } from './helpers/cli.js';
 import { openDevice, registerIdentity, until } from './helpers/devices.js';
@@ -142,10 +144,14 @@ test('CSRF and DNS rebinding: a state-changing call needs the page\'s header and
     assert.equal((await create('noHeader', { 'X-Iothub-Tut-Ui': '' })).status, 403);
     assert.equal((await create('otherOrigin', { Origin: 'https://evil.example' })).status, 403);
     assert.equal((await create('otherSite', { 'Sec-Fetch-Site': 'cross-site' })).status, 403);
+    // Another web app on localhost is the same site to cookies (SameSite does not look at ports): not the same origin.
+    assert.equal((await create('otherPort', { Origin: 'https://localhost:3000' })).status, 403);
+    assert.equal((await create('sameSite', { 'Sec-Fetch-Site': 'same-site' })).status, 403);
+    assert.equal((await call(t, '/ui/api/devices', { cookie, headers: { 'Sec-Fetch-Site': 'same-site' } })).status, 403);
     assert.equal((await create('otherHost', { Host: 'evil.example' })).status, 403);
     assert.equal((await call(t, '/ui/api/devices', { cookie, headers: { Host: `rebound.example:${t.hub.port}` } })).status, 403);
     assert.equal((await call(t, '/ui/api/connection-string', { method: 'POST', cookie, body: { deviceId: 'x' }, headers: { 'X-Iothub-Tut-Ui': '' } })).status, 403);
-    for (const id of ['noHeader', 'otherOrigin', 'otherSite', 'otherHost']) assert.equal(t.hub.registry.find(id), undefined, id);
+    for (const id of ['noHeader', 'otherOrigin', 'otherSite', 'otherPort', 'sameSite', 'otherHost']) assert.equal(t.hub.registry.find(id), undefined, id);
 
     const created = await create('fromThePage', {});
     assert.equal(created.status, 200);
@@ -304,6 +310,17 @@ test('live: device list changes, twin writes, telemetry and hub log errors arriv
       live.close();
     }
   }));
+
+test('the package ships the page\'s files (scripts, HTML, CSS), without source maps', () => {
+  const root = fileURLToPath(new URL('../..', import.meta.url));
+  const packed = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8' });
+  assert.equal(packed.status, 0, packed.stderr);
+  const files: string[] = JSON.parse(packed.stdout)[0].files.map((f: { path: string }) => f.path);
+  for (const file of ['index.html', 'signed-out.html', 'style.css', 'main.js', 'chart.js', 'views/telemetry.js']) {
+    assert.ok(files.includes(`dist/src/ui/${file}`), file);
+  }
+  assert.ok(!files.some((f) => f.startsWith('dist/src/ui/') && (f.endsWith('.map') || f.endsWith('.ts'))));
+});
 
 test('the hub log keeps its latest warnings and errors (masked, bounded), whatever its level', () => {
   const log = createLog('error', () => undefined);

@@ -35,6 +35,7 @@ export class RecentLines extends EventEmitter<{ line: [LogLine] }> {
 
   constructor(readonly capacity = 50) {
     super();
+    this.setMaxListeners(0); // one per hub's dashboard; hubs in one process may share silentLog
   }
 
   add(line: LogLine): void {

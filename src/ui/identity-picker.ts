@@ -19,7 +19,7 @@ export function identityPicker(options: { selected?: string; all?: string; onCha
     if (chosen && !labels.includes(chosen)) labels.unshift(chosen);
     const entries: Array<[string, string]> = labels.map((label) => [label, label]);
     if (options.all !== undefined) entries.unshift(['', options.all]);
-    else if (entries.length === 0) entries.push(['', 'No devices yet']);
+    else if (!chosen) entries.unshift(['', entries.length > 0 ? 'Choose one…' : 'No devices yet']);
     const current = [...select.options].map((o) => `${o.value}\t${o.text}`).join('\n');
     if (current === entries.map(([v, t]) => `${v}\t${t}`).join('\n')) return;
     select.replaceChildren(...entries.map(([value, text]) => h('option', { value, selected: value === chosen }, text)));

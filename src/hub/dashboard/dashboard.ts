@@ -5,7 +5,7 @@ import type { MqttGateway } from '../device-gateway/mqtt-gateway.js';
 import type { DirectMethods } from '../methods/direct-methods.js';
 import type { EventLog } from '../events/event-log.js';
 import type { Authenticator } from '../auth/authenticator.js';
-import type { HubLog } from '../log.js';
+import type { HubLog, LogLine } from '../log.js';
 import { grants } from '../auth/policies.js';
 import { createSasToken } from '../auth/sas-token.js';
 import { DashboardSessions, type DashboardSession } from './sessions.js';
@@ -63,12 +63,13 @@ export class Dashboard {
   private readonly tick: NodeJS.Timeout;
   private devicesTimer?: NodeJS.Timeout;
   private devicesSent = '';
+  private readonly onLogLine = (line: LogLine) => this.live.send('log', line);
 
   constructor(private readonly hub: DashboardHub, private readonly rest: RequestHandler) {
     this.feed = new TelemetryFeed(hub.eventLog);
     this.live = new LiveStream((count) => this.feed.watch(count > 0));
     this.feed.on('messages', (messages) => this.live.send('telemetry', messages));
-    hub.log.recent.on('line', (line) => this.live.send('log', line));
+    hub.log.recent.on('line', this.onLogLine);
     hub.twins.on('changed', (key, version) => {
       this.live.send('twin', { ...key, version });
       this.devicesChanged();
@@ -88,10 +89,11 @@ export class Dashboard {
     return `https://${this.hub.hostName}:${this.hub.port}/ui/?token=${this.sessions.issueLoginToken()}`;
   }
 
-  /** Ends the open pages' streams (the hub is stopping). */
+  /** Ends the open pages' streams and stops listening (the hub is stopping). */
   close(): void {
     clearInterval(this.tick);
     clearTimeout(this.devicesTimer);
+    this.hub.log.recent.off('line', this.onLogLine); // the log may outlive the hub
     this.live.close();
   }
 

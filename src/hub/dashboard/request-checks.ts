@@ -35,8 +35,9 @@ export function refusal(req: IncomingMessage, hostNames: readonly string[], port
   if (port === 443) allowedHosts.push(...hostNames.map((name) => name.toLowerCase()));
   if (!host || !allowedHosts.includes(host)) return `Host '${host ?? ''}' is not this hub`;
   const site = req.headers['sec-fetch-site'];
-  // A top-level navigation typed or pasted in ('none') or within the page; never from another site.
-  if (site !== undefined && site !== 'same-origin' && site !== 'none') return `a request from another site (Sec-Fetch-Site: ${site})`;
+  // A link typed or pasted in ('none'), or the page itself; not another origin, even of the same site
+  // (to cookies, any web app on localhost is the same site, whatever its port).
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') return `a request from another origin (Sec-Fetch-Site: ${site})`;
   if (!UNSAFE_METHODS.has(req.method ?? 'GET')) return undefined;
   if (req.headers[UI_HEADER] !== '1') return `a ${req.method} without the ${UI_HEADER} header`;
   const origin = req.headers.origin;

@@ -15,7 +15,7 @@ export function hubView(): View {
       ['Event Hub-compatible endpoint', `AMQP port ${hub.ports.eventHub}`, 'where monitor-events and @azure/event-hubs read'],
       ['Uptime', duration(hub.uptimeSeconds), `since ${formatTime(hub.startedAt)}`],
       ['Identities', `${hub.counts.devices} device${plural(hub.counts.devices)}`, `${hub.counts.modules} module${plural(hub.counts.modules)}`],
-      ['Connections', `${hub.connections.devices} device${plural(hub.connections.devices)} and modules`, `${hub.connections.dashboardStreams} dashboard page${plural(hub.connections.dashboardStreams)} open`],
+      ['Connected', `${hub.connections.devices}`, `devices and modules over MQTT; ${hub.connections.dashboardStreams} dashboard page${plural(hub.connections.dashboardStreams)} open`],
       ['Messages per second', hub.telemetry.perSecond.toFixed(1), `over the last 10 s; ${hub.telemetry.sinceStart} since the hub started`],
       ['Direct methods in flight', String(hub.methodsInFlight), 'waiting for a device to answer'],
       ['Cloud-to-device', hub.cloudToDevice ? 'available' : 'not available yet', 'messages from the service to a device'],
