@@ -56,9 +56,8 @@ async function call<T>(method: string, url: string, body?: unknown, headers: Rec
   });
   const text = await response.text();
   const parsed = text ? parseJson(text) : undefined;
-  if (response.status === 401 && url.startsWith('/ui/api/') && !url.startsWith('/ui/api/rest/')) {
-    signedOut();
-  }
+  // The hub signs the page's REST calls itself: any 401 means the session is gone.
+  if (response.status === 401) signedOut();
   if (!response.ok) throw toError(response.status, parsed);
   return { status: response.status, body: parsed as T, headers: response.headers };
 }

@@ -101,7 +101,7 @@ export class Dashboard {
     try {
       await this.route(req, res);
     } catch (err) {
-      this.hub.log.error('ui', `${req.method} ${req.url} failed: ${(err as Error)?.stack ?? err}`);
+      this.hub.log.error('ui', `${req.method} ${loggedUrl(req)} failed: ${(err as Error)?.stack ?? err}`);
       if (!res.headersSent) sendJson(res, 500, { message: 'The hub failed to handle the request' });
       else res.destroy();
     }
@@ -143,7 +143,7 @@ export class Dashboard {
   }
 
   private async refuse(req: IncomingMessage, res: ServerResponse, status: 401 | 403, reason: string): Promise<void> {
-    this.hub.log.info('ui', `${req.method} ${req.url?.replace(/token=[^&]*/, 'token=***')}: refused, ${reason}`);
+    this.hub.log.info('ui', `${req.method} ${loggedUrl(req)}: refused, ${reason}`);
     if (status === 403) return sendJson(res, 403, { message: 'Forbidden' });
     if (req.url?.startsWith('/ui/api/')) return sendJson(res, 401, { message: 'Not signed in: open the dashboard URL that hub start printed.' });
     return this.serveFile(res, 'signed-out.html', 401);
@@ -244,6 +244,11 @@ export class Dashboard {
     this.devicesSent = text;
     this.live.send('devices', devices);
   }
+}
+
+/** The request's URL for the log: a login token is a secret. */
+function loggedUrl(req: IncomingMessage): string {
+  return (req.url ?? '').replace(/token=[^&]*/, 'token=***');
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
