@@ -68,10 +68,13 @@ export function configureHub(hub: Command): void {
         if (hubs.length === 0) throw noHubRunning();
         for (const hub of hubs) {
           const uptimeSeconds = Math.max(0, Math.round((Date.now() - Date.parse(hub.startedAt)) / 1000));
-          out.result({ ...shown(hub), uptimeSeconds });
+          // Not the login link: it may be spent; a signed-in page gives another.
+          const { dashboardUrl: _, ...status } = shown(hub);
+          out.result({ ...status, uptimeSeconds });
           out.heading(`Local IoT Hub on ${hub.hostName}:${hub.port} (pid ${hub.pid})`);
           out.field('Uptime', formatDuration(uptimeSeconds));
           printHub(out, hub);
+          out.field('Dashboard', `https://${hub.hostName}:${hub.port}/ui/ (sign in with the link 'hub start' printed)`);
         }
       }),
     );
@@ -149,6 +152,7 @@ async function startHere(opts: StartOptions, out: Output): Promise<void> {
       ...(opts.throttle ? { throttle: opts.throttle } : {}),
       serviceConnectionString: local.serviceConnectionString(),
       eventHubConnectionString: local.eventHubConnectionString(),
+      dashboardUrl: local.dashboard.loginUrl(),
     };
     writeProfile(profile);
     log.info('hub', `started on ${local.hostName}:${local.port} (Event Hub-compatible endpoint on ${local.eventHubPort}), pid ${process.pid}, data dir ${dataDir ?? '(in memory)'}`);
@@ -223,6 +227,8 @@ function printStarted(out: Output, hub: LocalHubProfile): void {
   out.result({ event: 'started', ...shown(hub) });
   out.heading(`Local IoT Hub running on ${hub.hostName}:${hub.port}`);
   printHub(out, hub);
+  // The login link stays whole: it is how the browser signs in (as Jupyter prints one).
+  if (hub.dashboardUrl) out.field('Dashboard', hub.dashboardUrl);
   out.line(out.color.dim('  Other terminals use this hub automatically. Other Node apps: NODE_EXTRA_CA_CERTS=' + hub.caFile));
 }
 

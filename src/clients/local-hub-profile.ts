@@ -21,6 +21,8 @@ export interface LocalHubProfile {
   throttle?: string;
   serviceConnectionString: string;
   eventHubConnectionString?: string;
+  /** The dashboard's one-time login link printed at start (spent once a browser used it). */
+  dashboardUrl?: string;
 }
 
 /** The per-user home of iothub-tut: the hub's default data dir and the running hubs' profiles live here. */

@@ -30,6 +30,7 @@ import { TelemetryTopics } from './device-gateway/telemetry-topics.js';
 import { silentLog, type HubLog } from './log.js';
 import { DEFAULT_EVENT_HUB_PORT, DEFAULT_PORT } from './defaults.js';
 import { DataDirLock } from './data-dir-lock.js';
+import { Dashboard, isDashboardRequest } from './dashboard/dashboard.js';
 
 export interface HubOptions {
   /** Where the database and the CA live; ignored with inMemory. */
@@ -74,6 +75,8 @@ export class LocalHub {
   readonly methods: DirectMethods;
   readonly eventLog: EventLog;
   readonly log: HubLog;
+  /** The live dashboard under /ui/ on the TLS port. */
+  readonly dashboard: Dashboard;
   private eventHub?: EventHubEndpoint;
   private readonly listeners: TlsServer[] = [];
   private readonly http: HttpServer;
@@ -124,9 +127,11 @@ export class LocalHub {
       ...queryRoutes(this.registry, this.twins),
       ...methodRoutes(this.methods),
     );
+    const rest = createHttpHandler(router, this.auth, log, throttle);
+    this.dashboard = new Dashboard(this, rest);
     this.http = createHttpServer(
       { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, maxHeaderSize: MAX_HEADER_BYTES, connectionsCheckingInterval: 1000 },
-      createHttpHandler(router, this.auth, log, throttle),
+      (req, res) => (isDashboardRequest(req.url) ? this.dashboard.handle(req, res) : rest(req, res)),
     );
     // The HTTP server never listens (it is handed sockets from the TLS port), but Node enforces
     // headersTimeout and requestTimeout only from its 'listening' handler on: start that checker.
@@ -202,6 +207,7 @@ export class LocalHub {
   }
 
   async stop(): Promise<void> {
+    this.dashboard.close();
     this.methods.close();
     for (const client of this.wss.clients) client.terminate();
     this.http.close(() => undefined); // stops the timeout checker (it never listened, so nothing else to close)

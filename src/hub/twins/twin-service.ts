@@ -16,6 +16,8 @@ export interface TwinEvents {
    * desired section) plus the new `$version`.
    */
   desired: [key: TwinKey, patch: JsonObject];
+  /** Any write changed the twin (tags, desired or reported); `version` is its new version. */
+  changed: [key: TwinKey, version: number];
 }
 
 export interface TwinsOptions {
@@ -122,16 +124,20 @@ export class Twins extends EventEmitter<TwinEvents> {
     change: (current: TwinState, lastUpdated: string) => TwinState,
   ): TwinState {
     const lastUpdated = this.now().toISOString();
+    let written = false;
     const next = this.store.update(key, (current) => {
       if (!etagMatches(current.etag, ifMatch)) {
         throw hubErrors.preconditionFailed(`The twin's etag is "${current.etag}", not ${ifMatch}.`);
       }
       const changed = change(current, lastUpdated);
       if (changed === current) return current;
+      written = true;
       const version = current.version + 1;
       return { ...changed, version, etag: etagFor(version) };
     });
-    return next ?? notFound(key);
+    if (!next) return notFound(key);
+    if (written) this.emit('changed', key, next.version);
+    return next;
   }
 }
 
