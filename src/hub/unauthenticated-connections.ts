@@ -35,10 +35,6 @@ export class UnauthenticatedConnections {
     private readonly log: HubLog,
   ) {}
 
-  get size(): number {
-    return this.waiting.size;
-  }
-
   /**
    * Counts a new connection until it authenticates or closes. `close` ends it when it is the
    * oldest at the bound (by default the socket is destroyed).

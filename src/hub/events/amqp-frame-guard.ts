@@ -7,7 +7,7 @@
 // only open its $cbs links and put a token, so what it may send in all is bounded too.
 
 /** AMQP 1.0, 2.7.1: the largest frame either side may send before the other's OPEN. */
-export const MIN_MAX_FRAME_SIZE = 512;
+const MIN_MAX_FRAME_SIZE = 512;
 
 const FRAME_HEADER_BYTES = 8;
 const AMQP = Buffer.from('AMQP');
