@@ -1,79 +1,13 @@
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
 import { once } from 'node:events';
 import { connect as tcpConnect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import rhea, { type Connection, type ConnectionOptions, type EventContext, type Message, type Receiver } from 'rhea';
+import type { Connection } from 'rhea';
 import { consumer, hubName, key, keyName, startTestHub, telemetry, within, type TestHub } from './events-support.js';
+import { audience, eventually, open, partitionAddress, putToken, reader, sasToken } from './amqp-support.js';
 
 // The endpoint at the AMQP level, with a bare rhea client: what the SDK never does on its own
 // (withholding credit, skipping $cbs, sending, vanishing mid-stream) but a hub must handle.
-
-function sasToken(audience: string): string {
-  const sr = encodeURIComponent(audience);
-  const se = Math.floor(Date.now() / 1000) + 3600;
-  const sig = encodeURIComponent(createHmac('sha256', key).update(`${sr}\n${se}`).digest('base64'));
-  return `SharedAccessSignature sr=${sr}&sig=${sig}&se=${se}&skn=${keyName}`;
-}
-
-async function open(port: number, credentials: { username?: string; password?: string } = {}): Promise<Connection> {
-  const options: ConnectionOptions = { transport: 'tcp', host: '127.0.0.1', port, reconnect: false, ...credentials };
-  const connection = rhea.create_container().connect(options);
-  connection.on('error', () => {});
-  await within(10_000, 'the AMQP connection', once(connection, 'connection_open'));
-  return connection;
-}
-
-/** A put-token round trip on $cbs; resolves to the reply's status code. */
-async function putToken(connection: Connection, audience: string, token = sasToken(audience)): Promise<number> {
-  const replyTo = `cbs-reply-${rhea.generate_uuid()}`;
-  const replies = connection.open_receiver({ name: replyTo, source: { address: '$cbs' }, target: { address: replyTo } });
-  const requests = connection.open_sender({ target: { address: '$cbs' } });
-  await within(10_000, 'the $cbs links', once(requests, 'sendable'));
-  const messageId = rhea.generate_uuid();
-  requests.send({
-    message_id: messageId,
-    reply_to: replyTo,
-    application_properties: { operation: 'put-token', name: audience, type: 'servicebus.windows.net:sastoken' },
-    body: token,
-  });
-  const [context] = (await within(10_000, 'the $cbs reply', once(replies, 'message'))) as [EventContext];
-  assert.equal(context.message!.correlation_id, messageId);
-  return context.message!.application_properties!['status-code'] as number;
-}
-
-function partitionAddress(partition: number, group = '$Default'): string {
-  return `${hubName}/ConsumerGroups/${group}/Partitions/${partition}`;
-}
-
-function audience(port: number, path: string): string {
-  return `sb://localhost:${port}/${path}`;
-}
-
-/** Opens a reader with no credit; `messages` fills as the hub sends. */
-function reader(connection: Connection, address: string, filter?: string, desiredCapabilities?: string[]) {
-  const messages: Message[] = [];
-  const link: Receiver = connection.open_receiver({
-    source: {
-      address,
-      filter: filter === undefined ? undefined : {
-        'apache.org:selector-filter:string': rhea.types.wrap_described(filter, 0x468c00000004),
-      },
-    },
-    credit_window: 0,
-    autoaccept: true,
-    desired_capabilities: desiredCapabilities,
-  });
-  link.on('message', (context: EventContext) => messages.push(context.message!));
-  link.on('receiver_error', () => {});
-  return { link, messages };
-}
-
-async function eventually(ms: number, what: string, predicate: () => boolean): Promise<void> {
-  await within(ms, what, (async () => {
-    while (!predicate()) await new Promise((resolve) => setTimeout(resolve, 20));
-  })());
-}
 
 describe('Event Hub-compatible endpoint at the AMQP level', () => {
   let hub: TestHub;
@@ -217,7 +151,8 @@ describe('Event Hub-compatible endpoint at the AMQP level', () => {
     link.add_credit(1000);
     await within(10_000, 'the reader link', once(link, 'receiver_open'));
     await eventually(10_000, 'the reader registered', () => hub.log.listenerCount('appended') > baseline);
-    (c as unknown as { socket: { destroy(): void } }).socket.destroy();
+    // With an error, so that the client's rhea stops its heartbeats (the hub asks for them).
+    (c as unknown as { socket: { destroy(error: Error): void } }).socket.destroy(new Error('vanished'));
     await eventually(10_000, 'the reader forgotten', () => hub.log.listenerCount('appended') === baseline);
 
     const junk = tcpConnect(port, '127.0.0.1');

@@ -57,7 +57,7 @@ export interface TestHub {
   dispose(): Promise<void>;
 }
 
-export async function startTestHub(options: EventLogOptions & { dir?: string; consumerGroups?: string[] } = {}): Promise<TestHub> {
+export async function startTestHub(options: EventLogOptions & { dir?: string; consumerGroups?: string[]; idleTimeOutMs?: number } = {}): Promise<TestHub> {
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'iothub-events-'));
   const dbPath = join(dir, 'hub.db');
   const db = openDatabase(dbPath);
@@ -67,6 +67,7 @@ export async function startTestHub(options: EventLogOptions & { dir?: string; co
     hubName,
     eventLog: log,
     consumerGroups: options.consumerGroups,
+    idleTimeOutMs: options.idleTimeOutMs,
     verifyToken: verifyEventHubsSas(keyName, key),
   });
   let stopped = false;
@@ -98,6 +99,13 @@ export function consumer(connectionString: string, consumerGroup = '$Default'): 
   return new EventHubConsumerClient(consumerGroup, connectionString, {
     retryOptions: { maxRetries: 2, retryDelayInMs: 200, timeoutInMs: 15_000 },
   });
+}
+
+/** The SDK's error codes (`UnauthorizedError`, `QuotaExceededError`...) in an error, or in all those it aggregates. */
+export function errorCodes(error: Error): string[] {
+  if (error instanceof AggregateError) return (error.errors as Error[]).flatMap(errorCodes);
+  const { code } = error as Error & { code?: string };
+  return code === undefined ? [] : [code];
 }
 
 /** Rejects after `ms` so that no test waits forever. */

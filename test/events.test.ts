@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { earliestEventPosition, latestEventPosition, type ReceivedEventData } from '@azure/event-hubs';
-import { consumer, collect, hubName, startTestHub, telemetry, within, type Collected, type TestHub } from './events-support.js';
+import { consumer, collect, errorCodes, hubName, startTestHub, telemetry, within, type Collected, type TestHub } from './events-support.js';
 
 const hour = 60 * 60 * 1000;
 
@@ -12,12 +12,6 @@ function index(event: ReceivedEventData): number {
 }
 
 /** The SDK's error codes, also from inside the AggregateError its retries end with. */
-function errorCodes(error: Error): string[] {
-  if (error instanceof AggregateError) return (error.errors as Error[]).flatMap(errorCodes);
-  const { code } = error as Error & { code?: string };
-  return code === undefined ? [] : [code];
-}
-
 describe('Event Hub-compatible endpoint with EventHubConsumerClient', () => {
   let hub: TestHub;
   before(async () => {

@@ -1,5 +1,6 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import type { Socket } from 'node:net';
 import { mkdirSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { WebSocketServer, createWebSocketStream } from 'ws';
@@ -31,6 +32,8 @@ import { silentLog, type HubLog } from './log.js';
 import { DEFAULT_EVENT_HUB_PORT, DEFAULT_PORT } from './defaults.js';
 import { DataDirLock } from './data-dir-lock.js';
 import { Dashboard, isDashboardRequest } from './dashboard/dashboard.js';
+import { raiseDescriptorLimit } from './descriptor-limit.js';
+import { UnauthenticatedConnections, unauthenticatedBound } from './unauthenticated-connections.js';
 
 export interface HubOptions {
   /** Where the database and the CA live; ignored with inMemory. */
@@ -78,10 +81,12 @@ export class LocalHub {
   /** The live dashboard under /ui/ on the TLS port. */
   readonly dashboard: Dashboard;
   private eventHub?: EventHubEndpoint;
+  /** Connections not authenticated yet, on the TLS port and the AMQP port together (made by listen). */
+  private unauthenticated?: UnauthenticatedConnections;
   private readonly listeners: TlsServer[] = [];
   private readonly http: HttpServer;
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_PACKET_BYTES });
-  private readonly sockets = new Set<TLSSocket>();
+  private readonly sockets = new Set<Socket>();
   private portNumber = 0;
   private dataDirLock?: DataDirLock;
 
@@ -170,6 +175,8 @@ export class LocalHub {
         hubName: EVENT_HUB_NAME,
         eventLog: hub.eventLog,
         verifyToken: (token, audience) => hub.auth.verifyServiceToken(token, audience, 'ServiceConnect'),
+        unauthenticated: hub.unauthenticated,
+        log: hub.log,
       });
       lock?.describe({ pid: process.pid, port: hub.port, eventHubPort: hub.eventHubPort });
     } catch (err) {
@@ -224,6 +231,18 @@ export class LocalHub {
 
   /** One TLS port for everything; the first byte after the handshake tells MQTT from HTTP. */
   private async listen(port: number): Promise<void> {
+    // Anyone may open connections; those that have not authenticated are bounded together, below the
+    // descriptor limit, so that they cannot take the descriptors good clients need. A connection
+    // authenticates with an accepted MQTT CONNECT (over WebSockets too: its upgrade request holds the
+    // socket) or an HTTPS request answered below 400 (each route checks its token first).
+    const descriptorLimit = raiseDescriptorLimit(this.log);
+    const unauthenticated = new UnauthenticatedConnections(unauthenticatedBound(descriptorLimit), this.log);
+    this.unauthenticated = unauthenticated;
+    this.log.debug('hub', `descriptor limit ${descriptorLimit ?? 'unknown'}: at most ${unauthenticated.bound} connections may wait to authenticate`);
+    this.mqtt.on('connected', (session) => unauthenticated.authenticated(session.client.req?.socket ?? (session.client.conn as Socket)));
+    this.http.on('request', (req, res) => res.once('finish', () => {
+      if (res.statusCode < 400) unauthenticated.authenticated(req.socket);
+    }));
     const onSocket = (socket: TLSSocket) => {
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
@@ -241,14 +260,30 @@ export class LocalHub {
     // noDelay: with Nagle on, a CONNACK or a method call sent right after the handshake's own small
     // writes waits for the client's delayed ACK (~40 ms per connect in the benchmark).
     const tlsOptions = { cert: this.tls.cert, key: this.tls.key, handshakeTimeout: HANDSHAKE_TIMEOUT_MS, noDelay: true };
+    const serve = (server: TlsServer): void => {
+      this.listeners.push(server);
+      server.on('connection', (socket: Socket) => {
+        // The TCP socket beneath, from its accept: stop() ends those still in their handshake too.
+        this.sockets.add(socket);
+        socket.once('close', () => this.sockets.delete(socket));
+        unauthenticated.admit(socket, 'TLS');
+      });
+      // A handshake that fails or times out only emits this: Node leaves the socket open.
+      server.on('tlsClientError', (error: NodeJS.ErrnoException, socket) => {
+        if (error.code !== 'ECONNRESET') this.log.info('hub', `closed the TLS connection from ${socket.remoteAddress}:${socket.remotePort}: ${error.message}`);
+        socket.destroy();
+      });
+      // A failed accept (the descriptor limit reached) leaves the listener serving.
+      server.on('error', (error) => this.log.error('hub', `could not accept a connection on port ${this.portNumber}: ${error.message}`));
+    };
     const primary = createTlsServer(tlsOptions, onSocket);
     await listenOn(primary, port, '127.0.0.1');
-    this.listeners.push(primary);
+    serve(primary);
     this.portNumber = (primary.address() as { port: number }).port;
     // Clients resolve localhost to ::1 first on some systems: serve the same port there when IPv6 exists.
     const v6 = createTlsServer(tlsOptions, onSocket);
     await listenOn(v6, this.portNumber, '::1').then(
-      () => this.listeners.push(v6),
+      () => serve(v6),
       () => undefined,
     );
   }
