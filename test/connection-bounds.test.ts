@@ -9,9 +9,9 @@ import { after, before, describe, test } from 'node:test';
 import { earliestEventPosition } from '@azure/event-hubs';
 import deviceSdk from 'azure-iot-device';
 import type { Connection, EventContext } from 'rhea';
-import { createRegistry, type HubConnection } from '../src/clients/service-clients.js';
+import { createRegistry } from '../src/clients/service-clients.js';
 import { createDeviceClient } from '../src/clients/device-clients.js';
-import { deviceConnectionString } from '../src/clients/connection-string.js';
+import { deviceConnectionString, parseConnection } from '../src/clients/connection-string.js';
 import { unauthenticatedBound } from '../src/hub/unauthenticated-connections.js';
 import { EVENT_HUB_NAME } from '../src/hub/server.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
@@ -126,13 +126,13 @@ describe('under a low descriptor limit', () => {
 
     // Good clients get in: REST, devices over MQTT and MQTT over WebSockets, an Event Hubs reader.
     const transport = { ca: hub.ca, port: hub.port };
-    const service: HubConnection = { connectionString: hub.serviceConnectionString, transport };
+    const service = parseConnection('service', hub.serviceConnectionString, transport);
     const registry = createRegistry(service);
     const devices = await Promise.all((['mqtt', 'mqttws'] as const).map(async (protocol) => {
       const deviceId = `fd-${protocol}`;
       const identity = (await registry.create({ deviceId })).responseBody;
       const connectionString = deviceConnectionString('localhost', deviceId, identity.authentication!.symmetricKey!.primaryKey!);
-      return createDeviceClient({ connectionString, transport }, protocol);
+      return createDeviceClient(parseConnection('device', connectionString, transport), protocol);
     }));
     const reader = consumer(hub.eventHubConnectionString);
     const events = collect(reader, earliestEventPosition);
