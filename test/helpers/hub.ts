@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import { request } from 'node:https';
+import { request, type Agent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalHub, type HubOptions } from '../../src/hub/server.js';
@@ -47,10 +47,13 @@ export async function startTestHub(options: HubOptions = {}): Promise<TestHub> {
 }
 
 /** A REST call without the SDK (whose retries and error classes hide the status), with the hub's CA. */
-export function restCall(t: TestHub, method: string, path: string, authorization?: string, body?: string): Promise<{ status: number; body: any }> {
+export function restCall(
+  t: TestHub, method: string, path: string, authorization?: string, body?: string,
+  options: { agent?: Agent; headers?: Record<string, string> } = {},
+): Promise<{ status: number; body: any }> {
   return new Promise((resolve, reject) => {
-    const headers = { 'Content-Type': 'application/json', ...(authorization ? { Authorization: authorization } : {}) };
-    const req = request({ host: '127.0.0.1', port: t.hub.port, method, path, ca: t.hub.tls.ca, servername: 'localhost', headers }, (res) => {
+    const headers = { 'Content-Type': 'application/json', ...(authorization ? { Authorization: authorization } : {}), ...options.headers };
+    const req = request({ host: '127.0.0.1', port: t.hub.port, method, path, ca: t.hub.tls.ca, servername: 'localhost', headers, agent: options.agent }, (res) => {
       let text = '';
       res.on('data', (c) => (text += c)).on('end', () => resolve({ status: res.statusCode!, body: text ? JSON.parse(text) : undefined }));
     });
