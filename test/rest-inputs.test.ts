@@ -141,7 +141,7 @@ describe('malformed REST input is a 400 with IoT Hub\'s error, never a 500', () 
 
   for (const c of CASES) {
     test(`${c.name}: 400 ${NAMES[c.errorCode]}`, async () => {
-      const r = await restCall(t, c.method, c.path, token, c.body, c.headers);
+      const r = await restCall(t, c.method, c.path, token, c.body, { headers: c.headers });
       assert.equal(r.status, 400, json(r.body));
       assert.equal(r.body.errorCode, c.errorCode, r.body.message);
       assert.ok(r.body.Message.startsWith(`ErrorCode:${NAMES[c.errorCode]};`), r.body.Message);
@@ -192,14 +192,14 @@ describe('valid identity input is still accepted', () => {
   });
 
   test('a device read and sent back whole with its etag; a body without Content-Type; a UTF-8 BOM', async () => {
-    const created = await restCall(t, 'PUT', newDevice('ok-roundtrip'), token, '{}', { 'Content-Type': undefined });
+    const created = await restCall(t, 'PUT', newDevice('ok-roundtrip'), token, '{}', { headers: { 'Content-Type': undefined } });
     assert.equal(created.status, 200, json(created.body));
     const read = await restCall(t, 'GET', newDevice('ok-roundtrip'), token);
-    const updated = await restCall(t, 'PUT', newDevice('ok-roundtrip'), token, json({ ...read.body, statusReason: 'maintenance' }), { 'If-Match': `"${read.body.etag}"` });
+    const updated = await restCall(t, 'PUT', newDevice('ok-roundtrip'), token, json({ ...read.body, statusReason: 'maintenance' }), { headers: { 'If-Match': `"${read.body.etag}"` } });
     assert.equal(updated.status, 200, json(updated.body));
     assert.equal(updated.body.statusReason, 'maintenance');
     const bom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(json({ status: 'enabled' }))]);
-    const withBom = await restCall(t, 'PUT', newDevice('ok-roundtrip'), token, bom, { 'Content-Type': 'application/json; charset=utf-8', 'If-Match': 'W/"*"' });
+    const withBom = await restCall(t, 'PUT', newDevice('ok-roundtrip'), token, bom, { headers: { 'Content-Type': 'application/json; charset=utf-8', 'If-Match': 'W/"*"' } });
     assert.equal(withBom.status, 200, json(withBom.body));
   });
 

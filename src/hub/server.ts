@@ -8,7 +8,7 @@ import { openDatabase, type Db } from './store/database.js';
 import { IdentityStore } from './store/identity-store.js';
 import { Authenticator } from './auth/authenticator.js';
 import { loadOrCreateTls, type TlsMaterial } from './auth/certificates.js';
-import { Registry } from './registry/registry.js';
+import { Registry, type IdentityKey } from './registry/registry.js';
 import { Router } from './service-api/router.js';
 import { createHttpHandler } from './service-api/http-handler.js';
 import { registryRoutes } from './service-api/registry-routes.js';
@@ -112,9 +112,16 @@ export class LocalHub {
     this.registry.on('deleted', (key) => persistentSessions.delete(key.deviceId, key.moduleId));
     this.mqtt.use(new TwinTopics(this.twins, this.mqtt, log));
 
-    // A deleted, disabled or re-keyed identity loses its connection at once; a disabled device takes its modules along.
-    const drop = (key: { deviceId: string; moduleId?: string }) => this.mqtt.disconnect(key);
-    this.registry.on('deleted', drop).on('rekeyed', drop).on('disabled', (key) => this.mqtt.disconnect(key, { withModules: true }));
+    // A deleted, disabled or re-keyed identity loses its connections, live or connecting, inside the registry's
+    // change (before it is acknowledged); a disabled device takes its modules along.
+    const revoke = (why: string, withModules = false) => (key: IdentityKey) => {
+      const ended = this.mqtt.revoke(key, { withModules });
+      if (ended > 0) log.info('auth', `Closed ${ended} connection(s) of ${key.moduleId ? `${key.deviceId}/${key.moduleId}` : key.deviceId}: ${why}`);
+    };
+    this.registry
+      .on('deleted', revoke('the identity was deleted'))
+      .on('rekeyed', revoke('its keys were changed'))
+      .on('disabled', revoke('it was disabled', true));
     this.mqtt.on('connected', (s) => this.registry.setConnectionState(s.key, true));
     this.mqtt.on('disconnected', (s) => this.registry.setConnectionState(s.key, false));
 

@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import { request } from 'node:https';
+import { request, type Agent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalHub, type HubOptions } from '../../src/hub/server.js';
@@ -45,16 +45,17 @@ export async function startTestHub(options: HubOptions = {}): Promise<TestHub> {
 
 /**
  * A REST call without the SDK (whose retries and error classes hide the status), with the hub's CA.
- * `extraHeaders` add to or replace the defaults (Content-Type: application/json, the authorization);
+ * `options.headers` add to or replace the defaults (Content-Type: application/json, the authorization);
  * an undefined value leaves that header out.
  */
 export function restCall(
-  t: TestHub, method: string, path: string, authorization?: string, body?: string | Buffer, extraHeaders: Record<string, string | undefined> = {},
+  t: TestHub, method: string, path: string, authorization?: string, body?: string | Buffer,
+  options: { agent?: Agent; headers?: Record<string, string | undefined> } = {},
 ): Promise<{ status: number; body: any }> {
   return new Promise((resolve, reject) => {
-    const all = { 'Content-Type': 'application/json', ...(authorization ? { Authorization: authorization } : {}), ...extraHeaders };
+    const all = { 'Content-Type': 'application/json', ...(authorization ? { Authorization: authorization } : {}), ...options.headers };
     const headers = Object.fromEntries(Object.entries(all).filter((entry): entry is [string, string] => entry[1] !== undefined));
-    const req = request({ host: '127.0.0.1', port: t.hub.port, method, path, ca: t.hub.tls.ca, servername: 'localhost', headers }, (res) => {
+    const req = request({ host: '127.0.0.1', port: t.hub.port, method, path, ca: t.hub.tls.ca, servername: 'localhost', headers, agent: options.agent }, (res) => {
       let text = '';
       res.on('data', (c) => (text += c)).on('end', () => resolve({ status: res.statusCode!, body: text ? JSON.parse(text) : undefined }));
     });

@@ -12,23 +12,18 @@ export function deviceToken(identity: RawIdentity, key: string, options: { host?
   return createSasToken(path, key, undefined, options.ttlSeconds ?? 600);
 }
 
-/**
- * Connects a raw MQTT 3.1.1 client over TLS as IoT Hub expects it (client id, username), with the
- * given password. Resolves with the client, or with the CONNACK return code of a refused connect.
- */
 /** Where the hub listens: a LocalHub, or what a `hub start --json` line tells. */
 export interface HubAddress {
   port: number;
   tls: { ca: string };
 }
 
+/**
+ * Connects a raw MQTT 3.1.1 client over TLS as IoT Hub expects it (client id, username), with the
+ * given password. Resolves with the client, or with the CONNACK return code of a refused connect.
+ */
 export function rawConnect(hub: HubAddress, identity: RawIdentity, password: string): Promise<mqtt.MqttClient | number> {
-  const clientId = identity.moduleId ? `${identity.deviceId}/${identity.moduleId}` : identity.deviceId;
-  const client = mqtt.connect({
-    protocol: 'mqtts', host: '127.0.0.1', port: hub.port, ca: hub.tls.ca, servername: 'localhost',
-    clientId, username: `localhost/${clientId}/?api-version=2021-04-12`, password, protocolVersion: 4,
-    reconnectPeriod: 0, connectTimeout: 30_000,
-  } as mqtt.IClientOptions);
+  const client = rawClient(hub, identity, password);
   return new Promise((resolve, reject) => {
     client.once('connect', () => resolve(client));
     client.once('error', (err: Error & { code?: number }) => {
@@ -37,6 +32,17 @@ export function rawConnect(hub: HubAddress, identity: RawIdentity, password: str
       else reject(err);
     });
   });
+}
+
+/** A raw MQTT 3.1.1 client, connecting (not awaited), over TLS or, with webSocket, over WebSockets on IoT Hub's path. */
+export function rawClient(hub: HubAddress, identity: RawIdentity, password: string, options: { webSocket?: boolean } = {}): mqtt.MqttClient {
+  const clientId = identity.moduleId ? `${identity.deviceId}/${identity.moduleId}` : identity.deviceId;
+  return mqtt.connect({
+    protocol: options.webSocket ? 'wss' : 'mqtts', path: '/$iothub/websocket', // the path serves WebSockets only
+    host: '127.0.0.1', port: hub.port, ca: hub.tls.ca, servername: 'localhost',
+    clientId, username: `localhost/${clientId}/?api-version=2021-04-12`, password, protocolVersion: 4,
+    reconnectPeriod: 0, connectTimeout: 30_000,
+  } as mqtt.IClientOptions);
 }
 
 /** Resolves when the client's connection closes; rejects after `timeoutMs` (bounded wait). */

@@ -1,6 +1,7 @@
 import { hubErrors } from '../errors.js';
 import { BUILT_IN_POLICIES, generateKey, grants, type Right, type SharedAccessPolicy } from './policies.js';
 import { isExpired, parseSasToken, signedWith, type SasToken } from './sas-token.js';
+import { identityResource, reach, uriResource } from './scope.js';
 import type { IdentityStore } from '../store/identity-store.js';
 
 /** Why a device's connect was refused; the MQTT gateway maps each to IoT Hub's CONNACK code. */
@@ -30,13 +31,22 @@ export class Authenticator {
     return this.policies.get(keyName);
   }
 
-  /** For the REST API: a 401 for a bad or expired token, a 403 for a policy that lacks the right. */
-  /** Checks a service request's SAS token; `right` may list alternatives, any one of which suffices. */
-  authorizeService(authorization: string | undefined, right: Right | readonly Right[]): SharedAccessPolicy {
+  /**
+   * Checks a REST request's SAS token: a 401 for a bad, expired or out-of-scope token, a 403 for a
+   * policy that lacks the right (`right` may list alternatives, any one of which suffices). The
+   * token's resource URI must reach the request's path (`/devices/d1` needs `{hub}`, `{hub}/devices`
+   * or `{hub}/devices/d1`), and only a shared access policy's token serves: a device's or module's
+   * own key grants DeviceConnect on its own endpoints, and the hub's REST API has none of those.
+   */
+  authorizeService(authorization: string | undefined, right: Right | readonly Right[], path: string): SharedAccessPolicy {
     if (!authorization) throw hubErrors.unauthorized('The request has no Authorization header with a SharedAccessSignature');
     const token = parseSasToken(authorization);
     if (!token) throw hubErrors.unauthorized('The SharedAccessSignature is malformed');
     const policy = this.checkServiceToken(token);
+    const resource = [this.hostName, ...uriResource(path.replace(/^\/+/, ''))];
+    if (!reach(token.resource, resource)) {
+      throw hubErrors.unauthorized(`The SharedAccessSignature is scoped to '${token.resource}', which does not cover '${resource.join('/')}'`);
+    }
     const rights: readonly Right[] = typeof right === 'string' ? [right] : right;
     if (!rights.some((r) => grants(policy, r))) {
       throw hubErrors.forbidden(`The policy '${policy.keyName}' does not grant ${rights.join(' or ')}`);
@@ -45,15 +55,14 @@ export class Authenticator {
   }
 
   /**
-   * For the Event Hub-compatible endpoint's CBS: true when the token is for `audience` (or a path
-   * above it), unexpired, and signed, the Event Hubs way, with a key of a policy that grants `right`.
+   * For the Event Hub-compatible endpoint's CBS: true when the token's resource URI reaches `audience`
+   * (the audience itself or a path above it, by segments), it is unexpired, and it is signed, the Event
+   * Hubs way, with a key of a policy that grants `right`.
    */
   verifyServiceToken(tokenText: string, audience: string, right: Right = 'ServiceConnect'): boolean {
     const token = parseSasToken(tokenText);
     if (!token || isExpired(token) || !token.keyName) return false;
-    const resource = token.resource.replace(/\/+$/, '');
-    const wanted = audience.toLowerCase().replace(/\/+$/, '');
-    if (wanted !== resource && !wanted.startsWith(`${resource}/`)) return false;
+    if (!reach(token.resource, uriResource(audience))) return false;
     return policyKeys(this.policy(token.keyName), right).some((key) => signedWith(token, key, 'utf8'));
   }
 
@@ -65,11 +74,11 @@ export class Authenticator {
     const token = parseSasToken(tokenText);
     if (!token) return 'malformed';
     if (isExpired(token)) return 'expired';
-    const identityPath = `${this.hostName}/devices/${deviceId}${moduleId ? `/modules/${moduleId}` : ''}`.toLowerCase();
-    // A policy token may be scoped to a prefix (the hub, a device); an identity's own token names exactly that
-    // identity, so a device's token never opens its modules' connections, even when they share a key.
-    const inScope = token.resource === identityPath || (token.keyName !== undefined && identityPath.startsWith(token.resource + '/'));
-    if (!inScope) return 'wrongAudience';
+    // A policy token may be scoped to anything above the identity (the hub, `devices`, its device); an identity's
+    // own token names exactly that identity (IoT Hub: device tokens are scoped to an individual device), so a
+    // device's token never opens its modules' connections, even when they share a key.
+    const reached = reach(token.resource, identityResource(this.hostName, deviceId, moduleId));
+    if (token.keyName ? !reached : reached !== 'exact') return 'wrongAudience';
     const identity = this.store.get(deviceId, moduleId ?? '');
     if (!identity) return 'unknownIdentity';
     const keys = token.keyName
@@ -83,11 +92,14 @@ export class Authenticator {
 
   private checkServiceToken(token: SasToken): SharedAccessPolicy {
     if (isExpired(token)) throw hubErrors.unauthorized('The SharedAccessSignature has expired');
-    const host = this.hostName.toLowerCase();
-    const audienceOk = token.resource === host || token.resource.startsWith(host + '/');
-    if (!audienceOk) throw hubErrors.unauthorized(`The SharedAccessSignature is for '${token.resource}', not for this hub '${host}'`);
-    const policy = token.keyName ? this.policy(token.keyName) : undefined;
-    if (!policy) throw hubErrors.unauthorized(`Unknown shared access policy '${token.keyName ?? ''}'`);
+    if (!reach(this.hostName, token.resource.split('/'))) {
+      throw hubErrors.unauthorized(`The SharedAccessSignature is for '${token.resource}', not for this hub '${this.hostName.toLowerCase()}'`);
+    }
+    if (!token.keyName) {
+      throw hubErrors.unauthorized("The SharedAccessSignature names no shared access policy (skn): a device's or module's key does not open the service API");
+    }
+    const policy = this.policy(token.keyName);
+    if (!policy) throw hubErrors.unauthorized(`Unknown shared access policy '${token.keyName}'`);
     if (!policyKeys(policy).some((key) => signedWith(token, key))) {
       throw hubErrors.unauthorized(`The SharedAccessSignature is not signed with a key of policy '${policy.keyName}'`);
     }

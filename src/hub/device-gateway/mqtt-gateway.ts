@@ -1,11 +1,12 @@
 import { EventEmitter } from 'node:events';
-import type { Duplex } from 'node:stream';
+import { finished, type Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
 import type { Authenticator, DeviceAuthFailure } from '../auth/authenticator.js';
 import type { IdentityKey } from '../registry/registry.js';
 import { HubError } from '../errors.js';
 import { parseSasToken } from '../auth/sas-token.js';
+import { callAt } from '../auth/token-expiry.js';
 import type { Throttle } from '../throttling.js';
 import type { SessionStore } from '../store/session-store.js';
 import { guardFrames } from './frame-guard.js';
@@ -57,7 +58,12 @@ export class MqttGateway extends EventEmitter {
   private readonly sessions = new Map<string, DeviceSession>();
   private readonly byClient = new WeakMap<Client, DeviceSession>();
   private readonly handlers: TopicHandler[] = [];
-  private readonly tokenExpiry = new WeakMap<Client, NodeJS.Timeout>();
+  /**
+   * Every connection past authentication whose socket is still open, live or still connecting, by device
+   * id (a device's modules with it): what a revocation must reach. A connect's CONNACK and its session's
+   * going live come some turns of the event loop after its token was checked.
+   */
+  private readonly authenticated = new Map<string, Set<DeviceSession>>();
 
   constructor(
     private readonly auth: Authenticator,
@@ -78,20 +84,20 @@ export class MqttGateway extends EventEmitter {
       authorizeForward: (_client, packet) => (packet.brokerId === DIRECT ? packet : null),
     });
     this.broker.on('subscribe', (subs, client) => {
-      const session = this.byClient.get(client);
+      const session = this.liveOrConnecting(client);
       if (!session) return;
       for (const sub of subs) session.subscriptions.add(sub.topic);
       this.keepSession(session);
       this.emit('subscribed', session);
     });
     this.broker.on('unsubscribe', (topics, client) => {
-      const session = this.byClient.get(client);
+      const session = this.liveOrConnecting(client);
       if (!session) return;
       for (const topic of topics) session.subscriptions.delete(topic);
       this.keepSession(session);
     });
     this.broker.on('clientReady', (client) => {
-      const session = this.byClient.get(client);
+      const session = this.liveOrConnecting(client);
       if (!session) return;
       // A persistent session resumes with its subscriptions, also after a hub restart; a clean one starts empty.
       const { deviceId, moduleId } = session.key;
@@ -99,6 +105,11 @@ export class MqttGateway extends EventEmitter {
       else for (const filter of this.persistentSessions.filters(deviceId, moduleId)) session.subscriptions.add(filter);
       this.sessions.set(sessionId(session.key), session);
       this.emit('connected', session);
+    });
+    // aedes registers a connect that was closed half-way (revoked between its token check and its
+    // registration) all the same, and would keep it in its client list: take it out again.
+    this.broker.on('client', (client) => {
+      if (client.closed && !client.connecting) (this.broker as unknown as BrokerRegistry).unregisterClient(client);
     });
     this.broker.on('clientDisconnect', (client) => this.dropSession(client));
     this.broker.on('clientError', () => {}); // a client's socket error concerns that client only
@@ -145,13 +156,24 @@ export class MqttGateway extends EventEmitter {
     );
   }
 
-  /** Closes an identity's connection (and with withModules, those of a device's modules), e.g. when it is deleted, disabled or its keys change. */
-  disconnect(key: IdentityKey, options: { withModules?: boolean } = {}): void {
-    this.session(key)?.client.close();
-    if (!options.withModules || key.moduleId) return;
-    for (const session of this.sessions.values()) {
-      if (session.key.deviceId === key.deviceId && session.key.moduleId) session.client.close();
+  /**
+   * Ends an identity's connections (with withModules, those of a device's modules too) when it is
+   * deleted, disabled or re-keyed: the live ones and those still connecting, at once, before the
+   * registry change is acknowledged. Their sockets are destroyed here, so no CONNACK or PUBACK can
+   * follow, and no later step of a connect under way brings a closed client's session back.
+   * Returns how many connections it ended.
+   */
+  revoke(key: IdentityKey, options: { withModules?: boolean } = {}): number {
+    let ended = 0;
+    for (const session of [...(this.authenticated.get(key.deviceId) ?? [])]) {
+      const sameIdentity = (session.key.moduleId ?? '') === (key.moduleId ?? '');
+      if (!sameIdentity && !(options.withModules && !key.moduleId)) continue;
+      this.dropSession(session.client);
+      session.client.close();
+      session.client.conn.destroy();
+      ended++;
     }
+    return ended;
   }
 
   connectedCount(): number {
@@ -176,13 +198,37 @@ export class MqttGateway extends EventEmitter {
     if (!username || !username.toLowerCase().startsWith(expectedPrefix)) return refuse('badUsername');
     const failure = password ? this.auth.authenticateDevice(password.toString('utf8'), deviceId, moduleId) : 'malformed';
     if (failure) return refuse(failure);
-    this.byClient.set(client, { key: { deviceId, moduleId }, client, subscriptions: new Set() });
-    this.closeAtExpiry(client, parseSasToken(password!.toString('utf8'))!.expiry);
+    const session: DeviceSession = { key: { deviceId, moduleId }, client, subscriptions: new Set() };
+    this.byClient.set(client, session);
+    this.track(session, parseSasToken(password!.toString('utf8'))!.expiry);
     done(null, true);
   }
 
+  /**
+   * Keeps an authenticated connection where a revocation finds it until its socket closes, and closes
+   * it when its SAS token expires, as IoT Hub does (the SDKs reconnect with a fresh token before that).
+   */
+  private track(session: DeviceSession, expirySeconds: number): void {
+    const { deviceId } = session.key;
+    let sessions = this.authenticated.get(deviceId);
+    if (!sessions) this.authenticated.set(deviceId, (sessions = new Set()));
+    sessions.add(session);
+    const cancelExpiry = callAt(expirySeconds * 1000, () => session.client.close());
+    // finished() also answers for a socket that closed before its CONNECT was checked.
+    finished(session.client.conn, () => {
+      cancelExpiry();
+      sessions.delete(session);
+      if (sessions.size === 0 && this.authenticated.get(deviceId) === sessions) this.authenticated.delete(deviceId);
+    });
+  }
+
+  /** The client's session, unless its connection is gone (closed, e.g. revoked, while its connect was under way). */
+  private liveOrConnecting(client: Client | null): DeviceSession | undefined {
+    return client && !client.closed ? this.byClient.get(client) : undefined;
+  }
+
   private authorizePublish(client: Client | null, packet: PublishPacket, done: (err?: Error | null) => void): void {
-    const session = client && this.byClient.get(client);
+    const session = this.liveOrConnecting(client);
     if (!session) return done(new Error('not authenticated'));
     const handler = this.handlers.find((h) => h.publishes(packet.topic, session));
     if (!handler) return done(new Error(`publish to '${packet.topic}' is not allowed`));
@@ -195,24 +241,11 @@ export class MqttGateway extends EventEmitter {
   }
 
   private allowedToSubscribe(client: Client, filter: string): boolean {
-    const session = this.byClient.get(client);
+    const session = this.liveOrConnecting(client);
     return !!session && this.handlers.some((h) => h.subscribes(filter, session));
   }
 
-  /**
-   * IoT Hub closes a connection when its SAS token expires; the SDKs reconnect with a fresh token
-   * before that. (Tokens valid for more than setTimeout's ~24 days are not timed.)
-   */
-  private closeAtExpiry(client: Client, expirySeconds: number): void {
-    const ms = expirySeconds * 1000 - Date.now();
-    if (ms > MAX_TIMER_MS) return;
-    const timer = setTimeout(() => client.close(), ms);
-    timer.unref();
-    this.tokenExpiry.set(client, timer);
-  }
-
   private dropSession(client: Client): void {
-    clearTimeout(this.tokenExpiry.get(client));
     const session = this.byClient.get(client);
     if (!session) return;
     const id = sessionId(session.key);
@@ -224,7 +257,10 @@ export class MqttGateway extends EventEmitter {
   }
 }
 
-const MAX_TIMER_MS = 2 ** 31 - 1;
+/** The part of aedes's client bookkeeping its types leave out. */
+interface BrokerRegistry {
+  unregisterClient(client: Client): void;
+}
 
 function sessionId(key: IdentityKey): string {
   return key.moduleId ? `${key.deviceId}/${key.moduleId}` : key.deviceId;

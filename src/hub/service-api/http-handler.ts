@@ -19,7 +19,7 @@ export function createHttpHandler(router: Router, auth: Authenticator, log: HubL
       const found = router.match(req.method ?? 'GET', url.pathname);
       if (found === undefined) throw hubErrors.notFound(`No such resource: ${url.pathname}`);
       if (found === 'method') throw hubErrors.methodNotAllowed(`${req.method} is not allowed on ${url.pathname}`);
-      auth.authorizeService(req.headers.authorization, found.route.right);
+      auth.authorizeService(req.headers.authorization, found.route.right, url.pathname);
       if (throttle) checkThrottle(throttle, found.route.method, url.pathname, req);
       const body = await readJsonBody(req);
       const result = await found.route.handle({ params: found.params, query: url.searchParams, headers: req.headers, body });
