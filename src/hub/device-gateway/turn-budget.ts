@@ -4,7 +4,7 @@
  * after every other connection's I/O has been read. A client that writes thousands of requests in
  * one go gets them all handled, as fast as before when it is alone, but one turn's budget at a time
  * (aedes hands over every request of a socket read at once, and a twin update is a synchronous,
- * fsync'd write: without this, one read of 5,000 patches held everyone else for seconds).
+ * fsync'd write: without this, one socket read of hundreds of patches held everyone else for seconds).
  */
 export class TurnBudget<K extends object> {
   /** Milliseconds each connection has used in this turn. */
@@ -15,7 +15,7 @@ export class TurnBudget<K extends object> {
 
   constructor(private readonly budgetMs: number) {}
 
-  /** Runs `job` now if `key` has budget left in this turn and nothing waiting; later otherwise. */
+  /** Runs `job` (which must not throw) now if `key` has budget left in this turn and nothing waiting; later otherwise. */
   run(key: K, job: () => void): void {
     const queue = this.waiting.get(key);
     if (queue) queue.push(job);
@@ -51,7 +51,10 @@ export class TurnBudget<K extends object> {
     this.used.clear();
     for (const [key, queue] of this.waiting) {
       let next = 0;
-      while (next < queue.length && (this.used.get(key) ?? 0) < this.budgetMs) this.timed(key, queue[next++]!);
+      // A job may close its own connection (drop): then the rest of its queue is dropped with it.
+      while (next < queue.length && this.waiting.get(key) === queue && (this.used.get(key) ?? 0) < this.budgetMs) {
+        this.timed(key, queue[next++]!);
+      }
       queue.splice(0, next);
       if (queue.length === 0) this.waiting.delete(key);
     }
