@@ -141,11 +141,6 @@ export class EventLog extends EventEmitter<EventLogEvents> {
     return this.tail.read(partition, fromSequence, max) ?? this.store.read(partition, fromSequence, max);
   }
 
-  /** The bytes the in-memory tail holds (at most tailBytes). */
-  tailBytes(): number {
-    return this.tail.bytes();
-  }
-
   partitionInfo(partition: number): PartitionInfo {
     this.checkPartition(partition);
     return this.store.partitionInfo(partition);

@@ -161,6 +161,7 @@ class ThreadEventWriter implements EventWriter {
   private lastWrite: Promise<unknown> = Promise.resolve();
   /** Set once the thread is gone: every later write fails with it. */
   private ended?: Error;
+  private readonly turns = new WriteTurns();
 
   constructor(db: Db) {
     // Started as a one-line eval that imports the thread's module: so the thread inherits Node's flags
@@ -169,8 +170,8 @@ class ThreadEventWriter implements EventWriter {
     // a file refuses, does no harm (`node --input-type=module -e` or `node --max-old-space-size=...`
     // running the hub would otherwise lose D2C).
     const module = new URL('./event-writer-thread.js', import.meta.url).href;
-    db.turns = new WriteTurns();
-    this.worker = new Worker(`import(${JSON.stringify(module)})`, { eval: true, workerData: { path: db.path, turns: db.turns.flags } });
+    db.turns = this.turns;
+    this.worker = new Worker(`import(${JSON.stringify(module)})`, { eval: true, workerData: { path: db.path, turns: this.turns.flags } });
     // Referenced only while a commit is in flight: an idle writer never keeps the process alive.
     this.worker.unref();
     this.worker.on('message', (reply: WriterReply) => this.settle(reply.ok ? undefined : new Error(reply.message)));
@@ -206,6 +207,8 @@ class ThreadEventWriter implements EventWriter {
 
   private end(error: Error): void {
     this.ended ??= error;
+    // A thread that died in a commit never gave its turn back: the hub's connection must not wait for it.
+    this.turns.writerLeave();
     this.settle(this.ended);
   }
 }
