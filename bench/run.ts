@@ -9,10 +9,10 @@ import { startHub, type HubUnderTest } from './lib/hub.js';
 import { table, verdict, type Row } from './lib/report.js';
 import { profileWorkers } from './lib/workers.js';
 import { toolkitSuite } from './suites/toolkit.js';
+import { fairnessSuite } from './suites/fairness.js';
 import { methodsSuite, twinSuite } from './suites/methods-twin.js';
 import { connectionsSuite } from './suites/connections.js';
 import { d2cSuite } from './suites/d2c.js';
-import { fairnessSuite } from './suites/fairness.js';
 
 const RESULTS = fileURLToPath(new URL('../../bench/results.json', import.meta.url));
 

@@ -71,11 +71,12 @@ const CONNACK: Record<DeviceAuthFailure | 'badUsername' | 'throttled', Authentic
  */
 export class MqttGateway extends EventEmitter {
   readonly broker: Aedes;
+  /** Each connection's share of the event loop for its publishes. */
+  private readonly turns = new TurnBudget<Client>(TURN_BUDGET_MS);
   private readonly sessions = new Map<string, DeviceSession>();
   private readonly byClient = new WeakMap<Client, DeviceSession>();
   private readonly handlers: TopicHandler[] = [];
   private readonly tokenExpiry = new WeakMap<Client, NodeJS.Timeout>();
-  private readonly turns = new TurnBudget<Client>(TURN_BUDGET_MS);
 
   constructor(
     private readonly auth: Authenticator,
@@ -254,8 +255,8 @@ export class MqttGateway extends EventEmitter {
 
   private dropSession(client: Client): void {
     clearTimeout(this.tokenExpiry.get(client));
-    this.turns.drop(client);
     const session = this.byClient.get(client);
+    this.turns.drop(client); // what a closed connection left waiting is not handled
     if (!session) return;
     const id = sessionId(session.key);
     // A reconnect under the same id may already have replaced this session.
