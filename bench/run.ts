@@ -9,6 +9,7 @@ import { startHub, type HubUnderTest } from './lib/hub.js';
 import { table, verdict, type Row } from './lib/report.js';
 import { profileWorkers } from './lib/workers.js';
 import { toolkitSuite } from './suites/toolkit.js';
+import { fairnessSuite } from './suites/fairness.js';
 import { methodsSuite, twinSuite } from './suites/methods-twin.js';
 import { connectionsSuite } from './suites/connections.js';
 import { d2cSuite } from './suites/d2c.js';
@@ -43,6 +44,7 @@ const suites: Record<string, Suite> = {
   twin: (hub) => twinSuite(hub, latency),
   methods: (hub) => methodsSuite(hub, latency),
   d2c: (hub) => d2cSuite(hub, { deviceCounts: [1, 10, 100], messages: scale(60_000, 6_000), payloadBytes: 200, inFlight: 200, timeMs: scale(30_000, 10_000) }),
+  fairness: (hub) => fairnessSuite(hub, { patches: 5000, quietSamples: scale(1000, 200), timeMs: scale(60_000, 20_000) }),
   // Last: it leaves the hub holding many devices.
   connections: (hub) => connectionsSuite(hub, { max: Number(args['max-connections']), perWorker: 2500, concurrency: 25, stepTimeMs: 60_000 }),
 };

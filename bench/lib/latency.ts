@@ -11,10 +11,13 @@ export interface LatencySummary {
 }
 
 /**
- * Runs `call` from `lanes` concurrent loops until `count` calls have started or `timeMs` has passed,
- * timing each one (or taking the milliseconds it returns, when it times a part of itself).
+ * Runs `call` from `lanes` concurrent loops until `count` calls have started, `timeMs` has passed or
+ * `while` says no more, timing each one (or taking the milliseconds it returns, when it times a part of itself).
  */
-export async function measureLatency(call: (i: number) => Promise<number | void>, options: { count: number; lanes: number; timeMs: number }): Promise<LatencySummary> {
+export async function measureLatency(
+  call: (i: number) => Promise<number | void>,
+  options: { count: number; lanes: number; timeMs: number; while?: () => boolean },
+): Promise<LatencySummary> {
   const samples: number[] = [];
   let started = 0;
   let errors = 0;
@@ -22,7 +25,7 @@ export async function measureLatency(call: (i: number) => Promise<number | void>
   const begin = nowMs();
   const deadline = begin + options.timeMs;
   const lane = async () => {
-    while (started < options.count && nowMs() < deadline) {
+    while (started < options.count && nowMs() < deadline && (options.while?.() ?? true)) {
       const i = started++;
       const t0 = nowMs();
       try {

@@ -103,7 +103,7 @@ export class LocalHub {
     this.auth = new Authenticator(hostName, identities);
     this.registry = new Registry(identities);
     const persistentSessions = new SessionStore(db);
-    this.mqtt = new MqttGateway(this.auth, persistentSessions, throttle);
+    this.mqtt = new MqttGateway(this.auth, persistentSessions, throttle, log);
     this.twins = new Twins(new TwinStore(db));
 
     // Twins live and die with their identity, in the registry's own transaction.

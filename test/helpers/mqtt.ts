@@ -57,6 +57,7 @@ export function closed(client: mqtt.MqttClient, timeoutMs = 30_000): Promise<voi
   });
 }
 
-export function subscribe(client: mqtt.MqttClient, filters: string[]): Promise<number[]> {
-  return new Promise((resolve, reject) => client.subscribe(filters, { qos: 0 }, (err, granted) => (err ? reject(err) : resolve(granted.map((g) => g.qos)))));
+/** Subscribes at `qos`; resolves with the QoS granted to each filter. */
+export function subscribe(client: mqtt.MqttClient, filters: string[], qos: mqtt.QoS = 0): Promise<number[]> {
+  return new Promise((resolve, reject) => client.subscribe(filters, { qos }, (err, granted) => (err ? reject(err) : resolve(granted.map((g) => g.qos)))));
 }

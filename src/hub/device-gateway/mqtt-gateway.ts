@@ -10,6 +10,8 @@ import { callAt } from '../auth/token-expiry.js';
 import type { Throttle } from '../throttling.js';
 import type { SessionStore } from '../store/session-store.js';
 import { guardFrames } from './frame-guard.js';
+import { TurnBudget } from './turn-budget.js';
+import { silentLog, type HubLog } from '../log.js';
 
 /** A connected device or module. */
 export interface DeviceSession {
@@ -36,6 +38,21 @@ export interface TopicHandler {
 /** Marks the hub's own publishes (aedes keeps brokerId off the wire); see authorizeForward. */
 const DIRECT = 'iothub-tut-hub';
 
+/**
+ * What the hub holds for a client that does not read: bytes written to its connection and not yet
+ * taken by the kernel. 16 of IoT Hub's largest messages (256 KB): a client that reads keeps this
+ * near zero whatever the load, while one that stops is cut after a few MB instead of holding the
+ * hub's memory until the drain timeout (a minute), at whatever rate the service sends.
+ */
+export const MAX_OUTGOING_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Each connection's share of an event-loop turn for its publishes (see TurnBudget): a D2C publish
+ * costs microseconds, so a batch of them runs at once; a twin update costs an fsync, so a flood of
+ * them yields between updates.
+ */
+const TURN_BUDGET_MS = 2;
+
 // IoT Hub's CONNACK answers for a refused connect.
 const CONNACK: Record<DeviceAuthFailure | 'badUsername' | 'throttled', AuthenticateError['returnCode']> = {
   throttled: 3, // server unavailable: IoT Hub's answer when new connections are throttled
@@ -55,6 +72,8 @@ const CONNACK: Record<DeviceAuthFailure | 'badUsername' | 'throttled', Authentic
  */
 export class MqttGateway extends EventEmitter {
   readonly broker: Aedes;
+  /** Each connection's share of the event loop for its publishes. */
+  private readonly turns = new TurnBudget<Client>(TURN_BUDGET_MS);
   private readonly sessions = new Map<string, DeviceSession>();
   private readonly byClient = new WeakMap<Client, DeviceSession>();
   private readonly handlers: TopicHandler[] = [];
@@ -69,6 +88,7 @@ export class MqttGateway extends EventEmitter {
     private readonly auth: Authenticator,
     private readonly persistentSessions: SessionStore,
     private readonly throttle?: Throttle,
+    private readonly log: HubLog = silentLog,
   ) {
     super();
     this.broker = new Aedes({
@@ -112,7 +132,10 @@ export class MqttGateway extends EventEmitter {
       if (client.closed && !client.connecting) (this.broker as unknown as BrokerRegistry).unregisterClient(client);
     });
     this.broker.on('clientDisconnect', (client) => this.dropSession(client));
-    this.broker.on('clientError', () => {}); // a client's socket error concerns that client only
+    // A client's socket error concerns that client only; a publish the hub refused says why.
+    this.broker.on('clientError', (client, err) => {
+      if (err instanceof RefusedPublish || err instanceof HubError) this.log.info('mqtt', `closed the connection of ${client.id}: ${err.message}`);
+    });
     this.broker.on('connectionError', () => {});
   }
 
@@ -132,7 +155,7 @@ export class MqttGateway extends EventEmitter {
 
   /** Hands a connection (TLS socket or WebSocket stream) to the broker. */
   handle(stream: Duplex, req?: IncomingMessage): void {
-    this.broker.handle(stream, req);
+    grantAtMostQos1(this.broker.handle(stream, req));
     guardFrames(stream);
   }
 
@@ -150,6 +173,12 @@ export class MqttGateway extends EventEmitter {
   sendTo(key: IdentityKey, topic: string, payload: Buffer | string): Promise<void> {
     const session = this.session(key);
     if (!session) return Promise.reject(new Error('not connected'));
+    const unsent = session.client.conn.writableLength;
+    if (unsent > MAX_OUTGOING_BYTES) {
+      this.log.info('mqtt', `closed the connection of ${session.client.id}: it does not read what the hub sends (${unsent} bytes unsent, the bound is ${MAX_OUTGOING_BYTES})`);
+      session.client.close();
+      return Promise.reject(new Error('not connected'));
+    }
     const packet = { cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false, brokerId: DIRECT } as PublishPacket;
     return new Promise((resolve, reject) =>
       session.client.publish(packet, (err) => (err ? reject(err) : resolve())),
@@ -230,14 +259,27 @@ export class MqttGateway extends EventEmitter {
   private authorizePublish(client: Client | null, packet: PublishPacket, done: (err?: Error | null) => void): void {
     const session = this.liveOrConnecting(client);
     if (!session) return done(new Error('not authenticated'));
+    // "IoT Hub doesn't support QoS 2 messages. If a device app publishes a message with QoS 2, IoT Hub
+    // closes the network connection." Refused before aedes stores anything for its PUBREL.
+    if (packet.qos === 2) return done(new RefusedPublish('a QoS 2 publish (IoT Hub supports QoS 0 and 1)'));
     const handler = this.handlers.find((h) => h.publishes(packet.topic, session));
-    if (!handler) return done(new Error(`publish to '${packet.topic}' is not allowed`));
-    Promise.resolve()
-      .then(() => handler.handle(session, packet))
-      .then(
-        () => done(null),
+    if (!handler) return done(new RefusedPublish(`a publish to '${packet.topic}', where it may not publish`));
+    this.turns.run(session.client, () => {
+      let handled: Promise<unknown>;
+      try {
+        handled = Promise.resolve(handler.handle(session, packet));
+      } catch (err) {
+        handled = Promise.reject(err);
+      }
+      handled.then(
+        () => {
+          // IoT Hub keeps no retained message (the handler saw the flag): neither does the broker.
+          packet.retain = false;
+          done(null);
+        },
         (err) => done(err instanceof HubError ? err : new Error(String(err))),
       );
+    });
   }
 
   private allowedToSubscribe(client: Client, filter: string): boolean {
@@ -247,6 +289,7 @@ export class MqttGateway extends EventEmitter {
 
   private dropSession(client: Client): void {
     const session = this.byClient.get(client);
+    this.turns.drop(client); // what a closed connection left waiting is not handled
     if (!session) return;
     const id = sessionId(session.key);
     // A reconnect under the same id may already have replaced this session.
@@ -260,6 +303,22 @@ export class MqttGateway extends EventEmitter {
 /** The part of aedes's client bookkeeping its types leave out. */
 interface BrokerRegistry {
   unregisterClient(client: Client): void;
+}
+
+/** A publish IoT Hub answers by closing the connection, with the reason the hub logs. */
+class RefusedPublish extends Error {}
+
+/**
+ * "When a device client subscribes to a topic with QoS 2, IoT Hub grants maximum QoS level 1 in the
+ * SUBACK packet." aedes grants what was asked (authorizeSubscribe cannot change the SUBACK), so the
+ * requested QoS is lowered as each SUBSCRIBE is parsed, before aedes sees it.
+ */
+function grantAtMostQos1(client: Client): void {
+  const parser = (client as unknown as { _parser?: EventEmitter })._parser;
+  parser?.prependListener('packet', (packet: { cmd: string; subscriptions?: Array<{ qos: number }> }) => {
+    if (packet.cmd !== 'subscribe') return;
+    for (const sub of packet.subscriptions ?? []) sub.qos = Math.min(sub.qos, 1);
+  });
 }
 
 function sessionId(key: IdentityKey): string {

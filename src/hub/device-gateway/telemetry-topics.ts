@@ -10,6 +10,9 @@ export const MAX_D2C_MESSAGE_BYTES = 256 * 1024;
 
 const EVENTS = '/messages/events';
 
+/** The application property that marks a message a device published with RETAIN set (its value: 'true'). */
+const RETAIN_PROPERTY = 'mqtt-retain';
+
 // The system properties a device sets in the property bag, as "Communicate with your IoT hub using
 // the MQTT protocol" lists them and azure-iot-device-mqtt writes them. Other `$.` keys ($.to, $.exp,
 // $.ctime, $.ifid, $.sub) are not carried into the event log.
@@ -72,6 +75,9 @@ export class TelemetryTopics implements TopicHandler {
       if (system) (message as unknown as Record<string, string>)[system] = value;
       else if (!name.startsWith('$.')) message.properties[name] = value;
     }
+    // "IoT Hub doesn't persist Retain messages. If a device sends a message with the RETAIN flag set
+    // to 1, IoT Hub adds the mqtt-retain application property to the message" and passes it on.
+    if (packet.retain) message.properties[RETAIN_PROPERTY] = 'true';
     if (size > MAX_D2C_MESSAGE_BYTES) {
       throw hubErrors.messageTooLarge(`The message is ${size} bytes; IoT Hub accepts up to ${MAX_D2C_MESSAGE_BYTES} bytes (body and properties).`);
     }

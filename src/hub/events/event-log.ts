@@ -40,6 +40,12 @@ export interface EventLogOptions {
   pruneIntervalMs?: number;
   /** How many of each partition's newest events live readers get from memory. Default 4,096. */
   tailEventsPerPartition?: number;
+  /**
+   * The most the in-memory tail holds, in bytes over all partitions (each gets its share); readers
+   * behind it read from the store. Default 32 MB: 128 of IoT Hub's largest messages (256 KB), and
+   * thousands of common ones, so that live readers rarely go to the store.
+   */
+  tailBytes?: number;
   now?: () => number;
 }
 
@@ -48,7 +54,10 @@ interface EventLogEvents {
   appended: [partition: number, lastSequenceNumber: number];
 }
 
-const defaults = { partitionCount: 4, retentionMs: 24 * 60 * 60 * 1000, maxEventsPerPartition: 100_000, pruneIntervalMs: 60_000, tailEventsPerPartition: 4096 };
+const defaults = {
+  partitionCount: 4, retentionMs: 24 * 60 * 60 * 1000, maxEventsPerPartition: 100_000, pruneIntervalMs: 60_000,
+  tailEventsPerPartition: 4096, tailBytes: 32 * 1024 * 1024,
+};
 
 /**
  * IoT Hub's built-in events endpoint as a domain: device-to-cloud messages stamped as IoT Hub stamps
@@ -77,7 +86,6 @@ export class EventLog extends EventEmitter<EventLogEvents> {
     this.now = options.now ?? Date.now;
     this.retentionMs = options.retentionMs ?? defaults.retentionMs;
     this.maxEventsPerPartition = options.maxEventsPerPartition ?? defaults.maxEventsPerPartition;
-    this.tail = new EventTail(options.tailEventsPerPartition ?? defaults.tailEventsPerPartition);
     const requested = options.partitionCount ?? defaults.partitionCount;
     if (!Number.isInteger(requested) || requested < 1 || requested > 128) {
       throw hubErrors.argumentInvalid(`The partition count must be an integer from 1 to 128, not ${requested}.`);
@@ -89,6 +97,8 @@ export class EventLog extends EventEmitter<EventLogEvents> {
         `${options.partitionCount} (as in IoT Hub); use a new data directory for another count.`);
     }
     this.partitionCount = hub.partitionCount;
+    this.tail = new EventTail(options.tailEventsPerPartition ?? defaults.tailEventsPerPartition,
+      (options.tailBytes ?? defaults.tailBytes) / this.partitionCount);
     this.createdAt = new Date(hub.createdAtMs);
     this.pruneTimer = setInterval(() => this.prune(), options.pruneIntervalMs ?? defaults.pruneIntervalMs);
     this.pruneTimer.unref();

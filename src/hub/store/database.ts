@@ -1,5 +1,6 @@
 import { chmodSync, closeSync, existsSync, openSync } from 'node:fs';
 import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
+import type { WriteTurns } from './write-turns.js';
 
 /** A prepared statement, typed by its parameters (positional, or one object of named ones) and its rows. */
 export interface Statement<P extends unknown[] = SQLInputValue[], R = Record<string, unknown>> {
@@ -27,6 +28,8 @@ const sqlite = (() => {
 export class Db {
   private readonly connection: DatabaseSync;
   private depth = 0;
+  /** Set when another connection (the event writer thread's) writes to the same file; see WriteTurns. */
+  turns?: WriteTurns;
 
   /** `path` is a file, or ':memory:'. */
   constructor(readonly path: string) {
@@ -58,7 +61,13 @@ export class Db {
   transaction<T>(fn: () => T): T {
     const savepoint = `s${this.depth}`;
     const outermost = this.depth === 0;
-    this.connection.exec(outermost ? 'BEGIN IMMEDIATE' : `SAVEPOINT ${savepoint}`);
+    if (outermost) this.turns?.hubEnter();
+    try {
+      this.connection.exec(outermost ? 'BEGIN IMMEDIATE' : `SAVEPOINT ${savepoint}`);
+    } catch (err) {
+      if (outermost) this.turns?.hubLeave();
+      throw err;
+    }
     this.depth++;
     try {
       const result = fn();
@@ -72,6 +81,7 @@ export class Db {
       throw err;
     } finally {
       this.depth--;
+      if (outermost) this.turns?.hubLeave();
     }
   }
 

@@ -3,17 +3,24 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { openDatabase } from './database.js';
 import { batchCommitter, type EventBatch, type WriterReply } from './event-writer.js';
+import { WriteTurns } from './write-turns.js';
 
-const db = openDatabase((workerData as { path: string }).path);
+const { path, turns: flags } = workerData as { path: string; turns: Int32Array<SharedArrayBuffer> };
+const db = openDatabase(path);
 const commit = batchCommitter(db);
+// Each commit goes before the hub connection's next transaction (see WriteTurns).
+const turns = new WriteTurns(flags);
 
 parentPort!.on('message', (batch: EventBatch) => {
   let reply: WriterReply;
+  turns.writerEnter();
   try {
     commit(batch);
     reply = { ok: true };
   } catch (err) {
     reply = { ok: false, message: err instanceof Error ? err.message : String(err) };
+  } finally {
+    turns.writerLeave();
   }
   parentPort!.postMessage(reply);
 });

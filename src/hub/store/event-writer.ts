@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { Db } from './database.js';
+import { WriteTurns } from './write-turns.js';
 
 // Where the event log's inserts and fsync'd COMMITs run. With a database file, a worker thread with
 // its own connection does them, so the hub's event loop keeps parsing MQTT and sending AMQP while
@@ -137,7 +138,7 @@ export function batchCommitter(db: Db): (batch: EventBatch) => void {
 
 /** Opens the writer for `db`: a worker thread for a file, the connection itself for ':memory:'. */
 export function openEventWriter(db: Db): EventWriter {
-  return db.memory ? new InThreadEventWriter(batchCommitter(db)) : new ThreadEventWriter(db.path);
+  return db.memory ? new InThreadEventWriter(batchCommitter(db)) : new ThreadEventWriter(db);
 }
 
 class InThreadEventWriter implements EventWriter {
@@ -160,15 +161,17 @@ class ThreadEventWriter implements EventWriter {
   private lastWrite: Promise<unknown> = Promise.resolve();
   /** Set once the thread is gone: every later write fails with it. */
   private ended?: Error;
+  private readonly turns = new WriteTurns();
 
-  constructor(path: string) {
+  constructor(db: Db) {
     // Started as a one-line eval that imports the thread's module: so the thread inherits Node's flags
     // as Node filters them for threads (--cpu-prof yes; --max-old-space-size and other per-process
     // flags, which an explicit execArgv may not hold, no), and --input-type, which a thread started from
     // a file refuses, does no harm (`node --input-type=module -e` or `node --max-old-space-size=...`
     // running the hub would otherwise lose D2C).
     const module = new URL('./event-writer-thread.js', import.meta.url).href;
-    this.worker = new Worker(`import(${JSON.stringify(module)})`, { eval: true, workerData: { path } });
+    db.turns = this.turns;
+    this.worker = new Worker(`import(${JSON.stringify(module)})`, { eval: true, workerData: { path: db.path, turns: this.turns.flags } });
     // Referenced only while a commit is in flight: an idle writer never keeps the process alive.
     this.worker.unref();
     this.worker.on('message', (reply: WriterReply) => this.settle(reply.ok ? undefined : new Error(reply.message)));
@@ -204,6 +207,8 @@ class ThreadEventWriter implements EventWriter {
 
   private end(error: Error): void {
     this.ended ??= error;
+    // A thread that died in a commit never gave its turn back: the hub's connection must not wait for it.
+    this.turns.writerLeave();
     this.settle(this.ended);
   }
 }
