@@ -25,9 +25,13 @@ import { collect, consumer, within } from './events-support.js';
 const HUB_PROCESS = fileURLToPath(new URL('./helpers/hub-process.js', import.meta.url));
 const DESCRIPTOR_LIMIT = fileURLToPath(new URL('../src/hub/descriptor-limit.js', import.meta.url));
 
+/** Resolves once `event` came, or the socket closed first (the hub may close one still handshaking to keep its bound). */
 function connected(socket: Socket, event = 'connect'): Promise<Socket> {
   socket.on('error', () => undefined);
-  return new Promise((resolve) => socket.once(event, () => resolve(socket)));
+  return new Promise((resolve) => {
+    socket.once(event, () => resolve(socket));
+    socket.once('close', () => resolve(socket));
+  });
 }
 
 function tcp(port: number): Promise<Socket> {
