@@ -3,6 +3,7 @@ import { createHmac } from 'node:crypto';
 import { once } from 'node:events';
 import rhea, { type Connection, type ConnectionOptions, type EventContext, type Message, type Receiver } from 'rhea';
 import { hubName, key, keyName, within } from './events-support.js';
+export { eventually } from './events-support.js';
 
 // A bare rhea client for the Event Hub-compatible endpoint: what the SDK never does on its own
 // (withholding credit, skipping $cbs, short-lived tokens, sending, vanishing mid-stream).
@@ -68,10 +69,4 @@ export function reader(connection: Connection, address: string, filter?: string,
   link.on('message', (context: EventContext) => messages.push(context.message!));
   link.on('receiver_error', () => {});
   return { link, messages };
-}
-
-export async function eventually(ms: number, what: string, predicate: () => boolean): Promise<void> {
-  await within(ms, what, (async () => {
-    while (!predicate()) await new Promise((resolve) => setTimeout(resolve, 20));
-  })());
 }

@@ -16,7 +16,7 @@ import { unauthenticatedBound } from '../src/hub/unauthenticated-connections.js'
 import { EVENT_HUB_NAME } from '../src/hub/server.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import { open, putToken } from './amqp-support.js';
-import { collect, consumer, within } from './events-support.js';
+import { collect, consumer, eventually, within } from './events-support.js';
 
 // What anyone may do to the hub's listeners before authenticating: connect and say nothing. Each
 // such connection is closed within its listener's bound, and together they are bounded below the
@@ -108,9 +108,8 @@ describe('under a low descriptor limit', () => {
     }));
   };
   /** Waits (bounded) until the hub has closed all silent connections but the bound. */
-  const keptToTheBound = (bound: number): Promise<void> => within(30_000, `the hub to close all silent connections but ${bound}`, (async () => {
-    while (closedByHub < hostile.length - bound) await new Promise((resolve) => setTimeout(resolve, 50));
-  })());
+  const keptToTheBound = (bound: number): Promise<void> =>
+    eventually(30_000, `the hub to close all silent connections but ${bound}`, () => closedByHub >= hostile.length - bound);
   before(async () => {
     hub = await startChildHub(limit);
   });

@@ -117,6 +117,15 @@ export function within<T>(ms: number, what: string, promise: Promise<T>): Promis
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+/** Polls `predicate` until it holds; fails after `ms`, and stops polling then (a poll left running would keep the file alive). */
+export async function eventually(ms: number, what: string, predicate: () => boolean): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 export interface Collected {
   events: ReceivedEventData[];
   errors: Error[];

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { earliestEventPosition, latestEventPosition, type ReceivedEventData } from '@azure/event-hubs';
-import { consumer, collect, errorCodes, hubName, startTestHub, telemetry, within, type Collected, type TestHub } from './events-support.js';
+import { consumer, collect, errorCodes, eventually, hubName, startTestHub, telemetry, within, type Collected, type TestHub } from './events-support.js';
 
 const hour = 60 * 60 * 1000;
 
@@ -333,9 +333,7 @@ describe('Event Hub-compatible endpoint over time: enqueued times, restarts, ret
     const hub = await startTestHub({ retentionMs: 1, pruneIntervalMs: 50 });
     try {
       const stored = await hub.log.append(telemetry('fleeting', 1));
-      await within(10_000, 'the periodic prune', (async () => {
-        while (!hub.log.partitionInfo(stored.partition).isEmpty) await new Promise((resolve) => setTimeout(resolve, 50));
-      })());
+      await eventually(10_000, 'the periodic prune', () => hub.log.partitionInfo(stored.partition).isEmpty);
     } finally {
       await hub.dispose();
     }
