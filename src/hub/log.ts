@@ -35,7 +35,7 @@ export class RecentLines extends EventEmitter<{ line: [LogLine] }> {
 
   constructor(readonly capacity = 50) {
     super();
-    this.setMaxListeners(0); // one per hub's dashboard; hubs in one process may share silentLog
+    this.setMaxListeners(0); // one per dashboard of a hub using this log; several hubs may be given one log
   }
 
   add(line: LogLine): void {
@@ -73,5 +73,7 @@ export function createLog(level: LogLevel = 'info', write: (line: string) => voi
   return { level, enabled, error: emit('error'), warn: emit('warn'), info: emit('info'), debug: emit('debug'), recent };
 }
 
-/** A log that writes nothing (tests and the in-process demo hub, unless they ask for one); its recent lines are shared by all who use it. */
-export const silentLog: HubLog = createLog('error', () => undefined);
+/** A log that writes nothing (tests and the in-process demo hub, unless they ask for one); each has its own recent lines. */
+export function silentLog(): HubLog {
+  return createLog('error', () => undefined);
+}

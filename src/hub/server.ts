@@ -168,7 +168,7 @@ export class LocalHub {
       const db = openDatabase(dataDir ? join(dataDir, 'hub.db') : ':memory:');
       const tls = loadOrCreateTls(dataDir && join(dataDir, 'tls'));
       const throttle = typeof options.throttle === 'string' ? new Throttle(options.throttle) : options.throttle;
-      hub = new LocalHub(db, tls, options.hostName ?? 'localhost', throttle, options.log ?? silentLog);
+      hub = new LocalHub(db, tls, options.hostName ?? 'localhost', throttle, options.log ?? silentLog());
     } catch (err) {
       lock?.release();
       throw err;

@@ -88,7 +88,7 @@ export class MqttGateway extends EventEmitter {
     private readonly auth: Authenticator,
     private readonly persistentSessions: SessionStore,
     private readonly throttle?: Throttle,
-    private readonly log: HubLog = silentLog,
+    private readonly log: HubLog = silentLog(),
   ) {
     super();
     this.broker = new Aedes({

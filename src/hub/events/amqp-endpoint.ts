@@ -76,7 +76,7 @@ interface ConnectionState {
 
 export async function startEventHubEndpoint(options: EventHubEndpointOptions): Promise<EventHubEndpoint> {
   const { hubName, eventLog, verifyToken } = options;
-  const log = options.log ?? silentLog;
+  const log = options.log ?? silentLog();
   const unauthenticated = options.unauthenticated ?? new UnauthenticatedConnections(unauthenticatedBound(undefined), log);
   const idleTimeOutMs = options.idleTimeOutMs ?? defaultIdleTimeOutMs;
   const consumerGroups = new Set((options.consumerGroups ?? ['$Default']).map((g) => g.toLowerCase()));
