@@ -20,13 +20,15 @@ export function configureHub(hub: Command): void {
     .option('--log-file <path>', 'append the hub log to this file instead of stderr')
     .action((opts, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
-        const [{ LocalHub }, { createLog }] = await Promise.all([import('../hub/server.js'), import('../hub/log.js')]);
-        const log = createLog(opts.logLevel, opts.logFile ? (line) => appendFileSync(opts.logFile, line, { mode: 0o600 }) : undefined);
+        const [{ LocalHub, DataDirError }, { createLog }, { installLastResort }] = await Promise.all([import('../hub/server.js'), import('../hub/log.js'), import('../hub/last-resort.js')]);
+        const log = createLog(opts.logLevel, opts.logFile ? (line) => appendLogLine(opts.logFile, line) : undefined);
         const local = await LocalHub.start({ port: opts.port, eventHubPort: opts.amqpPort, dataDir: opts.dataDir, inMemory: opts.inMemory, throttle: opts.throttle, log }).catch((err: NodeJS.ErrnoException & { port?: number }) => {
           // Node names the port on a listen error; it tells which of the two listeners failed.
           const [port, flag] = err.port === opts.amqpPort && opts.amqpPort !== opts.port ? [opts.amqpPort, '--amqp-port'] : [opts.port, '--port'];
           if (err.code === 'EADDRINUSE') throw new ToolkitError(`port ${port} is in use: stop what runs there, or pick another with ${flag}`, ExitCode.unavailable);
           if (err.code === 'EACCES') throw new ToolkitError(`port ${port} needs root: pick one above 1023 with ${flag}`, ExitCode.unavailable);
+          if (err instanceof DataDirError) throw new ToolkitError(err.message, ExitCode.unavailable);
+          if (err.code === 'ENOSPC') throw new ToolkitError(`the disk holding ${opts.dataDir} is full: free some space, then start the hub again`, ExitCode.unavailable);
           throw err;
         });
         let caFile = local.tls.caFile;
@@ -53,16 +55,31 @@ export function configureHub(hub: Command): void {
         out.field('Event Hub endpoint', out.secret(profile.eventHubConnectionString));
         out.line(out.color.dim('  Other terminals use this hub automatically. Other Node apps: NODE_EXTRA_CA_CERTS=' + caFile));
         out.line(out.color.dim('  Press Ctrl-C to stop.'));
+        let fatal: string | undefined;
         await new Promise<void>((resolve) => {
           const stop = () => resolve();
           process.once('SIGINT', stop);
           process.once('SIGTERM', stop);
+          installLastResort(log, (reason) => {
+            fatal = reason;
+            resolve();
+          });
         });
         removeProfile(process.pid);
         await local.stop();
+        if (fatal) throw new ToolkitError(`the hub stopped: ${fatal} (the hub log has each one)`, ExitCode.failure);
         log.info('hub', 'stopped');
         out.line('Hub stopped.');
         out.result({ event: 'stopped' });
       }),
     );
+}
+
+/** A line of --log-file; one that cannot be written (a full disk) goes to stderr rather than fail what logged it. */
+function appendLogLine(file: string, line: string): void {
+  try {
+    appendFileSync(file, line, { mode: 0o600 });
+  } catch {
+    process.stderr.write(line);
+  }
 }

@@ -1,9 +1,11 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
-import { mkdirSync, chmodSync } from 'node:fs';
+import { mkdirSync, chmodSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { openDatabase, type Db } from './store/database.js';
+import { DataDirError, openHubDatabase } from './store/hub-database.js';
+import { DiskFullError } from './store/disk-space.js';
 import { IdentityStore } from './store/identity-store.js';
 import { Authenticator } from './auth/authenticator.js';
 import { loadOrCreateTls, type TlsMaterial } from './auth/certificates.js';
@@ -51,6 +53,8 @@ export interface HubOptions {
  * derived from the hub's name; a local hub is always 'localhost', so it gets the toolkit's name.
  */
 export const EVENT_HUB_NAME = 'iothub-tut';
+
+export { DataDirError };
 
 const MQTT_CONNECT = 0x10;
 
@@ -112,7 +116,7 @@ export class LocalHub {
     methodTopics.answersTo((from, rid, result) => this.methods.complete(from, rid, result));
     this.mqtt.use(methodTopics);
 
-    this.eventLog = new EventLog(new EventStore(db));
+    this.eventLog = new EventLog(new EventStore(db), { log });
     this.mqtt.use(new TelemetryTopics(this.eventLog, this.registry, throttle));
 
     const router = new Router().add(
@@ -141,10 +145,22 @@ export class LocalHub {
       mkdirSync(dataDir, { recursive: true, mode: 0o700 });
       chmodSync(dataDir, 0o700);
     }
-    const db = openDatabase(dataDir ? join(dataDir, 'hub.db') : ':memory:');
-    const tls = loadOrCreateTls(dataDir && join(dataDir, 'tls'));
-    const throttle = typeof options.throttle === 'string' ? new Throttle(options.throttle) : options.throttle;
-    const hub = new LocalHub(db, tls, options.hostName ?? 'localhost', throttle, options.log ?? silentLog);
+    const log = options.log ?? silentLog;
+    const tlsDir = dataDir && join(dataDir, 'tls');
+    // A data dir with a CA has held a hub: its database must be there (checked, not re-created).
+    const db = dataDir
+      ? openHubDatabase(join(dataDir, 'hub.db'), { held: existsSync(join(tlsDir!, 'ca.pem')), log })
+      : openDatabase(':memory:', log);
+    let hub: LocalHub;
+    try {
+      const tls = loadOrCreateTls(tlsDir);
+      const throttle = typeof options.throttle === 'string' ? new Throttle(options.throttle) : options.throttle;
+      hub = new LocalHub(db, tls, options.hostName ?? 'localhost', throttle, log);
+    } catch (err) {
+      db.close();
+      if (err instanceof DiskFullError) throw new DataDirError(`the disk holding ${dataDir} is full: free some space, then start the hub again`);
+      throw err;
+    }
     try {
       await hub.mqtt.start();
       await hub.listen(options.port ?? 8883);

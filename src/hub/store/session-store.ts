@@ -8,7 +8,7 @@ import type { Db } from './database.js';
 export class SessionStore {
   private readonly stmts;
 
-  constructor(db: Db) {
+  constructor(private readonly db: Db) {
     db.exec(`
       CREATE TABLE IF NOT EXISTS mqtt_sessions (
         device_id TEXT NOT NULL,
@@ -29,11 +29,19 @@ export class SessionStore {
     return row ? JSON.parse(row.filters) : [];
   }
 
+  // A session's filters are written when the disk has room: on a full disk the subscription holds
+  // for the connection, and its filters are kept to be written once there is room.
+
   save(deviceId: string, moduleId: string | undefined, filters: Iterable<string>): void {
-    this.stmts.put.run(deviceId, moduleId ?? '', JSON.stringify([...filters]));
+    const row = JSON.stringify([...filters]);
+    this.db.writeOrKeep(sessionKey(deviceId, moduleId), () => this.stmts.put.run(deviceId, moduleId ?? '', row));
   }
 
   delete(deviceId: string, moduleId?: string): void {
-    this.stmts.delete.run(deviceId, moduleId ?? '');
+    this.db.writeOrKeep(sessionKey(deviceId, moduleId), () => this.stmts.delete.run(deviceId, moduleId ?? ''));
   }
+}
+
+function sessionKey(deviceId: string, moduleId: string | undefined): string {
+  return `session ${deviceId}/${moduleId ?? ''}`;
 }
