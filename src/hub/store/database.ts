@@ -101,17 +101,23 @@ export class Db {
 
   /**
    * Runs `write`, which no client waits for (connection state, session filters): on a full disk it
-   * is kept under `key`, replacing what was kept there, and written once there is room. Inside a
-   * transaction it is part of that transaction: all or none.
+   * is kept under `key`, replacing what was kept there, and written once there is room (then
+   * `written` is called). Inside a transaction it is part of that transaction: all or none. Returns
+   * whether it was written now.
    */
-  writeOrKeep(key: string, write: () => void): void {
-    if (this.inTransaction) return write();
+  writeOrKeep(key: string, write: () => void, written?: () => void): boolean {
+    if (this.inTransaction) {
+      write();
+      return true;
+    }
     this.space.forget(key);
     try {
       write();
+      return true;
     } catch (err) {
       if (!(err instanceof DiskFullError)) throw err;
-      this.space.keep(key, write);
+      this.space.keep(key, write, written);
+      return false;
     }
   }
 

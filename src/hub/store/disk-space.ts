@@ -38,7 +38,7 @@ const ROOM_BYTES = 1024 * 1024;
  */
 export class DiskSpace {
   private full = false;
-  private readonly kept = new Map<string, () => void>();
+  private readonly kept = new Map<string, { write: () => void; written?: () => void }>();
   private timer?: NodeJS.Timeout;
 
   /**
@@ -47,7 +47,7 @@ export class DiskSpace {
   constructor(
     private readonly path: string,
     private readonly log: HubLog,
-    private readonly writeKept: (writes: Iterable<() => void>) => void,
+    private readonly writeKept: (writes: Array<() => void>) => void,
   ) {}
 
   get isFull(): boolean {
@@ -67,10 +67,13 @@ export class DiskSpace {
     return err instanceof DiskFullError ? err : new DiskFullError();
   }
 
-  /** Keeps `write` under `key` (replacing what was kept there), to write once there is room (see Db.writeOrKeep). */
-  keep(key: string, write: () => void): void {
+  /**
+   * Keeps `write` under `key` (replacing what was kept there), to write once there is room (see
+   * Db.writeOrKeep); `written` is called once it has been.
+   */
+  keep(key: string, write: () => void, written?: () => void): void {
     this.kept.delete(key); // the latest goes last
-    this.kept.set(key, write);
+    this.kept.set(key, { write, written });
   }
 
   /** Drops what was kept under `key`: a newer write has landed. */
@@ -90,13 +93,15 @@ export class DiskSpace {
   private retry(): void {
     const free = this.freeBytes();
     if (free !== undefined && free < ROOM_BYTES) return;
+    const kept = [...this.kept.values()];
     try {
-      if (this.kept.size > 0) this.writeKept(this.kept.values());
+      if (kept.length > 0) this.writeKept(kept.map((k) => k.write));
     } catch (err) {
       if (err instanceof DiskFullError) return; // room for statfs, not for SQLite: later
       this.log.error('store', `writing the connection states and sessions kept while the disk was full failed; they are dropped: ${(err as Error)?.stack ?? err}`);
     }
     this.kept.clear();
+    for (const { written } of kept) written?.();
     this.full = false;
     this.close();
     this.log.info('store', `the disk holding ${this.where} has room again (${describeFree(free)} free): writes resume`);

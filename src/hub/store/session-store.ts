@@ -7,6 +7,8 @@ import type { Db } from './database.js';
  */
 export class SessionStore {
   private readonly stmts;
+  /** Filters kept on a full disk, not written yet. */
+  private readonly unwritten = new Map<string, string[]>();
 
   constructor(private readonly db: Db) {
     db.exec(`
@@ -25,20 +27,30 @@ export class SessionStore {
   }
 
   filters(deviceId: string, moduleId = ''): string[] {
+    const unwritten = this.unwritten.get(sessionKey(deviceId, moduleId));
+    if (unwritten !== undefined) return unwritten;
     const row = this.stmts.get.get(deviceId, moduleId);
     return row ? JSON.parse(row.filters) : [];
   }
 
-  // A session's filters are written when the disk has room: on a full disk the subscription holds
-  // for the connection, and its filters are kept to be written once there is room.
-
   save(deviceId: string, moduleId: string | undefined, filters: Iterable<string>): void {
-    const row = JSON.stringify([...filters]);
-    this.db.writeOrKeep(sessionKey(deviceId, moduleId), () => this.stmts.put.run(deviceId, moduleId ?? '', row));
+    const kept = [...filters];
+    const row = JSON.stringify(kept);
+    this.write(sessionKey(deviceId, moduleId), kept, () => this.stmts.put.run(deviceId, moduleId ?? '', row));
   }
 
   delete(deviceId: string, moduleId?: string): void {
-    this.db.writeOrKeep(sessionKey(deviceId, moduleId), () => this.stmts.delete.run(deviceId, moduleId ?? ''));
+    this.write(sessionKey(deviceId, moduleId), [], () => this.stmts.delete.run(deviceId, moduleId ?? ''));
+  }
+
+  /**
+   * On a full disk the subscriptions hold for the connection, and the filters are kept (and served
+   * from memory to a reconnect) until they can be written.
+   */
+  private write(key: string, filters: string[], write: () => void): void {
+    const written = () => this.unwritten.delete(key);
+    if (this.db.writeOrKeep(key, write, written)) written();
+    else this.unwritten.set(key, filters);
   }
 }
 
