@@ -50,11 +50,11 @@ function sizeOf(path: string): number {
 }
 
 /** Checks the database's structure on a connection of its own (see WHOLE_CHECK_BYTES); throws DataDirError. */
-function checkDatabase(path: string): void {
+export function checkDatabase(path: string, wholeCheckBytes = WHOLE_CHECK_BYTES): void {
   let db: Db | undefined;
   try {
     db = new Db(path);
-    const problems = sizeOf(path) + sizeOf(`${path}-wal`) <= WHOLE_CHECK_BYTES ? quickCheck(db) : partialCheck(db);
+    const problems = sizeOf(path) + sizeOf(`${path}-wal`) <= wholeCheckBytes ? quickCheck(db) : partialCheck(db);
     if (problems.length > 0) throw damaged(path, `quick_check: ${problems.slice(0, 3).join('; ')}`);
   } catch (err) {
     if (err instanceof DataDirError) throw err;
