@@ -1,6 +1,6 @@
-import { test } from 'node:test';
+import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, existsSync, openSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, cpSync, existsSync, openSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { createRegistry } from '../src/clients/service-clients.js';
@@ -48,53 +48,49 @@ function damagePage(path: string, page: number): void {
 
 const restore = /restore it from a backup, or move the data dir away to start a new, empty hub/;
 
-test('a hub.db of garbage bytes is refused at start, with what to do', async () => {
-  const dataDir = await usedDataDir();
+let used: string;
+before(async () => (used = await usedDataDir()));
+after(() => rmSync(used, { recursive: true, force: true }));
+
+/** Runs `fn` on a copy of the used data dir (`db` is its hub.db), removed afterwards. */
+async function onCopy(fn: (dataDir: string, db: string) => Promise<void>): Promise<void> {
+  const dataDir = tempDir();
   try {
-    writeFileSync(join(dataDir, 'hub.db'), randomBytes(statSync(join(dataDir, 'hub.db')).size));
-    await assertRefused(dataDir, new RegExp(`the hub's database ${join(dataDir, 'hub.db')} is damaged \\(file is not a database\\): ${restore.source}`));
+    cpSync(used, dataDir, { recursive: true });
+    await fn(dataDir, join(dataDir, 'hub.db'));
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }
-});
+}
 
-test('a hub.db with a damaged page inside (its schema sound) is refused at start, not served until a read trips on it', async () => {
-  const dataDir = await usedDataDir();
-  try {
-    const db = join(dataDir, 'hub.db');
+test('a hub.db of garbage bytes is refused at start, with what to do', () =>
+  onCopy(async (dataDir, db) => {
+    writeFileSync(db, randomBytes(statSync(db).size));
+    await assertRefused(dataDir, new RegExp(`the hub's database ${db} is damaged \\(file is not a database\\): ${restore.source}`));
+  }));
+
+test('a hub.db with a damaged page inside (its schema sound) is refused at start, not served until a read trips on it', () =>
+  onCopy(async (dataDir, db) => {
     const pages = statSync(db).size / PAGE;
     assert.ok(pages > 10, `${pages} pages: more than the schema's`);
     damagePage(db, pages); // the last page allocated: identities' or twins' rows
     await assertRefused(dataDir, new RegExp(`is damaged \\(.+\\): ${restore.source}`));
-  } finally {
-    rmSync(dataDir, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('a truncated hub.db is refused at start', async () => {
-  const dataDir = await usedDataDir();
-  try {
-    const db = join(dataDir, 'hub.db');
+test('a truncated hub.db is refused at start', () =>
+  onCopy(async (dataDir, db) => {
     truncateSync(db, Math.floor(statSync(db).size / PAGE / 2) * PAGE);
     await assertRefused(dataDir, new RegExp(`is damaged \\(.*malformed.*\\): ${restore.source}`));
-  } finally {
-    rmSync(dataDir, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('a data dir whose CA is there but whose hub.db is missing or empty is refused, not started as a new hub', async () => {
-  const dataDir = await usedDataDir();
-  try {
-    const db = join(dataDir, 'hub.db');
+test('a data dir whose CA is there but whose hub.db is missing or empty is refused, not started as a new hub', () =>
+  onCopy(async (dataDir, db) => {
     rmSync(db);
     const gone = (what: string) => new RegExp(`^error: the data dir ${dataDir} holds a hub's CA but not its database \\(${db} is ${what}\\): restore hub.db from a backup, or remove the data dir to start a new, empty hub`);
     await assertRefused(dataDir, gone('missing'));
     writeFileSync(db, '');
     await assertRefused(dataDir, gone('empty'));
-  } finally {
-    rmSync(dataDir, { recursive: true, force: true });
-  }
-});
+  }));
 
 test('the start-up check: a whole quick_check finds damage anywhere; above the size bound, the tables but the event log\'s are checked whole', () => {
   const dir = tempDir();
