@@ -14,6 +14,7 @@ import { methodsSuite, twinSuite } from './suites/methods-twin.js';
 import { connectionsSuite } from './suites/connections.js';
 import { d2cSuite } from './suites/d2c.js';
 import { storeSuite } from './suites/store.js';
+import { soakSuite } from './suites/soak.js';
 
 const RESULTS = fileURLToPath(new URL('../../bench/results.json', import.meta.url));
 
@@ -22,6 +23,7 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     quick: { type: 'boolean', default: false },
     'max-connections': { type: 'string', default: '10000' },
+    'soak-minutes': { type: 'string', default: '10' },
     // A directory for V8 CPU profiles of the hub and of every worker process.
     profile: { type: 'string' },
   },
@@ -30,6 +32,8 @@ const quick = args.quick!;
 const scale = (full: number, small: number) => (quick ? small : full);
 
 type Suite = (hub: HubUnderTest) => Promise<Row[]>;
+const soakMinutes = Number(args['soak-minutes']);
+if (!(soakMinutes > 0)) throw new Error(`--soak-minutes must be a positive number, not ${args['soak-minutes']}`);
 const latency = {
   sequential: scale(2000, 200),
   concurrent: scale(5000, 500),
@@ -47,7 +51,13 @@ const suites: Record<string, Suite> = {
   fairness: (hub) => fairnessSuite(hub, { patches: 5000, quietSamples: scale(1000, 200), timeMs: scale(60_000, 20_000) }),
   // Last: it leaves the hub holding many devices.
   connections: (hub) => connectionsSuite(hub, { max: Number(args['max-connections']), perWorker: 2500, concurrency: 25, stepTimeMs: 60_000 }),
+  soak: (hub) => soakSuite(hub, {
+    minutes: soakMinutes, warmUpMs: Math.min(0.6, Math.max(0.3, 3 / soakMinutes)) * soakMinutes * 60_000, sampleMs: 5000,
+    telemetryDevices: 20, telemetryPerSecond: 200, sdkDevices: 5, servicePerSecond: 10, churnDevices: 20, connectsPerSecond: 5,
+  }),
 };
+/** Run only when named (`--only soak`): ten minutes of its own. */
+const onRequest = new Set(['soak']);
 
 function machine() {
   let fdLimit: string | null = null;
@@ -66,7 +76,7 @@ function machine() {
   };
 }
 
-const selected = args.only ? args.only.split(',') : Object.keys(suites);
+const selected = args.only ? args.only.split(',') : Object.keys(suites).filter((s) => !onRequest.has(s));
 const unknown = selected.filter((s) => !suites[s]);
 if (unknown.length) throw new Error(`unknown suite(s) ${unknown.join(', ')}; known: ${Object.keys(suites).join(', ')}`);
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate, generateKeyPairSync } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:tls';
 import { join } from 'node:path';
 import forge from 'node-forge';
@@ -55,8 +55,8 @@ test("a fresh hub's CA and server certificate are ECDSA P-256, and the SDKs veri
 
 test("a data dir's RSA CA (made by earlier versions) is kept and signs the server certificate", async () => {
   const dataDir = tempDir();
+  await (await startTestHub({ dataDir })).stop(); // a data dir a hub has run in: its database is there
   const tlsDir = join(dataDir, 'tls');
-  mkdirSync(tlsDir, { mode: 0o700 });
   const rsaCa = rsaCaAsEarlierVersionsMadeIt();
   writeFileSync(join(tlsDir, 'ca.pem'), rsaCa.cert);
   writeFileSync(join(tlsDir, 'ca-key.pem'), rsaCa.key, { mode: 0o600 });

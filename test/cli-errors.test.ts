@@ -209,6 +209,7 @@ describe('errors and exit codes: bad input (exit 2)', () => {
     const bad: Array<[string[], RegExp]> = [
       [['hub', 'start', '--port', 'eighty'], /^error: option '-p, --port <port>' argument 'eighty' is invalid\. --port must be a whole number\./],
       [['hub', 'start', '--throttle', 's9'], /argument 's9' is invalid. Allowed choices are s1, s2, s3/],
+      [['hub', 'start', '--in-memory', '--port', '0', '--amqp-port', '0', '--log-file', '/nonexistent-dir/hub.log'], /^error: cannot write the log file \/nonexistent-dir\/hub\.log: its directory does not exist/],
       [['receive-twin-patch', '--timeout', 'soon'], /argument 'soon' is invalid\. --timeout must be a number of seconds\./],
       [['receive-twin-patch', '--count', '0'], /--count must be a whole number of at least 1\./],
       [['reboot-device', '--count', '0'], /--count must be a whole number of at least 1\./],

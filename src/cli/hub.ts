@@ -113,13 +113,15 @@ async function startHere(opts: StartOptions, out: Output): Promise<void> {
   const stopRequested = new Promise<void>((resolve) => {
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => resolve());
   });
-  const [{ LocalHub }, { createLog }, { DataDirInUseError }] = await Promise.all([
+  const [{ LocalHub, DataDirError }, { createLog }, { DataDirInUseError }, { installLastResort }] = await Promise.all([
     import('../hub/server.js'),
     import('../hub/log.js'),
     import('../hub/data-dir-lock.js'),
+    import('../hub/last-resort.js'),
   ]);
   const dataDir = opts.inMemory ? null : resolve(opts.dataDir);
-  const log = createLog(opts.logLevel, opts.logFile ? (line) => appendFileSync(opts.logFile!, line, { mode: 0o600 }) : undefined);
+  if (opts.logFile) checkLogFile(opts.logFile);
+  const log = createLog(opts.logLevel, opts.logFile ? (line) => appendLogLine(opts.logFile!, line) : undefined);
   const local = await LocalHub.start({ port: opts.port, eventHubPort: opts.amqpPort, dataDir: dataDir ?? undefined, inMemory: opts.inMemory, throttle: opts.throttle, log }).catch(
     (err: NodeJS.ErrnoException & { port?: number }) => {
       if (err instanceof DataDirInUseError) {
@@ -135,9 +137,20 @@ async function startHere(opts: StartOptions, out: Output): Promise<void> {
       const [port, flag] = err.port === opts.amqpPort && opts.amqpPort !== opts.port ? [opts.amqpPort, '--amqp-port'] : [opts.port, '--port'];
       if (err.code === 'EADDRINUSE') throw new ToolkitError(`port ${port} is in use: stop what runs there, or pick another with ${flag}`, ExitCode.unavailable);
       if (err.code === 'EACCES') throw new ToolkitError(`port ${port} needs root: pick one above 1023 with ${flag}`, ExitCode.unavailable);
+      if (err instanceof DataDirError) throw new ToolkitError(err.message, ExitCode.unavailable);
+      if (err.code === 'ENOSPC') throw new ToolkitError(`the disk holding ${dataDir} is full: free some space, then start the hub again`, ExitCode.unavailable);
       throw err;
     },
   );
+  // What no handler caught is logged and the hub serves on; a storm of them stops it (last-resort.ts).
+  let fatal: string | undefined;
+  const stopped = Promise.race([
+    stopRequested,
+    new Promise<void>((resolve) => installLastResort(log, (reason) => {
+      fatal = reason;
+      resolve();
+    })),
+  ]);
   try {
     const profile: LocalHubProfile = {
       hostName: local.hostName,
@@ -158,12 +171,13 @@ async function startHere(opts: StartOptions, out: Output): Promise<void> {
     log.info('hub', `started on ${local.hostName}:${local.port} (Event Hub-compatible endpoint on ${local.eventHubPort}), pid ${process.pid}, data dir ${dataDir ?? '(in memory)'}`);
     printStarted(out, profile);
     out.line(out.color.dim('  Press Ctrl-C to stop.'));
-    await stopRequested;
+    await stopped;
   } finally {
     // The profile goes first, so that no command picks a hub that is stopping; the lock goes with the hub.
     removeProfile(process.pid);
     await local.stop();
   }
+  if (fatal) throw new ToolkitError(`the hub stopped: ${fatal} (the hub log has each one)`, ExitCode.failure);
   log.info('hub', 'stopped');
   out.line('Hub stopped.');
   out.result({ event: 'stopped' });
@@ -256,4 +270,22 @@ function formatDuration(seconds: number): string {
   const [h, m, s] = [Math.floor(seconds / 3600), Math.floor((seconds % 3600) / 60), seconds % 60];
   const pad = (n: number) => String(n).padStart(2, '0');
   return h ? `${h}h ${pad(m)}m ${pad(s)}s` : m ? `${m}m ${pad(s)}s` : `${s}s`;
+}
+/** A --log-file that cannot be opened for appending is a usage error, before the hub starts. */
+function checkLogFile(file: string): void {
+  try {
+    closeSync(openSync(file, 'a', 0o600));
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'its directory does not exist' : (err as Error).message;
+    throw new ToolkitError(`cannot write the log file ${file}: ${reason}`, ExitCode.usage);
+  }
+}
+
+/** A line of --log-file; one that cannot be written (a full disk) goes to stderr rather than fail what logged it. */
+function appendLogLine(file: string, line: string): void {
+  try {
+    appendFileSync(file, line, { mode: 0o600 });
+  } catch {
+    process.stderr.write(line);
+  }
 }

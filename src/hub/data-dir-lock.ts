@@ -63,12 +63,22 @@ export class DataDirLock {
     return lock;
   }
 
-  /** Records who holds the lock (written whole, then renamed into place, so a reader never sees half of it). */
+  /**
+   * Records who holds the lock (written whole, then renamed into place, so a reader never sees half
+   * of it). The record only names the holder in a refusal: on a full disk the hub starts without it
+   * (a previous holder's record is removed, so no refusal names a dead process).
+   */
   describe(holder: DataDirHolder): void {
     const path = join(this.dataDir, HOLDER_FILE);
     rmSync(`${path}.tmp`, { force: true }); // a left-over would keep its mode
-    writeFileSync(`${path}.tmp`, JSON.stringify(holder) + '\n', { mode: 0o600 });
-    renameSync(`${path}.tmp`, path);
+    try {
+      writeFileSync(`${path}.tmp`, JSON.stringify(holder) + '\n', { mode: 0o600 });
+      renameSync(`${path}.tmp`, path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+      rmSync(`${path}.tmp`, { force: true });
+      rmSync(path, { force: true });
+    }
   }
 
   /** Removes the record while the lock is still held (so it cannot remove the next holder's), then lets go. */

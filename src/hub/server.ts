@@ -1,10 +1,12 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
-import { mkdirSync, chmodSync } from 'node:fs';
+import { mkdirSync, chmodSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { openDatabase, type Db } from './store/database.js';
+import { DataDirError, openHubDatabase } from './store/hub-database.js';
+import { DiskFullError } from './store/disk-space.js';
 import { IdentityStore } from './store/identity-store.js';
 import { Authenticator } from './auth/authenticator.js';
 import { loadOrCreateTls, type TlsMaterial } from './auth/certificates.js';
@@ -57,6 +59,8 @@ export interface HubOptions {
  * derived from the hub's name; a local hub is always 'localhost', so it gets the toolkit's name.
  */
 export const EVENT_HUB_NAME = 'iothub-tut';
+
+export { DataDirError };
 
 const MQTT_CONNECT = 0x10;
 
@@ -130,7 +134,7 @@ export class LocalHub {
     methodTopics.answersTo((from, rid, result) => this.methods.complete(from, rid, result));
     this.mqtt.use(methodTopics);
 
-    this.eventLog = new EventLog(new EventStore(db));
+    this.eventLog = new EventLog(new EventStore(db), { log });
     this.mqtt.use(new TelemetryTopics(this.eventLog, this.registry, throttle));
 
     const router = new Router().add(
@@ -161,14 +165,25 @@ export class LocalHub {
       mkdirSync(dataDir, { recursive: true, mode: 0o700 });
       chmodSync(dataDir, 0o700);
     }
+    const log = options.log ?? silentLog();
     // Held from before the database opens until after it closes (stop()); a second hub is refused here.
     const lock = dataDir ? DataDirLock.acquire(dataDir) : undefined;
     let hub: LocalHub;
     try {
-      const db = openDatabase(dataDir ? join(dataDir, 'hub.db') : ':memory:');
-      const tls = loadOrCreateTls(dataDir && join(dataDir, 'tls'));
-      const throttle = typeof options.throttle === 'string' ? new Throttle(options.throttle) : options.throttle;
-      hub = new LocalHub(db, tls, options.hostName ?? 'localhost', throttle, options.log ?? silentLog());
+      const tlsDir = dataDir && join(dataDir, 'tls');
+      // A data dir with a CA has held a hub: its database must be there (checked, not re-created).
+      const db = dataDir
+        ? openHubDatabase(join(dataDir, 'hub.db'), { held: existsSync(join(tlsDir!, 'ca.pem')), log })
+        : openDatabase(':memory:', log);
+      try {
+        const tls = loadOrCreateTls(tlsDir);
+        const throttle = typeof options.throttle === 'string' ? new Throttle(options.throttle) : options.throttle;
+        hub = new LocalHub(db, tls, options.hostName ?? 'localhost', throttle, log);
+      } catch (err) {
+        db.close();
+        if (err instanceof DiskFullError) throw new DataDirError(`the disk holding ${dataDir} is full: free some space, then start the hub again`);
+        throw err;
+      }
     } catch (err) {
       lock?.release();
       throw err;

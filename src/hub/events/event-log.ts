@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { hubErrors } from '../errors.js';
+import { HubError, hubErrors } from '../errors.js';
+import { silentLog, type HubLog } from '../log.js';
 import type { EventStore, NewEvent, PartitionInfo, StoredEvent } from '../store/event-store.js';
 import { EventTail } from './event-tail.js';
 import { GroupCommit } from './group-commit.js';
@@ -47,6 +48,8 @@ export interface EventLogOptions {
    */
   tailBytes?: number;
   now?: () => number;
+  /** Hears of appends that failed unexpectedly (a full disk the store tells itself). */
+  log?: HubLog;
 }
 
 interface EventLogEvents {
@@ -102,7 +105,8 @@ export class EventLog extends EventEmitter<EventLogEvents> {
     this.createdAt = new Date(hub.createdAtMs);
     this.pruneTimer = setInterval(() => this.prune(), options.pruneIntervalMs ?? defaults.pruneIntervalMs);
     this.pruneTimer.unref();
-    this.commits = new GroupCommit((events) => this.store.append(events, this.now()), (stored) => this.announce(stored));
+    const log = options.log ?? silentLog();
+    this.commits = new GroupCommit((events) => this.commit(events, log), (stored) => this.announce(stored));
   }
 
   /** The partition of a device: a stable hash of its id, so a device's messages stay in order. */
@@ -176,6 +180,20 @@ export class EventLog extends EventEmitter<EventLogEvents> {
     clearInterval(this.pruneTimer);
     this.removeAllListeners();
     await this.store.close();
+  }
+
+  /**
+   * Stores one group of appends; if that fails, none of them is acknowledged. A failure that is not a
+   * HubError (a full disk is one, 503, and the store logs it) is unexpected: logged once for the group.
+   */
+  private async commit(events: NewEvent[], log: HubLog): Promise<StoredEvent[]> {
+    try {
+      return await this.store.append(events, this.now());
+    } catch (err) {
+      if (err instanceof HubError) throw err;
+      log.error('store', `storing ${events.length} device-to-cloud messages failed, none is acknowledged: ${(err as Error)?.stack ?? err}`);
+      throw err;
+    }
   }
 
   /** Hands committed events to live readers. */

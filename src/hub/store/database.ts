@@ -1,5 +1,7 @@
 import { chmodSync, closeSync, existsSync, openSync } from 'node:fs';
 import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
+import { silentLog, type HubLog } from '../log.js';
+import { DiskFullError, DiskSpace } from './disk-space.js';
 import type { WriteTurns } from './write-turns.js';
 
 /** A prepared statement, typed by its parameters (positional, or one object of named ones) and its rows. */
@@ -24,16 +26,23 @@ const sqlite = (() => {
   }
 })();
 
-/** The hub's SQLite connection: the few operations the stores use, nothing more. */
+/**
+ * The hub's SQLite connection: the few operations the stores use, nothing more. A write that finds
+ * the disk full throws DiskFullError (see disk-space.ts), whichever statement found out.
+ */
 export class Db {
+  readonly space: DiskSpace;
   private readonly connection: DatabaseSync;
   private depth = 0;
   /** Set when another connection (the event writer thread's) writes to the same file; see WriteTurns. */
   turns?: WriteTurns;
 
-  /** `path` is a file, or ':memory:'. */
-  constructor(readonly path: string) {
+  /** `path` is a file, or ':memory:'; `log` hears of a full disk. */
+  constructor(readonly path: string, log: HubLog = silentLog()) {
     this.connection = new sqlite.DatabaseSync(path);
+    this.space = new DiskSpace(path, log, (writes) => this.transaction(() => {
+      for (const write of writes) write();
+    }));
   }
 
   get memory(): boolean {
@@ -45,11 +54,26 @@ export class Db {
   }
 
   exec(sql: string): void {
-    this.connection.exec(sql);
+    try {
+      this.connection.exec(sql);
+    } catch (err) {
+      throw this.space.refused(err);
+    }
   }
 
   prepare<P extends unknown[] = SQLInputValue[], R = Record<string, unknown>>(sql: string): Statement<P, R> {
-    return this.connection.prepare(sql) as unknown as Statement<P, R>;
+    const statement = this.connection.prepare(sql) as unknown as Statement<P, R>;
+    return {
+      run: (...params) => {
+        try {
+          return statement.run(...params);
+        } catch (err) {
+          throw this.space.refused(err);
+        }
+      },
+      get: (...params) => statement.get(...params),
+      all: (...params) => statement.all(...params),
+    };
   }
 
   /**
@@ -63,7 +87,7 @@ export class Db {
     const outermost = this.depth === 0;
     if (outermost) this.turns?.hubEnter();
     try {
-      this.connection.exec(outermost ? 'BEGIN IMMEDIATE' : `SAVEPOINT ${savepoint}`);
+      this.exec(outermost ? 'BEGIN IMMEDIATE' : `SAVEPOINT ${savepoint}`);
     } catch (err) {
       if (outermost) this.turns?.hubLeave();
       throw err;
@@ -71,7 +95,7 @@ export class Db {
     this.depth++;
     try {
       const result = fn();
-      this.connection.exec(outermost ? 'COMMIT' : `RELEASE ${savepoint}`);
+      this.exec(outermost ? 'COMMIT' : `RELEASE ${savepoint}`);
       return result;
     } catch (err) {
       // A failed COMMIT may have ended the transaction already (SQLite rolls back on some errors).
@@ -85,7 +109,30 @@ export class Db {
     }
   }
 
+  /**
+   * Runs `write`, which no client waits for (connection state, session filters): on a full disk it
+   * is kept under `key`, replacing what was kept there, and written once there is room (then
+   * `written` is called). Inside a transaction it is part of that transaction: all or none. Returns
+   * whether it was written now.
+   */
+  writeOrKeep(key: string, write: () => void, written?: () => void): boolean {
+    if (this.inTransaction) {
+      write();
+      return true;
+    }
+    this.space.forget(key);
+    try {
+      write();
+      return true;
+    } catch (err) {
+      if (!(err instanceof DiskFullError)) throw err;
+      this.space.keep(key, write, written);
+      return false;
+    }
+  }
+
   close(): void {
+    this.space.close();
     this.connection.close();
   }
 }
@@ -94,18 +141,23 @@ export class Db {
  * Opens the hub's SQLite database. `path` is a file in the data dir, or ':memory:' for --in-memory.
  * WAL plus synchronous=FULL: a write the hub has acknowledged survives kill -9 and power loss.
  */
-export function openDatabase(path: string): Db {
+export function openDatabase(path: string, log?: HubLog): Db {
   // The database holds every key: owner-only. SQLite gives its -wal and -shm files the database file's mode.
   if (path !== ':memory:') {
     closeSync(openSync(path, 'a', 0o600));
     chmodSync(path, 0o600);
   }
-  const db = new Db(path);
-  db.exec('PRAGMA journal_mode = WAL');
-  for (const file of db.memory ? [] : [`${path}-wal`, `${path}-shm`]) {
-    if (existsSync(file)) chmodSync(file, 0o600); // from a hub that ran before modes were enforced
+  const db = new Db(path, log);
+  try {
+    db.exec('PRAGMA journal_mode = WAL');
+    for (const file of db.memory ? [] : [`${path}-wal`, `${path}-shm`]) {
+      if (existsSync(file)) chmodSync(file, 0o600); // from a hub that ran before modes were enforced
+    }
+    db.exec('PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000');
+  } catch (err) {
+    db.close();
+    throw err;
   }
-  db.exec('PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000');
   return db;
 }
 

@@ -1,4 +1,5 @@
 import type { Db } from './database.js';
+import { DiskFullError } from './disk-space.js';
 import { EventRowPacker, openEventWriter, type EventWriter, type PartitionAdvance } from './event-writer.js';
 
 // The device-to-cloud event log on disk: one append-only stream per partition, as an Event Hub keeps.
@@ -171,8 +172,13 @@ export class EventStore {
     this.appending = true;
     try {
       const { batch, stored, partitions } = this.positioned(events, nowMs);
-      this.writer ??= openEventWriter(this.db);
-      await this.writer.write(batch);
+      const writer = (this.writer ??= openEventWriter(this.db));
+      try {
+        await writer.write(batch);
+      } catch (err) {
+        if (!writer.alive && !this.closed) this.writer = undefined; // its thread is gone: a new one takes the next batch
+        throw this.db.space.refused(err); // a full disk is told once, and refused as IoT Hub refuses a write
+      }
       for (const [partition, state] of partitions) this.committed.set(partition, state);
       return stored;
     } finally {
@@ -238,6 +244,15 @@ export class EventStore {
    * `maxPerPartition`. Returns how many events were deleted.
    */
   prune(olderThanMs: number, maxPerPartition: number): number {
+    try {
+      return this.deleteOld(olderThanMs, maxPerPartition);
+    } catch (err) {
+      if (err instanceof DiskFullError) return 0; // deleting needs room in the WAL too: the next run deletes
+      throw err;
+    }
+  }
+
+  private deleteOld(olderThanMs: number, maxPerPartition: number): number {
     return this.db.transaction(() => {
       let deleted = 0;
       const partitions = this.statements.hub.get()?.partition_count ?? 0;

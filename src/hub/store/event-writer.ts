@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { Db } from './database.js';
+import { DiskFullError } from './disk-space.js';
 import { WriteTurns } from './write-turns.js';
 
 // Where the event log's inserts and fsync'd COMMITs run. With a database file, a worker thread with
@@ -113,6 +114,8 @@ function* unpackRows(batch: EventBatch): Generator<[number, number, number, numb
 export interface EventWriter {
   /** Resolves once the batch is committed (on disk, for a file); rejects if none of it is. One at a time. */
   write(batch: EventBatch): Promise<void>;
+  /** False once the writer can write nothing more (its thread is gone, or it was closed). */
+  readonly alive: boolean;
   /** Ends the writer; a write in flight finishes first. */
   close(): Promise<void>;
 }
@@ -142,6 +145,8 @@ export function openEventWriter(db: Db): EventWriter {
 }
 
 class InThreadEventWriter implements EventWriter {
+  readonly alive = true;
+
   constructor(private readonly commit: (batch: EventBatch) => void) {}
 
   async write(batch: EventBatch): Promise<void> {
@@ -152,7 +157,7 @@ class InThreadEventWriter implements EventWriter {
 }
 
 /** What the thread answers per batch. */
-export type WriterReply = { ok: true } | { ok: false; message: string };
+export type WriterReply = { ok: true } | { ok: false; message: string; noSpace: boolean };
 
 class ThreadEventWriter implements EventWriter {
   private readonly worker: Worker;
@@ -174,9 +179,14 @@ class ThreadEventWriter implements EventWriter {
     this.worker = new Worker(`import(${JSON.stringify(module)})`, { eval: true, workerData: { path: db.path, turns: this.turns.flags } });
     // Referenced only while a commit is in flight: an idle writer never keeps the process alive.
     this.worker.unref();
-    this.worker.on('message', (reply: WriterReply) => this.settle(reply.ok ? undefined : new Error(reply.message)));
+    this.worker.on('message', (reply: WriterReply) =>
+      this.settle(reply.ok ? undefined : reply.noSpace ? new DiskFullError() : new Error(reply.message)));
     this.worker.on('error', (err) => this.end(err));
     this.worker.on('exit', (code) => this.end(new Error(`The event writer thread exited (code ${code})`)));
+  }
+
+  get alive(): boolean {
+    return this.ended === undefined;
   }
 
   write(batch: EventBatch): Promise<void> {

@@ -1,4 +1,5 @@
 import { withoutFsync, type Db } from './database.js';
+import { DiskFullError } from './disk-space.js';
 import type { SharedAccessPolicy } from '../auth/policies.js';
 
 /** An identity as the registry keeps it; `moduleId` is '' for a device. */
@@ -74,13 +75,24 @@ export class IdentityStore {
   /**
    * Sets identities' connection state and last activity, in place (no read, no JSON in JS), all in one
    * commit without fsync: connection state need not survive a power loss. Missing identities are skipped.
+   * On a full disk they are kept and written once there is room: a connect does not fail for its state.
    */
-  putConnectionStates(changes: Iterable<ConnectionStateChange>): void {
-    withoutFsync(this.db, () =>
-      this.transaction(() => {
-        for (const c of changes) this.stmts.connectionState.run(c.state, c.at, c.at, c.deviceId, c.moduleId);
-      }),
-    );
+  putConnectionStates(changes: readonly ConnectionStateChange[]): void {
+    const { space } = this.db;
+    try {
+      withoutFsync(this.db, () => this.transaction(() => {
+        for (const c of changes) this.putConnectionState(c);
+      }));
+    } catch (err) {
+      if (!(err instanceof DiskFullError) || this.db.inTransaction) throw err;
+      for (const c of changes) space.keep(connectionStateKey(c), () => this.putConnectionState(c));
+      return;
+    }
+    if (space.keeping) for (const c of changes) space.forget(connectionStateKey(c));
+  }
+
+  private putConnectionState(c: ConnectionStateChange): void {
+    this.stmts.connectionState.run(c.state, c.at, c.at, c.deviceId, c.moduleId);
   }
 
   /** Removes a device and all its modules, or one module. */
@@ -117,4 +129,8 @@ export class IdentityStore {
   transaction<T>(fn: () => T): T {
     return this.db.transaction(fn);
   }
+}
+
+function connectionStateKey(c: ConnectionStateChange): string {
+  return `connection state ${c.deviceId}/${c.moduleId}`;
 }

@@ -7,8 +7,10 @@ import type { Db } from './database.js';
  */
 export class SessionStore {
   private readonly stmts;
+  /** Filters kept on a full disk, not written yet. */
+  private readonly unwritten = new Map<string, string[]>();
 
-  constructor(db: Db) {
+  constructor(private readonly db: Db) {
     db.exec(`
       CREATE TABLE IF NOT EXISTS mqtt_sessions (
         device_id TEXT NOT NULL,
@@ -25,15 +27,33 @@ export class SessionStore {
   }
 
   filters(deviceId: string, moduleId = ''): string[] {
+    const unwritten = this.unwritten.get(sessionKey(deviceId, moduleId));
+    if (unwritten !== undefined) return unwritten;
     const row = this.stmts.get.get(deviceId, moduleId);
     return row ? JSON.parse(row.filters) : [];
   }
 
   save(deviceId: string, moduleId: string | undefined, filters: Iterable<string>): void {
-    this.stmts.put.run(deviceId, moduleId ?? '', JSON.stringify([...filters]));
+    const kept = [...filters];
+    const row = JSON.stringify(kept);
+    this.write(sessionKey(deviceId, moduleId), kept, () => this.stmts.put.run(deviceId, moduleId ?? '', row));
   }
 
   delete(deviceId: string, moduleId?: string): void {
-    this.stmts.delete.run(deviceId, moduleId ?? '');
+    this.write(sessionKey(deviceId, moduleId), [], () => this.stmts.delete.run(deviceId, moduleId ?? ''));
   }
+
+  /**
+   * On a full disk the subscriptions hold for the connection, and the filters are kept (and served
+   * from memory to a reconnect) until they can be written.
+   */
+  private write(key: string, filters: string[], write: () => void): void {
+    const written = () => this.unwritten.delete(key);
+    if (this.db.writeOrKeep(key, write, written)) written();
+    else this.unwritten.set(key, filters);
+  }
+}
+
+function sessionKey(deviceId: string, moduleId: string | undefined): string {
+  return `session ${deviceId}/${moduleId ?? ''}`;
 }
