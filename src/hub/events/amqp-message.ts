@@ -24,8 +24,12 @@ class Encoder {
   private buf = Buffer.allocUnsafeSlow(16 * 1024);
   private at = 0;
 
-  take(): Buffer {
-    const out = Buffer.allocUnsafe(this.at);
+  /**
+   * `own`: in memory of its own, not a slice of Node's shared pool (64 KiB chunks on Node 24): an
+   * encoding kept as long as its event stays in the tail would keep alive the whole chunk it shares.
+   */
+  take(own: boolean): Buffer {
+    const out = own ? Buffer.allocUnsafeSlow(this.at) : Buffer.allocUnsafe(this.at);
     this.buf.copy(out, 0, 0, this.at);
     this.at = 0;
     return out;
@@ -199,7 +203,7 @@ function encode(event: StoredEvent, runtime?: PartitionInfo): Buffer {
 
   e.section(SECTION.data);
   e.binary(event.body);
-  return e.take();
+  return e.take(runtime === undefined);
 }
 
 /** Encoded messages of events without per-receiver parts, shared by every receiver of the event. */
