@@ -45,6 +45,7 @@ export const hubErrors = {
   moduleNotFound: (deviceId: string, moduleId: string) =>
     new HubError(404, 404010, 'ModuleNotFound', `Module ${moduleId} on device ${deviceId} not registered`),
   deviceNotOnline: (id: string) => new HubError(404, 404103, 'DeviceNotOnline', `Device ${id} is not online`),
+  jobNotFound: (id: string) => new HubError(404, 404002, 'JobNotFound', `Job ${id} not found.`),
   notFound: (m: string) => new HubError(404, 404000, 'NotFound', m),
   methodNotAllowed: (m: string) => new HubError(405, 405000, 'MethodNotAllowed', m),
   deviceAlreadyExists: (id: string) =>

@@ -21,6 +21,9 @@ import { twinIdentity } from './service-api/twin-routes.js';
 import { configurationRoutes } from './service-api/configuration-routes.js';
 import { ConfigurationStore } from './store/configuration-store.js';
 import { Configurations } from './configurations/configurations.js';
+import { ImportExportJobs } from './import-export/import-export-jobs.js';
+import { ImportExportJobStore } from './store/import-export-job-store.js';
+import { importExportRoutes } from './service-api/import-export-routes.js';
 import { MAX_PACKET_BYTES } from './device-gateway/frame-guard.js';
 import { TwinTopics } from './device-gateway/twin-topics.js';
 import { TwinStore } from './store/twin-store.js';
@@ -78,6 +81,7 @@ export class LocalHub {
   readonly registry: Registry;
   readonly twins: Twins;
   readonly configurations: Configurations;
+  readonly importExport: ImportExportJobs;
   readonly auth: Authenticator;
   readonly mqtt: MqttGateway;
   readonly methods: DirectMethods;
@@ -146,11 +150,14 @@ export class LocalHub {
     this.eventLog = new EventLog(new EventStore(db));
     this.mqtt.use(new TelemetryTopics(this.eventLog, this.registry, throttle));
 
+    this.importExport = new ImportExportJobs(new ImportExportJobStore(db), this.registry, this.twins, twinIdentity, log);
+
     const router = new Router().add(
       ...registryRoutes(this.registry),
       ...twinRoutes(this.registry, this.twins),
       ...queryRoutes(twinSource),
       ...configurationRoutes(this.configurations, this.registry),
+      ...importExportRoutes(this.importExport),
       ...methodRoutes(this.methods),
     );
     const rest = createHttpHandler(router, this.auth, log, throttle);
@@ -244,6 +251,7 @@ export class LocalHub {
     const closed = Promise.all(this.listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
     for (const socket of this.sockets) socket.destroy();
     await closed;
+    await this.importExport.close();
     this.registry.flushConnectionStates();
     await this.eventLog.close();
     this.db.close();
