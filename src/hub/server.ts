@@ -18,7 +18,14 @@ import { MqttGateway } from './device-gateway/mqtt-gateway.js';
 import { MethodTopics } from './device-gateway/method-topics.js';
 import { DirectMethods } from './methods/direct-methods.js';
 import { methodRoutes } from './service-api/method-routes.js';
-import { queryRoutes } from './service-api/query-routes.js';
+import { queryRoutes, twinQuerySource } from './service-api/query-routes.js';
+import { twinIdentity } from './service-api/twin-routes.js';
+import { configurationRoutes } from './service-api/configuration-routes.js';
+import { ConfigurationStore } from './store/configuration-store.js';
+import { Configurations } from './configurations/configurations.js';
+import { ImportExportJobs } from './import-export/import-export-jobs.js';
+import { ImportExportJobStore } from './store/import-export-job-store.js';
+import { importExportRoutes } from './service-api/import-export-routes.js';
 import { MAX_PACKET_BYTES } from './device-gateway/frame-guard.js';
 import { TwinTopics } from './device-gateway/twin-topics.js';
 import { TwinStore } from './store/twin-store.js';
@@ -77,6 +84,8 @@ export class LocalHub {
   readonly hostName: string;
   readonly registry: Registry;
   readonly twins: Twins;
+  readonly configurations: Configurations;
+  readonly importExport: ImportExportJobs;
   readonly auth: Authenticator;
   readonly mqtt: MqttGateway;
   readonly methods: DirectMethods;
@@ -108,13 +117,21 @@ export class LocalHub {
     this.registry = new Registry(identities);
     const persistentSessions = new SessionStore(db);
     this.mqtt = new MqttGateway(this.auth, persistentSessions, throttle, log);
-    this.twins = new Twins(new TwinStore(db));
+    const configurationStore = new ConfigurationStore(db);
+    this.twins = new Twins(new TwinStore(db), { configurationsOf: (key) => configurationStore.statusesOf(key) });
 
     // Twins live and die with their identity, in the registry's own transaction.
     this.registry.on('created', (key) => this.twins.create(key)).on('deleted', (key) => this.twins.remove(key));
     // A re-created identity starts with no session, as on IoT Hub.
     this.registry.on('deleted', (key) => persistentSessions.delete(key.deviceId, key.moduleId));
     this.mqtt.use(new TwinTopics(this.twins, this.mqtt, log));
+
+    // Automatic configurations follow every twin: a new one, a changed one (tags, reported), a deleted one.
+    const twinSource = twinQuerySource(this.registry, this.twins);
+    this.configurations = new Configurations(configurationStore, this.twins, twinSource,
+      (key) => ({ ...this.twins.toDocument(key, twinIdentity(this.registry.get(key.deviceId, key.moduleId))) }), log);
+    this.registry.on('created', (key) => this.configurations.reconcile(key)).on('deleted', (key) => configurationStore.deleteTwin(key));
+    this.twins.on('changed', (key) => this.configurations.reconcile(key));
 
     // A deleted, disabled or re-keyed identity loses its connections, live or connecting, inside the registry's
     // change (before it is acknowledged); a disabled device takes its modules along.
@@ -137,10 +154,14 @@ export class LocalHub {
     this.eventLog = new EventLog(new EventStore(db), { log });
     this.mqtt.use(new TelemetryTopics(this.eventLog, this.registry, throttle));
 
+    this.importExport = new ImportExportJobs(new ImportExportJobStore(db), this.registry, this.twins, twinIdentity, log);
+
     const router = new Router().add(
       ...registryRoutes(this.registry),
       ...twinRoutes(this.registry, this.twins),
-      ...queryRoutes(this.registry, this.twins),
+      ...queryRoutes(twinSource),
+      ...configurationRoutes(this.configurations, this.registry),
+      ...importExportRoutes(this.importExport),
       ...methodRoutes(this.methods),
     );
     const rest = createHttpHandler(router, this.auth, log, throttle);
@@ -245,6 +266,7 @@ export class LocalHub {
     const closed = Promise.all(this.listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
     for (const socket of this.sockets) socket.destroy();
     await closed;
+    await this.importExport.close();
     this.registry.flushConnectionStates();
     await this.eventLog.close();
     this.db.close();

@@ -63,3 +63,13 @@ export function executeQuery(text: string, source: QuerySource, options: QueryOp
 function* matching(twins: Iterable<TwinDocument>, filter: (doc: unknown) => boolean): Iterable<TwinDocument> {
   for (const twin of twins) if (filter(twin)) yield twin;
 }
+
+/** How many rows a query returns over all its pages: what a configuration's metric reports. */
+export function countRows(text: string, source: QuerySource): number {
+  const { from, filter, projection, top } = compileQuery(text);
+  const twins = matching(from === 'devices' ? source.devices() : source.modules(), filter);
+  let rows = 0;
+  if (projection.kind === 'aggregate') rows = projection.aggregate(twins).length;
+  else for (const _ of twins) rows++;
+  return Math.min(rows, top ?? Infinity);
+}

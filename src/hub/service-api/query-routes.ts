@@ -7,15 +7,19 @@ import type { TwinKey } from '../twins/twin-state.js';
 import { twinIdentity } from './twin-routes.js';
 import type { Route } from './router.js';
 
-/** Twin queries over HTTPS, as azure-iothub's Registry.createQuery pages through them. */
-export function queryRoutes(registry: Registry, twins: Twins): Route[] {
+/** The twins as the query language reads them: every device twin, or every module twin, as a document. */
+export function twinQuerySource(registry: Registry, twins: Twins): QuerySource {
   const identityOf = (key: TwinKey) => twinIdentity(registry.get(key.deviceId, key.moduleId));
   // The twins' documents are plain JSON objects; the query side reads them as records.
   type Documents = ReturnType<QuerySource['devices']>;
-  const source: QuerySource = {
+  return {
     devices: () => twins.allDocuments('devices', identityOf) as unknown as Documents,
     modules: () => twins.allDocuments('modules', identityOf) as unknown as Documents,
   };
+}
+
+/** Twin queries over HTTPS, as azure-iothub's Registry.createQuery pages through them. */
+export function queryRoutes(source: QuerySource): Route[] {
   return [
     {
       method: 'POST', path: '/devices/query', right: ['RegistryRead', 'ServiceConnect'],

@@ -1,5 +1,6 @@
 import type { JsonObject } from './json.js';
 import type { TwinKey, TwinState } from './twin-state.js';
+import type { TwinConfigurations } from '../configurations/configuration.js';
 
 /** The identity fields a twin document shows, as the registry knows them. */
 export interface TwinIdentity {
@@ -37,6 +38,8 @@ export interface TwinDocument {
   tags?: JsonObject;
   properties: { desired: SectionDocument; reported: SectionDocument };
   capabilities?: { iotEdge: boolean };
+  /** The automatic configurations that target the twin; absent when none does. */
+  configurations?: TwinConfigurations;
 }
 
 /**
@@ -52,7 +55,7 @@ export interface DeviceTwinView {
  * Builds the twin document. Like IoT Hub, a twin without tags shows no `tags` member; keys come in
  * IoT Hub's order, so documents read like the real ones.
  */
-export function twinDocument(key: TwinKey, state: TwinState, identity: TwinIdentity): TwinDocument {
+export function twinDocument(key: TwinKey, state: TwinState, identity: TwinIdentity, configurations?: TwinConfigurations): TwinDocument {
   return {
     deviceId: key.deviceId,
     ...(key.moduleId ? { moduleId: key.moduleId } : {}),
@@ -74,6 +77,7 @@ export function twinDocument(key: TwinKey, state: TwinState, identity: TwinIdent
       reported: { ...state.reported, $metadata: state.reportedMetadata, $version: state.reportedVersion },
     },
     ...(identity.capabilities ? { capabilities: identity.capabilities } : {}),
+    ...(configurations ? { configurations } : {}),
   };
 }
 

@@ -3,6 +3,7 @@ import { hubErrors } from '../errors.js';
 import type { TwinKind, TwinStore } from '../store/twin-store.js';
 import { deviceTwinView, twinDocument, type DeviceTwinView, type TwinDocument, type TwinIdentity } from './document.js';
 import { isJsonObject, type JsonObject } from './json.js';
+import type { TwinConfigurations } from '../configurations/configuration.js';
 import { checkSectionSize, twinLimits, validateSection } from './limits.js';
 import { mergePatch } from './merge-patch.js';
 import { stampMetadata } from './metadata.js';
@@ -23,6 +24,8 @@ export interface TwinEvents {
 export interface TwinsOptions {
   /** The clock for `$lastUpdated`. */
   now?: () => Date;
+  /** The automatic configurations that target a twin, which its document lists. */
+  configurationsOf?: (key: TwinKey) => TwinConfigurations | undefined;
 }
 
 /**
@@ -36,10 +39,12 @@ export interface TwinsOptions {
  */
 export class Twins extends EventEmitter<TwinEvents> {
   private readonly now: () => Date;
+  private readonly configurationsOf: (key: TwinKey) => TwinConfigurations | undefined;
 
   constructor(private readonly store: TwinStore, options: TwinsOptions = {}) {
     super();
     this.now = options.now ?? (() => new Date());
+    this.configurationsOf = options.configurationsOf ?? (() => undefined);
   }
 
   /** A fresh twin for a new identity (replacing any twin left under that key). */
@@ -57,6 +62,10 @@ export class Twins extends EventEmitter<TwinEvents> {
 
   get(key: TwinKey): TwinState {
     return this.store.get(key) ?? notFound(key);
+  }
+
+  find(key: TwinKey): TwinState | undefined {
+    return this.store.get(key);
   }
 
   /**
@@ -102,12 +111,12 @@ export class Twins extends EventEmitter<TwinEvents> {
   }
 
   toDocument(key: TwinKey, identity: TwinIdentity): TwinDocument {
-    return twinDocument(key, this.get(key), identity);
+    return twinDocument(key, this.get(key), identity, this.configurationsOf(key));
   }
 
   /** Every device twin, or every module twin, as a document: the query language's collections. */
   *allDocuments(kind: TwinKind, identityOf: (key: TwinKey) => TwinIdentity): IterableIterator<TwinDocument> {
-    for (const { key, state } of this.store.entries(kind)) yield twinDocument(key, state, identityOf(key));
+    for (const { key, state } of this.store.entries(kind)) yield twinDocument(key, state, identityOf(key), this.configurationsOf(key));
   }
 
   count(kind: TwinKind): number {
