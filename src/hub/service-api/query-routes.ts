@@ -18,7 +18,7 @@ export function queryRoutes(registry: Registry, twins: Twins): Route[] {
   };
   return [
     {
-      method: 'POST', path: '/devices/query', right: ['RegistryRead', 'ServiceConnect'],
+      operation: 'Query_GetTwins', method: 'POST', path: '/devices/query', right: ['RegistryRead', 'ServiceConnect'],
       handle: ({ headers, body }) => {
         const text = (body as { query?: unknown } | undefined)?.query;
         if (typeof text !== 'string' || !text.trim()) throw hubErrors.argumentInvalid('The body must be {"query": "<query text>"}');
