@@ -101,19 +101,22 @@ export class LocalHub {
     this.log = log;
     const identities = new IdentityStore(db);
     this.auth = new Authenticator(hostName, identities);
-    this.registry = new Registry(identities);
     const persistentSessions = new SessionStore(db);
-    this.mqtt = new MqttGateway(this.auth, persistentSessions, throttle, log);
     this.twins = new Twins(new TwinStore(db));
-
-    // Twins live and die with their identity, in the registry's own transaction.
-    this.registry.on('created', (key) => this.twins.create(key)).on('deleted', (key) => this.twins.remove(key));
-    // A re-created identity starts with no session, as on IoT Hub.
-    this.registry.on('deleted', (key) => persistentSessions.delete(key.deviceId, key.moduleId));
+    // Twins live and die with their identity, in the registry's own transaction; a re-created identity
+    // starts with no session, as on IoT Hub.
+    this.registry = new Registry(identities, {
+      created: (key) => this.twins.create(key),
+      deleted: (key) => {
+        this.twins.remove(key);
+        persistentSessions.delete(key.deviceId, key.moduleId);
+      },
+    });
+    this.mqtt = new MqttGateway(this.auth, persistentSessions, throttle, log);
     this.mqtt.use(new TwinTopics(this.twins, this.mqtt, log));
 
-    // A deleted, disabled or re-keyed identity loses its connections, live or connecting, inside the registry's
-    // change (before it is acknowledged); a disabled device takes its modules along.
+    // A deleted, disabled or re-keyed identity loses its connections, live or connecting, as soon as the
+    // registry's change commits (before it is acknowledged); a disabled device takes its modules along.
     const revoke = (why: string, withModules = false) => (key: IdentityKey) => {
       const ended = this.mqtt.revoke(key, { withModules });
       if (ended > 0) log.info('auth', `Closed ${ended} connection(s) of ${key.moduleId ? `${key.deviceId}/${key.moduleId}` : key.deviceId}: ${why}`);
