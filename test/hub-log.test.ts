@@ -36,7 +36,7 @@ describe('hub log at debug level', () => {
     assert.ok(logged(/debug rest: Devices_UpdateTwin: PATCH \/twins\/log-dev\S* 200 /));
     assert.ok(logged(/debug rest: Query_GetTwins: POST \/devices\/query\S* 200 /));
     // A failed request is also an info line with its error code; the debug line carries its status.
-    assert.ok(logged(/info  rest: Devices_InvokeMethod: POST \/twins\/log-dev\/methods\S*: 404 DeviceNotOnline /));
+    assert.ok(logged(/info +rest: Devices_InvokeMethod: POST \/twins\/log-dev\/methods\S*: 404 DeviceNotOnline /));
     assert.ok(logged(/debug rest: Devices_InvokeMethod: POST \/twins\/log-dev\/methods\S* 404 /));
   });
 
@@ -47,17 +47,17 @@ describe('hub log at debug level', () => {
       await waitFor(/debug mqtt: log-dev connected: CONNACK 0 \(clean session\)/);
       assert.deepEqual(await subscribe(client, ['$iothub/twin/res/#', 'devices/other/messages/devicebound/#'], 1), [1, 128]);
       assert.ok(logged(/debug mqtt: log-dev subscribed to '\$iothub\/twin\/res\/#': SUBACK 1/));
-      assert.ok(logged(/info  mqtt: refused the subscription of log-dev to 'devices\/other\/messages\/devicebound\/#': SUBACK 128, /));
+      assert.ok(logged(/info +mqtt: refused the subscription of log-dev to 'devices\/other\/messages\/devicebound\/#': SUBACK 128, /));
     } finally {
       client.end(true);
     }
 
     const expired = deviceToken({ deviceId: 'log-dev' }, deviceKey, { ttlSeconds: -60 });
     assert.equal(await rawConnect(t.hub, { deviceId: 'log-dev' }, expired), 5);
-    assert.ok(logged(/info  mqtt: refused the connection of log-dev: CONNACK 5, the SAS token has expired/));
+    assert.ok(logged(/info +mqtt: refused the connection of log-dev: CONNACK 5, the SAS token has expired/));
     const wrongKey = deviceToken({ deviceId: 'log-dev' }, Buffer.alloc(32, 1).toString('base64'));
     assert.equal(await rawConnect(t.hub, { deviceId: 'log-dev' }, wrongKey), 5);
-    assert.ok(logged(/info  mqtt: refused the connection of log-dev: CONNACK 5, the SAS token's signature does not match/));
+    assert.ok(logged(/info +mqtt: refused the connection of log-dev: CONNACK 5, the SAS token's signature does not match/));
   });
 
   test('Event Hubs endpoint: put-token on $cbs and each link attach; a bad token is refused at info', async () => {
@@ -78,7 +78,7 @@ describe('hub log at debug level', () => {
     } finally {
       await bad.close();
     }
-    assert.ok(logged(/info  amqp: refused a put-token on \$cbs for '[^']*' from [^ ]+: 401 /));
+    assert.ok(logged(/info +amqp: refused a put-token on \$cbs for '[^']*' from [^ ]+: 401 /));
   });
 
   test('no line holds a key or a signature', () => {
