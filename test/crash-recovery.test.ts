@@ -9,7 +9,7 @@ import { parseConnection, type ServiceConnection } from '../src/clients/connecti
 import { CliProcess } from './helpers/cli.js';
 import { tempDir } from './helpers/hub.js';
 import { deviceToken, rawConnect, subscribe } from './helpers/mqtt.js';
-import { collect, consumer } from './events-support.js';
+import { collect, consumer } from './helpers/events.js';
 
 const RUN_BEFORE_KILL_MS = 2000;
 

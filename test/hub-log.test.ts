@@ -5,7 +5,7 @@ import { createRegistry, createServiceClient } from '../src/clients/service-clie
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import { deviceToken, rawConnect, subscribe } from './helpers/mqtt.js';
 import { until } from './helpers/devices.js';
-import { consumer } from './events-support.js';
+import { consumer } from './helpers/events.js';
 
 // `hub start --log-level debug`: one line per REST request (operation, method, path, status, time,
 // tracking id), each MQTT connect and subscribe with its CONNACK or SUBACK code and why, each CBS
