@@ -7,6 +7,7 @@ import { Authenticator } from '../../src/hub/auth/authenticator.js';
 import { Registry } from '../../src/hub/registry/registry.js';
 import { MqttGateway } from '../../src/hub/device-gateway/mqtt-gateway.js';
 import { createLog } from '../../src/hub/log.js';
+import { connackOf } from './mqtt.js';
 
 export interface MemoryGateway {
   gateway: MqttGateway;
@@ -43,14 +44,7 @@ export async function memoryGateway(): Promise<MemoryGateway> {
       gateway.handle(hubSide);
       const client = new mqtt.MqttClient(() => clientSide, { clientId, username, password, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 10_000 });
       clients.push(client);
-      return new Promise((resolve, reject) => {
-        client.once('connect', () => resolve(client));
-        client.once('error', (err: Error & { code?: number }) => {
-          client.end(true);
-          if (typeof err.code === 'number') resolve(err.code);
-          else reject(err);
-        });
-      });
+      return connackOf(client);
     },
     async close() {
       for (const client of clients) client.end(true);
