@@ -66,7 +66,7 @@ export class Db {
     const queued = this.committed.length;
     if (outermost) this.turns?.hubEnter();
     try {
-      this.connection.exec(outermost ? 'BEGIN IMMEDIATE' : `SAVEPOINT ${savepoint}`);
+      this.exec(outermost ? 'BEGIN IMMEDIATE' : `SAVEPOINT ${savepoint}`);
     } catch (err) {
       if (outermost) this.turns?.hubLeave();
       throw err;
@@ -75,7 +75,7 @@ export class Db {
     let result: T;
     try {
       result = fn();
-      this.connection.exec(outermost ? 'COMMIT' : `RELEASE ${savepoint}`);
+      this.exec(outermost ? 'COMMIT' : `RELEASE ${savepoint}`);
     } catch (err) {
       this.committed.length = queued; // what the undone writes announced does not happen
       // A failed COMMIT may have ended the transaction already (SQLite rolls back on some errors).
