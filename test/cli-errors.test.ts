@@ -8,7 +8,7 @@ import { startTestHub, tempDir, type TestHub } from './helpers/hub.js';
 import { registerIdentity } from './helpers/devices.js';
 import { createRegistry } from '../src/clients/service-clients.js';
 import { createDeviceClient, type DeviceClient } from '../src/clients/device-clients.js';
-import { Throttle, type Operation } from '../src/hub/throttling.js';
+import { Throttle, type ThrottleKind } from '../src/hub/throttling.js';
 
 // README's "Errors and exit codes" table, row by row, across every command each row applies to,
 // with the CLI as a subprocess. The hubs run in this process and are announced to the CLI by a
@@ -388,7 +388,7 @@ describe('errors and exit codes: against a hub', () => {
 
   test('hub busy (exit 8): throttled past the retries, for every command that calls the service or connects as a device', async () => {
     const throttle = new Throttle('s1', () => 0);
-    for (const operation of ['registry', 'twinRead', 'twinUpdate', 'methods', 'queries', 'connect'] satisfies Operation[]) while (throttle.allow(operation));
+    for (const kind of ['registry', 'twinRead', 'twinUpdate', 'methods', 'queries', 'connect'] satisfies ThrottleKind[]) while (throttle.allow(kind));
     const busy = await startTestHub({ throttle });
     const busyHome = homeFor(busy);
     const message = /the hub is busy \(.*\); try again shortly\. \(gave up after 6 attempts\)$/m;

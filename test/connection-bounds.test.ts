@@ -15,8 +15,8 @@ import { deviceConnectionString, parseConnection } from '../src/clients/connecti
 import { unauthenticatedBound } from '../src/hub/unauthenticated-connections.js';
 import { EVENT_HUB_NAME } from '../src/hub/server.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
-import { open, putToken } from './amqp-support.js';
-import { collect, consumer, eventually, within } from './events-support.js';
+import { open, putToken } from './helpers/amqp.js';
+import { collect, consumer, eventually, within } from './helpers/events.js';
 
 // What anyone may do to the hub's listeners before authenticating: connect and say nothing. Each
 // such connection is closed within its listener's bound, and together they are bounded below the

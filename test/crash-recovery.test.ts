@@ -9,7 +9,8 @@ import { parseConnection, type ServiceConnection } from '../src/clients/connecti
 import { CliProcess } from './helpers/cli.js';
 import { tempDir } from './helpers/hub.js';
 import { deviceToken, rawConnect, subscribe } from './helpers/mqtt.js';
-import { collect, consumer } from './events-support.js';
+import { collect, consumer } from './helpers/events.js';
+import { until } from './helpers/devices.js';
 
 const RUN_BEFORE_KILL_MS = 2000;
 
@@ -25,9 +26,8 @@ async function startHub(home: string, dataDir: string): Promise<{ process: CliPr
   };
 }
 
-/** QoS 1 telemetry, 20 in flight; resolves with the `n` of every message whose PUBACK arrived before the connection died. */
-async function sendUntilKilled(client: mqtt.MqttClient): Promise<number[]> {
-  const acked: number[] = [];
+/** QoS 1 telemetry, 20 in flight; `acked` gets the `n` of every message whose PUBACK arrived before the connection died. */
+async function sendUntilKilled(client: mqtt.MqttClient, acked: number[]): Promise<number[]> {
   // mqtt.js keeps a publish without its PUBACK for a reconnect that never comes: stop at the close.
   const died = new Promise<boolean>((resolve) => client.once('close', () => resolve(false)));
   const lane = async (first: number) => {
@@ -42,10 +42,9 @@ async function sendUntilKilled(client: mqtt.MqttClient): Promise<number[]> {
   return acked;
 }
 
-/** Reported patches over raw MQTT; resolves with the highest `n` whose 204 arrived before the connection died. */
-async function reportUntilKilled(client: mqtt.MqttClient): Promise<number> {
+/** Reported patches over raw MQTT; `progress.acked` is the highest `n` whose 204 arrived before the connection died. */
+async function reportUntilKilled(client: mqtt.MqttClient, progress: { acked: number }): Promise<number> {
   await subscribe(client, ['$iothub/twin/res/#']);
-  let acked = 0;
   for (let n = 1; ; n++) {
     const ok = await new Promise<boolean>((resolve) => {
       const onMessage = (topic: string) => {
@@ -58,8 +57,8 @@ async function reportUntilKilled(client: mqtt.MqttClient): Promise<number> {
       client.on('message', onMessage).once('close', onClose);
       client.publish(`$iothub/twin/PATCH/properties/reported/?$rid=${n}`, JSON.stringify({ n }));
     });
-    if (!ok) return acked;
-    acked = n;
+    if (!ok) return progress.acked;
+    progress.acked = n;
   }
 }
 
@@ -93,9 +92,14 @@ test('kill -9 mid-stream: every acknowledged identity, desired patch, reported p
       }
     };
     const writers = [writer(0), writer(1), writer(2)];
-    const reporting = reportUntilKilled(reporter);
-    const sending = sendUntilKilled(sender);
+    const reported = { acked: 0 };
+    const sentSoFar: number[] = [];
+    const reporting = reportUntilKilled(reporter, reported);
+    const sending = sendUntilKilled(sender, sentSoFar);
 
+    // Mid-stream: once every kind of write has been acknowledged (a busy machine may take a while), and a moment more.
+    await until(() => created.length > 0 && desired.size > 0 && reported.acked > 0 && sentSoFar.length > 0,
+      'every kind of write has been acknowledged once', 60_000);
     await new Promise((r) => setTimeout(r, RUN_BEFORE_KILL_MS));
     killed = true;
     hub.process.child.kill('SIGKILL');

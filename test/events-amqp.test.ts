@@ -3,8 +3,8 @@ import { once } from 'node:events';
 import { connect as tcpConnect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { Connection } from 'rhea';
-import { consumer, hubName, key, keyName, startTestHub, telemetry, within, type TestHub } from './events-support.js';
-import { audience, eventually, open, partitionAddress, putToken, reader, sasToken } from './amqp-support.js';
+import { consumer, hubName, key, keyName, startTestHub, telemetry, within, type TestHub } from './helpers/events.js';
+import { audience, eventually, open, partitionAddress, putToken, reader, sasToken } from './helpers/amqp.js';
 
 // The endpoint at the AMQP level, with a bare rhea client: what the SDK never does on its own
 // (withholding credit, skipping $cbs, sending, vanishing mid-stream) but a hub must handle.

@@ -6,8 +6,8 @@ import { latestEventPosition } from '@azure/event-hubs';
 import type { TokenCredential } from '@azure/core-auth';
 import type { Connection, EventContext, Receiver, Sender } from 'rhea';
 import { AmqpFrameGuard } from '../src/hub/events/amqp-frame-guard.js';
-import { audience, eventually, open, partitionAddress, putToken, reader, sasToken } from './amqp-support.js';
-import { collect, consumer, errorCodes, hubName, startTestHub, telemetry, within, type TestHub } from './events-support.js';
+import { audience, eventually, open, partitionAddress, putToken, reader, sasToken } from './helpers/amqp.js';
+import { collect, consumer, errorCodes, hubName, startTestHub, telemetry, within, type TestHub } from './helpers/events.js';
 
 // The bounds of the Event Hub-compatible endpoint: frame sizes checked at the header, silent
 // connections closed, tokens that expire, and Event Hubs' five readers per partition and consumer group.

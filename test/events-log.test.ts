@@ -9,7 +9,7 @@ import { parseSelector } from '../src/hub/events/event-position.js';
 import { HubError } from '../src/hub/errors.js';
 import { openDatabase } from '../src/hub/store/database.js';
 import { EventStore } from '../src/hub/store/event-store.js';
-import { telemetry } from './events-support.js';
+import { telemetry } from './helpers/events.js';
 
 // The event log and its store without the network: partitioning, stamps, positions, atomicity,
 // durability of an acknowledged append.

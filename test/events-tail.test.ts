@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { EventLog } from '../src/hub/events/event-log.js';
 import { openDatabase } from '../src/hub/store/database.js';
 import { EventStore } from '../src/hub/store/event-store.js';
-import { telemetry } from './events-support.js';
+import { telemetry } from './helpers/events.js';
 import { liveMemory } from './helpers/memory.js';
 
 // The event log's in-memory tail is bounded in bytes as well as in events; readers behind it read

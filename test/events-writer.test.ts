@@ -6,7 +6,7 @@ import { describe, test } from 'node:test';
 import { EventLog, type D2CMessage } from '../src/hub/events/event-log.js';
 import { openDatabase } from '../src/hub/store/database.js';
 import { EventStore } from '../src/hub/store/event-store.js';
-import { telemetry } from './events-support.js';
+import { telemetry } from './helpers/events.js';
 import { startTestHub, tempDir } from './helpers/hub.js';
 
 // The event log's commits: on a worker thread for a database file, in-thread for ':memory:'. Both

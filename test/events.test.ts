@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { earliestEventPosition, latestEventPosition, type ReceivedEventData } from '@azure/event-hubs';
-import { consumer, collect, errorCodes, eventually, hubName, startTestHub, telemetry, within, type Collected, type TestHub } from './events-support.js';
+import { consumer, collect, errorCodes, eventually, hubName, startTestHub, telemetry, within, type Collected, type TestHub } from './helpers/events.js';
 
 const hour = 60 * 60 * 1000;
 

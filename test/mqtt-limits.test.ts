@@ -10,7 +10,7 @@ import { startTestHub, type TestHub } from './helpers/hub.js';
 import { deviceToken, rawConnect, subscribe } from './helpers/mqtt.js';
 import { until } from './helpers/devices.js';
 import { liveMemory } from './helpers/memory.js';
-import { collect, consumer } from './events-support.js';
+import { collect, consumer } from './helpers/events.js';
 
 // What one MQTT client can make the hub hold or spend: retained messages, QoS 2 state, the bytes
 // queued for a client that does not read, and the event loop under a flood of requests.

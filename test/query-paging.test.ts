@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, test } from 'node:test';
 import { HubError } from '../src/hub/errors.js';
 import { executeQuery, type QueryPage, type TwinDocument } from '../src/hub/query/index.js';
-import { fleet } from './query-fixtures.js';
+import { fleet } from './helpers/query-fixtures.js';
 
 const { devices, source } = fleet(300);
 
@@ -31,13 +31,13 @@ function assertArgumentInvalid(fn: () => unknown, message: string | RegExp): voi
 }
 
 describe('query paging', () => {
-  it('returns 100 results per page unless told otherwise', () => {
+  test('returns 100 results per page unless told otherwise', () => {
     const first = executeQuery('SELECT * FROM devices', source);
     assert.equal(first.items.length, 100);
     assert.equal(typeof first.continuationToken, 'string');
   });
 
-  it('collects every match exactly once, in order, through the continuation tokens', () => {
+  test('collects every match exactly once, in order, through the continuation tokens', () => {
     const text = "SELECT deviceId FROM devices WHERE connectionState = 'Connected' AND tags.location.region != 'APAC'";
     const expected = devices
       .filter((d) => d.connectionState === 'Connected' && ['US', 'EU'].includes((d.tags as { location?: { region: string } }).location?.region ?? ''))
@@ -49,7 +49,7 @@ describe('query paging', () => {
     assert.equal(all.at(-1)!.continuationToken, undefined);
   });
 
-  it('gives no token after a last page that happens to be full', () => {
+  test('gives no token after a last page that happens to be full', () => {
     const all = pages("SELECT * FROM devices WHERE STARTSWITH(deviceId, 'device-001')", 5);
     assert.deepEqual(
       all.map((p) => p.items.length),
@@ -58,7 +58,7 @@ describe('query paging', () => {
     assert.equal(all[1].continuationToken, undefined);
   });
 
-  it('pages aggregate results computed over the whole set', () => {
+  test('pages aggregate results computed over the whole set', () => {
     const all = pages('SELECT deviceId, COUNT() AS n FROM devices GROUP BY deviceId', 50);
     assert.equal(all.length, 6);
     const rows = all.flatMap((p) => p.items) as TwinDocument[];
@@ -69,14 +69,14 @@ describe('query paging', () => {
     assert.ok(rows.every((r) => r.n === 1));
   });
 
-  it('lets a client change the page size between pages', () => {
+  test('lets a client change the page size between pages', () => {
     const text = 'SELECT deviceId FROM devices';
     const first = executeQuery(text, source, { pageSize: 10 });
     const second = executeQuery(text, source, { pageSize: 3, continuationToken: first.continuationToken });
     assert.deepEqual(second.items, [{ deviceId: 'device-0010' }, { deviceId: 'device-0011' }, { deviceId: 'device-0012' }]);
   });
 
-  it('rejects a continuation token from another query', () => {
+  test('rejects a continuation token from another query', () => {
     const { continuationToken } = executeQuery("SELECT * FROM devices WHERE status = 'enabled'", source, { pageSize: 10 });
     assert.ok(continuationToken);
     assertArgumentInvalid(
@@ -85,7 +85,7 @@ describe('query paging', () => {
     );
   });
 
-  it('rejects a continuation token that is not one', () => {
+  test('rejects a continuation token that is not one', () => {
     const forged = Buffer.from(JSON.stringify({ o: -5, q: 'x' })).toString('base64url');
     for (const continuationToken of ['not a token!', 'e30', forged]) {
       assertArgumentInvalid(
@@ -95,7 +95,7 @@ describe('query paging', () => {
     }
   });
 
-  it('takes page sizes from 1 to 1000 only', () => {
+  test('takes page sizes from 1 to 1000 only', () => {
     assert.equal(executeQuery('SELECT * FROM devices', source, { pageSize: 1000 }).items.length, devices.length);
     assert.equal(executeQuery('SELECT * FROM devices', source, { pageSize: 1 }).items.length, 1);
     for (const pageSize of [0, -1, 1001, 2.5, Number.NaN]) {

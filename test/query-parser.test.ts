@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, test } from 'node:test';
 import { HubError } from '../src/hub/errors.js';
 import { executeQuery } from '../src/hub/query/index.js';
 import { MAX_QUERY_NESTING, parseQuery } from '../src/hub/query/parser.js';
@@ -21,7 +21,7 @@ function assertInvalid(text: string, message: string): void {
 const path = (offset: number, ...segments: string[]) => ({ kind: 'path', segments, offset });
 
 describe('query parser', () => {
-  it('parses every clause into the AST', () => {
+  test('parses every clause into the AST', () => {
     const ast = parseQuery(
       "SELECT TOP 5 tags.location.region AS region, COUNT() AS n FROM devices.modules WHERE status = 'enabled' GROUP BY tags.location.region",
     );
@@ -43,7 +43,7 @@ describe('query parser', () => {
     });
   });
 
-  it('binds NOT tighter than AND, and AND tighter than OR', () => {
+  test('binds NOT tighter than AND, and AND tighter than OR', () => {
     const ast = parseQuery('SELECT * FROM devices WHERE a = 1 OR NOT b = 2 AND c = 3');
     const where = ast.where!;
     assert.equal(where.kind, 'logical');
@@ -54,7 +54,7 @@ describe('query parser', () => {
     assert.equal(right?.kind === 'logical' && right.right.kind, 'compare');
   });
 
-  it('binds * tighter than + and arithmetic tighter than comparison', () => {
+  test('binds * tighter than + and arithmetic tighter than comparison', () => {
     const where = parseQuery('SELECT * FROM devices WHERE a + b * 2 > 10').where!;
     assert.equal(where.kind, 'compare');
     const left = where.kind === 'compare' ? where.left : undefined;
@@ -62,14 +62,14 @@ describe('query parser', () => {
     assert.equal(left?.kind === 'arithmetic' && left.right.kind === 'arithmetic' && left.right.op, '*');
   });
 
-  it('reads keywords in any case and <> as !=', () => {
+  test('reads keywords in any case and <> as !=', () => {
     const ast = parseQuery("select * from DEVICES where Status <> 'disabled' group BY status");
     assert.equal(ast.from, 'devices');
     assert.equal(ast.where?.kind === 'compare' && ast.where.op, '!=');
     assert.equal(ast.groupBy.length, 1);
   });
 
-  it('reads string, number, boolean and null literals', () => {
+  test('reads string, number, boolean and null literals', () => {
     const literal = (text: string) => {
       const where = parseQuery(`SELECT * FROM devices WHERE x = ${text}`).where!;
       assert.equal(where.kind, 'compare');
@@ -88,17 +88,17 @@ describe('query parser', () => {
     assert.equal(literal('Null'), null);
   });
 
-  it('reads IN and NIN lists, with negative numbers', () => {
+  test('reads IN and NIN lists, with negative numbers', () => {
     const where = parseQuery("SELECT * FROM devices WHERE x NIN ['a', -3, null, true]").where!;
     assert.deepEqual(where.kind === 'in' && [where.negated, where.list], [true, ['a', -3, null, true]]);
   });
 
-  it('takes [[escaped]] property names, even keywords', () => {
+  test('takes [[escaped]] property names, even keywords', () => {
     const where = parseQuery("SELECT * FROM devices WHERE tags.[[group]].[[my prop]] = 'a'").where!;
     assert.deepEqual(where.kind === 'compare' && where.left, path(28, 'tags', 'group', 'my prop'));
   });
 
-  it('keeps $ in property names ($metadata, $version)', () => {
+  test('keeps $ in property names ($metadata, $version)', () => {
     const where = parseQuery('SELECT * FROM devices WHERE properties.reported.$version > 2').where!;
     assert.deepEqual(where.kind === 'compare' && where.left, path(28, 'properties', 'reported', '$version'));
   });
@@ -129,15 +129,15 @@ describe('query parser', () => {
       ['SELECT * FROM jobs', "Unknown collection 'jobs' at position 15: expected devices or devices.modules"],
       ['SELECT * FROM devices.jobs', "Unknown collection 'devices.jobs' at position 15: expected devices or devices.modules"],
     ];
-    for (const [text, message] of cases) it(text, () => assertInvalid(text, message));
+    for (const [text, message] of cases) test(text, () => assertInvalid(text, message));
   });
 
-  it('rejects a query longer than IoT Hub allows (8192 characters)', () => {
+  test('rejects a query longer than IoT Hub allows (8192 characters)', () => {
     const text = `SELECT * FROM devices WHERE deviceId = '${'x'.repeat(8192)}'`;
     assertInvalid(text, `Query is ${text.length} characters long; the maximum is 8192`);
   });
 
-  it('rejects a number literal that no JSON number can hold', () => {
+  test('rejects a number literal that no JSON number can hold', () => {
     assertInvalid('SELECT * FROM devices WHERE x = 1e400', "Syntax error at position 33 near '1e400': number out of range");
   });
 });
@@ -153,7 +153,7 @@ describe('query nesting bound', () => {
     'function calls': (n) => `${'IS_DEFINED('.repeat(n)}tags.a${')'.repeat(n)}`,
   };
   for (const [what, nest] of Object.entries(nests)) {
-    it(`evaluates ${what} nested ${MAX_QUERY_NESTING} deep and refuses one level more with a 400, not a stack overflow`, () => {
+    test(`evaluates ${what} nested ${MAX_QUERY_NESTING} deep and refuses one level more with a 400, not a stack overflow`, () => {
       assert.equal(MAX_QUERY_NESTING % 2, 0, 'the NOT and minus cases expect an even bound');
       assert.ok(matches(where + nest(MAX_QUERY_NESTING)));
       assert.throws(() => parseQuery(where + nest(MAX_QUERY_NESTING + 1)), (e: unknown) => {
@@ -165,7 +165,7 @@ describe('query nesting bound', () => {
     });
   }
 
-  it('evaluates chains as long as 8192 characters allow: they do not nest', () => {
+  test('evaluates chains as long as 8192 characters allow: they do not nest', () => {
     const longest = (unit: string, last: string) => where + unit.repeat(Math.floor((8192 - where.length - last.length) / unit.length)) + last;
     assert.ok(matches(longest('tags.b = 1 OR ', 'tags.a = 1')));
     assert.ok(matches(longest('tags.a = 1 AND ', 'tags.a = 1')));

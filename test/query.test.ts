@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, test } from 'node:test';
 import { HubError } from '../src/hub/errors.js';
 import { executeQuery, type QuerySource, type TwinDocument } from '../src/hub/query/index.js';
-import { fleet } from './query-fixtures.js';
+import { fleet } from './helpers/query-fixtures.js';
 
 const { devices, modules, source } = fleet(300);
 
@@ -48,13 +48,13 @@ function assertHubError(fn: () => unknown, errorCode: number, message: string | 
 }
 
 describe('query filters', () => {
-  it('SELECT * FROM devices returns every twin unchanged', () => {
+  test('SELECT * FROM devices returns every twin unchanged', () => {
     const all = runAll('SELECT * FROM devices');
     assert.equal(all.length, devices.length);
     assert.equal(all[42], devices[42]);
   });
 
-  it('compares strings, numbers, booleans and null', () => {
+  test('compares strings, numbers, booleans and null', () => {
     expectMatches("tags.location.region = 'US'", (d) => get(d, 'tags.location.region') === 'US');
     expectMatches('properties.reported.temperature > 30.5', (d) => (get(d, 'properties.reported.temperature') as number) > 30.5);
     expectMatches('properties.reported.temperature >= 30.5', (d) => (get(d, 'properties.reported.temperature') as number) >= 30.5);
@@ -68,7 +68,7 @@ describe('query filters', () => {
     expectMatches('cloudToDeviceMessageCount = 0x3', (d) => d.cloudToDeviceMessageCount === 3);
   });
 
-  it('orders ISO date strings by string comparison', () => {
+  test('orders ISO date strings by string comparison', () => {
     const reboot = (d: TwinDocument) => get(d, 'properties.reported.rebootTime') as string | undefined;
     expectMatches("properties.reported.rebootTime > '2024-01-05'", (d) => reboot(d) !== undefined && reboot(d)! > '2024-01-05');
     expectMatches(
@@ -77,7 +77,7 @@ describe('query filters', () => {
     );
   });
 
-  it('never matches values of different types: no coercion, not even for != or <', () => {
+  test('never matches values of different types: no coercion, not even for != or <', () => {
     const floor = (d: TwinDocument) => get(d, 'tags.floor');
     expectMatches('tags.floor = 3', (d) => floor(d) === 3);
     expectMatches("tags.floor = '3'", (d) => floor(d) === '3');
@@ -89,19 +89,19 @@ describe('query filters', () => {
     assert.deepEqual(runAll('SELECT * FROM devices WHERE properties.reported.maintenance = 1'), []);
   });
 
-  it('treats a condition on a missing property as false, under NOT too', () => {
+  test('treats a condition on a missing property as false, under NOT too', () => {
     const region = (d: TwinDocument) => get(d, 'tags.location.region');
     expectMatches("tags.location.region != 'US'", (d) => region(d) !== undefined && region(d) !== 'US');
     expectMatches("NOT (tags.location.region = 'US')", (d) => region(d) !== undefined && region(d) !== 'US');
     assert.deepEqual(runAll("SELECT * FROM devices WHERE tags.nothing.here = 'x' OR tags.nothing.here != 'x'"), []);
   });
 
-  it('matches only where the condition is exactly true', () => {
+  test('matches only where the condition is exactly true', () => {
     expectMatches('properties.reported.maintenance', (d) => get(d, 'properties.reported.maintenance') === true);
     assert.deepEqual(runAll('SELECT * FROM devices WHERE tags.location.region'), []);
   });
 
-  it('binds NOT before AND before OR, and parentheses override', () => {
+  test('binds NOT before AND before OR, and parentheses override', () => {
     const disabled = (d: TwinDocument) => d.status === 'disabled';
     const connected = (d: TwinDocument) => d.connectionState === 'Connected';
     const us = (d: TwinDocument) => get(d, 'tags.location.region') === 'US';
@@ -120,7 +120,7 @@ describe('query filters', () => {
     );
   });
 
-  it('filters with IN and NIN lists, strictly typed', () => {
+  test('filters with IN and NIN lists, strictly typed', () => {
     const region = (d: TwinDocument) => get(d, 'tags.location.region');
     expectMatches("tags.location.region IN ['US', 'EU']", (d) => region(d) === 'US' || region(d) === 'EU');
     expectMatches("tags.location.region NIN ['US']", (d) => region(d) !== undefined && region(d) !== 'US');
@@ -128,13 +128,13 @@ describe('query filters', () => {
     expectMatches("deviceId IN ['device-0001', 'device-0002', 'nope']", (d) => ['device-0001', 'device-0002'].includes(d.deviceId as string));
   });
 
-  it('IS_DEFINED tells present (even null) from missing', () => {
+  test('IS_DEFINED tells present (even null) from missing', () => {
     expectMatches('IS_DEFINED(properties.reported.rebootTime)', (d) => get(d, 'properties.reported.rebootTime') !== undefined);
     expectMatches('NOT IS_DEFINED(tags.location)', (d) => get(d, 'tags.location') === undefined);
     expectMatches('is_defined(properties.reported.connectivity)', (d) => get(d, 'properties.reported.connectivity') !== undefined);
   });
 
-  it('checks types with IS_NULL, IS_BOOL, IS_NUMBER, IS_STRING, IS_OBJECT and IS_PRIMITIVE', () => {
+  test('checks types with IS_NULL, IS_BOOL, IS_NUMBER, IS_STRING, IS_OBJECT and IS_PRIMITIVE', () => {
     const connectivity = (d: TwinDocument) => get(d, 'properties.reported.connectivity');
     expectMatches('IS_NULL(properties.reported.connectivity)', (d) => connectivity(d) === null);
     expectMatches('IS_BOOL(properties.reported.maintenance)', (d) => typeof get(d, 'properties.reported.maintenance') === 'boolean');
@@ -144,7 +144,7 @@ describe('query filters', () => {
     expectMatches('IS_PRIMITIVE(properties.reported.connectivity)', (d) => connectivity(d) === null || typeof connectivity(d) === 'string');
   });
 
-  it('matches strings with STARTSWITH, ENDSWITH and CONTAINS, and nothing that is not a string', () => {
+  test('matches strings with STARTSWITH, ENDSWITH and CONTAINS, and nothing that is not a string', () => {
     const firmware = (d: TwinDocument) => get(d, 'properties.reported.firmware') as string;
     expectMatches("STARTSWITH(deviceId, 'device-01')", (d) => (d.deviceId as string).startsWith('device-01'));
     expectMatches("STARTS_WITH(properties.reported.firmware, 'beta')", (d) => firmware(d).startsWith('beta'));
@@ -154,7 +154,7 @@ describe('query filters', () => {
     expectMatches("NOT CONTAINS(properties.reported.connectivity, 'fi')", (d) => get(d, 'properties.reported.connectivity') === 'wired');
   });
 
-  it('computes arithmetic on numbers only', () => {
+  test('computes arithmetic on numbers only', () => {
     const temperature = (d: TwinDocument) => get(d, 'properties.reported.temperature') as number;
     expectMatches('properties.reported.temperature * 2 - 1 > 60', (d) => temperature(d) * 2 - 1 > 60);
     expectMatches('-properties.reported.temperature < -30', (d) => -temperature(d) < -30);
@@ -162,13 +162,13 @@ describe('query filters', () => {
     assert.deepEqual(runAll("SELECT * FROM devices WHERE tags.floor + 1 = '31'"), []);
   });
 
-  it('matches property names without regard to case, and [[escaped]] names', () => {
+  test('matches property names without regard to case, and [[escaped]] names', () => {
     expectMatches("DeviceId = 'device-0007'", (d) => d.deviceId === 'device-0007');
     expectMatches("TAGS.Location.REGION = 'EU'", (d) => get(d, 'tags.location.region') === 'EU');
     expectMatches("tags.[[group]] = 'blue'", (d) => get(d, 'tags.group') === 'blue');
   });
 
-  it('reads keywords and the collection name in any case, strings in either quote', () => {
+  test('reads keywords and the collection name in any case, strings in either quote', () => {
     const expected = devices.filter((d) => d.status === 'disabled' && d.connectionState === 'Connected').map((d) => d.deviceId);
     assert.ok(expected.length > 0);
     assert.deepEqual(idsOf(runAll(`select * FROM Devices where status = "disabled" And connectionState = 'Connected'`)), expected);
@@ -176,7 +176,7 @@ describe('query filters', () => {
 });
 
 describe('query projections', () => {
-  it('selects fields, named after their last property name unless aliased', () => {
+  test('selects fields, named after their last property name unless aliased', () => {
     assert.deepEqual(
       runAll(
         "SELECT deviceId, tags.location.region, properties.reported.rebootTime AS lastReboot FROM devices WHERE deviceId IN ['device-0004', 'device-0005', 'device-0009']",
@@ -189,26 +189,26 @@ describe('query projections', () => {
     );
   });
 
-  it("names an unaliased field with the document's own spelling", () => {
+  test("names an unaliased field with the document's own spelling", () => {
     assert.deepEqual(runAll("SELECT DeviceId, STATUS, properties.reported.$version FROM devices WHERE deviceId = 'device-0004'"), [
       { deviceId: 'device-0004', status: 'enabled', $version: 5 },
     ]);
   });
 
-  it('treats a property holding undefined as missing, as JSON would', () => {
+  test('treats a property holding undefined as missing, as JSON would', () => {
     const twin = { deviceId: 'js-built', moduleId: undefined, tags: { floor: undefined } };
     const jsSource: QuerySource = { devices: () => [twin], modules: () => [] };
     assert.deepEqual(runAll('SELECT deviceId, moduleId, tags.floor FROM devices', jsSource), [{ deviceId: 'js-built' }]);
     assert.deepEqual(runAll('SELECT * FROM devices WHERE IS_DEFINED(tags.floor)', jsSource), []);
   });
 
-  it('selects whole objects', () => {
+  test('selects whole objects', () => {
     assert.deepEqual(runAll("SELECT tags.location AS place, capabilities FROM devices WHERE deviceId = 'device-0010'"), [
       { place: { region: 'EU', plant: 'plant-2' }, capabilities: { iotEdge: true } },
     ]);
   });
 
-  it('rejects two columns with the same name', () => {
+  test('rejects two columns with the same name', () => {
     assertHubError(
       () => executeQuery('SELECT properties.desired.$version, properties.reported.$version FROM devices', source),
       400020,
@@ -220,7 +220,7 @@ describe('query projections', () => {
     );
   });
 
-  it('rejects unknown functions, wrong argument counts and ungrouped fields beside aggregates', () => {
+  test('rejects unknown functions, wrong argument counts and ungrouped fields beside aggregates', () => {
     assertHubError(() => executeQuery('SELECT * FROM devices WHERE LOWER(deviceId) = 1', source), 400020, "Unknown function 'LOWER' at position 29");
     assertHubError(
       () => executeQuery("SELECT * FROM devices WHERE STARTSWITH(deviceId)", source),
@@ -239,7 +239,7 @@ describe('query projections', () => {
 describe('query aggregates', () => {
   const count = (predicate: (d: TwinDocument) => boolean) => devices.filter(predicate).length;
 
-  it('counts with COUNT(), named $1 without an alias', () => {
+  test('counts with COUNT(), named $1 without an alias', () => {
     assert.deepEqual(runAll('SELECT COUNT() AS total FROM devices'), [{ total: devices.length }]);
     const disabled = count((d) => d.status === 'disabled');
     assert.ok(disabled > 0 && disabled < devices.length);
@@ -247,7 +247,7 @@ describe('query aggregates', () => {
     assert.deepEqual(runAll("SELECT COUNT() AS n FROM devices WHERE deviceId = 'none'"), [{ n: 0 }]);
   });
 
-  it('groups by one field, with a row for twins that lack it', () => {
+  test('groups by one field, with a row for twins that lack it', () => {
     const expected = new Map<unknown, number>();
     for (const d of devices) {
       const region = get(d, 'tags.location.region');
@@ -258,7 +258,7 @@ describe('query aggregates', () => {
     assert.deepEqual(runAll('SELECT tags.location.region AS region, COUNT() AS n FROM devices GROUP BY tags.location.region'), rows);
   });
 
-  it('groups by several fields, after WHERE', () => {
+  test('groups by several fields, after WHERE', () => {
     const expected = new Map<string, { status: unknown; connectionState: unknown; $1: number }>();
     // A string floor is neither 0 nor "not 0": those twins drop out.
     for (const d of devices.filter((d) => typeof get(d, 'tags.floor') === 'number' && get(d, 'tags.floor') !== 0)) {
@@ -274,13 +274,13 @@ describe('query aggregates', () => {
     );
   });
 
-  it('groups without an aggregate, and keeps the SELECT order of columns', () => {
+  test('groups without an aggregate, and keeps the SELECT order of columns', () => {
     assert.deepEqual(runAll('SELECT status FROM devices GROUP BY status'), [{ status: 'disabled' }, { status: 'enabled' }]);
     const [first] = runAll('SELECT COUNT() AS n, status FROM devices GROUP BY status') as TwinDocument[];
     assert.deepEqual(Object.keys(first), ['n', 'status']);
   });
 
-  it('sums, averages and finds extremes over the numbers among the values', () => {
+  test('sums, averages and finds extremes over the numbers among the values', () => {
     const eu = devices.filter((d) => get(d, 'tags.location.region') === 'EU');
     const temperatures = eu.map((d) => get(d, 'properties.reported.temperature') as number);
     const floors = devices.map((d) => get(d, 'tags.floor')).filter((f): f is number => typeof f === 'number');
@@ -299,13 +299,13 @@ describe('query aggregates', () => {
 });
 
 describe('module twin queries', () => {
-  it('FROM devices.modules returns module twins only', () => {
+  test('FROM devices.modules returns module twins only', () => {
     const all = runAll('SELECT * FROM devices.modules') as TwinDocument[];
     assert.equal(all.length, modules.length);
     assert.ok(all.every((m) => typeof m.moduleId === 'string'));
   });
 
-  it('filters module twins by reported properties and device', () => {
+  test('filters module twins by reported properties and device', () => {
     const ids = ['device-0000', 'device-0001', 'device-0002', 'device-0010'];
     const expected = modules
       .filter((m) => get(m, 'properties.reported.status') === 'scanning' && ids.includes(m.deviceId as string))
@@ -319,7 +319,7 @@ describe('module twin queries', () => {
     );
   });
 
-  it('counts module twins per module id', () => {
+  test('counts module twins per module id', () => {
     assert.deepEqual(runAll('SELECT moduleId, COUNT() AS n FROM devices.modules GROUP BY moduleId'), [
       { moduleId: 'sensor', n: 90 },
       { moduleId: 'edgeAgent', n: 30 },
@@ -328,7 +328,7 @@ describe('module twin queries', () => {
 });
 
 describe('SELECT TOP', () => {
-  it('returns at most n results, across pages', () => {
+  test('returns at most n results, across pages', () => {
     const enabled = devices.filter((d) => d.status === 'enabled').map((d) => ({ deviceId: d.deviceId }));
     assert.deepEqual(runAll("SELECT TOP 5 deviceId FROM devices WHERE status = 'enabled'"), enabled.slice(0, 5));
     const pages: number[] = [];
@@ -348,7 +348,7 @@ describe('SELECT TOP', () => {
 
 describe('query performance', () => {
   // How fast is the bench's business, not a test's: this checks the answers over a fleet that pages.
-  it('answers over a few thousand twins as the plain JavaScript oracle does', () => {
+  test('answers over a few thousand twins as the plain JavaScript oracle does', () => {
     const big = fleet(3000);
     const inRegion = runAll("SELECT * FROM devices WHERE tags.location.region IN ['US', 'EU'] AND properties.reported.temperature > 20", big.source);
     const expected = big.devices.filter((d) => ['US', 'EU'].includes(get(d, 'tags.location.region') as string) && (get(d, 'properties.reported.temperature') as number) > 20);

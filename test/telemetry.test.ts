@@ -1,14 +1,14 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import mqtt from 'mqtt';
+import type mqtt from 'mqtt';
 import deviceSdk from 'azure-iot-device';
 import { earliestEventPosition, latestEventPosition, type ReceivedEventData } from '@azure/event-hubs';
-import { createSasToken } from '../src/hub/auth/sas-token.js';
+import { deviceToken, rawConnect } from './helpers/mqtt.js';
 import { EVENT_HUB_NAME } from '../src/hub/server.js';
 import { parseConnection } from '../src/clients/connection-string.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import { openDevice, registerIdentity } from './helpers/devices.js';
-import { collect, consumer, within } from './events-support.js';
+import { collect, consumer, within } from './helpers/events.js';
 
 // Device-to-cloud messages end to end: devices publish over MQTT (raw mqtt at QoS 1, and the SDK),
 // the official Event Hubs client reads them from the hub's Event Hub-compatible endpoint.
@@ -19,17 +19,10 @@ function deviceKey(connectionString: string): string {
   return parseConnection('device', connectionString).key;
 }
 
-function rawClient(t: TestHub, deviceId: string, key: string): Promise<mqtt.MqttClient> {
-  const options = {
-    protocol: 'mqtts', host: '127.0.0.1', port: t.hub.port, ca: t.hub.tls.ca, servername: 'localhost',
-    clientId: deviceId, username: `localhost/${deviceId}/?api-version=2021-04-12`,
-    password: createSasToken(`localhost/devices/${deviceId}`, key, undefined, 600), protocolVersion: 4, reconnectPeriod: 0,
-  } as mqtt.IClientOptions;
-  const client = mqtt.connect(options);
-  return within(WAIT_MS, `${deviceId} connecting`, new Promise((resolve, reject) => {
-    client.once('connect', () => resolve(client));
-    client.once('error', reject);
-  }));
+async function rawClient(t: TestHub, deviceId: string, key: string): Promise<mqtt.MqttClient> {
+  const client = await within(WAIT_MS, `${deviceId} connecting`, rawConnect(t.hub, { deviceId }, deviceToken({ deviceId }, key)));
+  if (typeof client === 'number') throw new Error(`${deviceId}: connect refused with CONNACK ${client}`);
+  return client;
 }
 
 /** Resolves on the PUBACK. */

@@ -8,7 +8,7 @@ import { BUILT_IN_POLICIES, grants, type Right } from '../src/hub/auth/policies.
 import { EVENT_HUB_NAME } from '../src/hub/server.js';
 import { restCall, startTestHub, type TestHub } from './helpers/hub.js';
 import { rawConnect, type RawIdentity } from './helpers/mqtt.js';
-import { within } from './events-support.js';
+import { within } from './helpers/events.js';
 
 // Every SAS token reaches only what lies under its resource URI (sr), by whole path segments, on every
 // endpoint: REST, MQTT, and CBS on the Event Hub-compatible endpoint. Each shared access policy is tried

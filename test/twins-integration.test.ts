@@ -1,11 +1,11 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import mqtt from 'mqtt';
+import type mqtt from 'mqtt';
 import { createRegistry, restApiClient } from '../src/clients/service-clients.js';
 import type { DeviceConnection, ServiceConnection } from '../src/clients/connection-string.js';
 import { createDeviceClient, type DeviceClient, type DeviceProtocol } from '../src/clients/device-clients.js';
 import { identityConnection } from '../src/clients/identity-connection.js';
-import { createSasToken } from '../src/hub/auth/sas-token.js';
+import { deviceToken, rawConnect, subscribe } from './helpers/mqtt.js';
 import { receiveTwinPatch, type DesiredPatch } from '../src/apps/receive-twin-patch.js';
 import { updateModuleTwin } from '../src/apps/update-module-twin.js';
 import { updateReported } from '../src/apps/update-reported.js';
@@ -233,21 +233,10 @@ describe('twins end to end: azure-iothub over REST, azure-iot-device over MQTT',
   describe('raw MQTT: what a device may reach', () => {
     let keys: Record<string, string>;
 
-    function rawClient(deviceId: string): Promise<mqtt.MqttClient> {
-      const password = createSasToken(`localhost/devices/${deviceId}`, keys[deviceId], undefined, 600);
-      const options = {
-        protocol: 'mqtts', host: '127.0.0.1', port: t.hub.port, ca: t.hub.tls.ca, servername: 'localhost',
-        clientId: deviceId, username: `localhost/${deviceId}/?api-version=2021-04-12`, password, protocolVersion: 4, reconnectPeriod: 0,
-      } as mqtt.IClientOptions;
-      const client = mqtt.connect(options);
-      return new Promise((resolve, reject) => {
-        client.once('connect', () => resolve(client));
-        client.once('error', reject);
-      });
-    }
-
-    function subscribe(client: mqtt.MqttClient, filters: string[]): Promise<number[]> {
-      return new Promise((resolve, reject) => client.subscribe(filters, { qos: 0 }, (err, granted) => (err ? reject(err) : resolve(granted.map((g) => g.qos)))));
+    async function rawClient(deviceId: string): Promise<mqtt.MqttClient> {
+      const client = await rawConnect(t.hub, { deviceId }, deviceToken({ deviceId }, keys[deviceId]));
+      if (typeof client === 'number') throw new Error(`${deviceId}: connect refused with CONNACK ${client}`);
+      return client;
     }
 
     function request(client: mqtt.MqttClient, topic: string, payload: string): Promise<{ topic: string; body: any }> {

@@ -1,4 +1,4 @@
-import { describe, it } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { HubError } from '../src/hub/errors.js';
 import type { JsonObject } from '../src/hub/twins/json.js';
@@ -31,39 +31,39 @@ describe('twin key rules', () => {
     ['a\u0085b', 'control character'],
     ['', 'empty'],
   ]) {
-    it(`rejects the key ${JSON.stringify(key)}, naming it, at the top and nested`, () => {
+    test(`rejects the key ${JSON.stringify(key)}, naming it, at the top and nested`, () => {
       rejects(() => validateSection('properties.desired', { [key!]: 1 }), `'${key}'`);
       rejects(() => validateSection('tags', { outer: { [key!]: 1 } }), problem!);
     });
   }
 
-  it('accepts keys up to 1 KB of UTF-8 and rejects longer ones', () => {
+  test('accepts keys up to 1 KB of UTF-8 and rejects longer ones', () => {
     validateSection('tags', { ['k'.repeat(1024)]: 1 });
     validateSection('tags', { ['é'.repeat(512)]: 1 }); // 1024 bytes
     rejects(() => validateSection('tags', { ['k'.repeat(1025)]: 1 }), '1024 bytes');
     rejects(() => validateSection('tags', { ['é'.repeat(513)]: 1 }), '1024 bytes');
   });
 
-  it('checks keys inside arrays of objects too', () => {
+  test('checks keys inside arrays of objects too', () => {
     rejects(() => validateSection('properties.reported', { list: [{ ok: 1 }, { 'no.dot': 1 }] }), "'no.dot'");
   });
 });
 
 describe('twin value rules', () => {
-  it('accepts strings up to 4 KB of UTF-8 and rejects longer ones, in arrays too', () => {
+  test('accepts strings up to 4 KB of UTF-8 and rejects longer ones, in arrays too', () => {
     validateSection('tags', { s: 'x'.repeat(4096) });
     rejects(() => validateSection('tags', { s: 'x'.repeat(4097) }), 'tags.s');
     rejects(() => validateSection('tags', { s: '€'.repeat(1366) }), '4096 bytes'); // 4098 bytes
     rejects(() => validateSection('tags', { list: ['ok', 'x'.repeat(4097)] }), 'tags.list[1]');
   });
 
-  it('accepts integers within IoT Hub range and rejects those beyond it', () => {
+  test('accepts integers within IoT Hub range and rejects those beyond it', () => {
     validateSection('tags', { min: twinLimits.minInteger, max: twinLimits.maxInteger, f: 1e15 + 0.5 });
     rejects(() => validateSection('tags', { n: twinLimits.maxInteger + 1 }), 'tags.n');
     rejects(() => validateSection('tags', { n: twinLimits.minInteger - 1 }), 'tags.n');
   });
 
-  it('rejects numbers JSON cannot carry (1e400 parses as Infinity) and text that is not well-formed Unicode', () => {
+  test('rejects numbers JSON cannot carry (1e400 parses as Infinity) and text that is not well-formed Unicode', () => {
     rejects(() => validateSection('properties.reported', JSON.parse('{"n":1e400}')), 'properties.reported.n: the number is out of the range');
     rejects(() => validateSection('tags', { list: [1, -Infinity] }), 'tags.list[1]');
     rejects(() => validateSection('tags', JSON.parse('{"s":"a\\ud800"}')), 'tags.s: the string is not well-formed Unicode');
@@ -71,31 +71,31 @@ describe('twin value rules', () => {
     validateSection('tags', { emoji: '\u{1F600}', ['\u{1F600}']: 1 }); // a surrogate pair is one character
   });
 
-  it('rejects values that are not JSON', () => {
+  test('rejects values that are not JSON', () => {
     rejects(() => validateSection('tags', { f: (() => 1) as unknown as JsonObject['x'] }), 'not a JSON value');
   });
 });
 
 describe('twin depth rule', () => {
-  it('accepts the docs example: objects down to level 10, the last one holding a leaf', () => {
+  test('accepts the docs example: objects down to level 10, the last one holding a leaf', () => {
     validateSection('tags', nested(10, { property: 'value' }));
     validateSection('tags', nested(10, [1, 2]));
   });
 
-  it('rejects an object or an array at level 11', () => {
+  test('rejects an object or an array at level 11', () => {
     rejects(() => validateSection('tags', nested(10, { a: { b: 1 } })), 'tags.l1.l2.l3.l4.l5.l6.l7.l8.l9.l10.a:');
     rejects(() => validateSection('tags', nested(10, { a: {} })), 'nested at most 10');
     rejects(() => validateSection('tags', nested(10, { a: [] })), 'nested at most 10');
   });
 
-  it('counts an array as a level', () => {
+  test('counts an array as a level', () => {
     validateSection('tags', nested(9, [{ leaf: 1 }]));
     rejects(() => validateSection('tags', nested(10, [{ leaf: 1 }])), 'nested at most 10');
   });
 });
 
 describe('twin section size', () => {
-  it('counts keys as UTF-8, strings without control characters, numbers 8, booleans 4, nested sums', () => {
+  test('counts keys as UTF-8, strings without control characters, numbers 8, booleans 4, nested sums', () => {
     assert.equal(sectionSize({}), 0);
     assert.equal(sectionSize({ ab: 'xyz' }), 5);
     assert.equal(sectionSize({ ab: 'x\u0001\u0002y' }), 4);
@@ -105,7 +105,7 @@ describe('twin section size', () => {
     assert.equal(sectionSize({ l: [1, 'ab', true, null, { k: 'v' }] }), 1 + 8 + 2 + 4 + 4 + 2);
   });
 
-  it('accepts a section at the limit and rejects one byte more, naming section and limit', () => {
+  test('accepts a section at the limit and rejects one byte more, naming section and limit', () => {
     const atLimit = { k: 'x'.repeat(8191) };
     checkSectionSize('tags', atLimit, twinLimits.tagsBytes);
     assert.throws(

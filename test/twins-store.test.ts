@@ -1,4 +1,4 @@
-import { after, describe, it } from 'node:test';
+import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,13 +29,13 @@ function written(state: TwinState): TwinState {
 }
 
 describe('twin state basics', () => {
-  it('encodes etags as IoT Hub does: base64 of a 64-bit big-endian counter', () => {
+  test('encodes etags as IoT Hub does: base64 of a 64-bit big-endian counter', () => {
     assert.equal(etagFor(1), 'AAAAAAAAAAE=');
     assert.equal(etagFor(7), 'AAAAAAAAAAc=');
     assert.equal(etagFor(256), 'AAAAAAAAAQA=');
   });
 
-  it('starts a twin with empty sections, versions at 1 and root $metadata', () => {
+  test('starts a twin with empty sections, versions at 1 and root $metadata', () => {
     assert.deepEqual(newTwinState(created), {
       tags: {},
       desired: {},
@@ -54,7 +54,7 @@ describe('twin store', () => {
   const dir = mkdtempSync(join(tmpdir(), 'twins-store-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('keeps every field of a twin across a reopen of the same file', () => {
+  test('keeps every field of a twin across a reopen of the same file', () => {
     const file = join(dir, 'hub.db');
     const state = written(newTwinState(created));
     const db = openDatabase(file);
@@ -68,7 +68,7 @@ describe('twin store', () => {
     assert.equal(reopened.get({ deviceId: 'dev2' }), undefined);
   });
 
-  it('tells device twins from module twins with the same device id', () => {
+  test('tells device twins from module twins with the same device id', () => {
     const store = memoryStore();
     store.put({ deviceId: 'dev1' }, newTwinState(created));
     assert.equal(store.get({ deviceId: 'dev1', moduleId: 'mod1' }), undefined);
@@ -77,7 +77,7 @@ describe('twin store', () => {
     assert.equal(store.get({ deviceId: 'dev1', moduleId: 'mod1' })!.version, 9);
   });
 
-  it('overwrites a twin on put', () => {
+  test('overwrites a twin on put', () => {
     const store = memoryStore();
     store.put({ deviceId: 'dev1' }, written(newTwinState(created)));
     store.put({ deviceId: 'dev1' }, newTwinState(created));
@@ -85,7 +85,7 @@ describe('twin store', () => {
     assert.equal(store.count('devices'), 1);
   });
 
-  it('updates in one transaction: the change is stored, a throwing change stores nothing', () => {
+  test('updates in one transaction: the change is stored, a throwing change stores nothing', () => {
     const store = memoryStore();
     const key = { deviceId: 'dev1' };
     store.put(key, newTwinState(created));
@@ -101,7 +101,7 @@ describe('twin store', () => {
     assert.equal(store.update({ deviceId: 'nope' }, (current) => current), undefined);
   });
 
-  it('deletes one twin, or a device twin with all its module twins', () => {
+  test('deletes one twin, or a device twin with all its module twins', () => {
     const store = memoryStore();
     for (const key of [{ deviceId: 'a' }, { deviceId: 'a', moduleId: 'm1' }, { deviceId: 'a', moduleId: 'm2' }, { deviceId: 'b' }, { deviceId: 'b', moduleId: 'm1' }]) {
       store.put(key, newTwinState(created));
@@ -116,7 +116,7 @@ describe('twin store', () => {
     assert.deepEqual([...store.entries('modules')].map((e) => e.key), [{ deviceId: 'b', moduleId: 'm1' }]);
   });
 
-  it('walks all device twins and all module twins in key order, across pages, and counts them', () => {
+  test('walks all device twins and all module twins in key order, across pages, and counts them', () => {
     const store = memoryStore();
     const devices = Array.from({ length: 600 }, (_, i) => `dev${String(i).padStart(4, '0')}`);
     for (const deviceId of [...devices].reverse()) {
@@ -132,7 +132,7 @@ describe('twin store', () => {
     assert.equal(store.count('modules'), 1800);
   });
 
-  it('lets the caller write between pages of a walk', () => {
+  test('lets the caller write between pages of a walk', () => {
     const store = memoryStore();
     for (let i = 0; i < 300; i++) store.put({ deviceId: `d${String(i).padStart(3, '0')}` }, newTwinState(created));
     let seen = 0;

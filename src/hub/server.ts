@@ -114,27 +114,31 @@ export class LocalHub {
     this.log = log;
     const identities = new IdentityStore(db);
     this.auth = new Authenticator(hostName, identities);
-    this.registry = new Registry(identities);
     const persistentSessions = new SessionStore(db);
-    this.mqtt = new MqttGateway(this.auth, persistentSessions, throttle, log);
     const configurationStore = new ConfigurationStore(db);
     this.twins = new Twins(new TwinStore(db), { configurationsOf: (key) => configurationStore.statusesOf(key) });
-
-    // Twins live and die with their identity, in the registry's own transaction.
-    this.registry.on('created', (key) => this.twins.create(key)).on('deleted', (key) => this.twins.remove(key));
-    // A re-created identity starts with no session, as on IoT Hub.
-    this.registry.on('deleted', (key) => persistentSessions.delete(key.deviceId, key.moduleId));
+    // Twins live and die with their identity, in the registry's own transaction; a re-created identity
+    // starts with no session and no configuration statuses, as on IoT Hub.
+    this.registry = new Registry(identities, {
+      created: (key) => this.twins.create(key),
+      deleted: (key) => {
+        this.twins.remove(key);
+        persistentSessions.delete(key.deviceId, key.moduleId);
+        configurationStore.deleteTwin(key);
+      },
+    });
+    this.mqtt = new MqttGateway(this.auth, persistentSessions, throttle, log);
     this.mqtt.use(new TwinTopics(this.twins, this.mqtt, log));
 
-    // Automatic configurations follow every twin: a new one, a changed one (tags, reported), a deleted one.
+    // Automatic configurations follow every twin: a new one, a changed one (tags, reported).
     const twinSource = twinQuerySource(this.registry, this.twins);
     this.configurations = new Configurations(configurationStore, this.twins, twinSource,
       (key) => ({ ...this.twins.toDocument(key, twinIdentity(this.registry.get(key.deviceId, key.moduleId))) }), log);
-    this.registry.on('created', (key) => this.configurations.reconcile(key)).on('deleted', (key) => configurationStore.deleteTwin(key));
+    this.registry.on('created', (key) => this.configurations.reconcile(key));
     this.twins.on('changed', (key) => this.configurations.reconcile(key));
 
-    // A deleted, disabled or re-keyed identity loses its connections, live or connecting, inside the registry's
-    // change (before it is acknowledged); a disabled device takes its modules along.
+    // A deleted, disabled or re-keyed identity loses its connections, live or connecting, as soon as the
+    // registry's change commits (before it is acknowledged); a disabled device takes its modules along.
     const revoke = (why: string, withModules = false) => (key: IdentityKey) => {
       const ended = this.mqtt.revoke(key, { withModules });
       if (ended > 0) log.info('auth', `Closed ${ended} connection(s) of ${key.moduleId ? `${key.deviceId}/${key.moduleId}` : key.deviceId}: ${why}`);

@@ -5,7 +5,7 @@
  * MQTT) and the client is expected to back off and retry.
  */
 export type Tier = 's1' | 's2' | 's3';
-export type Operation = 'registry' | 'connect' | 'd2c' | 'twinRead' | 'twinUpdate' | 'methods' | 'queries';
+export type ThrottleKind = 'registry' | 'connect' | 'd2c' | 'twinRead' | 'twinUpdate' | 'methods' | 'queries';
 
 export const TIERS: readonly Tier[] = ['s1', 's2', 's3'];
 
@@ -13,7 +13,7 @@ export const TIERS: readonly Tier[] = ['s1', 's2', 's3'];
  * Operations per second for one unit, from the docs' table (S1 and Free share their row). Direct
  * methods are metered in 4 KB units of payload: 160, 480 and 24,576 KB/s are 40, 120 and 6,144 meters/s.
  */
-const RATES: Record<Tier, Record<Operation, number>> = {
+const RATES: Record<Tier, Record<ThrottleKind, number>> = {
   s1: { registry: 100 / 60, connect: 100, d2c: 100, twinRead: 100, twinUpdate: 50, methods: 40, queries: 20 / 60 },
   s2: { registry: 100 / 60, connect: 120, d2c: 120, twinRead: 100, twinUpdate: 50, methods: 120, queries: 20 / 60 },
   s3: { registry: 5000 / 60, connect: 6000, d2c: 6000, twinRead: 500, twinUpdate: 250, methods: 6144, queries: 1000 / 60 },
@@ -48,28 +48,19 @@ class TokenBucket {
 }
 
 export class Throttle {
-  private readonly buckets = new Map<Operation, TokenBucket>();
+  private readonly buckets = new Map<ThrottleKind, TokenBucket>();
 
   constructor(
     readonly tier: Tier,
     now: () => number = Date.now,
   ) {
-    for (const [operation, perSecond] of Object.entries(RATES[tier]) as Array<[Operation, number]>) {
+    for (const [operation, perSecond] of Object.entries(RATES[tier]) as Array<[ThrottleKind, number]>) {
       this.buckets.set(operation, new TokenBucket(perSecond, perSecond * WINDOW_SECONDS, now));
     }
   }
 
-  /** True when the operation may proceed (and counts it, as `meters` units of its throttle). */
-  allow(operation: Operation, meters = 1): boolean {
-    return this.buckets.get(operation)!.take(meters);
+  /** True when an operation of this kind may proceed (and counts it, as `meters` units of its throttle). */
+  allow(kind: ThrottleKind, meters = 1): boolean {
+    return this.buckets.get(kind)!.take(meters);
   }
-}
-
-/** Which throttle a REST call counts against, from its method and path; undefined for calls IoT Hub does not throttle this way. */
-export function restOperation(method: string, path: string): Operation | undefined {
-  if (/^\/twins\/[^/]+(\/modules\/[^/]+)?\/methods\/?$/.test(path)) return 'methods';
-  if (path.startsWith('/twins/')) return method === 'GET' ? 'twinRead' : 'twinUpdate';
-  if (path === '/devices/query') return 'queries';
-  if (path.startsWith('/devices') || path.startsWith('/statistics/')) return 'registry';
-  return undefined;
 }

@@ -74,7 +74,7 @@ export class Dashboard {
       this.live.send('twin', { ...key, version });
       this.devicesChanged();
     });
-    for (const event of ['created', 'deleted', 'disabled', 'rekeyed']) hub.registry.on(event, () => this.devicesChanged());
+    for (const event of ['created', 'deleted', 'disabled', 'rekeyed'] as const) hub.registry.on(event, () => this.devicesChanged());
     hub.mqtt.on('connected', () => this.devicesChanged()).on('disconnected', () => this.devicesChanged());
     this.tick = setInterval(() => {
       if (this.live.size === 0) return;

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { finished, type Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
-import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
+import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
 import type { Authenticator, DeviceAuthFailure } from '../auth/authenticator.js';
 import type { IdentityKey } from '../registry/registry.js';
 import { HubError } from '../errors.js';
@@ -53,24 +53,29 @@ export const MAX_OUTGOING_BYTES = 4 * 1024 * 1024;
  */
 const TURN_BUDGET_MS = 2;
 
-// IoT Hub's CONNACK answers for a refused connect.
-const CONNACK: Record<DeviceAuthFailure | 'badUsername' | 'throttled', AuthenticateError['returnCode']> = {
-  throttled: 3, // server unavailable: IoT Hub's answer when new connections are throttled
-  malformed: 4,
-  badUsername: 4,
-  expired: 5,
-  wrongAudience: 5,
-  badSignature: 5,
-  unknownIdentity: 5,
-  disabled: 5,
+type ConnectRefusal = DeviceAuthFailure | 'badUsername' | 'throttled';
+
+// IoT Hub's CONNACK answers for a refused connect, and why, for the hub's log.
+const CONNACK: Record<ConnectRefusal, { code: AuthenticateError['returnCode']; why: string }> = {
+  throttled: { code: 3, why: "the hub's connect throttle is exhausted" }, // server unavailable: IoT Hub's answer
+  malformed: { code: 4, why: 'the password is not a SAS token' },
+  badUsername: { code: 4, why: 'the client id or the username is not {deviceId}[/{moduleId}] and {hostName}/{clientId}/?api-version=...' },
+  expired: { code: 5, why: 'the SAS token has expired' },
+  wrongAudience: { code: 5, why: "the SAS token's audience (sr) is not this identity" },
+  badSignature: { code: 5, why: "the SAS token's signature does not match the identity's keys" },
+  unknownIdentity: { code: 5, why: 'no such device or module in the registry' },
+  disabled: { code: 5, why: 'the device is disabled' },
 };
+
+/** The SUBACK return code of a refused subscription. */
+const SUBACK_FAILURE = 128;
 
 /**
  * The device side of the hub: aedes with IoT Hub semantics in its hooks. Authentication is the
  * identity's SAS token; a client may only publish and subscribe where a TopicHandler allows it,
  * and nothing a client publishes is routed to other clients: the hub answers each one directly.
  */
-export class MqttGateway extends EventEmitter {
+export class MqttGateway extends EventEmitter<{ connected: [DeviceSession]; disconnected: [DeviceSession]; subscribed: [DeviceSession] }> {
   readonly broker: Aedes;
   /** Each connection's share of the event loop for its publishes. */
   private readonly turns = new TurnBudget<Client>(TURN_BUDGET_MS);
@@ -98,7 +103,7 @@ export class MqttGateway extends EventEmitter {
       connectTimeout: 10_000,
       authenticate: (client, username, password, done) => this.authenticate(client, username, password, done),
       authorizePublish: (client, packet, done) => this.authorizePublish(client, packet, done),
-      authorizeSubscribe: (client, sub, done) => done(null, this.allowedToSubscribe(client, sub.topic) ? sub : null),
+      authorizeSubscribe: (client, sub, done) => done(null, this.authorizeSubscribe(client, sub) ? sub : null),
       // Nothing is forwarded between devices: every topic a device may subscribe to is served by the
       // hub directly, and only what sendTo marks as its own goes out.
       authorizeForward: (_client, packet) => (packet.brokerId === DIRECT ? packet : null),
@@ -124,6 +129,7 @@ export class MqttGateway extends EventEmitter {
       if (client.clean) this.persistentSessions.delete(deviceId, moduleId);
       else for (const filter of this.persistentSessions.filters(deviceId, moduleId)) session.subscriptions.add(filter);
       this.sessions.set(sessionId(session.key), session);
+      if (this.log.enabled('debug')) this.log.debug('mqtt', `${client.id} connected: CONNACK 0 (${client.clean ? 'clean' : 'persistent'} session)`);
       this.emit('connected', session);
     });
     // aedes registers a connect that was closed half-way (revoked between its token check and its
@@ -214,9 +220,11 @@ export class MqttGateway extends EventEmitter {
   }
 
   private authenticate(client: Client, username: string | undefined, password: Buffer | undefined, done: (e: AuthenticateError | null, ok: boolean | null) => void): void {
-    const refuse = (reason: keyof typeof CONNACK) => {
+    const refuse = (reason: ConnectRefusal) => {
+      const { code, why } = CONNACK[reason];
+      this.log.info('mqtt', `refused the connection of ${client.id}: CONNACK ${code}, ${why}`);
       const error = new Error(`Connection refused: ${reason}`) as AuthenticateError;
-      error.returnCode = CONNACK[reason];
+      error.returnCode = code;
       done(error, false);
     };
     if (this.throttle && !this.throttle.allow('connect')) return refuse('throttled');
@@ -282,9 +290,17 @@ export class MqttGateway extends EventEmitter {
     });
   }
 
-  private allowedToSubscribe(client: Client, filter: string): boolean {
+  /** True when a handler serves the filter for this client; the outcome is logged with its SUBACK code. */
+  private authorizeSubscribe(client: Client, { topic: filter, qos }: Subscription): boolean {
     const session = this.liveOrConnecting(client);
-    return !!session && this.handlers.some((h) => h.subscribes(filter, session));
+    if (!session) return false; // its connection is closing: nothing is sent back
+    if (this.handlers.some((h) => h.subscribes(filter, session))) {
+      // The granted QoS, already lowered to at most 1 (grantAtMostQos1).
+      if (this.log.enabled('debug')) this.log.debug('mqtt', `${client.id} subscribed to '${filter}': SUBACK ${qos}`);
+      return true;
+    }
+    this.log.info('mqtt', `refused the subscription of ${client.id} to '${filter}': SUBACK ${SUBACK_FAILURE}, it is not a topic IoT Hub serves to this identity`);
+    return false;
   }
 
   private dropSession(client: Client): void {

@@ -99,7 +99,7 @@ export async function startEventHubEndpoint(options: EventHubEndpointOptions): P
   const closeConnection = (connection: Connection, state: ConnectionState, error: { condition: string; description: string }, logged = false): void => {
     if (state.closing) return;
     state.closing = true;
-    if (!logged) log.info('amqp', `closed the connection from ${state.socket.remoteAddress}:${state.socket.remotePort}: ${error.description}`);
+    if (!logged) log.info('amqp', `closed the connection from ${peer(state)}: ${error.description}`);
     // Nothing more is read from it (rhea would buffer what follows a frame the guard refused).
     state.socket.pause();
     // rhea learns of the end from the socket's error, and stops its timers.
@@ -175,6 +175,15 @@ export async function startEventHubEndpoint(options: EventHubEndpointOptions): P
     }
   }, sweepIntervalMs).unref();
 
+  /** Answers an attach with a detach carrying the error, the way Event Hubs refuses a link. */
+  const refuse = (link: Sender | Receiver, condition: string, description: string): void => {
+    log.info('amqp', `refused the link '${link.name}' to '${linkAddress(link)}': ${condition}, ${description}`);
+    link.close({ condition, description });
+  };
+  const attached = (link: Sender | Receiver): void => {
+    if (log.enabled('debug')) log.debug('amqp', `attached the link '${link.name}' to '${linkAddress(link)}'`);
+  };
+
   // The client's sending links: requests to $cbs and $management.
   container.on('receiver_open', (context: EventContext) => {
     const link = context.receiver as Receiver;
@@ -182,9 +191,16 @@ export async function startEventHubEndpoint(options: EventHubEndpointOptions): P
     const state = states.get(context.connection)!;
     if (address === '$cbs') {
       link.set_target({ address });
+      attached(link);
       link.on('message', (c: EventContext) => {
         const reply = handleCbsRequest(c.message!, verifyToken, state.claims);
-        if (reply.statusCode === 200) authenticated(state);
+        const audience = String(c.message!.application_properties?.name);
+        if (reply.statusCode === 200) {
+          authenticated(state);
+          if (log.enabled('debug')) log.debug('amqp', `put-token on $cbs for '${audience}' from ${peer(state)}: accepted`);
+        } else {
+          log.info('amqp', `refused a put-token on $cbs for '${audience}' from ${peer(state)}: ${reply.statusCode} ${reply.statusDescription}`);
+        }
         sendReply(c.connection, c.message!, reply);
       });
     } else if (address === '$management') {
@@ -193,6 +209,7 @@ export async function startEventHubEndpoint(options: EventHubEndpointOptions): P
         return refuse(link, 'amqp:unauthorized-access', `Unauthorized: put a token for '${path}' on $cbs first.`);
       }
       link.set_target({ address });
+      attached(link);
       state.authorised.set(link, path);
       link.on('receiver_close', () => state.authorised.delete(link));
       link.on('message', (c: EventContext) =>
@@ -210,7 +227,7 @@ export async function startEventHubEndpoint(options: EventHubEndpointOptions): P
     if (address === '$cbs' || address === '$management') {
       link.set_source({ address });
       link.set_target({ address: link.target?.address ?? link.name });
-      return;
+      return attached(link);
     }
     openPartitionReader(link, states.get(context.connection)!);
   });
@@ -263,6 +280,7 @@ export async function startEventHubEndpoint(options: EventHubEndpointOptions): P
     });
     state.senders.add(sender);
     state.authorised.set(link, address);
+    attached(link);
   };
 
   container.on('session_close', (context: EventContext) => closeSessionSenders(states.get(context.connection), context.session!));
@@ -299,9 +317,14 @@ export async function startEventHubEndpoint(options: EventHubEndpointOptions): P
   };
 }
 
-/** Answers an attach with a detach carrying the error, the way Event Hubs refuses a link. */
-function refuse(link: Sender | Receiver, condition: string, description: string): void {
-  link.close({ condition, description });
+/** Where a connection comes from, for the log. */
+function peer(state: ConnectionState): string {
+  return `${state.socket.remoteAddress}:${state.socket.remotePort}`;
+}
+
+/** What a link attaches to: a receiving link's target, a sending link's source. */
+function linkAddress(link: Sender | Receiver): string {
+  return (link.is_sender() ? link.source?.address : link.target?.address) ?? '';
 }
 
 function closeSessionSenders(state: ConnectionState | undefined, session: Session): void {

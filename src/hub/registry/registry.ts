@@ -17,17 +17,39 @@ export function etagOf(record: IdentityRecord): string {
   return Buffer.from(String(record.etagCounter)).toString('base64');
 }
 
+/** What changed in the registry, announced once the change has committed. */
+export interface RegistryEvents {
+  created: [IdentityKey];
+  /** One per identity removed: deleting a device announces its modules too. */
+  deleted: [IdentityKey];
+  disabled: [IdentityKey];
+  rekeyed: [IdentityKey];
+}
+
 /**
- * The identity registry: devices, their modules, keys and status. Emits 'created' and 'deleted'
- * (with an IdentityKey) inside the writing transaction, so that twins are created and removed
- * atomically with their identity; 'disabled' when a device or module is disabled, and 'rekeyed' when its keys change.
+ * What lives and dies with an identity (its twin, its MQTT session): created and removed by explicit
+ * calls inside the registry's own transaction, so that they commit, or roll back, with the identity.
  */
-export class Registry extends EventEmitter {
+export interface IdentityDependents {
+  created(key: IdentityKey): void;
+  deleted(key: IdentityKey): void;
+}
+
+/**
+ * The identity registry: devices, their modules, keys and status. Its dependents are called inside
+ * each write's transaction; its events ('created', 'deleted', 'disabled' when a device or module is
+ * disabled, 'rekeyed' when its keys change) are emitted after the commit, for those who react to a
+ * change (closing connections, refreshing views) and must neither see one that rolls back nor undo it.
+ */
+export class Registry extends EventEmitter<RegistryEvents> {
   /** Connection states to write, the latest per identity. */
   private readonly connectionStates = new Map<string, ConnectionStateChange>();
   private connectionStatesWrite?: NodeJS.Immediate;
 
-  constructor(private readonly store: IdentityStore) {
+  constructor(
+    private readonly store: IdentityStore,
+    private readonly dependents: IdentityDependents,
+  ) {
     super();
   }
 
@@ -79,9 +101,12 @@ export class Registry extends EventEmitter {
       }
       const record = existing ? this.applyUpdate(existing, input) : this.newRecord(key.deviceId, moduleId, input);
       this.store.put(record);
-      if (!existing) this.emit('created', key);
-      else if (existing.status === 'enabled' && record.status === 'disabled') this.emit('disabled', key);
-      else if (existing.primaryKey !== record.primaryKey || existing.secondaryKey !== record.secondaryKey) this.emit('rekeyed', key);
+      if (!existing) this.dependents.created(key);
+      const event = !existing ? 'created'
+        : existing.status === 'enabled' && record.status === 'disabled' ? 'disabled'
+          : existing.primaryKey !== record.primaryKey || existing.secondaryKey !== record.secondaryKey ? 'rekeyed'
+            : undefined;
+      if (event) this.store.afterCommit(() => this.emit(event, key));
       return { record, created: !existing };
     });
   }
@@ -97,7 +122,8 @@ export class Registry extends EventEmitter {
       }
       const removed = moduleId ? [key] : [key, ...this.store.modulesOf(key.deviceId).map((m) => ({ deviceId: m.deviceId, moduleId: m.moduleId }))];
       this.store.delete(key.deviceId, moduleId);
-      for (const k of removed) this.emit('deleted', k);
+      for (const k of removed) this.dependents.deleted(k);
+      this.store.afterCommit(() => removed.forEach((k) => this.emit('deleted', k)));
     });
   }
 

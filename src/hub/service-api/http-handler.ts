@@ -4,42 +4,57 @@ import { HubError, hubErrors } from '../errors.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { Router } from './router.js';
 import type { HubLog } from '../log.js';
-import { METHOD_METER_BYTES, restOperation, type Throttle } from '../throttling.js';
+import { METHOD_METER_BYTES, type Throttle } from '../throttling.js';
+import { throttleOf, type OperationId } from './operations.js';
 import { jsonProblem } from '../json-bounds.js';
 
 /** Request bodies above this are refused before they are buffered (IoT Hub's largest, a twin, is far smaller). */
 const MAX_BODY_BYTES = 1024 * 1024;
 
-/** The REST side of the hub: authenticate, parse, route, and answer errors as IoT Hub does. */
+/**
+ * The REST side of the hub: authenticate, parse, route, and answer errors as IoT Hub does. A failed
+ * request is an info line in the log; at debug level every request is one line (operation, method,
+ * path, status, time taken, tracking id).
+ */
 export function createHttpHandler(router: Router, auth: Authenticator, log: HubLog, throttle?: Throttle) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const trackingId = randomUUID().replace(/-/g, '');
+    const startedMs = performance.now();
+    let operation: OperationId | undefined;
+    let status: number;
     try {
       const url = requestUrl(req.url);
       const found = router.match(req.method ?? 'GET', url.pathname);
       if (found === undefined) throw hubErrors.notFound(`No such resource: ${url.pathname}`);
       if (found === 'method') throw hubErrors.methodNotAllowed(`${req.method} is not allowed on ${url.pathname}`);
+      operation = found.route.operation;
       auth.authorizeService(req.headers.authorization, found.route.right, url.pathname);
-      if (throttle) checkThrottle(throttle, found.route.method, url.pathname, req);
+      if (throttle) checkThrottle(throttle, operation, req);
       const body = await readJsonBody(req);
       const result = await found.route.handle({ params: found.params, query: url.searchParams, headers: req.headers, body });
+      status = result.status;
       send(res, result.status, result.body, { 'iothub-tracking-id': trackingId, ...result.headers });
     } catch (err) {
       const error = err instanceof HubError ? err : hubErrors.serverError('The hub failed to handle the request');
+      status = error.status;
       if (!(err instanceof HubError)) log.error('rest', `${req.method} ${req.url} failed (tracking id ${trackingId}): ${(err as Error)?.stack ?? err}`);
-      else if (log.enabled('info')) log.info('rest', `${req.method} ${req.url}: ${error.status} ${error.code} ${error.message} (tracking id ${trackingId})`);
+      else if (log.enabled('info')) log.info('rest', `${operation ?? 'no operation'}: ${req.method} ${req.url}: ${error.status} ${error.code} ${error.message} (tracking id ${trackingId})`);
       send(res, error.status, error.toBody(trackingId), { 'iothub-errorcode': error.code, 'iothub-tracking-id': trackingId });
+    }
+    if (log.enabled('debug')) {
+      const ms = (performance.now() - startedMs).toFixed(1);
+      log.debug('rest', `${operation ?? 'no operation'}: ${req.method} ${req.url} ${status} ${ms} ms (tracking id ${trackingId})`);
     }
   };
 }
 
-function checkThrottle(throttle: Throttle, method: string, path: string, req: IncomingMessage): void {
-  const operation = restOperation(method, path);
-  if (!operation) return;
+function checkThrottle(throttle: Throttle, operation: OperationId, req: IncomingMessage): void {
+  const kind = throttleOf(operation);
+  if (!kind) return;
   // A direct method's request is metered by its declared size, in started 4 KB units.
-  const meters = operation === 'methods' ? Math.max(1, Math.ceil(Number(req.headers['content-length'] ?? 0) / METHOD_METER_BYTES)) : 1;
-  if (!throttle.allow(operation, meters)) {
-    throw hubErrors.throttled(`The ${throttle.tier.toUpperCase()} throttle for ${operation} operations was exceeded; back off and retry.`);
+  const meters = kind === 'methods' ? Math.max(1, Math.ceil(Number(req.headers['content-length'] ?? 0) / METHOD_METER_BYTES)) : 1;
+  if (!throttle.allow(kind, meters)) {
+    throw hubErrors.throttled(`The ${throttle.tier.toUpperCase()} throttle for ${kind} operations was exceeded (${operation}); back off and retry.`);
   }
 }
 

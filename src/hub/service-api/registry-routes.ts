@@ -38,7 +38,7 @@ function withEtag(record: IdentityRecord, status = 200) {
 export function registryRoutes(registry: Registry): Route[] {
   return [
     {
-      method: 'GET', path: '/devices', right: 'RegistryRead',
+      operation: 'Devices_GetDevices', method: 'GET', path: '/devices', right: 'RegistryRead',
       handle: ({ query }) => {
         const top = query.has('top') ? Number(query.get('top')) : undefined;
         if (top !== undefined && !(Number.isInteger(top) && top > 0 && top <= 1000)) throw hubErrors.argumentInvalid('top must be between 1 and 1000');
@@ -46,44 +46,47 @@ export function registryRoutes(registry: Registry): Route[] {
       },
     },
     {
-      method: 'PUT', path: '/devices/:deviceId', right: 'RegistryWrite',
+      operation: 'Devices_CreateOrUpdateIdentity', method: 'PUT', path: '/devices/:deviceId', right: 'RegistryWrite',
       handle: ({ params, headers, body }) => {
         const key = { deviceId: params.deviceId };
         return withEtag(registry.createOrUpdate(key, parseIdentityInput(body, key), headers['if-match']).record);
       },
     },
-    { method: 'GET', path: '/devices/:deviceId', right: 'RegistryRead', handle: ({ params }) => withEtag(registry.get(params.deviceId)) },
     {
-      method: 'DELETE', path: '/devices/:deviceId', right: 'RegistryWrite',
+      operation: 'Devices_GetIdentity', method: 'GET', path: '/devices/:deviceId', right: 'RegistryRead',
+      handle: ({ params }) => withEtag(registry.get(params.deviceId)),
+    },
+    {
+      operation: 'Devices_DeleteIdentity', method: 'DELETE', path: '/devices/:deviceId', right: 'RegistryWrite',
       handle: ({ params, headers }) => {
         registry.delete({ deviceId: params.deviceId }, headers['if-match']);
         return { status: 204 };
       },
     },
     {
-      method: 'GET', path: '/devices/:deviceId/modules', right: 'RegistryRead',
+      operation: 'Modules_GetModulesOnDevice', method: 'GET', path: '/devices/:deviceId/modules', right: 'RegistryRead',
       handle: ({ params }) => ({ status: 200, body: registry.listModules(params.deviceId).map(identityJson) }),
     },
     {
-      method: 'PUT', path: '/devices/:deviceId/modules/:moduleId', right: 'RegistryWrite',
+      operation: 'Modules_CreateOrUpdateIdentity', method: 'PUT', path: '/devices/:deviceId/modules/:moduleId', right: 'RegistryWrite',
       handle: ({ params, headers, body }) => {
         const key = { deviceId: params.deviceId, moduleId: params.moduleId };
         return withEtag(registry.createOrUpdate(key, parseIdentityInput(body, key), headers['if-match']).record);
       },
     },
     {
-      method: 'GET', path: '/devices/:deviceId/modules/:moduleId', right: 'RegistryRead',
+      operation: 'Modules_GetIdentity', method: 'GET', path: '/devices/:deviceId/modules/:moduleId', right: 'RegistryRead',
       handle: ({ params }) => withEtag(registry.get(params.deviceId, params.moduleId)),
     },
     {
-      method: 'DELETE', path: '/devices/:deviceId/modules/:moduleId', right: 'RegistryWrite',
+      operation: 'Modules_DeleteIdentity', method: 'DELETE', path: '/devices/:deviceId/modules/:moduleId', right: 'RegistryWrite',
       handle: ({ params, headers }) => {
         registry.delete({ deviceId: params.deviceId, moduleId: params.moduleId }, headers['if-match']);
         return { status: 204 };
       },
     },
     {
-      method: 'GET', path: '/statistics/devices', right: 'RegistryRead',
+      operation: 'Statistics_GetDeviceStatistics', method: 'GET', path: '/statistics/devices', right: 'RegistryRead',
       handle: () => {
         const devices = registry.listDevices();
         return {

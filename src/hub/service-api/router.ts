@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Right } from '../auth/policies.js';
 import { hubErrors } from '../errors.js';
+import type { OperationId } from './operations.js';
 
 export interface RequestContext {
   params: Record<string, string>;
@@ -16,6 +17,8 @@ export interface RouteResult {
 }
 
 export interface Route {
+  /** IoT Hub's name for what the route does (its REST operation id). */
+  operation: OperationId;
   method: string;
   /** A path like '/devices/:deviceId/modules/:moduleId'. */
   path: string;

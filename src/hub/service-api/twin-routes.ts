@@ -37,10 +37,14 @@ export function twinRoutes(registry: Registry, twins: Twins): Route[] {
   };
   const ifMatch = (ctx: RequestContext) => ctx.headers['if-match'];
 
-  return ['/twins/:deviceId', '/twins/:deviceId/modules/:moduleId'].flatMap((path): Route[] => [
-    { method: 'GET', path, right: READ, handle: (ctx) => document(keyOf(ctx)) },
+  const paths = [
+    { path: '/twins/:deviceId', of: 'Devices' },
+    { path: '/twins/:deviceId/modules/:moduleId', of: 'Modules' },
+  ] as const;
+  return paths.flatMap(({ path, of }): Route[] => [
+    { operation: `${of}_GetTwin`, method: 'GET', path, right: READ, handle: (ctx) => document(keyOf(ctx)) },
     {
-      method: 'PATCH', path, right: 'ServiceConnect',
+      operation: `${of}_UpdateTwin`, method: 'PATCH', path, right: 'ServiceConnect',
       handle: (ctx) => {
         const key = keyOf(ctx);
         twins.patchFromService(key, ctx.body, ifMatch(ctx));
@@ -48,7 +52,7 @@ export function twinRoutes(registry: Registry, twins: Twins): Route[] {
       },
     },
     {
-      method: 'PUT', path, right: 'ServiceConnect',
+      operation: `${of}_ReplaceTwin`, method: 'PUT', path, right: 'ServiceConnect',
       handle: (ctx) => {
         const key = keyOf(ctx);
         twins.replaceFromService(key, ctx.body, ifMatch(ctx));

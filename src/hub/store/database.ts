@@ -34,6 +34,8 @@ export class Db {
   readonly space: DiskSpace;
   private readonly connection: DatabaseSync;
   private depth = 0;
+  /** What runs once the outermost transaction has committed (see afterCommit). */
+  private committed: Array<() => void> = [];
   /** Set when another connection (the event writer thread's) writes to the same file; see WriteTurns. */
   turns?: WriteTurns;
 
@@ -85,6 +87,7 @@ export class Db {
   transaction<T>(fn: () => T): T {
     const savepoint = `s${this.depth}`;
     const outermost = this.depth === 0;
+    const queued = this.committed.length;
     if (outermost) this.turns?.hubEnter();
     try {
       this.exec(outermost ? 'BEGIN IMMEDIATE' : `SAVEPOINT ${savepoint}`);
@@ -93,11 +96,12 @@ export class Db {
       throw err;
     }
     this.depth++;
+    let result: T;
     try {
-      const result = fn();
+      result = fn();
       this.exec(outermost ? 'COMMIT' : `RELEASE ${savepoint}`);
-      return result;
     } catch (err) {
+      this.committed.length = queued; // what the undone writes announced does not happen
       // A failed COMMIT may have ended the transaction already (SQLite rolls back on some errors).
       if (this.connection.isTransaction) {
         this.connection.exec(outermost ? 'ROLLBACK' : `ROLLBACK TO ${savepoint}; RELEASE ${savepoint}`);
@@ -107,6 +111,23 @@ export class Db {
       this.depth--;
       if (outermost) this.turns?.hubLeave();
     }
+    if (outermost) this.runCommitted();
+    return result;
+  }
+
+  /**
+   * Runs `fn` once the current transaction's outermost COMMIT has succeeded (at once outside a
+   * transaction); never when it rolls back. For notifications about what a transaction wrote.
+   */
+  afterCommit(fn: () => void): void {
+    if (this.depth === 0) fn();
+    else this.committed.push(fn);
+  }
+
+  private runCommitted(): void {
+    const committed = this.committed;
+    this.committed = [];
+    for (const fn of committed) fn();
   }
 
   /**

@@ -129,6 +129,11 @@ export class IdentityStore {
   transaction<T>(fn: () => T): T {
     return this.db.transaction(fn);
   }
+
+  /** Runs `fn` once the current transaction has committed (see Db.afterCommit). */
+  afterCommit(fn: () => void): void {
+    this.db.afterCommit(fn);
+  }
 }
 
 function connectionStateKey(c: ConnectionStateChange): string {

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { once } from 'node:events';
 import rhea, { type Connection, type ConnectionOptions, type EventContext, type Message, type Receiver } from 'rhea';
-import { hubName, key, keyName, within } from './events-support.js';
-export { eventually } from './events-support.js';
+import { hubName, key, keyName, within } from './events.js';
+export { eventually } from './events.js';
 
 // A bare rhea client for the Event Hub-compatible endpoint: what the SDK never does on its own
 // (withholding credit, skipping $cbs, short-lived tokens, sending, vanishing mid-stream).

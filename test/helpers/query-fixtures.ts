@@ -1,7 +1,7 @@
 // A fleet of twin documents shaped like GET /twins/{id} answers, varied by index so that every
 // filter in the query tests selects some twins but not all. Deterministic: no randomness.
 
-import type { QuerySource, TwinDocument } from '../src/hub/query/index.js';
+import type { QuerySource, TwinDocument } from '../../src/hub/query/index.js';
 
 export const REGIONS = ['US', 'EU', 'APAC'];
 export const FIRMWARES = ['1.2.0', '2.0.1', 'beta-2.1'];

@@ -8,11 +8,11 @@ import {
   type ReceivedEventData,
   type SubscribeOptions,
 } from '@azure/event-hubs';
-import { startEventHubEndpoint, type EventHubEndpoint } from '../src/hub/events/amqp-endpoint.js';
-import { EventLog, type D2CMessage, type EventLogOptions } from '../src/hub/events/event-log.js';
-import type { VerifyToken } from '../src/hub/events/cbs.js';
-import { openDatabase, type Db } from '../src/hub/store/database.js';
-import { EventStore } from '../src/hub/store/event-store.js';
+import { startEventHubEndpoint, type EventHubEndpoint } from '../../src/hub/events/amqp-endpoint.js';
+import { EventLog, type D2CMessage, type EventLogOptions } from '../../src/hub/events/event-log.js';
+import type { VerifyToken } from '../../src/hub/events/cbs.js';
+import { openDatabase, type Db } from '../../src/hub/store/database.js';
+import { EventStore } from '../../src/hub/store/event-store.js';
 
 export const hubName = 'tut-hub';
 export const keyName = 'service';

@@ -1,0 +1,44 @@
+import type { ThrottleKind } from '../throttling.js';
+
+/**
+ * IoT Hub's REST operations, named by the operation ids of its service API (those azure-iothub's
+ * generated client is built from), each with the throttle it counts against ("IoT Hub quotas and
+ * throttling"). Every route names its operation; throttling and the request log key off it.
+ */
+export const OPERATIONS = {
+  Devices_GetDevices: { throttle: 'registry' },
+  Devices_GetIdentity: { throttle: 'registry' },
+  Devices_CreateOrUpdateIdentity: { throttle: 'registry' },
+  Devices_DeleteIdentity: { throttle: 'registry' },
+  Modules_GetModulesOnDevice: { throttle: 'registry' },
+  Modules_GetIdentity: { throttle: 'registry' },
+  Modules_CreateOrUpdateIdentity: { throttle: 'registry' },
+  Modules_DeleteIdentity: { throttle: 'registry' },
+  Statistics_GetDeviceStatistics: { throttle: 'registry' },
+  Devices_GetTwin: { throttle: 'twinRead' },
+  Devices_UpdateTwin: { throttle: 'twinUpdate' },
+  Devices_ReplaceTwin: { throttle: 'twinUpdate' },
+  Modules_GetTwin: { throttle: 'twinRead' },
+  Modules_UpdateTwin: { throttle: 'twinUpdate' },
+  Modules_ReplaceTwin: { throttle: 'twinUpdate' },
+  Query_GetTwins: { throttle: 'queries' },
+  Devices_InvokeMethod: { throttle: 'methods' },
+  Modules_InvokeMethod: { throttle: 'methods' },
+  Configuration_GetConfigurations: {},
+  Configuration_Get: {},
+  Configuration_CreateOrUpdate: {},
+  Configuration_Delete: {},
+  Configuration_TestQueries: {},
+  Configuration_ApplyOnEdgeDevice: {},
+  Jobs_CreateImportExportJob: {},
+  Jobs_GetImportExportJobs: {},
+  Jobs_GetImportExportJob: {},
+  Jobs_CancelImportExportJob: {},
+} as const satisfies Record<string, { throttle?: ThrottleKind }>;
+
+export type OperationId = keyof typeof OPERATIONS;
+
+/** The throttle an operation counts against; undefined for one IoT Hub does not throttle this way. */
+export function throttleOf(operation: OperationId): ThrottleKind | undefined {
+  return (OPERATIONS[operation] as { throttle?: ThrottleKind }).throttle;
+}
