@@ -23,6 +23,7 @@ import { TwinStore } from './store/twin-store.js';
 import { SessionStore } from './store/session-store.js';
 import { Twins } from './twins/twin-service.js';
 import { twinRoutes } from './service-api/twin-routes.js';
+import { digitalTwinRoutes } from './service-api/digital-twin-routes.js';
 import { Throttle, type Tier } from './throttling.js';
 import { EventStore } from './store/event-store.js';
 import { EventLog } from './events/event-log.js';
@@ -122,7 +123,7 @@ export class LocalHub {
       .on('deleted', revoke('the identity was deleted'))
       .on('rekeyed', revoke('its keys were changed'))
       .on('disabled', revoke('it was disabled', true));
-    this.mqtt.on('connected', (s) => this.registry.setConnectionState(s.key, true));
+    this.mqtt.on('connected', (s) => this.registry.setConnectionState(s.key, true, s.modelId));
     this.mqtt.on('disconnected', (s) => this.registry.setConnectionState(s.key, false));
 
     const methodTopics = new MethodTopics(this.mqtt);
@@ -138,6 +139,7 @@ export class LocalHub {
       ...twinRoutes(this.registry, this.twins),
       ...queryRoutes(this.registry, this.twins),
       ...methodRoutes(this.methods),
+      ...digitalTwinRoutes(this.registry, this.twins, this.methods),
     );
     const rest = createHttpHandler(router, this.auth, log, throttle);
     this.dashboard = new Dashboard(this, rest);

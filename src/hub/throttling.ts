@@ -68,7 +68,8 @@ export class Throttle {
 /** Which throttle a REST call counts against, from its method and path; undefined for calls IoT Hub does not throttle this way. */
 export function restOperation(method: string, path: string): Operation | undefined {
   if (/^\/twins\/[^/]+(\/modules\/[^/]+)?\/methods\/?$/.test(path)) return 'methods';
-  if (path.startsWith('/twins/')) return method === 'GET' ? 'twinRead' : 'twinUpdate';
+  if (/^\/digitaltwins\/[^/]+(\/components\/[^/]+)?\/commands\/[^/]+\/?$/.test(path)) return 'methods';
+  if (path.startsWith('/twins/') || path.startsWith('/digitaltwins/')) return method === 'GET' ? 'twinRead' : 'twinUpdate';
   if (path === '/devices/query') return 'queries';
   if (path.startsWith('/devices') || path.startsWith('/statistics/')) return 'registry';
   return undefined;
