@@ -20,10 +20,11 @@ import {
 import { ExitCode, ToolkitError } from '../clients/errors.js';
 import { TIERS, type Tier } from '../hub/throttling.js';
 import { LOG_LEVELS, type LogLevel } from '../hub/log.js';
-import { DEFAULT_EVENT_HUB_PORT, DEFAULT_PORT } from '../hub/defaults.js';
+import { DEFAULT_EVENT_HUB_PORT, DEFAULT_PORT, STANDARD_PORTS } from '../hub/defaults.js';
 
 interface StartOptions {
   port: number;
+  standardPorts?: boolean;
   amqpPort: number;
   dataDir: string;
   inMemory?: boolean;
@@ -37,7 +38,8 @@ interface StartOptions {
 const DETACHED_START_TIMEOUT_MS = 60_000;
 const POLL_MS = 100;
 
-const START_EXAMPLES = examples('hub start', 'hub start --in-memory --port 0 --amqp-port 0 --json', 'hub start --data-dir ./hub-data --throttle s1 --log-level debug');
+const START_EXAMPLES = examples('hub start --data-dir ./hub-data --throttle s1 --log-level debug', 'hub start --in-memory --port 0 --amqp-port 0 --json', 'hub start --standard-ports');
+const STANDARD_PORT_LIST = STANDARD_PORTS.map((p) => `${p.port} (${p.serves})`).join(', ');
 
 export function configureHub(hub: Command): void {
   hub
@@ -46,6 +48,7 @@ export function configureHub(hub: Command): void {
     .addHelpText('after', START_EXAMPLES)
     .description('run a local IoT Hub until Ctrl-C (or in the background with --detach); the other commands find it by themselves')
     .option('-p, --port <port>', 'TLS port for REST, MQTT and MQTT over WebSockets (0: any free port)', parseNonNegativeInt('--port'), DEFAULT_PORT)
+    .addOption(new Option('--standard-ports', `listen where IoT Hub does, ${STANDARD_PORT_LIST}, so that any SDK app needs only the CA (ports below 1024 need root or CAP_NET_BIND_SERVICE)`).conflicts('port'))
     .option('--amqp-port <port>', 'plain-AMQP port of the Event Hub-compatible endpoint, where monitor-events reads (0: any free port)', parseNonNegativeInt('--amqp-port'), DEFAULT_EVENT_HUB_PORT)
     .option('--data-dir <dir>', 'where identities, twins, events and the CA are kept (one hub at a time)', join(toolkitHome(), 'hub'))
     .option('--in-memory', 'keep nothing on disk (a throwaway hub)')
@@ -122,7 +125,7 @@ async function startHere(opts: StartOptions, out: Output): Promise<void> {
   const dataDir = opts.inMemory ? null : resolve(opts.dataDir);
   if (opts.logFile) checkLogFile(opts.logFile);
   const log = createLog(opts.logLevel, opts.logFile ? (line) => appendLogLine(opts.logFile!, line) : undefined);
-  const local = await LocalHub.start({ port: opts.port, eventHubPort: opts.amqpPort, dataDir: dataDir ?? undefined, inMemory: opts.inMemory, throttle: opts.throttle, log }).catch(
+  const local = await LocalHub.start({ port: opts.port, standardPorts: opts.standardPorts, eventHubPort: opts.amqpPort, dataDir: dataDir ?? undefined, inMemory: opts.inMemory, throttle: opts.throttle, log }).catch(
     (err: NodeJS.ErrnoException & { port?: number }) => {
       if (err instanceof DataDirInUseError) {
         const holder = err.holder;
@@ -133,10 +136,18 @@ async function startHere(opts: StartOptions, out: Output): Promise<void> {
           ExitCode.unavailable,
         );
       }
-      // Node names the port on a listen error; it tells which of the two listeners failed.
-      const [port, flag] = err.port === opts.amqpPort && opts.amqpPort !== opts.port ? [opts.amqpPort, '--amqp-port'] : [opts.port, '--port'];
-      if (err.code === 'EADDRINUSE') throw new ToolkitError(`port ${port} is in use: stop what runs there, or pick another with ${flag}`, ExitCode.unavailable);
-      if (err.code === 'EACCES') throw new ToolkitError(`port ${port} needs root: pick one above 1023 with ${flag}`, ExitCode.unavailable);
+      // Node names the port on a listen error; it tells which of the listeners failed.
+      const amqp = err.port === opts.amqpPort && opts.amqpPort !== opts.port;
+      const port = amqp ? opts.amqpPort : opts.standardPorts ? err.port : opts.port;
+      const instead = amqp ? 'pick another with --amqp-port' : opts.standardPorts ? 'drop --standard-ports (one port, --port)' : 'pick another with --port';
+      if (err.code === 'EADDRINUSE') throw new ToolkitError(`port ${port} is in use: stop what runs there, or ${instead}`, ExitCode.unavailable);
+      if (err.code === 'EACCES') {
+        throw new ToolkitError(
+          `port ${port} needs privileges: run as root (or in a container), allow low ports with 'sysctl net.ipv4.ip_unprivileged_port_start=${port}', ` +
+            `give node the capability with 'setcap cap_net_bind_service=+ep ${process.execPath}', or ${instead}`,
+          ExitCode.unavailable,
+        );
+      }
       if (err instanceof DataDirError) throw new ToolkitError(err.message, ExitCode.unavailable);
       if (err.code === 'ENOSPC') throw new ToolkitError(`the disk holding ${dataDir} is full: free some space, then start the hub again`, ExitCode.unavailable);
       throw err;
@@ -155,6 +166,7 @@ async function startHere(opts: StartOptions, out: Output): Promise<void> {
     const profile: LocalHubProfile = {
       hostName: local.hostName,
       port: local.port,
+      ...(opts.standardPorts ? { standardPorts: true } : {}),
       eventHubPort: local.eventHubPort,
       caFile: local.tls.caFile ?? writeInMemoryCa(local.tls.ca),
       pid: process.pid,
@@ -196,7 +208,7 @@ async function startDetached(opts: StartOptions, out: Output): Promise<void> {
   const args = [
     process.argv[1], // this CLI's entry point
     'hub', 'start',
-    '--port', String(opts.port),
+    ...(opts.standardPorts ? ['--standard-ports'] : ['--port', String(opts.port)]),
     '--amqp-port', String(opts.amqpPort),
     ...(opts.inMemory ? ['--in-memory'] : ['--data-dir', resolve(opts.dataDir)]),
     ...(opts.throttle ? ['--throttle', opts.throttle] : []),
@@ -243,10 +255,12 @@ function printStarted(out: Output, hub: LocalHubProfile): void {
   printHub(out, hub);
   // The login link stays whole: it is how the browser signs in (as Jupyter prints one).
   if (hub.dashboardUrl) out.field('Dashboard', hub.dashboardUrl);
-  out.line(out.color.dim('  Other terminals use this hub automatically. Other Node apps: NODE_EXTRA_CA_CERTS=' + hub.caFile));
+  out.line(out.color.dim('  Other terminals use this hub automatically. Other Node apps: NODE_EXTRA_CA_CERTS=' + hub.caFile +
+    (hub.standardPorts ? '' : `, and for device apps ';GatewayHostName=${hub.hostName}:${hub.port}' in the connection string`)));
 }
 
 function printHub(out: Output, hub: LocalHubProfile): void {
+  out.field('Ports', hub.standardPorts ? `${STANDARD_PORT_LIST}; Event Hub-compatible ${hub.eventHubPort}` : `${hub.port} (TLS: REST, MQTT, MQTT over WebSockets); Event Hub-compatible ${hub.eventHubPort}`);
   out.field('Data dir', hub.dataDir ?? '(in memory)');
   if (hub.throttle) out.field('Throttling', `IoT Hub ${hub.throttle.toUpperCase()}, one unit`);
   if (hub.logFile) out.field('Log file', hub.logFile);

@@ -51,14 +51,17 @@ export function findConnection<K extends ConnectionStringKind>(kind: K, flag: st
   return connection;
 }
 
-/** A connection string for the running local hub carries that hub's CA and port; any other needs neither. */
+/**
+ * A connection string for the running local hub carries that hub's CA and port (none on IoT Hub's own
+ * ports: the SDKs dial those by themselves); any other needs neither.
+ */
 export function transportFor(hostName: string, profile?: LocalHubProfile): HubTransport {
   const isFor = (hub: LocalHubProfile) => hostName.toLowerCase() === hub.hostName.toLowerCase();
   // Which local hub is meant matters only for a host name that local hubs serve (an Azure one needs none).
   if (!profile && runningHubs().some(isFor)) profile = selectedHub();
   if (!profile || !isFor(profile)) return {};
   try {
-    return { ca: readFileSync(profile.caFile, 'utf8'), port: profile.port };
+    return { ca: readFileSync(profile.caFile, 'utf8'), ...(profile.standardPorts ? {} : { port: profile.port }) };
   } catch {
     throw new ToolkitError(`The local hub's CA certificate ${profile.caFile} cannot be read; restart the hub.`, ExitCode.unavailable);
   }

@@ -6,7 +6,10 @@ import { ExitCode, ToolkitError } from './errors.js';
 /** What a running local hub tells the toolkit: where it is, what to trust, how to talk to it. */
 export interface LocalHubProfile {
   hostName: string;
+  /** Its (first) TLS port. */
   port: number;
+  /** It listens on IoT Hub's own ports (hub start --standard-ports): clients dial them as they would Azure's. */
+  standardPorts?: boolean;
   eventHubPort: number;
   caFile: string;
   pid: number;

@@ -32,13 +32,14 @@ import { TwinStore } from './store/twin-store.js';
 import { SessionStore } from './store/session-store.js';
 import { Twins } from './twins/twin-service.js';
 import { twinRoutes } from './service-api/twin-routes.js';
+import { digitalTwinRoutes } from './service-api/digital-twin-routes.js';
 import { Throttle, type Tier } from './throttling.js';
 import { EventStore } from './store/event-store.js';
 import { EventLog } from './events/event-log.js';
 import { startEventHubEndpoint, type EventHubEndpoint } from './events/amqp-endpoint.js';
 import { TelemetryTopics } from './device-gateway/telemetry-topics.js';
 import { silentLog, type HubLog } from './log.js';
-import { DEFAULT_EVENT_HUB_PORT, DEFAULT_PORT } from './defaults.js';
+import { DEFAULT_EVENT_HUB_PORT, DEFAULT_PORT, STANDARD_PORTS } from './defaults.js';
 import { DataDirLock } from './data-dir-lock.js';
 import { Dashboard, isDashboardRequest } from './dashboard/dashboard.js';
 import { raiseDescriptorLimit } from './descriptor-limit.js';
@@ -51,6 +52,8 @@ export interface HubOptions {
   inMemory?: boolean;
   /** The TLS port for REST, MQTT and MQTT over WebSockets (0: any free port). Default 8883. */
   port?: number;
+  /** Listen on IoT Hub's own ports (STANDARD_PORTS) instead of `port`, so that the SDKs need no port setting. */
+  standardPorts?: boolean;
   /** The hub's host name, as it appears in connection strings. Default 'localhost'. */
   hostName?: string;
   /** Apply IoT Hub's throttles of one unit of this tier (429 on REST, CONNACK 3 on MQTT); a Throttle brings its own clock. Default: none. */
@@ -100,7 +103,7 @@ export class LocalHub {
   private readonly http: HttpServer;
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_PACKET_BYTES });
   private readonly sockets = new Set<Socket>();
-  private portNumber = 0;
+  private portNumbers: number[] = [];
   private dataDirLock?: DataDirLock;
 
   private constructor(
@@ -147,7 +150,7 @@ export class LocalHub {
       .on('deleted', revoke('the identity was deleted'))
       .on('rekeyed', revoke('its keys were changed'))
       .on('disabled', revoke('it was disabled', true));
-    this.mqtt.on('connected', (s) => this.registry.setConnectionState(s.key, true));
+    this.mqtt.on('connected', (s) => this.registry.setConnectionState(s.key, true, s.modelId));
     this.mqtt.on('disconnected', (s) => this.registry.setConnectionState(s.key, false));
 
     const methodTopics = new MethodTopics(this.mqtt);
@@ -167,6 +170,7 @@ export class LocalHub {
       ...configurationRoutes(this.configurations, this.registry),
       ...importExportRoutes(this.importExport),
       ...methodRoutes(this.methods),
+      ...digitalTwinRoutes(this.registry, this.twins, this.methods),
     );
     const rest = createHttpHandler(router, this.auth, log, throttle);
     this.dashboard = new Dashboard(this, rest);
@@ -216,7 +220,7 @@ export class LocalHub {
     hub.dataDirLock = lock;
     try {
       await hub.mqtt.start();
-      await hub.listen(options.port ?? DEFAULT_PORT);
+      await hub.listen(options.standardPorts ? STANDARD_PORTS.map((p) => p.port) : [options.port ?? DEFAULT_PORT]);
       hub.eventHub = await startEventHubEndpoint({
         port: options.eventHubPort ?? DEFAULT_EVENT_HUB_PORT,
         hubName: EVENT_HUB_NAME,
@@ -233,8 +237,14 @@ export class LocalHub {
     return hub;
   }
 
+  /** The (first) TLS port: 8883 with standardPorts. */
   get port(): number {
-    return this.portNumber;
+    return this.portNumbers[0] ?? 0;
+  }
+
+  /** Every TLS port the hub listens on, each serving all of its TLS protocols. */
+  get ports(): readonly number[] {
+    return this.portNumbers;
   }
 
   /** The port of the Event Hub-compatible endpoint. */
@@ -277,8 +287,8 @@ export class LocalHub {
     this.dataDirLock?.release();
   }
 
-  /** One TLS port for everything; the first byte after the handshake tells MQTT from HTTP. */
-  private async listen(port: number): Promise<void> {
+  /** TLS ports that each serve everything; the first byte after the handshake tells MQTT from HTTP. */
+  private async listen(ports: number[]): Promise<void> {
     // Anyone may open connections; those that have not authenticated are bounded together, below the
     // descriptor limit, so that they cannot take the descriptors good clients need. A connection
     // authenticates with an accepted MQTT CONNECT (over WebSockets too: its upgrade request holds the
@@ -322,18 +332,21 @@ export class LocalHub {
         socket.destroy();
       });
       // A failed accept (the descriptor limit reached) leaves the listener serving.
-      server.on('error', (error) => this.log.error('hub', `could not accept a connection on port ${this.portNumber}: ${error.message}`));
+      server.on('error', (error) => this.log.error('hub', `could not accept a connection on port ${(server.address() as { port?: number } | null)?.port}: ${error.message}`));
     };
-    const primary = createTlsServer(tlsOptions, onSocket);
-    await listenOn(primary, port, '127.0.0.1');
-    serve(primary);
-    this.portNumber = (primary.address() as { port: number }).port;
-    // Clients resolve localhost to ::1 first on some systems: serve the same port there when IPv6 exists.
-    const v6 = createTlsServer(tlsOptions, onSocket);
-    await listenOn(v6, this.portNumber, '::1').then(
-      () => serve(v6),
-      () => undefined,
-    );
+    for (const port of ports) {
+      const primary = createTlsServer(tlsOptions, onSocket);
+      await listenOn(primary, port, '127.0.0.1');
+      serve(primary);
+      const bound = (primary.address() as { port: number }).port;
+      this.portNumbers.push(bound);
+      // Clients resolve localhost to ::1 first on some systems: serve the same port there when IPv6 exists.
+      const v6 = createTlsServer(tlsOptions, onSocket);
+      await listenOn(v6, bound, '::1').then(
+        () => serve(v6),
+        () => undefined,
+      );
+    }
   }
 }
 

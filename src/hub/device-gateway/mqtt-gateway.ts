@@ -19,6 +19,8 @@ export interface DeviceSession {
   client: Client;
   /** Topic filters the client subscribed to. */
   subscriptions: Set<string>;
+  /** The IoT Plug and Play model id its CONNECT announced (`model-id=` in the user name), if any. */
+  modelId?: string;
 }
 
 /**
@@ -235,7 +237,8 @@ export class MqttGateway extends EventEmitter<{ connected: [DeviceSession]; disc
     if (!username || !username.toLowerCase().startsWith(expectedPrefix)) return refuse('badUsername');
     const failure = password ? this.auth.authenticateDevice(password.toString('utf8'), deviceId, moduleId) : 'malformed';
     if (failure) return refuse(failure);
-    const session: DeviceSession = { key: { deviceId, moduleId }, client, subscriptions: new Set() };
+    const modelId = announcedModelId(username);
+    const session: DeviceSession = { key: { deviceId, moduleId }, client, subscriptions: new Set(), ...(modelId ? { modelId } : {}) };
     this.byClient.set(client, session);
     this.track(session, parseSasToken(password!.toString('utf8'))!.expiry);
     done(null, true);
@@ -335,6 +338,15 @@ function grantAtMostQos1(client: Client): void {
     if (packet.cmd !== 'subscribe') return;
     for (const sub of packet.subscriptions ?? []) sub.qos = Math.min(sub.qos, 1);
   });
+}
+
+/**
+ * The model id in a CONNECT's user name, `{hostName}/{clientId}/?api-version=...&model-id=dtmi:...;1&...`:
+ * how an IoT Plug and Play device announces its model. The SDKs write it unencoded (a DTMI has no '&').
+ */
+function announcedModelId(username: string): string | undefined {
+  const query = username.indexOf('?');
+  return query < 0 ? undefined : new URLSearchParams(username.slice(query + 1)).get('model-id') || undefined;
 }
 
 function sessionId(key: IdentityKey): string {

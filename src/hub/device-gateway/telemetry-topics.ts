@@ -14,14 +14,16 @@ const EVENTS = '/messages/events';
 const RETAIN_PROPERTY = 'mqtt-retain';
 
 // The system properties a device sets in the property bag, as "Communicate with your IoT hub using
-// the MQTT protocol" lists them and azure-iot-device-mqtt writes them. Other `$.` keys ($.to, $.exp,
-// $.ctime, $.ifid, $.sub) are not carried into the event log.
+// the MQTT protocol" lists them and azure-iot-device-mqtt writes them; `$.sub` is an IoT Plug and Play
+// component's name (the SDK's `dt-subject` property), which IoT Hub passes on as dt-subject. Other `$.`
+// keys ($.to, $.exp, $.ctime, $.ifid) are not carried into the event log.
 const SYSTEM: Record<string, keyof D2CMessage> = {
   '$.mid': 'messageId',
   '$.cid': 'correlationId',
   '$.uid': 'userId',
   '$.ct': 'contentType',
   '$.ce': 'contentEncoding',
+  '$.sub': 'component',
 };
 
 /**
@@ -67,6 +69,7 @@ export class TelemetryTopics implements TopicHandler {
       properties: {},
       authMethod: 'sas',
       authGenerationId: generationId,
+      ...(session.modelId ? { modelId: session.modelId } : {}),
     };
     let size = body.length;
     for (const [name, value] of parsePropertyBag(bag)) {

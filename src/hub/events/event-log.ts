@@ -22,6 +22,10 @@ export interface D2CMessage {
   authMethod?: 'sas' | 'x509';
   /** The identity's generationId from the registry, stamped as iothub-connection-auth-generation-id. */
   authGenerationId?: string;
+  /** The model id the sender's connection announced (IoT Plug and Play), stamped as dt-dataschema. */
+  modelId?: string;
+  /** The IoT Plug and Play component the message is from (`$.sub`), stamped as dt-subject. */
+  component?: string;
 }
 
 /** Where a reader starts in a partition, as an Event Hubs receiver's filter says. */
@@ -222,14 +226,14 @@ export class EventLog extends EventEmitter<EventLogEvents> {
       partition: this.partitionOf(msg.deviceId),
       body: msg.body,
       systemProperties,
-      annotations: this.stampsOf(msg),
+      annotations: msg.component === undefined ? this.stampsOf(msg) : { ...this.stampsOf(msg), 'dt-subject': msg.component },
       properties: msg.properties,
     };
   }
 
   private stampsOf(msg: D2CMessage): Readonly<Record<string, string>> {
-    // Identity ids never hold a line feed.
-    const sender = `${msg.deviceId}\n${msg.moduleId ?? ''}\n${msg.authMethod ?? ''}\n${msg.authGenerationId ?? ''}`;
+    // Identity ids never hold a line feed (and the model id, which might, comes last).
+    const sender = `${msg.deviceId}\n${msg.moduleId ?? ''}\n${msg.authMethod ?? ''}\n${msg.authGenerationId ?? ''}\n${msg.modelId ?? ''}`;
     let stamps = this.stamps.get(sender);
     if (!stamps) {
       if (this.stamps.size >= 100_000) this.stamps.clear();
@@ -251,8 +255,9 @@ const AUTH_METHOD = {
 };
 
 /**
- * The iothub-* system properties IoT Hub puts on every device-to-cloud message, in IoT Hub's order.
- * iothub-enqueuedtime is the enqueued time, added where the event is read out.
+ * The iothub-* system properties IoT Hub puts on every device-to-cloud message, in IoT Hub's order, and
+ * dt-dataschema on those of a connection that announced a model. iothub-enqueuedtime is the enqueued
+ * time, added where the event is read out.
  */
 function connectionStamps(msg: D2CMessage): Record<string, string> {
   const x509 = msg.authMethod === 'x509';
@@ -262,6 +267,7 @@ function connectionStamps(msg: D2CMessage): Record<string, string> {
     'iothub-connection-auth-method': AUTH_METHOD[msg.moduleId ? 'module' : 'device'][x509 ? 'x509' : 'sas'],
     'iothub-connection-auth-generation-id': msg.authGenerationId,
     'iothub-message-source': 'Telemetry',
+    'dt-dataschema': msg.modelId,
   });
 }
 

@@ -128,18 +128,23 @@ export class Registry extends EventEmitter<RegistryEvents> {
   }
 
   /**
-   * Records a connect or disconnect; the registry shows it as connectionState and lastActivityTime.
+   * Records a connect or disconnect; the registry shows it as connectionState and lastActivityTime, and
+   * a model id the connect announced (IoT Plug and Play) as the twin's modelId.
    * Written at the end of this turn of the event loop, in one commit with the others of the turn: a
    * burst of connects shares one write (per connect, it cost as much hub CPU as the SAS check and the
    * identity read together). IoT Hub's own connectionState is documented as lagging, too.
    */
-  setConnectionState(key: IdentityKey, connected: boolean): void {
+  setConnectionState(key: IdentityKey, connected: boolean, modelId?: string): void {
     const moduleId = key.moduleId ?? '';
-    this.connectionStates.set(`${key.deviceId}/${moduleId}`, {
+    const id = `${key.deviceId}/${moduleId}`;
+    // A connect and a disconnect in the same turn: the latest state, and the model id the connect announced.
+    const announced = modelId ?? this.connectionStates.get(id)?.modelId;
+    this.connectionStates.set(id, {
       deviceId: key.deviceId,
       moduleId,
       state: connected ? 'Connected' : 'Disconnected',
       at: new Date().toISOString(),
+      ...(announced !== undefined ? { modelId: announced } : {}),
     });
     this.connectionStatesWrite ??= setImmediate(() => this.flushConnectionStates());
   }

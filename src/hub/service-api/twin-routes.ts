@@ -18,6 +18,7 @@ export function twinIdentity(record: IdentityRecord): TwinIdentity {
     cloudToDeviceMessageCount: 0,
     authenticationType: 'sas',
     ...(record.moduleId ? {} : { capabilities: record.capabilities }),
+    ...(record.modelId ? { modelId: record.modelId } : {}),
   };
 }
 

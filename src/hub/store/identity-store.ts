@@ -19,6 +19,8 @@ export interface IdentityRecord {
   lastActivityTime: string;
   capabilities: { iotEdge: boolean };
   createdTime: string;
+  /** The IoT Plug and Play model id its latest connect announced; absent until one did. */
+  modelId?: string;
 }
 
 export interface ConnectionStateChange {
@@ -27,6 +29,8 @@ export interface ConnectionStateChange {
   state: IdentityRecord['connectionState'];
   /** ISO time of the connect or disconnect. */
   at: string;
+  /** The model id a connect announced, kept as the identity's modelId. */
+  modelId?: string;
 }
 
 /** Identities and shared access policies. Every write is committed when the call returns. */
@@ -60,6 +64,9 @@ export class IdentityStore {
       connectionState: db.prepare<[string, string, string, string, string]>(
         "UPDATE identities SET record = json_set(record, '$.connectionState', ?, '$.connectionStateUpdatedTime', ?, '$.lastActivityTime', ?) WHERE device_id = ? AND module_id = ?",
       ),
+      modelId: db.prepare<[string, string, string]>(
+        "UPDATE identities SET record = json_set(record, '$.modelId', ?) WHERE device_id = ? AND module_id = ?",
+      ),
     };
   }
 
@@ -73,12 +80,14 @@ export class IdentityStore {
   }
 
   /**
-   * Sets identities' connection state and last activity, in place (no read, no JSON in JS), all in one
-   * commit without fsync: connection state need not survive a power loss. Missing identities are skipped.
+   * Sets identities' connection state and last activity (and a model id a connect announced), in place
+   * (no read, no JSON in JS), all in one commit without fsync: connection state need not survive a power
+   * loss, and a device announces its model again at its next connect. Missing identities are skipped.
    * On a full disk they are kept and written once there is room: a connect does not fail for its state.
    */
-  putConnectionStates(changes: readonly ConnectionStateChange[]): void {
+  putConnectionStates(changed: Iterable<ConnectionStateChange>): void {
     const { space } = this.db;
+    const changes = [...changed];
     try {
       withoutFsync(this.db, () => this.transaction(() => {
         for (const c of changes) this.putConnectionState(c);
@@ -93,6 +102,7 @@ export class IdentityStore {
 
   private putConnectionState(c: ConnectionStateChange): void {
     this.stmts.connectionState.run(c.state, c.at, c.at, c.deviceId, c.moduleId);
+    if (c.modelId !== undefined) this.stmts.modelId.run(c.modelId, c.deviceId, c.moduleId);
   }
 
   /** Removes a device and all its modules, or one module. */

@@ -14,6 +14,8 @@ export interface TwinIdentity {
   authenticationType: 'sas' | 'selfSigned' | 'certificateAuthority' | 'none';
   /** Device twins only; module twins have none. */
   capabilities?: { iotEdge: boolean };
+  /** The IoT Plug and Play model id the identity announced, if it did. */
+  modelId?: string;
 }
 
 /** A twin section as documents show it: its values, then `$metadata` and `$version`. */
@@ -69,7 +71,7 @@ export function twinDocument(key: TwinKey, state: TwinState, identity: TwinIdent
     cloudToDeviceMessageCount: identity.cloudToDeviceMessageCount,
     authenticationType: identity.authenticationType,
     x509Thumbprint: { primaryThumbprint: null, secondaryThumbprint: null },
-    modelId: '',
+    modelId: identity.modelId ?? '',
     version: state.version,
     ...(Object.keys(state.tags).length > 0 ? { tags: state.tags } : {}),
     properties: {
