@@ -1,7 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import deviceSdk from 'azure-iot-device';
 import type { DeviceConnection } from '../clients/connection-string.js';
-import { createDeviceClient, openClient, type DeviceClient, type DeviceProtocol } from '../clients/device-clients.js';
+import { createDeviceClient, openClient, type DeviceClient, type DeviceTransport } from '../clients/device-clients.js';
 import { onReconnect } from '../clients/reconnect.js';
 import { ExitCode, ToolkitError } from '../clients/errors.js';
 import { explain } from '../clients/sdk-errors.js';
@@ -32,8 +32,8 @@ export interface TelemetrySummary {
 }
 
 export interface SendTelemetryOptions {
-  /** MQTT (default) or MQTT over WebSockets. */
-  protocol?: DeviceProtocol;
+  /** The device SDK's transport (default MQTT). */
+  transport?: DeviceTransport;
   /** Messages per device; without it, send until aborted (the tutorial's endless loop). */
   count?: number;
   /** Pause between one device's messages. Default 1000. */
@@ -75,7 +75,7 @@ export async function sendTelemetry(connections: DeviceConnection[], options: Se
   const clients: DeviceClient[] = [];
   try {
     for (const [i, connection] of connections.entries()) {
-      const client = await createDeviceClient(connection, options.protocol);
+      const client = await createDeviceClient(connection, options.transport, { features: ['telemetry'] });
       clients.push(client);
       onReconnect(client, () => options.onReconnect?.(deviceIds[i]!));
       const what = `connecting device '${deviceIds[i]}'`;

@@ -21,7 +21,7 @@ export function configureReceiveTwinPatch(command: Command): void {
         const identity = identityName(connection);
         const { received } = await untilInterrupted((signal) =>
           receiveTwinPatch(connection, {
-            protocol: deviceSide.protocol,
+            transport: deviceSide.transport,
             count: opts.count,
             timeoutSeconds: opts.timeout,
             signal,

@@ -67,7 +67,7 @@ export function configureSendTelemetry(command: Command): void {
           `${opts.devices > 1 ? ` from each of ${opts.devices} devices` : ''}, press Ctrl-C to stop`);
         const summary = await untilInterrupted((signal) =>
           sendTelemetry(connections, {
-            protocol: deviceSide.protocol,
+            transport: deviceSide.transport,
             count: opts.count || undefined,
             intervalMs: opts.interval * 1000,
             messageBytes: opts.messageSize,
