@@ -54,11 +54,12 @@ const MAX_IN_FLIGHT = 100;
 const AVG_WIND_SPEED = 10;
 
 /**
- * SimulatedDevice: each device connection sends the tutorial's windSpeed messages over MQTT with a
- * message id, a correlation id and an application property, and counts the hub's confirmations
- * (PUBACKs). The SDK's default retry policy (exponential back-off with jitter) carries sends over a
- * dropped connection, so a hub restart only delays them: a send whose PUBACK was lost is sent
- * again (at least once), and only PUBACKed messages, which the hub has stored, count as confirmed.
+ * SimulatedDevice: each device connection sends the tutorial's windSpeed messages (over MQTT unless
+ * told otherwise) with a message id, a correlation id and an application property, and counts the
+ * hub's confirmations (PUBACKs; over HTTPS, 204 answers). The SDK's default retry policy (exponential
+ * back-off with jitter) carries sends over a dropped connection, so a hub restart only delays them: a
+ * send whose confirmation was lost is sent again (at least once), and only confirmed messages, which
+ * the hub has stored, count as confirmed.
  */
 export async function sendTelemetry(connections: DeviceConnection[], options: SendTelemetryOptions = {}): Promise<TelemetrySummary> {
   const { count, intervalMs = 1000, signal } = options;

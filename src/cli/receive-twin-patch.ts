@@ -12,7 +12,7 @@ export function configureReceiveTwinPatch(command: Command): void {
     .addHelpText('after', examples(
       'receive-twin-patch',
       'receive-twin-patch -d myFirstDevice -m myFirstModule --count 1 --timeout 60',
-      'receive-twin-patch -d myDeviceId --device --websocket --json',
+      'receive-twin-patch -d myDeviceId --device --transport mqtt-ws --json',
     ))
     .action((opts: { count?: number; timeout?: number }, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {

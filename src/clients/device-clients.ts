@@ -51,9 +51,9 @@ const TRANSPORTS = {
 export type DeviceTransport = keyof typeof TRANSPORTS;
 export const DEVICE_TRANSPORTS = Object.keys(TRANSPORTS) as DeviceTransport[];
 
-/** The transports over which the device SDK offers all of `features`. */
-export function transportsWith(features: readonly DeviceFeature[]): DeviceTransport[] {
-  return DEVICE_TRANSPORTS.filter((name) => features.every((f) => (TRANSPORTS[name].features as readonly DeviceFeature[]).includes(f)));
+/** Whether the device SDK offers all of `features` over `transport`. */
+export function offers(transport: DeviceTransport, features: readonly DeviceFeature[]): boolean {
+  return features.every((f) => (TRANSPORTS[transport].features as readonly DeviceFeature[]).includes(f));
 }
 
 /**
@@ -61,21 +61,24 @@ export function transportsWith(features: readonly DeviceFeature[]): DeviceTransp
  * not serve, saying which transports would do.
  */
 export function checkTransport(transport: DeviceTransport, features: readonly DeviceFeature[], hub: HubTransport): void {
-  const offered = TRANSPORTS[transport].features as readonly DeviceFeature[];
-  const missing = features.filter((f) => !offered.includes(f));
+  const missing = features.filter((f) => !offers(transport, [f]));
   const local = isLocalHub(hub);
-  const usable = transportsWith(features).filter((name) => !local || TRANSPORTS[name].local);
+  const usable = DEVICE_TRANSPORTS.filter((name) => offers(name, features) && (!local || TRANSPORTS[name].local));
   if (missing.length > 0) {
-    const names = missing.map((f) => FEATURE_NAMES[f]).join(' and ');
-    throw new ToolkitError(`the device SDK offers no ${names} over ${transport}: use --transport ${orList(usable)}.`, ExitCode.usage);
+    throw new ToolkitError(`the device SDK offers no ${featureNames(missing, 'and')} over ${transport}: use --transport ${orList(usable)}.`, ExitCode.usage);
   }
   if (local && !TRANSPORTS[transport].local) {
     throw new ToolkitError(`${transport} is not served by the local hub yet (a real IoT Hub serves it): use --transport ${orList(usable)}.`, ExitCode.usage);
   }
 }
 
-function orList(names: string[]): string {
-  return names.length < 2 ? names.join('') : `${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}`;
+/** The features in words: 'direct methods or device twins'. */
+export function featureNames(features: readonly DeviceFeature[], joiner = 'or'): string {
+  return orList(features.map((f) => FEATURE_NAMES[f]), joiner);
+}
+
+function orList(names: string[], joiner = 'or'): string {
+  return names.length < 2 ? names.join('') : `${names.slice(0, -1).join(', ')} ${joiner} ${names[names.length - 1]}`;
 }
 
 /** The answer to a direct method the app registered no handler for. */
