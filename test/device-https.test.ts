@@ -138,12 +138,16 @@ describe('device HTTPS: azure-iot-device-http against the local hub', () => {
       ['the service policy (no DeviceConnect)', createSasToken('localhost', policy('service'), 'service', 600)],
       ['an unregistered device', deviceToken({ ...connection, deviceId: 'https-nobody' }), 'https-nobody'],
     ];
+    const messages = new Map<string, string>();
     for (const [what, authorization, deviceId] of refused) {
       const answer = await post(authorization, deviceId);
       assert.equal(answer.status, 401, what);
       assert.equal(answer.body.errorCode, 401002, what);
       assert.match(answer.body.Message, /^ErrorCode:IotHubUnauthorizedAccess;/, what);
+      messages.set(what, answer.body.message);
     }
+    // Whether a device exists is not told to a caller without its key: an unknown one reads as a wrong key.
+    assert.equal(messages.get('an unregistered device'), messages.get("another device's token")!.replace("'https-auth'", "'https-nobody'"));
     assert.equal((await post(createSasToken('localhost/devices', policy('device'), 'device', 600))).status, 204, 'the device policy (DeviceConnect) is accepted');
     assert.equal((await post(deviceToken(connection))).status, 204, "the device's own token is accepted");
 

@@ -27,9 +27,9 @@ export const BATCH_CONTENT_TYPE = 'application/vnd.microsoft.iothub.json';
 
 const APP_PROPERTY_PREFIX = 'iothub-app-';
 
-// The system properties a device sets as headers (or, in a batch, as properties), as the SDKs write them
-// (their names are case-insensitive). Others (iothub-to, iothub-expiry,
-// iothub-ack, iothub-creation-time-utc, iothub-interface-id) are not carried, as on MQTT.
+// The system properties a device sets as headers (or, in a batch, as properties), as the SDKs write
+// them (their names are case-insensitive). Others (iothub-to, iothub-expiry, iothub-ack,
+// iothub-creation-time-utc, iothub-interface-id, dt-subject) are not carried, as on MQTT.
 const SYSTEM: Record<string, 'messageId' | 'correlationId' | 'userId' | 'contentType' | 'contentEncoding'> = {
   'iothub-messageid': 'messageId',
   'iothub-correlationid': 'correlationId',
@@ -38,12 +38,16 @@ const SYSTEM: Record<string, 'messageId' | 'correlationId' | 'userId' | 'content
   'iothub-contentencoding': 'contentEncoding',
 };
 
+const notSigned = (id: string) => `The SharedAccessSignature is not signed with a key of device '${id}' or of a policy with DeviceConnect`;
+
+// Why a request is refused, as its 401 says. An unknown device reads as a wrong key, so that a caller
+// without a key learns nothing of which devices exist; only a valid key learns that its device is disabled.
 const AUTH_FAILURE: Record<DeviceAuthFailure, (deviceId: string) => string> = {
   malformed: () => 'The SharedAccessSignature is malformed',
   expired: () => 'The SharedAccessSignature has expired',
   wrongAudience: (id) => `The SharedAccessSignature is not scoped to device '${id}'`,
-  badSignature: (id) => `The SharedAccessSignature is not signed with a key of device '${id}' or of a policy with DeviceConnect`,
-  unknownIdentity: (id) => `Device '${id}' is not registered`,
+  badSignature: notSigned,
+  unknownIdentity: notSigned,
   disabled: (id) => `Device '${id}' is disabled`,
 };
 
