@@ -13,6 +13,7 @@ import { fairnessSuite } from './suites/fairness.js';
 import { methodsSuite, twinSuite } from './suites/methods-twin.js';
 import { connectionsSuite } from './suites/connections.js';
 import { d2cSuite } from './suites/d2c.js';
+import { d2cHttpsSuite } from './suites/d2c-https.js';
 import { storeSuite } from './suites/store.js';
 import { soakSuite } from './suites/soak.js';
 
@@ -48,6 +49,7 @@ const suites: Record<string, Suite> = {
   twin: (hub) => twinSuite(hub, latency),
   methods: (hub) => methodsSuite(hub, latency),
   d2c: (hub) => d2cSuite(hub, { deviceCounts: [1, 10, 100], messages: scale(60_000, 6_000), payloadBytes: 200, inFlight: 200, timeMs: scale(30_000, 10_000) }),
+  'd2c-https': (hub) => d2cHttpsSuite(hub, { deviceCounts: [1, 10, 100], messages: scale(20_000, 2_000), payloadBytes: 200, inFlight: 100, timeMs: scale(30_000, 10_000), batch: 100 }),
   fairness: (hub) => fairnessSuite(hub, { patches: 5000, quietSamples: scale(1000, 200), timeMs: scale(60_000, 20_000) }),
   // Last: it leaves the hub holding many devices.
   connections: (hub) => connectionsSuite(hub, { max: Number(args['max-connections']), perWorker: 2500, concurrency: 25, stepTimeMs: 60_000 }),

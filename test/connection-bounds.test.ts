@@ -131,7 +131,7 @@ describe('under a low descriptor limit', () => {
     const transport = { ca: hub.ca, port: hub.port };
     const service = parseConnection('service', hub.serviceConnectionString, transport);
     const registry = createRegistry(service);
-    const devices = await Promise.all((['mqtt', 'mqttws'] as const).map(async (protocol) => {
+    const devices = await Promise.all((['mqtt', 'mqtt-ws'] as const).map(async (protocol) => {
       const deviceId = `fd-${protocol}`;
       const identity = (await registry.create({ deviceId })).responseBody;
       const connectionString = deviceConnectionString('localhost', deviceId, identity.authentication!.symmetricKey!.primaryKey!);

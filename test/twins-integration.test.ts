@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type mqtt from 'mqtt';
 import { createRegistry, restApiClient } from '../src/clients/service-clients.js';
 import type { DeviceConnection, ServiceConnection } from '../src/clients/connection-string.js';
-import { createDeviceClient, type DeviceClient, type DeviceProtocol } from '../src/clients/device-clients.js';
+import { createDeviceClient, type DeviceClient, type DeviceTransport } from '../src/clients/device-clients.js';
 import { identityConnection } from '../src/clients/identity-connection.js';
 import { deviceToken, rawConnect, subscribe } from './helpers/mqtt.js';
 import { receiveTwinPatch, type DesiredPatch } from '../src/apps/receive-twin-patch.js';
@@ -52,7 +52,7 @@ describe('twins end to end: azure-iothub over REST, azure-iot-device over MQTT',
     return identityConnection(t.connection, { deviceId, moduleId });
   }
 
-  async function connect(connection: DeviceConnection, protocol: DeviceProtocol = 'mqtt'): Promise<DeviceClient> {
+  async function connect(connection: DeviceConnection, protocol: DeviceTransport = 'mqtt'): Promise<DeviceClient> {
     const client = await createDeviceClient(connection, protocol);
     open.push(client);
     await client.open();
@@ -189,7 +189,7 @@ describe('twins end to end: azure-iothub over REST, azure-iot-device over MQTT',
     assert.equal(disconnected, false, 'the connection stayed open');
   });
 
-  for (const protocol of ['mqtt', 'mqttws'] as const) {
+  for (const protocol of ['mqtt', 'mqtt-ws'] as const) {
     test(`a desired patch reaches a subscribed device and a subscribed module (${protocol})`, async () => {
       const deviceId = `desired-${protocol}`;
       const targets = [{ deviceId }, { deviceId, moduleId: 'myFirstModule' }];
@@ -200,7 +200,7 @@ describe('twins end to end: azure-iothub over REST, azure-iot-device over MQTT',
       const receiving = connections.map((connection, i) => {
         let ready!: () => void;
         const isReady = new Promise<void>((r) => (ready = r));
-        const done = receiveTwinPatch(connection, { protocol, count: 2, timeoutSeconds: 60, signal: stop.signal, onReady: ready, onPatch: (p) => got[i].push(p) });
+        const done = receiveTwinPatch(connection, { transport: protocol, count: 2, timeoutSeconds: 60, signal: stop.signal, onReady: ready, onPatch: (p) => got[i].push(p) });
         return { isReady, done };
       });
       await Promise.race([Promise.all(receiving.map((r) => r.isReady)), ...receiving.map((r) => r.done)]);

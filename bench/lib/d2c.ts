@@ -5,9 +5,11 @@ export interface D2CLoad {
   /** Messages in the whole run, over all devices. */
   messages: number;
   payloadBytes: number;
-  /** Unacknowledged QoS 1 publishes per device. */
+  /** Unacknowledged QoS 1 publishes (over HTTPS: requests in flight) per device. */
   window: number;
   timeMs: number;
+  /** Over HTTPS: messages per request (a batch above 1). */
+  batch?: number;
 }
 
 /**

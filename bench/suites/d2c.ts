@@ -25,13 +25,16 @@ interface RunResult {
   note: string;
 }
 
-/** Publishes one run from up to two publisher processes and counts it at the observer process. */
-async function runLoad(target: MqttTarget, serverPid: number, load: D2CLoad, observer: (expected: number, since: number) => Worker): Promise<RunResult> {
-  const ids = Array.from({ length: load.devices }, (_, i) => benchDeviceId('d2c', i));
+/** Publishes one run from up to two publisher processes (MQTT's by default, as devices bench-{run}-N) and counts it at the observer process. */
+export async function runLoad(
+  target: MqttTarget, serverPid: number, load: D2CLoad, observer: (expected: number, since: number) => Worker,
+  { publisher = 'd2c-publisher', run = 'd2c' } = {},
+): Promise<RunResult> {
+  const ids = Array.from({ length: load.devices }, (_, i) => benchDeviceId(run, i));
   const processes = Math.min(2, load.devices);
   const perDevice = Math.ceil(load.messages / load.devices);
   const watcher = observer(perDevice * load.devices, wallMs() - 1000);
-  const publishers = Array.from({ length: processes }, (_, p) => new Worker('d2c-publisher', { target, deviceIds: ids.filter((_, i) => i % processes === p), perDevice, load }));
+  const publishers = Array.from({ length: processes }, (_, p) => new Worker(publisher, { target, deviceIds: ids.filter((_, i) => i % processes === p), perDevice, load }));
   try {
     await watcher.next('ready', 30_000);
     await Promise.all(publishers.map((w) => w.next('ready', 60_000)));
@@ -66,7 +69,7 @@ async function runLoad(target: MqttTarget, serverPid: number, load: D2CLoad, obs
   }
 }
 
-function loadFor(o: D2COptions, devices: number, tag: string): D2CLoad {
+export function loadFor(o: D2COptions, devices: number, tag: string): D2CLoad {
   return { tag, devices, messages: o.messages, payloadBytes: o.payloadBytes, window: Math.max(1, Math.ceil(o.inFlight / devices)), timeMs: o.timeMs };
 }
 

@@ -1,7 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { DeviceMethodRequest, DeviceMethodResponse } from 'azure-iot-device';
 import type { DeviceConnection } from '../clients/connection-string.js';
-import { createDeviceClient, openClient, type DeviceClient, type DeviceProtocol } from '../clients/device-clients.js';
+import { createDeviceClient, openClient, type DeviceClient, type DeviceTransport } from '../clients/device-clients.js';
 import { onReconnect } from '../clients/reconnect.js';
 import { explain } from '../clients/sdk-errors.js';
 
@@ -15,8 +15,8 @@ export type RebootEvent =
   | { event: 'reconnected' };
 
 export interface RebootDeviceOptions {
-  /** MQTT (default) or MQTT over WebSockets. */
-  protocol?: DeviceProtocol;
+  /** The device SDK's transport (default MQTT). */
+  transport?: DeviceTransport;
   /** How long the simulated reboot takes (the tutorial's time.sleep(20)). */
   rebootSeconds?: number;
   /** Stop after this many reboots; without it, serve until aborted. */
@@ -41,7 +41,7 @@ export async function rebootDevice(connection: DeviceConnection, options: Reboot
     onMethodsEnabled = (err) => (err ? reject(explain(err, `subscribing to ${REBOOT_METHOD}`)) : resolve());
   });
   const unknownMethod = { status: 404, payload: { Response: 'Unknown method' } };
-  const client = await createDeviceClient(connection, options.protocol, { unknownMethod, onMethodsEnabled });
+  const client = await createDeviceClient(connection, options.transport, { features: ['methods', 'twin'], unknownMethod, onMethodsEnabled });
   onReconnect(client, () => onEvent({ event: 'reconnected' }));
   let reboots = 0;
   try {

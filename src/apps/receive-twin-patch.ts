@@ -1,5 +1,5 @@
 import type { Twin } from 'azure-iot-device';
-import { createDeviceClient, openClient, type DeviceProtocol } from '../clients/device-clients.js';
+import { createDeviceClient, openClient, type DeviceTransport } from '../clients/device-clients.js';
 import { onReconnect } from '../clients/reconnect.js';
 import type { DeviceConnection } from '../clients/connection-string.js';
 import { ExitCode, ToolkitError } from '../clients/errors.js';
@@ -12,7 +12,8 @@ export type DesiredPatch = Record<string, unknown> & { $version: number };
 export type TwinPatchEvent = { event: 'reconnected' };
 
 export interface ReceiveTwinPatchOptions {
-  protocol?: DeviceProtocol;
+  /** The device SDK's transport (default MQTT). */
+  transport?: DeviceTransport;
   /** Stop after this many patches; absent: until aborted or timed out. */
   count?: number;
   /** Give up (ExitCode.timeout) when the patches have not all arrived in time. */
@@ -59,7 +60,7 @@ export async function receiveTwinPatch(connection: DeviceConnection, options: Re
     if (options.count !== undefined && received >= options.count) finish();
   };
 
-  const client = await createDeviceClient(connection, options.protocol);
+  const client = await createDeviceClient(connection, options.transport, { features: ['twin'] });
   client.on('error', (err) => fail(explain(err, 'device client')));
   let twin: Twin | undefined;
   onReconnect(client, () => {

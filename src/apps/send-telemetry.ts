@@ -1,7 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import deviceSdk from 'azure-iot-device';
 import type { DeviceConnection } from '../clients/connection-string.js';
-import { createDeviceClient, openClient, type DeviceClient, type DeviceProtocol } from '../clients/device-clients.js';
+import { createDeviceClient, openClient, type DeviceClient, type DeviceTransport } from '../clients/device-clients.js';
 import { onReconnect } from '../clients/reconnect.js';
 import { ExitCode, ToolkitError } from '../clients/errors.js';
 import { explain } from '../clients/sdk-errors.js';
@@ -32,8 +32,8 @@ export interface TelemetrySummary {
 }
 
 export interface SendTelemetryOptions {
-  /** MQTT (default) or MQTT over WebSockets. */
-  protocol?: DeviceProtocol;
+  /** The device SDK's transport (default MQTT). */
+  transport?: DeviceTransport;
   /** Messages per device; without it, send until aborted (the tutorial's endless loop). */
   count?: number;
   /** Pause between one device's messages. Default 1000. */
@@ -54,11 +54,12 @@ const MAX_IN_FLIGHT = 100;
 const AVG_WIND_SPEED = 10;
 
 /**
- * SimulatedDevice: each device connection sends the tutorial's windSpeed messages over MQTT with a
- * message id, a correlation id and an application property, and counts the hub's confirmations
- * (PUBACKs). The SDK's default retry policy (exponential back-off with jitter) carries sends over a
- * dropped connection, so a hub restart only delays them: a send whose PUBACK was lost is sent
- * again (at least once), and only PUBACKed messages, which the hub has stored, count as confirmed.
+ * SimulatedDevice: each device connection sends the tutorial's windSpeed messages (over MQTT unless
+ * told otherwise) with a message id, a correlation id and an application property, and counts the
+ * hub's confirmations (PUBACKs; over HTTPS, 204 answers). The SDK's default retry policy (exponential
+ * back-off with jitter) carries sends over a dropped connection, so a hub restart only delays them: a
+ * send whose confirmation was lost is sent again (at least once), and only confirmed messages, which
+ * the hub has stored, count as confirmed.
  */
 export async function sendTelemetry(connections: DeviceConnection[], options: SendTelemetryOptions = {}): Promise<TelemetrySummary> {
   const { count, intervalMs = 1000, signal } = options;
@@ -75,7 +76,7 @@ export async function sendTelemetry(connections: DeviceConnection[], options: Se
   const clients: DeviceClient[] = [];
   try {
     for (const [i, connection] of connections.entries()) {
-      const client = await createDeviceClient(connection, options.protocol);
+      const client = await createDeviceClient(connection, options.transport, { features: ['telemetry'] });
       clients.push(client);
       onReconnect(client, () => options.onReconnect?.(deviceIds[i]!));
       const what = `connecting device '${deviceIds[i]}'`;

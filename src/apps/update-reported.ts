@@ -1,11 +1,12 @@
 import type { Twin } from 'azure-iot-device';
-import { createDeviceClient, openClient, type DeviceProtocol } from '../clients/device-clients.js';
+import { createDeviceClient, openClient, type DeviceTransport } from '../clients/device-clients.js';
 import type { DeviceConnection } from '../clients/connection-string.js';
 import { explain } from '../clients/sdk-errors.js';
 
 export interface UpdateReportedOptions {
   reported: Record<string, unknown>;
-  protocol?: DeviceProtocol;
+  /** The device SDK's transport (default MQTT). */
+  transport?: DeviceTransport;
 }
 
 /**
@@ -13,7 +14,7 @@ export interface UpdateReportedOptions {
  * connection string, then reads the twin back for the reported section's new `$version`.
  */
 export async function updateReported(connection: DeviceConnection, options: UpdateReportedOptions): Promise<{ version: number; reported: Record<string, unknown> }> {
-  const client = await createDeviceClient(connection, options.protocol);
+  const client = await createDeviceClient(connection, options.transport, { features: ['twin'] });
   try {
     await openClient(client, 'updating reported properties');
     const twin: Twin = await client.getTwin();

@@ -1,16 +1,19 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { run, type Output } from './output.js';
 import { printIdentity } from './create-device.js';
 import { examples } from './help.js';
 import { identityConnectionWithKey, parseConnection, type EventHubConnection, type ServiceConnection } from '../clients/connection-string.js';
 import { TUTORIAL_NAMES } from '../apps/tutorial-names.js';
+import { checkTransport, DEVICE_TRANSPORTS, featureNames, offers, type DeviceFeature, type DeviceTransport } from '../clients/device-clients.js';
 
 /** One step of the demo: a tutorial app, run against the in-process hub and narrated. */
 interface DemoStep {
   title: string;
   explain: string;
-  /** eventHub: the hub's Event Hub-compatible endpoint, where device-to-cloud messages are read. */
-  run(connection: ServiceConnection, out: Output, eventHub: EventHubConnection): Promise<unknown>;
+  /** What its device app uses of the transport (none: a service-only step). */
+  features: readonly DeviceFeature[];
+  /** eventHub: the hub's Event Hub-compatible endpoint, where device-to-cloud messages are read; transport: the device app's. */
+  run(connection: ServiceConnection, out: Output, eventHub: EventHubConnection, transport: DeviceTransport): Promise<unknown>;
 }
 
 const { device: DEVICE, module: MODULE, managedDevice: MANAGED_DEVICE } = TUTORIAL_NAMES;
@@ -19,6 +22,7 @@ const steps: DemoStep[] = [
   {
     title: 'CreateDeviceIdentity',
     explain: `registers ${DEVICE} in the identity registry; running it again returns the same identity and keys`,
+    features: [],
     async run(connection, out) {
       const { createDevice } = await import('../apps/create-identity.js');
       const device = await createDevice(connection, { deviceId: DEVICE });
@@ -32,6 +36,7 @@ const steps: DemoStep[] = [
   {
     title: 'CreateModule',
     explain: `adds the module identity ${MODULE} to ${DEVICE}`,
+    features: [],
     async run(connection, out) {
       const { createModule } = await import('../apps/create-identity.js');
       const { module } = await createModule(connection, { deviceId: DEVICE, moduleId: MODULE });
@@ -41,8 +46,9 @@ const steps: DemoStep[] = [
   },
   {
     title: 'ReceiveModuleTwinDesiredPropertiesPatch + UpdateModuleTwinDesiredProperties',
-    explain: `${MODULE} waits for desired-property patches over MQTT; the service sets telemetryInterval on its twin`,
-    async run(connection, out) {
+    explain: `${MODULE} waits for desired-property patches; the service sets telemetryInterval on its twin`,
+    features: ['twin'],
+    async run(connection, out, _eventHub, transport) {
       const [{ identityConnection }, { receiveTwinPatch }, { updateModuleTwin }] = await Promise.all([
         import('../clients/identity-connection.js'),
         import('../apps/receive-twin-patch.js'),
@@ -52,6 +58,7 @@ const steps: DemoStep[] = [
       let ready!: () => void;
       const subscribed = new Promise<void>((resolve) => (ready = resolve));
       const receiving = receiveTwinPatch(await identityConnection(connection, ids), {
+        transport,
         count: 1,
         timeoutSeconds: 30,
         onReady: ready,
@@ -68,14 +75,15 @@ const steps: DemoStep[] = [
   {
     title: 'UpdateReported',
     explain: `${MODULE} reports properties to its twin; the service reads them back`,
-    async run(connection, out) {
+    features: ['twin'],
+    async run(connection, out, _eventHub, transport) {
       const [{ identityConnection }, { updateReported }, { createRegistry }] = await Promise.all([
         import('../clients/identity-connection.js'),
         import('../apps/update-reported.js'),
         import('../clients/service-clients.js'),
       ]);
       const ids = { deviceId: DEVICE, moduleId: MODULE };
-      const { version } = await updateReported(await identityConnection(connection, ids), { reported: { telemetryInterval: 122, lastUpdated: new Date().toISOString() } });
+      const { version } = await updateReported(await identityConnection(connection, ids), { transport, reported: { telemetryInterval: 122, lastUpdated: new Date().toISOString() } });
       out.line(`  module reported telemetryInterval=122 (reported $version ${version})`);
       const twin = (await createRegistry(connection).getModuleTwin(ids.deviceId, ids.moduleId)).responseBody;
       const { $metadata: _metadata, ...reported } = twin.properties.reported;
@@ -86,7 +94,8 @@ const steps: DemoStep[] = [
   {
     title: 'Device management',
     explain: `${MANAGED_DEVICE} answers the rebootDevice direct method, reboots (1 s) and reports rebootTime; the service invokes it and reads the time from the twin`,
-    async run(connection, out) {
+    features: ['methods', 'twin'],
+    async run(connection, out, _eventHub, transport) {
       const { createDevice } = await import('../apps/create-identity.js');
       const { rebootDevice } = await import('../apps/reboot-device.js');
       const { invokeReboot } = await import('../apps/invoke-reboot.js');
@@ -95,7 +104,7 @@ const steps: DemoStep[] = [
       const listening = new Promise<void>((resolve) => (ready = resolve));
       const rebooting = rebootDevice(
         identityConnectionWithKey(connection, device, device.primaryKey),
-        { rebootSeconds: 1, count: 1, onEvent: (e) => (e.event === 'ready' ? ready() : out.line(out.color.dim(`  device: ${e.event}`))) },
+        { transport, rebootSeconds: 1, count: 1, onEvent: (e) => (e.event === 'ready' ? ready() : out.line(out.color.dim(`  device: ${e.event}`))) },
       );
       await Promise.race([listening, rebooting]);
       const result = await invokeReboot(connection, { deviceId: MANAGED_DEVICE, waitSeconds: 30 });
@@ -107,8 +116,9 @@ const steps: DemoStep[] = [
   },
   {
     title: 'SimulatedDevice + monitor',
-    explain: `${DEVICE} sends 5 windSpeed messages over MQTT; a monitor reads them from the hub's Event Hub-compatible endpoint`,
-    async run(connection, out, eventHub) {
+    explain: `${DEVICE} sends 5 windSpeed messages; a monitor reads them from the hub's Event Hub-compatible endpoint`,
+    features: ['telemetry'],
+    async run(connection, out, eventHub, transport) {
       const [{ identityConnection }, { sendTelemetry }, { monitorEvents }] = await Promise.all([
         import('../clients/identity-connection.js'),
         import('../apps/send-telemetry.js'),
@@ -125,6 +135,7 @@ const steps: DemoStep[] = [
       });
       await Promise.race([listening, monitoring]);
       const sent = await sendTelemetry([await identityConnection(connection, { deviceId: DEVICE })], {
+        transport,
         count: 5,
         intervalMs: 200,
         onConfirm: (c) => out.line(out.color.dim(`  device: message ${c.messageId} confirmed (${c.confirmed})`)),
@@ -138,26 +149,31 @@ const steps: DemoStep[] = [
 
 export function configureDemo(command: Command): void {
   command
-    .addHelpText('after', examples('demo', 'demo --json', 'demo --no-color'))
-    .action((_opts, cmd: Command) =>
+    .addOption(new Option('--transport <name>', "the device apps' transport; a step whose feature it lacks (twins and methods over http) runs over mqtt").choices(DEVICE_TRANSPORTS).default('mqtt'))
+    .addHelpText('after', examples('demo', 'demo --transport http', 'demo --json --no-color'))
+    .action((opts: { transport: DeviceTransport }, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
+        checkTransport(opts.transport, [], { port: 0 }); // the demo's hub is a local one: AMQP is refused before it starts
         const { LocalHub } = await import('../hub/server.js');
         const hub = await LocalHub.start({ inMemory: true, port: 0, eventHubPort: 0 });
         const connection = parseConnection('service', hub.serviceConnectionString(), { ca: hub.tls.ca, port: hub.port });
         const eventHub = parseConnection('eventhub', hub.eventHubConnectionString());
-        out.heading(`iothub-tut demo: a local IoT Hub on ${hub.hostName}:${hub.port} (in memory)`);
-        const report: Array<{ step: string; ok: boolean; ms: number; result?: unknown; error?: string }> = [];
+        out.heading(`iothub-tut demo: a local IoT Hub on ${hub.hostName}:${hub.port} (in memory), devices over ${opts.transport}`);
+        const report: Array<{ step: string; transport?: DeviceTransport; ok: boolean; ms: number; result?: unknown; error?: string }> = [];
         try {
           for (const [i, step] of steps.entries()) {
+            // A step whose device app needs what the transport lacks runs over MQTT, and says so.
+            const transport = offers(opts.transport, step.features) ? opts.transport : 'mqtt';
+            const over = step.features.length === 0 ? '' : transport === opts.transport ? ` (over ${transport})` : ` (over mqtt: the device SDK has no ${featureNames(step.features)} over ${opts.transport})`;
             out.line();
             out.heading(`${i + 1}. ${step.title}`);
-            out.line(out.color.dim(`  ${step.explain}`));
+            out.line(out.color.dim(`  ${step.explain}${over}`));
             const started = Date.now();
-            const result = await step.run(connection, out, eventHub);
-            report.push({ step: step.title, ok: true, ms: Date.now() - started, result });
+            const result = await step.run(connection, out, eventHub, transport);
+            report.push({ step: step.title, ...(step.features.length > 0 ? { transport } : {}), ok: true, ms: Date.now() - started, result });
           }
         } catch (err) {
-          report.push({ step: steps[report.length].title, ok: false, ms: 0, error: (err as Error).message });
+          report.push({ step: steps[report.length]!.title, ok: false, ms: 0, error: (err as Error).message });
           throw err;
         } finally {
           await hub.stop();

@@ -1,7 +1,7 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { findConnection, resolveConnection } from '../clients/config.js';
 import type { DeviceConnection, EventHubConnection, ServiceConnection } from '../clients/connection-string.js';
-import type { DeviceProtocol } from '../clients/device-clients.js';
+import { DEVICE_TRANSPORTS, type DeviceTransport } from '../clients/device-clients.js';
 import { ExitCode, ToolkitError } from '../clients/errors.js';
 import { describeIdentity, type Identity } from '../clients/identity.js';
 import { TUTORIAL_NAMES } from '../apps/tutorial-names.js';
@@ -57,11 +57,12 @@ interface DeviceSideValues {
   moduleId?: string;
   device?: boolean;
   connectionString?: string;
+  transport: DeviceTransport;
   websocket?: boolean;
 }
 
 /**
- * -d, -m, --device, -c and --websocket for a command that acts as a device (or, where `modules`,
+ * -d, -m, --device, -c and --transport for a command that acts as a device (or, where `modules`,
  * as a module): which identity, and how to connect as it.
  */
 export class DeviceSideOptions {
@@ -77,11 +78,12 @@ export class DeviceSideOptions {
     }
     command
       .option(CONNECTION_STRING, `${config.modules ? 'device or module' : 'device'} connection string (default: $IOTHUB_DEVICE_CONNECTION_STRING, .env, or the key looked up on the hub)`, nonEmpty)
-      .option('--websocket', 'MQTT over WebSockets (port 443 on Azure) instead of MQTT');
+      .addOption(new Option('--transport <name>', "the device SDK's transport (mqtt-ws, amqp-ws and http use port 443 on Azure)").choices(DEVICE_TRANSPORTS).default('mqtt'))
+      .addOption(new Option('--websocket', 'the same as --transport mqtt-ws').conflicts('transport'));
   }
 
-  get protocol(): DeviceProtocol {
-    return this.values.websocket ? 'mqttws' : 'mqtt';
+  get transport(): DeviceTransport {
+    return this.values.websocket ? 'mqtt-ws' : this.values.transport;
   }
 
   /** A device connection string given at all (flag, environment, .env), checked against -d/-m; undefined when none is. */

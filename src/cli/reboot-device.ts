@@ -38,7 +38,7 @@ export function configureRebootDevice(command: Command): void {
         const connection = await deviceSide.resolve();
         const { reboots } = await untilInterrupted((signal) =>
           rebootDevice(connection, {
-            protocol: deviceSide.protocol,
+            transport: deviceSide.transport,
             rebootSeconds: opts.rebootSeconds,
             count: opts.count,
             signal,

@@ -12,7 +12,7 @@ export function configureReceiveTwinPatch(command: Command): void {
     .addHelpText('after', examples(
       'receive-twin-patch',
       'receive-twin-patch -d myFirstDevice -m myFirstModule --count 1 --timeout 60',
-      'receive-twin-patch -d myDeviceId --device --websocket --json',
+      'receive-twin-patch -d myDeviceId --device --transport mqtt-ws --json',
     ))
     .action((opts: { count?: number; timeout?: number }, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
@@ -21,7 +21,7 @@ export function configureReceiveTwinPatch(command: Command): void {
         const identity = identityName(connection);
         const { received } = await untilInterrupted((signal) =>
           receiveTwinPatch(connection, {
-            protocol: deviceSide.protocol,
+            transport: deviceSide.transport,
             count: opts.count,
             timeoutSeconds: opts.timeout,
             signal,

@@ -54,7 +54,7 @@ export function configureSendTelemetry(command: Command): void {
     .option('--interval <s>', "seconds between one device's messages", parseSeconds('--interval'), 1)
     .option('--devices <k>', `simulate K devices, ${SIMULATED}-1..K, each on its own connection (registered on the hub when missing)`, parsePositiveInt('--devices'), 1)
     .option('--message-size <bytes>', 'pad each body to about this many bytes (IoT Hub accepts up to 256 KB)', parsePositiveInt('--message-size'))
-    .addHelpText('after', examples('send-telemetry -d myFirstDevice --count 10 --interval 1', 'send-telemetry --count 0', 'send-telemetry --devices 3 --count 100 --interval 0.1 --json'))
+    .addHelpText('after', examples('send-telemetry -d myFirstDevice --count 10 --interval 1', 'send-telemetry --count 0 --transport http', 'send-telemetry --devices 3 --count 100 --interval 0.1 --json'))
     .action((opts: { count: number; interval: number; devices: number; messageSize?: number }, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
         if (opts.devices > 1 && (deviceSide.typed('deviceId') || deviceSide.given())) {
@@ -67,7 +67,7 @@ export function configureSendTelemetry(command: Command): void {
           `${opts.devices > 1 ? ` from each of ${opts.devices} devices` : ''}, press Ctrl-C to stop`);
         const summary = await untilInterrupted((signal) =>
           sendTelemetry(connections, {
-            protocol: deviceSide.protocol,
+            transport: deviceSide.transport,
             count: opts.count || undefined,
             intervalMs: opts.interval * 1000,
             messageBytes: opts.messageSize,

@@ -20,7 +20,7 @@ export function configureUpdateReported(command: Command): void {
         const reported = opts.reported === undefined ? { lastUpdated: new Date().toISOString() } : parseJsonObject('--reported', opts.reported);
         const { updateReported } = await import('../apps/update-reported.js');
         const connection = await deviceSide.resolve();
-        const result = await updateReported(connection, { reported, protocol: deviceSide.protocol });
+        const result = await updateReported(connection, { reported, transport: deviceSide.transport });
         const identity = identityName(connection);
         out.result({ identity, ...result });
         out.heading(`${identity} reported properties updated`);

@@ -1,11 +1,85 @@
 import deviceSdk from 'azure-iot-device';
-import mqttTransport from 'azure-iot-device-mqtt';
 import type { DeviceConnection } from './connection-string.js';
 import { ExitCode, ToolkitError } from './errors.js';
-import { hubAgent } from './hub-transport.js';
+import { hubAgent, isLocalHub, type HubTransport } from './hub-transport.js';
 
 export type DeviceClient = deviceSdk.Client;
-export type DeviceProtocol = 'mqtt' | 'mqttws';
+
+/** A constructor of one of the device SDK's transports (Mqtt, MqttWs, Amqp, AmqpWs, Http). */
+type TransportClass = new (...args: any[]) => {
+  emit(event: string | symbol, ...args: unknown[]): boolean;
+  listenerCount(event: string | symbol): number;
+  enableMethods(callback: (err?: Error) => void): void;
+  sendMethodResponse(response: unknown, done: (err?: Error) => void): void;
+};
+
+/** What a device app needs from its transport. */
+export type DeviceFeature = 'telemetry' | 'twin' | 'methods';
+
+const FEATURE_NAMES: Record<DeviceFeature, string> = {
+  telemetry: 'device-to-cloud messages',
+  twin: 'device twins',
+  methods: 'direct methods',
+};
+
+interface TransportSpec {
+  /** What the device SDK offers over it. */
+  features: readonly DeviceFeature[];
+  /** Whether the local hub serves it (a real IoT Hub serves them all). */
+  local: boolean;
+  /** The SDK's transport class, loaded when used. */
+  load(): Promise<TransportClass>;
+}
+
+const ALL: readonly DeviceFeature[] = ['telemetry', 'twin', 'methods'];
+const mqtt = async () => (await import('azure-iot-device-mqtt')).default;
+const amqp = async () => (await import('azure-iot-device-amqp')).default;
+
+/**
+ * The device SDK's transports, by the names --transport takes. AMQP is the SDK's and IoT Hub's, but
+ * the local hub does not serve it yet: when it does, `local` turns true. HTTPS has no twins or
+ * methods in the SDK (nor on IoT Hub's HTTPS device API).
+ */
+const TRANSPORTS = {
+  mqtt: { features: ALL, local: true, load: async () => (await mqtt()).Mqtt },
+  'mqtt-ws': { features: ALL, local: true, load: async () => (await mqtt()).MqttWs },
+  amqp: { features: ALL, local: false, load: async () => (await amqp()).Amqp },
+  'amqp-ws': { features: ALL, local: false, load: async () => (await amqp()).AmqpWs },
+  http: { features: ['telemetry'], local: true, load: async () => ((await import('azure-iot-device-http')).default as unknown as { Http: TransportClass }).Http },
+} satisfies Record<string, TransportSpec>;
+
+export type DeviceTransport = keyof typeof TRANSPORTS;
+export const DEVICE_TRANSPORTS = Object.keys(TRANSPORTS) as DeviceTransport[];
+
+/** Whether the device SDK offers all of `features` over `transport`. */
+export function offers(transport: DeviceTransport, features: readonly DeviceFeature[]): boolean {
+  return features.every((f) => (TRANSPORTS[transport].features as readonly DeviceFeature[]).includes(f));
+}
+
+/**
+ * Refuses (exit 2) a transport over which the SDK lacks one of `features`, or that the local hub does
+ * not serve, saying which transports would do.
+ */
+export function checkTransport(transport: DeviceTransport, features: readonly DeviceFeature[], hub: HubTransport): void {
+  const missing = features.filter((f) => !offers(transport, [f]));
+  const local = isLocalHub(hub);
+  const usable = DEVICE_TRANSPORTS.filter((name) => offers(name, features) && (!local || TRANSPORTS[name].local));
+  if (missing.length > 0) {
+    throw new ToolkitError(`the device SDK offers no ${featureNames(missing, 'and')} over ${transport}: use --transport ${orList(usable)}.`, ExitCode.usage);
+  }
+  if (local && !TRANSPORTS[transport].local) {
+    throw new ToolkitError(`${transport} is not served by the local hub yet (a real IoT Hub serves it): use --transport ${orList(usable)}.`, ExitCode.usage);
+  }
+}
+
+/** The features in words: 'direct methods or device twins'. */
+export function featureNames(features: readonly DeviceFeature[], joiner = 'or'): string {
+  return orList(features.map((f) => FEATURE_NAMES[f]), joiner);
+}
+
+function orList(names: string[], joiner = 'or'): string {
+  return names.length < 2 ? names.join('') : `${names.slice(0, -1).join(', ')} ${joiner} ${names[names.length - 1]}`;
+}
 
 /** The answer to a direct method the app registered no handler for. */
 export interface UnknownMethodAnswer {
@@ -14,6 +88,8 @@ export interface UnknownMethodAnswer {
 }
 
 export interface DeviceClientOptions {
+  /** What the app uses: a transport without it is refused before anything connects. */
+  features?: readonly DeviceFeature[];
   /** Answer calls to methods nobody registered with this (else the caller waits for its timeout). */
   unknownMethod?: UnknownMethodAnswer;
   /** Called each time the SDK's subscription to direct methods is in place (or has failed). */
@@ -21,18 +97,19 @@ export interface DeviceClientOptions {
 }
 
 /**
- * The SDK's MQTT transport, with what the client itself has no API for. azure-iot-device has no
- * catch-all method handler (Python's on_method_request_received): the transport emits
- * method_<name> for each call, and one nobody listens to is answered here. Nor does it tell when
- * its method subscription is in place (onDeviceMethod subscribes in the background).
+ * The SDK's transport, with what the client itself has no API for. azure-iot-device has no
+ * catch-all method handler (Python's on_method_request_received): the MQTT transport emits
+ * method_<name> for each call, and one nobody listens to is answered here (AMQP's calls nobody
+ * listens to go unanswered, and time out). Nor does it tell when its method subscription is in
+ * place (onDeviceMethod subscribes in the background).
  */
-function withMethodHooks(Transport: typeof mqttTransport.Mqtt, options: DeviceClientOptions): typeof mqttTransport.Mqtt {
+function withMethodHooks(Transport: TransportClass, options: DeviceClientOptions): TransportClass {
   const { unknownMethod, onMethodsEnabled } = options;
   return class extends Transport {
     override emit(event: string | symbol, ...args: unknown[]): boolean {
       if (unknownMethod && typeof event === 'string' && event.startsWith('method_') && this.listenerCount(event) === 0) {
         const { requestId } = args[0] as { requestId: string };
-        this.sendMethodResponse({ requestId, ...unknownMethod } as Parameters<typeof this.sendMethodResponse>[0], () => {});
+        this.sendMethodResponse({ requestId, ...unknownMethod }, () => {});
         return true;
       }
       return super.emit(event, ...args);
@@ -48,31 +125,41 @@ function withMethodHooks(Transport: typeof mqttTransport.Mqtt, options: DeviceCl
 }
 
 /**
- * An azure-iot-device client over MQTT (or MQTT over WebSockets). For a local hub, the SDK's own
- * GatewayHostName setting points MQTT at the hub's port, and the CA is passed with setOptions.
+ * An azure-iot-device client over one of the SDK's transports (MQTT by default). For a local hub, the
+ * SDK's own GatewayHostName setting points MQTT at the hub's port, an https agent does the same for
+ * MQTT over WebSockets and HTTPS, and the CA is passed with setOptions.
  */
 export async function createDeviceClient(
   connection: DeviceConnection,
-  protocol: DeviceProtocol = 'mqtt',
+  transportName: DeviceTransport = 'mqtt',
   options: DeviceClientOptions = {},
 ): Promise<DeviceClient> {
   const { transport } = connection;
+  checkTransport(transportName, options.features ?? [], transport);
   let connectionString = connection.connectionString;
-  if (transport.port !== undefined && protocol === 'mqtt' && !connection.gatewayHostName) {
+  if (transport.port !== undefined && transportName === 'mqtt' && !connection.gatewayHostName) {
     connectionString += `;GatewayHostName=${connection.hostName}:${transport.port}`;
   }
-  const Base = protocol === 'mqttws' ? mqttTransport.MqttWs : mqttTransport.Mqtt;
+  const Base = await TRANSPORTS[transportName].load();
   const Transport = options.unknownMethod || options.onMethodsEnabled ? withMethodHooks(Base, options) : Base;
   const client = connection.moduleId
     ? deviceSdk.ModuleClient.fromConnectionString(connectionString, Transport)
     : deviceSdk.Client.fromConnectionString(connectionString, Transport);
-  if (transport.ca || transport.port !== undefined) {
-    await client.setOptions({
-      ca: transport.ca,
-      ...(protocol === 'mqttws' ? { mqtt: { webSocketAgent: hubAgent(transport) } } : {}),
-    });
-  }
+  if (isLocalHub(transport)) await client.setOptions(localHubOptions(transportName, transport));
   return client as DeviceClient;
+}
+
+/** The CA and, where the SDK dials port 443 itself, an agent to the hub's port. */
+function localHubOptions(transportName: DeviceTransport, transport: HubTransport): deviceSdk.DeviceClientOptions {
+  switch (transportName) {
+    case 'mqtt-ws':
+      return { ca: transport.ca, mqtt: { webSocketAgent: hubAgent(transport) } };
+    case 'http':
+      // azure-iot-device-http answers setOptions only when it holds receive options: its defaults are given.
+      return { ca: transport.ca, http: { agent: hubAgent(transport), receivePolicy: { interval: 1 } } } as deviceSdk.DeviceClientOptions;
+    default:
+      return { ca: transport.ca };
+  }
 }
 
 /** How long a first connection may take, retries included. */

@@ -11,6 +11,11 @@ export interface HubTransport {
   port?: number;
 }
 
+/** True for a local hub's transport (its CA or its port given); a real IoT Hub needs neither. */
+export function isLocalHub(transport: HubTransport): boolean {
+  return transport.ca !== undefined || transport.port !== undefined;
+}
+
 /** An https agent that trusts the hub's CA and sends the SDK's port-443 connections to the hub's port. */
 export function hubAgent(transport: HubTransport): Agent {
   return new (class extends Agent {

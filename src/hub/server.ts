@@ -38,6 +38,7 @@ import { EventStore } from './store/event-store.js';
 import { EventLog } from './events/event-log.js';
 import { startEventHubEndpoint, type EventHubEndpoint } from './events/amqp-endpoint.js';
 import { TelemetryTopics } from './device-gateway/telemetry-topics.js';
+import { HttpsGateway, isDeviceMessagingRequest } from './device-gateway/https-gateway.js';
 import { silentLog, type HubLog } from './log.js';
 import { DEFAULT_EVENT_HUB_PORT, DEFAULT_PORT, STANDARD_PORTS } from './defaults.js';
 import { DataDirLock } from './data-dir-lock.js';
@@ -174,9 +175,13 @@ export class LocalHub {
     );
     const rest = createHttpHandler(router, this.auth, log, throttle);
     this.dashboard = new Dashboard(this, rest);
+    const devices = new HttpsGateway(this.auth, this.eventLog, this.registry, log, throttle);
     this.http = createHttpServer(
       { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, maxHeaderSize: MAX_HEADER_BYTES, connectionsCheckingInterval: 1000 },
-      (req, res) => (isDashboardRequest(req.url) ? this.dashboard.handle(req, res) : rest(req, res)),
+      (req, res) =>
+        isDashboardRequest(req.url) ? this.dashboard.handle(req, res)
+        : isDeviceMessagingRequest(req.url) ? devices.handle(req, res)
+        : rest(req, res),
     );
     // The HTTP server never listens (it is handed sockets from the TLS port), but Node enforces
     // headersTimeout and requestTimeout only from its 'listening' handler on: start that checker.

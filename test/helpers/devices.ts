@@ -1,5 +1,5 @@
 import { createRegistry } from '../../src/clients/service-clients.js';
-import { createDeviceClient, type DeviceClient, type DeviceProtocol } from '../../src/clients/device-clients.js';
+import { createDeviceClient, type DeviceClient, type DeviceTransport } from '../../src/clients/device-clients.js';
 import { identityConnectionWithKey, type DeviceConnection } from '../../src/clients/connection-string.js';
 import type { TestHub } from './hub.js';
 
@@ -13,7 +13,7 @@ export async function registerIdentity(t: TestHub, deviceId: string, moduleId?: 
 }
 
 /** An opened azure-iot-device client for a registered identity. */
-export async function openDevice(connection: DeviceConnection, protocol: DeviceProtocol = 'mqtt'): Promise<DeviceClient> {
+export async function openDevice(connection: DeviceConnection, protocol: DeviceTransport = 'mqtt'): Promise<DeviceClient> {
   const client = await createDeviceClient(connection, protocol);
   await client.open();
   return client;

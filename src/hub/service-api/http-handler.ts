@@ -58,7 +58,7 @@ function checkThrottle(throttle: Throttle, operation: OperationId, req: Incoming
   }
 }
 
-function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string>): void {
+export function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string>): void {
   if (res.headersSent) return;
   const text = body === undefined ? '' : JSON.stringify(body);
   res.writeHead(status, {
@@ -89,27 +89,33 @@ const JSON_MEDIA_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
  * failure is a 400 (413 for the size) with IoT Hub's error code, before any route sees the body.
  */
 async function readJsonBody(req: IncomingMessage): Promise<unknown> {
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > MAX_BODY_BYTES) throw hubErrors.messageTooLarge(`The request body is larger than ${MAX_BODY_BYTES} bytes`);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw hubErrors.messageTooLarge(`The request body is larger than ${MAX_BODY_BYTES} bytes`);
-    chunks.push(chunk);
-  }
-  if (size === 0) return undefined;
+  const raw = await readBody(req, MAX_BODY_BYTES);
+  if (raw.length === 0) return undefined;
   const type = req.headers['content-type'];
   if (type !== undefined && !JSON_MEDIA_TYPE.test(type)) {
     throw hubErrors.invalidContentType(`The request body must be JSON (Content-Type: application/json), not '${type.slice(0, 64)}'`);
   }
   let body: unknown;
   try {
-    body = JSON.parse(utf8.decode(Buffer.concat(chunks)));
+    body = JSON.parse(utf8.decode(raw));
   } catch (err) {
     throw hubErrors.argumentInvalid(err instanceof SyntaxError ? 'The request body is not valid JSON' : 'The request body is not valid UTF-8');
   }
   const problem = jsonProblem(body, 'body');
   if (problem) throw hubErrors.argumentInvalid(`The request body is refused: ${problem}`);
   return body;
+}
+
+/** The request body, refused (413) once it passes `max` bytes, before more of it is buffered; `limit` says whose limit that is. */
+export async function readBody(req: IncomingMessage, max: number, limit?: string): Promise<Buffer> {
+  const tooLarge = () => hubErrors.messageTooLarge(`The request body is larger than ${max} bytes${limit ? `, ${limit}` : ''}`);
+  if (Number(req.headers['content-length'] ?? 0) > max) throw tooLarge();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > max) throw tooLarge();
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, size);
 }

@@ -64,7 +64,8 @@ export class Router {
   }
 }
 
-function decodeSegment(segment: string): string {
+/** A URL path segment, decoded; malformed %-encoding is a 400. */
+export function decodeSegment(segment: string): string {
   try {
     return decodeURIComponent(segment);
   } catch {

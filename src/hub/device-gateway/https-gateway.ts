@@ -1,0 +1,181 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Authenticator, DeviceAuthFailure } from '../auth/authenticator.js';
+import { HubError, hubErrors } from '../errors.js';
+import type { D2CMessage, EventLog } from '../events/event-log.js';
+import type { Registry } from '../registry/registry.js';
+import type { Throttle } from '../throttling.js';
+import type { HubLog } from '../log.js';
+import { readBody, send } from '../service-api/http-handler.js';
+import { decodeSegment } from '../service-api/router.js';
+import { MAX_D2C_MESSAGE_BYTES } from './telemetry-topics.js';
+
+// IoT Hub's HTTPS device API ("Device - Send Device Event" in the REST reference), as
+// azure-iot-device-http and the C# SDK's HTTP transport call it. Only devices use it: the SDKs post a
+// module's messages to its device's path too, with the module's token, which does not reach it (401).
+
+/** /devices/{id}/messages/events, or /devices/{id}/messages/deviceBound[/{etag}[/abandon]]: the paths this gateway serves. */
+const DEVICE_PATH = /^\/devices\/([^/]+)\/messages\/(?:events\/?|(devicebound)(?:\/.*)?)$/i;
+
+/** True for a request to the device API (the HTTP server sends those here, everything else to the service API). */
+export function isDeviceMessagingRequest(url: string | undefined): boolean {
+  return DEVICE_PATH.test(pathOf(url ?? '/'));
+}
+
+/** The Content-Type of a batch: a JSON array of messages, each body base64-encoded unless it says otherwise. */
+export const BATCH_CONTENT_TYPE = 'application/vnd.microsoft.iothub.json';
+
+const APP_PROPERTY_PREFIX = 'iothub-app-';
+
+// The system properties a device sets as headers (or, in a batch, as properties), as the SDKs write
+// them (their names are case-insensitive). Others (iothub-to, iothub-expiry, iothub-ack,
+// iothub-creation-time-utc, iothub-interface-id, dt-subject) are not carried, as on MQTT.
+const SYSTEM: Record<string, 'messageId' | 'correlationId' | 'userId' | 'contentType' | 'contentEncoding'> = {
+  'iothub-messageid': 'messageId',
+  'iothub-correlationid': 'correlationId',
+  'iothub-userid': 'userId',
+  'iothub-contenttype': 'contentType',
+  'iothub-contentencoding': 'contentEncoding',
+};
+
+const notSigned = (id: string) => `The SharedAccessSignature is not signed with a key of device '${id}' or of a policy with DeviceConnect`;
+
+// Why a request is refused, as its 401 says. An unknown device reads as a wrong key, so that a caller
+// without a key learns nothing of which devices exist; only a valid key learns that its device is disabled.
+const AUTH_FAILURE: Record<DeviceAuthFailure, (deviceId: string) => string> = {
+  malformed: () => 'The SharedAccessSignature is malformed',
+  expired: () => 'The SharedAccessSignature has expired',
+  wrongAudience: (id) => `The SharedAccessSignature is not scoped to device '${id}'`,
+  badSignature: notSigned,
+  unknownIdentity: notSigned,
+  disabled: (id) => `Device '${id}' is disabled`,
+};
+
+/**
+ * Devices over HTTPS: each request carries the device's SAS token (checked as an MQTT connect's is);
+ * a message, or a batch of them, is stamped as MQTT's are and answered 204 once it is in the event log
+ * (a batch all or none). Cloud-to-device polling is refused with 501 until the hub has C2D queues.
+ */
+export class HttpsGateway {
+  constructor(
+    private readonly auth: Authenticator,
+    private readonly eventLog: EventLog,
+    private readonly registry: Registry,
+    private readonly log: HubLog,
+    private readonly throttle?: Throttle,
+  ) {}
+
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const trackingId = randomUUID().replace(/-/g, '');
+    const headers = { 'iothub-tracking-id': trackingId };
+    try {
+      const [, encodedId, deviceBound] = DEVICE_PATH.exec(pathOf(req.url ?? '/'))!;
+      const deviceId = decodeSegment(encodedId!);
+      this.authenticate(req.headers.authorization, deviceId);
+      if (deviceBound) {
+        throw hubErrors.notImplemented('Cloud-to-device messages over HTTPS are not available on this hub yet; receive them over MQTT');
+      }
+      if (req.method !== 'POST') throw hubErrors.methodNotAllowed(`${req.method} is not allowed on /devices/${deviceId}/messages/events`);
+      await this.receive(req, deviceId);
+      res.writeHead(204, headers).end();
+    } catch (err) {
+      const error = err instanceof HubError ? err : hubErrors.serverError('The hub failed to handle the request');
+      if (!(err instanceof HubError)) this.log.error('rest', `device ${req.method} ${req.url} failed (tracking id ${trackingId}): ${(err as Error)?.stack ?? err}`);
+      else if (this.log.enabled('info')) this.log.info('rest', `device ${req.method} ${req.url}: ${error.status} ${error.code} ${error.message} (tracking id ${trackingId})`);
+      send(res, error.status, error.toBody(trackingId), { ...headers, 'iothub-errorcode': error.code });
+    }
+  }
+
+  /** The request's token must be the device's own (or a DeviceConnect policy's): IoT Hub answers 401 otherwise. */
+  private authenticate(authorization: string | undefined, deviceId: string): void {
+    if (!authorization) throw hubErrors.unauthorized('The request has no Authorization header with a SharedAccessSignature');
+    const failure = this.auth.authenticateDevice(authorization, deviceId);
+    if (failure) throw hubErrors.unauthorized(AUTH_FAILURE[failure](deviceId));
+  }
+
+  private async receive(req: IncomingMessage, deviceId: string): Promise<void> {
+    const body = await readBody(req, MAX_D2C_MESSAGE_BYTES, "IoT Hub's limit for a message or a batch");
+    const stamps: D2CMessage = { deviceId, body, properties: {}, authMethod: 'sas', authGenerationId: this.registry.find(deviceId)?.generationId };
+    const isBatch = (req.headers['content-type'] ?? '').toLowerCase().split(';')[0]!.trim() === BATCH_CONTENT_TYPE;
+    const messages = isBatch
+      ? parseBatch(body).map((entry) => withProperties({ ...stamps, body: entry.body, properties: {} }, Object.entries(entry.properties)))
+      : [withProperties(stamps, headerPairs(req.rawHeaders))];
+    // Each message of a batch is a device-to-cloud send of the throttle.
+    if (this.throttle && !this.throttle.allow('d2c', messages.length)) {
+      throw hubErrors.throttled('Device-to-cloud messages are throttled for this hub tier; back off and retry.');
+    }
+    await (messages.length === 1 ? this.eventLog.append(messages[0]!) : this.eventLog.appendMany(messages));
+  }
+}
+
+/**
+ * The request's headers as name-value pairs, names as the device wrote them: an application
+ * property's name keeps its case ("IoT Hub never modifies these properties"), where Node's
+ * req.headers would lower-case it.
+ */
+function headerPairs(rawHeaders: string[]): Array<[string, string]> {
+  const pairs: Array<[string, string]> = [];
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) pairs.push([rawHeaders[i]!, rawHeaders[i + 1]!]);
+  return pairs;
+}
+
+/**
+ * The message with the properties among `pairs`: `iothub-app-{name}` ones as application properties,
+ * the system ones in SYSTEM; the rest are not the message's. Refused (413) over IoT Hub's 256 KB, body
+ * and properties together, as on MQTT.
+ */
+function withProperties(message: D2CMessage, pairs: Array<[string, string]>): D2CMessage {
+  let size = message.body.length;
+  for (const [name, value] of pairs) {
+    const lower = name.toLowerCase();
+    const system = SYSTEM[lower];
+    if (system) message[system] = value;
+    else if (lower.startsWith(APP_PROPERTY_PREFIX)) message.properties[name.slice(APP_PROPERTY_PREFIX.length)] = value;
+    else continue;
+    size += Buffer.byteLength(name) + Buffer.byteLength(value);
+  }
+  if (size > MAX_D2C_MESSAGE_BYTES) {
+    throw hubErrors.messageTooLarge(`The message is ${size} bytes; IoT Hub accepts up to ${MAX_D2C_MESSAGE_BYTES} bytes (body and properties).`);
+  }
+  return message;
+}
+
+interface BatchEntry {
+  body: Buffer;
+  properties: Record<string, string>;
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** Decodes UTF-8 strictly: invalid bytes are refused, not replaced. */
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A batch: `[{"body": "<base64>", "base64Encoded": true, "properties": {"iothub-app-k": "v"}}, ...]`.
+ * base64Encoded defaults to true (the SDKs leave it out); false takes the body as UTF-8 text.
+ */
+function parseBatch(raw: Buffer): BatchEntry[] {
+  let batch: unknown;
+  try {
+    batch = JSON.parse(utf8.decode(raw));
+  } catch {
+    throw hubErrors.argumentInvalid(`A batch (Content-Type ${BATCH_CONTENT_TYPE}) must be a JSON array of messages in UTF-8`);
+  }
+  if (!Array.isArray(batch) || batch.length === 0) throw hubErrors.argumentInvalid('A batch must be a JSON array of at least one message');
+  return batch.map((entry: unknown, i): BatchEntry => {
+    const refuse = (why: string) => hubErrors.argumentInvalid(`Message ${i} of the batch ${why}`);
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw refuse('is not an object');
+    const { body, base64Encoded = true, properties = {} } = entry as Record<string, unknown>;
+    if (typeof body !== 'string') throw refuse('has no "body" string');
+    if (typeof base64Encoded !== 'boolean') throw refuse('has a "base64Encoded" that is not true or false');
+    if (base64Encoded && (!BASE64.test(body) || body.length % 4 !== 0)) throw refuse('has a "body" that is not base64 (set "base64Encoded": false for text)');
+    if (typeof properties !== 'object' || properties === null || Array.isArray(properties)) throw refuse('has "properties" that are not an object');
+    for (const value of Object.values(properties)) if (typeof value !== 'string') throw refuse('has a property whose value is not a string');
+    return { body: Buffer.from(body, base64Encoded ? 'base64' : 'utf8'), properties: properties as Record<string, string> };
+  });
+}
+
+function pathOf(url: string): string {
+  const query = url.indexOf('?');
+  return query < 0 ? url : url.slice(0, query);
+}

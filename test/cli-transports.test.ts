@@ -1,0 +1,93 @@
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { jsonLines, runCli, startHubProcess, type HubProcess } from './helpers/cli.js';
+import { tempDir } from './helpers/hub.js';
+
+// --transport on the device commands, as a user runs them: HTTPS where the device SDK has the
+// feature, a one-line refusal (exit 2) naming the transports that have it where it does not, and
+// AMQP refused as not served by the local hub yet.
+
+/** A usage error (exit 2): one `error:` line that matches `pattern` (commander adds its help hint below). */
+function usageError(r: { code: number | null; stderr: string }, pattern: RegExp): void {
+  assert.equal(r.code, 2, r.stderr);
+  const [line, ...rest] = r.stderr.trim().split('\n');
+  assert.match(line!, /^error: /);
+  assert.match(line!, pattern);
+  assert.deepEqual(rest.filter((l) => l !== '(run with --help for usage)'), [], r.stderr);
+}
+
+describe('--transport on the device commands', () => {
+  let terminal1: HubProcess;
+  let env: HubProcess['env'];
+  before(async () => {
+    terminal1 = await startHubProcess();
+    env = terminal1.env;
+    for (const args of [['create-module'], ['create-device', '-d', 'myDeviceId']]) {
+      const r = await runCli(args, env);
+      assert.equal(r.code, 0, r.stderr);
+    }
+  });
+  after(async () => assert.equal(await terminal1.stop(), 0, 'the hub stops cleanly on Ctrl-C'));
+
+  test('send-telemetry --transport http: the tutorial messages arrive with their properties, as over MQTT', async () => {
+    const r = await runCli(['send-telemetry', '--transport', 'http', '--count', '3', '--interval', '0', '--json'], env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(jsonLines(r.stdout).at(-1), { ...jsonLines(r.stdout).at(-1), event: 'summary', sent: 3, confirmed: 3, failed: 0 });
+    const monitor = await runCli(['monitor-events', '--from-start', '--count', '3', '--properties', '--json', '--timeout', '60'], env, 90_000);
+    assert.equal(monitor.code, 0, monitor.stderr);
+    // Sent at once (--interval 0), each on its own request: over HTTPS they may land in any order.
+    const messages = jsonLines(monitor.stdout).filter((l) => l.event === 'message').sort((a, b) => a.systemProperties.messageId.localeCompare(b.systemProperties.messageId));
+    assert.deepEqual(messages.map((m) => m.systemProperties.messageId), ['message_1', 'message_2', 'message_3']);
+    assert.deepEqual(messages.map((m) => m.properties), [1, 2, 3].map((n) => ({ Property: `PropMsg_${n}` })));
+    assert.equal(messages[0].systemProperties['iothub-connection-device-id'], 'myFirstDevice');
+  });
+
+  test('twins and methods over http are refused in one line naming the transports that have them', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['reboot-device', '--count', '1'], /direct methods and device twins over http: use --transport mqtt or mqtt-ws\.$/],
+      [['receive-twin-patch', '--timeout', '5'], /device twins over http: use --transport mqtt or mqtt-ws\.$/],
+      [['update-reported'], /device twins over http: use --transport mqtt or mqtt-ws\.$/],
+    ];
+    for (const [args, pattern] of cases) usageError(await runCli([...args, '--transport', 'http'], env), pattern);
+  });
+
+  test('amqp and amqp-ws are not served by the local hub yet: exit 2, naming what is', async () => {
+    usageError(await runCli(['send-telemetry', '--transport', 'amqp', '--count', '1'], env), /amqp is not served by the local hub yet .*use --transport mqtt, mqtt-ws or http\.$/);
+    usageError(await runCli(['update-reported', '--transport', 'amqp-ws'], env), /amqp-ws is not served by the local hub yet .*use --transport mqtt or mqtt-ws\.$/);
+  });
+
+  test('--transport mqtt-ws works, --websocket stays its shorthand, and the two together or a bad name are usage errors', async () => {
+    const r = await runCli(['update-reported', '--transport', 'mqtt-ws', '--reported', '{"via":"mqtt-ws"}', '--json'], env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(jsonLines(r.stdout)[0].reported.via, 'mqtt-ws');
+    const shorthand = await runCli(['update-reported', '--websocket', '--reported', '{"via":"websocket"}', '--json'], env);
+    assert.equal(shorthand.code, 0, shorthand.stderr);
+    usageError(await runCli(['update-reported', '--websocket', '--transport', 'http'], env), /--websocket.*cannot be used with option '--transport/);
+    usageError(await runCli(['send-telemetry', '--transport', 'https'], env), /Allowed choices are mqtt, mqtt-ws, amqp, amqp-ws, http/);
+  });
+});
+
+describe('demo --transport', () => {
+  test('http: the telemetry step runs over HTTPS, the twin and method steps over MQTT, and the report says which', async () => {
+    const home = tempDir();
+    try {
+      const r = await runCli(['demo', '--transport', 'http', '--json'], { IOTHUB_TUT_HOME: home }, 120_000);
+      assert.equal(r.code, 0, r.stderr);
+      const report = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+      assert.equal(report.ok, true);
+      const transports = Object.fromEntries(report.steps.map((s: { step: string; transport?: string }) => [s.step, s.transport]));
+      assert.equal(transports['SimulatedDevice + monitor'], 'http');
+      assert.equal(transports.UpdateReported, 'mqtt');
+      assert.equal(transports['Device management'], 'mqtt');
+      assert.equal(transports.CreateDeviceIdentity, undefined);
+      assert.deepEqual(report.steps.find((s: { step: string }) => s.step === 'SimulatedDevice + monitor').result, { confirmed: 5, received: 5 });
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
+  test('amqp is refused before the hub starts: exit 2', async () => {
+    usageError(await runCli(['demo', '--transport', 'amqp']), /amqp is not served by the local hub yet/);
+  });
+});
