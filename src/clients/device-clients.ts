@@ -6,7 +6,7 @@ import { hubAgent, isLocalHub, type HubTransport } from './hub-transport.js';
 export type DeviceClient = deviceSdk.Client;
 
 /** A constructor of one of the device SDK's transports (Mqtt, MqttWs, Amqp, AmqpWs, Http). */
-type TransportClass = new (...args: any[]) => {
+type TransportClass = new (...args: never[]) => {
   emit(event: string | symbol, ...args: unknown[]): boolean;
   listenerCount(event: string | symbol): number;
   enableMethods(callback: (err?: Error) => void): void;
