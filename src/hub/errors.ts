@@ -45,14 +45,18 @@ export const hubErrors = {
   moduleNotFound: (deviceId: string, moduleId: string) =>
     new HubError(404, 404010, 'ModuleNotFound', `Module ${moduleId} on device ${deviceId} not registered`),
   deviceNotOnline: (id: string) => new HubError(404, 404103, 'DeviceNotOnline', `Device ${id} is not online`),
+  jobNotFound: (id: string) => new HubError(404, 404002, 'JobNotFound', `Job ${id} not found`),
   notFound: (m: string) => new HubError(404, 404000, 'NotFound', m),
   methodNotAllowed: (m: string) => new HubError(405, 405000, 'MethodNotAllowed', m),
   deviceAlreadyExists: (id: string) =>
     new HubError(409, 409001, 'DeviceAlreadyExists', `A device with ID '${id}' is already registered.`),
   moduleAlreadyExists: (deviceId: string, moduleId: string) =>
     new HubError(409, 409301, 'ModuleAlreadyExistsOnDevice', `A module with ID '${moduleId}' is already registered on device '${deviceId}'.`),
+  // IoT Hub publishes no numeric code for a job id in use; 409 is its status for a conflict.
+  jobAlreadyExists: (id: string) => new HubError(409, 409000, 'JobAlreadyExists', `A job with ID '${id}' already exists.`),
   preconditionFailed: (m: string) => new HubError(412, 412002, 'PreconditionFailed', m),
   throttled: (m: string) => new HubError(429, 429001, 'ThrottlingException', m),
+  tooManyActiveJobs: (m: string) => new HubError(429, 429004, 'ThrottlingMaxActiveJobCountExceeded', m),
   serverError: (m: string) => new HubError(500, 500001, 'ServerError', m),
   serviceUnavailable: (m: string) => new HubError(503, 503001, 'ServiceUnavailable', m),
   gatewayTimeout: (m: string) => new HubError(504, 504101, 'GatewayTimeout', m),

@@ -17,12 +17,15 @@ import { MethodTopics } from './device-gateway/method-topics.js';
 import { DirectMethods } from './methods/direct-methods.js';
 import { methodRoutes } from './service-api/method-routes.js';
 import { queryRoutes } from './service-api/query-routes.js';
+import { scheduledJobRoutes } from './service-api/scheduled-job-routes.js';
+import { ScheduledJobs, activeJobLimit } from './jobs/scheduled-jobs.js';
+import { JobStore } from './store/job-store.js';
 import { MAX_PACKET_BYTES } from './device-gateway/frame-guard.js';
 import { TwinTopics } from './device-gateway/twin-topics.js';
 import { TwinStore } from './store/twin-store.js';
 import { SessionStore } from './store/session-store.js';
 import { Twins } from './twins/twin-service.js';
-import { twinRoutes } from './service-api/twin-routes.js';
+import { twinIdentity, twinRoutes } from './service-api/twin-routes.js';
 import { Throttle, type Tier } from './throttling.js';
 import { EventStore } from './store/event-store.js';
 import { EventLog } from './events/event-log.js';
@@ -77,6 +80,8 @@ export class LocalHub {
   readonly mqtt: MqttGateway;
   readonly methods: DirectMethods;
   readonly eventLog: EventLog;
+  /** Scheduled jobs (/jobs/v2): methods and twin updates across devices. */
+  readonly jobs: ScheduledJobs;
   readonly log: HubLog;
   /** The live dashboard under /ui/ on the TLS port. */
   readonly dashboard: Dashboard;
@@ -133,11 +138,24 @@ export class LocalHub {
     this.eventLog = new EventLog(new EventStore(db));
     this.mqtt.use(new TelemetryTopics(this.eventLog, this.registry, throttle));
 
+    this.jobs = new ScheduledJobs(new JobStore(db), {
+      select: (filter) => {
+        const deviceIds: string[] = [];
+        for (const twin of this.twins.allDocuments('devices', (key) => twinIdentity(this.registry.get(key.deviceId)))) {
+          if (filter(twin)) deviceIds.push(twin.deviceId);
+        }
+        return deviceIds;
+      },
+      invokeMethod: (deviceId, invocation) => this.methods.invoke({ deviceId }, invocation),
+      updateTwin: (deviceId, patch) => void this.twins.patchFromService({ deviceId }, patch),
+    }, log, { maxActiveJobs: activeJobLimit(throttle?.tier) });
+
     const router = new Router().add(
       ...registryRoutes(this.registry),
       ...twinRoutes(this.registry, this.twins),
-      ...queryRoutes(this.registry, this.twins),
+      ...queryRoutes(this.registry, this.twins, this.jobs),
       ...methodRoutes(this.methods),
+      ...scheduledJobRoutes(this.jobs),
     );
     const rest = createHttpHandler(router, this.auth, log, throttle);
     this.dashboard = new Dashboard(this, rest);
@@ -186,6 +204,7 @@ export class LocalHub {
         log: hub.log,
       });
       lock?.describe({ pid: process.pid, port: hub.port, eventHubPort: hub.eventHubPort });
+      hub.jobs.resume();
     } catch (err) {
       await hub.stop();
       throw err;
@@ -222,6 +241,7 @@ export class LocalHub {
 
   async stop(): Promise<void> {
     this.dashboard.close();
+    this.jobs.close();
     this.methods.close();
     for (const client of this.wss.clients) client.terminate();
     this.http.close(() => undefined); // stops the timeout checker (it never listened, so nothing else to close)

@@ -4,17 +4,19 @@ import { hubErrors } from '../errors.js';
 import type { Registry } from '../registry/registry.js';
 import type { Twins } from '../twins/twin-service.js';
 import type { TwinKey } from '../twins/twin-state.js';
+import type { ScheduledJobs } from '../jobs/scheduled-jobs.js';
 import { twinIdentity } from './twin-routes.js';
 import type { Route } from './router.js';
 
-/** Twin queries over HTTPS, as azure-iothub's Registry.createQuery pages through them. */
-export function queryRoutes(registry: Registry, twins: Twins): Route[] {
+/** Twin and device job queries over HTTPS, as azure-iothub's Registry.createQuery pages through them. */
+export function queryRoutes(registry: Registry, twins: Twins, jobs: ScheduledJobs): Route[] {
   const identityOf = (key: TwinKey) => twinIdentity(registry.get(key.deviceId, key.moduleId));
   // The twins' documents are plain JSON objects; the query side reads them as records.
   type Documents = ReturnType<QuerySource['devices']>;
   const source: QuerySource = {
     devices: () => twins.allDocuments('devices', identityOf) as unknown as Documents,
     modules: () => twins.allDocuments('modules', identityOf) as unknown as Documents,
+    jobs: () => jobs.deviceJobs() as unknown as Documents,
   };
   return [
     {
@@ -24,6 +26,7 @@ export function queryRoutes(registry: Registry, twins: Twins): Route[] {
         if (typeof text !== 'string' || !text.trim()) throw hubErrors.argumentInvalid('The body must be {"query": "<query text>"}');
         const maxItems = headers['x-ms-max-item-count'];
         const continuation = headers['x-ms-continuation'];
+        const ast = parseQuery(text);
         const page = executeQuery(text, source, {
           pageSize: maxItems === undefined ? undefined : Number(maxItems),
           continuationToken: typeof continuation === 'string' ? continuation : undefined,
@@ -33,7 +36,7 @@ export function queryRoutes(registry: Registry, twins: Twins): Route[] {
           body: page.items,
           headers: {
             // Whole twins for SELECT *, rows otherwise: what IoT Hub tells clients to deserialize.
-            'x-ms-item-type': parseQuery(text).select ? 'Raw' : 'Twin',
+            'x-ms-item-type': ast.from === 'devices.jobs' ? 'DeviceJob' : ast.select ? 'Raw' : 'Twin',
             ...(page.continuationToken ? { 'x-ms-continuation': page.continuationToken } : {}),
           },
         };
