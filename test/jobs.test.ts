@@ -6,7 +6,11 @@ import type { DeviceClient } from '../src/clients/device-clients.js';
 import { startTestHub, restCall, type TestHub } from './helpers/hub.js';
 import { openDevice, registerIdentity, until } from './helpers/devices.js';
 import { createSasToken } from '../src/hub/auth/sas-token.js';
-import { identityConnectionWithKey } from '../src/clients/connection-string.js';
+import { identityConnectionWithKey, parseConnection } from '../src/clients/connection-string.js';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { CliProcess } from './helpers/cli.js';
+import { tempDir } from './helpers/hub.js';
 
 const METHODS = '$iothub/methods/POST/';
 const WAIT_MS = 60_000;
@@ -236,6 +240,47 @@ describe('scheduled jobs: limits and restarts', () => {
     } finally {
       await device.close();
       await t.dispose();
+    }
+  });
+
+  test('kill -9 mid-job: the restarted hub ends the interrupted call and runs what was still to come', async () => {
+    const home = tempDir();
+    const dataDir = join(home, 'hub');
+    const start = async () => {
+      const process = new CliProcess(['hub', 'start', '--port', '0', '--amqp-port', '0', '--data-dir', dataDir, '--json', '--show-secrets'], { IOTHUB_TUT_HOME: home });
+      const started = await process.waitFor((l) => l.event === 'started');
+      return { process, connection: parseConnection('service', started.serviceConnectionString, { ca: readFileSync(started.caFile, 'utf8'), port: started.port }) };
+    };
+    let hub = await start();
+    let device: DeviceClient | undefined;
+    try {
+      const registry = createRegistry(hub.connection);
+      const key: string = (await registry.create({ deviceId: 'silent' })).responseBody.authentication!.symmetricKey!.primaryKey;
+      await registry.create({ deviceId: 'after-kill' });
+      device = await openDevice(identityConnectionWithKey(hub.connection, { deviceId: 'silent' }, key));
+      const answered = new Promise<void>((resolve) => device!.onDeviceMethod('lockDoor', () => resolve()));
+      let jobs = createJobClient(hub.connection);
+      await jobs.scheduleDeviceMethod('killed', "deviceId = 'silent'", { methodName: 'lockDoor', responseTimeoutInSeconds: 300 }, new Date(), 3600);
+      await jobs.scheduleTwinUpdate('after-kill', "deviceId = 'after-kill'", { tags: { survived: true } }, new Date(Date.now() + 1500), 3600);
+      await answered; // the call reached the device: the job is running, its one device in flight
+      hub.process.child.kill('SIGKILL');
+      await hub.process.exit();
+      await device.close();
+      device = undefined;
+
+      hub = await start();
+      jobs = createJobClient(hub.connection);
+      const killed = await ended(jobs, 'killed');
+      assert.equal(killed.status, 'completed');
+      const [row] = await queryAll(createRegistry(hub.connection), "SELECT * FROM devices.jobs WHERE jobId = 'killed'");
+      assert.equal(row.status, 'failed');
+      assert.equal(row.error.code, 'JobInterrupted');
+      assert.equal((await ended(jobs, 'after-kill')).status, 'completed');
+      assert.equal((await createRegistry(hub.connection).getTwin('after-kill')).responseBody.tags.survived, true);
+    } finally {
+      await device?.close();
+      assert.equal(await hub.process.stop(), 0);
+      rmSync(home, { recursive: true, force: true });
     }
   });
 });
