@@ -225,6 +225,9 @@ describe('scheduled jobs: limits and restarts', () => {
       await until(() => t.hub.methods.inFlight() === 1, 'the job\'s call is in flight');
       // A job that starts after the restart.
       await jobs.scheduleTwinUpdate('after-restart', "deviceId = 'later-dev'", { tags: { restarted: true } }, new Date(Date.now() + 1500), 3600);
+      // Closed first: a device client whose hub goes away keeps retrying after its close (the SDK's timers).
+      await device.close();
+      assert.equal(t.hub.methods.inFlight(), 1, 'the call is still in flight');
       await t.stop();
 
       t = await startTestHub({ dataDir });
@@ -263,10 +266,10 @@ describe('scheduled jobs: limits and restarts', () => {
       await jobs.scheduleDeviceMethod('killed', "deviceId = 'silent'", { methodName: 'lockDoor', responseTimeoutInSeconds: 300 }, new Date(), 3600);
       await jobs.scheduleTwinUpdate('after-kill', "deviceId = 'after-kill'", { tags: { survived: true } }, new Date(Date.now() + 1500), 3600);
       await answered; // the call reached the device: the job is running, its one device in flight
+      await device.close(); // before its hub goes away (see above)
+      device = undefined;
       hub.process.child.kill('SIGKILL');
       await hub.process.exit();
-      await device.close();
-      device = undefined;
 
       hub = await start();
       jobs = createJobClient(hub.connection);
