@@ -6,6 +6,7 @@ import type { DeviceClient } from '../src/clients/device-clients.js';
 import { startTestHub, restCall, type TestHub } from './helpers/hub.js';
 import { openDevice, registerIdentity, until } from './helpers/devices.js';
 import { createSasToken } from '../src/hub/auth/sas-token.js';
+import { Throttle } from '../src/hub/throttling.js';
 import { identityConnectionWithKey, parseConnection } from '../src/clients/connection-string.js';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -206,6 +207,17 @@ describe('scheduled jobs: limits and restarts', () => {
       await jobs.cancelJob('first');
       await jobs.scheduleTwinUpdate('second', "deviceId = 'none'", { tags: { a: 1 } });
       assert.equal((await ended(jobs, 'second')).status, 'completed');
+    } finally {
+      await t.dispose();
+    }
+  });
+
+  test('with --throttle s1, job operations count against IoT Hub\'s jobs throttle (100 a minute, then 429)', async () => {
+    const t = await startTestHub({ throttle: new Throttle('s1', () => 0) }); // a clock that stands still: no refill
+    try {
+      const jobs = createJobClient(t.connection);
+      for (let i = 0; i < 100; i++) assert.equal((await failure(jobs.getJob('nosuch'))).status, 404);
+      assert.deepEqual(await failure(jobs.getJob('nosuch')), { status: 429, errorCode: 429001, code: 'ThrottlingException' });
     } finally {
       await t.dispose();
     }
