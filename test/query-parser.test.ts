@@ -126,8 +126,8 @@ describe('query parser', () => {
       ['SELECT * FROM devices WHERE COUNT() > 1', "Syntax error at position 29 near 'COUNT': aggregate COUNT() is only allowed in SELECT"],
       ['SELECT * FROM devices GROUP deviceId', "Syntax error at position 29 near 'deviceId': expected BY"],
       ['FROM devices', "Syntax error at position 1 near 'FROM': expected SELECT"],
-      ['SELECT * FROM jobs', "Unknown collection 'jobs' at position 15: expected devices or devices.modules"],
-      ['SELECT * FROM devices.jobs', "Unknown collection 'devices.jobs' at position 15: expected devices or devices.modules"],
+      ['SELECT * FROM jobs', "Unknown collection 'jobs' at position 15: expected devices, devices.modules or devices.jobs"],
+      ['SELECT deviceId FROM devices.jobs', 'Queries on devices.jobs support SELECT * only: projections and aggregates are not supported'],
     ];
     for (const [text, message] of cases) test(text, () => assertInvalid(text, message));
   });
@@ -145,7 +145,7 @@ describe('query parser', () => {
 describe('query nesting bound', () => {
   const where = 'SELECT * FROM devices WHERE ';
   const twin = { deviceId: 'd', tags: { a: 1 } };
-  const matches = (text: string) => executeQuery(text, { devices: () => [twin], modules: () => [] }).items.length === 1;
+  const matches = (text: string) => executeQuery(text, { devices: () => [twin], modules: () => [], jobs: () => [] }).items.length === 1;
   const nests: Record<string, (n: number) => string> = {
     parentheses: (n) => `${'('.repeat(n)}tags.a = 1${')'.repeat(n)}`,
     NOT: (n) => `${'NOT '.repeat(n)}tags.a = 1`, // true for an even n

@@ -197,7 +197,7 @@ describe('query projections', () => {
 
   test('treats a property holding undefined as missing, as JSON would', () => {
     const twin = { deviceId: 'js-built', moduleId: undefined, tags: { floor: undefined } };
-    const jsSource: QuerySource = { devices: () => [twin], modules: () => [] };
+    const jsSource: QuerySource = { devices: () => [twin], modules: () => [], jobs: () => [] };
     assert.deepEqual(runAll('SELECT deviceId, moduleId, tags.floor FROM devices', jsSource), [{ deviceId: 'js-built' }]);
     assert.deepEqual(runAll('SELECT * FROM devices WHERE IS_DEFINED(tags.floor)', jsSource), []);
   });

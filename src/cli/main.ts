@@ -37,6 +37,8 @@ const COMMANDS: Array<[name: string, description: string, load: () => Promise<Co
     async () => (await import('./invoke-method.js')).configureInvokeMethod],
   ['query', "run a query in IoT Hub's query language over device and module twins, page by page",
     async () => (await import('./query.js')).configureQuery],
+  ['schedule-job', "the jobs tutorial's service: schedule a direct method or a twin update on every device a query selects, and follow it",
+    async () => (await import('./schedule-job.js')).configureScheduleJob],
 ];
 
 const program = new Command('iothub-tut')

@@ -42,6 +42,12 @@ export function createRegistry(connection: ServiceConnection): iothub.Registry {
   return new Registry(config as unknown as ConstructorParameters<typeof Registry>[0], client as unknown as ConstructorParameters<typeof Registry>[1]);
 }
 
+/** azure-iothub's JobClient (scheduled jobs over REST), on the same REST client as the registry. */
+export function createJobClient(connection: ServiceConnection): iothub.JobClient {
+  const { JobClient } = require('azure-iothub/dist/job_client.js') as Pick<typeof iothub, 'JobClient'>;
+  return new JobClient(restApiClient(connection).client as unknown as ConstructorParameters<typeof JobClient>[0]);
+}
+
 /** A retry policy that never retries (the shape of azure-iot-common's RetryPolicy). */
 const NO_RETRY = { shouldRetry: () => false, nextRetryTimeout: () => 0 };
 

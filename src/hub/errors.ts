@@ -64,8 +64,11 @@ export const hubErrors = {
   invalidConfigurationCustomMetricsQuery: (m: string) => new HubError(400, 400304, 'InvalidConfigurationCustomMetricsQuery', m),
   configurationCountLimitExceeded: (limit: number) =>
     new HubError(413, 413004, 'ConfigurationCountLimitExceeded', `The hub holds its maximum of ${limit} configurations; delete one first.`),
+  // IoT Hub publishes no numeric code for a job id in use; 409 is its status for a conflict.
+  jobAlreadyExists: (id: string) => new HubError(409, 409000, 'JobAlreadyExists', `A job with ID '${id}' already exists.`),
   preconditionFailed: (m: string) => new HubError(412, 412002, 'PreconditionFailed', m),
   throttled: (m: string) => new HubError(429, 429001, 'ThrottlingException', m),
+  tooManyActiveJobs: (m: string) => new HubError(429, 429004, 'ThrottlingMaxActiveJobCountExceeded', m),
   serverError: (m: string) => new HubError(500, 500001, 'ServerError', m),
   notImplemented: (m: string) => new HubError(501, 501000, 'NotImplemented', m),
   serviceUnavailable: (m: string) => new HubError(503, 503001, 'ServiceUnavailable', m),

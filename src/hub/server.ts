@@ -19,7 +19,9 @@ import { MethodTopics } from './device-gateway/method-topics.js';
 import { DirectMethods } from './methods/direct-methods.js';
 import { methodRoutes } from './service-api/method-routes.js';
 import { queryRoutes, twinQuerySource } from './service-api/query-routes.js';
-import { twinIdentity } from './service-api/twin-routes.js';
+import { scheduledJobRoutes } from './service-api/scheduled-job-routes.js';
+import { ScheduledJobs, activeJobLimit } from './jobs/scheduled-jobs.js';
+import { JobStore } from './store/job-store.js';
 import { configurationRoutes } from './service-api/configuration-routes.js';
 import { ConfigurationStore } from './store/configuration-store.js';
 import { Configurations } from './configurations/configurations.js';
@@ -31,7 +33,7 @@ import { TwinTopics } from './device-gateway/twin-topics.js';
 import { TwinStore } from './store/twin-store.js';
 import { SessionStore } from './store/session-store.js';
 import { Twins } from './twins/twin-service.js';
-import { twinRoutes } from './service-api/twin-routes.js';
+import { twinIdentity, twinRoutes } from './service-api/twin-routes.js';
 import { digitalTwinRoutes } from './service-api/digital-twin-routes.js';
 import { Throttle, type Tier } from './throttling.js';
 import { EventStore } from './store/event-store.js';
@@ -94,6 +96,8 @@ export class LocalHub {
   readonly mqtt: MqttGateway;
   readonly methods: DirectMethods;
   readonly eventLog: EventLog;
+  /** Scheduled jobs (/jobs/v2): methods and twin updates across devices. */
+  readonly jobs: ScheduledJobs;
   readonly log: HubLog;
   /** The live dashboard under /ui/ on the TLS port. */
   readonly dashboard: Dashboard;
@@ -135,7 +139,7 @@ export class LocalHub {
     this.mqtt.use(new TwinTopics(this.twins, this.mqtt, log));
 
     // Automatic configurations follow every twin: a new one, a changed one (tags, reported).
-    const twinSource = twinQuerySource(this.registry, this.twins);
+    const twinSource = twinQuerySource(this.registry, this.twins, () => this.jobs);
     this.configurations = new Configurations(configurationStore, this.twins, twinSource,
       (key) => ({ ...this.twins.toDocument(key, twinIdentity(this.registry.get(key.deviceId, key.moduleId))) }), log);
     this.registry.on('created', (key) => this.configurations.reconcile(key));
@@ -163,6 +167,17 @@ export class LocalHub {
     this.mqtt.use(new TelemetryTopics(this.eventLog, this.registry, throttle));
 
     this.importExport = new ImportExportJobs(new ImportExportJobStore(db), this.registry, this.twins, twinIdentity, log);
+    this.jobs = new ScheduledJobs(new JobStore(db), {
+      select: (filter) => {
+        const deviceIds: string[] = [];
+        for (const twin of this.twins.allDocuments('devices', (key) => twinIdentity(this.registry.get(key.deviceId)))) {
+          if (filter(twin)) deviceIds.push(twin.deviceId);
+        }
+        return deviceIds;
+      },
+      invokeMethod: (deviceId, invocation) => this.methods.invoke({ deviceId }, invocation),
+      updateTwin: (deviceId, patch) => void this.twins.patchFromService({ deviceId }, patch),
+    }, log, { maxActiveJobs: activeJobLimit(throttle?.tier) });
 
     const router = new Router().add(
       ...registryRoutes(this.registry),
@@ -171,6 +186,7 @@ export class LocalHub {
       ...configurationRoutes(this.configurations, this.registry),
       ...importExportRoutes(this.importExport),
       ...methodRoutes(this.methods),
+      ...scheduledJobRoutes(this.jobs),
       ...digitalTwinRoutes(this.registry, this.twins, this.methods),
     );
     const rest = createHttpHandler(router, this.auth, log, throttle);
@@ -235,6 +251,7 @@ export class LocalHub {
         log: hub.log,
       });
       lock?.describe({ pid: process.pid, port: hub.port, eventHubPort: hub.eventHubPort });
+      hub.jobs.resume();
     } catch (err) {
       await hub.stop();
       throw err;
@@ -277,6 +294,7 @@ export class LocalHub {
 
   async stop(): Promise<void> {
     this.dashboard.close();
+    this.jobs.close();
     this.methods.close();
     for (const client of this.wss.clients) client.terminate();
     this.http.close(() => undefined); // stops the timeout checker (it never listened, so nothing else to close)

@@ -84,5 +84,5 @@ export function fleet(size: number): Fleet {
   const indexes = Array.from({ length: size }, (_, i) => i);
   const devices = indexes.map(deviceTwin);
   const modules = indexes.flatMap(moduleTwins);
-  return { devices, modules, source: { devices: () => devices, modules: () => modules } };
+  return { devices, modules, source: { devices: () => devices, modules: () => modules, jobs: () => [] } };
 }

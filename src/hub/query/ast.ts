@@ -3,7 +3,7 @@
 
 export type Primitive = string | number | boolean | null;
 
-export type Collection = 'devices' | 'devices.modules';
+export type Collection = 'devices' | 'devices.modules' | 'devices.jobs';
 
 export interface PathExpr {
   kind: 'path';

@@ -1,5 +1,6 @@
 // The IoT Hub query language over device and module twins: SELECT ... FROM devices | devices.modules
-// [WHERE ...] [GROUP BY ...], paged with continuation tokens. Pure: the caller supplies the twins.
+// [WHERE ...] [GROUP BY ...], and over jobs' device rows (SELECT * FROM devices.jobs [WHERE ...]),
+// paged with continuation tokens. Pure: the caller supplies the documents.
 
 import { compileQuery } from './compile.js';
 import { checkPageSize, decodeContinuation, encodeContinuation } from './paging.js';
@@ -12,6 +13,8 @@ export interface QuerySource {
   devices(): Iterable<TwinDocument>;
   /** Every module twin, in a stable order likewise. */
   modules(): Iterable<TwinDocument>;
+  /** Every device's part of every scheduled job (IoT Hub's device job fields), in a stable order likewise. */
+  jobs(): Iterable<TwinDocument>;
 }
 
 export interface QueryPage {
@@ -34,7 +37,7 @@ export function executeQuery(text: string, source: QuerySource, options: QueryOp
   const { filter, projection } = query;
   const limit = query.top ?? Infinity;
   const end = Math.max(offset, Math.min(offset + pageSize, limit));
-  const twins = query.from === 'devices' ? source.devices() : source.modules();
+  const twins = query.from === 'devices' ? source.devices() : query.from === 'devices.modules' ? source.modules() : source.jobs();
 
   let items: unknown[];
   let more: boolean;

@@ -10,7 +10,7 @@ const KEYWORDS = new Set([
 ]);
 const AGGREGATES = new Set<string>(['COUNT', 'SUM', 'AVG', 'MIN', 'MAX'] satisfies AggregateName[]);
 const COMPARISONS = new Set(['=', '!=', '<>', '<', '<=', '>', '>=']);
-const COLLECTIONS = new Set<string>(['devices', 'devices.modules'] satisfies Collection[]);
+const COLLECTIONS = new Set<string>(['devices', 'devices.modules', 'devices.jobs'] satisfies Collection[]);
 
 /**
  * How deeply a condition may nest parentheses, NOT, unary minus and function calls. IoT Hub documents
@@ -26,6 +26,8 @@ export function parseQuery(text: string): QueryAst {
 class Parser {
   private index = 0;
   private nesting = 0;
+  /** Set once FROM is read: IoT Hub's job queries name their properties devices.jobs.<name>. */
+  private from?: Collection;
 
   constructor(private readonly tokens: Token[]) {}
 
@@ -40,6 +42,9 @@ class Parser {
     const select = this.acceptPunct('*') ? undefined : this.selectList();
     this.expectKeyword('FROM');
     const from = this.collection();
+    // IoT Hub serves devices.jobs with SELECT * only ("Queries for IoT Hub jobs").
+    if (from === 'devices.jobs' && select) throw hubErrors.invalidQuery('Queries on devices.jobs support SELECT * only: projections and aggregates are not supported');
+    this.from = from;
     const where = this.acceptKeyword('WHERE') ? this.expression() : undefined;
     const groupBy: PathExpr[] = [];
     if (this.acceptKeyword('GROUP')) {
@@ -75,12 +80,12 @@ class Parser {
 
   private collection(): Collection {
     const start = this.peek();
-    const segments = [this.identifier('expected a collection (devices or devices.modules)')];
+    const segments = [this.identifier('expected a collection (devices, devices.modules or devices.jobs)')];
     while (this.acceptPunct('.')) segments.push(this.identifier('expected a collection name after .'));
     const name = segments.join('.').toLowerCase();
     if (!COLLECTIONS.has(name)) {
       throw hubErrors.invalidQuery(
-        `Unknown collection '${segments.join('.')}' ${atPosition(start.offset)}: expected devices or devices.modules`,
+        `Unknown collection '${segments.join('.')}' ${atPosition(start.offset)}: expected devices, devices.modules or devices.jobs`,
       );
     }
     return name as Collection;
@@ -90,7 +95,8 @@ class Parser {
     const offset = this.peek().offset;
     const segments = [this.identifier('expected a property name')];
     while (this.acceptPunct('.')) segments.push(this.identifier('expected a property name after .'));
-    return { kind: 'path', segments, offset };
+    const collection = this.from === 'devices.jobs' && segments.length > 2 && segments.slice(0, 2).join('.').toLowerCase() === 'devices.jobs';
+    return { kind: 'path', segments: collection ? segments.slice(2) : segments, offset };
   }
 
   private identifier(expected: string): string {

@@ -34,10 +34,15 @@ export const OPERATIONS = {
   Configuration_Delete: {},
   Configuration_TestQueries: {},
   Configuration_ApplyOnEdgeDevice: {},
-  Jobs_CreateImportExportJob: {},
-  Jobs_GetImportExportJobs: {},
-  Jobs_GetImportExportJob: {},
-  Jobs_CancelImportExportJob: {},
+  // IoT Hub's "jobs operations" throttle counts import/export and scheduled jobs alike.
+  Jobs_CreateImportExportJob: { throttle: 'jobs' },
+  Jobs_GetImportExportJobs: { throttle: 'jobs' },
+  Jobs_GetImportExportJob: { throttle: 'jobs' },
+  Jobs_CancelImportExportJob: { throttle: 'jobs' },
+  Jobs_CreateScheduledJob: { throttle: 'jobs' },
+  Jobs_GetScheduledJob: { throttle: 'jobs' },
+  Jobs_CancelScheduledJob: { throttle: 'jobs' },
+  Jobs_QueryScheduledJobs: { throttle: 'jobs' },
 } as const satisfies Record<string, { throttle?: ThrottleKind }>;
 
 export type OperationId = keyof typeof OPERATIONS;

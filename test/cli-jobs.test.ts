@@ -1,0 +1,79 @@
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { CliProcess, jsonLines, runCli, startHubProcess, type HubProcess } from './helpers/cli.js';
+
+describe('schedule-job: the jobs tutorial\'s service, against a hub in another process', () => {
+  let terminal1: HubProcess;
+  let env: HubProcess['env'];
+  before(async () => {
+    terminal1 = await startHubProcess();
+    env = terminal1.env;
+    for (const id of ['job-online', 'job-offline']) {
+      const r = await runCli(['create-device', '-d', id], env);
+      assert.equal(r.code, 0, r.stderr);
+    }
+  });
+  after(async () => assert.equal(await terminal1.stop(), 0, 'the hub stops cleanly on Ctrl-C'));
+
+  test('a method job on a running device: progress until it ends, and the job as JSON', async () => {
+    const device = new CliProcess(['reboot-device', '-d', 'job-online', '--reboot-seconds', '1', '--count', '1', '--json'], env);
+    try {
+      await device.waitFor((l) => l.event === 'ready');
+      const r = await runCli(['schedule-job', '--method', 'rebootDevice', '--payload', '{}', '--query', "deviceId = 'job-online'", '--job-id', 'cli-method', '--wait', '--json'], env);
+      assert.equal(r.code, 0, r.stderr);
+      const [job] = jsonLines(r.stdout);
+      assert.equal(job.jobId, 'cli-method');
+      assert.equal(job.status, 'completed');
+      assert.deepEqual(job.deviceJobStatistics, { deviceCount: 1, failedCount: 0, succeededCount: 1, runningCount: 0, pendingCount: 0 });
+      await device.waitFor((l) => l.event === 'request' && l.methodName === 'rebootDevice');
+    } finally {
+      await device.stop();
+    }
+  });
+
+  test('a twin job in text: the desired properties land on the selected twin', async () => {
+    const r = await runCli(['schedule-job', '--desired', '{"building":"43","floor":3}', '--query', "deviceId = 'job-offline'", '--wait'], env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /scheduleUpdateTwin/);
+    assert.match(r.stdout, /completed \(1 devices: 1 succeeded, 0 failed, 0 running, 0 pending\)/);
+    const twin = await runCli(['twin', 'show', '-d', 'job-offline', '--json'], env);
+    assert.equal(jsonLines(twin.stdout)[0].properties.desired.floor, 3);
+  });
+
+  test('a device that fails its part: exit 1, and where to see why', async () => {
+    const r = await runCli(['schedule-job', '--method', 'rebootDevice', '--query', "deviceId = 'job-offline'", '--job-id', 'cli-offline', '--wait'], env);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^error: job 'cli-offline' completed, and 1 of 1 device\(s\) failed; see why with: query/);
+    const rows = await runCli(['query', "SELECT * FROM devices.jobs WHERE jobId = 'cli-offline'", '--json'], env);
+    assert.equal(jsonLines(rows.stdout)[0].error.code, 'DeviceNotOnline');
+  });
+
+  test('--wait is bounded by --timeout (exit 5); without --wait the job is scheduled and left to run', async () => {
+    const start = new Date(Date.now() + 120_000).toISOString();
+    const waited = await runCli(['schedule-job', '--desired', '{"a":1}', '--start', start, '--job-id', 'cli-later', '--wait', '--timeout', '1'], env);
+    assert.equal(waited.code, 5, waited.stderr);
+    assert.match(waited.stderr, /^error: timed out after 1 s: job 'cli-later' is still scheduled/);
+    const r = await runCli(['schedule-job', '--desired', '{"a":1}', '--start', start, '--json'], env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(['queued', 'scheduled'].includes(jsonLines(r.stdout)[0].status));
+  });
+
+  test('bad input: one line, exit 2 (or the hub\'s refusal)', async () => {
+    const cases: Array<[string[], number, RegExp]> = [
+      [[], 2, /give either --method <name> or --desired <json>/],
+      [['--method', 'x', '--desired', '{}'], 2, /give either --method/],
+      [['--desired', '[1]'], 2, /--desired must be a JSON object/],
+      [['--method', 'x', '--start', 'tomorrow'], 2, /--start must be an ISO 8601 time/],
+      [['--method', 'x', '--response-timeout', '2'], 2, /--response-timeout must be a whole number from 5 to 300/],
+      [['--method', 'x', '--job-id', 'no spaces allowed'], 2, /job id 'no spaces allowed' is invalid/],
+      [['--method', 'x', '--query', 'tags.x ='], 2, /Syntax error/],
+      [['--desired', '{"a":1}', '--job-id', 'cli-later'], 7, /a job with this id exists already/],
+    ];
+    for (const [args, code, message] of cases) {
+      const r = await runCli(['schedule-job', ...args], env);
+      assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, message, args.join(' '));
+      assert.equal(r.stderr.trim().split('\n').filter((l) => !l.startsWith('(run with')).length, 1, r.stderr);
+    }
+  });
+});
