@@ -54,6 +54,7 @@ export const hubErrors = {
   preconditionFailed: (m: string) => new HubError(412, 412002, 'PreconditionFailed', m),
   throttled: (m: string) => new HubError(429, 429001, 'ThrottlingException', m),
   serverError: (m: string) => new HubError(500, 500001, 'ServerError', m),
+  notImplemented: (m: string) => new HubError(501, 501000, 'NotImplemented', m),
   serviceUnavailable: (m: string) => new HubError(503, 503001, 'ServiceUnavailable', m),
   gatewayTimeout: (m: string) => new HubError(504, 504101, 'GatewayTimeout', m),
 };
