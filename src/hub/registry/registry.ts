@@ -86,6 +86,11 @@ export class Registry extends EventEmitter {
     });
   }
 
+  /** Runs several registry writes in one transaction: all of them land, or none. */
+  batch<T>(fn: () => T): T {
+    return this.store.transaction(fn);
+  }
+
   /** DELETE with If-Match ('*' or the etag); deleting a device deletes its modules. */
   delete(key: IdentityKey, ifMatch: string | undefined): void {
     const moduleId = key.moduleId ?? '';

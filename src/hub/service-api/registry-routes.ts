@@ -1,6 +1,7 @@
 import type { IdentityRecord } from '../store/identity-store.js';
 import { etagOf, type Registry } from '../registry/registry.js';
 import { parseIdentityInput } from '../registry/identity-input.js';
+import { applyBulk } from '../registry/bulk-operations.js';
 import { hubErrors } from '../errors.js';
 import type { Route } from './router.js';
 
@@ -43,6 +44,13 @@ export function registryRoutes(registry: Registry): Route[] {
         const top = query.has('top') ? Number(query.get('top')) : undefined;
         if (top !== undefined && !(Number.isInteger(top) && top > 0 && top <= 1000)) throw hubErrors.argumentInvalid('top must be between 1 and 1000');
         return { status: 200, body: registry.listDevices(top ?? 1000).map(identityJson) };
+      },
+    },
+    {
+      method: 'POST', path: '/devices', right: 'RegistryWrite',
+      handle: ({ body }) => {
+        const result = applyBulk(registry, body);
+        return { status: result.isSuccessful ? 200 : 400, body: result };
       },
     },
     {
