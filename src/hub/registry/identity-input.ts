@@ -11,6 +11,9 @@ export interface IdentityInput {
   primaryKey?: string;
   secondaryKey?: string;
   iotEdge?: boolean;
+  /** IoT Edge scopes (devices only): '' and [] clear them, absent keeps them. */
+  deviceScope?: string;
+  parentScopes?: string[];
 }
 
 // "Understand the identity registry": statusReason is a 128-character string of any UTF-8. IoT Hub
@@ -44,6 +47,8 @@ export function parseIdentityInput(body: unknown, key: IdentityKey): IdentityInp
     primaryKey: keys && symmetricKey(field(keys, 'primaryKey'), 'primaryKey'),
     secondaryKey: keys && symmetricKey(field(keys, 'secondaryKey'), 'secondaryKey'),
     iotEdge: capabilities && boolean(field(capabilities, 'iotEdge'), 'capabilities.iotEdge'),
+    deviceScope: scope(field(input, 'deviceScope'), 'deviceScope'),
+    parentScopes: scopeList(field(input, 'parentScopes')),
   };
 }
 
@@ -83,6 +88,23 @@ function text(value: unknown, name: string): string | undefined {
   }
   if (!isWellFormedText(value)) throw hubErrors.argumentInvalid(`${name} is not well-formed Unicode (a lone surrogate)`);
   return value;
+}
+
+// A scope is ms-azure-iot-edge://{deviceId}-{generationId}: a device id (128) and more.
+const MAX_SCOPE_LENGTH = 256;
+
+function scope(value: unknown, name: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') throw hubErrors.argumentInvalid(`${name} must be a string, not ${describe(value)}`);
+  if (value.length > MAX_SCOPE_LENGTH) throw hubErrors.argumentInvalid(`${name} is longer than ${MAX_SCOPE_LENGTH} characters`);
+  return value;
+}
+
+function scopeList(value: unknown): string[] | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value)) throw hubErrors.argumentInvalid(`parentScopes must be an array of scopes, not ${describe(value)}`);
+  if (value.length > 1) throw hubErrors.argumentInvalid(`A device has at most one parent; parentScopes names ${value.length}`);
+  return value.map((item, i) => scope(item, `parentScopes[${i}]`)!);
 }
 
 function boolean(value: unknown, name: string): boolean | undefined {

@@ -6,6 +6,7 @@ import type { ConnectionStateChange, IdentityRecord, IdentityStore } from '../st
 import { parseIfMatch } from '../if-match.js';
 import { validateId } from './identity-ids.js';
 import type { IdentityInput } from './identity-input.js';
+import { deviceScopes } from './edge-scopes.js';
 
 export interface IdentityKey {
   deviceId: string;
@@ -77,7 +78,8 @@ export class Registry extends EventEmitter {
       if (existing && etag !== '*' && etag !== etagOf(existing)) {
         throw hubErrors.preconditionFailed(`The etag '${etag}' does not match the current etag of '${key.deviceId}${moduleId ? '/' + moduleId : ''}'`);
       }
-      const record = existing ? this.applyUpdate(existing, input) : this.newRecord(key.deviceId, moduleId, input);
+      const updated = existing ? this.applyUpdate(existing, input) : this.newRecord(key.deviceId, moduleId, input);
+      const record = moduleId ? updated : { ...updated, ...deviceScopes(updated, input, existing, (id) => this.store.get(id)) };
       this.store.put(record);
       if (!existing) this.emit('created', key);
       else if (existing.status === 'enabled' && record.status === 'disabled') this.emit('disabled', key);

@@ -28,6 +28,8 @@ export function identityJson(record: IdentityRecord): Record<string, unknown> {
     statusReason: record.statusReason,
     statusUpdatedTime: record.statusUpdatedTime,
     capabilities: record.capabilities,
+    ...(record.deviceScope ? { deviceScope: record.deviceScope } : {}),
+    parentScopes: record.parentScopes ?? [],
   };
 }
 

@@ -17,7 +17,7 @@ export function twinIdentity(record: IdentityRecord): TwinIdentity {
     lastActivityTime: record.lastActivityTime,
     cloudToDeviceMessageCount: 0,
     authenticationType: 'sas',
-    ...(record.moduleId ? {} : { capabilities: record.capabilities }),
+    ...(record.moduleId ? {} : { capabilities: record.capabilities, deviceScope: record.deviceScope, parentScopes: record.parentScopes ?? [] }),
   };
 }
 

@@ -17,6 +17,9 @@ export interface IdentityRecord {
   connectionStateUpdatedTime: string;
   lastActivityTime: string;
   capabilities: { iotEdge: boolean };
+  /** Devices only: an IoT Edge device's own scope, or a leaf's parent's (absent in records from before scopes). */
+  deviceScope?: string;
+  parentScopes?: string[];
   createdTime: string;
 }
 

@@ -13,6 +13,9 @@ export interface TwinIdentity {
   authenticationType: 'sas' | 'selfSigned' | 'certificateAuthority' | 'none';
   /** Device twins only; module twins have none. */
   capabilities?: { iotEdge: boolean };
+  /** Device twins only: IoT Edge scopes. */
+  deviceScope?: string;
+  parentScopes?: string[];
 }
 
 /** A twin section as documents show it: its values, then `$metadata` and `$version`. */
@@ -37,6 +40,8 @@ export interface TwinDocument {
   tags?: JsonObject;
   properties: { desired: SectionDocument; reported: SectionDocument };
   capabilities?: { iotEdge: boolean };
+  deviceScope?: string;
+  parentScopes?: string[];
 }
 
 /**
@@ -74,6 +79,8 @@ export function twinDocument(key: TwinKey, state: TwinState, identity: TwinIdent
       reported: { ...state.reported, $metadata: state.reportedMetadata, $version: state.reportedVersion },
     },
     ...(identity.capabilities ? { capabilities: identity.capabilities } : {}),
+    ...(identity.deviceScope ? { deviceScope: identity.deviceScope } : {}),
+    ...(identity.parentScopes ? { parentScopes: identity.parentScopes } : {}),
   };
 }
 
