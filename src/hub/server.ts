@@ -1,13 +1,14 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
+import type { X509Certificate } from 'node:crypto';
 import { mkdirSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { openDatabase, type Db } from './store/database.js';
 import { IdentityStore } from './store/identity-store.js';
 import { Authenticator } from './auth/authenticator.js';
-import { loadOrCreateTls, type TlsMaterial } from './auth/certificates.js';
+import { loadOrCreateTls, parseTrustedCas, type TlsMaterial } from './auth/certificates.js';
 import { Registry, type IdentityKey } from './registry/registry.js';
 import { Router } from './service-api/router.js';
 import { createHttpHandler } from './service-api/http-handler.js';
@@ -50,6 +51,8 @@ export interface HubOptions {
   eventHubPort?: number;
   /** Where the hub says what happens (refused connections, failed requests, a full disk). Default: nowhere. */
   log?: HubLog;
+  /** PEM CA certificates: a 'certificateAuthority' device's certificate must chain to one of them. */
+  trustedCas?: string[];
 }
 
 /**
@@ -96,11 +99,12 @@ export class LocalHub {
     hostName: string,
     throttle: Throttle | undefined,
     log: HubLog,
+    trustedCas: X509Certificate[],
   ) {
     this.hostName = hostName;
     this.log = log;
     const identities = new IdentityStore(db);
-    this.auth = new Authenticator(hostName, identities);
+    this.auth = new Authenticator(hostName, identities, trustedCas);
     this.registry = new Registry(identities);
     const persistentSessions = new SessionStore(db);
     this.mqtt = new MqttGateway(this.auth, persistentSessions, throttle, log);
@@ -168,7 +172,8 @@ export class LocalHub {
       const db = openDatabase(dataDir ? join(dataDir, 'hub.db') : ':memory:');
       const tls = loadOrCreateTls(dataDir && join(dataDir, 'tls'));
       const throttle = typeof options.throttle === 'string' ? new Throttle(options.throttle) : options.throttle;
-      hub = new LocalHub(db, tls, options.hostName ?? 'localhost', throttle, options.log ?? silentLog());
+      const trustedCas = parseTrustedCas(options.trustedCas ?? []);
+      hub = new LocalHub(db, tls, options.hostName ?? 'localhost', throttle, options.log ?? silentLog(), trustedCas);
     } catch (err) {
       lock?.release();
       throw err;
@@ -266,7 +271,12 @@ export class LocalHub {
     };
     // noDelay: with Nagle on, a CONNACK or a method call sent right after the handshake's own small
     // writes waits for the client's delayed ACK (~40 ms per connect in the benchmark).
-    const tlsOptions = { cert: this.tls.cert, key: this.tls.key, handshakeTimeout: HANDSHAKE_TIMEOUT_MS, noDelay: true };
+    // A client certificate is asked for, never required: the MQTT gateway judges it when a CONNECT
+    // comes without a password (X.509 identities); everything else ignores it.
+    const tlsOptions = {
+      cert: this.tls.cert, key: this.tls.key, handshakeTimeout: HANDSHAKE_TIMEOUT_MS, noDelay: true,
+      requestCert: true, rejectUnauthorized: false,
+    };
     const serve = (server: TlsServer): void => {
       this.listeners.push(server);
       server.on('connection', (socket: Socket) => {

@@ -3,6 +3,7 @@ import { finished, type Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
 import type { Authenticator, DeviceAuthFailure } from '../auth/authenticator.js';
+import { presentedCertificates } from '../auth/client-certificate.js';
 import type { IdentityKey } from '../registry/registry.js';
 import { HubError } from '../errors.js';
 import { parseSasToken } from '../auth/sas-token.js';
@@ -19,6 +20,8 @@ export interface DeviceSession {
   client: Client;
   /** Topic filters the client subscribed to. */
   subscriptions: Set<string>;
+  /** What it authenticated with: a SAS token or a client certificate. */
+  authMethod: 'sas' | 'x509';
 }
 
 /**
@@ -63,6 +66,10 @@ const CONNACK: Record<DeviceAuthFailure | 'badUsername' | 'throttled', Authentic
   badSignature: 5,
   unknownIdentity: 5,
   disabled: 5,
+  notCertificateIdentity: 5,
+  thumbprintMismatch: 5,
+  untrustedCertificate: 5,
+  wrongCommonName: 5,
 };
 
 /**
@@ -215,6 +222,7 @@ export class MqttGateway extends EventEmitter {
 
   private authenticate(client: Client, username: string | undefined, password: Buffer | undefined, done: (e: AuthenticateError | null, ok: boolean | null) => void): void {
     const refuse = (reason: keyof typeof CONNACK) => {
+      if (this.log.enabled('info')) this.log.info('mqtt', `refused the connection of ${client.id}: ${reason} (CONNACK ${CONNACK[reason]})`);
       const error = new Error(`Connection refused: ${reason}`) as AuthenticateError;
       error.returnCode = CONNACK[reason];
       done(error, false);
@@ -225,11 +233,15 @@ export class MqttGateway extends EventEmitter {
     // The username is {hostName}/{clientId}/?api-version=... ; the host must be this hub.
     const expectedPrefix = `${this.auth.hostName}/${client.id}/`.toLowerCase();
     if (!username || !username.toLowerCase().startsWith(expectedPrefix)) return refuse('badUsername');
-    const failure = password ? this.auth.authenticateDevice(password.toString('utf8'), deviceId, moduleId) : 'malformed';
+    // No password: the client certificate of the TLS connection (beneath the WebSocket, if any) is the credential.
+    const chain = password ? undefined : presentedCertificates(client.req?.socket ?? client.conn);
+    const failure = password ? this.auth.authenticateDevice(password.toString('utf8'), deviceId, moduleId)
+      : chain ? this.auth.authenticateCertificate(chain, deviceId, moduleId) : 'malformed';
     if (failure) return refuse(failure);
-    const session: DeviceSession = { key: { deviceId, moduleId }, client, subscriptions: new Set() };
+    const session: DeviceSession = { key: { deviceId, moduleId }, client, subscriptions: new Set(), authMethod: chain ? 'x509' : 'sas' };
     this.byClient.set(client, session);
-    this.track(session, parseSasToken(password!.toString('utf8'))!.expiry);
+    // A token's connection ends when the token expires; a certificate's when the certificate does.
+    this.track(session, chain ? new Date(chain[0].validTo).getTime() / 1000 : parseSasToken(password!.toString('utf8'))!.expiry);
     done(null, true);
   }
 

@@ -65,7 +65,7 @@ export class TelemetryTopics implements TopicHandler {
       moduleId,
       body,
       properties: {},
-      authMethod: 'sas',
+      authMethod: session.authMethod,
       authGenerationId: generationId,
     };
     let size = body.length;

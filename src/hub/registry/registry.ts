@@ -83,7 +83,7 @@ export class Registry extends EventEmitter {
       this.store.put(record);
       if (!existing) this.emit('created', key);
       else if (existing.status === 'enabled' && record.status === 'disabled') this.emit('disabled', key);
-      else if (existing.primaryKey !== record.primaryKey || existing.secondaryKey !== record.secondaryKey) this.emit('rekeyed', key);
+      else if (credentialsChanged(existing, record)) this.emit('rekeyed', key);
       return { record, created: !existing };
     });
   }
@@ -146,8 +146,7 @@ export class Registry extends EventEmitter {
       status: input.status ?? 'enabled',
       statusReason: input.statusReason ?? null,
       statusUpdatedTime: now,
-      primaryKey: input.primaryKey ?? generateKey(),
-      secondaryKey: input.secondaryKey ?? generateKey(),
+      ...credentials(input, undefined),
       managedBy: input.managedBy ?? null,
       connectionState: 'Disconnected',
       connectionStateUpdatedTime: never,
@@ -165,12 +164,46 @@ export class Registry extends EventEmitter {
       status,
       statusReason: input.statusReason ?? existing.statusReason,
       statusUpdatedTime: status !== existing.status ? new Date().toISOString() : existing.statusUpdatedTime,
-      primaryKey: input.primaryKey ?? existing.primaryKey,
-      secondaryKey: input.secondaryKey ?? existing.secondaryKey,
+      ...credentials(input, existing),
       managedBy: input.managedBy ?? existing.managedBy,
       capabilities: { iotEdge: input.iotEdge ?? existing.capabilities.iotEdge },
     };
   }
+}
+
+type Credentials = Pick<IdentityRecord, 'authenticationType' | 'primaryKey' | 'secondaryKey' | 'primaryThumbprint' | 'secondaryThumbprint'>;
+
+/**
+ * What an identity authenticates with after a create or update: SAS keys (given, kept, or generated
+ * when it had none), a self-signed certificate's thumbprints (given or kept), or its CA-signed
+ * certificate (nothing to keep). An X.509 identity has no keys ('').
+ */
+function credentials(input: IdentityInput, existing: IdentityRecord | undefined): Credentials {
+  const before = existing && (existing.authenticationType ?? 'sas');
+  const type = input.authenticationType ?? before ?? 'sas';
+  const none = { primaryKey: '', secondaryKey: '', primaryThumbprint: undefined, secondaryThumbprint: undefined };
+  if (type === 'certificateAuthority') return { ...none, authenticationType: type };
+  if (type === 'selfSigned') {
+    const given = input.primaryThumbprint !== undefined;
+    return {
+      ...none,
+      authenticationType: type,
+      primaryThumbprint: given ? input.primaryThumbprint : existing?.primaryThumbprint,
+      secondaryThumbprint: given ? input.secondaryThumbprint : existing?.secondaryThumbprint,
+    };
+  }
+  const kept = before === 'sas' ? existing : undefined;
+  return {
+    ...none,
+    authenticationType: 'sas',
+    primaryKey: input.primaryKey ?? kept?.primaryKey ?? generateKey(),
+    secondaryKey: input.secondaryKey ?? kept?.secondaryKey ?? generateKey(),
+  };
+}
+
+function credentialsChanged(before: IdentityRecord, after: IdentityRecord): boolean {
+  return (before.authenticationType ?? 'sas') !== after.authenticationType ||
+    (['primaryKey', 'secondaryKey', 'primaryThumbprint', 'secondaryThumbprint'] as const).some((name) => before[name] !== after[name]);
 }
 
 function generationId(): string {

@@ -15,11 +15,7 @@ export function identityJson(record: IdentityRecord): Record<string, unknown> {
     connectionStateUpdatedTime: record.connectionStateUpdatedTime,
     lastActivityTime: record.lastActivityTime,
     cloudToDeviceMessageCount: 0,
-    authentication: {
-      symmetricKey: { primaryKey: record.primaryKey, secondaryKey: record.secondaryKey },
-      x509Thumbprint: { primaryThumbprint: null, secondaryThumbprint: null },
-      type: 'sas',
-    },
+    authentication: authenticationJson(record),
   };
   if (record.moduleId) return { moduleId: record.moduleId, managedBy: record.managedBy ?? '', ...common };
   return {
@@ -30,6 +26,16 @@ export function identityJson(record: IdentityRecord): Record<string, unknown> {
     capabilities: record.capabilities,
     ...(record.deviceScope ? { deviceScope: record.deviceScope } : {}),
     parentScopes: record.parentScopes ?? [],
+  };
+}
+
+/** IoT Hub's AuthenticationMechanism: keys for a SAS identity, thumbprints for a self-signed one, nulls for the rest. */
+function authenticationJson(record: IdentityRecord) {
+  const type = record.authenticationType ?? 'sas';
+  return {
+    symmetricKey: type === 'sas' ? { primaryKey: record.primaryKey, secondaryKey: record.secondaryKey } : { primaryKey: null, secondaryKey: null },
+    x509Thumbprint: { primaryThumbprint: record.primaryThumbprint ?? null, secondaryThumbprint: record.secondaryThumbprint ?? null },
+    type,
   };
 }
 

@@ -10,8 +10,14 @@ export interface IdentityRecord {
   status: 'enabled' | 'disabled';
   statusReason: string | null;
   statusUpdatedTime: string;
+  /** Absent in records from before X.509 identities: 'sas'. */
+  authenticationType?: 'sas' | 'selfSigned' | 'certificateAuthority';
+  /** The SAS keys; '' for an X.509 identity. */
   primaryKey: string;
   secondaryKey: string;
+  /** 'selfSigned' only: upper-case hex SHA-1 or SHA-256 thumbprints. */
+  primaryThumbprint?: string;
+  secondaryThumbprint?: string;
   managedBy: string | null;
   connectionState: 'Connected' | 'Disconnected';
   connectionStateUpdatedTime: string;

@@ -11,6 +11,8 @@ export interface TwinIdentity {
   lastActivityTime: string;
   cloudToDeviceMessageCount: number;
   authenticationType: 'sas' | 'selfSigned' | 'certificateAuthority' | 'none';
+  /** A self-signed identity's thumbprints; absent, both null. */
+  x509Thumbprint?: { primaryThumbprint: string | null; secondaryThumbprint: string | null };
   /** Device twins only; module twins have none. */
   capabilities?: { iotEdge: boolean };
   /** Device twins only: IoT Edge scopes. */
@@ -34,7 +36,7 @@ export interface TwinDocument {
   lastActivityTime: string;
   cloudToDeviceMessageCount: number;
   authenticationType: TwinIdentity['authenticationType'];
-  x509Thumbprint: { primaryThumbprint: null; secondaryThumbprint: null };
+  x509Thumbprint: { primaryThumbprint: string | null; secondaryThumbprint: string | null };
   modelId: string;
   version: number;
   tags?: JsonObject;
@@ -70,7 +72,7 @@ export function twinDocument(key: TwinKey, state: TwinState, identity: TwinIdent
     lastActivityTime: identity.lastActivityTime,
     cloudToDeviceMessageCount: identity.cloudToDeviceMessageCount,
     authenticationType: identity.authenticationType,
-    x509Thumbprint: { primaryThumbprint: null, secondaryThumbprint: null },
+    x509Thumbprint: identity.x509Thumbprint ?? { primaryThumbprint: null, secondaryThumbprint: null },
     modelId: '',
     version: state.version,
     ...(Object.keys(state.tags).length > 0 ? { tags: state.tags } : {}),
