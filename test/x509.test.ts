@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { createRegistry } from '../src/clients/service-clients.js';
 import { parseConnection } from '../src/clients/connection-string.js';
 import { CliProcess, runCli } from './helpers/cli.js';
+import { connackOf, rawConnect } from './helpers/mqtt.js';
+import { createSasToken } from '../src/hub/auth/sas-token.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import { makeCertificate, type TestCertificate } from './helpers/x509.js';
 
@@ -30,14 +32,7 @@ function rawCertificateConnect(t: TestHub, deviceId: string, cert: TestCertifica
     protocol: 'mqtts', host: '127.0.0.1', port: t.hub.port, ca: t.hub.tls.ca, servername: 'localhost', cert: cert.cert, key: cert.key,
     clientId: deviceId, username: `localhost/${deviceId}/?api-version=2021-04-12`, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 30_000,
   } as mqtt.IClientOptions);
-  return new Promise((resolve, reject) => {
-    client.once('connect', () => resolve(client));
-    client.once('error', (err: Error & { code?: number }) => {
-      client.end(true);
-      if (typeof err.code === 'number') resolve(err.code);
-      else reject(err);
-    });
-  });
+  return connackOf(client);
 }
 
 describe('X.509 identities: azure-iothub Registry and azure-iot-device over MQTT with client certificates', () => {
@@ -129,8 +124,6 @@ describe('X.509 identities: azure-iothub Registry and azure-iot-device over MQTT
   test('an X.509 identity has no keys: a token signed with an empty key is refused, its certificate admitted', async () => {
     const cert = makeCertificate({ commonName: 'x509-token' });
     await registry.create({ deviceId: 'x509-token', authentication: { x509Thumbprint: { primaryThumbprint: cert.sha1 } } });
-    const { createSasToken } = await import('../src/hub/auth/sas-token.js');
-    const { rawConnect } = await import('./helpers/mqtt.js');
     const emptyKeyToken = createSasToken('localhost/devices/x509-token', '', undefined, 600);
     assert.equal(await rawConnect(t.hub, { deviceId: 'x509-token' }, emptyKeyToken), 5);
     const client = await rawCertificateConnect(t, 'x509-token', cert);

@@ -23,7 +23,11 @@ export interface HubAddress {
  * given password. Resolves with the client, or with the CONNACK return code of a refused connect.
  */
 export function rawConnect(hub: HubAddress, identity: RawIdentity, password: string): Promise<mqtt.MqttClient | number> {
-  const client = rawClient(hub, identity, password);
+  return connackOf(rawClient(hub, identity, password));
+}
+
+/** Resolves with the client once connected, or with the CONNACK return code of a refused connect. */
+export function connackOf(client: mqtt.MqttClient): Promise<mqtt.MqttClient | number> {
   return new Promise((resolve, reject) => {
     client.once('connect', () => resolve(client));
     client.once('error', (err: Error & { code?: number }) => {
