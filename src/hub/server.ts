@@ -99,7 +99,7 @@ export class LocalHub {
     hostName: string,
     throttle: Throttle | undefined,
     log: HubLog,
-    trustedCas: X509Certificate[],
+    private readonly trustedCas: X509Certificate[],
   ) {
     this.hostName = hostName;
     this.log = log;
@@ -272,10 +272,12 @@ export class LocalHub {
     // noDelay: with Nagle on, a CONNACK or a method call sent right after the handshake's own small
     // writes waits for the client's delayed ACK (~40 ms per connect in the benchmark).
     // A client certificate is asked for, never required: the MQTT gateway judges it when a CONNECT
-    // comes without a password (X.509 identities); everything else ignores it.
+    // comes without a password (X.509 identities); everything else ignores it. The request names the
+    // hub's CA and the trusted ones, so that a browser on the dashboard offers none of its user's
+    // other certificates (the SDKs send theirs whatever the names).
     const tlsOptions = {
       cert: this.tls.cert, key: this.tls.key, handshakeTimeout: HANDSHAKE_TIMEOUT_MS, noDelay: true,
-      requestCert: true, rejectUnauthorized: false,
+      requestCert: true, rejectUnauthorized: false, ca: [this.tls.ca, ...this.trustedCas.map((ca) => ca.toString())],
     };
     const serve = (server: TlsServer): void => {
       this.listeners.push(server);
