@@ -93,6 +93,19 @@ describe("bulk registry operations (POST /devices) with azure-iothub's addDevice
     await assert.rejects(registry.getTwin('upd-2'));
   });
 
+  test('modules in bulk: an item with a moduleId creates and deletes that module; an unknown device is its error', async () => {
+    await registry.create({ deviceId: 'mod-host' });
+    const post = (items: object[]) => restCall(t, 'POST', '/devices?api-version=2021-04-12', token, JSON.stringify(items));
+    const created = await post([{ id: 'mod-host', moduleId: 'm1', importMode: 'create' }, { id: 'mod-nobody', moduleId: 'm1', importMode: 'create' }]);
+    assert.equal(created.status, 400);
+    assert.deepEqual(created.body.errors.map((e: any) => [e.deviceId, e.moduleId, e.errorCode]), [['mod-nobody', 'm1', 'DeviceNotFound']]);
+    assert.equal((await registry.getModule('mod-host', 'm1')).responseBody.moduleId, 'm1');
+    const removed = await post([{ id: 'mod-host', moduleId: 'm1', importMode: 'delete' }]);
+    assert.deepEqual([removed.status, removed.body], [200, { isSuccessful: true, errors: [], warnings: [] }]);
+    await assert.rejects(registry.getModule('mod-host', 'm1'));
+    assert.equal((await registry.get('mod-host')).responseBody.deviceId, 'mod-host', 'deleting a module leaves its device');
+  });
+
   test('registryRead cannot write in bulk (403)', async () => {
     const read = createSasToken('localhost', t.hub.serviceConnectionString('registryRead').match(/SharedAccessKey=([^;]+)/)![1], 'registryRead', 600);
     const answer = await restCall(t, 'POST', '/devices?api-version=2021-04-12', read, JSON.stringify([{ id: 'ro-1', importMode: 'create' }]));
