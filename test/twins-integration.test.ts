@@ -219,6 +219,32 @@ describe('twins end to end: azure-iothub over REST, azure-iot-device over MQTT',
     });
   }
 
+  test('desired: null removes every desired property, bumps the version and tells the device; tags: null clears the tags', async () => {
+    const connection = await identity('clear-1');
+    await registry.updateTwin('clear-1', { tags: { site: 'a' }, properties: { desired: { a: 1, b: { c: 2 } } } }, '*');
+    const stop = new AbortController();
+    const got: DesiredPatch[] = [];
+    let ready!: () => void;
+    const isReady = new Promise<void>((r) => (ready = r));
+    const done = receiveTwinPatch(connection, { count: 1, timeoutSeconds: 60, signal: stop.signal, onReady: ready, onPatch: (p) => got.push(p) });
+    await Promise.race([isReady, done]);
+    try {
+      const before = (await registry.getTwin('clear-1')).responseBody as any;
+      const twin = (await registry.updateTwin('clear-1', { tags: null, properties: { desired: null } }, '*')).responseBody as any;
+      assert.deepEqual(Object.keys(twin.properties.desired).filter((k) => !k.startsWith('$')), [], 'every desired property is gone');
+      assert.equal(twin.properties.desired.$version, before.properties.desired.$version + 1);
+      assert.equal(twin.version, before.version + 1);
+      assert.equal(twin.properties.desired.$metadata.a, undefined, 'removed properties lose their metadata');
+      assert.deepEqual(twin.tags ?? {}, {}, 'tags: null removes every tag');
+      assert.deepEqual(await done, { received: 1 });
+      assert.deepEqual(got, [{ a: null, b: null, $version: twin.properties.desired.$version }]);
+      const again = (await registry.updateTwin('clear-1', { properties: { desired: null } }, '*')).responseBody as any;
+      assert.equal(again.properties.desired.$version, twin.properties.desired.$version + 1, 'clearing an empty section is still a write');
+    } finally {
+      stop.abort();
+    }
+  });
+
   test('connectionState follows real connects and disconnects', async () => {
     const connection = await identity('state-1');
     const twinState = async () => ((await registry.getTwin('state-1')).responseBody as unknown as { connectionState: string }).connectionState;

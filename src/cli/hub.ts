@@ -32,6 +32,7 @@ interface StartOptions {
   logLevel: LogLevel;
   logFile?: string;
   detach?: boolean;
+  trustedCa: string[];
 }
 
 /** How long `hub start --detach` waits for the hub to accept connections, and how often it looks. */
@@ -55,6 +56,7 @@ export function configureHub(hub: Command): void {
     .addOption(new Option('--throttle <tier>', "apply IoT Hub's throttles of one unit of this tier (429 ThrottlingException, CONNACK 3)").choices(TIERS))
     .addOption(new Option('--log-level <level>', 'what the hub logs: errors only, up to one line per request and connection').choices(LOG_LEVELS).default('info'))
     .option('--log-file <path>', 'append the hub log to this file instead of stderr')
+    .option('--trusted-ca <pem>', "a CA certificate (PEM file) whose certificates 'certificateAuthority' devices may connect with (repeatable)", (file: string, files: string[]) => [...files, resolve(file)], [] as string[])
     .option('--detach', 'run in the background: return once the hub accepts connections, logging to <data dir>/hub.log (in memory: hub-in-memory.log in the toolkit home) unless --log-file')
     .action((opts: StartOptions, cmd: Command) =>
       run(cmd.optsWithGlobals(), (out) => (opts.detach ? startDetached(opts, out) : startHere(opts, out))),
@@ -116,16 +118,24 @@ async function startHere(opts: StartOptions, out: Output): Promise<void> {
   const stopRequested = new Promise<void>((resolve) => {
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => resolve());
   });
-  const [{ LocalHub, DataDirError }, { createLog }, { DataDirInUseError }, { installLastResort }] = await Promise.all([
+  const [{ LocalHub, DataDirError }, { createLog }, { DataDirInUseError }, { installLastResort }, { parseTrustedCas, TrustedCaError }] = await Promise.all([
     import('../hub/server.js'),
     import('../hub/log.js'),
     import('../hub/data-dir-lock.js'),
     import('../hub/last-resort.js'),
+    import('../hub/auth/certificates.js'),
   ]);
   const dataDir = opts.inMemory ? null : resolve(opts.dataDir);
   if (opts.logFile) checkLogFile(opts.logFile);
   const log = createLog(opts.logLevel, opts.logFile ? (line) => appendLogLine(opts.logFile!, line) : undefined);
-  const local = await LocalHub.start({ port: opts.port, standardPorts: opts.standardPorts, eventHubPort: opts.amqpPort, dataDir: dataDir ?? undefined, inMemory: opts.inMemory, throttle: opts.throttle, log }).catch(
+  const trustedCas = opts.trustedCa.map(readTrustedCa);
+  try {
+    parseTrustedCas(trustedCas, opts.trustedCa);
+  } catch (err) {
+    if (err instanceof TrustedCaError) throw new ToolkitError(`--trusted-ca: ${err.message}`, ExitCode.usage);
+    throw err;
+  }
+  const local = await LocalHub.start({ port: opts.port, standardPorts: opts.standardPorts, eventHubPort: opts.amqpPort, dataDir: dataDir ?? undefined, inMemory: opts.inMemory, throttle: opts.throttle, log, trustedCas }).catch(
     (err: NodeJS.ErrnoException & { port?: number }) => {
       if (err instanceof DataDirInUseError) {
         const holder = err.holder;
@@ -195,6 +205,14 @@ async function startHere(opts: StartOptions, out: Output): Promise<void> {
   out.result({ event: 'stopped' });
 }
 
+function readTrustedCa(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ToolkitError(`--trusted-ca: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, ExitCode.usage);
+  }
+}
+
 /**
  * `hub start --detach`: the same hub in a process of its own (its own session, so a closed terminal
  * does not end it; its output to the log file, so nothing ties it to this process), and this process
@@ -212,6 +230,7 @@ async function startDetached(opts: StartOptions, out: Output): Promise<void> {
     '--amqp-port', String(opts.amqpPort),
     ...(opts.inMemory ? ['--in-memory'] : ['--data-dir', resolve(opts.dataDir)]),
     ...(opts.throttle ? ['--throttle', opts.throttle] : []),
+    ...opts.trustedCa.flatMap((file) => ['--trusted-ca', file]),
     '--log-level', opts.logLevel,
     '--log-file', logFile,
   ];

@@ -1,6 +1,7 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
+import type { X509Certificate } from 'node:crypto';
 import { mkdirSync, chmodSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { WebSocketServer, createWebSocketStream } from 'ws';
@@ -9,7 +10,7 @@ import { DataDirError, openHubDatabase } from './store/hub-database.js';
 import { DiskFullError } from './store/disk-space.js';
 import { IdentityStore } from './store/identity-store.js';
 import { Authenticator } from './auth/authenticator.js';
-import { loadOrCreateTls, type TlsMaterial } from './auth/certificates.js';
+import { loadOrCreateTls, parseTrustedCas, type TlsMaterial } from './auth/certificates.js';
 import { Registry, type IdentityKey } from './registry/registry.js';
 import { Router } from './service-api/router.js';
 import { createHttpHandler } from './service-api/http-handler.js';
@@ -65,6 +66,8 @@ export interface HubOptions {
   eventHubPort?: number;
   /** Where the hub says what happens (refused connections, failed requests, a full disk). Default: nowhere. */
   log?: HubLog;
+  /** PEM CA certificates: a 'certificateAuthority' device's certificate must chain to one of them. */
+  trustedCas?: string[];
 }
 
 /**
@@ -117,11 +120,12 @@ export class LocalHub {
     hostName: string,
     throttle: Throttle | undefined,
     log: HubLog,
+    private readonly trustedCas: X509Certificate[],
   ) {
     this.hostName = hostName;
     this.log = log;
     const identities = new IdentityStore(db);
-    this.auth = new Authenticator(hostName, identities);
+    this.auth = new Authenticator(hostName, identities, trustedCas);
     const persistentSessions = new SessionStore(db);
     const configurationStore = new ConfigurationStore(db);
     this.twins = new Twins(new TwinStore(db), { configurationsOf: (key) => configurationStore.statusesOf(key) });
@@ -228,7 +232,8 @@ export class LocalHub {
       try {
         const tls = loadOrCreateTls(tlsDir);
         const throttle = typeof options.throttle === 'string' ? new Throttle(options.throttle) : options.throttle;
-        hub = new LocalHub(db, tls, options.hostName ?? 'localhost', throttle, log);
+        const trustedCas = parseTrustedCas(options.trustedCas ?? []);
+        hub = new LocalHub(db, tls, options.hostName ?? 'localhost', throttle, log, trustedCas);
       } catch (err) {
         db.close();
         if (err instanceof DiskFullError) throw new DataDirError(`the disk holding ${dataDir} is full: free some space, then start the hub again`);
@@ -340,7 +345,14 @@ export class LocalHub {
     };
     // noDelay: with Nagle on, a CONNACK or a method call sent right after the handshake's own small
     // writes waits for the client's delayed ACK (~40 ms per connect in the benchmark).
-    const tlsOptions = { cert: this.tls.cert, key: this.tls.key, handshakeTimeout: HANDSHAKE_TIMEOUT_MS, noDelay: true };
+    // A client certificate is asked for, never required: the MQTT gateway judges it when a CONNECT
+    // comes without a password (X.509 identities); everything else ignores it. The request names the
+    // hub's CA and the trusted ones, so that a browser on the dashboard offers none of its user's
+    // other certificates (the SDKs send theirs whatever the names).
+    const tlsOptions = {
+      cert: this.tls.cert, key: this.tls.key, handshakeTimeout: HANDSHAKE_TIMEOUT_MS, noDelay: true,
+      requestCert: true, rejectUnauthorized: false, ca: [this.tls.ca, ...this.trustedCas.map((ca) => ca.toString())],
+    };
     const serve = (server: TlsServer): void => {
       this.listeners.push(server);
       server.on('connection', (socket: Socket) => {

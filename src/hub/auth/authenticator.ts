@@ -2,10 +2,14 @@ import { hubErrors } from '../errors.js';
 import { BUILT_IN_POLICIES, generateKey, grants, type Right, type SharedAccessPolicy } from './policies.js';
 import { isExpired, parseSasToken, signedWith, type SasToken } from './sas-token.js';
 import { identityResource, reach, uriResource } from './scope.js';
-import type { IdentityStore } from '../store/identity-store.js';
+import type { IdentityRecord, IdentityStore } from '../store/identity-store.js';
+import type { X509Certificate } from 'node:crypto';
+import { chainsTo, commonName, isValidAt, thumbprints } from './client-certificate.js';
 
 /** Why a device's connect was refused; the MQTT gateway maps each to IoT Hub's CONNACK code. */
-export type DeviceAuthFailure = 'malformed' | 'expired' | 'wrongAudience' | 'badSignature' | 'unknownIdentity' | 'disabled';
+export type DeviceAuthFailure =
+  | 'malformed' | 'expired' | 'wrongAudience' | 'badSignature' | 'unknownIdentity' | 'disabled'
+  | 'notCertificateIdentity' | 'thumbprintMismatch' | 'untrustedCertificate' | 'wrongCommonName';
 
 /**
  * Checks every SAS token the hub receives: signature, expiry, audience, and the policy's rights.
@@ -18,6 +22,8 @@ export class Authenticator {
   constructor(
     readonly hostName: string,
     private readonly store: IdentityStore,
+    /** The CA certificates whose devices' certificates the hub accepts (`hub start --trusted-ca`). */
+    private readonly trustedCas: readonly X509Certificate[] = [],
   ) {
     if (store.policies().length === 0) {
       for (const { keyName, rights } of BUILT_IN_POLICIES) {
@@ -81,13 +87,41 @@ export class Authenticator {
     if (token.keyName ? !reached : reached !== 'exact') return 'wrongAudience';
     const identity = this.store.get(deviceId, moduleId ?? '');
     if (!identity) return 'unknownIdentity';
+    // An X.509 identity has no keys of its own to sign with (a policy's DeviceConnect still serves).
     const keys = token.keyName
       ? policyKeys(this.policy(token.keyName), 'DeviceConnect')
-      : [identity.primaryKey, identity.secondaryKey];
+      : (identity.authenticationType ?? 'sas') === 'sas' ? [identity.primaryKey, identity.secondaryKey] : [];
     if (!keys.some((key) => signedWith(token, key))) return 'badSignature';
+    return this.enabled(identity, deviceId, moduleId);
+  }
+
+  /**
+   * A device or module connect with a client certificate and no token, as IoT Hub checks it: the
+   * certificate must be valid now; a 'selfSigned' identity's thumbprint (SHA-1 or SHA-256, primary or
+   * secondary) must be the certificate's; a 'certificateAuthority' identity's certificate must chain
+   * to a CA the hub trusts, with its CN the device id ('{deviceId}/{moduleId}' for a module). A SAS
+   * identity cannot connect with a certificate.
+   */
+  authenticateCertificate(chain: X509Certificate[], deviceId: string, moduleId?: string, now = new Date()): DeviceAuthFailure | undefined {
+    const identity = this.store.get(deviceId, moduleId ?? '');
+    if (!identity) return 'unknownIdentity';
+    const type = identity.authenticationType ?? 'sas';
+    if (type === 'sas') return 'notCertificateIdentity';
+    const cert = chain[0];
+    if (!isValidAt(cert, now)) return 'expired';
+    if (type === 'selfSigned') {
+      const presented = thumbprints(cert);
+      if (![identity.primaryThumbprint, identity.secondaryThumbprint].some((t) => t !== undefined && presented.includes(t))) return 'thumbprintMismatch';
+    } else {
+      if (!chainsTo(chain, this.trustedCas, now)) return 'untrustedCertificate';
+      if (commonName(cert) !== (moduleId ? `${deviceId}/${moduleId}` : deviceId)) return 'wrongCommonName';
+    }
+    return this.enabled(identity, deviceId, moduleId);
+  }
+
+  private enabled(identity: IdentityRecord, deviceId: string, moduleId: string | undefined): DeviceAuthFailure | undefined {
     const device = moduleId ? this.store.get(deviceId) : identity;
-    if (identity.status !== 'enabled' || device?.status !== 'enabled') return 'disabled';
-    return undefined;
+    return identity.status === 'enabled' && device?.status === 'enabled' ? undefined : 'disabled';
   }
 
   private checkServiceToken(token: SasToken): SharedAccessPolicy {

@@ -1,4 +1,4 @@
-import { createHash, createPrivateKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, generateKeyPairSync, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import forge from 'node-forge';
@@ -43,6 +43,30 @@ export function loadOrCreateTls(dir: string | undefined, extraNames: string[] = 
   }
   const server = issue({ commonName: 'localhost', isCa: false, names: [...SERVER_NAMES, ...extraNames], issuer: ca });
   return { ca: ca.cert, caFile: caCertFile, cert: server.cert, key: server.key };
+}
+
+/** A --trusted-ca that is not a CA certificate. */
+export class TrustedCaError extends Error {}
+
+/**
+ * The CA certificates a hub trusts for CA-signed device certificates, from PEM texts (each may hold
+ * several). Anything that is not a CA certificate is refused with a message that says which.
+ */
+export function parseTrustedCas(pems: string[], names = pems.map((_, i) => `trusted CA ${i + 1}`)): X509Certificate[] {
+  return pems.flatMap((pem, i) => {
+    const blocks = pem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+    if (blocks.length === 0) throw new TrustedCaError(`${names[i]} holds no PEM certificate`);
+    return blocks.map((block) => {
+      let cert: X509Certificate;
+      try {
+        cert = new X509Certificate(block);
+      } catch {
+        throw new TrustedCaError(`${names[i]} is not a valid X.509 certificate`);
+      }
+      if (!cert.ca) throw new TrustedCaError(`${names[i]} (${cert.subject.replace(/\n/g, ', ')}) is not a CA certificate (basicConstraints CA:TRUE)`);
+      return cert;
+    });
+  });
 }
 
 // node-forge signs only with RSA: it assembles the DER here, and node:crypto signs it.

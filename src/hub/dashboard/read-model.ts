@@ -58,5 +58,7 @@ export function identityViews(registry: Registry, twins: Twins, mqtt: MqttGatewa
 
 /** A device or module connection string, as the portal shows it (the toolkit's commands take it as it is). */
 export function identityConnectionString(hostName: string, record: IdentityRecord): string {
-  return `HostName=${hostName};DeviceId=${record.deviceId};${record.moduleId ? `ModuleId=${record.moduleId};` : ''}SharedAccessKey=${record.primaryKey}`;
+  // An X.509 identity's connection string has no key: the certificate is given beside it (x509=true).
+  const credential = (record.authenticationType ?? 'sas') === 'sas' ? `SharedAccessKey=${record.primaryKey}` : 'x509=true';
+  return `HostName=${hostName};DeviceId=${record.deviceId};${record.moduleId ? `ModuleId=${record.moduleId};` : ''}${credential}`;
 }

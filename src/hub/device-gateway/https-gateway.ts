@@ -49,6 +49,11 @@ const AUTH_FAILURE: Record<DeviceAuthFailure, (deviceId: string) => string> = {
   badSignature: notSigned,
   unknownIdentity: notSigned,
   disabled: (id) => `Device '${id}' is disabled`,
+  // Client certificates are checked on MQTT connects only; an HTTPS request carries a token.
+  notCertificateIdentity: notSigned,
+  thumbprintMismatch: notSigned,
+  untrustedCertificate: notSigned,
+  wrongCommonName: notSigned,
 };
 
 /**

@@ -3,6 +3,7 @@ import { finished, type Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
 import type { Authenticator, DeviceAuthFailure } from '../auth/authenticator.js';
+import { presentedCertificates } from '../auth/client-certificate.js';
 import type { IdentityKey } from '../registry/registry.js';
 import { HubError } from '../errors.js';
 import { parseSasToken } from '../auth/sas-token.js';
@@ -21,6 +22,8 @@ export interface DeviceSession {
   subscriptions: Set<string>;
   /** The IoT Plug and Play model id its CONNECT announced (`model-id=` in the user name), if any. */
   modelId?: string;
+  /** What it authenticated with: a SAS token or a client certificate. */
+  authMethod: 'sas' | 'x509';
 }
 
 /**
@@ -67,6 +70,10 @@ const CONNACK: Record<ConnectRefusal, { code: AuthenticateError['returnCode']; w
   badSignature: { code: 5, why: "the SAS token's signature does not match the identity's keys" },
   unknownIdentity: { code: 5, why: 'no such device or module in the registry' },
   disabled: { code: 5, why: 'the device is disabled' },
+  notCertificateIdentity: { code: 5, why: 'a client certificate without a password, for an identity that does not use X.509' },
+  thumbprintMismatch: { code: 5, why: "the client certificate's thumbprint is neither of the identity's" },
+  untrustedCertificate: { code: 5, why: 'the client certificate does not chain to a trusted CA, or is out of date' },
+  wrongCommonName: { code: 5, why: "the client certificate's common name is not the identity's id" },
 };
 
 /** The SUBACK return code of a refused subscription. */
@@ -235,12 +242,16 @@ export class MqttGateway extends EventEmitter<{ connected: [DeviceSession]; disc
     // The username is {hostName}/{clientId}/?api-version=... ; the host must be this hub.
     const expectedPrefix = `${this.auth.hostName}/${client.id}/`.toLowerCase();
     if (!username || !username.toLowerCase().startsWith(expectedPrefix)) return refuse('badUsername');
-    const failure = password ? this.auth.authenticateDevice(password.toString('utf8'), deviceId, moduleId) : 'malformed';
+    // No password: the client certificate of the TLS connection (beneath the WebSocket, if any) is the credential.
+    const chain = password ? undefined : presentedCertificates(client.req?.socket ?? client.conn);
+    const failure = password ? this.auth.authenticateDevice(password.toString('utf8'), deviceId, moduleId)
+      : chain ? this.auth.authenticateCertificate(chain, deviceId, moduleId) : 'malformed';
     if (failure) return refuse(failure);
     const modelId = announcedModelId(username);
-    const session: DeviceSession = { key: { deviceId, moduleId }, client, subscriptions: new Set(), ...(modelId ? { modelId } : {}) };
+    const session: DeviceSession = { key: { deviceId, moduleId }, client, subscriptions: new Set(), authMethod: chain ? 'x509' : 'sas', ...(modelId ? { modelId } : {}) };
     this.byClient.set(client, session);
-    this.track(session, parseSasToken(password!.toString('utf8'))!.expiry);
+    // A token's connection ends when the token expires; a certificate's when the certificate does.
+    this.track(session, chain ? new Date(chain[0].validTo).getTime() / 1000 : parseSasToken(password!.toString('utf8'))!.expiry);
     done(null, true);
   }
 

@@ -67,7 +67,7 @@ export class TelemetryTopics implements TopicHandler {
       moduleId,
       body,
       properties: {},
-      authMethod: 'sas',
+      authMethod: session.authMethod,
       authGenerationId: generationId,
       ...(session.modelId ? { modelId: session.modelId } : {}),
     };

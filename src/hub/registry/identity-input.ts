@@ -7,10 +7,18 @@ export interface IdentityInput {
   status?: 'enabled' | 'disabled';
   statusReason?: string;
   managedBy?: string;
-  /** Given keys; absent means generated (on create) or kept (on update). */
+  /** How the identity authenticates; absent keeps it (on update) or means 'sas' (on create). */
+  authenticationType?: AuthenticationType;
+  /** Given keys ('sas'); absent means generated (on create) or kept (on update). */
   primaryKey?: string;
   secondaryKey?: string;
+  /** 'selfSigned': the client certificates' SHA-1 or SHA-256 thumbprints, upper-case hex. */
+  primaryThumbprint?: string;
+  secondaryThumbprint?: string;
   iotEdge?: boolean;
+  /** IoT Edge scopes (devices only): '' and [] clear them, absent keeps them. */
+  deviceScope?: string;
+  parentScopes?: string[];
 }
 
 // "Understand the identity registry": statusReason is a 128-character string of any UTF-8. IoT Hub
@@ -19,7 +27,10 @@ const MAX_TEXT_LENGTH = 128;
 // IoT Hub takes symmetric keys of 16 to 64 bytes, base64 ("The primary and secondary keys must be
 // between 16 and 64 bytes in length").
 const KEY_BYTES = { min: 16, max: 64 };
-const AUTHENTICATION_TYPES = ['sas', 'selfSigned', 'certificateAuthority', 'none'];
+const AUTHENTICATION_TYPES = ['sas', 'selfSigned', 'certificateAuthority', 'none'] as const;
+export type AuthenticationType = Exclude<(typeof AUTHENTICATION_TYPES)[number], 'none'>;
+// A thumbprint is the hex of the certificate's SHA-1 (40 digits) or SHA-256 (64 digits).
+const THUMBPRINT = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/i;
 
 /**
  * Validates an identity body as IoT Hub does: every field the registry stores has its type and
@@ -34,16 +45,15 @@ export function parseIdentityInput(body: unknown, key: IdentityKey): IdentityInp
   sameId(input, 'deviceId', key.deviceId);
   if (key.moduleId !== undefined) sameId(input, 'moduleId', key.moduleId);
   const authentication = object(field(input, 'authentication'), 'authentication');
-  const keys = authentication && object(field(authentication, 'symmetricKey'), 'authentication.symmetricKey');
-  if (authentication) checkAuthentication(authentication);
   const capabilities = object(field(input, 'capabilities'), 'capabilities');
   return {
     status: status(field(input, 'status')),
     statusReason: text(field(input, 'statusReason'), 'statusReason'),
     managedBy: text(field(input, 'managedBy'), 'managedBy'),
-    primaryKey: keys && symmetricKey(field(keys, 'primaryKey'), 'primaryKey'),
-    secondaryKey: keys && symmetricKey(field(keys, 'secondaryKey'), 'secondaryKey'),
+    ...(authentication && credentials(authentication)),
     iotEdge: capabilities && boolean(field(capabilities, 'iotEdge'), 'capabilities.iotEdge'),
+    deviceScope: scope(field(input, 'deviceScope'), 'deviceScope'),
+    parentScopes: scopeList(field(input, 'parentScopes')),
   };
 }
 
@@ -85,31 +95,71 @@ function text(value: unknown, name: string): string | undefined {
   return value;
 }
 
+// A scope is ms-azure-iot-edge://{deviceId}-{generationId}: a device id (128) and more.
+const MAX_SCOPE_LENGTH = 256;
+
+function scope(value: unknown, name: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') throw hubErrors.argumentInvalid(`${name} must be a string, not ${describe(value)}`);
+  if (value.length > MAX_SCOPE_LENGTH) throw hubErrors.argumentInvalid(`${name} is longer than ${MAX_SCOPE_LENGTH} characters`);
+  return value;
+}
+
+function scopeList(value: unknown): string[] | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value)) throw hubErrors.argumentInvalid(`parentScopes must be an array of scopes, not ${describe(value)}`);
+  if (value.length > 1) throw hubErrors.argumentInvalid(`A device has at most one parent; parentScopes names ${value.length}`);
+  return value.map((item, i) => scope(item, `parentScopes[${i}]`)!);
+}
+
 function boolean(value: unknown, name: string): boolean | undefined {
   if (value === undefined || typeof value === 'boolean') return value;
   throw hubErrors.argumentInvalid(`${name} must be true or false, not ${describe(value)}`);
 }
 
 /**
- * The local hub authenticates devices and modules with SAS keys only: another type, or a thumbprint,
- * is refused rather than stored as something the hub would not honour.
+ * The authentication section as IoT Hub takes it: 'sas' with symmetric keys (given or generated),
+ * 'selfSigned' with one or two certificate thumbprints, 'certificateAuthority' with neither (the
+ * certificate's chain is what counts). A type that is absent is inferred as the SDKs infer it: a
+ * thumbprint means 'selfSigned'. Keys with an X.509 type, or thumbprints with another, are refused.
  */
-function checkAuthentication(authentication: Fields): void {
+function credentials(authentication: Fields): Pick<IdentityInput, 'authenticationType' | 'primaryKey' | 'secondaryKey' | 'primaryThumbprint' | 'secondaryThumbprint'> {
+  const keys = object(field(authentication, 'symmetricKey'), 'authentication.symmetricKey');
+  const primaryKey = keys && symmetricKey(field(keys, 'primaryKey'), 'primaryKey');
+  const secondaryKey = keys && symmetricKey(field(keys, 'secondaryKey'), 'secondaryKey');
+  const thumbprints = object(field(authentication, 'x509Thumbprint'), 'authentication.x509Thumbprint');
+  const primaryThumbprint = thumbprints && thumbprint(field(thumbprints, 'primaryThumbprint'), 'primaryThumbprint');
+  const secondaryThumbprint = thumbprints && thumbprint(field(thumbprints, 'secondaryThumbprint'), 'secondaryThumbprint');
+  const hasKeys = primaryKey !== undefined || secondaryKey !== undefined;
+  const hasThumbprints = primaryThumbprint !== undefined || secondaryThumbprint !== undefined;
   const type = field(authentication, 'type');
   const known = typeof type === 'string' ? AUTHENTICATION_TYPES.find((t) => t.toLowerCase() === type.toLowerCase()) : undefined;
   if (type !== undefined && !known) {
     throw hubErrors.argumentInvalid(`authentication.type must be one of ${AUTHENTICATION_TYPES.join(', ')}, not ${describe(type)}`);
   }
-  if (known && known !== 'sas') {
-    throw hubErrors.argumentInvalid(`authentication.type '${known}' is not supported by the local hub, which authenticates with SAS keys only ('sas')`);
+  if (known === 'none') throw hubErrors.argumentInvalid("authentication.type 'none' is not supported by the local hub; use 'sas', 'selfSigned' or 'certificateAuthority'");
+  const authenticationType = known ?? (hasThumbprints ? 'selfSigned' : undefined);
+  if (hasKeys && hasThumbprints) throw hubErrors.argumentInvalid('An identity cannot specify both symmetric keys and thumbprints');
+  if (authenticationType === 'sas' && hasThumbprints) throw hubErrors.argumentInvalid("An identity with authentication.type 'sas' cannot specify thumbprints");
+  if (authenticationType !== undefined && authenticationType !== 'sas' && hasKeys) {
+    throw hubErrors.argumentInvalid(`An identity with authentication.type '${authenticationType}' cannot specify symmetric keys`);
   }
-  const thumbprints = object(field(authentication, 'x509Thumbprint'), 'authentication.x509Thumbprint');
-  for (const name of ['primaryThumbprint', 'secondaryThumbprint']) {
-    const thumbprint = thumbprints && field(thumbprints, name);
-    if (thumbprint === undefined || thumbprint === '') continue;
-    if (typeof thumbprint !== 'string') throw hubErrors.argumentInvalid(`authentication.x509Thumbprint.${name} must be a string, not ${describe(thumbprint)}`);
-    throw hubErrors.argumentInvalid('An identity cannot specify both symmetric keys and thumbprints: the local hub authenticates with SAS keys only');
+  if (authenticationType === 'certificateAuthority' && hasThumbprints) {
+    throw hubErrors.argumentInvalid("An identity with authentication.type 'certificateAuthority' cannot specify thumbprints: its certificate's chain authenticates it");
   }
+  if (authenticationType === 'selfSigned' && primaryThumbprint === undefined) {
+    throw hubErrors.argumentInvalid("An identity with authentication.type 'selfSigned' needs authentication.x509Thumbprint.primaryThumbprint");
+  }
+  return { authenticationType, primaryKey, secondaryKey, primaryThumbprint, secondaryThumbprint };
+}
+
+/** An empty thumbprint is none (the SDKs send null or ''); a given one is SHA-1 or SHA-256 hex, kept upper-case. */
+function thumbprint(value: unknown, name: string): string | undefined {
+  if (value === undefined || value === '') return undefined;
+  const where = `authentication.x509Thumbprint.${name}`;
+  if (typeof value !== 'string') throw hubErrors.argumentInvalid(`${where} must be a string, not ${describe(value)}`);
+  if (!THUMBPRINT.test(value)) throw hubErrors.argumentInvalid(`${where} must be a SHA-1 (40 hex digits) or SHA-256 (64 hex digits) thumbprint, not ${describe(value)}`);
+  return value.toUpperCase();
 }
 
 /** An empty key means "generate one" (the SDKs send '' for that); a given one must be base64 of 16 to 64 bytes. */

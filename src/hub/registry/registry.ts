@@ -6,6 +6,7 @@ import type { ConnectionStateChange, IdentityRecord, IdentityStore } from '../st
 import { parseIfMatch } from '../if-match.js';
 import { validateId } from './identity-ids.js';
 import type { IdentityInput } from './identity-input.js';
+import { deviceScopes } from './edge-scopes.js';
 
 export interface IdentityKey {
   deviceId: string;
@@ -99,16 +100,22 @@ export class Registry extends EventEmitter<RegistryEvents> {
       if (existing && etag !== '*' && etag !== etagOf(existing)) {
         throw hubErrors.preconditionFailed(`The etag '${etag}' does not match the current etag of '${key.deviceId}${moduleId ? '/' + moduleId : ''}'`);
       }
-      const record = existing ? this.applyUpdate(existing, input) : this.newRecord(key.deviceId, moduleId, input);
+      const updated = existing ? this.applyUpdate(existing, input) : this.newRecord(key.deviceId, moduleId, input);
+      const record = moduleId ? updated : { ...updated, ...deviceScopes(updated, input, existing, (id) => this.store.get(id)) };
       this.store.put(record);
       if (!existing) this.dependents.created(key);
       const event = !existing ? 'created'
         : existing.status === 'enabled' && record.status === 'disabled' ? 'disabled'
-          : existing.primaryKey !== record.primaryKey || existing.secondaryKey !== record.secondaryKey ? 'rekeyed'
+          : credentialsChanged(existing, record) ? 'rekeyed'
             : undefined;
       if (event) this.store.afterCommit(() => this.emit(event, key));
       return { record, created: !existing };
     });
+  }
+
+  /** Runs several registry writes in one transaction: all of them land, or none. */
+  batch<T>(fn: () => T): T {
+    return this.store.transaction(fn);
   }
 
   /** DELETE with If-Match ('*' or the etag); deleting a device deletes its modules. */
@@ -170,8 +177,7 @@ export class Registry extends EventEmitter<RegistryEvents> {
       status: input.status ?? 'enabled',
       statusReason: input.statusReason ?? null,
       statusUpdatedTime: now,
-      primaryKey: input.primaryKey ?? generateKey(),
-      secondaryKey: input.secondaryKey ?? generateKey(),
+      ...credentials(input, undefined),
       managedBy: input.managedBy ?? null,
       connectionState: 'Disconnected',
       connectionStateUpdatedTime: never,
@@ -189,12 +195,46 @@ export class Registry extends EventEmitter<RegistryEvents> {
       status,
       statusReason: input.statusReason ?? existing.statusReason,
       statusUpdatedTime: status !== existing.status ? new Date().toISOString() : existing.statusUpdatedTime,
-      primaryKey: input.primaryKey ?? existing.primaryKey,
-      secondaryKey: input.secondaryKey ?? existing.secondaryKey,
+      ...credentials(input, existing),
       managedBy: input.managedBy ?? existing.managedBy,
       capabilities: { iotEdge: input.iotEdge ?? existing.capabilities.iotEdge },
     };
   }
+}
+
+type Credentials = Pick<IdentityRecord, 'authenticationType' | 'primaryKey' | 'secondaryKey' | 'primaryThumbprint' | 'secondaryThumbprint'>;
+
+/**
+ * What an identity authenticates with after a create or update: SAS keys (given, kept, or generated
+ * when it had none), a self-signed certificate's thumbprints (given or kept), or its CA-signed
+ * certificate (nothing to keep). An X.509 identity has no keys ('').
+ */
+function credentials(input: IdentityInput, existing: IdentityRecord | undefined): Credentials {
+  const before = existing && (existing.authenticationType ?? 'sas');
+  const type = input.authenticationType ?? before ?? 'sas';
+  const none = { primaryKey: '', secondaryKey: '', primaryThumbprint: undefined, secondaryThumbprint: undefined };
+  if (type === 'certificateAuthority') return { ...none, authenticationType: type };
+  if (type === 'selfSigned') {
+    const given = input.primaryThumbprint !== undefined;
+    return {
+      ...none,
+      authenticationType: type,
+      primaryThumbprint: given ? input.primaryThumbprint : existing?.primaryThumbprint,
+      secondaryThumbprint: given ? input.secondaryThumbprint : existing?.secondaryThumbprint,
+    };
+  }
+  const kept = before === 'sas' ? existing : undefined;
+  return {
+    ...none,
+    authenticationType: 'sas',
+    primaryKey: input.primaryKey ?? kept?.primaryKey ?? generateKey(),
+    secondaryKey: input.secondaryKey ?? kept?.secondaryKey ?? generateKey(),
+  };
+}
+
+function credentialsChanged(before: IdentityRecord, after: IdentityRecord): boolean {
+  return (before.authenticationType ?? 'sas') !== after.authenticationType ||
+    (['primaryKey', 'secondaryKey', 'primaryThumbprint', 'secondaryThumbprint'] as const).some((name) => before[name] !== after[name]);
 }
 
 function generationId(): string {

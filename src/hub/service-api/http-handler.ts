@@ -7,6 +7,7 @@ import type { HubLog } from '../log.js';
 import { METHOD_METER_BYTES, type Throttle } from '../throttling.js';
 import { throttleOf, type OperationId } from './operations.js';
 import { jsonProblem } from '../json-bounds.js';
+import { notImplemented } from './unimplemented-routes.js';
 
 /** Request bodies above this are refused before they are buffered (IoT Hub's largest, a twin, is far smaller). */
 const MAX_BODY_BYTES = 1024 * 1024;
@@ -25,8 +26,11 @@ export function createHttpHandler(router: Router, auth: Authenticator, log: HubL
     try {
       const url = requestUrl(req.url);
       const found = router.match(req.method ?? 'GET', url.pathname);
-      if (found === undefined) throw hubErrors.notFound(`No such resource: ${url.pathname}`);
-      if (found === 'method') throw hubErrors.methodNotAllowed(`${req.method} is not allowed on ${url.pathname}`);
+      if (typeof found !== 'object') {
+        // A real route always wins; only then is a path IoT Hub has told apart from one nobody has.
+        throw notImplemented(req.method ?? 'GET', url.pathname) ??
+          (found === 'method' ? hubErrors.methodNotAllowed(`${req.method} is not allowed on ${url.pathname}`) : hubErrors.notFound(`No such resource: ${url.pathname}`));
+      }
       operation = found.route.operation;
       auth.authorizeService(req.headers.authorization, found.route.right, url.pathname);
       if (throttle) checkThrottle(throttle, operation, req);

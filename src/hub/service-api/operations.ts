@@ -10,6 +10,7 @@ export const OPERATIONS = {
   Devices_GetIdentity: { throttle: 'registry' },
   Devices_CreateOrUpdateIdentity: { throttle: 'registry' },
   Devices_DeleteIdentity: { throttle: 'registry' },
+  BulkRegistry_UpdateRegistry: { throttle: 'registry' },
   Modules_GetModulesOnDevice: { throttle: 'registry' },
   Modules_GetIdentity: { throttle: 'registry' },
   Modules_CreateOrUpdateIdentity: { throttle: 'registry' },

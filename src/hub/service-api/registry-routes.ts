@@ -1,6 +1,7 @@
 import type { IdentityRecord } from '../store/identity-store.js';
 import { etagOf, type Registry } from '../registry/registry.js';
 import { parseIdentityInput } from '../registry/identity-input.js';
+import { applyBulk } from '../registry/bulk-operations.js';
 import { hubErrors } from '../errors.js';
 import type { Route } from './router.js';
 
@@ -14,11 +15,7 @@ export function identityJson(record: IdentityRecord): Record<string, unknown> {
     connectionStateUpdatedTime: record.connectionStateUpdatedTime,
     lastActivityTime: record.lastActivityTime,
     cloudToDeviceMessageCount: 0,
-    authentication: {
-      symmetricKey: { primaryKey: record.primaryKey, secondaryKey: record.secondaryKey },
-      x509Thumbprint: { primaryThumbprint: null, secondaryThumbprint: null },
-      type: 'sas',
-    },
+    authentication: authenticationJson(record),
   };
   if (record.moduleId) return { moduleId: record.moduleId, managedBy: record.managedBy ?? '', ...common };
   return {
@@ -27,6 +24,18 @@ export function identityJson(record: IdentityRecord): Record<string, unknown> {
     statusReason: record.statusReason,
     statusUpdatedTime: record.statusUpdatedTime,
     capabilities: record.capabilities,
+    ...(record.deviceScope ? { deviceScope: record.deviceScope } : {}),
+    parentScopes: record.parentScopes ?? [],
+  };
+}
+
+/** IoT Hub's AuthenticationMechanism: keys for a SAS identity, thumbprints for a self-signed one, nulls for the rest. */
+function authenticationJson(record: IdentityRecord) {
+  const type = record.authenticationType ?? 'sas';
+  return {
+    symmetricKey: type === 'sas' ? { primaryKey: record.primaryKey, secondaryKey: record.secondaryKey } : { primaryKey: null, secondaryKey: null },
+    x509Thumbprint: { primaryThumbprint: record.primaryThumbprint ?? null, secondaryThumbprint: record.secondaryThumbprint ?? null },
+    type,
   };
 }
 
@@ -43,6 +52,13 @@ export function registryRoutes(registry: Registry): Route[] {
         const top = query.has('top') ? Number(query.get('top')) : undefined;
         if (top !== undefined && !(Number.isInteger(top) && top > 0 && top <= 1000)) throw hubErrors.argumentInvalid('top must be between 1 and 1000');
         return { status: 200, body: registry.listDevices(top ?? 1000).map(identityJson) };
+      },
+    },
+    {
+      operation: 'BulkRegistry_UpdateRegistry', method: 'POST', path: '/devices', right: 'RegistryWrite',
+      handle: ({ body }) => {
+        const result = applyBulk(registry, body);
+        return { status: result.isSuccessful ? 200 : 400, body: result };
       },
     },
     {

@@ -27,16 +27,19 @@ export interface Route {
   handle(ctx: RequestContext): RouteResult | Promise<RouteResult>;
 }
 
-interface CompiledRoute extends Route {
-  pattern: RegExp;
-  names: string[];
+/** What the router matches on; a Route, or any other record with a method and a path. */
+interface Matchable {
+  method: string;
+  path: string;
 }
 
-/** Maps method + path to a route; path segments are URL-decoded into params. */
-export class Router {
-  private readonly routes: CompiledRoute[] = [];
+type Compiled<R> = R & { pattern: RegExp; names: string[] };
 
-  add(...routes: Route[]): this {
+/** Maps method + path to a route; path segments are URL-decoded into params. */
+export class Router<R extends Matchable = Route> {
+  private readonly routes: Array<Compiled<R>> = [];
+
+  add(...routes: R[]): this {
     for (const route of routes) {
       const names: string[] = [];
       const source = route.path.replace(/:(\w+)/g, (_, name: string) => {
@@ -49,7 +52,7 @@ export class Router {
   }
 
   /** The matching route with its params, 'method' when only the method is wrong, undefined when nothing matches. */
-  match(method: string, path: string): { route: Route; params: Record<string, string> } | 'method' | undefined {
+  match(method: string, path: string): { route: R; params: Record<string, string> } | 'method' | undefined {
     let pathMatched = false;
     for (const route of this.routes) {
       const m = route.pattern.exec(path);

@@ -16,8 +16,9 @@ export function twinIdentity(record: IdentityRecord): TwinIdentity {
     connectionState: record.connectionState,
     lastActivityTime: record.lastActivityTime,
     cloudToDeviceMessageCount: 0,
-    authenticationType: 'sas',
-    ...(record.moduleId ? {} : { capabilities: record.capabilities }),
+    authenticationType: record.authenticationType ?? 'sas',
+    x509Thumbprint: { primaryThumbprint: record.primaryThumbprint ?? null, secondaryThumbprint: record.secondaryThumbprint ?? null },
+    ...(record.moduleId ? {} : { capabilities: record.capabilities, deviceScope: record.deviceScope, parentScopes: record.parentScopes ?? [] }),
     ...(record.modelId ? { modelId: record.modelId } : {}),
   };
 }

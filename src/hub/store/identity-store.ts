@@ -11,13 +11,22 @@ export interface IdentityRecord {
   status: 'enabled' | 'disabled';
   statusReason: string | null;
   statusUpdatedTime: string;
+  /** Absent in records from before X.509 identities: 'sas'. */
+  authenticationType?: 'sas' | 'selfSigned' | 'certificateAuthority';
+  /** The SAS keys; '' for an X.509 identity. */
   primaryKey: string;
   secondaryKey: string;
+  /** 'selfSigned' only: upper-case hex SHA-1 or SHA-256 thumbprints. */
+  primaryThumbprint?: string;
+  secondaryThumbprint?: string;
   managedBy: string | null;
   connectionState: 'Connected' | 'Disconnected';
   connectionStateUpdatedTime: string;
   lastActivityTime: string;
   capabilities: { iotEdge: boolean };
+  /** Devices only: an IoT Edge device's own scope, or a leaf's parent's (absent in records from before scopes). */
+  deviceScope?: string;
+  parentScopes?: string[];
   createdTime: string;
   /** The IoT Plug and Play model id its latest connect announced; absent until one did. */
   modelId?: string;

@@ -12,10 +12,15 @@ export interface TwinIdentity {
   lastActivityTime: string;
   cloudToDeviceMessageCount: number;
   authenticationType: 'sas' | 'selfSigned' | 'certificateAuthority' | 'none';
+  /** A self-signed identity's thumbprints; absent, both null. */
+  x509Thumbprint?: { primaryThumbprint: string | null; secondaryThumbprint: string | null };
   /** Device twins only; module twins have none. */
   capabilities?: { iotEdge: boolean };
   /** The IoT Plug and Play model id the identity announced, if it did. */
   modelId?: string;
+  /** Device twins only: IoT Edge scopes. */
+  deviceScope?: string;
+  parentScopes?: string[];
 }
 
 /** A twin section as documents show it: its values, then `$metadata` and `$version`. */
@@ -34,7 +39,7 @@ export interface TwinDocument {
   lastActivityTime: string;
   cloudToDeviceMessageCount: number;
   authenticationType: TwinIdentity['authenticationType'];
-  x509Thumbprint: { primaryThumbprint: null; secondaryThumbprint: null };
+  x509Thumbprint: { primaryThumbprint: string | null; secondaryThumbprint: string | null };
   modelId: string;
   version: number;
   tags?: JsonObject;
@@ -42,6 +47,8 @@ export interface TwinDocument {
   capabilities?: { iotEdge: boolean };
   /** The automatic configurations that target the twin; absent when none does. */
   configurations?: TwinConfigurations;
+  deviceScope?: string;
+  parentScopes?: string[];
 }
 
 /**
@@ -70,7 +77,7 @@ export function twinDocument(key: TwinKey, state: TwinState, identity: TwinIdent
     lastActivityTime: identity.lastActivityTime,
     cloudToDeviceMessageCount: identity.cloudToDeviceMessageCount,
     authenticationType: identity.authenticationType,
-    x509Thumbprint: { primaryThumbprint: null, secondaryThumbprint: null },
+    x509Thumbprint: identity.x509Thumbprint ?? { primaryThumbprint: null, secondaryThumbprint: null },
     modelId: identity.modelId ?? '',
     version: state.version,
     ...(Object.keys(state.tags).length > 0 ? { tags: state.tags } : {}),
@@ -80,6 +87,8 @@ export function twinDocument(key: TwinKey, state: TwinState, identity: TwinIdent
     },
     ...(identity.capabilities ? { capabilities: identity.capabilities } : {}),
     ...(configurations ? { configurations } : {}),
+    ...(identity.deviceScope ? { deviceScope: identity.deviceScope } : {}),
+    ...(identity.parentScopes ? { parentScopes: identity.parentScopes } : {}),
   };
 }
 

@@ -17,18 +17,19 @@ export function withoutSystemKeys(section: JsonObject): JsonObject {
 
 /**
  * The writable sections of a service twin request (PATCH or PUT body): `tags` and
- * `properties.desired`, undefined when absent or null. Other members are ignored.
+ * `properties.desired`; undefined when absent, null when the body sets the section to null (which
+ * IoT Hub reads as "remove every property of it"). Other members are ignored.
  */
-export function serviceSections(body: unknown): { tags?: JsonObject; desired?: JsonObject } {
+export function serviceSections(body: unknown): { tags?: JsonObject | null; desired?: JsonObject | null } {
   if (!isJsonObject(body)) throw hubErrors.argumentInvalid('The twin must be a JSON object.');
   const properties = optionalObject(body, 'properties', 'properties') ?? {};
   const desired = optionalObject(properties, 'desired', 'properties.desired');
   return { tags: optionalObject(body, 'tags', 'tags'), desired: desired && withoutSystemKeys(desired) };
 }
 
-function optionalObject(parent: JsonObject, key: string, path: string): JsonObject | undefined {
+function optionalObject(parent: JsonObject, key: string, path: string): JsonObject | null | undefined {
   const value = Object.hasOwn(parent, key) ? parent[key] : undefined;
-  if (value === undefined || value === null) return undefined;
+  if (value === undefined || value === null) return value;
   if (!isJsonObject(value)) throw hubErrors.argumentInvalid(`${path} must be a JSON object.`);
   return value;
 }

@@ -69,29 +69,36 @@ export class Twins extends EventEmitter<TwinEvents> {
   }
 
   /**
-   * PATCH /twins/{id}: merges `tags` and `properties.desired` into the twin. Everything else in the
-   * body (identity fields, `properties.reported`, desired's `$metadata` and `$version`) is ignored:
-   * a twin fetched, modified and sent back carries them all.
+   * PATCH /twins/{id}: merges `tags` and `properties.desired` into the twin. A section set to null
+   * removes all of its properties, as on IoT Hub (a write, even of an empty section: the version
+   * moves and the device is told, with each removed property as null). Everything else in the body
+   * (identity fields, `properties.reported`, desired's `$metadata` and `$version`) is ignored: a
+   * twin fetched, modified and sent back carries them all.
    */
   patchFromService(key: TwinKey, patch: unknown, ifMatch?: string): TwinState {
     const { tags, desired } = serviceSections(patch);
-    const writesDesired = desired !== undefined && Object.keys(desired).length > 0;
+    const writesDesired = desired === null || (desired !== undefined && Object.keys(desired).length > 0);
+    let desiredPatch: JsonObject = {};
     const next = this.write(key, ifMatch, (current, lastUpdated) => {
       let state = current;
-      if (tags && Object.keys(tags).length > 0) state = mergeTags(state, tags);
-      if (writesDesired) state = mergeDesired(state, desired, lastUpdated);
+      if (tags === null) state = mergeTags(state, removalOf(state.tags));
+      else if (tags && Object.keys(tags).length > 0) state = mergeTags(state, tags);
+      if (writesDesired) {
+        desiredPatch = desired ?? removalOf(state.desired);
+        state = mergeDesired(state, desiredPatch, lastUpdated);
+      }
       return state;
     });
-    if (writesDesired) this.emit('desired', key, { ...desired, $version: next.desiredVersion });
+    if (writesDesired) this.emit('desired', key, { ...desiredPatch, $version: next.desiredVersion });
     return next;
   }
 
   /** PUT /twins/{id}: replaces tags and desired wholesale; reported belongs to the device and stays. */
   replaceFromService(key: TwinKey, twin: unknown, ifMatch?: string): TwinState {
-    const { tags = {}, desired = {} } = serviceSections(twin);
+    const { tags, desired } = serviceSections(twin);
     const next = this.write(key, ifMatch, (current, lastUpdated) => {
       const emptied = { ...current, tags: {}, desired: {}, desiredMetadata: {} };
-      return mergeDesired(mergeTags(emptied, tags), desired, lastUpdated);
+      return mergeDesired(mergeTags(emptied, tags ?? {}), desired ?? {}, lastUpdated);
     });
     this.emit('desired', key, { ...next.desired, $version: next.desiredVersion });
     return next;
@@ -148,6 +155,11 @@ export class Twins extends EventEmitter<TwinEvents> {
     if (written) this.emit('changed', key, next.version);
     return next;
   }
+}
+
+/** The merge patch that removes every property of a section. */
+function removalOf(section: JsonObject): JsonObject {
+  return Object.fromEntries(Object.keys(section).map((name) => [name, null]));
 }
 
 function mergeTags(state: TwinState, patch: JsonObject): TwinState {

@@ -1,0 +1,41 @@
+import { HubError, hubErrors } from '../errors.js';
+import { Router } from './router.js';
+
+/**
+ * Routes IoT Hub serves and the local hub does not, with the feature each belongs to. The HTTP
+ * handler looks here only when no real route matched, so a feature that lands takes its paths back
+ * by adding its routes to the hub's router: nothing here needs to change for it (remove its rows
+ * to keep the table true). Paths are as IoT Hub's REST API reference has them.
+ */
+const MISSING: ReadonlyArray<{ feature: string; routes: ReadonlyArray<readonly [method: string, path: string]> }> = [
+  {
+    feature: 'file upload',
+    routes: [['POST', '/devices/:deviceId/files'], ['POST', '/devices/:deviceId/files/notifications']],
+  },
+  {
+    feature: "modules' device-to-cloud messages over HTTPS",
+    routes: [['POST', '/devices/:deviceId/modules/:moduleId/messages/events']],
+  },
+  {
+    feature: 'cloud-to-device messages (queue purge and feedback)',
+    routes: [
+      ['DELETE', '/devices/:deviceId/commands'], ['GET', '/messages/serviceBound/feedback'],
+      ['DELETE', '/messages/serviceBound/feedback/:lockToken'], ['POST', '/messages/serviceBound/feedback/:lockToken/abandon'],
+    ],
+  },
+  { feature: 'service statistics (/statistics/service)', routes: [['GET', '/statistics/service']] },
+  { feature: 'device streams', routes: [['POST', '/twins/:deviceId/streams/:streamName']] },
+];
+
+// The router compiles the paths; these routes are only matched, never handled.
+const missing = new Router<{ method: string; path: string; feature: string }>().add(
+  ...MISSING.flatMap(({ feature, routes }) => routes.map(([method, path]) => ({ method, path, feature }))),
+);
+
+/** The 501 NotImplemented for a route IoT Hub has and the local hub lacks; undefined for a path IoT Hub does not have either. */
+export function notImplemented(method: string, path: string): HubError | undefined {
+  const found = missing.match(method, path);
+  if (typeof found !== 'object') return undefined;
+  const { feature } = found.route;
+  return hubErrors.notImplemented(`The local hub does not implement ${feature}; see "Differences from Azure IoT Hub" in its README`);
+}
