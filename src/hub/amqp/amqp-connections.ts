@@ -59,6 +59,8 @@ export interface AmqpConnectionsOptions {
   idleTimeOutMs?: number;
   /** The max-frame-size of the hub's OPEN. Default 64 KB. */
   maxFrameBytes?: number;
+  /** Options of the links the client attaches to send (rhea's receiver_options), e.g. autoaccept: false to settle each message itself. */
+  receiverOptions?: Record<string, unknown>;
   /** Receiver addresses of the client's request-response pairs other than $cbs (e.g. '$management'). */
   replyAddresses?: string[];
   /** The detach error of a link whose claim expired. */
@@ -86,7 +88,11 @@ export class AmqpConnections {
 
   constructor(private readonly options: AmqpConnectionsOptions) {
     this.maxFrameBytes = options.maxFrameBytes ?? defaultMaxFrameBytes;
-    this.connectionOptions = { max_frame_size: this.maxFrameBytes, idle_time_out: options.idleTimeOutMs ?? defaultIdleTimeOutMs } as ConnectionOptions; // a server's: no host to dial
+    this.connectionOptions = { // a server's: no host to dial
+      max_frame_size: this.maxFrameBytes,
+      idle_time_out: options.idleTimeOutMs ?? defaultIdleTimeOutMs,
+      ...(options.receiverOptions ? { receiver_options: options.receiverOptions } : {}),
+    } as ConnectionOptions;
     const container = rhea.create_container({ id: options.containerId });
     container.sasl_server_mechanisms.enable_anonymous();
     container.sasl_server_mechanisms.enable_plain(() => true);
@@ -99,6 +105,7 @@ export class AmqpConnections {
       if (link.target?.address === '$cbs') {
         link.set_target({ address: '$cbs' });
         link.on('message', (c: EventContext) => {
+          if (options.receiverOptions?.autoaccept === false) c.delivery!.accept();
           const reply = handleCbsRequest(c.message!, options.verifyToken, state.claims);
           if (reply.statusCode === 200) this.authenticate(state);
           sendReply(c.connection, c.message!, reply);
