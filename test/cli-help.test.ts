@@ -8,7 +8,7 @@ import { runCli } from './helpers/cli.js';
 const COMMANDS = [
   'hub', 'demo', 'create-device', 'create-module', 'update-module-twin', 'receive-twin-patch',
   'update-reported', 'reboot-device', 'invoke-reboot', 'send-telemetry', 'monitor-events',
-  'twin', 'invoke-method', 'query',
+  'send-c2d', 'receive-c2d', 'twin', 'invoke-method', 'query',
 ];
 /** The commands of the command groups. */
 const SUBCOMMANDS = [['hub', 'start'], ['hub', 'status'], ['hub', 'stop'], ['twin', 'show']];
