@@ -147,7 +147,9 @@ export class LocalHub {
     this.mqtt.use(new TelemetryTopics(this.eventLog, this.registry, throttle));
 
     this.c2d = new DeviceQueues(new C2dStore(db), this.registry, log);
-    this.registry.on('deleted', (key) => key.moduleId || this.c2d.deleteDevice(key.deviceId));
+    this.registry.on('deleted', (key) => {
+      if (!key.moduleId) this.c2d.deleteDevice(key.deviceId); // modules have no queue
+    });
     this.mqtt.use(new C2dTopics(this.c2d, this.mqtt));
 
     const router = new Router().add(
