@@ -7,7 +7,8 @@ import { startTestHub, restCall, type TestHub } from './helpers/hub.js';
 import { openDevice, registerIdentity, until } from './helpers/devices.js';
 import { rawConnect, subscribe, deviceToken } from './helpers/mqtt.js';
 import { createSasToken } from '../src/hub/auth/sas-token.js';
-import { identityConnectionWithKey } from '../src/clients/connection-string.js';
+import { randomBytes } from 'node:crypto';
+import { identityConnectionWithKey, parseConnection } from '../src/clients/connection-string.js';
 
 const { Message } = deviceSdk;
 type Message = deviceSdk.Message;
@@ -168,6 +169,14 @@ describe('cloud-to-device messages: azure-iothub Client over AMQP to azure-iot-d
     raw.end(true);
     assert.deepEqual(records.map((r) => [r.originalMessageId, r.statusCode]), [['noack-1', 'DeliveryCountExceeded']]);
     assert.equal(t.hub.c2d.depth('c2d-noack'), 0);
+  });
+
+  test('a token signed with a wrong key is refused at put-token', async () => {
+    const wrongKey = parseConnection('service', `HostName=localhost;SharedAccessKeyName=service;SharedAccessKey=${randomBytes(32).toString('base64')}`,
+      { ca: t.hub.tls.ca, port: t.hub.port });
+    const client = createServiceClient(wrongKey);
+    await assert.rejects(client.open(), (err: Error & { amqpError?: Error }) => err.amqpError?.constructor.name === 'UnauthorizedError');
+    await client.close();
   });
 
   test('a token of a policy without ServiceConnect (registryRead) is refused at put-token', async () => {
