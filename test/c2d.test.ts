@@ -4,6 +4,7 @@ import deviceSdk from 'azure-iot-device';
 import { createServiceClient, type ServiceProtocol } from '../src/clients/service-clients.js';
 import type { DeviceClient, DeviceProtocol } from '../src/clients/device-clients.js';
 import { startTestHub, restCall, type TestHub } from './helpers/hub.js';
+import { createLog } from '../src/hub/log.js';
 import { openDevice, registerIdentity, until } from './helpers/devices.js';
 import { rawConnect, subscribe, deviceToken } from './helpers/mqtt.js';
 import { createSasToken } from '../src/hub/auth/sas-token.js';
@@ -51,7 +52,8 @@ function nextFeedback(receiver: { on(event: 'message', l: (m: Message) => void):
 describe('cloud-to-device messages: azure-iothub Client over AMQP to azure-iot-device over MQTT', () => {
   let t: TestHub;
   const devices: DeviceClient[] = [];
-  before(async () => (t = await startTestHub()));
+  const logLines: string[] = [];
+  before(async () => (t = await startTestHub({ log: createLog('info', (line) => logLines.push(line)) })));
   after(async () => {
     await Promise.all(devices.map((d) => d.close()));
     await t.dispose();
@@ -184,6 +186,15 @@ describe('cloud-to-device messages: azure-iothub Client over AMQP to azure-iot-d
     // The SDK wraps the put-token's 401 ("AMQP Transport: Could not connect"), keeping it as amqpError.
     await assert.rejects(client.open(), (err: Error & { amqpError?: Error }) => err.amqpError?.constructor.name === 'UnauthorizedError');
     await client.close();
+    assert.ok(logLines.some((l) => / info  amqp: refused a put-token on \$cbs for 'localhost' from .*: 401 /.test(l)), logLines.join(''));
+  });
+
+  test('the file upload notification link is refused with amqp:not-implemented, logged', async (ctx) => {
+    const client = await service(ctx);
+    // The refusal is a detach right after the attach (the SDK hands out the receiver and then sees its link end).
+    client.getFileNotificationReceiver().catch(() => undefined);
+    await until(() => logLines.some((l) => l.includes("/messages/serviceBound/filenotifications': amqp:not-implemented")), 'the link is refused');
+    assert.ok(logLines.some((l) => /refused the link .* to '\/messages\/serviceBound\/filenotifications': amqp:not-implemented/.test(l)), logLines.join(''));
   });
 
   test('a module may not subscribe to cloud-to-device messages (SUBACK 0x80)', async (ctx) => {

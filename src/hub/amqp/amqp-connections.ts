@@ -108,6 +108,10 @@ export class AmqpConnections {
           if (options.receiverOptions?.autoaccept === false) c.delivery!.accept();
           const reply = handleCbsRequest(c.message!, options.verifyToken, state.claims);
           if (reply.statusCode === 200) this.authenticate(state);
+          else {
+            options.log.info('amqp', `refused a put-token on $cbs for '${String(c.message!.application_properties?.name)}' from ` +
+              `${state.peer.remoteAddress}:${state.peer.remotePort}: ${reply.statusCode} ${reply.statusDescription}`);
+          }
           sendReply(c.connection, c.message!, reply);
         });
         return;
@@ -248,9 +252,11 @@ export class AmqpConnections {
       this.options.linkGone?.(link);
     }
   }
-}
 
-/** Answers an attach with a detach carrying the error, the way Event Hubs and IoT Hub refuse a link. */
-export function refuse(link: Sender | Receiver, condition: string, description: string): void {
-  link.close({ condition, description });
+  /** Answers an attach with a detach carrying the error, the way Event Hubs and IoT Hub refuse a link, and says so in the log. */
+  refuse(link: Sender | Receiver, condition: string, description: string): void {
+    const address = (link.is_sender() ? link.source?.address : link.target?.address) ?? '';
+    this.options.log.info('amqp', `refused the link '${link.name}' to '${address}': ${condition}, ${description}`);
+    link.close({ condition, description });
+  }
 }

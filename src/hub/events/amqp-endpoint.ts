@@ -3,7 +3,7 @@ import { createServer, type AddressInfo, type Socket } from 'node:net';
 import type { EventContext, Receiver, Sender, Session } from 'rhea';
 import { silentLog, type HubLog } from '../log.js';
 import { UnauthenticatedConnections, unauthenticatedBound } from '../unauthenticated-connections.js';
-import { AmqpConnections, refuse, type AmqpConnectionState } from '../amqp/amqp-connections.js';
+import { AmqpConnections, type AmqpConnectionState } from '../amqp/amqp-connections.js';
 import { parsePartitionAddress, sameName } from './addresses.js';
 import type { VerifyToken } from './cbs.js';
 import type { EventLog } from './event-log.js';
@@ -72,12 +72,12 @@ export async function startEventHubEndpoint(options: EventHubEndpointOptions): P
     receiverOpen: (link, state) => {
       const address = link.target?.address ?? '';
       if (address !== '$management') {
-        return refuse(link, 'amqp:not-allowed',
+        return connections.refuse(link, 'amqp:not-allowed',
           `'${address}' does not accept messages: the built-in events endpoint is read-only; devices send through the device gateway.`);
       }
       const path = `${hubName}/$management`;
       if (!state.claims.covers(path)) {
-        return refuse(link, 'amqp:unauthorized-access', `Unauthorized: put a token for '${path}' on $cbs first.`);
+        return connections.refuse(link, 'amqp:unauthorized-access', `Unauthorized: put a token for '${path}' on $cbs first.`);
       }
       link.set_target({ address });
       connections.authorise(state, link, path);
@@ -92,25 +92,25 @@ export async function startEventHubEndpoint(options: EventHubEndpointOptions): P
     const address = link.source?.address ?? '';
     const target = parsePartitionAddress(address);
     if (!state.claims.covers(address)) {
-      return refuse(link, 'amqp:unauthorized-access', `Unauthorized: put a token for '${address}' on $cbs first.`);
+      return connections.refuse(link, 'amqp:unauthorized-access', `Unauthorized: put a token for '${address}' on $cbs first.`);
     }
     if (!target || !sameName(target.hubName, hubName)) {
-      return refuse(link, 'amqp:not-found', `The messaging entity '${address}' could not be found.`);
+      return connections.refuse(link, 'amqp:not-found', `The messaging entity '${address}' could not be found.`);
     }
     if (!consumerGroups.has(target.consumerGroup.toLowerCase())) {
-      return refuse(link, 'amqp:not-found',
+      return connections.refuse(link, 'amqp:not-found',
         `The messaging entity '${hubName}/ConsumerGroups/${target.consumerGroup}' could not be found.`);
     }
     const partition = partitionIndex(target.partitionId, eventLog.partitionCount);
     if (partition === undefined) {
-      return refuse(link, 'com.microsoft:argument-out-of-range',
+      return connections.refuse(link, 'com.microsoft:argument-out-of-range',
         `The partition '${target.partitionId}' does not exist; partition ids are 0 to ${eventLog.partitionCount - 1}.`);
     }
     let start: number;
     try {
       start = eventLog.startSequence(partition, positionFromFilter(link.source.filter));
     } catch (error) {
-      return refuse(link, 'com.microsoft:argument-error', (error as Error).message);
+      return connections.refuse(link, 'com.microsoft:argument-error', (error as Error).message);
     }
     const groupPartition = `${target.consumerGroup.toLowerCase()}/${partition}`;
     const reader: OwnedReader = {
@@ -122,7 +122,7 @@ export async function startEventHubEndpoint(options: EventHubEndpointOptions): P
       },
     };
     const refusal = owners.admit(groupPartition, reader);
-    if (refusal) return refuse(link, refusal.condition, refusal.description);
+    if (refusal) return connections.refuse(link, refusal.condition, refusal.description);
 
     const runtimeMetric = capabilities(link.desired_capabilities).includes(runtimeMetricCapability);
     link.set_source({ address, filter: link.source.filter });

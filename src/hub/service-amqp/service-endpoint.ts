@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import rhea, { type Delivery, type EventContext, type Message, type Receiver, type Sender } from 'rhea';
-import { AmqpConnections, refuse, type AmqpConnectionState } from '../amqp/amqp-connections.js';
+import { AmqpConnections, type AmqpConnectionState } from '../amqp/amqp-connections.js';
 import type { VerifyToken } from '../events/cbs.js';
 import { HubError } from '../errors.js';
 import type { DeviceQueues } from '../cloud-to-device/device-queues.js';
@@ -70,10 +70,10 @@ export class ServiceAmqpEndpoint {
   private openDevicebound(link: Receiver, state: AmqpConnectionState): void {
     const address = link.target?.address ?? '';
     if (address.toLowerCase() !== DEVICEBOUND) {
-      return refuse(link, 'amqp:not-found', `'${address}' is not an endpoint of this hub; cloud-to-device messages go to '${DEVICEBOUND}'.`);
+      return this.connections.refuse(link, 'amqp:not-found', `'${address}' is not an endpoint of this hub; cloud-to-device messages go to '${DEVICEBOUND}'.`);
     }
     const path = `${this.options.hostName}${DEVICEBOUND}`;
-    if (!state.claims.covers(path)) return refuse(link, 'amqp:unauthorized-access', `Unauthorized: put a token with ServiceConnect for '${path}' on $cbs first.`);
+    if (!state.claims.covers(path)) return this.connections.refuse(link, 'amqp:unauthorized-access', `Unauthorized: put a token with ServiceConnect for '${path}' on $cbs first.`);
     link.set_target({ address });
     this.connections.authorise(state, link, path);
     link.on('message', (context: EventContext) => this.enqueue(context.message!, context.delivery!));
@@ -114,13 +114,13 @@ export class ServiceAmqpEndpoint {
     const address = link.source?.address ?? '';
     const lower = address.toLowerCase();
     if (lower === FILE_NOTIFICATIONS) {
-      return refuse(link, 'amqp:not-implemented', 'File upload notifications are not available: this local hub has no file upload.');
+      return this.connections.refuse(link, 'amqp:not-implemented', 'File upload notifications are not available: this local hub has no file upload.');
     }
     if (lower !== FEEDBACK) {
-      return refuse(link, 'amqp:not-found', `'${address}' is not an endpoint of this hub; delivery feedback is on '/messages/serviceBound/feedback'.`);
+      return this.connections.refuse(link, 'amqp:not-found', `'${address}' is not an endpoint of this hub; delivery feedback is on '/messages/serviceBound/feedback'.`);
     }
     const path = `${this.options.hostName}${FEEDBACK}`;
-    if (!state.claims.covers(path)) return refuse(link, 'amqp:unauthorized-access', `Unauthorized: put a token with ServiceConnect for '${path}' on $cbs first.`);
+    if (!state.claims.covers(path)) return this.connections.refuse(link, 'amqp:unauthorized-access', `Unauthorized: put a token with ServiceConnect for '${path}' on $cbs first.`);
     link.set_source({ address });
     this.connections.authorise(state, link, path);
     this.feedbackLinks.add(link);
