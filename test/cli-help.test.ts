@@ -8,7 +8,7 @@ import { runCli } from './helpers/cli.js';
 const COMMANDS = [
   'hub', 'demo', 'create-device', 'create-module', 'update-module-twin', 'receive-twin-patch',
   'update-reported', 'reboot-device', 'invoke-reboot', 'send-telemetry', 'monitor-events',
-  'twin', 'invoke-method', 'query', 'schedule-job',
+  'send-c2d', 'receive-c2d', 'twin', 'invoke-method', 'query', 'schedule-job',
 ];
 /** The commands of the command groups. */
 const SUBCOMMANDS = [['hub', 'start'], ['hub', 'status'], ['hub', 'stop'], ['twin', 'show']];
@@ -24,7 +24,7 @@ async function globalOptions(): Promise<string[]> {
 test('--help lists every command with its description, and examples', async () => {
   const r = await runCli(['--help']);
   assert.equal(r.code, 0, r.stderr);
-  const listed = [...r.stdout.split('Commands:')[1]!.split('Examples:')[0]!.matchAll(/^ {2}([a-z-]+)/gm)].map((m) => m[1]);
+  const listed = [...r.stdout.split('Commands:')[1]!.split('Examples:')[0]!.matchAll(/^ {2}([a-z0-9-]+)/gm)].map((m) => m[1]);
   assert.deepEqual(listed, [...COMMANDS, 'help']);
   assert.match(r.stdout, /create-device\s+CreateDeviceIdentity: register a device/);
   assert.match(r.stdout, /^Examples:\n {2}\$ iothub-tut demo$/m);

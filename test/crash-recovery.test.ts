@@ -4,7 +4,8 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type mqtt from 'mqtt';
 import { earliestEventPosition } from '@azure/event-hubs';
-import { createRegistry } from '../src/clients/service-clients.js';
+import deviceSdk from 'azure-iot-device';
+import { createRegistry, createServiceClient } from '../src/clients/service-clients.js';
 import { parseConnection, type ServiceConnection } from '../src/clients/connection-string.js';
 import { CliProcess } from './helpers/cli.js';
 import { tempDir } from './helpers/hub.js';
@@ -136,6 +137,45 @@ test('kill -9 mid-stream: every acknowledged identity, desired patch, reported p
         await received.close();
         await client.close();
       }
+    } finally {
+      assert.equal(await hub.process.stop(), 0);
+    }
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+});
+
+test('kill -9 between send and delivery: every cloud-to-device message the hub accepted is delivered after a restart, in order', async () => {
+  const home = tempDir();
+  const dataDir = join(home, 'data');
+  try {
+    let hub = await startHub(home, dataDir);
+    const key = (await createRegistry(hub.connection).create({ deviceId: 'crash-c2d' })).responseBody.authentication!.symmetricKey!.primaryKey;
+    const service = createServiceClient(hub.connection);
+    await service.open();
+    const accepted: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const message = new deviceSdk.Message(`c2d ${i}`);
+      await service.send('crash-c2d', message);
+      accepted.push(`c2d ${i}`);
+    }
+    hub.process.child.kill('SIGKILL');
+    await hub.process.exit();
+    await service.close().catch(() => undefined);
+
+    hub = await startHub(home, dataDir);
+    try {
+      const device = await rawConnect(hub.address, { deviceId: 'crash-c2d' }, deviceToken({ deviceId: 'crash-c2d' }, key));
+      assert.ok(typeof device !== 'number', `device connected (CONNACK ${device})`);
+      const received: string[] = [];
+      const all = new Promise<void>((resolve) => device.on('message', (_topic, payload) => {
+        received.push(payload.toString());
+        if (received.length === accepted.length) resolve();
+      }));
+      await subscribe(device, ['devices/crash-c2d/messages/devicebound/#'], 1);
+      await Promise.race([all, new Promise((_, reject) => setTimeout(() => reject(new Error(`received only ${received.length}`)), 30_000))]);
+      device.end(true);
+      assert.deepEqual(received, accepted);
     } finally {
       assert.equal(await hub.process.stop(), 0);
     }

@@ -14,12 +14,13 @@ type TransportClass = new (...args: never[]) => {
 };
 
 /** What a device app needs from its transport. */
-export type DeviceFeature = 'telemetry' | 'twin' | 'methods';
+export type DeviceFeature = 'telemetry' | 'twin' | 'methods' | 'c2d';
 
 const FEATURE_NAMES: Record<DeviceFeature, string> = {
   telemetry: 'device-to-cloud messages',
   twin: 'device twins',
   methods: 'direct methods',
+  c2d: 'cloud-to-device messages',
 };
 
 interface TransportSpec {
@@ -27,25 +28,28 @@ interface TransportSpec {
   features: readonly DeviceFeature[];
   /** Whether the local hub serves it (a real IoT Hub serves them all). */
   local: boolean;
+  /** What the local hub does not serve over it yet, where it serves the rest. */
+  notLocal?: readonly DeviceFeature[];
   /** The SDK's transport class, loaded when used. */
   load(): Promise<TransportClass>;
 }
 
-const ALL: readonly DeviceFeature[] = ['telemetry', 'twin', 'methods'];
+const ALL: readonly DeviceFeature[] = ['telemetry', 'twin', 'methods', 'c2d'];
 const mqtt = async () => (await import('azure-iot-device-mqtt')).default;
 const amqp = async () => (await import('azure-iot-device-amqp')).default;
 
 /**
  * The device SDK's transports, by the names --transport takes. AMQP is the SDK's and IoT Hub's, but
  * the local hub does not serve it yet: when it does, `local` turns true. HTTPS has no twins or
- * methods in the SDK (nor on IoT Hub's HTTPS device API).
+ * methods in the SDK (nor on IoT Hub's HTTPS device API); its cloud-to-device polling is not served
+ * by the local hub yet.
  */
 const TRANSPORTS = {
   mqtt: { features: ALL, local: true, load: async () => (await mqtt()).Mqtt },
   'mqtt-ws': { features: ALL, local: true, load: async () => (await mqtt()).MqttWs },
   amqp: { features: ALL, local: false, load: async () => (await amqp()).Amqp },
   'amqp-ws': { features: ALL, local: false, load: async () => (await amqp()).AmqpWs },
-  http: { features: ['telemetry'], local: true, load: async () => ((await import('azure-iot-device-http')).default as unknown as { Http: TransportClass }).Http },
+  http: { features: ['telemetry', 'c2d'], local: true, notLocal: ['c2d'], load: async () => ((await import('azure-iot-device-http')).default as unknown as { Http: TransportClass }).Http },
 } satisfies Record<string, TransportSpec>;
 
 export type DeviceTransport = keyof typeof TRANSPORTS;
@@ -63,12 +67,17 @@ export function offers(transport: DeviceTransport, features: readonly DeviceFeat
 export function checkTransport(transport: DeviceTransport, features: readonly DeviceFeature[], hub: HubTransport): void {
   const missing = features.filter((f) => !offers(transport, [f]));
   const local = isLocalHub(hub);
-  const usable = DEVICE_TRANSPORTS.filter((name) => offers(name, features) && (!local || TRANSPORTS[name].local));
+  const served = (name: DeviceTransport): boolean => {
+    const spec: TransportSpec = TRANSPORTS[name];
+    return spec.local && !features.some((f) => spec.notLocal?.includes(f));
+  };
+  const usable = DEVICE_TRANSPORTS.filter((name) => offers(name, features) && (!local || served(name)));
   if (missing.length > 0) {
     throw new ToolkitError(`the device SDK offers no ${featureNames(missing, 'and')} over ${transport}: use --transport ${orList(usable)}.`, ExitCode.usage);
   }
-  if (local && !TRANSPORTS[transport].local) {
-    throw new ToolkitError(`${transport} is not served by the local hub yet (a real IoT Hub serves it): use --transport ${orList(usable)}.`, ExitCode.usage);
+  if (local && !served(transport)) {
+    const what = TRANSPORTS[transport].local ? `${featureNames(features, 'and')} over ${transport}` : transport;
+    throw new ToolkitError(`${what} is not served by the local hub yet (a real IoT Hub serves it): use --transport ${orList(usable)}.`, ExitCode.usage);
   }
 }
 

@@ -41,6 +41,9 @@ function translate(err: unknown, context: string): ToolkitError {
       ExitCode.unavailable,
     );
   }
+  // azure-iothub's AMQP transport wraps what refused its connect ("AMQP Transport: Could not connect").
+  const amqpError = (err as { amqpError?: unknown }).amqpError;
+  if (amqpError instanceof Error && amqpError !== err) return translate(amqpError, context);
   // azure-iothub has no class for a 404 other than DeviceNotFound: IoT Hub's errorCode tells them apart.
   const hub = hubErrorBody(e?.responseBody);
   if (hub.errorCode === 404103) {
@@ -73,6 +76,8 @@ function translate(err: unknown, context: string): ToolkitError {
     case 'GatewayTimeoutError':
     case 'DeviceTimeoutError':
       return new ToolkitError(`${where}timed out: ${message}`, ExitCode.timeout);
+    case 'DeviceMaximumQueueDepthExceededError':
+      return new ToolkitError(`${where}the device's queue is full (403004 DeviceMaximumQueueDepthExceeded: 50 messages); let the device receive them, or purge its queue.`, ExitCode.unavailable);
     case 'MessageTooLargeError':
       return new ToolkitError(`${where}the message is larger than IoT Hub accepts (256 KB).`, ExitCode.tooLarge);
   }

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import type iothub from 'azure-iothub';
-import { hubAgent } from './hub-transport.js';
+import { hubAgent, type HubTransport } from './hub-transport.js';
 import type { ServiceConnection } from './connection-string.js';
 
 // azure-iothub builds its REST client itself and pins a plain https agent on it; passing our own
@@ -51,18 +51,45 @@ export function createJobClient(connection: ServiceConnection): iothub.JobClient
 /** A retry policy that never retries (the shape of azure-iot-common's RetryPolicy). */
 const NO_RETRY = { shouldRetry: () => false, nextRetryTimeout: () => 0 };
 
+/** How the service Client carries cloud-to-device messages and feedback: AMQPS (5671), or AMQP over WebSockets (443). */
+export type ServiceProtocol = 'amqp' | 'amqpWs';
+
 /**
- * azure-iothub's service Client, for direct methods (REST). Its transport is the SDK's default,
- * AMQP, which connects only for the calls that need it (cloud-to-device messages). The SDK's own
- * retry policy would retry a throttled call for up to 4 minutes; the apps retry with the toolkit's
- * bounded policy (retry.ts) instead.
+ * azure-iothub's service Client: direct methods over REST, cloud-to-device messages and their
+ * feedback over AMQP (connected only for the calls that need it). The SDK's own retry policy would
+ * retry a throttled call for up to 4 minutes; the apps retry with the toolkit's bounded policy
+ * (retry.ts) instead.
  */
-export function createServiceClient(connection: ServiceConnection): iothub.Client {
+export function createServiceClient(connection: ServiceConnection, protocol: ServiceProtocol = 'amqp'): iothub.Client {
   const { Client } = require('azure-iothub/dist/client.js') as Pick<typeof iothub, 'Client'>;
-  const { Amqp } = require('azure-iothub/dist/amqp.js') as Pick<typeof iothub, 'Amqp'>;
+  const Transport = protocol === 'amqpWs'
+    ? (require('azure-iothub/dist/amqp_ws.js') as Pick<typeof iothub, 'AmqpWs'>).AmqpWs
+    : (require('azure-iothub/dist/amqp.js') as Pick<typeof iothub, 'Amqp'>).Amqp;
   const { client, config } = restApiClient(connection);
-  const transport = new Amqp(config as unknown as ConstructorParameters<typeof Amqp>[0]);
+  // The AMQP transport renews its own token; it gets one from the key, as Client.fromConnectionString makes it.
+  const amqpConfig = {
+    ...config,
+    sharedAccessSignature: SharedAccessSignature.create(connection.hostName, connection.keyName, connection.key, Math.ceil(Date.now() / 1000) + 3600),
+  };
+  const transport = new Transport(amqpConfig as unknown as ConstructorParameters<typeof Transport>[0]);
+  if (connection.transport.port !== undefined || connection.transport.ca !== undefined) pointAmqpAtHub(transport, connection.transport);
   const service = new Client(transport, client as unknown as ConstructorParameters<typeof Client>[1]);
   service.setRetryPolicy(NO_RETRY);
   return service;
+}
+
+/**
+ * azure-iothub's AMQP transports dial amqps://{host}:5671 or wss://{host}:443/$iothub/websocket and
+ * take no TLS options; the AMQP client beneath them does (sslOptions, the port of the URI): the hub's
+ * CA and port are applied there.
+ */
+function pointAmqpAtHub(transport: object, hub: HubTransport): void {
+  type Connect = (config: { uri: string; sslOptions?: object }, done: unknown) => void;
+  const base = (transport as { _amqp: { connect: Connect } })._amqp;
+  const connect = base.connect.bind(base);
+  base.connect = (config, done) => {
+    const uri = new URL(config.uri);
+    if (hub.port !== undefined) uri.port = String(hub.port);
+    connect({ ...config, uri: uri.toString(), sslOptions: { ...config.sslOptions, ...(hub.ca ? { ca: hub.ca } : {}) } }, done);
+  };
 }

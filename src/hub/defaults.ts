@@ -9,10 +9,10 @@ export const DEFAULT_EVENT_HUB_PORT = 5672;
 /**
  * Where `hub start --standard-ports` listens: IoT Hub's own ports, which the SDKs dial when a connection
  * string names no port. Each is a TLS listener that tells its protocols apart by the first bytes, as the
- * one-port mode's; `serves` says what IoT Hub serves there. AMQPS (5671) joins once the hub speaks AMQP
- * on its TLS listeners.
+ * one-port mode's; `serves` says what IoT Hub serves there.
  */
 export const STANDARD_PORTS: ReadonlyArray<{ port: number; serves: string }> = [
   { port: 8883, serves: 'MQTT' },
-  { port: 443, serves: 'HTTPS REST, MQTT over WebSockets' },
+  { port: 443, serves: 'HTTPS REST, MQTT and AMQP over WebSockets' },
+  { port: 5671, serves: 'AMQPS' },
 ];

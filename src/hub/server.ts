@@ -48,6 +48,11 @@ import { DataDirLock } from './data-dir-lock.js';
 import { Dashboard, isDashboardRequest } from './dashboard/dashboard.js';
 import { raiseDescriptorLimit } from './descriptor-limit.js';
 import { UnauthenticatedConnections, unauthenticatedBound } from './unauthenticated-connections.js';
+import { C2dStore } from './store/c2d-store.js';
+import { DeviceQueues } from './cloud-to-device/device-queues.js';
+import { C2dTopics } from './device-gateway/c2d-topics.js';
+import { c2dRoutes } from './service-api/c2d-routes.js';
+import { ServiceAmqpEndpoint } from './service-amqp/service-endpoint.js';
 
 export interface HubOptions {
   /** Where the database and the CA live; ignored with inMemory. */
@@ -79,6 +84,10 @@ export const EVENT_HUB_NAME = 'iothub-tut';
 export { DataDirError };
 
 const MQTT_CONNECT = 0x10;
+/** The first bytes of an AMQP protocol header (the service SDK's AMQPS). */
+const AMQP_HEADER = Buffer.from('AMQP');
+/** The WebSocket subprotocol of AMQP over WebSockets (the service SDK's AmqpWs); MQTT's is 'mqtt'. */
+const AMQP_WEBSOCKET_PROTOCOL = 'amqpwsb10';
 
 // Bounds on what a client may hold open: a TLS handshake, the first bytes after it, HTTP headers
 // (slowloris) and a whole request. IoT Hub's own requests are small and quick.
@@ -101,10 +110,14 @@ export class LocalHub {
   readonly eventLog: EventLog;
   /** Scheduled jobs (/jobs/v2): methods and twin updates across devices. */
   readonly jobs: ScheduledJobs;
+  /** The device-bound (cloud-to-device) queues and their feedback. */
+  readonly c2d: DeviceQueues;
   readonly log: HubLog;
   /** The live dashboard under /ui/ on the TLS port. */
   readonly dashboard: Dashboard;
   private eventHub?: EventHubEndpoint;
+  /** The service AMQP endpoint on the TLS port (made by listen, which makes the bound it counts with). */
+  private serviceAmqp?: ServiceAmqpEndpoint;
   /** Connections not authenticated yet, on the TLS port and the AMQP port together (made by listen). */
   private unauthenticated?: UnauthenticatedConnections;
   private readonly listeners: TlsServer[] = [];
@@ -137,6 +150,7 @@ export class LocalHub {
         this.twins.remove(key);
         persistentSessions.delete(key.deviceId, key.moduleId);
         configurationStore.deleteTwin(key);
+        if (!key.moduleId) this.c2d.deleteDevice(key.deviceId); // modules have no queue
       },
     });
     this.mqtt = new MqttGateway(this.auth, persistentSessions, throttle, log);
@@ -182,6 +196,8 @@ export class LocalHub {
       invokeMethod: (deviceId, invocation) => this.methods.invoke({ deviceId }, invocation),
       updateTwin: (deviceId, patch) => void this.twins.patchFromService({ deviceId }, patch),
     }, log, { maxActiveJobs: activeJobLimit(throttle?.tier) });
+    this.c2d = new DeviceQueues(new C2dStore(db), this.registry, log);
+    this.mqtt.use(new C2dTopics(this.c2d, this.mqtt));
 
     const router = new Router().add(
       ...registryRoutes(this.registry),
@@ -192,6 +208,7 @@ export class LocalHub {
       ...methodRoutes(this.methods),
       ...scheduledJobRoutes(this.jobs),
       ...digitalTwinRoutes(this.registry, this.twins, this.methods),
+      ...c2dRoutes(this.c2d),
     );
     const rest = createHttpHandler(router, this.auth, log, throttle);
     this.dashboard = new Dashboard(this, rest);
@@ -208,7 +225,11 @@ export class LocalHub {
     this.http.emit('listening');
     this.http.on('upgrade', (req, socket, head) => {
       if (!req.url?.startsWith('/$iothub/websocket')) return socket.destroy();
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.mqtt.handle(createWebSocketStream(ws), req));
+      const amqp = (req.headers['sec-websocket-protocol'] ?? '').toLowerCase().split(/\s*,\s*/).includes(AMQP_WEBSOCKET_PROTOCOL);
+      this.wss.handleUpgrade(req, socket, head, (ws) => {
+        if (amqp && this.serviceAmqp) this.serviceAmqp.accept(createWebSocketStream(ws), req.socket as Socket);
+        else this.mqtt.handle(createWebSocketStream(ws), req);
+      });
     });
   }
 
@@ -301,9 +322,11 @@ export class LocalHub {
     this.dashboard.close();
     this.jobs.close();
     this.methods.close();
+    this.c2d.close();
     for (const client of this.wss.clients) client.terminate();
     this.http.close(() => undefined); // stops the timeout checker (it never listened, so nothing else to close)
     await this.eventHub?.close();
+    await this.serviceAmqp?.close();
     await this.mqtt.close();
     const closed = Promise.all(this.listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
     for (const socket of this.sockets) socket.destroy();
@@ -315,7 +338,7 @@ export class LocalHub {
     this.dataDirLock?.release();
   }
 
-  /** TLS ports that each serve everything; the first byte after the handshake tells MQTT from HTTP. */
+  /** TLS ports that each serve everything; the first bytes after the handshake tell MQTT, AMQP and HTTP apart. */
   private async listen(ports: number[]): Promise<void> {
     // Anyone may open connections; those that have not authenticated are bounded together, below the
     // descriptor limit, so that they cannot take the descriptors good clients need. A connection
@@ -324,6 +347,13 @@ export class LocalHub {
     const descriptorLimit = raiseDescriptorLimit(this.log);
     const unauthenticated = new UnauthenticatedConnections(unauthenticatedBound(descriptorLimit), this.log);
     this.unauthenticated = unauthenticated;
+    this.serviceAmqp = new ServiceAmqpEndpoint({
+      hostName: this.hostName,
+      queues: this.c2d,
+      verifyToken: (token, audience) => this.auth.verifyServiceToken(token, audience, 'ServiceConnect', 'base64'),
+      unauthenticated,
+      log: this.log,
+    });
     this.log.debug('hub', `descriptor limit ${descriptorLimit ?? 'unknown'}: at most ${unauthenticated.bound} connections may wait to authenticate`);
     this.mqtt.on('connected', (session) => unauthenticated.authenticated(session.client.req?.socket ?? (session.client.conn as Socket)));
     this.http.on('request', (req, res) => res.once('finish', () => {
@@ -340,6 +370,7 @@ export class LocalHub {
         socket.setTimeout(0); // from here the broker's and the HTTP server's own timeouts apply
         socket.unshift(first);
         if (first[0] === MQTT_CONNECT) this.mqtt.handle(socket);
+        else if (first.subarray(0, AMQP_HEADER.length).equals(AMQP_HEADER)) this.serviceAmqp!.accept(socket, socket);
         else this.http.emit('connection', socket);
       });
     };

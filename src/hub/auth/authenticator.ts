@@ -1,6 +1,6 @@
 import { hubErrors } from '../errors.js';
 import { BUILT_IN_POLICIES, generateKey, grants, type Right, type SharedAccessPolicy } from './policies.js';
-import { isExpired, parseSasToken, signedWith, type SasToken } from './sas-token.js';
+import { isExpired, parseSasToken, signedWith, type KeyBytes, type SasToken } from './sas-token.js';
 import { identityResource, reach, uriResource } from './scope.js';
 import type { IdentityRecord, IdentityStore } from '../store/identity-store.js';
 import type { X509Certificate } from 'node:crypto';
@@ -61,15 +61,16 @@ export class Authenticator {
   }
 
   /**
-   * For the Event Hub-compatible endpoint's CBS: true when the token's resource URI reaches `audience`
-   * (the audience itself or a path above it, by segments), it is unexpired, and it is signed, the Event
-   * Hubs way, with a key of a policy that grants `right`.
+   * For a CBS put-token: true when the token's resource URI reaches `audience` (the audience itself or
+   * a path above it, by segments), it is unexpired, and it is signed with a key of a policy that grants
+   * `right`: the Event Hubs way (`utf8`, HMAC keyed by the key's text) on the Event Hub-compatible
+   * endpoint, IoT Hub's own (`base64`, the decoded key) on the service AMQP endpoint.
    */
-  verifyServiceToken(tokenText: string, audience: string, right: Right = 'ServiceConnect'): boolean {
+  verifyServiceToken(tokenText: string, audience: string, right: Right = 'ServiceConnect', keyBytes: KeyBytes = 'utf8'): boolean {
     const token = parseSasToken(tokenText);
     if (!token || isExpired(token) || !token.keyName) return false;
     if (!reach(token.resource, uriResource(audience))) return false;
-    return policyKeys(this.policy(token.keyName), right).some((key) => signedWith(token, key, 'utf8'));
+    return policyKeys(this.policy(token.keyName), right).some((key) => signedWith(token, key, keyBytes));
   }
 
   /**

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { finished, type Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
+import mqttPacket from 'mqtt-packet';
 import type { Authenticator, DeviceAuthFailure } from '../auth/authenticator.js';
 import { presentedCertificates } from '../auth/client-certificate.js';
 import type { IdentityKey } from '../registry/registry.js';
@@ -97,6 +98,9 @@ export class MqttGateway extends EventEmitter<{ connected: [DeviceSession]; disc
    * going live come some turns of the event loop after its token was checked.
    */
   private readonly authenticated = new Map<string, Set<DeviceSession>>();
+  /** The hub's own QoS 1 publishes awaiting their PUBACK, per client, by packet id. */
+  private readonly awaitingAck = new WeakMap<Client, Map<number, () => void>>();
+  private nextPacketId = 0;
 
   constructor(
     private readonly auth: Authenticator,
@@ -170,7 +174,13 @@ export class MqttGateway extends EventEmitter<{ connected: [DeviceSession]; disc
 
   /** Hands a connection (TLS socket or WebSocket stream) to the broker. */
   handle(stream: Duplex, req?: IncomingMessage): void {
-    grantAtMostQos1(this.broker.handle(stream, req));
+    const client = this.broker.handle(stream, req);
+    grantAtMostQos1(client);
+    onPuback(client, (packetId) => {
+      const acknowledged = this.awaitingAck.get(client)?.get(packetId);
+      this.awaitingAck.get(client)?.delete(packetId);
+      acknowledged?.();
+    });
     guardFrames(stream);
   }
 
@@ -198,6 +208,30 @@ export class MqttGateway extends EventEmitter<{ connected: [DeviceSession]; disc
     return new Promise((resolve, reject) =>
       session.client.publish(packet, (err) => (err ? reject(err) : resolve())),
     );
+  }
+
+  /**
+   * Publishes at QoS 1 to one connection (never through the broker's routing, nor aedes's queue of
+   * outgoing messages: the caller keeps what must survive); `acknowledged` runs on the client's PUBACK.
+   * False when the connection is gone or does not read (then it is closed, as in sendTo).
+   */
+  sendAtLeastOnce(session: DeviceSession, topic: string, payload: Buffer, dup: boolean, acknowledged: () => void): boolean {
+    const { client } = session;
+    if (client.closed || !client.connected) return false;
+    const unsent = client.conn.writableLength;
+    if (unsent > MAX_OUTGOING_BYTES) {
+      this.log.info('mqtt', `closed the connection of ${client.id}: it does not read what the hub sends (${unsent} bytes unsent, the bound is ${MAX_OUTGOING_BYTES})`);
+      client.close();
+      return false;
+    }
+    let waiting = this.awaitingAck.get(client);
+    if (!waiting) this.awaitingAck.set(client, (waiting = new Map()));
+    // Packet ids 1..65535; the hub sends no other QoS 1 publish, so they are the client's alone to answer.
+    do this.nextPacketId = (this.nextPacketId % 65535) + 1;
+    while (waiting.has(this.nextPacketId));
+    waiting.set(this.nextPacketId, acknowledged);
+    mqttPacket.writeToStream({ cmd: 'publish', topic, payload, qos: 1, messageId: this.nextPacketId, dup, retain: false }, client.conn);
+    return true;
   }
 
   /**
@@ -358,6 +392,14 @@ function grantAtMostQos1(client: Client): void {
 function announcedModelId(username: string): string | undefined {
   const query = username.indexOf('?');
   return query < 0 ? undefined : new URLSearchParams(username.slice(query + 1)).get('model-id') || undefined;
+}
+
+/** Calls `acknowledged` with the packet id of each PUBACK the client sends, as it is parsed. */
+function onPuback(client: Client, acknowledged: (packetId: number) => void): void {
+  const parser = (client as unknown as { _parser?: EventEmitter })._parser;
+  parser?.prependListener('packet', (packet: { cmd: string; messageId?: number }) => {
+    if (packet.cmd === 'puback' && packet.messageId !== undefined) acknowledged(packet.messageId);
+  });
 }
 
 function sessionId(key: IdentityKey): string {

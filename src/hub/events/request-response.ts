@@ -14,7 +14,10 @@ export interface Reply {
 
 export function sendReply(connection: Connection, request: Message, reply: Reply): void {
   const replyTo = request.reply_to;
-  const link = connection.find_sender((s: Sender) => s.name === replyTo || s.target?.address === replyTo);
+  // The reply link is named by reply_to (@azure/core-amqp), or is the one attached to the node (azure-iothub's
+  // reply_to 'cbs' names no link: its receiver has the node, $cbs, as its source).
+  const link = connection.find_sender((s: Sender) => s.name === replyTo || s.target?.address === replyTo) ??
+    connection.find_sender((s: Sender) => s.source?.address === request.to);
   if (!link || !link.is_open()) return; // the client went away before the answer; nobody to tell
   const properties: Record<string, unknown> = {
     'status-code': rhea.types.wrap_int(reply.statusCode),

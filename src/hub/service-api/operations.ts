@@ -29,6 +29,7 @@ export const OPERATIONS = {
   DigitalTwin_UpdateDigitalTwin: { throttle: 'twinUpdate' },
   DigitalTwin_InvokeRootLevelCommand: { throttle: 'methods' },
   DigitalTwin_InvokeComponentCommand: { throttle: 'methods' },
+  CloudToDeviceMessages_PurgeCloudToDeviceMessageQueue: {},
   Configuration_GetConfigurations: {},
   Configuration_Get: {},
   Configuration_CreateOrUpdate: {},

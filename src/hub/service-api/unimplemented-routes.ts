@@ -17,10 +17,10 @@ const MISSING: ReadonlyArray<{ feature: string; routes: ReadonlyArray<readonly [
     routes: [['POST', '/devices/:deviceId/modules/:moduleId/messages/events']],
   },
   {
-    feature: 'cloud-to-device messages (queue purge and feedback)',
+    feature: 'cloud-to-device feedback over HTTPS (the service AMQP endpoint serves it)',
     routes: [
-      ['DELETE', '/devices/:deviceId/commands'], ['GET', '/messages/serviceBound/feedback'],
-      ['DELETE', '/messages/serviceBound/feedback/:lockToken'], ['POST', '/messages/serviceBound/feedback/:lockToken/abandon'],
+      ['GET', '/messages/serviceBound/feedback'], ['DELETE', '/messages/serviceBound/feedback/:lockToken'],
+      ['POST', '/messages/serviceBound/feedback/:lockToken/abandon'],
     ],
   },
   { feature: 'service statistics (/statistics/service)', routes: [['GET', '/statistics/service']] },

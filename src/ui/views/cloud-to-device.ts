@@ -1,4 +1,4 @@
-// Cloud-to-device messages: the view waits for the hub to take them.
+// Cloud-to-device messages: the hub takes them; this view does not send them yet.
 
 import { h } from '../dom.js';
 import type { View } from '../view.js';
@@ -8,8 +8,8 @@ export function cloudToDeviceView(): View {
     element: h('section', { class: 'view', 'aria-labelledby': 'c2d-title' },
       h('h2', { id: 'c2d-title' }, 'Cloud-to-device'),
       h('div', { class: 'panel notice', role: 'note' },
-        h('p', {}, h('strong', {}, 'Not available yet.'), ' The local hub does not take cloud-to-device messages yet, so there is nothing to send them with.'),
-        h('p', { class: 'muted' }, 'Direct methods (the Direct method view) and desired properties (the Twin view) reach a device today.'),
+        h('p', {}, h('strong', {}, 'Not available yet.'), ' This view does not send cloud-to-device messages yet; the hub takes them from the service SDK.'),
+        h('p', { class: 'muted' }, 'Send one with iothub-tut send-c2d, and receive it as the device with iothub-tut receive-c2d.'),
       ),
     ),
   };

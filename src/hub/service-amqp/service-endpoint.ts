@@ -1,0 +1,216 @@
+import { randomUUID } from 'node:crypto';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import rhea, { type Delivery, type EventContext, type Message, type Receiver, type Sender } from 'rhea';
+import { AmqpConnections, type AmqpConnectionState } from '../amqp/amqp-connections.js';
+import type { VerifyToken } from '../events/cbs.js';
+import { HubError } from '../errors.js';
+import type { DeviceQueues } from '../cloud-to-device/device-queues.js';
+import type { HubLog } from '../log.js';
+import type { UnauthenticatedConnections } from '../unauthenticated-connections.js';
+
+// IoT Hub's service-facing AMQP endpoint, as azure-iothub's Client uses it: AMQPS on the hub's TLS
+// port (dispatched there by its first bytes) or AMQP over WebSockets, a put-token on $cbs with a
+// shared access policy's token (ServiceConnect), then a sending link to /messages/devicebound and a
+// receiving link on /messages/serviceBound/feedback. Device links (IoT Hub's AMQP device transport)
+// would be more addresses here, beside these.
+
+const DEVICEBOUND = '/messages/devicebound';
+const FEEDBACK = '/messages/servicebound/feedback';
+const FILE_NOTIFICATIONS = '/messages/servicebound/filenotifications';
+/** Feedback records per feedback message (IoT Hub batches them). */
+const FEEDBACK_BATCH = 100;
+const FEEDBACK_CONTENT_TYPE = 'application/vnd.microsoft.iothub.feedback.json';
+
+export interface ServiceAmqpOptions {
+  hostName: string;
+  queues: DeviceQueues;
+  verifyToken: VerifyToken;
+  unauthenticated: UnauthenticatedConnections;
+  log: HubLog;
+}
+
+export class ServiceAmqpEndpoint {
+  private readonly connections: AmqpConnections;
+  private readonly feedbackLinks = new Set<Sender>();
+  /** Feedback records on their way to a receiver, by the delivery that carries them. */
+  private readonly inFlight = new Map<Delivery, number[]>();
+  private readonly sending = new Set<number>();
+
+  constructor(private readonly options: ServiceAmqpOptions) {
+    const { hostName, queues } = options;
+    this.connections = new AmqpConnections({
+      containerId: `iothub-tut-${hostName}`,
+      listener: 'AMQPS',
+      verifyToken: options.verifyToken,
+      unauthenticated: options.unauthenticated,
+      log: options.log,
+      // Each cloud-to-device message is accepted once it is queued (committed), or rejected with IoT Hub's error.
+      receiverOptions: { autoaccept: false },
+      expiredClaim: (link, path) => ({
+        condition: 'amqp:unauthorized-access',
+        description: `The link '${link.name}' is detached: the token that authorised '${path}' expired (put a new token on $cbs).`,
+      }),
+      linkGone: (link) => this.feedbackGone(link as Sender),
+      receiverOpen: (link, state) => this.openDevicebound(link, state),
+      senderOpen: (link, state) => this.openFeedback(link, state),
+    });
+    queues.on('feedback', () => this.sendFeedback());
+  }
+
+  /** A client's stream (the TLS socket, or a WebSocket's) and the socket beneath. */
+  accept(stream: Duplex, peer: Socket): void {
+    this.connections.accept(stream, peer);
+  }
+
+  close(): Promise<void> {
+    return this.connections.close();
+  }
+
+  private openDevicebound(link: Receiver, state: AmqpConnectionState): void {
+    const address = link.target?.address ?? '';
+    if (address.toLowerCase() !== DEVICEBOUND) {
+      return this.connections.refuse(link, 'amqp:not-found', `'${address}' is not an endpoint of this hub; cloud-to-device messages go to '${DEVICEBOUND}'.`);
+    }
+    const path = `${this.options.hostName}${DEVICEBOUND}`;
+    if (!state.claims.covers(path)) return this.connections.refuse(link, 'amqp:unauthorized-access', `Unauthorized: put a token with ServiceConnect for '${path}' on $cbs first.`);
+    link.set_target({ address });
+    this.connections.authorise(state, link, path);
+    link.on('message', (context: EventContext) => this.enqueue(context.message!, context.delivery!));
+  }
+
+  private enqueue(message: Message, delivery: Delivery): void {
+    try {
+      const deviceId = targetDevice(message.to);
+      const properties: Record<string, string> = {};
+      let ack: string | undefined;
+      for (const [name, value] of Object.entries(message.application_properties ?? {})) {
+        if (name === 'iothub-ack') ack = String(value);
+        else properties[name] = String(value);
+      }
+      const expiry = message.absolute_expiry_time;
+      this.options.queues.enqueue({
+        deviceId,
+        ...optional('messageId', idText(message.message_id)),
+        ...optional('correlationId', idText(message.correlation_id)),
+        ...optional('userId', idText(message.user_id, true)),
+        ...optional('ack', ack),
+        ...optional('contentType', message.content_type),
+        ...optional('contentEncoding', message.content_encoding),
+        properties,
+        body: bodyBytes(message.body),
+        ...(expiry !== undefined ? { expiryTimeUtc: new Date(expiry as Date | number) } : {}),
+      });
+      delivery.accept();
+    } catch (error) {
+      const refused = amqpError(error);
+      if (refused.condition === 'amqp:internal-error') this.options.log.error('amqp', `could not queue a cloud-to-device message: ${refused.description}`);
+      else this.options.log.info('amqp', `refused a cloud-to-device message: ${refused.description}`);
+      delivery.reject(refused);
+    }
+  }
+
+  private openFeedback(link: Sender, state: AmqpConnectionState): void {
+    const address = link.source?.address ?? '';
+    const lower = address.toLowerCase();
+    if (lower === FILE_NOTIFICATIONS) {
+      return this.connections.refuse(link, 'amqp:not-implemented', 'File upload notifications are not available: this local hub has no file upload.');
+    }
+    if (lower !== FEEDBACK) {
+      return this.connections.refuse(link, 'amqp:not-found', `'${address}' is not an endpoint of this hub; delivery feedback is on '/messages/serviceBound/feedback'.`);
+    }
+    const path = `${this.options.hostName}${FEEDBACK}`;
+    if (!state.claims.covers(path)) return this.connections.refuse(link, 'amqp:unauthorized-access', `Unauthorized: put a token with ServiceConnect for '${path}' on $cbs first.`);
+    link.set_source({ address });
+    this.connections.authorise(state, link, path);
+    this.feedbackLinks.add(link);
+    link.on('sendable', () => this.sendFeedback());
+    link.on('accepted', (context: EventContext) => this.settled(context.delivery!, true));
+    link.on('rejected', (context: EventContext) => this.settled(context.delivery!, true));
+    link.on('released', (context: EventContext) => this.settled(context.delivery!, false));
+    link.on('modified', (context: EventContext) => this.settled(context.delivery!, false));
+    this.sendFeedback();
+  }
+
+  /** Sends the feedback records no receiver holds yet, in batches, to feedback links with credit. */
+  private sendFeedback(): void {
+    for (const link of this.feedbackLinks) {
+      while (link.sendable()) {
+        const batch = this.options.queues.feedback(FEEDBACK_BATCH + this.sending.size).filter((r) => !this.sending.has(r.seq)).slice(0, FEEDBACK_BATCH);
+        if (batch.length === 0) return;
+        const delivery = link.send({
+          message_id: randomUUID(),
+          user_id: Buffer.from(this.options.hostName) as unknown as string, // binary on the wire; rhea's typings say string
+          content_type: FEEDBACK_CONTENT_TYPE,
+          content_encoding: 'utf-8',
+          message_annotations: { 'iothub-enqueuedtime': new Date() },
+          body: rhea.message.data_section(Buffer.from(JSON.stringify(batch.map((r) => r.record)))),
+        });
+        const seqs = batch.map((r) => r.seq);
+        for (const seq of seqs) this.sending.add(seq);
+        this.inFlight.set(delivery, seqs);
+      }
+    }
+  }
+
+  /** The service accepted (or rejected) a batch: it is done; released or modified: it goes out again. */
+  private settled(delivery: Delivery, done: boolean): void {
+    const seqs = this.inFlight.get(delivery);
+    if (!seqs) return;
+    this.inFlight.delete(delivery);
+    for (const seq of seqs) this.sending.delete(seq);
+    if (done) this.options.queues.settleFeedback(seqs);
+    else this.sendFeedback();
+  }
+
+  /** What a feedback link took and did not settle goes to the next receiver. */
+  private feedbackGone(link: Sender): void {
+    if (!this.feedbackLinks.delete(link)) return;
+    for (const [delivery, seqs] of this.inFlight) {
+      if (delivery.link !== link) continue;
+      this.inFlight.delete(delivery);
+      for (const seq of seqs) this.sending.delete(seq);
+    }
+    this.sendFeedback();
+  }
+}
+
+/** `/devices/{id}/messages/devicebound`, the `to` the service SDK sets: the device id. */
+function targetDevice(to: string | undefined): string {
+  const match = /^\/devices\/([^/]+)\/messages\/devicebound$/i.exec(to ?? '');
+  if (!match) {
+    throw new HubError(400, 400004, 'ArgumentInvalid',
+      `The message's 'to' must be /devices/{deviceId}/messages/devicebound, not '${to ?? ''}' (modules have no cloud-to-device queue).`);
+  }
+  return decodeURIComponent(match[1]!);
+}
+
+/** A message or correlation id (a string, or a UUID the SDK encoded as 16 bytes), or a user id (binary). */
+function idText(id: unknown, binary = false): string | undefined {
+  if (id === undefined || id === null) return undefined;
+  if (Buffer.isBuffer(id)) return !binary && id.length === 16 ? rhea.uuid_to_string(id) : id.toString('utf8');
+  return String(id);
+}
+
+function bodyBytes(body: unknown): Buffer {
+  const content = (body as { content?: unknown } | undefined)?.content ?? body;
+  if (Buffer.isBuffer(content)) return content;
+  if (content instanceof Uint8Array) return Buffer.from(content);
+  if (content === undefined || content === null) return Buffer.alloc(0);
+  return Buffer.from(typeof content === 'string' ? content : JSON.stringify(content));
+}
+
+function optional<K extends string>(key: K, value: string | undefined): { [P in K]?: string } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: string };
+}
+
+/** IoT Hub's errors as the AMQP conditions the service SDK translates (amqp_service_errors.js). */
+function amqpError(error: unknown): { condition: string; description: string } {
+  if (!(error instanceof HubError)) return { condition: 'amqp:internal-error', description: String((error as Error)?.message ?? error) };
+  const description = `ErrorCode:${error.code};${error.message}`;
+  if (error.errorCode === 403004) return { condition: 'amqp:resource-limit-exceeded', description };
+  if (error.status === 404) return { condition: 'amqp:not-found', description };
+  if (error.status === 413) return { condition: 'amqp:link:message-size-exceeded', description };
+  if (error.status === 400) return { condition: 'amqp:invalid-field', description };
+  return { condition: 'amqp:internal-error', description };
+}
