@@ -44,19 +44,44 @@ const latency = {
   timeMs: scale(20_000, 5_000),
 };
 const suites: Record<string, Suite> = {
-  store: () => storeSuite({ events: scale(100_000, 10_000), batch: 200, twinUpdates: scale(3000, 300), identityReads: scale(100_000, 10_000) }),
+  store: () =>
+    storeSuite({ events: scale(100_000, 10_000), batch: 200, twinUpdates: scale(3000, 300), identityReads: scale(100_000, 10_000) }),
   toolkit: (hub) => toolkitSuite(hub, { runs: scale(11, 3), telemetryDevices: 1000 }),
   twin: (hub) => twinSuite(hub, latency),
   methods: (hub) => methodsSuite(hub, latency),
-  d2c: (hub) => d2cSuite(hub, { deviceCounts: [1, 10, 100], messages: scale(60_000, 6_000), payloadBytes: 200, inFlight: 200, timeMs: scale(30_000, 10_000) }),
-  'd2c-https': (hub) => d2cHttpsSuite(hub, { deviceCounts: [1, 10, 100], messages: scale(20_000, 2_000), payloadBytes: 200, inFlight: 100, timeMs: scale(30_000, 10_000), batch: 100 }),
+  d2c: (hub) =>
+    d2cSuite(hub, {
+      deviceCounts: [1, 10, 100],
+      messages: scale(60_000, 6_000),
+      payloadBytes: 200,
+      inFlight: 200,
+      timeMs: scale(30_000, 10_000),
+    }),
+  'd2c-https': (hub) =>
+    d2cHttpsSuite(hub, {
+      deviceCounts: [1, 10, 100],
+      messages: scale(20_000, 2_000),
+      payloadBytes: 200,
+      inFlight: 100,
+      timeMs: scale(30_000, 10_000),
+      batch: 100,
+    }),
   fairness: (hub) => fairnessSuite(hub, { patches: 5000, quietSamples: scale(1000, 200), timeMs: scale(60_000, 20_000) }),
   // Last: it leaves the hub holding many devices.
-  connections: (hub) => connectionsSuite(hub, { max: Number(args['max-connections']), perWorker: 2500, concurrency: 25, stepTimeMs: 60_000 }),
-  soak: (hub) => soakSuite(hub, {
-    minutes: soakMinutes, warmUpMs: Math.min(0.6, Math.max(0.3, 3 / soakMinutes)) * soakMinutes * 60_000, sampleMs: 5000,
-    telemetryDevices: 20, telemetryPerSecond: 200, sdkDevices: 5, servicePerSecond: 10, churnDevices: 20, connectsPerSecond: 5,
-  }),
+  connections: (hub) =>
+    connectionsSuite(hub, { max: Number(args['max-connections']), perWorker: 2500, concurrency: 25, stepTimeMs: 60_000 }),
+  soak: (hub) =>
+    soakSuite(hub, {
+      minutes: soakMinutes,
+      warmUpMs: Math.min(0.6, Math.max(0.3, 3 / soakMinutes)) * soakMinutes * 60_000,
+      sampleMs: 5000,
+      telemetryDevices: 20,
+      telemetryPerSecond: 200,
+      sdkDevices: 5,
+      servicePerSecond: 10,
+      churnDevices: 20,
+      connectsPerSecond: 5,
+    }),
 };
 /** Run only when named (`--only soak`): ten minutes of its own. */
 const onRequest = new Set(['soak']);
@@ -83,7 +108,9 @@ const unknown = selected.filter((s) => !suites[s]);
 if (unknown.length) throw new Error(`unknown suite(s) ${unknown.join(', ')}; known: ${Object.keys(suites).join(', ')}`);
 
 const info = machine();
-console.log(`iothub-tut benchmarks: ${info.cpus} × ${info.cpuModel}, ${info.memoryGiB} GiB, Node ${info.node}, ${info.platform}, ulimit -n ${info.fdLimit}${quick ? ' (quick)' : ''}`);
+console.log(
+  `iothub-tut benchmarks: ${info.cpus} × ${info.cpuModel}, ${info.memoryGiB} GiB, Node ${info.node}, ${info.platform}, ulimit -n ${info.fdLimit}${quick ? ' (quick)' : ''}`,
+);
 const rows: Row[] = [];
 if (args.profile) profileWorkers(args.profile);
 const hub = await startHub({ cpuProfDir: args.profile });
@@ -104,5 +131,9 @@ try {
   await hub.stop();
 }
 console.log('\n' + table(rows));
-writeFileSync(RESULTS, JSON.stringify({ date: new Date().toISOString(), quick, machine: info, rows: rows.map((r) => ({ ...r, result: verdict(r) })) }, null, 2) + '\n');
+writeFileSync(
+  RESULTS,
+  JSON.stringify({ date: new Date().toISOString(), quick, machine: info, rows: rows.map((r) => ({ ...r, result: verdict(r) })) }, null, 2) +
+    '\n',
+);
 console.log(`\nwrote ${RESULTS}`);

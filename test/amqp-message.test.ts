@@ -72,9 +72,15 @@ const cases: Array<[string, StoredEvent]> = [
   ['a 256 KiB body', event({ body: Buffer.alloc(256 * 1024, 3) })],
   ['an empty body', event({ body: Buffer.alloc(0) })],
   ['strings of 255 and 256 bytes', event({ properties: { a: long(255), [long(256, 'k')]: long(256) } })],
-  ['multi-byte text under 256 bytes that might not have been', event({ properties: { 'température': long(100, 'é') }, systemProperties: { messageId: long(90, '日') } })],
+  [
+    'multi-byte text under 256 bytes that might not have been',
+    event({ properties: { température: long(100, 'é') }, systemProperties: { messageId: long(90, '日') } }),
+  ],
   ['multi-byte text over 256 bytes', event({ properties: { emoji: long(100, '🌡') }, systemProperties: { correlationId: long(200, 'ж') } })],
-  ['a long symbol (content type) and offset', event({ systemProperties: { contentType: `application/${long(300)}` }, offset: '123456789012' })],
+  [
+    'a long symbol (content type) and offset',
+    event({ systemProperties: { contentType: `application/${long(300)}` }, offset: '123456789012' }),
+  ],
 ];
 
 for (const [name, e] of cases) {
@@ -91,7 +97,14 @@ test('AMQP encoding: an event is encoded once and shared when no receiver metric
 test('AMQP encoding: the runtime metric adds delivery annotations rhea decodes, per call', () => {
   const e = event({ sequenceNumber: 300 });
   for (const runtime of [
-    { partition: 2, beginSequenceNumber: 0, lastSequenceNumber: 300, lastOffset: '8192', lastEnqueuedTimeMs: e.enqueuedTimeMs, isEmpty: false },
+    {
+      partition: 2,
+      beginSequenceNumber: 0,
+      lastSequenceNumber: 300,
+      lastOffset: '8192',
+      lastEnqueuedTimeMs: e.enqueuedTimeMs,
+      isEmpty: false,
+    },
     { partition: 2, beginSequenceNumber: 0, lastSequenceNumber: -1, lastOffset: '-1', lastEnqueuedTimeMs: 0, isEmpty: true },
   ]) {
     const before = Date.now();
@@ -106,7 +119,9 @@ test('AMQP encoding: the runtime metric adds delivery annotations rhea decodes, 
 });
 
 test('AMQP encoding: rhea reads back every section', () => {
-  const e = event({ systemProperties: { messageId: 'm', correlationId: 'c', contentType: 'application/json', contentEncoding: 'utf-8', userId: 'u' } });
+  const e = event({
+    systemProperties: { messageId: 'm', correlationId: 'c', contentType: 'application/json', contentEncoding: 'utf-8', userId: 'u' },
+  });
   const decoded = rhea.message.decode(encodeAmqpMessage(e));
   assert.equal(decoded.message_id, 'm');
   assert.equal(decoded.correlation_id, 'c');

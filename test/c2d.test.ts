@@ -15,7 +15,9 @@ const { Message } = deviceSdk;
 type Message = deviceSdk.Message;
 
 /** The messages a device client receives, as the tutorial's SimulatedDevice prints them. */
-function collect(device: DeviceClient): Array<{ data: string; messageId?: string; correlationId?: string; properties: Record<string, string> }> {
+function collect(
+  device: DeviceClient,
+): Array<{ data: string; messageId?: string; correlationId?: string; properties: Record<string, string> }> {
   const received: Array<{ data: string; messageId?: string; correlationId?: string; properties: Record<string, string> }> = [];
   device.on('message', (msg: Message) => {
     const properties: Record<string, string> = {};
@@ -29,7 +31,11 @@ function collect(device: DeviceClient): Array<{ data: string; messageId?: string
   return received;
 }
 
-function c2dMessage(text: string, fields: Partial<Pick<Message, 'messageId' | 'ack' | 'expiryTimeUtc' | 'correlationId'>> = {}, properties: Record<string, string> = {}): Message {
+function c2dMessage(
+  text: string,
+  fields: Partial<Pick<Message, 'messageId' | 'ack' | 'expiryTimeUtc' | 'correlationId'>> = {},
+  properties: Record<string, string> = {},
+): Message {
   const message = new Message(text);
   Object.assign(message, fields);
   for (const [k, v] of Object.entries(properties)) message.properties.add(k, v);
@@ -37,7 +43,10 @@ function c2dMessage(text: string, fields: Partial<Pick<Message, 'messageId' | 'a
 }
 
 /** The next feedback batch the service's feedback receiver gets (bounded). */
-function nextFeedback(receiver: { on(event: 'message', l: (m: Message) => void): void; removeListener(event: string, l: (m: Message) => void): void }, timeoutMs = 20_000): Promise<any[]> {
+function nextFeedback(
+  receiver: { on(event: 'message', l: (m: Message) => void): void; removeListener(event: string, l: (m: Message) => void): void },
+  timeoutMs = 20_000,
+): Promise<any[]> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('no feedback arrived')), timeoutMs);
     const listener = (m: Message) => {
@@ -63,7 +72,10 @@ describe('cloud-to-device messages: azure-iothub Client over AMQP to azure-iot-d
     const device = await openDevice(await registerIdentity(t, deviceId), protocol);
     devices.push(device);
     const received = collect(device);
-    await until(() => t.hub.mqtt.isSubscribed({ deviceId }, `devices/${deviceId}/messages/devicebound/`), `${deviceId} listens for messages`);
+    await until(
+      () => t.hub.mqtt.isSubscribed({ deviceId }, `devices/${deviceId}/messages/devicebound/`),
+      `${deviceId} listens for messages`,
+    );
     return { device, received };
   }
   /** A service client, closed when the test ends: feedback is one queue, and an open receiver of an earlier test would take a share. */
@@ -74,13 +86,19 @@ describe('cloud-to-device messages: azure-iothub Client over AMQP to azure-iot-d
     return client;
   }
 
-  for (const [serviceProtocol, deviceProtocol] of [['amqp', 'mqtt'], ['amqpWs', 'mqtt-ws']] as const) {
+  for (const [serviceProtocol, deviceProtocol] of [
+    ['amqp', 'mqtt'],
+    ['amqpWs', 'mqtt-ws'],
+  ] as const) {
     test(`a round trip over ${serviceProtocol} to ${deviceProtocol}: body, ids, properties, and Success feedback`, async (ctx) => {
       const deviceId = `c2d-${serviceProtocol}`;
       const { received } = await receivingDevice(deviceId, deviceProtocol);
       const client = await service(ctx, serviceProtocol);
       const feedback = nextFeedback((await client.getFeedbackReceiver()).result);
-      await client.send(deviceId, c2dMessage('Cloud to device message.', { messageId: 'm-1', correlationId: 'c-1', ack: 'full' }, { colour: 'blue' }));
+      await client.send(
+        deviceId,
+        c2dMessage('Cloud to device message.', { messageId: 'm-1', correlationId: 'c-1', ack: 'full' }, { colour: 'blue' }),
+      );
       await until(() => received.length === 1, 'the device got the message');
       assert.equal(received[0]!.data, 'Cloud to device message.');
       assert.equal(received[0]!.messageId, 'm-1');
@@ -106,7 +124,10 @@ describe('cloud-to-device messages: azure-iothub Client over AMQP to azure-iot-d
     devices.push(device);
     const received = collect(device);
     await until(() => received.length === 5, 'the device got its five messages');
-    assert.deepEqual(received.map((m) => m.data), [0, 1, 2, 3, 4].map((i) => `message ${i}`));
+    assert.deepEqual(
+      received.map((m) => m.data),
+      [0, 1, 2, 3, 4].map((i) => `message ${i}`),
+    );
     assert.equal(other.length, 0);
   });
 
@@ -114,14 +135,26 @@ describe('cloud-to-device messages: azure-iothub Client over AMQP to azure-iot-d
     await registerIdentity(t, 'c2d-full');
     const client = await service(ctx);
     const feedbackReceiver = (await client.getFeedbackReceiver()).result;
-    for (let i = 0; i < 50; i++) await client.send('c2d-full', c2dMessage(`m${i}`, { messageId: `full-${i}`, ack: i === 0 ? 'negative' : 'none' }));
-    await assert.rejects(client.send('c2d-full', c2dMessage('one too many')), (err: Error) => err.constructor.name === 'DeviceMaximumQueueDepthExceededError');
+    for (let i = 0; i < 50; i++)
+      await client.send('c2d-full', c2dMessage(`m${i}`, { messageId: `full-${i}`, ack: i === 0 ? 'negative' : 'none' }));
+    await assert.rejects(
+      client.send('c2d-full', c2dMessage('one too many')),
+      (err: Error) => err.constructor.name === 'DeviceMaximumQueueDepthExceededError',
+    );
     const feedback = nextFeedback(feedbackReceiver);
-    const purged = await restCall(t, 'DELETE', '/devices/c2d-full/commands?api-version=2021-04-12', createSasToken('localhost', t.hub.auth.policy('service')!.primaryKey, 'service', 600));
+    const purged = await restCall(
+      t,
+      'DELETE',
+      '/devices/c2d-full/commands?api-version=2021-04-12',
+      createSasToken('localhost', t.hub.auth.policy('service')!.primaryKey, 'service', 600),
+    );
     assert.equal(purged.status, 200);
     assert.deepEqual(purged.body, { totalMessagesPurged: 50, deviceId: 'c2d-full', moduleId: null });
     const records = await feedback;
-    assert.deepEqual(records.map((r) => [r.originalMessageId, r.statusCode]), [['full-0', 'Purged']]);
+    assert.deepEqual(
+      records.map((r) => [r.originalMessageId, r.statusCode]),
+      [['full-0', 'Purged']],
+    );
     assert.equal(t.hub.c2d.depth('c2d-full'), 0);
   });
 
@@ -134,9 +167,19 @@ describe('cloud-to-device messages: azure-iothub Client over AMQP to azure-iot-d
     const connection = await registerIdentity(t, 'c2d-expiry');
     const client = await service(ctx);
     const feedback = nextFeedback((await client.getFeedbackReceiver()).result);
-    await client.send('c2d-expiry', c2dMessage('too late', { messageId: 'exp-1', ack: 'negative', expiryTimeUtc: Date.now() + 1000 /* ms: the SDK passes it to rhea as an AMQP timestamp */ }));
+    await client.send(
+      'c2d-expiry',
+      c2dMessage('too late', {
+        messageId: 'exp-1',
+        ack: 'negative',
+        expiryTimeUtc: Date.now() + 1000 /* ms: the SDK passes it to rhea as an AMQP timestamp */,
+      }),
+    );
     const records = await feedback;
-    assert.deepEqual(records.map((r) => [r.originalMessageId, r.statusCode, r.description]), [['exp-1', 'Expired', 'Message Expired']]);
+    assert.deepEqual(
+      records.map((r) => [r.originalMessageId, r.statusCode, r.description]),
+      [['exp-1', 'Expired', 'Message Expired']],
+    );
     const device = await openDevice(connection);
     devices.push(device);
     const received = collect(device);
@@ -156,7 +199,9 @@ describe('cloud-to-device messages: azure-iothub Client over AMQP to azure-iot-d
       const raw = await rawConnect(t.hub, { deviceId: 'c2d-noack' }, password);
       assert.ok(typeof raw !== 'number');
       // Never calls back: MQTT.js sends the PUBACK only once handleMessage is done.
-      const got = new Promise<boolean>((resolve) => { raw.handleMessage = (packet, _done) => resolve((packet as { dup?: boolean }).dup === true); });
+      const got = new Promise<boolean>((resolve) => {
+        raw.handleMessage = (packet, _done) => resolve((packet as { dup?: boolean }).dup === true);
+      });
       assert.deepEqual(await subscribe(raw, ['devices/c2d-noack/messages/devicebound/#'], 1), [1]);
       deliveries.push(await got);
       raw.end(true);
@@ -169,13 +214,19 @@ describe('cloud-to-device messages: azure-iothub Client over AMQP to azure-iot-d
     await subscribe(raw, ['devices/c2d-noack/messages/devicebound/#'], 1);
     const records = await feedback;
     raw.end(true);
-    assert.deepEqual(records.map((r) => [r.originalMessageId, r.statusCode]), [['noack-1', 'DeliveryCountExceeded']]);
+    assert.deepEqual(
+      records.map((r) => [r.originalMessageId, r.statusCode]),
+      [['noack-1', 'DeliveryCountExceeded']],
+    );
     assert.equal(t.hub.c2d.depth('c2d-noack'), 0);
   });
 
   test('a token signed with a wrong key is refused at put-token', async () => {
-    const wrongKey = parseConnection('service', `HostName=localhost;SharedAccessKeyName=service;SharedAccessKey=${randomBytes(32).toString('base64')}`,
-      { ca: t.hub.tls.ca, port: t.hub.port });
+    const wrongKey = parseConnection(
+      'service',
+      `HostName=localhost;SharedAccessKeyName=service;SharedAccessKey=${randomBytes(32).toString('base64')}`,
+      { ca: t.hub.tls.ca, port: t.hub.port },
+    );
     const client = createServiceClient(wrongKey);
     await assert.rejects(client.open(), (err: Error & { amqpError?: Error }) => err.amqpError?.constructor.name === 'UnauthorizedError');
     await client.close();
@@ -186,20 +237,33 @@ describe('cloud-to-device messages: azure-iothub Client over AMQP to azure-iot-d
     // The SDK wraps the put-token's 401 ("AMQP Transport: Could not connect"), keeping it as amqpError.
     await assert.rejects(client.open(), (err: Error & { amqpError?: Error }) => err.amqpError?.constructor.name === 'UnauthorizedError');
     await client.close();
-    assert.ok(logLines.some((l) => / info  amqp: refused a put-token on \$cbs for 'localhost' from .*: 401 /.test(l)), logLines.join(''));
+    assert.ok(
+      logLines.some((l) => / info {2}amqp: refused a put-token on \$cbs for 'localhost' from .*: 401 /.test(l)),
+      logLines.join(''),
+    );
   });
 
   test('the file upload notification link is refused with amqp:not-implemented, logged', async (ctx) => {
     const client = await service(ctx);
     // The refusal is a detach right after the attach (the SDK hands out the receiver and then sees its link end).
     client.getFileNotificationReceiver().catch(() => undefined);
-    await until(() => logLines.some((l) => l.includes("/messages/serviceBound/filenotifications': amqp:not-implemented")), 'the link is refused');
-    assert.ok(logLines.some((l) => /refused the link .* to '\/messages\/serviceBound\/filenotifications': amqp:not-implemented/.test(l)), logLines.join(''));
+    await until(
+      () => logLines.some((l) => l.includes("/messages/serviceBound/filenotifications': amqp:not-implemented")),
+      'the link is refused',
+    );
+    assert.ok(
+      logLines.some((l) => /refused the link .* to '\/messages\/serviceBound\/filenotifications': amqp:not-implemented/.test(l)),
+      logLines.join(''),
+    );
   });
 
-  test('a module may not subscribe to cloud-to-device messages (SUBACK 0x80)', async (ctx) => {
+  test('a module may not subscribe to cloud-to-device messages (SUBACK 0x80)', async () => {
     const connection = await registerIdentity(t, 'c2d-mod-dev', 'mod');
-    const raw = await rawConnect(t.hub, { deviceId: 'c2d-mod-dev', moduleId: 'mod' }, deviceToken({ deviceId: 'c2d-mod-dev', moduleId: 'mod' }, connection.key));
+    const raw = await rawConnect(
+      t.hub,
+      { deviceId: 'c2d-mod-dev', moduleId: 'mod' },
+      deviceToken({ deviceId: 'c2d-mod-dev', moduleId: 'mod' }, connection.key),
+    );
     assert.ok(typeof raw !== 'number');
     assert.deepEqual(await subscribe(raw, ['devices/c2d-mod-dev/modules/mod/messages/devicebound/#'], 1), [128]);
     raw.end(true);
@@ -223,7 +287,14 @@ describe('cloud-to-device queues across a restart', () => {
     ctx.after(() => device.close());
     const received = collect(device);
     await until(() => received.length === 3, 'the device got the three messages');
-    assert.deepEqual(received.map((m) => [m.data, m.messageId, m.properties.n]), [['kept 0', 'k0', '0'], ['kept 1', 'k1', '1'], ['kept 2', 'k2', '2']]);
+    assert.deepEqual(
+      received.map((m) => [m.data, m.messageId, m.properties.n]),
+      [
+        ['kept 0', 'k0', '0'],
+        ['kept 1', 'k1', '1'],
+        ['kept 2', 'k2', '2'],
+      ],
+    );
     await until(() => second.hub.c2d.depth('c2d-restart') === 0, 'the completed messages left the queue');
   });
 });

@@ -88,7 +88,10 @@ function rsaCaAsEarlierVersionsMadeIt(): { cert: string; key: string } {
   cert.serialNumber = '01';
   cert.validity.notBefore = new Date(Date.now() - 60 * 60 * 1000);
   cert.validity.notAfter = new Date(Date.now() + 365 * 24 * 60 * 60 * 1000);
-  const subject = [{ name: 'commonName', value: 'iothub-tut local hub CA' }, { name: 'organizationName', value: 'iothub-tut' }];
+  const subject = [
+    { name: 'commonName', value: 'iothub-tut local hub CA' },
+    { name: 'organizationName', value: 'iothub-tut' },
+  ];
   cert.setSubject(subject);
   cert.setIssuer(subject);
   cert.setExtensions([

@@ -23,14 +23,20 @@ describe('device management: reboot-device and invoke-reboot as separate process
       const service = await runCli(['invoke-reboot', '--json'], env);
       assert.equal(service.code, 0, service.stderr);
       const lines = jsonLines(service.stdout);
-      assert.deepEqual(lines.find((l) => l.event === 'response'), { event: 'response', status: 200, payload: { Response: 'Rebooting device' } });
+      assert.deepEqual(
+        lines.find((l) => l.event === 'response'),
+        { event: 'response', status: 200, payload: { Response: 'Rebooting device' } },
+      );
       const { rebootTime } = lines.find((l) => l.event === 'rebootTime');
       assert.ok(Date.parse(rebootTime) >= started, `rebootTime ${rebootTime} is from this reboot`);
 
       assert.equal(await device.exit(), 0, device.stderr);
       const events = device.lines.map((l: any) => l.event);
       assert.deepEqual(events, ['ready', 'request', 'rebooting', 'rebooted', 'reported', 'stopped']);
-      assert.deepEqual(device.lines.find((l: any) => l.event === 'request'), { event: 'request', methodName: 'rebootDevice', payload: { method_number: '42' } });
+      assert.deepEqual(
+        device.lines.find((l: any) => l.event === 'request'),
+        { event: 'request', methodName: 'rebootDevice', payload: { method_number: '42' } },
+      );
       assert.equal((device.lines.find((l: any) => l.event === 'reported') as { rebootTime: string }).rebootTime, rebootTime);
     } finally {
       await device.stop();
@@ -46,7 +52,8 @@ describe('device management: reboot-device and invoke-reboot as separate process
       assert.match(service.stdout, /Device answered 200: \{"Response":"Rebooting device"\}/);
       assert.match(service.stdout, /^Last reboot time: \d{4}-\d\d-\d\dT/m);
       await device.waitFor((l) => typeof l === 'string' && l.startsWith('Reported rebootTime'));
-      for (const line of ['Method request: rebootDevice {"method_number":"42"}', 'Rebooting device (1 s)', 'Device rebooted']) assert.ok(device.lines.includes(line), line);
+      for (const line of ['Method request: rebootDevice {"method_number":"42"}', 'Rebooting device (1 s)', 'Device rebooted'])
+        assert.ok(device.lines.includes(line), line);
     } finally {
       assert.equal(await device.stop(), 0, device.stderr);
     }

@@ -19,10 +19,12 @@ const STACK_FRAME = /\bat .+:\d+:\d+/;
 /** Makes name resolution fail in the CLI as it does without DNS (test/helpers/no-dns.ts). */
 const NO_DNS = { NODE_OPTIONS: `--import=${fileURLToPath(new URL('./helpers/no-dns.js', import.meta.url))}` };
 
-const serviceString = (key = KEY, policy = 'iothubowner', host = 'localhost') => `HostName=${host};SharedAccessKeyName=${policy};SharedAccessKey=${key}`;
+const serviceString = (key = KEY, policy = 'iothubowner', host = 'localhost') =>
+  `HostName=${host};SharedAccessKeyName=${policy};SharedAccessKey=${key}`;
 const deviceString = (deviceId: string, key = KEY, moduleId?: string, host = 'localhost') =>
   `HostName=${host};DeviceId=${deviceId};${moduleId ? `ModuleId=${moduleId};` : ''}SharedAccessKey=${key}`;
-const eventHubString = (endpoint: string, key = KEY) => `Endpoint=${endpoint};SharedAccessKeyName=service;SharedAccessKey=${key};EntityPath=iothub-tut;UseDevelopmentEmulator=true`;
+const eventHubString = (endpoint: string, key = KEY) =>
+  `Endpoint=${endpoint};SharedAccessKeyName=service;SharedAccessKey=${key};EntityPath=iothub-tut;UseDevelopmentEmulator=true`;
 
 function oneLineError(r: CliResult, exitCode: number, message: RegExp): void {
   assert.equal(r.code, exitCode, `exit code; stderr: ${r.stderr}`);
@@ -118,7 +120,13 @@ async function walk(env: Record<string, string>, cases: Case[], concurrency = 4)
 }
 
 /** The same expected error for each of these commands. */
-function across(commands: CommandUnderTest[], args: (c: CommandUnderTest) => string[], exitCode: number, message: RegExp, env?: Record<string, string>): Case[] {
+function across(
+  commands: CommandUnderTest[],
+  args: (c: CommandUnderTest) => string[],
+  exitCode: number,
+  message: RegExp,
+  env?: Record<string, string>,
+): Case[] {
   return commands.map((c) => ({ name: c.name, args: args(c), env, check: (r) => oneLineError(r, exitCode, message) }));
 }
 
@@ -129,7 +137,10 @@ describe('errors and exit codes: bad input (exit 2)', () => {
 
   test('malformed service connection string, each missing field; from the flag or, for the key look-ups, the environment', async () => {
     const fields: Array<[string, RegExp]> = [
-      [`SharedAccessKeyName=iothubowner;SharedAccessKey=${KEY}`, /Malformed service connection string: HostName is missing\. Expected a hub connection string \(portal: IoT hub > Shared access policies > iothubowner\)\.$/m],
+      [
+        `SharedAccessKeyName=iothubowner;SharedAccessKey=${KEY}`,
+        /Malformed service connection string: HostName is missing\. Expected a hub connection string \(portal: IoT hub > Shared access policies > iothubowner\)\.$/m,
+      ],
       [`HostName=localhost;SharedAccessKey=${KEY}`, /Malformed service connection string: SharedAccessKeyName is missing/],
       ['HostName=localhost;SharedAccessKeyName=iothubowner', /Malformed service connection string: SharedAccessKey is missing/],
       ['HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=not base64!', /SharedAccessKey is not a base64 key/],
@@ -137,39 +148,95 @@ describe('errors and exit codes: bad input (exit 2)', () => {
     ];
     const missingKeyName = `HostName=localhost;SharedAccessKey=${KEY}`;
     await walk(env, [
-      ...fields.map(([cs, message]): Case => ({ name: 'create-module', args: ['create-module', '-c', cs], check: (r) => oneLineError(r, 2, message) })),
-      ...across(ofKind('service'), (c) => [...c.run, ...c.target, '-c', missingKeyName], 2, /Malformed service connection string: SharedAccessKeyName is missing/),
-      ...across(ofKind('device'), (c) => [...c.run, ...c.target], 2, /Malformed service connection string: SharedAccessKeyName is missing/, { IOTHUB_CONNECTION_STRING: missingKeyName }),
+      ...fields.map(([cs, message]): Case => ({
+        name: 'create-module',
+        args: ['create-module', '-c', cs],
+        check: (r) => oneLineError(r, 2, message),
+      })),
+      ...across(
+        ofKind('service'),
+        (c) => [...c.run, ...c.target, '-c', missingKeyName],
+        2,
+        /Malformed service connection string: SharedAccessKeyName is missing/,
+      ),
+      ...across(
+        ofKind('device'),
+        (c) => [...c.run, ...c.target],
+        2,
+        /Malformed service connection string: SharedAccessKeyName is missing/,
+        { IOTHUB_CONNECTION_STRING: missingKeyName },
+      ),
     ]);
   });
 
   test('malformed device or Event Hub-compatible connection string, each missing field', async () => {
     const fields: Array<[string, RegExp]> = [
-      [`DeviceId=d1;SharedAccessKey=${KEY}`, /Malformed device connection string: HostName is missing\. Expected a device connection string \(portal: IoT hub > Devices > your device\)\.$/m],
+      [
+        `DeviceId=d1;SharedAccessKey=${KEY}`,
+        /Malformed device connection string: HostName is missing\. Expected a device connection string \(portal: IoT hub > Devices > your device\)\.$/m,
+      ],
       [`HostName=localhost;SharedAccessKey=${KEY}`, /Malformed device connection string: DeviceId is missing/],
       ['HostName=localhost;DeviceId=d1', /Malformed device connection string: SharedAccessKey is missing/],
       [`HostName=localhost;DeviceId=d1;ModuleId=;SharedAccessKey=${KEY}`, /ModuleId is empty/],
     ];
     await walk(env, [
-      ...fields.map(([cs, message]): Case => ({ name: 'update-reported', args: ['update-reported', '-c', cs], check: (r) => oneLineError(r, 2, message) })),
-      ...across(ofKind('device'), (c) => [...c.run, '-c', `HostName=localhost;SharedAccessKey=${KEY}`], 2, /Malformed device connection string: DeviceId is missing/),
-      ...across(ofKind('device'), (c) => c.run, 2, /Malformed device connection string: DeviceId is missing/, { IOTHUB_DEVICE_CONNECTION_STRING: `HostName=localhost;SharedAccessKey=${KEY}` }),
-      ...across(ofKind('eventhub'), (c) => [...c.run, '-c', `Endpoint=sb://localhost/;SharedAccessKeyName=service;SharedAccessKey=${KEY}`], 2, /Malformed eventhub connection string: EntityPath is missing/),
+      ...fields.map(([cs, message]): Case => ({
+        name: 'update-reported',
+        args: ['update-reported', '-c', cs],
+        check: (r) => oneLineError(r, 2, message),
+      })),
+      ...across(
+        ofKind('device'),
+        (c) => [...c.run, '-c', `HostName=localhost;SharedAccessKey=${KEY}`],
+        2,
+        /Malformed device connection string: DeviceId is missing/,
+      ),
+      ...across(ofKind('device'), (c) => c.run, 2, /Malformed device connection string: DeviceId is missing/, {
+        IOTHUB_DEVICE_CONNECTION_STRING: `HostName=localhost;SharedAccessKey=${KEY}`,
+      }),
+      ...across(
+        ofKind('eventhub'),
+        (c) => [...c.run, '-c', `Endpoint=sb://localhost/;SharedAccessKeyName=service;SharedAccessKey=${KEY}`],
+        2,
+        /Malformed eventhub connection string: EntityPath is missing/,
+      ),
     ]);
   });
 
   test('a connection string of the wrong kind: device for service, service for device, a module where a device is needed', async () => {
     const module = deviceString('known', KEY, 'm1');
     await walk(env, [
-      ...across(ofKind('service'), (c) => [...c.run, ...c.target, '-c', deviceString('known')], 2,
-        /^error: Wrong kind of connection string: this is the connection string of device 'known', where a hub connection string \(portal: IoT hub > Shared access policies > iothubowner\) is expected\.$/m),
-      ...across(ofKind('device'), (c) => [...c.run, '-c', serviceString()], 2,
-        /^error: Wrong kind of connection string: this is a hub connection string \(policy iothubowner\), where a device connection string \(portal: IoT hub > Devices > your device\) is expected\.$/m),
-      ...across(ofKind('eventhub'), (c) => [...c.run, '-c', serviceString()], 2, /Wrong kind of connection string: this is a hub connection string \(policy iothubowner\), where an Event Hub-compatible connection string/),
-      ...across(ofKind('device').filter((c) => !c.target.includes('-m')), (c) => [...c.run, '-c', module], 2,
-        /^error: Wrong kind of connection string: (reboot-device|send-telemetry) acts as a device, and the connection string \(from --connection-string\) is for module 'known\/m1'; use the device's \(portal: IoT hub > Devices > known\)\.$/m),
-      ...across(ofKind('device').filter((c) => !c.target.includes('-m')), (c) => c.run, 2, /acts as a device, and the connection string \(from IOTHUB_DEVICE_CONNECTION_STRING\) is for module 'known\/m1'/,
-        { IOTHUB_DEVICE_CONNECTION_STRING: module }),
+      ...across(
+        ofKind('service'),
+        (c) => [...c.run, ...c.target, '-c', deviceString('known')],
+        2,
+        /^error: Wrong kind of connection string: this is the connection string of device 'known', where a hub connection string \(portal: IoT hub > Shared access policies > iothubowner\) is expected\.$/m,
+      ),
+      ...across(
+        ofKind('device'),
+        (c) => [...c.run, '-c', serviceString()],
+        2,
+        /^error: Wrong kind of connection string: this is a hub connection string \(policy iothubowner\), where a device connection string \(portal: IoT hub > Devices > your device\) is expected\.$/m,
+      ),
+      ...across(
+        ofKind('eventhub'),
+        (c) => [...c.run, '-c', serviceString()],
+        2,
+        /Wrong kind of connection string: this is a hub connection string \(policy iothubowner\), where an Event Hub-compatible connection string/,
+      ),
+      ...across(
+        ofKind('device').filter((c) => !c.target.includes('-m')),
+        (c) => [...c.run, '-c', module],
+        2,
+        /^error: Wrong kind of connection string: (reboot-device|send-telemetry) acts as a device, and the connection string \(from --connection-string\) is for module 'known\/m1'; use the device's \(portal: IoT hub > Devices > known\)\.$/m,
+      ),
+      ...across(
+        ofKind('device').filter((c) => !c.target.includes('-m')),
+        (c) => c.run,
+        2,
+        /acts as a device, and the connection string \(from IOTHUB_DEVICE_CONNECTION_STRING\) is for module 'known\/m1'/,
+        { IOTHUB_DEVICE_CONNECTION_STRING: module },
+      ),
     ]);
   });
 
@@ -177,24 +244,58 @@ describe('errors and exit codes: bad input (exit 2)', () => {
     const device = deviceString('known');
     const module = deviceString('known', KEY, 'm1');
     await walk(env, [
-      ...across(ofKind('device'), (c) => [...c.run, '-c', device, '-d', 'other'], 2,
-        /^error: --device-id other disagrees with the connection string \(from --connection-string\), which is for device 'known': drop --device-id, or use the connection string of device 'other'\.$/m),
-      ...across(ofKind('device').filter((c) => c.target.includes('-m')), (c) => [...c.run, '-c', device, '-m', 'm1'], 2,
-        /--module-id m1 disagrees with the connection string \(from --connection-string\), which is for device 'known'/),
-      ...across(ofKind('device').filter((c) => c.target.includes('-m')), (c) => [...c.run, '--device'], 2,
-        /--device asks for device 'known' itself, but the connection string \(from IOTHUB_DEVICE_CONNECTION_STRING\) is for module 'known\/m1'/, { IOTHUB_DEVICE_CONNECTION_STRING: module }),
-      { name: 'send-telemetry --devices', args: ['send-telemetry', '--devices', '2', '-c', device], check: (r) => oneLineError(r, 2, /--devices 2 sends as its own simDevice-N devices/) },
+      ...across(
+        ofKind('device'),
+        (c) => [...c.run, '-c', device, '-d', 'other'],
+        2,
+        /^error: --device-id other disagrees with the connection string \(from --connection-string\), which is for device 'known': drop --device-id, or use the connection string of device 'other'\.$/m,
+      ),
+      ...across(
+        ofKind('device').filter((c) => c.target.includes('-m')),
+        (c) => [...c.run, '-c', device, '-m', 'm1'],
+        2,
+        /--module-id m1 disagrees with the connection string \(from --connection-string\), which is for device 'known'/,
+      ),
+      ...across(
+        ofKind('device').filter((c) => c.target.includes('-m')),
+        (c) => [...c.run, '--device'],
+        2,
+        /--device asks for device 'known' itself, but the connection string \(from IOTHUB_DEVICE_CONNECTION_STRING\) is for module 'known\/m1'/,
+        { IOTHUB_DEVICE_CONNECTION_STRING: module },
+      ),
+      {
+        name: 'send-telemetry --devices',
+        args: ['send-telemetry', '--devices', '2', '-c', device],
+        check: (r) => oneLineError(r, 2, /--devices 2 sends as its own simDevice-N devices/),
+      },
     ]);
   });
 
   test('an empty --connection-string is refused, not replaced by another source', async () => {
-    await walk(env, COMMANDS.map((c): Case => ({ name: c.name, args: [...c.run, '-c', ''], check: (r) => usageError(r, /argument '' is invalid\. --connection-string is empty\./) })));
+    await walk(
+      env,
+      COMMANDS.map((c): Case => ({
+        name: c.name,
+        args: [...c.run, '-c', ''],
+        check: (r) => usageError(r, /argument '' is invalid\. --connection-string is empty\./),
+      })),
+    );
   });
 
   test('invalid JSON in --desired, --reported or --payload, or not an object', async () => {
     await walk(env, [
-      ...across([COMMANDS[2]!], () => ['update-module-twin', '--desired', '{telemetryInterval:122}'], 2, /^error: --desired is not valid JSON: /),
-      ...across([COMMANDS[2]!], () => ['update-module-twin', '--desired', '[1,2]'], 2, /^error: --desired must be a JSON object, like '\{"telemetryInterval":122\}'$/m),
+      ...across(
+        [COMMANDS[2]!],
+        () => ['update-module-twin', '--desired', '{telemetryInterval:122}'],
+        2,
+        /^error: --desired is not valid JSON: /,
+      ),
+      ...across(
+        [COMMANDS[2]!],
+        () => ['update-module-twin', '--desired', '[1,2]'],
+        2,
+        /^error: --desired must be a JSON object, like '\{"telemetryInterval":122\}'$/m,
+      ),
       ...across([COMMANDS[8]!], () => ['update-reported', '--reported', '{"a":'], 2, /^error: --reported is not valid JSON/),
       ...across([COMMANDS[8]!], () => ['update-reported', '--reported', '"text"'], 2, /--reported must be a JSON object/),
       ...['invoke-reboot', 'invoke-method ping'].map((command): Case => ({
@@ -207,9 +308,15 @@ describe('errors and exit codes: bad input (exit 2)', () => {
 
   test('unknown options and bad option values, on every command', async () => {
     const bad: Array<[string[], RegExp]> = [
-      [['hub', 'start', '--port', 'eighty'], /^error: option '-p, --port <port>' argument 'eighty' is invalid\. --port must be a whole number\./],
+      [
+        ['hub', 'start', '--port', 'eighty'],
+        /^error: option '-p, --port <port>' argument 'eighty' is invalid\. --port must be a whole number\./,
+      ],
       [['hub', 'start', '--throttle', 's9'], /argument 's9' is invalid. Allowed choices are s1, s2, s3/],
-      [['hub', 'start', '--in-memory', '--port', '0', '--amqp-port', '0', '--log-file', '/nonexistent-dir/hub.log'], /^error: cannot write the log file \/nonexistent-dir\/hub\.log: its directory does not exist/],
+      [
+        ['hub', 'start', '--in-memory', '--port', '0', '--amqp-port', '0', '--log-file', '/nonexistent-dir/hub.log'],
+        /^error: cannot write the log file \/nonexistent-dir\/hub\.log: its directory does not exist/,
+      ],
       [['receive-twin-patch', '--timeout', 'soon'], /argument 'soon' is invalid\. --timeout must be a number of seconds\./],
       [['receive-twin-patch', '--count', '0'], /--count must be a whole number of at least 1\./],
       [['reboot-device', '--count', '0'], /--count must be a whole number of at least 1\./],
@@ -230,19 +337,31 @@ describe('errors and exit codes: bad input (exit 2)', () => {
       [['query'], /missing required argument 'query'/],
     ];
     await walk(env, [
-      ...[...COMMANDS.map((c) => c.run), ['hub', 'start'], ['demo']].map((run): Case => ({ name: run[0]!, args: [...run, '--bogus'], check: (r) => usageError(r, /unknown option '--bogus'/) })),
+      ...[...COMMANDS.map((c) => c.run), ['hub', 'start'], ['demo']].map((run): Case => ({
+        name: run[0]!,
+        args: [...run, '--bogus'],
+        check: (r) => usageError(r, /unknown option '--bogus'/),
+      })),
       ...bad.map(([args, message]): Case => ({ name: args[0]!, args, check: (r) => usageError(r, message) })),
     ]);
   });
 
   test('nothing configured and no hub running: each command says how to start one', async () => {
-    await walk(env, COMMANDS.map((c): Case => ({
-      name: c.name,
-      args: [...c.run, ...c.target],
-      check: (r) => oneLineError(r, 2, c.kind === 'eventhub'
-        ? /^error: No Event Hub-compatible connection string: start a local hub with 'iothub-tut hub start'.* or set EVENTHUB_CONNECTION_STRING/m
-        : /^error: No (service|device) connection string: .*iothub-tut hub start/m),
-    })));
+    await walk(
+      env,
+      COMMANDS.map((c): Case => ({
+        name: c.name,
+        args: [...c.run, ...c.target],
+        check: (r) =>
+          oneLineError(
+            r,
+            2,
+            c.kind === 'eventhub'
+              ? /^error: No Event Hub-compatible connection string: start a local hub with 'iothub-tut hub start'.* or set EVENTHUB_CONNECTION_STRING/m
+              : /^error: No (service|device) connection string: .*iothub-tut hub start/m,
+          ),
+      })),
+    );
   });
 
   test('--verbose adds the stack trace, after the same one-line error', async () => {
@@ -279,72 +398,153 @@ describe('errors and exit codes: against a hub', () => {
   test('unknown device (exit 3): says how to create it, service and device side', async () => {
     const create = /Device nosuch not registered\. Create it with 'iothub-tut create-device -d nosuch'\.$/m;
     await walk(env, [
-      ...across([COMMANDS[2]!], () => ['update-module-twin', '--device', '-d', 'nosuch'], 3,
-        /^error: reading device twin 'nosuch': Device nosuch not registered\. Create it with 'iothub-tut create-device -d nosuch'\.$/m),
-      ...across(ofKind('service').filter((c) => c.target.includes('known') && c !== COMMANDS[2]), (c) => [...c.run, '-d', 'nosuch'], 3, create),
-      ...across(ofKind('device'), (c) => [...c.run, '-d', 'nosuch', ...(c.target.includes('-m') ? ['--device'] : [])], 3,
-        /^error: looking up device 'nosuch': Device nosuch not registered\. Create it with 'iothub-tut create-device -d nosuch'\.$/m),
+      ...across(
+        [COMMANDS[2]!],
+        () => ['update-module-twin', '--device', '-d', 'nosuch'],
+        3,
+        /^error: reading device twin 'nosuch': Device nosuch not registered\. Create it with 'iothub-tut create-device -d nosuch'\.$/m,
+      ),
+      ...across(
+        ofKind('service').filter((c) => c.target.includes('known') && c !== COMMANDS[2]),
+        (c) => [...c.run, '-d', 'nosuch'],
+        3,
+        create,
+      ),
+      ...across(
+        ofKind('device'),
+        (c) => [...c.run, '-d', 'nosuch', ...(c.target.includes('-m') ? ['--device'] : [])],
+        3,
+        /^error: looking up device 'nosuch': Device nosuch not registered\. Create it with 'iothub-tut create-device -d nosuch'\.$/m,
+      ),
     ]);
   });
 
   test('unknown module (exit 3): says how to create it', async () => {
     const withModules = COMMANDS.filter((c) => c.target.includes('known') && (c.target.includes('-m') || c.name.startsWith('invoke')));
     await walk(env, [
-      ...across([COMMANDS[2]!], () => ['update-module-twin', '-d', 'known', '-m', 'nosuch'], 3,
-        /^error: reading module twin 'known\/nosuch': not found: Module nosuch on device known not registered\. Create it with 'iothub-tut create-module -d known -m nosuch'\.$/m),
-      ...across(withModules, (c) => [...c.run, '-d', 'known', '-m', 'nosuch'], 3, /Create it with 'iothub-tut create-module -d known -m nosuch'\.$/m),
+      ...across(
+        [COMMANDS[2]!],
+        () => ['update-module-twin', '-d', 'known', '-m', 'nosuch'],
+        3,
+        /^error: reading module twin 'known\/nosuch': not found: Module nosuch on device known not registered\. Create it with 'iothub-tut create-module -d known -m nosuch'\.$/m,
+      ),
+      ...across(
+        withModules,
+        (c) => [...c.run, '-d', 'known', '-m', 'nosuch'],
+        3,
+        /Create it with 'iothub-tut create-module -d known -m nosuch'\.$/m,
+      ),
     ]);
     assert.ok(withModules.length >= 5, withModules.map((c) => c.name).join());
   });
 
   test('wrong key (exit 4): service, device and Event Hub-compatible endpoint', async () => {
     await walk(env, [
-      ...across(ofKind('service'), (c) => [...c.run, ...c.target, '-c', serviceString()], 4, /not authorized: .*Check the key in the connection string\.$/m),
-      ...across(ofKind('device'), (c) => [...c.run, '-c', deviceString('known')], 4, /not authorized: .*Check the key in the connection string\.$/m),
-      ...across(ofKind('eventhub'), (c) => [...c.run, '-c', eventHubString(`sb://localhost:${t.hub.eventHubPort}/`)], 4,
-        /^error: reading the Event Hub-compatible endpoint: not authorized: .*[^.]\. Check the key in the Event Hub-compatible connection string\.$/m),
+      ...across(
+        ofKind('service'),
+        (c) => [...c.run, ...c.target, '-c', serviceString()],
+        4,
+        /not authorized: .*Check the key in the connection string\.$/m,
+      ),
+      ...across(
+        ofKind('device'),
+        (c) => [...c.run, '-c', deviceString('known')],
+        4,
+        /not authorized: .*Check the key in the connection string\.$/m,
+      ),
+      ...across(
+        ofKind('eventhub'),
+        (c) => [...c.run, '-c', eventHubString(`sb://localhost:${t.hub.eventHubPort}/`)],
+        4,
+        /^error: reading the Event Hub-compatible endpoint: not authorized: .*[^.]\. Check the key in the Event Hub-compatible connection string\.$/m,
+      ),
     ]);
   });
 
   test('a shared access policy without the right (exit 4)', async () => {
     const policy = (c: CommandUnderTest) => (['twin show', 'query'].includes(c.name) ? 'device' : 'registryRead');
     await walk(env, [
-      ...across(ofKind('service'), (c) => [...c.run, ...c.target, '-c', t.hub.serviceConnectionString(policy(c))], 4, /forbidden: .*The shared access policy lacks the right for this\.$/m),
+      ...across(
+        ofKind('service'),
+        (c) => [...c.run, ...c.target, '-c', t.hub.serviceConnectionString(policy(c))],
+        4,
+        /forbidden: .*The shared access policy lacks the right for this\.$/m,
+      ),
       // The device commands look the key up with the service connection.
-      ...across(ofKind('device'), (c) => [...c.run, ...c.target], 4, /^error: looking up .*forbidden: .*lacks the right/m, { IOTHUB_CONNECTION_STRING: t.hub.serviceConnectionString('service') }),
+      ...across(ofKind('device'), (c) => [...c.run, ...c.target], 4, /^error: looking up .*forbidden: .*lacks the right/m, {
+        IOTHUB_CONNECTION_STRING: t.hub.serviceConnectionString('service'),
+      }),
     ]);
   });
 
   test('timed out (exit 5): patches, messages, direct methods not answered in time (504101)', async () => {
     await walk(env, [
-      ...across([COMMANDS[7]!], () => ['receive-twin-patch', '-d', 'known', '-m', 'm1', '--timeout', '1'], 5, /^error: no desired property patch within 1 s \(received 0\)$/m),
-      ...across(ofKind('eventhub'), () => ['monitor-events', '--count', '2', '--timeout', '1'], 5, /^error: timed out after 1 s: received 0 of 2 messages$/m),
-      ...across([COMMANDS[3]!], () => ['invoke-reboot', '-d', 'mute', '--response-timeout', '5'], 5, /^error: invoking rebootDevice on device 'mute': timed out: /m),
-      ...across([COMMANDS[4]!], () => ['invoke-method', 'slow', '-d', 'mute', '--response-timeout', '5'], 5, /^error: invoking slow on device 'mute': timed out: /m),
+      ...across(
+        [COMMANDS[7]!],
+        () => ['receive-twin-patch', '-d', 'known', '-m', 'm1', '--timeout', '1'],
+        5,
+        /^error: no desired property patch within 1 s \(received 0\)$/m,
+      ),
+      ...across(
+        ofKind('eventhub'),
+        () => ['monitor-events', '--count', '2', '--timeout', '1'],
+        5,
+        /^error: timed out after 1 s: received 0 of 2 messages$/m,
+      ),
+      ...across(
+        [COMMANDS[3]!],
+        () => ['invoke-reboot', '-d', 'mute', '--response-timeout', '5'],
+        5,
+        /^error: invoking rebootDevice on device 'mute': timed out: /m,
+      ),
+      ...across(
+        [COMMANDS[4]!],
+        () => ['invoke-method', 'slow', '-d', 'mute', '--response-timeout', '5'],
+        5,
+        /^error: invoking slow on device 'mute': timed out: /m,
+      ),
     ]);
   });
 
   test('device offline (exit 6): 404103 DeviceNotOnline', async () => {
-    await walk(env, across(ofKind('service').filter((c) => c.name.startsWith('invoke')), (c) => [...c.run, ...c.target], 6,
-      /^error: invoking (rebootDevice|ping) on device 'known': the device is not online \(404103 DeviceNotOnline\): start the device app first, or give it time with --connect-timeout\.$/m));
+    await walk(
+      env,
+      across(
+        ofKind('service').filter((c) => c.name.startsWith('invoke')),
+        (c) => [...c.run, ...c.target],
+        6,
+        /^error: invoking (rebootDevice|ping) on device 'known': the device is not online \(404103 DeviceNotOnline\): start the device app first, or give it time with --connect-timeout\.$/m,
+      ),
+    );
   });
 
   test('conflict (exit 7): the twin changed between the read and the patch', async () => {
     // The service changes the twin right after answering the CLI's read, before its guarded patch arrives.
     const http = (t.hub as unknown as { http: import('node:http').Server }).http;
     const meddle = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {
-      if (req.method === 'GET' && req.url?.startsWith('/twins/known/modules/m1')) res.once('finish', () => t.hub.twins.patchFromService({ deviceId: 'known', moduleId: 'm1' }, { properties: { desired: { other: 1 } } }));
+      if (req.method === 'GET' && req.url?.startsWith('/twins/known/modules/m1'))
+        res.once('finish', () =>
+          t.hub.twins.patchFromService({ deviceId: 'known', moduleId: 'm1' }, { properties: { desired: { other: 1 } } }),
+        );
     };
     http.on('request', meddle);
     try {
-      oneLineError(await runCli(['update-module-twin', '-d', 'known', '-m', 'm1'], env), 7, /the twin changed since it was read \(412 PreconditionFailed\); run the command again\./);
+      oneLineError(
+        await runCli(['update-module-twin', '-d', 'known', '-m', 'm1'], env),
+        7,
+        /the twin changed since it was read \(412 PreconditionFailed\); run the command again\./,
+      );
     } finally {
       http.off('request', meddle);
     }
   });
 
   test('port in use (exit 8): hub start on a busy port says so in one line', async () => {
-    oneLineError(await runCli(['hub', 'start', '--in-memory', '--port', String(t.hub.port), '--amqp-port', '0'], env), 8, /^error: port \d+ is in use: stop what runs there, or pick another with --port$/m);
+    oneLineError(
+      await runCli(['hub', 'start', '--in-memory', '--port', String(t.hub.port), '--amqp-port', '0'], env),
+      8,
+      /^error: port \d+ is in use: stop what runs there, or pick another with --port$/m,
+    );
   });
 
   test('hub not reachable (exit 8), after the retries, for every command', async () => {
@@ -355,9 +555,18 @@ describe('errors and exit codes: against a hub', () => {
     const refused = /the hub is not reachable \(connection refused\)\. Is it running\? Start one with 'iothub-tut hub start'\./;
     try {
       await walk({ IOTHUB_TUT_HOME: goneHome }, [
-        ...across([COMMANDS[0]!], (c) => c.run, 8,
-          /^error: creating device 'myFirstDevice': the hub is not reachable \(connection refused\)\. Is it running\? Start one with 'iothub-tut hub start'\. \(gave up after 6 attempts\)$/m),
-        ...across(COMMANDS.filter((c) => c.kind !== 'eventhub'), (c) => [...c.run, ...c.target], 8, new RegExp(`${refused.source} \\(gave up after 6 attempts\\)$`, 'm')),
+        ...across(
+          [COMMANDS[0]!],
+          (c) => c.run,
+          8,
+          /^error: creating device 'myFirstDevice': the hub is not reachable \(connection refused\)\. Is it running\? Start one with 'iothub-tut hub start'\. \(gave up after 6 attempts\)$/m,
+        ),
+        ...across(
+          COMMANDS.filter((c) => c.kind !== 'eventhub'),
+          (c) => [...c.run, ...c.target],
+          8,
+          new RegExp(`${refused.source} \\(gave up after 6 attempts\\)$`, 'm'),
+        ),
         ...across(ofKind('eventhub'), (c) => c.run, 8, refused),
       ]);
     } finally {
@@ -366,9 +575,15 @@ describe('errors and exit codes: against a hub', () => {
   });
 
   test('an Event Hub-compatible endpoint that closes the connection before it opens (exit 8): TLS to the plain-AMQP port', async () => {
-    const tls = eventHubString(`sb://localhost:${t.hub.eventHubPort}/`, t.hub.eventHubConnectionString().match(/SharedAccessKey=([^;]+)/)![1]).replace(';UseDevelopmentEmulator=true', '');
-    oneLineError(await runCli(['monitor-events', '--count', '1', '--timeout', '1', '-c', tls], env), 8,
-      /^error: reading the Event Hub-compatible endpoint: the endpoint closed the connection before it opened; check Endpoint \(a local hub's Event Hub-compatible endpoint is plain AMQP: its connection string ends with ';UseDevelopmentEmulator=true'\)\.$/m);
+    const tls = eventHubString(
+      `sb://localhost:${t.hub.eventHubPort}/`,
+      t.hub.eventHubConnectionString().match(/SharedAccessKey=([^;]+)/)![1],
+    ).replace(';UseDevelopmentEmulator=true', '');
+    oneLineError(
+      await runCli(['monitor-events', '--count', '1', '--timeout', '1', '-c', tls], env),
+      8,
+      /^error: reading the Event Hub-compatible endpoint: the endpoint closed the connection before it opened; check Endpoint \(a local hub's Event Hub-compatible endpoint is plain AMQP: its connection string ends with ';UseDevelopmentEmulator=true'\)\.$/m,
+    );
   });
 
   test('a host name that does not resolve (exit 8): no such name (ENOTFOUND) and no DNS at all (EAI_AGAIN), for every command', async () => {
@@ -376,7 +591,9 @@ describe('errors and exit codes: against a hub', () => {
     const cases = ['no-such-host.invalid', 'eai-again.invalid'].flatMap((host) => [
       ...across(ofKind('service'), (c) => [...c.run, ...c.target, '-c', serviceString(KEY, 'iothubowner', host)], 8, message, NO_DNS),
       ...across(ofKind('device'), (c) => [...c.run, '-c', deviceString('known', KEY, undefined, host)], 8, message, NO_DNS),
-      ...(host.startsWith('eai-again') ? across(ofKind('device'), (c) => [...c.run, '--websocket', '-c', deviceString('known', KEY, undefined, host)], 8, message, NO_DNS) : []),
+      ...(host.startsWith('eai-again')
+        ? across(ofKind('device'), (c) => [...c.run, '--websocket', '-c', deviceString('known', KEY, undefined, host)], 8, message, NO_DNS)
+        : []),
       ...across(ofKind('eventhub'), (c) => [...c.run, '-c', eventHubString(`sb://${host}/`)], 8, message, NO_DNS),
     ]);
     await walk(env, [
@@ -388,16 +605,32 @@ describe('errors and exit codes: against a hub', () => {
 
   test('hub busy (exit 8): throttled past the retries, for every command that calls the service or connects as a device', async () => {
     const throttle = new Throttle('s1', () => 0);
-    for (const kind of ['registry', 'twinRead', 'twinUpdate', 'methods', 'queries', 'connect'] satisfies ThrottleKind[]) while (throttle.allow(kind));
+    for (const kind of ['registry', 'twinRead', 'twinUpdate', 'methods', 'queries', 'connect'] satisfies ThrottleKind[])
+      while (throttle.allow(kind));
     const busy = await startTestHub({ throttle });
     const busyHome = homeFor(busy);
     const message = /the hub is busy \(.*\); try again shortly\. \(gave up after 6 attempts\)$/m;
     try {
       await walk({ IOTHUB_TUT_HOME: busyHome }, [
-        ...across([COMMANDS[0]!], () => ['create-device', '-d', 'never'], 8, /^error: creating device 'never': the hub is busy \(.*\); try again shortly\. \(gave up after 6 attempts\)$/m),
-        ...across(COMMANDS.filter((c) => c.kind !== 'eventhub'), (c) => [...c.run, ...c.target], 8, message),
+        ...across(
+          [COMMANDS[0]!],
+          () => ['create-device', '-d', 'never'],
+          8,
+          /^error: creating device 'never': the hub is busy \(.*\); try again shortly\. \(gave up after 6 attempts\)$/m,
+        ),
+        ...across(
+          COMMANDS.filter((c) => c.kind !== 'eventhub'),
+          (c) => [...c.run, ...c.target],
+          8,
+          message,
+        ),
         // New connections refused with CONNACK 3, which the device SDK would retry for minutes.
-        ...across(ofKind('device'), (c) => [...c.run, '-c', deviceString('known')], 8, /not connected within 20 s: the hub is busy or unreachable; try again shortly\.$/m),
+        ...across(
+          ofKind('device'),
+          (c) => [...c.run, '-c', deviceString('known')],
+          8,
+          /not connected within 20 s: the hub is busy or unreachable; try again shortly\.$/m,
+        ),
       ]);
     } finally {
       await busy.dispose();
@@ -422,7 +655,10 @@ describe('errors and exit codes: against a hub', () => {
       for (const args of [['reboot-device'], ['send-telemetry', '--count', '0']]) {
         const connecting = new Promise<void>((resolve) => (onRefused = resolve));
         const device = new CliProcess([...args, '-c', deviceString('known'), '--json'], { IOTHUB_TUT_HOME: busyHome });
-        await Promise.race([connecting, device.exit(60_000).then((code) => assert.fail(`${args[0]} exited (${code}) before connecting: ${device.stderr}`))]);
+        await Promise.race([
+          connecting,
+          device.exit(60_000).then((code) => assert.fail(`${args[0]} exited (${code}) before connecting: ${device.stderr}`)),
+        ]);
         assert.equal(await device.stop(), 0, `${args[0]}: ${device.stderr}`);
         assert.match(JSON.stringify(device.lines.at(-1)), /"event":"(stopped|summary)"/, args[0]);
       }
@@ -433,7 +669,10 @@ describe('errors and exit codes: against a hub', () => {
   });
 
   test('payload larger than IoT Hub accepts (exit 9)', async () => {
-    oneLineError(await runCli(['send-telemetry', '-d', 'known', '--message-size', '300000'], env), 9,
-      /^error: each message would be 300108 bytes: IoT Hub accepts device-to-cloud messages up to 262144 bytes \(256 KB\), body and properties together\.$/m);
+    oneLineError(
+      await runCli(['send-telemetry', '-d', 'known', '--message-size', '300000'], env),
+      9,
+      /^error: each message would be 300108 bytes: IoT Hub accepts device-to-cloud messages up to 262144 bytes \(256 KB\), body and properties together\.$/m,
+    );
   });
 });

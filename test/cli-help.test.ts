@@ -6,12 +6,31 @@ import { runCli } from './helpers/cli.js';
 // command's own help comes from its module. Both must stay complete.
 
 const COMMANDS = [
-  'hub', 'demo', 'create-device', 'create-module', 'update-module-twin', 'receive-twin-patch',
-  'update-reported', 'reboot-device', 'invoke-reboot', 'send-telemetry', 'monitor-events',
-  'send-c2d', 'receive-c2d', 'twin', 'invoke-method', 'query', 'schedule-job',
+  'hub',
+  'demo',
+  'create-device',
+  'create-module',
+  'update-module-twin',
+  'receive-twin-patch',
+  'update-reported',
+  'reboot-device',
+  'invoke-reboot',
+  'send-telemetry',
+  'monitor-events',
+  'send-c2d',
+  'receive-c2d',
+  'twin',
+  'invoke-method',
+  'query',
+  'schedule-job',
 ];
 /** The commands of the command groups. */
-const SUBCOMMANDS = [['hub', 'start'], ['hub', 'status'], ['hub', 'stop'], ['twin', 'show']];
+const SUBCOMMANDS = [
+  ['hub', 'start'],
+  ['hub', 'status'],
+  ['hub', 'stop'],
+  ['twin', 'show'],
+];
 
 /** The global options as the top-level help lists them (so the check follows the program, not a copy of its list). */
 async function globalOptions(): Promise<string[]> {
@@ -24,7 +43,12 @@ async function globalOptions(): Promise<string[]> {
 test('--help lists every command with its description, and examples', async () => {
   const r = await runCli(['--help']);
   assert.equal(r.code, 0, r.stderr);
-  const listed = [...r.stdout.split('Commands:')[1]!.split('Examples:')[0]!.matchAll(/^ {2}([a-z0-9-]+)/gm)].map((m) => m[1]);
+  const listed = [
+    ...r.stdout
+      .split('Commands:')[1]!
+      .split('Examples:')[0]!
+      .matchAll(/^ {2}([a-z0-9-]+)/gm),
+  ].map((m) => m[1]);
   assert.deepEqual(listed, [...COMMANDS, 'help']);
   assert.match(r.stdout, /create-device\s+CreateDeviceIdentity: register a device/);
   assert.match(r.stdout, /^Examples:\n {2}\$ iothub-tut demo$/m);
@@ -32,7 +56,10 @@ test('--help lists every command with its description, and examples', async () =
 
 test("every command's --help shows the global options and two or three examples", async () => {
   const globals = await globalOptions();
-  assert.ok(['--json', '--show-secrets', '--verbose', '--no-color'].every((o) => globals.includes(o)), globals.join(' '));
+  assert.ok(
+    ['--json', '--show-secrets', '--verbose', '--no-color'].every((o) => globals.includes(o)),
+    globals.join(' '),
+  );
   for (const command of [...COMMANDS.map((c) => [c]), ...SUBCOMMANDS]) {
     const r = await runCli([...command, '--help']);
     const name = command.join(' ');
@@ -40,7 +67,7 @@ test("every command's --help shows the global options and two or three examples"
     const [, globalSection] = r.stdout.split('Global Options:\n');
     assert.ok(globalSection, `${name} shows its global options`);
     for (const option of globals) assert.match(globalSection!, new RegExp(`^ {2}(-\\w, )?${option}\\b`, 'm'), `${name} lists ${option}`);
-    const examples = [...r.stdout.split('Examples:\n')[1]?.matchAll(/^ {2}\$ iothub-tut (.+)$/gm) ?? []].map((m) => m[1]!);
+    const examples = [...(r.stdout.split('Examples:\n')[1]?.matchAll(/^ {2}\$ iothub-tut (.+)$/gm) ?? [])].map((m) => m[1]!);
     assert.ok(examples.length >= 2 && examples.length <= 3, `${name}: ${examples.length} examples`);
     // An example of a command is that command (a group's, one of its subcommands).
     for (const example of examples) assert.ok(example === command[0] || example.startsWith(`${command[0]} `), `${name}: ${example}`);
@@ -48,7 +75,12 @@ test("every command's --help shows the global options and two or three examples"
 });
 
 test("a command's help shows its own options, asked either way", async () => {
-  for (const args of [['create-device', '--help'], ['help', 'create-device'], ['--no-color', 'help', 'create-device'], ['--json', 'create-device', '--help']]) {
+  for (const args of [
+    ['create-device', '--help'],
+    ['help', 'create-device'],
+    ['--no-color', 'help', 'create-device'],
+    ['--json', 'create-device', '--help'],
+  ]) {
     const r = await runCli(args);
     assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stdout, /^Usage: iothub-tut create-device \[options\]/, args.join(' '));

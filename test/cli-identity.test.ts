@@ -38,13 +38,18 @@ describe('hub start + create-module as separate processes', () => {
       const good = JSON.parse((await runCli(['hub', 'status', '--json', '--show-secrets'], env)).stdout).serviceConnectionString as string;
       const wrongKey = good.replace(/SharedAccessKey=[^;]+/, `SharedAccessKey=${Buffer.alloc(32, 3).toString('base64')}`);
       const malformed = 'HostName=localhost;SharedAccessKeyName=iothubowner';
-      const create = (extraEnv: Record<string, string> = {}, flag: string[] = []) => runCli(['create-device', '-d', 'order-1', ...flag], { ...env, ...extraEnv }, 60_000, cwd);
+      const create = (extraEnv: Record<string, string> = {}, flag: string[] = []) =>
+        runCli(['create-device', '-d', 'order-1', ...flag], { ...env, ...extraEnv }, 60_000, cwd);
 
       assert.equal((await create()).code, 0, 'the running hub, when nothing else is set');
       writeFileSync(join(cwd, '.env'), `IOTHUB_CONNECTION_STRING="${wrongKey}"\n`);
       assert.equal((await create()).code, 4, '.env wins over the hub (its wrong key is refused)');
       assert.equal((await create({ IOTHUB_CONNECTION_STRING: good })).code, 0, 'the environment wins over .env');
-      assert.equal((await create({ IOTHUB_CONNECTION_STRING: good }, ['--connection-string', malformed])).code, 2, 'the flag wins over the environment');
+      assert.equal(
+        (await create({ IOTHUB_CONNECTION_STRING: good }, ['--connection-string', malformed])).code,
+        2,
+        'the flag wins over the environment',
+      );
     } finally {
       rmSync(cwd, { recursive: true, force: true });
     }
@@ -63,7 +68,10 @@ describe('hub start + create-module as separate processes', () => {
 
   test('an unknown policy key gets one line and the unauthorized exit code', async () => {
     const wrongKey = Buffer.alloc(32, 9).toString('base64');
-    const r = await runCli(['create-device', '--connection-string', `HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=${wrongKey}`], env);
+    const r = await runCli(
+      ['create-device', '--connection-string', `HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=${wrongKey}`],
+      env,
+    );
     assert.equal(r.code, 4);
     assert.match(r.stderr, /^error: .*not authorized/);
     assert.equal(r.stderr.trim().split('\n').length, 1);

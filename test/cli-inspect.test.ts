@@ -15,7 +15,11 @@ describe('inspection commands: twin show, invoke-method, query', () => {
   before(async () => {
     terminal1 = await startHubProcess();
     env = terminal1.env;
-    for (const args of [['create-module', '--show-secrets', '--json'], ['create-device', '-d', 'myDeviceId'], ...['q-1', 'q-2', 'q-3'].map((d) => ['create-device', '-d', d])]) {
+    for (const args of [
+      ['create-module', '--show-secrets', '--json'],
+      ['create-device', '-d', 'myDeviceId'],
+      ...['q-1', 'q-2', 'q-3'].map((d) => ['create-device', '-d', d]),
+    ]) {
       const r = await runCli(args, env);
       assert.equal(r.code, 0, r.stderr);
       if (args[0] === 'create-module') {
@@ -24,9 +28,13 @@ describe('inspection commands: twin show, invoke-method, query', () => {
         const transport = { ca: readFileSync(started.caFile, 'utf8'), port: started.port };
         let subscribed!: () => void;
         const methodsEnabled = new Promise<void>((resolve) => (subscribed = resolve));
-        module = await createDeviceClient(parseConnection('device', JSON.parse(r.stdout).module.connectionString, transport), 'mqtt', { onMethodsEnabled: () => subscribed() });
+        module = await createDeviceClient(parseConnection('device', JSON.parse(r.stdout).module.connectionString, transport), 'mqtt', {
+          onMethodsEnabled: () => subscribed(),
+        });
         await module.open();
-        (module as unknown as { onMethod: DeviceClient['onDeviceMethod'] }).onMethod('getFirmware', (request, response) => response.send(200, { version: '1.2.3', asked: request.payload }));
+        (module as unknown as { onMethod: DeviceClient['onDeviceMethod'] }).onMethod('getFirmware', (request, response) =>
+          response.send(200, { version: '1.2.3', asked: request.payload }),
+        );
         await methodsEnabled;
       }
     }
@@ -67,7 +75,10 @@ describe('inspection commands: twin show, invoke-method, query', () => {
     const device = new CliProcess(['reboot-device', '-d', 'myDeviceId', '--reboot-seconds', '0', '--json'], env);
     try {
       await device.waitFor((l) => l.event === 'ready');
-      const json = await runCli(['invoke-method', 'rebootDevice', '-d', 'myDeviceId', '--payload', '"now"', '--response-timeout', '10', '--json'], env);
+      const json = await runCli(
+        ['invoke-method', 'rebootDevice', '-d', 'myDeviceId', '--payload', '"now"', '--response-timeout', '10', '--json'],
+        env,
+      );
       assert.equal(json.code, 0, json.stderr);
       assert.deepEqual(JSON.parse(json.stdout), { status: 200, payload: { Response: 'Rebooting device' } });
       const request = await device.waitFor((l) => l.event === 'request');
@@ -84,7 +95,10 @@ describe('inspection commands: twin show, invoke-method, query', () => {
   });
 
   test('invoke-method -m: a method on a module, with a JSON payload', async () => {
-    const r = await runCli(['invoke-method', 'getFirmware', '-d', 'myFirstDevice', '-m', 'myFirstModule', '--payload', '{"full":true}', '--json'], env);
+    const r = await runCli(
+      ['invoke-method', 'getFirmware', '-d', 'myFirstDevice', '-m', 'myFirstModule', '--payload', '{"full":true}', '--json'],
+      env,
+    );
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(JSON.parse(r.stdout), { status: 200, payload: { version: '1.2.3', asked: { full: true } } });
   });
@@ -109,7 +123,10 @@ describe('inspection commands: twin show, invoke-method, query', () => {
   test('query: module twins and aggregates', async () => {
     const modules = await runCli(['query', "SELECT * FROM devices.modules WHERE deviceId = 'myFirstDevice'", '--json'], env);
     assert.equal(modules.code, 0, modules.stderr);
-    assert.deepEqual(jsonLines(modules.stdout).map((t) => t.moduleId), ['myFirstModule']);
+    assert.deepEqual(
+      jsonLines(modules.stdout).map((t) => t.moduleId),
+      ['myFirstModule'],
+    );
     const count = await runCli(['query', "SELECT COUNT() AS n FROM devices WHERE STARTSWITH(deviceId, 'q-')", '--json'], env);
     assert.equal(count.code, 0, count.stderr);
     assert.deepEqual(jsonLines(count.stdout), [{ n: 3 }]);

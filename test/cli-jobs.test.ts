@@ -2,7 +2,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { CliProcess, jsonLines, runCli, startHubProcess, type HubProcess } from './helpers/cli.js';
 
-describe('schedule-job: the jobs tutorial\'s service, against a hub in another process', () => {
+describe("schedule-job: the jobs tutorial's service, against a hub in another process", () => {
   let terminal1: HubProcess;
   let env: HubProcess['env'];
   before(async () => {
@@ -19,7 +19,22 @@ describe('schedule-job: the jobs tutorial\'s service, against a hub in another p
     const device = new CliProcess(['reboot-device', '-d', 'job-online', '--reboot-seconds', '1', '--count', '1', '--json'], env);
     try {
       await device.waitFor((l) => l.event === 'ready');
-      const r = await runCli(['schedule-job', '--method', 'rebootDevice', '--payload', '{}', '--query', "deviceId = 'job-online'", '--job-id', 'cli-method', '--wait', '--json'], env);
+      const r = await runCli(
+        [
+          'schedule-job',
+          '--method',
+          'rebootDevice',
+          '--payload',
+          '{}',
+          '--query',
+          "deviceId = 'job-online'",
+          '--job-id',
+          'cli-method',
+          '--wait',
+          '--json',
+        ],
+        env,
+      );
       assert.equal(r.code, 0, r.stderr);
       const [job] = jsonLines(r.stdout);
       assert.equal(job.jobId, 'cli-method');
@@ -32,7 +47,10 @@ describe('schedule-job: the jobs tutorial\'s service, against a hub in another p
   });
 
   test('a twin job in text: the desired properties land on the selected twin', async () => {
-    const r = await runCli(['schedule-job', '--desired', '{"building":"43","floor":3}', '--query', "deviceId = 'job-offline'", '--wait'], env);
+    const r = await runCli(
+      ['schedule-job', '--desired', '{"building":"43","floor":3}', '--query', "deviceId = 'job-offline'", '--wait'],
+      env,
+    );
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /scheduleUpdateTwin/);
     assert.match(r.stdout, /completed \(1 devices: 1 succeeded, 0 failed, 0 running, 0 pending\)/);
@@ -41,7 +59,10 @@ describe('schedule-job: the jobs tutorial\'s service, against a hub in another p
   });
 
   test('a device that fails its part: exit 1, and where to see why', async () => {
-    const r = await runCli(['schedule-job', '--method', 'rebootDevice', '--query', "deviceId = 'job-offline'", '--job-id', 'cli-offline', '--wait'], env);
+    const r = await runCli(
+      ['schedule-job', '--method', 'rebootDevice', '--query', "deviceId = 'job-offline'", '--job-id', 'cli-offline', '--wait'],
+      env,
+    );
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /^error: job 'cli-offline' completed, and 1 of 1 device\(s\) failed; see why with: query/);
     const rows = await runCli(['query', "SELECT * FROM devices.jobs WHERE jobId = 'cli-offline'", '--json'], env);
@@ -50,7 +71,10 @@ describe('schedule-job: the jobs tutorial\'s service, against a hub in another p
 
   test('--wait is bounded by --timeout (exit 5); without --wait the job is scheduled and left to run', async () => {
     const start = new Date(Date.now() + 120_000).toISOString();
-    const waited = await runCli(['schedule-job', '--desired', '{"a":1}', '--start', start, '--job-id', 'cli-later', '--wait', '--timeout', '1'], env);
+    const waited = await runCli(
+      ['schedule-job', '--desired', '{"a":1}', '--start', start, '--job-id', 'cli-later', '--wait', '--timeout', '1'],
+      env,
+    );
     assert.equal(waited.code, 5, waited.stderr);
     assert.match(waited.stderr, /^error: timed out after 1 s: job 'cli-later' is still scheduled/);
     const r = await runCli(['schedule-job', '--desired', '{"a":1}', '--start', start, '--json'], env);
@@ -58,7 +82,7 @@ describe('schedule-job: the jobs tutorial\'s service, against a hub in another p
     assert.ok(['queued', 'scheduled'].includes(jsonLines(r.stdout)[0].status));
   });
 
-  test('bad input: one line, exit 2 (or the hub\'s refusal)', async () => {
+  test("bad input: one line, exit 2 (or the hub's refusal)", async () => {
     const cases: Array<[string[], number, RegExp]> = [
       [[], 2, /give either --method <name> or --desired <json>/],
       [['--method', 'x', '--desired', '{}'], 2, /give either --method/],
@@ -73,7 +97,14 @@ describe('schedule-job: the jobs tutorial\'s service, against a hub in another p
       const r = await runCli(['schedule-job', ...args], env);
       assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, message, args.join(' '));
-      assert.equal(r.stderr.trim().split('\n').filter((l) => !l.startsWith('(run with')).length, 1, r.stderr);
+      assert.equal(
+        r.stderr
+          .trim()
+          .split('\n')
+          .filter((l) => !l.startsWith('(run with')).length,
+        1,
+        r.stderr,
+      );
     }
   });
 });

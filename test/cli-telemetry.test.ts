@@ -20,7 +20,10 @@ describe('telemetry: send-telemetry and monitor-events as separate processes', (
       const sender = await runCli(['send-telemetry', '--count', '5', '--interval', '0.1', '--json'], env);
       assert.equal(sender.code, 0, sender.stderr);
       const sent = jsonLines(sender.stdout);
-      assert.deepEqual(sent.filter((l) => l.event === 'confirmed').map((l) => l.confirmed), [1, 2, 3, 4, 5]);
+      assert.deepEqual(
+        sent.filter((l) => l.event === 'confirmed').map((l) => l.confirmed),
+        [1, 2, 3, 4, 5],
+      );
       assert.deepEqual(sent.at(-1), { ...sent.at(-1), event: 'summary', sent: 5, confirmed: 5, failed: 0 });
 
       assert.equal(await monitor.exit(60_000), 0, monitor.stderr);
@@ -61,14 +64,20 @@ describe('telemetry: send-telemetry and monitor-events as separate processes', (
       assert.deepEqual([...new Set(confirmed.map((l) => l.deviceId))].sort(), ['simDevice-1', 'simDevice-2', 'simDevice-3']);
       assert.equal(await monitor.exit(60_000), 0, monitor.stderr);
       const messages = monitor.lines.filter((l: any) => l.event === 'message') as any[];
-      assert.deepEqual(messages.map((m) => m.deviceId), ['simDevice-2', 'simDevice-2']);
+      assert.deepEqual(
+        messages.map((m) => m.deviceId),
+        ['simDevice-2', 'simDevice-2'],
+      );
     } finally {
       await monitor.stop();
     }
   });
 
   test('monitor-events --from-start reads what was sent before it started', async () => {
-    const r = await runCli(['monitor-events', '--from-start', '--device-id', 'simDevice-3', '--count', '2', '--timeout', '60', '--json'], env);
+    const r = await runCli(
+      ['monitor-events', '--from-start', '--device-id', 'simDevice-3', '--count', '2', '--timeout', '60', '--json'],
+      env,
+    );
     assert.equal(r.code, 0, r.stderr);
     assert.equal(jsonLines(r.stdout).filter((l) => l.event === 'message').length, 2);
   });
@@ -82,7 +91,10 @@ describe('telemetry: send-telemetry and monitor-events as separate processes', (
   test('a message larger than IoT Hub accepts: one line, exit 9, nothing sent', async () => {
     const r = await runCli(['send-telemetry', '--count', '1', '--message-size', String(300 * 1024)], env);
     assert.equal(r.code, 9, r.stderr);
-    assert.match(r.stderr, /^error: each message would be \d+ bytes: IoT Hub accepts device-to-cloud messages up to 262144 bytes \(256 KB\)/);
+    assert.match(
+      r.stderr,
+      /^error: each message would be \d+ bytes: IoT Hub accepts device-to-cloud messages up to 262144 bytes \(256 KB\)/,
+    );
     assert.equal(r.stderr.trim().split('\n').length, 1);
     assert.doesNotMatch(r.stdout, /sent:/);
   });
@@ -91,7 +103,8 @@ describe('telemetry: send-telemetry and monitor-events as separate processes', (
     const started = terminal1.hub.lines.find((l: any) => l.event === 'started') as { eventHubConnectionString: string };
     const port = /sb:\/\/localhost:(\d+)\//.exec(started.eventHubConnectionString)?.[1];
     assert.ok(port, started.eventHubConnectionString);
-    const wrong = `Endpoint=sb://localhost:${port}/;SharedAccessKeyName=service;SharedAccessKey=${Buffer.alloc(32, 7).toString('base64')};` +
+    const wrong =
+      `Endpoint=sb://localhost:${port}/;SharedAccessKeyName=service;SharedAccessKey=${Buffer.alloc(32, 7).toString('base64')};` +
       'EntityPath=iothub-tut;UseDevelopmentEmulator=true';
     const r = await runCli(['monitor-events', '-c', wrong, '--timeout', '30'], env);
     assert.equal(r.code, 4, r.stderr);

@@ -14,7 +14,11 @@ function usageError(r: { code: number | null; stderr: string }, pattern: RegExp)
   const [line, ...rest] = r.stderr.trim().split('\n');
   assert.match(line!, /^error: /);
   assert.match(line!, pattern);
-  assert.deepEqual(rest.filter((l) => l !== '(run with --help for usage)'), [], r.stderr);
+  assert.deepEqual(
+    rest.filter((l) => l !== '(run with --help for usage)'),
+    [],
+    r.stderr,
+  );
 }
 
 describe('--transport on the device commands', () => {
@@ -34,12 +38,24 @@ describe('--transport on the device commands', () => {
     const r = await runCli(['send-telemetry', '--transport', 'http', '--count', '3', '--interval', '0', '--json'], env);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(jsonLines(r.stdout).at(-1), { ...jsonLines(r.stdout).at(-1), event: 'summary', sent: 3, confirmed: 3, failed: 0 });
-    const monitor = await runCli(['monitor-events', '--from-start', '--count', '3', '--properties', '--json', '--timeout', '60'], env, 90_000);
+    const monitor = await runCli(
+      ['monitor-events', '--from-start', '--count', '3', '--properties', '--json', '--timeout', '60'],
+      env,
+      90_000,
+    );
     assert.equal(monitor.code, 0, monitor.stderr);
     // Sent at once (--interval 0), each on its own request: over HTTPS they may land in any order.
-    const messages = jsonLines(monitor.stdout).filter((l) => l.event === 'message').sort((a, b) => a.systemProperties.messageId.localeCompare(b.systemProperties.messageId));
-    assert.deepEqual(messages.map((m) => m.systemProperties.messageId), ['message_1', 'message_2', 'message_3']);
-    assert.deepEqual(messages.map((m) => m.properties), [1, 2, 3].map((n) => ({ Property: `PropMsg_${n}` })));
+    const messages = jsonLines(monitor.stdout)
+      .filter((l) => l.event === 'message')
+      .sort((a, b) => a.systemProperties.messageId.localeCompare(b.systemProperties.messageId));
+    assert.deepEqual(
+      messages.map((m) => m.systemProperties.messageId),
+      ['message_1', 'message_2', 'message_3'],
+    );
+    assert.deepEqual(
+      messages.map((m) => m.properties),
+      [1, 2, 3].map((n) => ({ Property: `PropMsg_${n}` })),
+    );
     assert.equal(messages[0].systemProperties['iothub-connection-device-id'], 'myFirstDevice');
   });
 
@@ -53,8 +69,14 @@ describe('--transport on the device commands', () => {
   });
 
   test('amqp and amqp-ws are not served by the local hub yet: exit 2, naming what is', async () => {
-    usageError(await runCli(['send-telemetry', '--transport', 'amqp', '--count', '1'], env), /amqp is not served by the local hub yet .*use --transport mqtt, mqtt-ws or http\.$/);
-    usageError(await runCli(['update-reported', '--transport', 'amqp-ws'], env), /amqp-ws is not served by the local hub yet .*use --transport mqtt or mqtt-ws\.$/);
+    usageError(
+      await runCli(['send-telemetry', '--transport', 'amqp', '--count', '1'], env),
+      /amqp is not served by the local hub yet .*use --transport mqtt, mqtt-ws or http\.$/,
+    );
+    usageError(
+      await runCli(['update-reported', '--transport', 'amqp-ws'], env),
+      /amqp-ws is not served by the local hub yet .*use --transport mqtt or mqtt-ws\.$/,
+    );
   });
 
   test('--transport mqtt-ws works, --websocket stays its shorthand, and the two together or a bad name are usage errors', async () => {
@@ -63,7 +85,10 @@ describe('--transport on the device commands', () => {
     assert.equal(jsonLines(r.stdout)[0].reported.via, 'mqtt-ws');
     const shorthand = await runCli(['update-reported', '--websocket', '--reported', '{"via":"websocket"}', '--json'], env);
     assert.equal(shorthand.code, 0, shorthand.stderr);
-    usageError(await runCli(['update-reported', '--websocket', '--transport', 'http'], env), /--websocket.*cannot be used with option '--transport/);
+    usageError(
+      await runCli(['update-reported', '--websocket', '--transport', 'http'], env),
+      /--websocket.*cannot be used with option '--transport/,
+    );
     usageError(await runCli(['send-telemetry', '--transport', 'https'], env), /Allowed choices are mqtt, mqtt-ws, amqp, amqp-ws, http/);
   });
 });
@@ -81,7 +106,10 @@ describe('demo --transport', () => {
       assert.equal(transports.UpdateReported, 'mqtt');
       assert.equal(transports['Device management'], 'mqtt');
       assert.equal(transports.CreateDeviceIdentity, undefined);
-      assert.deepEqual(report.steps.find((s: { step: string }) => s.step === 'SimulatedDevice + monitor').result, { confirmed: 5, received: 5 });
+      assert.deepEqual(report.steps.find((s: { step: string }) => s.step === 'SimulatedDevice + monitor').result, {
+        confirmed: 5,
+        received: 5,
+      });
     } finally {
       rmSync(home, { recursive: true, force: true });
     }

@@ -75,7 +75,10 @@ describe('demo', () => {
       const twinStep = report.steps.find((s: { step: string }) => s.step.startsWith('ReceiveModuleTwinDesiredPropertiesPatch'));
       assert.deepEqual(twinStep.result, { desiredVersion: 2 });
       assert.deepEqual(report.steps.find((s: { step: string }) => s.step === 'UpdateReported').result, { reportedVersion: 2 });
-      assert.deepEqual(report.steps.find((s: { step: string }) => s.step === 'SimulatedDevice + monitor').result, { confirmed: 5, received: 5 });
+      assert.deepEqual(report.steps.find((s: { step: string }) => s.step === 'SimulatedDevice + monitor').result, {
+        confirmed: 5,
+        received: 5,
+      });
     } finally {
       rmSync(home, { recursive: true, force: true });
     }

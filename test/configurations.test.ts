@@ -46,13 +46,26 @@ describe('automatic device configurations with azure-iothub', () => {
       const twin = await device.getTwin();
       const patches: any[] = [];
       twin.on('properties.desired', (patch: any) => patches.push(structuredClone(patch)));
-      await new Promise<void>((resolve, reject) => twin.enableTwinDesiredPropertiesUpdates((err?: Error) => (err ? reject(err) : resolve())));
+      await new Promise<void>((resolve, reject) =>
+        twin.enableTwinDesiredPropertiesUpdates((err?: Error) => (err ? reject(err) : resolve())),
+      );
 
-      const created = (await registry.addConfiguration({
-        id: 'chillers-wa', schemaVersion: '1.0', priority: 10, targetCondition: "tags.site='wa'",
-        labels: { team: 'cooling' }, content: chiller(38),
-        metrics: { queries: { pending: "SELECT deviceId FROM devices WHERE configurations.[[chillers-wa]].status='Applied' AND NOT IS_DEFINED(properties.reported.chillerWaterSettings)" } },
-      })).responseBody as any;
+      const created = (
+        await registry.addConfiguration({
+          id: 'chillers-wa',
+          schemaVersion: '1.0',
+          priority: 10,
+          targetCondition: "tags.site='wa'",
+          labels: { team: 'cooling' },
+          content: chiller(38),
+          metrics: {
+            queries: {
+              pending:
+                "SELECT deviceId FROM devices WHERE configurations.[[chillers-wa]].status='Applied' AND NOT IS_DEFINED(properties.reported.chillerWaterSettings)",
+            },
+          },
+        })
+      ).responseBody as any;
       assert.equal(created.id, 'chillers-wa');
       assert.match(created.etag, /^[A-Za-z0-9+/=]+$/);
       assert.deepEqual(created.labels, { team: 'cooling' });
@@ -68,7 +81,9 @@ describe('automatic device configurations with azure-iothub', () => {
       await until(() => patches.some((p) => p.chillerWaterSettings?.temperature === 38), 'the device receives the desired patch');
 
       // The device reports back: the custom metric follows its reported properties.
-      await new Promise<void>((resolve, reject) => twin.properties.reported.update({ chillerWaterSettings: { status: 'current' } }, (err?: Error) => (err ? reject(err) : resolve())));
+      await new Promise<void>((resolve, reject) =>
+        twin.properties.reported.update({ chillerWaterSettings: { status: 'current' } }, (err?: Error) => (err ? reject(err) : resolve())),
+      );
       assert.deepEqual((await config('chillers-wa')).metrics.results, { pending: 1 });
 
       const query = registry.createQuery("SELECT deviceId FROM devices WHERE configurations.[[chillers-wa]].status = 'Applied'");
@@ -82,15 +97,33 @@ describe('automatic device configurations with azure-iothub', () => {
   test('the highest priority wins, whatever the order of creation; the others only target', async () => {
     await registerIdentity(t, 'prio-1');
     await tag('prio-1', { fleet: 'prio' });
-    await registry.addConfiguration({ id: 'prio-high', schemaVersion: '1.0', priority: 20, targetCondition: "tags.fleet='prio'", content: chiller(30) });
-    await registry.addConfiguration({ id: 'prio-low', schemaVersion: '1.0', priority: 5, targetCondition: "tags.fleet='prio'", content: chiller(50) });
+    await registry.addConfiguration({
+      id: 'prio-high',
+      schemaVersion: '1.0',
+      priority: 20,
+      targetCondition: "tags.fleet='prio'",
+      content: chiller(30),
+    });
+    await registry.addConfiguration({
+      id: 'prio-low',
+      schemaVersion: '1.0',
+      priority: 5,
+      targetCondition: "tags.fleet='prio'",
+      content: chiller(50),
+    });
     let twin = await twinOf('prio-1');
     assert.deepEqual(twin.configurations, { 'prio-high': { status: 'Applied' }, 'prio-low': { status: 'Targeted' } });
     assert.equal(twin.properties.desired.chillerWaterSettings.temperature, 30);
     assert.deepEqual((await config('prio-low')).systemMetrics.results, { targetedCount: 1, appliedCount: 0 });
 
     // A new configuration above both takes over; removing it hands the twin to the next one in line.
-    await registry.addConfiguration({ id: 'prio-top', schemaVersion: '1.0', priority: 99, targetCondition: "tags.fleet='prio'", content: chiller(10) });
+    await registry.addConfiguration({
+      id: 'prio-top',
+      schemaVersion: '1.0',
+      priority: 99,
+      targetCondition: "tags.fleet='prio'",
+      content: chiller(10),
+    });
     twin = await twinOf('prio-1');
     assert.equal(twin.configurations['prio-top'].status, 'Applied');
     assert.equal(twin.configurations['prio-high'].status, 'Targeted');
@@ -129,7 +162,9 @@ describe('automatic device configurations with azure-iothub', () => {
     await registerIdentity(t, 'mod-dev', 'sensor');
     await registry.updateModuleTwin('mod-dev', 'sensor', { tags: { kind: 'thermo' } }, '*');
     await registry.addConfiguration({
-      id: 'thermo-modules', schemaVersion: '1.0', targetCondition: "FROM devices.modules WHERE tags.kind='thermo'",
+      id: 'thermo-modules',
+      schemaVersion: '1.0',
+      targetCondition: "FROM devices.modules WHERE tags.kind='thermo'",
       content: { moduleContent: { 'properties.desired.interval': 30 } },
     });
     const twin = await twinOf('mod-dev', 'sensor');
@@ -139,13 +174,28 @@ describe('automatic device configurations with azure-iothub', () => {
     assert.deepEqual(got.systemMetrics.results, { targetedCount: 1, appliedCount: 1 });
     assert.match(got.systemMetrics.queries.appliedCount, /from devices\.modules where configurations\.\[\[thermo-modules\]\]/);
     // moduleContent with a device condition is refused.
-    const refused = await failure(registry.addConfiguration({ id: 'bad-modules', schemaVersion: '1.0', targetCondition: "tags.x='y'", content: { moduleContent: { 'properties.desired.a': 1 } } }));
+    const refused = await failure(
+      registry.addConfiguration({
+        id: 'bad-modules',
+        schemaVersion: '1.0',
+        targetCondition: "tags.x='y'",
+        content: { moduleContent: { 'properties.desired.a': 1 } },
+      }),
+    );
     assert.equal(refused.code, 'InvalidConfigurationTargetCondition');
     await registry.removeConfiguration('thermo-modules');
   });
 
   test('etags, immutable content, duplicates, missing ids and bad input answer as IoT Hub does', async () => {
-    const created = (await registry.addConfiguration({ id: 'etag-test', schemaVersion: '1.0', priority: 1, targetCondition: "tags.none='x'", content: chiller(1) })).responseBody as any;
+    const created = (
+      await registry.addConfiguration({
+        id: 'etag-test',
+        schemaVersion: '1.0',
+        priority: 1,
+        targetCondition: "tags.none='x'",
+        content: chiller(1),
+      })
+    ).responseBody as any;
     assert.equal((await failure(registry.addConfiguration({ id: 'etag-test', schemaVersion: '1.0' }))).code, 'ConfigurationAlreadyExists');
 
     const updated = (await registry.updateConfiguration({ ...created, priority: 7, labels: { stage: 'two' } })).responseBody as any;
@@ -156,9 +206,20 @@ describe('automatic device configurations with azure-iothub', () => {
     assert.equal(stale.name, 'InvalidEtagError'); // azure-iothub's class for a 412
     const immutable = await failure(registry.updateConfiguration({ ...updated, content: chiller(2) }, true));
     assert.equal(immutable.code, 'CannotModifyImmutableConfigurationContent');
-    assert.equal((await failure(registry.addConfiguration({ id: 'bad-path', schemaVersion: '1.0', content: { deviceContent: { 'tags.x': 1 } } }))).code, 'InvalidConfigurationContent');
-    assert.equal((await failure(registry.addConfiguration({ id: 'bad-condition', schemaVersion: '1.0', targetCondition: 'tags.x = = 1' }))).code, 'InvalidConfigurationTargetCondition');
-    assert.equal((await failure(registry.addConfiguration({ id: 'bad-metric', schemaVersion: '1.0', metrics: { queries: { m: 'SELECT FROM' } } }))).code, 'InvalidConfigurationCustomMetricsQuery');
+    assert.equal(
+      (await failure(registry.addConfiguration({ id: 'bad-path', schemaVersion: '1.0', content: { deviceContent: { 'tags.x': 1 } } })))
+        .code,
+      'InvalidConfigurationContent',
+    );
+    assert.equal(
+      (await failure(registry.addConfiguration({ id: 'bad-condition', schemaVersion: '1.0', targetCondition: 'tags.x = = 1' }))).code,
+      'InvalidConfigurationTargetCondition',
+    );
+    assert.equal(
+      (await failure(registry.addConfiguration({ id: 'bad-metric', schemaVersion: '1.0', metrics: { queries: { m: 'SELECT FROM' } } })))
+        .code,
+      'InvalidConfigurationCustomMetricsQuery',
+    );
     assert.equal((await failure(registry.addConfiguration({ id: 'Upper-Case', schemaVersion: '1.0' }))).code, 'ArgumentInvalid');
 
     const list = (await registry.getConfigurations()).responseBody as any[];
@@ -176,31 +237,60 @@ describe('automatic device configurations with azure-iothub', () => {
 
   test('testQueries reports the errors of a condition and of metric queries without saving anything', async () => {
     const auth = tokenFor(t, 'iothubowner');
-    const ok = await restCall(t, 'POST', '/configurations/testQueries?api-version=2021-04-12', auth,
-      JSON.stringify({ targetCondition: "tags.site='wa'", customMetricQueries: { good: 'SELECT deviceId FROM devices' } }));
+    const ok = await restCall(
+      t,
+      'POST',
+      '/configurations/testQueries?api-version=2021-04-12',
+      auth,
+      JSON.stringify({ targetCondition: "tags.site='wa'", customMetricQueries: { good: 'SELECT deviceId FROM devices' } }),
+    );
     assert.equal(ok.status, 200);
     assert.deepEqual(ok.body, { targetConditionError: '', customMetricQueryErrors: {} });
-    const bad = await restCall(t, 'POST', '/configurations/testQueries?api-version=2021-04-12', auth,
-      JSON.stringify({ targetCondition: 'tags.site = ', customMetricQueries: { good: 'SELECT deviceId FROM devices', broken: 'SELECT * FORM devices' } }));
+    const bad = await restCall(
+      t,
+      'POST',
+      '/configurations/testQueries?api-version=2021-04-12',
+      auth,
+      JSON.stringify({
+        targetCondition: 'tags.site = ',
+        customMetricQueries: { good: 'SELECT deviceId FROM devices', broken: 'SELECT * FORM devices' },
+      }),
+    );
     assert.equal(bad.status, 200);
     assert.match(bad.body.targetConditionError, /target condition is invalid/);
     assert.deepEqual(Object.keys(bad.body.customMetricQueryErrors), ['broken']);
     // A read-only policy may test; it may not create.
     const reader = tokenFor(t, 'registryRead');
-    assert.equal((await restCall(t, 'POST', '/configurations/testQueries?api-version=2021-04-12', reader, JSON.stringify({ targetCondition: '*' }))).status, 200);
-    assert.equal((await restCall(t, 'PUT', '/configurations/by-reader?api-version=2021-04-12', reader, JSON.stringify({ id: 'by-reader' }))).status, 403);
+    assert.equal(
+      (await restCall(t, 'POST', '/configurations/testQueries?api-version=2021-04-12', reader, JSON.stringify({ targetCondition: '*' })))
+        .status,
+      200,
+    );
+    assert.equal(
+      (await restCall(t, 'PUT', '/configurations/by-reader?api-version=2021-04-12', reader, JSON.stringify({ id: 'by-reader' }))).status,
+      403,
+    );
   });
 
-  test('applyConfigurationContentOnDevice writes modulesContent to an IoT Edge device\'s module twins', async () => {
+  test("applyConfigurationContentOnDevice writes modulesContent to an IoT Edge device's module twins", async () => {
     await registry.create({ deviceId: 'edge-1', capabilities: { iotEdge: true } } as any);
     await registry.addModule({ deviceId: 'edge-1', moduleId: 'filter' });
     await registry.applyConfigurationContentOnDevice('edge-1', { modulesContent: { filter: { 'properties.desired': { threshold: 42 } } } });
     assert.equal((await twinOf('edge-1', 'filter')).properties.desired.threshold, 42);
-    const missingModule = await failure(registry.applyConfigurationContentOnDevice('edge-1', { modulesContent: { nope: { 'properties.desired': { a: 1 } } } }));
+    const missingModule = await failure(
+      registry.applyConfigurationContentOnDevice('edge-1', { modulesContent: { nope: { 'properties.desired': { a: 1 } } } }),
+    );
     assert.equal(missingModule.code, 'ModuleNotFound');
     await registerIdentity(t, 'not-edge');
-    assert.equal((await failure(registry.applyConfigurationContentOnDevice('not-edge', { modulesContent: { m: { 'properties.desired': {} } } }))).status, 400);
-    assert.equal((await failure(registry.applyConfigurationContentOnDevice('no-such-device', { modulesContent: {} }))).code, 'DeviceNotFound');
+    assert.equal(
+      (await failure(registry.applyConfigurationContentOnDevice('not-edge', { modulesContent: { m: { 'properties.desired': {} } } })))
+        .status,
+      400,
+    );
+    assert.equal(
+      (await failure(registry.applyConfigurationContentOnDevice('no-such-device', { modulesContent: {} }))).code,
+      'DeviceNotFound',
+    );
   });
 });
 

@@ -61,7 +61,14 @@ describe('idle connections at every listener', () => {
     const tlsAtTls = await tls(t.hub.port, t.hub.tls.ca);
     const tcpAtAmqp = await tcp(t.hub.eventHubPort);
     const noToken: Connection = await open(t.hub.eventHubPort);
-    assert.equal(await putToken(noToken, `sb://localhost:${t.hub.eventHubPort}/${EVENT_HUB_NAME}`, 'SharedAccessSignature sr=x&sig=y&se=1&skn=service'), 401);
+    assert.equal(
+      await putToken(
+        noToken,
+        `sb://localhost:${t.hub.eventHubPort}/${EVENT_HUB_NAME}`,
+        'SharedAccessSignature sr=x&sig=y&se=1&skn=service',
+      ),
+      401,
+    );
     const noTokenClosed = new Promise<EventContext>((resolve) => noToken.once('connection_close', resolve));
     await Promise.all([
       closedWithin(tcpAtTls, 30_000, 'a silent TCP connection at the TLS port'),
@@ -85,7 +92,9 @@ interface ChildHub {
 
 /** The hub in a process of its own whose descriptor limit (soft and hard) is `limit`. */
 async function startChildHub(limit: number): Promise<ChildHub> {
-  const child = spawn('bash', ['-c', `ulimit -n ${limit} && exec "$0" "$@"`, process.execPath, HUB_PROCESS], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('bash', ['-c', `ulimit -n ${limit} && exec "$0" "$@"`, process.execPath, HUB_PROCESS], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const log: string[] = [];
   createInterface({ input: child.stderr! }).on('line', (line) => log.push(line));
   const [line] = (await within(30_000, 'the hub process to start', once(createInterface({ input: child.stdout! }), 'line'))) as [string];
@@ -99,13 +108,19 @@ describe('under a low descriptor limit', () => {
   let closedByHub = 0;
   /** Opens `count` connections that never say a word (half of those at the TLS port complete a handshake first). */
   const openHostile = async (count: number, at: 'amqp' | 'tls'): Promise<void> => {
-    await Promise.all(Array.from({ length: count }, (_, i) => {
-      const socket = at === 'amqp' ? netConnect(hub.eventHubPort, '127.0.0.1')
-        : i % 2 ? netConnect(hub.port, '127.0.0.1') : tlsConnect({ host: '127.0.0.1', port: hub.port, ca: hub.ca, servername: 'localhost' });
-      hostile.push(socket);
-      socket.resume().once('close', () => closedByHub++);
-      return connected(socket, at === 'tls' && i % 2 === 0 ? 'secureConnect' : 'connect');
-    }));
+    await Promise.all(
+      Array.from({ length: count }, (_, i) => {
+        const socket =
+          at === 'amqp'
+            ? netConnect(hub.eventHubPort, '127.0.0.1')
+            : i % 2
+              ? netConnect(hub.port, '127.0.0.1')
+              : tlsConnect({ host: '127.0.0.1', port: hub.port, ca: hub.ca, servername: 'localhost' });
+        hostile.push(socket);
+        socket.resume().once('close', () => closedByHub++);
+        return connected(socket, at === 'tls' && i % 2 === 0 ? 'secureConnect' : 'connect');
+      }),
+    );
   };
   /** Waits (bounded) until the hub has closed all silent connections but the bound. */
   const keptToTheBound = (bound: number): Promise<void> =>
@@ -125,18 +140,23 @@ describe('under a low descriptor limit', () => {
     await openHostile(100, 'tls');
     await openHostile(250, 'amqp');
     await keptToTheBound(bound);
-    assert.ok(hub.log.some((line) => /had not authenticated/.test(line)), 'the hub says why it closed them');
+    assert.ok(
+      hub.log.some((line) => /had not authenticated/.test(line)),
+      'the hub says why it closed them',
+    );
 
     // Good clients get in: REST, devices over MQTT and MQTT over WebSockets, an Event Hubs reader.
     const transport = { ca: hub.ca, port: hub.port };
     const service = parseConnection('service', hub.serviceConnectionString, transport);
     const registry = createRegistry(service);
-    const devices = await Promise.all((['mqtt', 'mqtt-ws'] as const).map(async (protocol) => {
-      const deviceId = `fd-${protocol}`;
-      const identity = (await registry.create({ deviceId })).responseBody;
-      const connectionString = deviceConnectionString('localhost', deviceId, identity.authentication!.symmetricKey!.primaryKey!);
-      return createDeviceClient(parseConnection('device', connectionString, transport), protocol);
-    }));
+    const devices = await Promise.all(
+      (['mqtt', 'mqtt-ws'] as const).map(async (protocol) => {
+        const deviceId = `fd-${protocol}`;
+        const identity = (await registry.create({ deviceId })).responseBody;
+        const connectionString = deviceConnectionString('localhost', deviceId, identity.authentication!.symmetricKey!.primaryKey!);
+        return createDeviceClient(parseConnection('device', connectionString, transport), protocol);
+      }),
+    );
     const reader = consumer(hub.eventHubConnectionString);
     const events = collect(reader, earliestEventPosition);
     const bodies = () => events.events.map((e) => Buffer.from(e.body as Uint8Array).toString()).sort();
@@ -173,9 +193,12 @@ describe('the descriptor limit', () => {
     }
   })();
 
-  test('a soft limit below the hard one is raised with prlimit, and stays (said in the log) where prlimit is missing', { skip: !prlimit && 'prlimit (util-linux) is not installed' }, () => {
-    // Node raises the soft limit as it starts, so the child lowers its own first, as an embedding runtime might leave it.
-    const script = `
+  test(
+    'a soft limit below the hard one is raised with prlimit, and stays (said in the log) where prlimit is missing',
+    { skip: !prlimit && 'prlimit (util-linux) is not installed' },
+    () => {
+      // Node raises the soft limit as it starts, so the child lowers its own first, as an embedding runtime might leave it.
+      const script = `
       import { execFileSync } from 'node:child_process';
       import { raiseDescriptorLimit, readDescriptorLimits } from ${JSON.stringify(DESCRIPTOR_LIMIT)};
       const lines = [];
@@ -189,11 +212,12 @@ describe('the descriptor limit', () => {
       const withPrlimit = raiseDescriptorLimit(log);
       console.log(JSON.stringify({ hard, withoutPrlimit, withPrlimit, after: readDescriptorLimits(), lines }));
     `;
-    const result = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }));
-    assert.equal(result.withoutPrlimit, 100);
-    assert.match(result.lines[0], /stays at 100 .*prlimit \(util-linux\) is not installed; run `ulimit -n \d+`/);
-    assert.equal(result.withPrlimit, result.hard);
-    assert.equal(result.after.soft, result.hard);
-    assert.match(result.lines[1], new RegExp(`raised the descriptor limit from 100 to ${result.hard}`));
-  });
+      const result = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }));
+      assert.equal(result.withoutPrlimit, 100);
+      assert.match(result.lines[0], /stays at 100 .*prlimit \(util-linux\) is not installed; run `ulimit -n \d+`/);
+      assert.equal(result.withPrlimit, result.hard);
+      assert.equal(result.after.soft, result.hard);
+      assert.match(result.lines[1], new RegExp(`raised the descriptor limit from 100 to ${result.hard}`));
+    },
+  );
 });

@@ -15,8 +15,13 @@ import { until } from './helpers/devices.js';
 
 const RUN_BEFORE_KILL_MS = 2000;
 
-async function startHub(home: string, dataDir: string): Promise<{ process: CliProcess; connection: ServiceConnection; address: { port: number; tls: { ca: string } }; eventHub: string }> {
-  const hub = new CliProcess(['hub', 'start', '--port', '0', '--amqp-port', '0', '--data-dir', dataDir, '--json', '--show-secrets'], { IOTHUB_TUT_HOME: home });
+async function startHub(
+  home: string,
+  dataDir: string,
+): Promise<{ process: CliProcess; connection: ServiceConnection; address: { port: number; tls: { ca: string } }; eventHub: string }> {
+  const hub = new CliProcess(['hub', 'start', '--port', '0', '--amqp-port', '0', '--data-dir', dataDir, '--json', '--show-secrets'], {
+    IOTHUB_TUT_HOME: home,
+  });
   const started = await hub.waitFor((l) => l.event === 'started');
   const ca = readFileSync(started.caFile, 'utf8');
   return {
@@ -33,8 +38,14 @@ async function sendUntilKilled(client: mqtt.MqttClient, acked: number[]): Promis
   const died = new Promise<boolean>((resolve) => client.once('close', () => resolve(false)));
   const lane = async (first: number) => {
     for (let n = first; ; n += 20) {
-      const ok = await Promise.race([died, new Promise<boolean>((resolve) =>
-        client.publish(`devices/crash-sender/messages/events/$.mid=${n}&n=${n}`, JSON.stringify({ n }), { qos: 1 }, (err) => resolve(!err)))]);
+      const ok = await Promise.race([
+        died,
+        new Promise<boolean>((resolve) =>
+          client.publish(`devices/crash-sender/messages/events/$.mid=${n}&n=${n}`, JSON.stringify({ n }), { qos: 1 }, (err) =>
+            resolve(!err),
+          ),
+        ),
+      ]);
       if (!ok) return;
       acked.push(n);
     }
@@ -70,7 +81,11 @@ test('kill -9 mid-stream: every acknowledged identity, desired patch, reported p
     let hub = await startHub(home, dataDir);
     const registry = createRegistry(hub.connection);
     const reporterKey = (await registry.create({ deviceId: 'crash-reporter' })).responseBody.authentication!.symmetricKey!.primaryKey;
-    const reporter = await rawConnect(hub.address, { deviceId: 'crash-reporter' }, deviceToken({ deviceId: 'crash-reporter' }, reporterKey));
+    const reporter = await rawConnect(
+      hub.address,
+      { deviceId: 'crash-reporter' },
+      deviceToken({ deviceId: 'crash-reporter' }, reporterKey),
+    );
     assert.ok(typeof reporter !== 'number', `reporter connected (CONNACK ${reporter})`);
     const senderKey = (await registry.create({ deviceId: 'crash-sender' })).responseBody.authentication!.symmetricKey!.primaryKey;
     const sender = await rawConnect(hub.address, { deviceId: 'crash-sender' }, deviceToken({ deviceId: 'crash-sender' }, senderKey));
@@ -80,7 +95,8 @@ test('kill -9 mid-stream: every acknowledged identity, desired patch, reported p
     const desired = new Map<string, number>();
     let killed = false;
     const writer = async (lane: number) => {
-      for (let i = 0; !killed && i < 300; i++) { // at most 900 devices: one `list` page holds them all
+      for (let i = 0; !killed && i < 300; i++) {
+        // at most 900 devices: one `list` page holds them all
         const deviceId = `crash-${lane}-${i}`;
         try {
           await registry.create({ deviceId });
@@ -99,8 +115,11 @@ test('kill -9 mid-stream: every acknowledged identity, desired patch, reported p
     const sending = sendUntilKilled(sender, sentSoFar);
 
     // Mid-stream: once every kind of write has been acknowledged (a busy machine may take a while), and a moment more.
-    await until(() => created.length > 0 && desired.size > 0 && reported.acked > 0 && sentSoFar.length > 0,
-      'every kind of write has been acknowledged once', 60_000);
+    await until(
+      () => created.length > 0 && desired.size > 0 && reported.acked > 0 && sentSoFar.length > 0,
+      'every kind of write has been acknowledged once',
+      60_000,
+    );
     await new Promise((r) => setTimeout(r, RUN_BEFORE_KILL_MS));
     killed = true;
     hub.process.child.kill('SIGKILL');
@@ -110,8 +129,10 @@ test('kill -9 mid-stream: every acknowledged identity, desired patch, reported p
     const sent = await sending;
     reporter.end(true);
     sender.end(true);
-    assert.ok(created.length > 0 && desired.size > 0 && lastReported > 0 && sent.length > 0,
-      `writes were acknowledged before the kill (${created.length}, ${desired.size}, ${lastReported}, ${sent.length})`);
+    assert.ok(
+      created.length > 0 && desired.size > 0 && lastReported > 0 && sent.length > 0,
+      `writes were acknowledged before the kill (${created.length}, ${desired.size}, ${lastReported}, ${sent.length})`,
+    );
 
     hub = await startHub(home, dataDir);
     try {
@@ -150,7 +171,8 @@ test('kill -9 between send and delivery: every cloud-to-device message the hub a
   const dataDir = join(home, 'data');
   try {
     let hub = await startHub(home, dataDir);
-    const key = (await createRegistry(hub.connection).create({ deviceId: 'crash-c2d' })).responseBody.authentication!.symmetricKey!.primaryKey;
+    const key = (await createRegistry(hub.connection).create({ deviceId: 'crash-c2d' })).responseBody.authentication!.symmetricKey!
+      .primaryKey;
     const service = createServiceClient(hub.connection);
     await service.open();
     const accepted: string[] = [];
@@ -168,12 +190,17 @@ test('kill -9 between send and delivery: every cloud-to-device message the hub a
       const device = await rawConnect(hub.address, { deviceId: 'crash-c2d' }, deviceToken({ deviceId: 'crash-c2d' }, key));
       assert.ok(typeof device !== 'number', `device connected (CONNACK ${device})`);
       const received: string[] = [];
-      const all = new Promise<void>((resolve) => device.on('message', (_topic, payload) => {
-        received.push(payload.toString());
-        if (received.length === accepted.length) resolve();
-      }));
+      const all = new Promise<void>((resolve) =>
+        device.on('message', (_topic, payload) => {
+          received.push(payload.toString());
+          if (received.length === accepted.length) resolve();
+        }),
+      );
       await subscribe(device, ['devices/crash-c2d/messages/devicebound/#'], 1);
-      await Promise.race([all, new Promise((_, reject) => setTimeout(() => reject(new Error(`received only ${received.length}`)), 30_000))]);
+      await Promise.race([
+        all,
+        new Promise((_, reject) => setTimeout(() => reject(new Error(`received only ${received.length}`)), 30_000)),
+      ]);
       device.end(true);
       assert.deepEqual(received, accepted);
     } finally {

@@ -69,7 +69,7 @@ describe('the dashboard in a real browser', { skip: missing }, () => {
     }
   });
 
-  test('the printed URL signs in once, into an HttpOnly, Secure, SameSite=Strict cookie; the device list shows the tutorial\'s identities', async () => {
+  test("the printed URL signs in once, into an HttpOnly, Secure, SameSite=Strict cookie; the device list shows the tutorial's identities", async () => {
     await page.goto(started.dashboardUrl);
     assert.equal(page.url(), `${origin()}/ui/`, 'the token is off the address bar');
     await page.getByRole('heading', { name: 'Devices and modules' }).waitFor();
@@ -119,7 +119,10 @@ describe('the dashboard in a real browser', { skip: missing }, () => {
     await cli(['update-module-twin', '--desired', '{"telemetryInterval":60}']);
     await page.getByText(/The twin changed \(now version \d+\) since you began editing/).waitFor();
     await page.getByRole('button', { name: 'Apply patch' }).click();
-    await page.getByRole('alert').getByText(/Not applied: the twin changed since it was read at version \d+ \(412 PreconditionFailed\)/).waitFor();
+    await page
+      .getByRole('alert')
+      .getByText(/Not applied: the twin changed since it was read at version \d+ \(412 PreconditionFailed\)/)
+      .waitFor();
     await page.getByRole('heading', { name: /Desired properties \$version 3/ }).waitFor();
   });
 
@@ -132,7 +135,7 @@ describe('the dashboard in a real browser', { skip: missing }, () => {
     assert.equal(await page.getByLabel('Method name').inputValue(), 'rebootDevice');
     await page.getByRole('button', { name: 'Invoke method' }).click();
     await page.getByText('Status 200').waitFor();
-    assert.match(await page.locator('.answer pre').textContent() ?? '', /"Response": "Rebooting device"/);
+    assert.match((await page.locator('.answer pre').textContent()) ?? '', /"Response": "Rebooting device"/);
     const request = await rebooter.waitFor((line) => line.event === 'request');
     assert.equal(request.methodName, 'rebootDevice');
     assert.equal(await rebooter.exit(), 0);
@@ -147,7 +150,11 @@ describe('the dashboard in a real browser', { skip: missing }, () => {
 
     await page.getByText('5 messages shown. Live.').waitFor();
     const bodies = await page.locator('ol.stream .message pre.body').allTextContents();
-    assert.deepEqual(bodies.map((b) => JSON.parse(b).windSpeed), confirmed.map((c) => c.body.windSpeed).reverse(), 'newest first');
+    assert.deepEqual(
+      bodies.map((b) => JSON.parse(b).windSpeed),
+      confirmed.map((c) => c.body.windSpeed).reverse(),
+      'newest first',
+    );
     await page.getByText('Property=PropMsg_5').waitFor();
     const series = page.locator('svg.chart g.series[data-series="myFirstDevice windSpeed"]');
     assert.equal(await series.locator('circle').count(), 5);
@@ -176,12 +183,12 @@ describe('the dashboard in a real browser', { skip: missing }, () => {
 
     await page.getByRole('button', { name: 'Connection string of pageDevice' }).click();
     const value = page.locator('.secret-value').first();
-    assert.match(await value.textContent() ?? '', /^HostName=…;DeviceId=pageDevice;SharedAccessKey=•+$/);
+    assert.match((await value.textContent()) ?? '', /^HostName=…;DeviceId=pageDevice;SharedAccessKey=•+$/);
     await page.getByRole('button', { name: 'Show' }).click();
     const [existing] = await cli(['create-device', '-d', 'pageDevice', '--show-secrets']);
     await page.getByText(existing.connectionString).waitFor();
     await page.getByRole('button', { name: 'Hide' }).click();
-    assert.doesNotMatch(await value.textContent() ?? '', /SharedAccessKey=[^•]/);
+    assert.doesNotMatch((await value.textContent()) ?? '', /SharedAccessKey=[^•]/);
 
     await page.getByRole('button', { name: 'Disable pageDevice' }).click();
     await row.getByText('disabled', { exact: true }).waitFor();
@@ -210,7 +217,7 @@ describe('the dashboard in a real browser', { skip: missing }, () => {
     await card('Address').getByText(`localhost:${started.port}`).waitFor();
     await card('Identities').getByText('2 devices').waitFor();
     await card('Connected').getByText('devices and modules over MQTT; 1 dashboard page open').waitFor();
-    assert.match(await card('Messages per second').textContent() ?? '', /7 since the hub started/);
+    assert.match((await card('Messages per second').textContent()) ?? '', /7 since the hub started/);
     await page.getByText('No warnings or errors since the hub started.').waitFor();
     await page.getByRole('link', { name: 'Cloud-to-device' }).click();
     await page.getByText('Not available yet.').waitFor();

@@ -40,11 +40,14 @@ function call(t: TestHub, path: string, { method = 'GET', cookie, headers, body 
     ...headers,
   };
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: t.hub.port, method, path, ca: t.hub.tls.ca, servername: 'localhost', headers: allHeaders }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => (text += c)).on('end', () => resolve({ status: res.statusCode!, headers: res.headers, text }));
-    });
+    const req = request(
+      { host: '127.0.0.1', port: t.hub.port, method, path, ca: t.hub.tls.ca, servername: 'localhost', headers: allHeaders },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c) => (text += c)).on('end', () => resolve({ status: res.statusCode!, headers: res.headers, text }));
+      },
+    );
     req.on('error', reject).end(body === undefined ? undefined : JSON.stringify(body));
   });
 }
@@ -69,13 +72,19 @@ async function withHub(fn: (t: TestHub, log: LogLine[]) => Promise<void>): Promi
   }
 }
 
-test('hub start prints the dashboard\'s login link, in full, beside the masked connection strings', async () => {
+test("hub start prints the dashboard's login link, in full, beside the masked connection strings", async () => {
   const home = tempDir('iothub-tut-cli-');
   const hub = new CliProcess(['hub', 'start', '--port', '0', '--amqp-port', '0', '--in-memory'], { IOTHUB_TUT_HOME: home });
   try {
     const line: string = await hub.waitFor((l) => typeof l === 'string' && l.includes('Dashboard'));
     assert.match(line, /^ {2}Dashboard +https:\/\/localhost:\d+\/ui\/\?token=[A-Za-z0-9_-]{43}$/);
-    assert.ok(hub.lines.some((l) => typeof l === 'string' && /Connection string +HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=.{4}…\(hidden\)$/.test(l)));
+    assert.ok(
+      hub.lines.some(
+        (l) =>
+          typeof l === 'string' &&
+          /Connection string +HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=.{4}…\(hidden\)$/.test(l),
+      ),
+    );
   } finally {
     await hub.stop();
     rmSync(home, { recursive: true, force: true });
@@ -90,7 +99,15 @@ test('without a session nothing of the hub is shown: the page, its scripts, its 
       const page = await call(t, '/ui/', { cookie });
       assert.equal(page.status, 401);
       assert.match(page.text, /Open the URL that <code>iothub-tut hub start<\/code> printed/);
-      for (const path of ['/ui/main.js', '/ui/views/devices.js', '/ui/api/devices', '/ui/api/overview', '/ui/api/live', '/ui/api/telemetry', '/ui/api/rest/devices']) {
+      for (const path of [
+        '/ui/main.js',
+        '/ui/views/devices.js',
+        '/ui/api/devices',
+        '/ui/api/overview',
+        '/ui/api/live',
+        '/ui/api/telemetry',
+        '/ui/api/rest/devices',
+      ]) {
         const reply = await call(t, path, { cookie });
         assert.equal(reply.status, 401, path);
         assert.doesNotMatch(reply.text, /secretDevice/, path);
@@ -106,7 +123,8 @@ test('the login link signs in once, into an HttpOnly, Secure, SameSite=Strict co
     const url = new URL(t.hub.dashboard.loginUrl());
     const { cookie, setCookie } = await signIn(t, url.href);
     assert.match(setCookie, new RegExp(`^__Secure-iothub-tut-ui-${t.hub.port}=[A-Za-z0-9_-]{43}; `));
-    for (const attribute of ['Path=/ui', 'Secure', 'HttpOnly', 'SameSite=Strict']) assert.ok(setCookie.split('; ').includes(attribute), attribute);
+    for (const attribute of ['Path=/ui', 'Secure', 'HttpOnly', 'SameSite=Strict'])
+      assert.ok(setCookie.split('; ').includes(attribute), attribute);
     assert.equal((await call(t, '/ui/', { cookie })).status, 200);
     assert.equal((await call(t, '/ui/api/devices', { cookie })).status, 200);
 
@@ -114,7 +132,10 @@ test('the login link signs in once, into an HttpOnly, Secure, SameSite=Strict co
     const again = await call(t, url.pathname + url.search);
     assert.equal(again.status, 401);
     assert.equal(again.headers['set-cookie'], undefined);
-    assert.ok(lines.some((l) => /ui: GET \/ui\/\?token=\*\*\*: refused, a login token that is spent/.test(l.message)), 'the refusal is logged, without the token');
+    assert.ok(
+      lines.some((l) => /ui: GET \/ui\/\?token=\*\*\*: refused, a login token that is spent/.test(l.message)),
+      'the refusal is logged, without the token',
+    );
     assert.ok(!lines.some((l) => l.message.includes(url.searchParams.get('token')!)), 'no log line holds the token');
 
     const out = await call(t, '/ui/api/sign-out', { method: 'POST', cookie, body: {} });
@@ -136,7 +157,7 @@ test('a restarted hub knows no cookie from before', async () => {
   }
 });
 
-test('CSRF and DNS rebinding: a state-changing call needs the page\'s header and origin; a foreign Host or site is refused', () =>
+test("CSRF and DNS rebinding: a state-changing call needs the page's header and origin; a foreign Host or site is refused", () =>
   withHub(async (t) => {
     const { cookie } = await signIn(t);
     const create = (id: string, headers: Record<string, string>) =>
@@ -150,15 +171,20 @@ test('CSRF and DNS rebinding: a state-changing call needs the page\'s header and
     assert.equal((await call(t, '/ui/api/devices', { cookie, headers: { 'Sec-Fetch-Site': 'same-site' } })).status, 403);
     assert.equal((await create('otherHost', { Host: 'evil.example' })).status, 403);
     assert.equal((await call(t, '/ui/api/devices', { cookie, headers: { Host: `rebound.example:${t.hub.port}` } })).status, 403);
-    assert.equal((await call(t, '/ui/api/connection-string', { method: 'POST', cookie, body: { deviceId: 'x' }, headers: { 'X-Iothub-Tut-Ui': '' } })).status, 403);
-    for (const id of ['noHeader', 'otherOrigin', 'otherSite', 'otherPort', 'sameSite', 'otherHost']) assert.equal(t.hub.registry.find(id), undefined, id);
+    assert.equal(
+      (await call(t, '/ui/api/connection-string', { method: 'POST', cookie, body: { deviceId: 'x' }, headers: { 'X-Iothub-Tut-Ui': '' } }))
+        .status,
+      403,
+    );
+    for (const id of ['noHeader', 'otherOrigin', 'otherSite', 'otherPort', 'sameSite', 'otherHost'])
+      assert.equal(t.hub.registry.find(id), undefined, id);
 
     const created = await create('fromThePage', {});
     assert.equal(created.status, 200);
     assert.ok(t.hub.registry.find('fromThePage'));
   }));
 
-test('the page calls the hub\'s own REST API with the session\'s policy; the REST API itself takes no cookie', () =>
+test("the page calls the hub's own REST API with the session's policy; the REST API itself takes no cookie", () =>
   withHub(async (t) => {
     const { cookie } = await signIn(t);
     const put = await call(t, '/ui/api/rest/devices/d1', { method: 'PUT', cookie, body: { deviceId: 'd1' } });
@@ -168,10 +194,20 @@ test('the page calls the hub\'s own REST API with the session\'s policy; the RES
 
     const twin = JSON.parse((await call(t, '/ui/api/rest/twins/d1', { cookie })).text);
     const patch = { properties: { desired: { telemetryInterval: 5 } } };
-    const stale = await call(t, '/ui/api/rest/twins/d1', { method: 'PATCH', cookie, body: patch, headers: { 'If-Match': '"AAAAAAAAAAA="' } });
+    const stale = await call(t, '/ui/api/rest/twins/d1', {
+      method: 'PATCH',
+      cookie,
+      body: patch,
+      headers: { 'If-Match': '"AAAAAAAAAAA="' },
+    });
     assert.equal(stale.status, 412);
     assert.equal(JSON.parse(stale.text).errorCode, 412002);
-    const fresh = await call(t, '/ui/api/rest/twins/d1', { method: 'PATCH', cookie, body: patch, headers: { 'If-Match': `"${twin.etag}"` } });
+    const fresh = await call(t, '/ui/api/rest/twins/d1', {
+      method: 'PATCH',
+      cookie,
+      body: patch,
+      headers: { 'If-Match': `"${twin.etag}"` },
+    });
     assert.equal(fresh.status, 200);
     assert.equal(JSON.parse(fresh.text).properties.desired.telemetryInterval, 5);
 
@@ -191,7 +227,13 @@ test('the device list holds no keys and shows the live connection; a connection 
       assert.doesNotMatch(list.text, new RegExp(record.primaryKey.replace(/[+/=]/g, '.')));
       assert.doesNotMatch(list.text, /primaryKey|SharedAccessKey/);
       const rows = JSON.parse(list.text);
-      assert.deepEqual(rows.map((r: any) => [r.deviceId, r.moduleId, r.connectionState]), [['live1', undefined, 'Connected'], ['live1', 'mod1', 'Disconnected']]);
+      assert.deepEqual(
+        rows.map((r: any) => [r.deviceId, r.moduleId, r.connectionState]),
+        [
+          ['live1', undefined, 'Connected'],
+          ['live1', 'mod1', 'Disconnected'],
+        ],
+      );
       assert.equal(rows[0].authenticationType, 'sas');
       assert.equal(rows[0].status, 'enabled');
 
@@ -205,7 +247,7 @@ test('the device list holds no keys and shows the live connection; a connection 
     }
   }));
 
-test('only the page\'s own files are served, with a strict content security policy; nothing outside /ui/', () =>
+test("only the page's own files are served, with a strict content security policy; nothing outside /ui/", () =>
   withHub(async (t) => {
     const { cookie } = await signIn(t);
     const page = await call(t, '/ui/', { cookie });
@@ -215,7 +257,14 @@ test('only the page\'s own files are served, with a strict content security poli
     const script = await call(t, '/ui/main.js', { cookie });
     assert.equal(script.status, 200);
     assert.match(String(script.headers['content-type']), /^text\/javascript/);
-    for (const path of ['/ui/../package.json', '/ui/%2e%2e/package.json', '/ui/main.js.map', '/ui/main.ts', '/ui/nosuch.js', '/ui/.hidden.js']) {
+    for (const path of [
+      '/ui/../package.json',
+      '/ui/%2e%2e/package.json',
+      '/ui/main.js.map',
+      '/ui/main.ts',
+      '/ui/nosuch.js',
+      '/ui/.hidden.js',
+    ]) {
       const reply = await call(t, path, { cookie });
       assert.equal(reply.status, 404, path);
       assert.doesNotMatch(reply.text, /"name": "iothub-tut"/, path);
@@ -227,7 +276,14 @@ function liveEvents(t: TestHub, cookie: string) {
   const events: Array<{ event: string; data: any }> = [];
   const state = { ended: false };
   let buffer = '';
-  const req = request({ host: '127.0.0.1', port: t.hub.port, path: '/ui/api/live', ca: t.hub.tls.ca, servername: 'localhost', headers: { Host: `localhost:${t.hub.port}`, Cookie: cookie } });
+  const req = request({
+    host: '127.0.0.1',
+    port: t.hub.port,
+    path: '/ui/api/live',
+    ca: t.hub.tls.ca,
+    servername: 'localhost',
+    headers: { Host: `localhost:${t.hub.port}`, Cookie: cookie },
+  });
   const opened = new Promise<void>((resolve, reject) => {
     req.on('error', reject).on('response', (res) => {
       assert.equal(res.statusCode, 200);
@@ -266,10 +322,15 @@ test('live: device list changes, twin writes, telemetry and hub log errors arriv
 
       const device = await openDevice(await registerIdentity(t, 'sensor'));
       try {
-        await live.waitFor('sensor connected', (e) => e.event === 'devices' && e.data.some((d: any) => d.deviceId === 'sensor' && d.connectionState === 'Connected'));
+        await live.waitFor(
+          'sensor connected',
+          (e) => e.event === 'devices' && e.data.some((d: any) => d.deviceId === 'sensor' && d.connectionState === 'Connected'),
+        );
 
         const deviceTwin = await device.getTwin();
-        await new Promise<void>((resolve, reject) => deviceTwin.properties.reported.update({ firmware: '1.2.3' }, (err?: Error) => (err ? reject(err) : resolve())));
+        await new Promise<void>((resolve, reject) =>
+          deviceTwin.properties.reported.update({ firmware: '1.2.3' }, (err?: Error) => (err ? reject(err) : resolve())),
+        );
         const twin = await live.waitFor('a twin write', (e) => e.event === 'twin' && e.data.deviceId === 'sensor');
         assert.equal(twin.data.version, 2);
 
@@ -311,7 +372,7 @@ test('live: device list changes, twin writes, telemetry and hub log errors arriv
     }
   }));
 
-test('the package ships the page\'s files (scripts, HTML, CSS), without source maps', () => {
+test("the package ships the page's files (scripts, HTML, CSS), without source maps", () => {
   const root = fileURLToPath(new URL('../..', import.meta.url));
   const packed = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8' });
   assert.equal(packed.status, 0, packed.stderr);

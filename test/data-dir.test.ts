@@ -86,13 +86,16 @@ test('a truncated hub.db is refused at start', () =>
 test('a data dir whose CA is there but whose hub.db is missing or empty is refused, not started as a new hub', () =>
   onCopy(async (dataDir, db) => {
     rmSync(db);
-    const gone = (what: string) => new RegExp(`^error: the data dir ${dataDir} holds a hub's CA but not its database \\(${db} is ${what}\\): restore hub.db from a backup, or remove the data dir to start a new, empty hub`);
+    const gone = (what: string) =>
+      new RegExp(
+        `^error: the data dir ${dataDir} holds a hub's CA but not its database \\(${db} is ${what}\\): restore hub.db from a backup, or remove the data dir to start a new, empty hub`,
+      );
     await assertRefused(dataDir, gone('missing'));
     writeFileSync(db, '');
     await assertRefused(dataDir, gone('empty'));
   }));
 
-test('the start-up check: a whole quick_check finds damage anywhere; above the size bound, the tables but the event log\'s are checked whole', () => {
+test("the start-up check: a whole quick_check finds damage anywhere; above the size bound, the tables but the event log's are checked whole", () => {
   const dir = tempDir();
   try {
     const path = join(dir, 'hub.db');
@@ -102,11 +105,14 @@ test('the start-up check: a whole quick_check finds damage anywhere; above the s
     db.transaction(() => {
       for (let i = 0; i < 50; i++) identities.put({ deviceId: `d${i}`, moduleId: '', statusReason: 'x'.repeat(500) } as IdentityRecord);
     });
-    const insert = db.prepare('INSERT INTO events (partition, sequence, offset, enqueued_ms, body, properties) VALUES (?, ?, ?, 0, ?, \'{}\')');
+    const insert = db.prepare(
+      "INSERT INTO events (partition, sequence, offset, enqueued_ms, body, properties) VALUES (?, ?, ?, 0, ?, '{}')",
+    );
     db.transaction(() => {
       for (let s = 0; s < 2000; s++) insert.run(s % 4, s, s, randomBytes(1000));
     });
-    const identitiesRoot = db.prepare<[], { rootpage: number }>("SELECT rootpage FROM sqlite_schema WHERE name = 'identities'").get()!.rootpage;
+    const identitiesRoot = db.prepare<[], { rootpage: number }>("SELECT rootpage FROM sqlite_schema WHERE name = 'identities'").get()!
+      .rootpage;
     db.close();
     checkDatabase(path); // sound
     checkDatabase(path, 0);
@@ -120,7 +126,10 @@ test('the start-up check: a whole quick_check finds damage anywhere; above the s
     // The identities' root page, with the partial check (the bound set to 0).
     writeFileSync(path, readFileSync(copy));
     damage(identitiesRoot);
-    assert.throws(() => checkDatabase(path, 0), (err: Error) => err instanceof DataDirError && /is damaged/.test(err.message));
+    assert.throws(
+      () => checkDatabase(path, 0),
+      (err: Error) => err instanceof DataDirError && /is damaged/.test(err.message),
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

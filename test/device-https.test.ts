@@ -31,7 +31,9 @@ function tutorialMessage(n: number, run: string): deviceSdk.Message {
 
 /** Every stored event of a device, oldest first. */
 function storedOf(t: TestHub, deviceId: string) {
-  return t.hub.eventLog.read(t.hub.eventLog.partitionOf(deviceId), 0, 100_000).filter((e) => e.annotations['iothub-connection-device-id'] === deviceId);
+  return t.hub.eventLog
+    .read(t.hub.eventLog.partitionOf(deviceId), 0, 100_000)
+    .filter((e) => e.annotations['iothub-connection-device-id'] === deviceId);
 }
 
 function deviceToken(connection: DeviceConnection, ttlSeconds = 600, resource = `localhost/devices/${connection.deviceId}`): string {
@@ -47,7 +49,7 @@ describe('device HTTPS: azure-iot-device-http against the local hub', () => {
     await t.dispose();
   });
 
-  test('a message with the tutorial properties reaches Event Hubs readers stamped exactly as the same device\'s MQTT message', async () => {
+  test("a message with the tutorial properties reaches Event Hubs readers stamped exactly as the same device's MQTT message", async () => {
     const connection = await registerIdentity(t, 'https-tutorial');
     const http = await createDeviceClient(connection, 'http', { features: ['telemetry'] });
     const mqtt = await openDevice(connection);
@@ -72,7 +74,10 @@ describe('device HTTPS: azure-iot-device-http against the local hub', () => {
       assert.equal(https.contentType, 'application/json');
       assert.deepEqual(https.properties, { Property: 'PropMsg_1', run: 'https' });
       // The same stamps (device, auth method, generation id, source) and the same system properties as over MQTT.
-      const stamps = (e: ReceivedEventData) => Object.fromEntries(Object.entries(e.systemProperties ?? {}).filter(([k]) => k.startsWith('iothub-') && k !== 'iothub-enqueuedtime'));
+      const stamps = (e: ReceivedEventData) =>
+        Object.fromEntries(
+          Object.entries(e.systemProperties ?? {}).filter(([k]) => k.startsWith('iothub-') && k !== 'iothub-enqueuedtime'),
+        );
       assert.equal(stamps(https)['iothub-connection-device-id'], 'https-tutorial');
       assert.deepEqual(stamps(https), stamps(mqttEvent));
       assert.deepEqual(Object.keys(https.systemProperties ?? {}).sort(), Object.keys(mqttEvent.systemProperties ?? {}).sort());
@@ -91,21 +96,40 @@ describe('device HTTPS: azure-iot-device-http against the local hub', () => {
       await http.close();
     }
     const stored = storedOf(t, 'https-batch');
-    assert.deepEqual(stored.map((e) => JSON.parse(Buffer.from(e.body).toString()).n), [1, 2, 3]);
-    assert.deepEqual(stored.map((e) => e.properties), [1, 2, 3].map((n) => ({ Property: `PropMsg_${n}`, run: 'batch' })));
+    assert.deepEqual(
+      stored.map((e) => JSON.parse(Buffer.from(e.body).toString()).n),
+      [1, 2, 3],
+    );
+    assert.deepEqual(
+      stored.map((e) => e.properties),
+      [1, 2, 3].map((n) => ({ Property: `PropMsg_${n}`, run: 'batch' })),
+    );
     assert.equal(stored[0]!.annotations['iothub-message-source'], 'Telemetry');
   });
 
   test('a batch as the C# SDK writes it: system properties among the properties, and base64Encoded false for text', async () => {
     const connection = await registerIdentity(t, 'https-batch-raw');
     const batch = [
-      { body: Buffer.from('{"a":1}').toString('base64'), properties: { 'iothub-messageid': 'm1', 'IoTHub-CorrelationId': 'c1', 'iothub-app-Kind': 'first', 'iothub-to': '/devices/x/messages/events' } },
+      {
+        body: Buffer.from('{"a":1}').toString('base64'),
+        properties: {
+          'iothub-messageid': 'm1',
+          'IoTHub-CorrelationId': 'c1',
+          'iothub-app-Kind': 'first',
+          'iothub-to': '/devices/x/messages/events',
+        },
+      },
       { body: 'plain text', base64Encoded: false, properties: { 'iothub-contenttype': 'text/plain' } },
     ];
-    const answer = await restCall(t, 'POST', EVENTS('https-batch-raw'), deviceToken(connection), JSON.stringify(batch), { headers: { 'Content-Type': BATCH_CONTENT_TYPE } });
+    const answer = await restCall(t, 'POST', EVENTS('https-batch-raw'), deviceToken(connection), JSON.stringify(batch), {
+      headers: { 'Content-Type': BATCH_CONTENT_TYPE },
+    });
     assert.equal(answer.status, 204);
     const stored = storedOf(t, 'https-batch-raw');
-    assert.deepEqual(stored.map((e) => Buffer.from(e.body).toString()), ['{"a":1}', 'plain text']);
+    assert.deepEqual(
+      stored.map((e) => Buffer.from(e.body).toString()),
+      ['{"a":1}', 'plain text'],
+    );
     assert.deepEqual(stored[0]!.systemProperties, { messageId: 'm1', correlationId: 'c1' });
     assert.deepEqual(stored[0]!.properties, { Kind: 'first' });
     assert.deepEqual(stored[1]!.systemProperties, { contentType: 'text/plain' });
@@ -114,8 +138,17 @@ describe('device HTTPS: azure-iot-device-http against the local hub', () => {
   test('a batch that is not a JSON array of messages is 400 ArgumentInvalid, and nothing of it is stored', async () => {
     const connection = await registerIdentity(t, 'https-bad-batch');
     const good = { body: Buffer.from('ok').toString('base64') };
-    for (const bad of ['{"body":"b2s="}', '[]', 'not json', JSON.stringify([good, { body: 'not base64!' }]), JSON.stringify([good, { body: 'b2s=', properties: { 'iothub-app-n': 1 } }]), JSON.stringify([good, 42])]) {
-      const answer = await restCall(t, 'POST', EVENTS('https-bad-batch'), deviceToken(connection), bad, { headers: { 'Content-Type': BATCH_CONTENT_TYPE } });
+    for (const bad of [
+      '{"body":"b2s="}',
+      '[]',
+      'not json',
+      JSON.stringify([good, { body: 'not base64!' }]),
+      JSON.stringify([good, { body: 'b2s=', properties: { 'iothub-app-n': 1 } }]),
+      JSON.stringify([good, 42]),
+    ]) {
+      const answer = await restCall(t, 'POST', EVENTS('https-bad-batch'), deviceToken(connection), bad, {
+        headers: { 'Content-Type': BATCH_CONTENT_TYPE },
+      });
       assert.equal(answer.status, 400, bad);
       assert.equal(answer.body.errorCode, 400004, bad);
     }
@@ -127,14 +160,19 @@ describe('device HTTPS: azure-iot-device-http against the local hub', () => {
     const other = await registerIdentity(t, 'https-auth-other');
     const module = await registerIdentity(t, 'https-auth-gw', 'https-auth-mod');
     const policy = (name: string) => t.hub.auth.policy(name)!.primaryKey;
-    const post = (authorization?: string, deviceId = 'https-auth') => restCall(t, 'POST', EVENTS(deviceId), authorization, 'x', { headers: { 'Content-Type': 'text/plain' } });
+    const post = (authorization?: string, deviceId = 'https-auth') =>
+      restCall(t, 'POST', EVENTS(deviceId), authorization, 'x', { headers: { 'Content-Type': 'text/plain' } });
     const refused: Array<[string, string | undefined, string?]> = [
       ['no Authorization header', undefined],
       ['a token that is not a SharedAccessSignature', 'Bearer abc'],
       ['an expired token', deviceToken(connection, -10)],
       ["another device's token", deviceToken(other, 600, 'localhost/devices/https-auth')],
       ["another device's token for its own device", deviceToken(other)],
-      ["a module's token on its device's path", deviceToken(module, 600, 'localhost/devices/https-auth-gw/modules/https-auth-mod'), 'https-auth-gw'],
+      [
+        "a module's token on its device's path",
+        deviceToken(module, 600, 'localhost/devices/https-auth-gw/modules/https-auth-mod'),
+        'https-auth-gw',
+      ],
       ['the service policy (no DeviceConnect)', createSasToken('localhost', policy('service'), 'service', 600)],
       ['an unregistered device', deviceToken({ ...connection, deviceId: 'https-nobody' }), 'https-nobody'],
     ];
@@ -148,7 +186,11 @@ describe('device HTTPS: azure-iot-device-http against the local hub', () => {
     }
     // Whether a device exists is not told to a caller without its key: an unknown one reads as a wrong key.
     assert.equal(messages.get('an unregistered device'), messages.get("another device's token")!.replace("'https-auth'", "'https-nobody'"));
-    assert.equal((await post(createSasToken('localhost/devices', policy('device'), 'device', 600))).status, 204, 'the device policy (DeviceConnect) is accepted');
+    assert.equal(
+      (await post(createSasToken('localhost/devices', policy('device'), 'device', 600))).status,
+      204,
+      'the device policy (DeviceConnect) is accepted',
+    );
     assert.equal((await post(deviceToken(connection))).status, 204, "the device's own token is accepted");
 
     t.hub.registry.createOrUpdate({ deviceId: 'https-auth' }, { status: 'disabled' }, '*');
@@ -170,19 +212,28 @@ describe('device HTTPS: azure-iot-device-http against the local hub', () => {
     const connection = await registerIdentity(t, 'https-size');
     const properties = { 'iothub-app-Property': 'PropMsg_1', 'iothub-messageid': 'message_1' };
     const propertyBytes = Object.entries(properties).reduce((sum, [k, v]) => sum + k.length + v.length, 0);
-    const post = (bodyBytes: number) => restCall(t, 'POST', EVENTS('https-size'), deviceToken(connection), Buffer.alloc(bodyBytes, 0x61), { headers: { 'Content-Type': 'application/octet-stream', ...properties } });
+    const post = (bodyBytes: number) =>
+      restCall(t, 'POST', EVENTS('https-size'), deviceToken(connection), Buffer.alloc(bodyBytes, 0x61), {
+        headers: { 'Content-Type': 'application/octet-stream', ...properties },
+      });
     assert.equal((await post(256 * 1024 - propertyBytes)).status, 204);
     const over = await post(256 * 1024 - propertyBytes + 1);
     assert.equal(over.status, 413);
     assert.equal(over.body.errorCode, 413001);
     const farOver = await post(1024 * 1024);
     assert.equal(farOver.status, 413);
-    assert.deepEqual(storedOf(t, 'https-size').map((e) => e.body.length), [256 * 1024 - propertyBytes]);
+    assert.deepEqual(
+      storedOf(t, 'https-size').map((e) => e.body.length),
+      [256 * 1024 - propertyBytes],
+    );
 
     // The SDK makes the 413 its MessageTooLargeError.
     const http = await createDeviceClient(connection, 'http', { features: ['telemetry'] });
     try {
-      await assert.rejects(http.sendEvent(new deviceSdk.Message(Buffer.alloc(300 * 1024))), (err: Error) => err.constructor.name === 'MessageTooLargeError');
+      await assert.rejects(
+        http.sendEvent(new deviceSdk.Message(Buffer.alloc(300 * 1024))),
+        (err: Error) => err.constructor.name === 'MessageTooLargeError',
+      );
     } finally {
       await http.close();
     }
@@ -190,7 +241,12 @@ describe('device HTTPS: azure-iot-device-http against the local hub', () => {
 
   test('cloud-to-device polling is 501 NotImplemented once authenticated (401 before); GET on the events path is 405', async () => {
     const connection = await registerIdentity(t, 'https-c2d');
-    for (const [method, path] of [['GET', 'devicebound'], ['GET', 'deviceBound'], ['DELETE', 'devicebound/lock-1'], ['POST', 'devicebound/lock-1/abandon']] as const) {
+    for (const [method, path] of [
+      ['GET', 'devicebound'],
+      ['GET', 'deviceBound'],
+      ['DELETE', 'devicebound/lock-1'],
+      ['POST', 'devicebound/lock-1/abandon'],
+    ] as const) {
       const url = `/devices/https-c2d/messages/${path}?api-version=2021-04-12`;
       const answer = await restCall(t, method, url, deviceToken(connection));
       assert.equal(answer.status, 501, `${method} ${path}`);
@@ -205,7 +261,10 @@ describe('device HTTPS: azure-iot-device-http against the local hub', () => {
     try {
       const connection = await registerIdentity(throttled, 'https-throttled');
       const batch = JSON.stringify(Array.from({ length: 100 }, () => ({ body: 'eA==' })));
-      const post = () => restCall(throttled, 'POST', EVENTS('https-throttled'), deviceToken(connection), batch, { headers: { 'Content-Type': BATCH_CONTENT_TYPE } });
+      const post = () =>
+        restCall(throttled, 'POST', EVENTS('https-throttled'), deviceToken(connection), batch, {
+          headers: { 'Content-Type': BATCH_CONTENT_TYPE },
+        });
       let accepted = 0;
       let answer = await post();
       while (answer.status === 204 && accepted < 10_000) {

@@ -28,14 +28,21 @@ describe('device management apps against the local hub', () => {
     assert.deepEqual(result.payload, { Response: 'Rebooting device' });
     assert.ok(result.rebootTime && Date.parse(result.rebootTime) >= before);
     assert.deepEqual(await running, { reboots: 1 });
-    assert.deepEqual(events.find((e) => e.event === 'reported'), { event: 'reported', rebootTime: result.rebootTime });
+    assert.deepEqual(
+      events.find((e) => e.event === 'reported'),
+      { event: 'reported', rebootTime: result.rebootTime },
+    );
     assert.equal(t.hub.twins.deviceView({ deviceId: 'dm-app' }).reported.rebootTime, result.rebootTime, 'the twin holds it');
   });
 
   test('a method other than rebootDevice is answered 404 Unknown method', async () => {
     const stop = new AbortController();
     const { running } = await startDevice('dm-other', { rebootSeconds: 1, signal: stop.signal });
-    const { result } = await createServiceClient(t.connection).invokeDeviceMethod('dm-other', { methodName: 'factoryReset', payload: null, responseTimeoutInSeconds: 10 });
+    const { result } = await createServiceClient(t.connection).invokeDeviceMethod('dm-other', {
+      methodName: 'factoryReset',
+      payload: null,
+      responseTimeoutInSeconds: 10,
+    });
     assert.deepEqual(result, { status: 404, payload: { Response: 'Unknown method' } });
     stop.abort();
     assert.deepEqual(await running, { reboots: 0 });

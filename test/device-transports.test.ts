@@ -31,13 +31,19 @@ test('against a real IoT Hub every transport of the SDK is used, each with its o
 });
 
 test('the local hub: AMQP is not served yet, and what is is named', () => {
-  refused(() => checkTransport('amqp', ['telemetry'], local.transport), /^amqp is not served by the local hub yet .*use --transport mqtt, mqtt-ws or http\.$/);
+  refused(
+    () => checkTransport('amqp', ['telemetry'], local.transport),
+    /^amqp is not served by the local hub yet .*use --transport mqtt, mqtt-ws or http\.$/,
+  );
   refused(() => checkTransport('amqp-ws', ['twin'], local.transport), /use --transport mqtt or mqtt-ws\.$/);
   for (const transport of ['mqtt', 'mqtt-ws', 'http'] as const) checkTransport(transport, ['telemetry'], local.transport);
 });
 
 test('twins and methods over http are refused, naming the transports that have them (AMQP too, on Azure)', async () => {
-  refused(() => checkTransport('http', ['methods', 'twin'], azure.transport), /^the device SDK offers no direct methods and device twins over http: use --transport mqtt, mqtt-ws, amqp or amqp-ws\.$/);
+  refused(
+    () => checkTransport('http', ['methods', 'twin'], azure.transport),
+    /^the device SDK offers no direct methods and device twins over http: use --transport mqtt, mqtt-ws, amqp or amqp-ws\.$/,
+  );
   refused(() => checkTransport('http', ['twin'], local.transport), /device twins over http: use --transport mqtt or mqtt-ws\.$/);
   await assert.rejects(createDeviceClient(azure, 'http', { features: ['twin'] }), ToolkitError);
   checkTransport('amqp', ['methods', 'twin'], azure.transport);

@@ -18,7 +18,9 @@ const API = 'api-version=2021-04-12';
 
 /** Each event stored in the hub's log whose body is `body`. */
 function storedBodies(t: TestHub): string[] {
-  return Array.from({ length: t.hub.eventLog.partitionCount }, (_, p) => t.hub.eventLog.read(p, 0, 100_000)).flat().map((e) => e.body.toString());
+  return Array.from({ length: t.hub.eventLog.partitionCount }, (_, p) => t.hub.eventLog.read(p, 0, 100_000))
+    .flat()
+    .map((e) => e.body.toString());
 }
 
 /** A raw MQTT publish at QoS 1: 'acked', or 'closed' when the hub closed the connection instead. */
@@ -94,7 +96,10 @@ test('a full disk: writes fail as IoT Hub fails them, reads and methods go on, o
     assert.equal(refused.status, 503);
     assert.equal(refused.body.errorCode, 503001);
     assert.match(refused.body.Message, /^ErrorCode:ServiceUnavailable;.*disk is full/);
-    await assert.rejects(registry.create({ deviceId: 'full-sdk' }), (err: { response?: { statusCode: number } }) => err.response?.statusCode === 503);
+    await assert.rejects(
+      registry.create({ deviceId: 'full-sdk' }),
+      (err: { response?: { statusCode: number } }) => err.response?.statusCode === 503,
+    );
     // A twin update over MQTT: an error status on the response topic, the connection stays.
     const twinClient = await rawDevice();
     await subscribe(twinClient, ['$iothub/twin/res/#']);
@@ -104,7 +109,11 @@ test('a full disk: writes fail as IoT Hub fails them, reads and methods go on, o
     assert.equal((await registry.get('full-methods')).responseBody.deviceId, 'full-methods');
     assert.equal((await registry.getTwin('full-methods')).responseBody.deviceId, 'full-methods');
     assert.equal(typeof (await answering.getTwin()).properties.desired.$version, 'number');
-    const { result } = await createServiceClient(hub.connection).invokeDeviceMethod('full-methods', { methodName: 'ping', payload: null, responseTimeoutInSeconds: 30 });
+    const { result } = await createServiceClient(hub.connection).invokeDeviceMethod('full-methods', {
+      methodName: 'ping',
+      payload: null,
+      responseTimeoutInSeconds: 30,
+    });
     assert.deepEqual(result, { status: 200, payload: { pong: true } });
     // Connects and disconnects (connection state is written later) do not take the hub down.
     const flapping = await rawDevice('full-flap');
@@ -128,7 +137,8 @@ test('a full disk: writes fail as IoT Hub fails them, reads and methods go on, o
     assert.equal(await reportedPatchStatus(after, 'r2', { full: false }), 204);
     // Nothing acknowledged was lost; what was refused is not there.
     const bodies = storedBodies(hub);
-    for (const body of ['before-0', 'before-1', 'before-2', 'sent-while-full', 'after']) assert.ok(bodies.includes(body), `${body} is stored`);
+    for (const body of ['before-0', 'before-1', 'before-2', 'sent-while-full', 'after'])
+      assert.ok(bodies.includes(body), `${body} is stored`);
     assert.ok(!bodies.includes('while-full'));
     // The connection state kept while the disk was full has been written.
     const flap = (await registry.get('full-flap')).responseBody;
@@ -149,7 +159,9 @@ function hubToken(t: TestHub): string {
 
 /** `hub start` on `dataDir` as a subprocess; resolves once it has started, with a registry on it. */
 async function startHubProcess(home: string, dataDir: string) {
-  const process = new CliProcess(['hub', 'start', '--port', '0', '--amqp-port', '0', '--data-dir', dataDir, '--json', '--show-secrets'], { IOTHUB_TUT_HOME: home });
+  const process = new CliProcess(['hub', 'start', '--port', '0', '--amqp-port', '0', '--data-dir', dataDir, '--json', '--show-secrets'], {
+    IOTHUB_TUT_HOME: home,
+  });
   const started = await process.waitFor((l) => l.event === 'started');
   const ca = readFileSync(started.caFile, 'utf8');
   const connection = parseConnection('service', started.serviceConnectionString, { ca, port: started.port });
@@ -179,7 +191,10 @@ test('hub start on a disk that is still full: after a crash it starts and serves
       assert.notEqual(typeof device, 'number', 'the device connects');
       (device as mqtt.MqttClient).end(true);
     }
-    await assert.rejects(second.registry.create({ deviceId: 'restart-new' }), (err: { response?: { statusCode: number } }) => err.response?.statusCode === 503);
+    await assert.rejects(
+      second.registry.create({ deviceId: 'restart-new' }),
+      (err: { response?: { statusCode: number } }) => err.response?.statusCode === 503,
+    );
     assert.equal((await second.registry.get('restart-dev')).responseBody.deviceId, 'restart-dev');
     await new Promise((r) => setTimeout(r, 3000)); // the issue's hub died 1.5 s after such a start
     assert.equal(second.process.child.exitCode, null, `the hub is still running; stderr: ${second.process.stderr}`);

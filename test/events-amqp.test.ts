@@ -46,8 +46,10 @@ describe('Event Hub-compatible endpoint at the AMQP level', () => {
     await eventually(10_000, '15 events', () => messages.length >= 15);
     await new Promise((resolve) => setTimeout(resolve, 300));
     assert.equal(messages.length, 15);
-    assert.deepEqual(messages.map((m) => m.message_annotations!['x-opt-sequence-number']),
-      stored.slice(0, 15).map((event) => event.sequenceNumber));
+    assert.deepEqual(
+      messages.map((m) => m.message_annotations!['x-opt-sequence-number']),
+      stored.slice(0, 15).map((event) => event.sequenceNumber),
+    );
 
     // Credit left over is used for live events as they come.
     link.add_credit(100);
@@ -62,8 +64,9 @@ describe('Event Hub-compatible endpoint at the AMQP level', () => {
     const partition = stored[0]!.partition;
     const c = await connection();
     assert.equal(await putToken(c, audience(port, partitionAddress(partition))), 200);
-    const { link, messages } = reader(c, partitionAddress(partition), "amqp.annotation.x-opt-offset > '-1'",
-      ['com.microsoft:enable-receiver-runtime-metric']);
+    const { link, messages } = reader(c, partitionAddress(partition), "amqp.annotation.x-opt-offset > '-1'", [
+      'com.microsoft:enable-receiver-runtime-metric',
+    ]);
     link.add_credit(1);
     await eventually(10_000, 'an event', () => messages.length >= 1);
     const info = hub.log.partitionInfo(partition);
@@ -74,8 +77,9 @@ describe('Event Hub-compatible endpoint at the AMQP level', () => {
   });
 
   test('two readers of a partition get the same messages (encoded once, shared)', async () => {
-    const stored = await hub.log.appendMany(Array.from({ length: 4 }, (_, i) =>
-      telemetry('shared-device', i, i % 2 ? { userId: 'shared-user', messageId: undefined } : {})));
+    const stored = await hub.log.appendMany(
+      Array.from({ length: 4 }, (_, i) => telemetry('shared-device', i, i % 2 ? { userId: 'shared-user', messageId: undefined } : {})),
+    );
     const partition = stored[0]!.partition;
     const c = await connection();
     assert.equal(await putToken(c, audience(port, partitionAddress(partition))), 200);
@@ -87,8 +91,10 @@ describe('Event Hub-compatible endpoint at the AMQP level', () => {
     await eventually(10_000, 'a live event', () => readers.every(({ messages }) => messages.length >= 5));
     const [a, b] = readers.map(({ messages }) => messages.slice(0, 5).map((m) => ({ ...m })));
     assert.deepEqual(a, b);
-    assert.deepEqual(a!.map((m) => m.message_annotations!['x-opt-sequence-number']),
-      [0, 1, 2, 3, 4].map((i) => stored[0]!.sequenceNumber + i));
+    assert.deepEqual(
+      a!.map((m) => m.message_annotations!['x-opt-sequence-number']),
+      [0, 1, 2, 3, 4].map((i) => stored[0]!.sequenceNumber + i),
+    );
     assert.equal(a![1]!.message_id, undefined);
     assert.equal(Buffer.from(a![1]!.user_id as unknown as Buffer).toString(), 'shared-user');
     assert.equal(a![2]!.message_id, 'msg-2');

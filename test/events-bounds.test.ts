@@ -37,13 +37,20 @@ describe('AMQP frame guard', () => {
     const handshake = [SASL_HEADER, frame(52), AMQP_HEADER, frame(8), frame(283), frame(60_000)];
     assert.equal(new AmqpFrameGuard(65_536, MB).feed(Buffer.concat(handshake)), undefined);
     const byteByByte = new AmqpFrameGuard(65_536, MB);
-    for (const byte of Buffer.concat([...handshake, frame(70_000, true)]).subarray(0, -1)) assert.equal(byteByByte.feed(Buffer.from([byte])), undefined);
+    for (const byte of Buffer.concat([...handshake, frame(70_000, true)]).subarray(0, -1))
+      assert.equal(byteByByte.feed(Buffer.from([byte])), undefined);
     assert.match(byteByByte.feed(Buffer.from([0]))!, /70000 bytes.*max-frame-size/);
 
-    assert.match(new AmqpFrameGuard(65_536, MB).feed(Buffer.concat([SASL_HEADER, Buffer.from([0xff, 0xff, 0xff, 0xff, 2, 1, 0, 0])]))!,
-      /4294967295 bytes; the limit is 512 before the connection is open/);
+    assert.match(
+      new AmqpFrameGuard(65_536, MB).feed(Buffer.concat([SASL_HEADER, Buffer.from([0xff, 0xff, 0xff, 0xff, 2, 1, 0, 0])]))!,
+      /4294967295 bytes; the limit is 512 before the connection is open/,
+    );
     assert.match(new AmqpFrameGuard(65_536, MB).feed(Buffer.concat([SASL_HEADER, frame(513, true)]))!, /limit is 512/);
-    assert.match(new AmqpFrameGuard(65_536, MB).feed(Buffer.concat([AMQP_HEADER, frame(513, true)]))!, /limit is 512/, 'an OPEN above 512 bytes');
+    assert.match(
+      new AmqpFrameGuard(65_536, MB).feed(Buffer.concat([AMQP_HEADER, frame(513, true)]))!,
+      /limit is 512/,
+      'an OPEN above 512 bytes',
+    );
     assert.match(new AmqpFrameGuard(65_536, MB).feed(Buffer.concat([AMQP_HEADER, frame(4, true)]))!, /malformed/);
     assert.match(new AmqpFrameGuard(65_536, MB).feed(Buffer.from('GET / HTTP/1.1\r\n'))!, /AMQP protocol header/);
     assert.match(new AmqpFrameGuard(65_536, MB).feed(Buffer.from('AMQP\x02\x01\x00\x00', 'latin1'))!, /protocol id 2/);
@@ -163,10 +170,18 @@ describe('Event Hub-compatible endpoint bounds', () => {
     management.on('sender_error', () => {});
     const renewingReader = reader(renewing, address, filter);
     for (const { link } of [expiringReader, renewingReader]) link.add_credit(10);
-    await within(10_000, 'the links', Promise.all([once(expiringReader.link, 'receiver_open'), once(management, 'sendable'), once(renewingReader.link, 'receiver_open')]));
+    await within(
+      10_000,
+      'the links',
+      Promise.all([once(expiringReader.link, 'receiver_open'), once(management, 'sendable'), once(renewingReader.link, 'receiver_open')]),
+    );
     assert.equal(await putToken(renewing, hubWide, sasToken(hubWide, 600)), 200);
 
-    await within(15_000, 'the expired links to be detached', Promise.all([once(expiringReader.link, 'receiver_close'), once(management, 'sender_close')]));
+    await within(
+      15_000,
+      'the expired links to be detached',
+      Promise.all([once(expiringReader.link, 'receiver_close'), once(management, 'sender_close')]),
+    );
     for (const link of [expiringReader.link, management]) {
       assert.equal(condition(link), 'amqp:link:detach-forced');
       assert.match(description(link)!, /is force detached\. Code: RenewToken\. Details: Unauthorized access\./);
@@ -225,13 +240,19 @@ describe('Event Hub-compatible endpoint bounds', () => {
     const sixth = named('r5');
     await within(10_000, 'the refusal', once(sixth.link, 'receiver_close'));
     assert.equal(condition(sixth.link), 'amqp:resource-limit-exceeded');
-    assert.equal(description(sixth.link),
-      'Exceeded the maximum number of allowed receivers per partition in a consumer group which is 5. List of connected receivers - r0, r1, r2, r3, r4.');
+    assert.equal(
+      description(sixth.link),
+      'Exceeded the maximum number of allowed receivers per partition in a consumer group which is 5. List of connected receivers - r0, r1, r2, r3, r4.',
+    );
 
     // Another consumer group, or another partition, is another count.
     const otherGroup = reader(c, partitionAddress(partition, 'quota'), filter);
     const otherPartition = reader(c, partitionAddress(partition - 1), filter);
-    await within(10_000, 'readers elsewhere', Promise.all([once(otherGroup.link, 'receiver_open'), once(otherPartition.link, 'receiver_open')]));
+    await within(
+      10_000,
+      'readers elsewhere',
+      Promise.all([once(otherGroup.link, 'receiver_open'), once(otherPartition.link, 'receiver_open')]),
+    );
     await hub.log.append(telemetry(deviceOn(partition), 4));
     await eventually(10_000, 'the event for all five', () => five.every(({ messages }) => messages.length >= 1));
     assert.ok(five.every(({ link }) => link.is_open()));

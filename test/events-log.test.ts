@@ -38,7 +38,7 @@ describe('event log', () => {
     await log.close();
   });
 
-  test("stamps messages as IoT Hub does", async () => {
+  test('stamps messages as IoT Hub does', async () => {
     const { log } = memoryLog();
     const device = await log.append(telemetry('dev', 0, { authGenerationId: '638000000000000000' }));
     assert.deepEqual(device.annotations, {
@@ -48,12 +48,19 @@ describe('event log', () => {
       'iothub-message-source': 'Telemetry',
     });
     assert.deepEqual(device.systemProperties, {
-      messageId: 'msg-0', correlationId: 'corr-0', contentType: 'application/json', contentEncoding: 'utf-8',
+      messageId: 'msg-0',
+      correlationId: 'corr-0',
+      contentType: 'application/json',
+      contentEncoding: 'utf-8',
     });
     const module = await log.append(telemetry('dev', 1, { moduleId: 'edge', authMethod: 'x509', messageId: undefined }));
     assert.equal(module.annotations['iothub-connection-module-id'], 'edge');
-    assert.deepEqual(JSON.parse(module.annotations['iothub-connection-auth-method']!),
-      { scope: 'module', type: 'x509Certificate', issuer: 'external', acceptingIpFilterRule: null });
+    assert.deepEqual(JSON.parse(module.annotations['iothub-connection-auth-method']!), {
+      scope: 'module',
+      type: 'x509Certificate',
+      issuer: 'external',
+      acceptingIpFilterRule: null,
+    });
     assert.equal('messageId' in module.systemProperties, false);
     await assert.rejects(log.append(telemetry('', 2)), HubError);
     await log.close();
@@ -78,10 +85,15 @@ describe('event log', () => {
     await log.append(telemetry('first', 0));
     const partition = log.partitionOf('first');
     const before = store.partitionInfo(partition);
-    await assert.rejects(store.append([
-      { partition, body: Buffer.from('ok'), systemProperties: {}, annotations: {}, properties: {} },
-      { partition: 99, body: Buffer.from('no such partition'), systemProperties: {}, annotations: {}, properties: {} },
-    ], Date.now()));
+    await assert.rejects(
+      store.append(
+        [
+          { partition, body: Buffer.from('ok'), systemProperties: {}, annotations: {}, properties: {} },
+          { partition: 99, body: Buffer.from('no such partition'), systemProperties: {}, annotations: {}, properties: {} },
+        ],
+        Date.now(),
+      ),
+    );
     assert.deepEqual(store.partitionInfo(partition), before);
     assert.equal(store.read(partition, 0, 10).length, 1);
     await log.close();
@@ -109,7 +121,10 @@ describe('event log', () => {
     assert.equal(log.startSequence(p, { kind: 'enqueuedTime', value: stored[1]!.enqueuedTimeMs, inclusive: false }), 2);
     assert.equal(log.startSequence(p, { kind: 'enqueuedTime', value: stored[1]!.enqueuedTimeMs, inclusive: true }), 1);
     assert.equal(log.startSequence(p, { kind: 'enqueuedTime', value: clock + 1e9, inclusive: false }), 5);
-    assert.deepEqual(log.read(p, 1, 2).map((event) => event.sequenceNumber), [1, 2]);
+    assert.deepEqual(
+      log.read(p, 1, 2).map((event) => event.sequenceNumber),
+      [1, 2],
+    );
     assert.throws(() => log.read(4, 0, 1), HubError);
     await log.close();
   });
@@ -125,7 +140,10 @@ describe('event log', () => {
       for (const max of [1, 3, 100]) assert.deepEqual(log.read(p, from, max), store.read(p, from, max), `from ${from}, max ${max}`);
     }
     const fresh = new EventLog(store); // a restart: nothing in memory, all from the store
-    assert.deepEqual(fresh.read(p, 0, 100).map((e) => e.sequenceNumber), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert.deepEqual(
+      fresh.read(p, 0, 100).map((e) => e.sequenceNumber),
+      [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+    );
     await fresh.close();
     await log.close();
   });
@@ -135,9 +153,15 @@ describe('event log', () => {
     const p = log.partitionOf('pruned');
     for (let i = 0; i < 5; i++) await log.append(telemetry('pruned', i));
     assert.equal(log.prune(), 3);
-    assert.deepEqual(log.read(p, 0, 10).map((e) => e.sequenceNumber), [3, 4]);
+    assert.deepEqual(
+      log.read(p, 0, 10).map((e) => e.sequenceNumber),
+      [3, 4],
+    );
     await log.append(telemetry('pruned', 5));
-    assert.deepEqual(log.read(p, 4, 10).map((e) => e.sequenceNumber), [4, 5]);
+    assert.deepEqual(
+      log.read(p, 4, 10).map((e) => e.sequenceNumber),
+      [4, 5],
+    );
     await log.close();
   });
 
@@ -158,14 +182,20 @@ describe('event log', () => {
       const times = events.map((e) => e.enqueuedTimeMs);
       for (const offset of [-1, 0, ...offsets, ...offsets.map((o) => o + 1), offsets.at(-1)! + 1000]) {
         for (const inclusive of [true, false]) {
-          assert.equal(store.firstSequenceAfterOffset(p, offset, inclusive),
-            scan((e) => (inclusive ? Number(e.offset) >= offset : Number(e.offset) > offset)), `offset ${offset}, inclusive ${inclusive}`);
+          assert.equal(
+            store.firstSequenceAfterOffset(p, offset, inclusive),
+            scan((e) => (inclusive ? Number(e.offset) >= offset : Number(e.offset) > offset)),
+            `offset ${offset}, inclusive ${inclusive}`,
+          );
         }
       }
       for (const time of [0, ...times, ...times.map((t) => t + 1), times.at(-1)! + 1000]) {
         for (const inclusive of [true, false]) {
-          assert.equal(store.firstSequenceAfterTime(p, time, inclusive),
-            scan((e) => (inclusive ? e.enqueuedTimeMs >= time : e.enqueuedTimeMs > time)), `time ${time}, inclusive ${inclusive}`);
+          assert.equal(
+            store.firstSequenceAfterTime(p, time, inclusive),
+            scan((e) => (inclusive ? e.enqueuedTimeMs >= time : e.enqueuedTimeMs > time)),
+            `time ${time}, inclusive ${inclusive}`,
+          );
         }
       }
       return events;
@@ -217,7 +247,10 @@ describe('event log', () => {
       `;
       // Run with flags a thread started from a file with the parent's execArgv refuses: --input-type
       // (with -e) and a per-process V8 flag.
-      const child = spawnSync(process.execPath, ['--max-old-space-size=512', '--input-type=module', '-e', script], { timeout: 30_000, encoding: 'utf8' });
+      const child = spawnSync(process.execPath, ['--max-old-space-size=512', '--input-type=module', '-e', script], {
+        timeout: 30_000,
+        encoding: 'utf8',
+      });
       assert.equal(child.signal, 'SIGKILL', child.stderr);
       const acknowledged = JSON.parse(child.stdout) as { partition: number; sequenceNumber: number };
 
@@ -242,8 +275,11 @@ describe('event position filters', () => {
     assert.deepEqual(parseSelector("amqp.annotation.x-opt-offset > '@latest'"), { kind: 'latest' });
     assert.deepEqual(parseSelector("amqp.annotation.x-opt-offset >= '1234'"), { kind: 'offset', value: 1234, inclusive: true });
     assert.deepEqual(parseSelector("amqp.annotation.x-opt-sequence-number > '7'"), { kind: 'sequenceNumber', value: 7, inclusive: false });
-    assert.deepEqual(parseSelector("amqp.annotation.x-opt-enqueued-time > '1700000000000'"),
-      { kind: 'enqueuedTime', value: 1_700_000_000_000, inclusive: false });
+    assert.deepEqual(parseSelector("amqp.annotation.x-opt-enqueued-time > '1700000000000'"), {
+      kind: 'enqueuedTime',
+      value: 1_700_000_000_000,
+      inclusive: false,
+    });
   });
 
   test('refuses what it does not understand', () => {

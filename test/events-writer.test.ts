@@ -58,7 +58,10 @@ describe('event log commits', () => {
         const next = await log.append(telemetry('steady', 5));
         assert.equal(next.sequenceNumber, first.sequenceNumber + 1, 'no sequence number lost to the failed batch');
         assert.ok(Number(next.offset) > Number(first.offset));
-        assert.deepEqual(log.read(first.partition, 0, 10).map((e) => e.systemProperties.messageId), ['msg-0', 'msg-5']);
+        assert.deepEqual(
+          log.read(first.partition, 0, 10).map((e) => e.systemProperties.messageId),
+          ['msg-0', 'msg-5'],
+        );
         assert.deepEqual(announced, [first.partition]);
       } finally {
         await log.close();
@@ -76,7 +79,17 @@ describe('event log commits', () => {
     try {
       const messages: D2CMessage[] = [
         { deviceId: 'plain', body: Buffer.from('{"t":1}'), properties: {} },
-        { deviceId: 'капибара', moduleId: 'モジュール', body: Buffer.from('温度 🌡'), messageId: 'id-é', correlationId: '相关', contentType: 'application/json', contentEncoding: 'utf-8', userId: 'ユーザー', properties: { 'ключ': 'значение 🌡', empty: '' } },
+        {
+          deviceId: 'капибара',
+          moduleId: 'モジュール',
+          body: Buffer.from('温度 🌡'),
+          messageId: 'id-é',
+          correlationId: '相关',
+          contentType: 'application/json',
+          contentEncoding: 'utf-8',
+          userId: 'ユーザー',
+          properties: { ключ: 'значение 🌡', empty: '' },
+        },
         { deviceId: 'large', body: Buffer.alloc(256 * 1024, 7), properties: { n: 'x'.repeat(5000) } }, // beyond the packer's first buffer
         { deviceId: 'empty', body: Buffer.alloc(0), properties: {} },
       ];
@@ -86,9 +99,16 @@ describe('event log commits', () => {
       assert.equal(read.length, messages.length);
       for (const [i, event] of read.entries()) {
         const { partition, body, systemProperties, annotations, properties, sequenceNumber, offset, enqueuedTimeMs } = appended[i]!;
-        assert.deepEqual(event, { partition, body, systemProperties, annotations, properties, sequenceNumber, offset, enqueuedTimeMs }, `message ${i}`);
+        assert.deepEqual(
+          event,
+          { partition, body, systemProperties, annotations, properties, sequenceNumber, offset, enqueuedTimeMs },
+          `message ${i}`,
+        );
       }
-      assert.ok(read.every((e, i) => i === 0 || Number(e.offset) > Number(read[i - 1]!.offset)), 'offsets grow');
+      assert.ok(
+        read.every((e, i) => i === 0 || Number(e.offset) > Number(read[i - 1]!.offset)),
+        'offsets grow',
+      );
     } finally {
       await log.close();
       db.close();
@@ -108,9 +128,15 @@ describe('event log commits', () => {
         await new Promise((resolve) => setImmediate(resolve));
       }
       const stored = await Promise.all(appends);
-      assert.deepEqual(stored.map((e) => e.sequenceNumber), stored.map((_, i) => i));
+      assert.deepEqual(
+        stored.map((e) => e.sequenceNumber),
+        stored.map((_, i) => i),
+      );
       const read = log.read(stored[0]!.partition, 0, 500);
-      assert.deepEqual(read.map((e) => e.properties.index), stored.map((_, i) => String(i)));
+      assert.deepEqual(
+        read.map((e) => e.properties.index),
+        stored.map((_, i) => String(i)),
+      );
     } finally {
       await log.close();
       db.close();
@@ -122,9 +148,9 @@ describe('event log commits', () => {
     const t = await startTestHub();
     const path = join(t.dataDir, 'hub.db');
     try {
-      assert.equal(openCopies(path), 1, 'the hub\'s own connection only');
+      assert.equal(openCopies(path), 1, "the hub's own connection only");
       await t.hub.eventLog.append(telemetry('writer', 0));
-      assert.equal(openCopies(path), 2, 'and the writer thread\'s');
+      assert.equal(openCopies(path), 2, "and the writer thread's");
       await t.stop();
       assert.equal(openCopies(path), 0, 'nothing left open');
       await assert.rejects(t.hub.eventLog.append(telemetry('writer', 1)), /closed/);

@@ -1,7 +1,18 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { earliestEventPosition, latestEventPosition, type ReceivedEventData } from '@azure/event-hubs';
-import { consumer, collect, errorCodes, eventually, hubName, startTestHub, telemetry, within, type Collected, type TestHub } from './helpers/events.js';
+import {
+  consumer,
+  collect,
+  errorCodes,
+  eventually,
+  hubName,
+  startTestHub,
+  telemetry,
+  within,
+  type Collected,
+  type TestHub,
+} from './helpers/events.js';
 
 const hour = 60 * 60 * 1000;
 
@@ -57,10 +68,12 @@ describe('Event Hub-compatible endpoint with EventHubConsumerClient', () => {
     const devices = Array.from({ length: 10 }, (_, d) => `device-${d}`);
     const base = 10_000;
     for (let batch = 0; batch < 10; batch++) {
-      await hub.log.appendMany(Array.from({ length: 100 }, (_, i) => {
-        const n = base + batch * 100 + i;
-        return telemetry(devices[n % devices.length]!, n, { moduleId: n % 50 === 0 ? 'sensor' : undefined });
-      }));
+      await hub.log.appendMany(
+        Array.from({ length: 100 }, (_, i) => {
+          const n = base + batch * 100 + i;
+          return telemetry(devices[n % devices.length]!, n, { moduleId: n % 50 === 0 ? 'sensor' : undefined });
+        }),
+      );
     }
     const client = consumer(hub.connectionString());
     const received = collect(client, earliestEventPosition);
@@ -88,7 +101,10 @@ describe('Event Hub-compatible endpoint with EventHubConsumerClient', () => {
         assert.equal(system['contentEncoding'], 'utf-8');
         assert.equal(system['iothub-enqueuedtime'], event.enqueuedTimeUtc.getTime());
         assert.deepEqual(JSON.parse(system['iothub-connection-auth-method'] as string), {
-          scope: n % 50 === 0 ? 'module' : 'device', type: 'sas', issuer: 'iothub', acceptingIpFilterRule: null,
+          scope: n % 50 === 0 ? 'module' : 'device',
+          type: 'sas',
+          issuer: 'iothub',
+          acceptingIpFilterRule: null,
         });
         assert.equal(typeof event.offset, 'string');
         assert.equal(typeof event.sequenceNumber, 'number');
@@ -101,8 +117,16 @@ describe('Event Hub-compatible endpoint with EventHubConsumerClient', () => {
       }
       for (const [deviceId, deviceEvents] of byDevice) {
         const sequenceNumbers = deviceEvents.map((event) => event.sequenceNumber);
-        assert.deepEqual(sequenceNumbers, [...sequenceNumbers].sort((a, b) => a - b), deviceId);
-        assert.deepEqual(deviceEvents.map(index), [...deviceEvents.map(index)].sort((a, b) => a - b), deviceId);
+        assert.deepEqual(
+          sequenceNumbers,
+          [...sequenceNumbers].sort((a, b) => a - b),
+          deviceId,
+        );
+        assert.deepEqual(
+          deviceEvents.map(index),
+          [...deviceEvents.map(index)].sort((a, b) => a - b),
+          deviceId,
+        );
       }
     } finally {
       await received.close();
@@ -121,7 +145,10 @@ describe('Event Hub-compatible endpoint with EventHubConsumerClient', () => {
       await hub.log.appendMany(Array.from({ length: 20 }, (_, i) => telemetry(`late-${i % 5}`, base + 100 + i)));
       await received.until(30_000, 'the 20 new events', () => received.events.length >= 20);
       await new Promise((resolve) => setTimeout(resolve, 500));
-      assert.deepEqual(received.events.map(index).sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => base + 100 + i));
+      assert.deepEqual(
+        received.events.map(index).sort((a, b) => a - b),
+        Array.from({ length: 20 }, (_, i) => base + 100 + i),
+      );
       assert.deepEqual(received.errors, []);
     } finally {
       await received.close();
@@ -143,8 +170,14 @@ describe('Event Hub-compatible endpoint with EventHubConsumerClient', () => {
       const done = (c: typeof exclusive) => () => c.events.some((event) => index(event) === base + 9);
       await exclusive.until(30_000, 'events after the sequence number', done(exclusive));
       await inclusive.until(30_000, 'events from the sequence number', done(inclusive));
-      assert.deepEqual(exclusive.events.map((event) => event.sequenceNumber), stored.slice(5).map((event) => event.sequenceNumber));
-      assert.deepEqual(inclusive.events.map((event) => event.sequenceNumber), stored.slice(4).map((event) => event.sequenceNumber));
+      assert.deepEqual(
+        exclusive.events.map((event) => event.sequenceNumber),
+        stored.slice(5).map((event) => event.sequenceNumber),
+      );
+      assert.deepEqual(
+        inclusive.events.map((event) => event.sequenceNumber),
+        stored.slice(4).map((event) => event.sequenceNumber),
+      );
     } finally {
       await exclusive.close();
       await inclusive.close();
@@ -176,7 +209,10 @@ describe('Event Hub-compatible endpoint with EventHubConsumerClient', () => {
     const received = collect(client, earliestEventPosition, '0');
     try {
       await assert.rejects(client.getEventHubProperties(), (error: Error) => {
-        assert.ok(errorCodes(error).every((code) => code === 'UnauthorizedError'), `${error.name}: ${error.message}`);
+        assert.ok(
+          errorCodes(error).every((code) => code === 'UnauthorizedError'),
+          `${error.name}: ${error.message}`,
+        );
         return true;
       });
       await received.until(30_000, 'an error', () => received.errors.length > 0);
@@ -210,7 +246,10 @@ describe('Event Hub-compatible endpoint with EventHubConsumerClient', () => {
 
       await hub.log.append(telemetry('owned-device', base + 1));
       await takeover.until(30_000, 'a live event for the owner', () => takeover!.events.some((event) => index(event) === base + 1));
-      assert.equal(low.events.some((event) => index(event) === base + 1), false);
+      assert.equal(
+        low.events.some((event) => index(event) === base + 1),
+        false,
+      );
       assert.deepEqual(outsider.events, []);
     } finally {
       await low.close();
@@ -249,7 +288,10 @@ describe('Event Hub-compatible endpoint over time: enqueued times, restarts, ret
         await received.until(30_000, 'the later events', () => received.events.length >= 5);
         await new Promise((resolve) => setTimeout(resolve, 300));
         assert.deepEqual(received.events.map(index), [5, 6, 7, 8, 9]);
-        assert.deepEqual(received.events.map((event) => event.enqueuedTimeUtc.getTime()), late.map((event) => event.enqueuedTimeMs));
+        assert.deepEqual(
+          received.events.map((event) => event.enqueuedTimeUtc.getTime()),
+          late.map((event) => event.enqueuedTimeMs),
+        );
       } finally {
         await received.close();
       }
@@ -312,7 +354,10 @@ describe('Event Hub-compatible endpoint over time: enqueued times, restarts, ret
       const received = collect(client, earliestEventPosition, partitionId);
       try {
         await received.until(30_000, 'the retained events', () => received.events.length >= 50);
-        assert.deepEqual(received.events.map(index), Array.from({ length: 50 }, (_, i) => 30 + i));
+        assert.deepEqual(
+          received.events.map(index),
+          Array.from({ length: 50 }, (_, i) => 30 + i),
+        );
       } finally {
         await received.close();
       }

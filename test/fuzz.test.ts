@@ -67,16 +67,32 @@ function closedWithin(socket: Socket, ms = CLOSE_WAIT_MS): Promise<number> {
   });
 }
 
-function https(t: TestHub, options: { method?: string; path: string; headers?: Record<string, string>; body?: Buffer | string }): Promise<{ status: number; body: string }> {
+function https(
+  t: TestHub,
+  options: { method?: string; path: string; headers?: Record<string, string>; body?: Buffer | string },
+): Promise<{ status: number; body: string }> {
   const policy = t.hub.auth.policy('iothubowner')!;
   return new Promise((resolve, reject) => {
-    const req = request({
-      host: '127.0.0.1', port: t.hub.port, ca: t.hub.tls.ca, servername: 'localhost', method: options.method ?? 'GET', path: options.path, agent: false,
-      headers: { Authorization: createSasToken('localhost', policy.primaryKey, 'iothubowner', 600), 'Content-Type': 'application/json', ...options.headers },
-    }, (res) => {
-      let text = '';
-      res.on('data', (c) => (text += c)).on('end', () => resolve({ status: res.statusCode!, body: text }));
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: t.hub.port,
+        ca: t.hub.tls.ca,
+        servername: 'localhost',
+        method: options.method ?? 'GET',
+        path: options.path,
+        agent: false,
+        headers: {
+          Authorization: createSasToken('localhost', policy.primaryKey, 'iothubowner', 600),
+          'Content-Type': 'application/json',
+          ...options.headers,
+        },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (c) => (text += c)).on('end', () => resolve({ status: res.statusCode!, body: text }));
+      },
+    );
     req.on('error', reject);
     req.end(options.body);
   });
@@ -150,15 +166,24 @@ describe('fuzz: malformed traffic at the TLS port (seeded, bounded, loopback)', 
   test('invalid JSON, a 2 MB body and 100 KB of headers are refused with an answer', async () => {
     const random = prng(SEED + 2);
     for (let i = 0; i < 20; i++) {
-      const garbage = randomBytes(random, 1 + Math.floor(random() * 300)).toString('latin1').replace(/^[\s\S]/, '{');
+      const garbage = randomBytes(random, 1 + Math.floor(random() * 300))
+        .toString('latin1')
+        .replace(/^[\s\S]/, '{');
       const r = await https(t, { method: 'PUT', path: `/devices/fuzz-json-${i}?api-version=2021-04-12`, body: garbage });
       assert.equal(r.status, 400, r.body);
       assert.equal(JSON.parse(r.body).errorCode, 400004);
     }
-    const big = await https(t, { method: 'PUT', path: '/devices/fuzz-big?api-version=2021-04-12', body: `{"pad":"${'x'.repeat(2 * 1024 * 1024)}"}` }).catch((err: Error) => err);
+    const big = await https(t, {
+      method: 'PUT',
+      path: '/devices/fuzz-big?api-version=2021-04-12',
+      body: `{"pad":"${'x'.repeat(2 * 1024 * 1024)}"}`,
+    }).catch((err: Error) => err);
     // The hub answers 413 and closes; a client still writing may see the reset first.
     if (!(big instanceof Error)) assert.equal(big.status, 413);
-    const headers = await https(t, { path: '/devices/fuzz-keeper?api-version=2021-04-12', headers: { 'X-Padding': 'x'.repeat(100 * 1024) } }).catch((err: Error) => err);
+    const headers = await https(t, {
+      path: '/devices/fuzz-keeper?api-version=2021-04-12',
+      headers: { 'X-Padding': 'x'.repeat(100 * 1024) },
+    }).catch((err: Error) => err);
     if (!(headers instanceof Error)) assert.equal(headers.status, 431);
   });
 

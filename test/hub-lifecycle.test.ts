@@ -81,11 +81,21 @@ test("a second hub on a data dir in use is refused (exit 8) with the running hub
   try {
     for (const home of [env.IOTHUB_TUT_HOME, join(root, 'other-home')]) {
       const second = await runCli(['hub', 'start', ...EPHEMERAL, '--data-dir', dataDir], { IOTHUB_TUT_HOME: home });
-      oneLineError(second, 8, new RegExp(`data dir ${dataDir} is in use by the hub with pid ${started.pid} on port ${started.port} \\(Event Hub-compatible endpoint on ${started.eventHubPort}\\)`));
+      oneLineError(
+        second,
+        8,
+        new RegExp(
+          `data dir ${dataDir} is in use by the hub with pid ${started.pid} on port ${started.port} \\(Event Hub-compatible endpoint on ${started.eventHubPort}\\)`,
+        ),
+      );
     }
     const status = await runCli(['hub', 'status', '--json'], env);
     assert.equal(status.code, 0, status.stderr);
-    assert.deepEqual(jsonLines(status.stdout).map((h) => h.pid), [started.pid], 'the first hub and its profile are untouched');
+    assert.deepEqual(
+      jsonLines(status.stdout).map((h) => h.pid),
+      [started.pid],
+      'the first hub and its profile are untouched',
+    );
     assert.equal((await runCli(['create-device', '-d', 'still-there'], env)).code, 0);
   } finally {
     assert.equal(await hub.stop(), 0, hub.stderr);
@@ -100,7 +110,16 @@ test('two hubs starting at once on one data dir: exactly one runs, the other is 
   const hubs = [0, 1].map(() => new CliProcess(['hub', 'start', ...EPHEMERAL, '--data-dir', dataDir, '--json'], env));
   try {
     // Each either says it started or exits; wait for both to decide.
-    const outcomes = await Promise.all(hubs.map((h) => h.waitFor((l) => l.event === 'started', 60_000).then(() => 'started', () => h.exit())));
+    const outcomes = await Promise.all(
+      hubs.map((h) =>
+        h
+          .waitFor((l) => l.event === 'started', 60_000)
+          .then(
+            () => 'started',
+            () => h.exit(),
+          ),
+      ),
+    );
     assert.deepEqual([...outcomes].sort(), [8, 'started'], `outcomes: ${outcomes}; stderr: ${hubs.map((h) => h.stderr)}`);
   } finally {
     for (const h of hubs) await h.stop();
@@ -119,7 +138,7 @@ test('a hub killed with kill -9: its profile is ignored and removed, and its loc
     assert.deepEqual(profiles(root), [`${first.started.pid}.json`], 'the killed hub left its profile');
 
     oneLineError(await runCli(['hub', 'status'], env), 8, /No local hub is running/);
-    assert.deepEqual(profiles(root), [], 'the dead hub\'s profile is cleaned up');
+    assert.deepEqual(profiles(root), [], "the dead hub's profile is cleaned up");
     oneLineError(await runCli(['create-device', '-d', 'x'], env), 2, /No service connection string/);
 
     const second = await startHub(env, '--data-dir', dataDir);
@@ -133,20 +152,34 @@ test('a hub killed with kill -9: its profile is ignored and removed, and its loc
   }
 });
 
-test('a profile whose pid now belongs to another process is not taken for a hub', { skip: !existsSync('/proc/self/stat') && 'needs /proc' }, async () => {
-  const home = tempDir();
-  try {
-    // This test process stands for the process that got a dead hub's pid: alive, but started at another time.
-    const profile = { hostName: 'localhost', port: 1, eventHubPort: 2, caFile: join(home, 'ca.pem'), pid: process.pid, processStart: '1', dataDir: null, startedAt: new Date().toISOString(), serviceConnectionString: 'HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=AAAAAAAAAAAAAAAAAAAAAA==' };
-    mkdirSync(join(home, 'hubs'));
-    writeFileSync(join(home, 'hubs', `${process.pid}.json`), JSON.stringify(profile), { mode: 0o600 });
-    oneLineError(await runCli(['hub', 'status'], { IOTHUB_TUT_HOME: home }), 8, /No local hub is running/);
-    assert.deepEqual(profiles(home), []);
-    assert.ok(alive(process.pid), 'and nothing was sent to that process');
-  } finally {
-    rmSync(home, { recursive: true, force: true });
-  }
-});
+test(
+  'a profile whose pid now belongs to another process is not taken for a hub',
+  { skip: !existsSync('/proc/self/stat') && 'needs /proc' },
+  async () => {
+    const home = tempDir();
+    try {
+      // This test process stands for the process that got a dead hub's pid: alive, but started at another time.
+      const profile = {
+        hostName: 'localhost',
+        port: 1,
+        eventHubPort: 2,
+        caFile: join(home, 'ca.pem'),
+        pid: process.pid,
+        processStart: '1',
+        dataDir: null,
+        startedAt: new Date().toISOString(),
+        serviceConnectionString: 'HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=AAAAAAAAAAAAAAAAAAAAAA==',
+      };
+      mkdirSync(join(home, 'hubs'));
+      writeFileSync(join(home, 'hubs', `${process.pid}.json`), JSON.stringify(profile), { mode: 0o600 });
+      oneLineError(await runCli(['hub', 'status'], { IOTHUB_TUT_HOME: home }), 8, /No local hub is running/);
+      assert.deepEqual(profiles(home), []);
+      assert.ok(alive(process.pid), 'and nothing was sent to that process');
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  },
+);
 
 test('two hubs on two data dirs: both listed, --hub picks one, none picked is an error naming both, each stops alone', async () => {
   const root = tempDir();
@@ -160,11 +193,18 @@ test('two hubs on two data dirs: both listed, --hub picks one, none picked is an
   try {
     const status = await runCli(['hub', 'status', '--json'], env);
     assert.equal(status.code, 0, status.stderr);
-    assert.deepEqual(jsonLines(status.stdout).map((h) => [h.dataDir, h.pid, h.port]), [[dirA, a.started.pid, a.started.port], [dirB, b.started.pid, b.started.port]]);
+    assert.deepEqual(
+      jsonLines(status.stdout).map((h) => [h.dataDir, h.pid, h.port]),
+      [
+        [dirA, a.started.pid, a.started.port],
+        [dirB, b.started.pid, b.started.port],
+      ],
+    );
 
     const ambiguous = await runCli(['create-device', '-d', 'which'], env);
     oneLineError(ambiguous, 2, /2 local hubs are running/);
-    for (const hub of [a, b]) assert.match(ambiguous.stderr, new RegExp(`${hub.started.dataDir} on port ${hub.started.port}, pid ${hub.started.pid}`));
+    for (const hub of [a, b])
+      assert.match(ambiguous.stderr, new RegExp(`${hub.started.dataDir} on port ${hub.started.port}, pid ${hub.started.pid}`));
     assert.match(ambiguous.stderr, /--hub/);
 
     // --hub before the command or after it; the device lands on that hub alone.
@@ -248,28 +288,32 @@ test('hub start --detach returns once the hub accepts connections; hub status --
   }
 });
 
-test('hub stop returns once the hub has ended, also when its parent never reaps it (as a container whose first process is sleep)', { skip: !existsSync('/proc/self/stat') && 'needs /proc' }, async () => {
-  const home = tempDir();
-  const env = { IOTHUB_TUT_HOME: home };
-  // sh starts the hub in the background, then becomes sleep, which never waits for its children.
-  const script = '"$0" "$@" >/dev/null 2>&1 & exec sleep 300';
-  const parent = spawn('sh', ['-c', script, process.execPath, BIN, 'hub', 'start', ...EPHEMERAL], { env: cliEnv(env), stdio: 'ignore' });
-  try {
-    let hub: any;
-    for (const deadline = Date.now() + 60_000; !hub; await new Promise((r) => setTimeout(r, 250))) {
-      assert.ok(Date.now() < deadline, 'the hub did not start within 60 s');
-      const status = await runCli(['hub', 'status', '--json'], env);
-      if (status.code === 0) hub = jsonLines(status.stdout)[0];
+test(
+  'hub stop returns once the hub has ended, also when its parent never reaps it (as a container whose first process is sleep)',
+  { skip: !existsSync('/proc/self/stat') && 'needs /proc' },
+  async () => {
+    const home = tempDir();
+    const env = { IOTHUB_TUT_HOME: home };
+    // sh starts the hub in the background, then becomes sleep, which never waits for its children.
+    const script = '"$0" "$@" >/dev/null 2>&1 & exec sleep 300';
+    const parent = spawn('sh', ['-c', script, process.execPath, BIN, 'hub', 'start', ...EPHEMERAL], { env: cliEnv(env), stdio: 'ignore' });
+    try {
+      let hub: any;
+      for (const deadline = Date.now() + 60_000; !hub; await new Promise((r) => setTimeout(r, 250))) {
+        assert.ok(Date.now() < deadline, 'the hub did not start within 60 s');
+        const status = await runCli(['hub', 'status', '--json'], env);
+        if (status.code === 0) hub = jsonLines(status.stdout)[0];
+      }
+      const stop = await runCli(['hub', 'stop', '--timeout', '20'], env);
+      assert.equal(stop.code, 0, stop.stderr);
+      assert.equal(procState(hub.pid), 'Z', 'the hub has ended, and stays a zombie that its parent does not reap');
+      oneLineError(await runCli(['hub', 'status'], env), 8, /No local hub is running/);
+    } finally {
+      parent.kill('SIGKILL');
+      rmSync(home, { recursive: true, force: true });
     }
-    const stop = await runCli(['hub', 'stop', '--timeout', '20'], env);
-    assert.equal(stop.code, 0, stop.stderr);
-    assert.equal(procState(hub.pid), 'Z', 'the hub has ended, and stays a zombie that its parent does not reap');
-    oneLineError(await runCli(['hub', 'status'], env), 8, /No local hub is running/);
-  } finally {
-    parent.kill('SIGKILL');
-    rmSync(home, { recursive: true, force: true });
-  }
-});
+  },
+);
 
 test('the CI smoke script in examples/ passes', async () => {
   // The script runs bin/iothub-tut with the `node` on PATH: this one.

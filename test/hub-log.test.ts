@@ -71,7 +71,9 @@ describe('hub log at debug level', () => {
     assert.ok(logged(/debug amqp: attached the link '[^']+' to '\$cbs'/));
     assert.ok(logged(/debug amqp: attached the link '[^']+' to '\$management'/));
 
-    const wrong = t.hub.eventHubConnectionString().replace(/SharedAccessKey=[^;]+/, `SharedAccessKey=${Buffer.alloc(32, 2).toString('base64')}`);
+    const wrong = t.hub
+      .eventHubConnectionString()
+      .replace(/SharedAccessKey=[^;]+/, `SharedAccessKey=${Buffer.alloc(32, 2).toString('base64')}`);
     const bad = consumer(wrong);
     try {
       await assert.rejects(bad.getPartitionIds());

@@ -20,7 +20,11 @@ async function finished(registry: ReturnType<typeof createRegistry>, jobId: stri
   }
 }
 
-const lines = (text: string) => text.split('\n').filter(Boolean).map((line) => JSON.parse(line));
+const lines = (text: string) =>
+  text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line));
 
 describe('import and export of identities through blob storage (Azurite, @azure/storage-blob)', () => {
   let azurite: Azurite;
@@ -33,7 +37,11 @@ describe('import and export of identities through blob storage (Azurite, @azure/
     await registry.create({ deviceId: 'exp-1' });
     await registry.create({ deviceId: 'exp-2', status: 'disabled', statusReason: 'retired', capabilities: { iotEdge: true } } as any);
     await registry.addModule({ deviceId: 'exp-2', moduleId: 'filter' });
-    await registry.updateTwin('exp-1', { tags: { site: 'lab', floor: 3 }, properties: { desired: { interval: 10, mode: { fast: true } } } }, '*');
+    await registry.updateTwin(
+      'exp-1',
+      { tags: { site: 'lab', floor: 3 }, properties: { desired: { interval: 10, mode: { fast: true } } } },
+      '*',
+    );
     await registry.updateModuleTwin('exp-2', 'filter', { tags: { kind: 'edge' }, properties: { desired: { threshold: 5 } } }, '*');
   });
   after(async () => {
@@ -51,7 +59,10 @@ describe('import and export of identities through blob storage (Azurite, @azure/
     assert.equal(job.progress, 100);
 
     const exported = lines((await client.getBlobClient('devices.txt').downloadToBuffer()).toString());
-    assert.deepEqual(exported.map((l) => `${l.id}${l.moduleId ? '/' + l.moduleId : ''}`), ['exp-1', 'exp-2', 'exp-2/filter']);
+    assert.deepEqual(
+      exported.map((l) => `${l.id}${l.moduleId ? '/' + l.moduleId : ''}`),
+      ['exp-1', 'exp-2', 'exp-2/filter'],
+    );
     const one = exported[0];
     const device = (await registry.get('exp-1')).responseBody;
     assert.equal(one.authentication.symmetricKey.primaryKey, device.authentication!.symmetricKey!.primaryKey);
@@ -113,7 +124,10 @@ describe('import and export of identities through blob storage (Azurite, @azure/
     assert.equal(job.status, 'failed');
     assert.match(job.failureReason, /^ImportWarningExistsError: 4 of 6 lines/);
     const errors = lines((await client.getBlobClient('importErrors.log').downloadToBuffer()).toString());
-    assert.deepEqual(errors.map((e) => e.errorCode), [409001, 400012, 404001, 412002]);
+    assert.deepEqual(
+      errors.map((e) => e.errorCode),
+      [409001, 400012, 404001, 412002],
+    );
     assert.match(errors[1].errorStatus, /Invalid device format in line/);
 
     const created = (await registry.get('imp-new')).responseBody;
@@ -130,7 +144,10 @@ describe('import and export of identities through blob storage (Azurite, @azure/
     assert.equal(job.status, 'failed');
     assert.match(job.failureReason, /refused .*\/readonly\/devices\.txt: 403/);
     assert.doesNotMatch(job.failureReason, /sig=/);
-    const missing = await finished(registry, ((await registry.importDevicesFromBlob(sasUri.replace('/readonly?', '/nowhere?'), sasUri)) as any).jobId);
+    const missing = await finished(
+      registry,
+      ((await registry.importDevicesFromBlob(sasUri.replace('/readonly?', '/nowhere?'), sasUri)) as any).jobId,
+    );
     assert.equal(missing.status, 'failed');
     assert.match(missing.failureReason, /nowhere\/devices\.txt: (403|404)/);
   });
@@ -143,10 +160,25 @@ describe('import and export of identities through blob storage (Azurite, @azure/
     const unknown = await restCall(source, 'GET', '/jobs/no-such-job?api-version=2021-04-12', token);
     assert.equal(unknown.status, 404);
     assert.match(unknown.body.Message, /^ErrorCode:JobNotFound;/);
-    const bad = await restCall(source, 'POST', '/jobs/create?api-version=2021-04-12', token, JSON.stringify({ type: 'export', outputBlobContainerUri: 'not a uri' }));
+    const bad = await restCall(
+      source,
+      'POST',
+      '/jobs/create?api-version=2021-04-12',
+      token,
+      JSON.stringify({ type: 'export', outputBlobContainerUri: 'not a uri' }),
+    );
     assert.equal(bad.status, 400);
-    const identity = await restCall(source, 'POST', '/jobs/create?api-version=2021-04-12', token,
-      JSON.stringify({ type: 'export', outputBlobContainerUri: 'https://example.blob.core.windows.net/c', storageAuthenticationType: 'identityBased' }));
+    const identity = await restCall(
+      source,
+      'POST',
+      '/jobs/create?api-version=2021-04-12',
+      token,
+      JSON.stringify({
+        type: 'export',
+        outputBlobContainerUri: 'https://example.blob.core.windows.net/c',
+        storageAuthenticationType: 'identityBased',
+      }),
+    );
     assert.equal(identity.status, 400);
     assert.match(identity.body.Message, /no managed identity/);
     const done = listed[0];

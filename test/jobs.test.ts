@@ -47,7 +47,7 @@ async function queryAll(registry: iothub.Registry, text: string, pageSize = 20):
   return rows;
 }
 
-describe('scheduled jobs with azure-iothub\'s JobClient', () => {
+describe("scheduled jobs with azure-iothub's JobClient", () => {
   let t: TestHub;
   let jobs: iothub.JobClient;
   let registry: iothub.Registry;
@@ -79,10 +79,18 @@ describe('scheduled jobs with azure-iothub\'s JobClient', () => {
     await t.dispose();
   });
 
-  test('the tutorial\'s method job across 50 devices selected by a tag: per-device outcomes and the statistics', async () => {
-    const { jobStatus: scheduled } = await jobs.scheduleDeviceMethod('lock-43', "tags.building = '43'", {
-      methodName: 'lockDoor', payload: { reason: 'test' }, responseTimeoutInSeconds: 5,
-    }, new Date(), 120);
+  test("the tutorial's method job across 50 devices selected by a tag: per-device outcomes and the statistics", async () => {
+    const { jobStatus: scheduled } = await jobs.scheduleDeviceMethod(
+      'lock-43',
+      "tags.building = '43'",
+      {
+        methodName: 'lockDoor',
+        payload: { reason: 'test' },
+        responseTimeoutInSeconds: 5,
+      },
+      new Date(),
+      120,
+    );
     assert.equal(scheduled.jobId, 'lock-43');
     assert.equal(scheduled.type, 'scheduleDeviceMethod');
     assert.ok(['queued', 'running'].includes(scheduled.status), scheduled.status);
@@ -101,8 +109,11 @@ describe('scheduled jobs with azure-iothub\'s JobClient', () => {
     const answered = byDevice.get(inBuilding(0));
     assert.equal(answered.jobType, 'scheduleDeviceMethod');
     assert.equal(answered.status, 'completed');
-    assert.deepEqual(answered.outcome, { deviceMethodResponse: { status: 200, payload: { Response: 'Locking door', echo: { reason: 'test' } } } });
-    for (const field of ['startTimeUtc', 'endTimeUtc', 'createdDateTimeUtc', 'lastUpdatedDateTimeUtc']) assert.equal(typeof answered[field], 'string', field);
+    assert.deepEqual(answered.outcome, {
+      deviceMethodResponse: { status: 200, payload: { Response: 'Locking door', echo: { reason: 'test' } } },
+    });
+    for (const field of ['startTimeUtc', 'endTimeUtc', 'createdDateTimeUtc', 'lastUpdatedDateTimeUtc'])
+      assert.equal(typeof answered[field], 'string', field);
     assert.equal(byDevice.get(inBuilding(3)).status, 'failed');
     assert.equal(byDevice.get(inBuilding(3)).error.code, 'GatewayTimeout');
     assert.equal(byDevice.get(inBuilding(10)).status, 'failed');
@@ -110,22 +121,37 @@ describe('scheduled jobs with azure-iothub\'s JobClient', () => {
     assert.equal(byDevice.has('b44-50'), false);
 
     // IoT Hub's other documented filters: one device's jobs, and by status.
-    const mine = await queryAll(registry, `SELECT * FROM devices.jobs WHERE devices.jobs.deviceId = '${inBuilding(1)}' AND devices.jobs.status = 'completed'`);
-    assert.deepEqual(mine.map((r) => r.jobId), ['lock-43']);
+    const mine = await queryAll(
+      registry,
+      `SELECT * FROM devices.jobs WHERE devices.jobs.deviceId = '${inBuilding(1)}' AND devices.jobs.status = 'completed'`,
+    );
+    assert.deepEqual(
+      mine.map((r) => r.jobId),
+      ['lock-43'],
+    );
   });
 
-  test('the tutorial\'s twin job: desired properties on every selected twin, pushed to a connected device', async () => {
+  test("the tutorial's twin job: desired properties on every selected twin, pushed to a connected device", async () => {
     const device = devices[0]!;
     const twin = await device.getTwin();
     const patched = new Promise<any>((resolve) => twin.on('properties.desired', (delta: any) => delta.building && resolve(delta)));
-    await jobs.scheduleTwinUpdate('twin-43', "tags.building = '43'", { etag: '*', properties: { desired: { building: '43', floor: 3 } } }, new Date(), 120);
+    await jobs.scheduleTwinUpdate(
+      'twin-43',
+      "tags.building = '43'",
+      { etag: '*', properties: { desired: { building: '43', floor: 3 } } },
+      new Date(),
+      120,
+    );
     const job = await ended(jobs, 'twin-43');
     assert.equal(job.status, 'completed');
     assert.deepEqual(job.deviceJobStatistics, { deviceCount: 50, failedCount: 0, succeededCount: 50, runningCount: 0, pendingCount: 0 });
     const pushed = await patched;
     assert.equal(pushed.floor, 3);
-    const rows = await queryAll(registry, "SELECT * FROM devices WHERE properties.desired.floor = 3");
-    assert.deepEqual(rows.map((r) => r.deviceId).sort(), Array.from({ length: 50 }, (_, i) => inBuilding(i)));
+    const rows = await queryAll(registry, 'SELECT * FROM devices WHERE properties.desired.floor = 3');
+    assert.deepEqual(
+      rows.map((r) => r.deviceId).sort(),
+      Array.from({ length: 50 }, (_, i) => inBuilding(i)),
+    );
   });
 
   test('a job scheduled in the future waits, then runs on the devices selected at its start', async () => {
@@ -143,7 +169,13 @@ describe('scheduled jobs with azure-iothub\'s JobClient', () => {
   });
 
   test('a cancelled job ends cancelled and never runs', async () => {
-    await jobs.scheduleTwinUpdate('cancel-me', "deviceId = 'b44-52'", { etag: '*', tags: { cancelled: false } }, new Date(Date.now() + 60_000), 3600);
+    await jobs.scheduleTwinUpdate(
+      'cancel-me',
+      "deviceId = 'b44-52'",
+      { etag: '*', tags: { cancelled: false } },
+      new Date(Date.now() + 60_000),
+      3600,
+    );
     const { jobStatus } = await jobs.cancelJob('cancel-me');
     assert.equal(jobStatus.status, 'cancelled');
     assert.ok(jobStatus.endTime);
@@ -154,7 +186,13 @@ describe('scheduled jobs with azure-iothub\'s JobClient', () => {
 
   test('a job that outlives maxExecutionTimeInSeconds fails, saying why', async () => {
     // inBuilding(3) never answers lockDoor: its call takes the whole 30 s response timeout.
-    await jobs.scheduleDeviceMethod('too-long', `deviceId = '${inBuilding(3)}'`, { methodName: 'lockDoor', responseTimeoutInSeconds: 30 }, new Date(), 1);
+    await jobs.scheduleDeviceMethod(
+      'too-long',
+      `deviceId = '${inBuilding(3)}'`,
+      { methodName: 'lockDoor', responseTimeoutInSeconds: 30 },
+      new Date(),
+      1,
+    );
     const job = await ended(jobs, 'too-long');
     assert.equal(job.status, 'failed');
     assert.match(job.failureReason, /maxExecutionTimeInSeconds \(1 s\)/);
@@ -168,27 +206,51 @@ describe('scheduled jobs with azure-iothub\'s JobClient', () => {
       assert.ok(page.length <= 2);
       all.push(...page);
     }
-    assert.deepEqual(all.map((j) => j.jobId), ['lock-43', 'twin-43', 'later', 'cancel-me', 'too-long']);
+    assert.deepEqual(
+      all.map((j) => j.jobId),
+      ['lock-43', 'twin-43', 'later', 'cancel-me', 'too-long'],
+    );
     const twinJobs = (await jobs.createQuery('scheduleUpdateTwin', 'completed' as any).next()).result as any[];
-    assert.deepEqual(twinJobs.map((j) => j.jobId), ['twin-43', 'later']);
+    assert.deepEqual(
+      twinJobs.map((j) => j.jobId),
+      ['twin-43', 'later'],
+    );
     assert.ok(twinJobs.every((j) => j.deviceJobStatistics));
   });
 
-  test('IoT Hub\'s errors: an unknown job, an id in use, a bad job id, a bad condition', async () => {
+  test("IoT Hub's errors: an unknown job, an id in use, a bad job id, a bad condition", async () => {
     assert.deepEqual(await failure(jobs.getJob('nosuch')), { status: 404, errorCode: 404002, code: 'JobNotFound' });
     assert.deepEqual(await failure(jobs.cancelJob('nosuch')), { status: 404, errorCode: 404002, code: 'JobNotFound' });
-    const again = jobs.scheduleTwinUpdate('twin-43', 'deviceId = \'x\'', { tags: { a: 1 } });
+    const again = jobs.scheduleTwinUpdate('twin-43', "deviceId = 'x'", { tags: { a: 1 } });
     assert.deepEqual(await failure(again), { status: 409, errorCode: 409000, code: 'JobAlreadyExists' });
     for (const id of ['has space', 'under_score', 'x'.repeat(65)]) {
       assert.equal((await failure(jobs.scheduleTwinUpdate(id, "deviceId = 'x'", { tags: { a: 1 } }))).errorCode, 400004, id);
     }
-    assert.deepEqual(await failure(jobs.scheduleTwinUpdate('bad-query', 'tags.x = ', { tags: { a: 1 } })), { status: 400, errorCode: 400020, code: 'SqlQueryInvalid' });
-    assert.deepEqual(await failure(jobs.scheduleTwinUpdate('bad-group', "x = 1) GROUP BY deviceId, (y", { tags: { a: 1 } })), { status: 400, errorCode: 400020, code: 'SqlQueryInvalid' });
+    assert.deepEqual(await failure(jobs.scheduleTwinUpdate('bad-query', 'tags.x = ', { tags: { a: 1 } })), {
+      status: 400,
+      errorCode: 400020,
+      code: 'SqlQueryInvalid',
+    });
+    assert.deepEqual(await failure(jobs.scheduleTwinUpdate('bad-group', 'x = 1) GROUP BY deviceId, (y', { tags: { a: 1 } })), {
+      status: 400,
+      errorCode: 400020,
+      code: 'SqlQueryInvalid',
+    });
     assert.equal((await failure(jobs.scheduleTwinUpdate('no-write', "deviceId = 'x'", { etag: '*' }))).errorCode, 400004);
     // The REST API's own bounds, which the SDK does not check.
     const auth = createSasToken(t.hub.hostName, t.hub.auth.policy('iothubowner')!.primaryKey, 'iothubowner', 60);
-    const bad = await restCall(t, 'PUT', '/jobs/v2/bad-time?api-version=2021-04-12', auth,
-      JSON.stringify({ type: 'scheduleUpdateTwin', queryCondition: "deviceId = 'x'", updateTwin: { tags: { a: 1 } }, startTime: 'tomorrow' }));
+    const bad = await restCall(
+      t,
+      'PUT',
+      '/jobs/v2/bad-time?api-version=2021-04-12',
+      auth,
+      JSON.stringify({
+        type: 'scheduleUpdateTwin',
+        queryCondition: "deviceId = 'x'",
+        updateTwin: { tags: { a: 1 } },
+        startTime: 'tomorrow',
+      }),
+    );
     assert.equal(bad.status, 400);
     assert.match(bad.body.Message, /startTime/);
     const unknownType = await restCall(t, 'GET', '/jobs/v2/query?jobType=export&api-version=2021-04-12', auth);
@@ -212,7 +274,7 @@ describe('scheduled jobs: limits and restarts', () => {
     }
   });
 
-  test('with --throttle s1, job operations count against IoT Hub\'s jobs throttle (100 a minute, then 429)', async () => {
+  test("with --throttle s1, job operations count against IoT Hub's jobs throttle (100 a minute, then 429)", async () => {
     const t = await startTestHub({ throttle: new Throttle('s1', () => 0) }); // a clock that stands still: no refill
     try {
       const jobs = createJobClient(t.connection);
@@ -233,10 +295,22 @@ describe('scheduled jobs: limits and restarts', () => {
       // A call in flight when the hub stops: the device never answers.
       device.onDeviceMethod('lockDoor', () => undefined);
       await until(() => t.hub.mqtt.isSubscribed({ deviceId: 'silent' }, METHODS), 'silent listens for methods');
-      await jobs.scheduleDeviceMethod('in-flight', "deviceId = 'silent'", { methodName: 'lockDoor', responseTimeoutInSeconds: 300 }, new Date(), 3600);
-      await until(() => t.hub.methods.inFlight() === 1, 'the job\'s call is in flight');
+      await jobs.scheduleDeviceMethod(
+        'in-flight',
+        "deviceId = 'silent'",
+        { methodName: 'lockDoor', responseTimeoutInSeconds: 300 },
+        new Date(),
+        3600,
+      );
+      await until(() => t.hub.methods.inFlight() === 1, "the job's call is in flight");
       // A job that starts after the restart.
-      await jobs.scheduleTwinUpdate('after-restart', "deviceId = 'later-dev'", { tags: { restarted: true } }, new Date(Date.now() + 1500), 3600);
+      await jobs.scheduleTwinUpdate(
+        'after-restart',
+        "deviceId = 'later-dev'",
+        { tags: { restarted: true } },
+        new Date(Date.now() + 1500),
+        3600,
+      );
       // Closed first: a device client whose hub goes away keeps retrying after its close (the SDK's timers).
       await device.close();
       assert.equal(t.hub.methods.inFlight(), 1, 'the call is still in flight');
@@ -262,9 +336,18 @@ describe('scheduled jobs: limits and restarts', () => {
     const home = tempDir();
     const dataDir = join(home, 'hub');
     const start = async () => {
-      const process = new CliProcess(['hub', 'start', '--port', '0', '--amqp-port', '0', '--data-dir', dataDir, '--json', '--show-secrets'], { IOTHUB_TUT_HOME: home });
+      const process = new CliProcess(
+        ['hub', 'start', '--port', '0', '--amqp-port', '0', '--data-dir', dataDir, '--json', '--show-secrets'],
+        { IOTHUB_TUT_HOME: home },
+      );
       const started = await process.waitFor((l) => l.event === 'started');
-      return { process, connection: parseConnection('service', started.serviceConnectionString, { ca: readFileSync(started.caFile, 'utf8'), port: started.port }) };
+      return {
+        process,
+        connection: parseConnection('service', started.serviceConnectionString, {
+          ca: readFileSync(started.caFile, 'utf8'),
+          port: started.port,
+        }),
+      };
     };
     let hub = await start();
     let device: DeviceClient | undefined;
@@ -275,8 +358,20 @@ describe('scheduled jobs: limits and restarts', () => {
       device = await openDevice(identityConnectionWithKey(hub.connection, { deviceId: 'silent' }, key));
       const answered = new Promise<void>((resolve) => device!.onDeviceMethod('lockDoor', () => resolve()));
       let jobs = createJobClient(hub.connection);
-      await jobs.scheduleDeviceMethod('killed', "deviceId = 'silent'", { methodName: 'lockDoor', responseTimeoutInSeconds: 300 }, new Date(), 3600);
-      await jobs.scheduleTwinUpdate('after-kill', "deviceId = 'after-kill'", { tags: { survived: true } }, new Date(Date.now() + 1500), 3600);
+      await jobs.scheduleDeviceMethod(
+        'killed',
+        "deviceId = 'silent'",
+        { methodName: 'lockDoor', responseTimeoutInSeconds: 300 },
+        new Date(),
+        3600,
+      );
+      await jobs.scheduleTwinUpdate(
+        'after-kill',
+        "deviceId = 'after-kill'",
+        { tags: { survived: true } },
+        new Date(Date.now() + 1500),
+        3600,
+      );
       await answered; // the call reached the device: the job is running, its one device in flight
       await device.close(); // before its hub goes away (see above)
       device = undefined;

@@ -47,12 +47,20 @@ test('hub start: a handler that throws, or a rejection nobody handles, is logged
     await until(() => hub.stderr.includes('a handler threw for throws-1'), 'the exception is logged');
     clients.push(await connect('rejects-1'));
     await until(() => hub.stderr.includes('a handler rejected for rejects-1'), 'the rejection is logged');
-    assert.match(hub.stderr, / error +hub: an exception that nothing handled; the hub goes on: Error: a handler threw for throws-1\n\s+at /);
-    assert.match(hub.stderr, / error +hub: a promise rejection that nothing handled; the hub goes on: Error: a handler rejected for rejects-1\n/);
+    assert.match(
+      hub.stderr,
+      / error +hub: an exception that nothing handled; the hub goes on: Error: a handler threw for throws-1\n\s+at /,
+    );
+    assert.match(
+      hub.stderr,
+      / error +hub: a promise rejection that nothing handled; the hub goes on: Error: a handler rejected for rejects-1\n/,
+    );
     // Still serving: REST, a new connection, and an acknowledged publish.
     const ok = await connect('ok-1');
     clients.push(ok);
-    await new Promise<void>((resolve, reject) => ok.publish('devices/ok-1/messages/events/', 'still here', { qos: 1 }, (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      ok.publish('devices/ok-1/messages/events/', 'still here', { qos: 1 }, (err) => (err ? reject(err) : resolve())),
+    );
     assert.equal((await registry.get('throws-1')).responseBody.deviceId, 'throws-1');
     assert.equal(hub.child.exitCode, null);
     assert.equal(await hub.stop(), 0, hub.stderr);
@@ -72,7 +80,10 @@ test('hub start: a storm of unexpected errors stops the hub cleanly, with one li
     assert.equal(await hub.exit(), 1, hub.stderr);
     const errorLines = hub.stderr.split('\n').filter((l) => l.startsWith('error:'));
     assert.deepEqual(errorLines.length, 1, hub.stderr);
-    assert.match(errorLines[0]!, /^error: the hub stopped: 50 unexpected errors within 10 s, the last: a handler throws again and again \(the hub log has each one\)$/);
+    assert.match(
+      errorLines[0]!,
+      /^error: the hub stopped: 50 unexpected errors within 10 s, the last: a handler throws again and again \(the hub log has each one\)$/,
+    );
     assert.ok(!existsSync(join(home, 'profile.json')), 'the hub removed its profile: other commands do not look for it');
   } finally {
     client?.end(true);

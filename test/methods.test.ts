@@ -14,7 +14,11 @@ async function failure(promise: Promise<unknown>): Promise<{ name: string; statu
     await promise;
   } catch (err) {
     const e = err as { constructor: { name: string }; response?: { statusCode: number }; responseBody?: string };
-    return { name: e.constructor.name, status: e.response?.statusCode, errorCode: e.responseBody ? JSON.parse(e.responseBody).errorCode : undefined };
+    return {
+      name: e.constructor.name,
+      status: e.response?.statusCode,
+      errorCode: e.responseBody ? JSON.parse(e.responseBody).errorCode : undefined,
+    };
   }
   throw new Error('the invocation succeeded');
 }
@@ -33,9 +37,10 @@ describe('direct methods with azure-iothub and azure-iot-device over MQTT', () =
     devices.push(client);
     return client;
   }
-  const listening = (deviceId: string, moduleId?: string) => until(() => t.hub.mqtt.isSubscribed({ deviceId, moduleId }, METHODS), `${deviceId} listens for methods`);
+  const listening = (deviceId: string, moduleId?: string) =>
+    until(() => t.hub.mqtt.isSubscribed({ deviceId, moduleId }, METHODS), `${deviceId} listens for methods`);
 
-  test('a device method round trip: name, payload and the device\'s status and payload', async () => {
+  test("a device method round trip: name, payload and the device's status and payload", async () => {
     const device = await listeningDevice('m-dev');
     const seen: unknown[] = [];
     device.onDeviceMethod('rebootDevice', (req, res) => {
@@ -44,12 +49,16 @@ describe('direct methods with azure-iothub and azure-iot-device over MQTT', () =
     });
     await listening('m-dev');
     const service = createServiceClient(t.connection);
-    const { result } = await service.invokeDeviceMethod('m-dev', { methodName: 'rebootDevice', payload: { method_number: '42' }, responseTimeoutInSeconds: 30 });
+    const { result } = await service.invokeDeviceMethod('m-dev', {
+      methodName: 'rebootDevice',
+      payload: { method_number: '42' },
+      responseTimeoutInSeconds: 30,
+    });
     assert.deepEqual(result, { status: 200, payload: { Response: 'Rebooting device', echo: { method_number: '42' } } });
     assert.deepEqual(seen, [{ name: 'rebootDevice', payload: { method_number: '42' } }]);
   });
 
-  test('a device\'s error status is passed through as the result', async () => {
+  test("a device's error status is passed through as the result", async () => {
     const device = await listeningDevice('m-404');
     device.onDeviceMethod('other', (_req, res) => res.send(404, 'Unknown method'));
     await listening('m-404');
@@ -61,14 +70,19 @@ describe('direct methods with azure-iothub and azure-iot-device over MQTT', () =
     const module = await listeningDevice('m-host', 'm-mod');
     (module as unknown as ModuleClient).onMethod('getState', (req, res) => res!.send(201, { module: true, got: req!.payload }));
     await listening('m-host', 'm-mod');
-    const { result } = await createServiceClient(t.connection).invokeDeviceMethod('m-host', 'm-mod', { methodName: 'getState', payload: 7 });
+    const { result } = await createServiceClient(t.connection).invokeDeviceMethod('m-host', 'm-mod', {
+      methodName: 'getState',
+      payload: 7,
+    });
     assert.deepEqual(result, { status: 201, payload: { module: true, got: 7 } });
   });
 
   test('a registered device that is not connected: 404103 DeviceNotOnline at once with connectTimeout 0', async () => {
     await registerIdentity(t, 'm-offline');
     const started = Date.now();
-    const f = await failure(createServiceClient(t.connection).invokeDeviceMethod('m-offline', { methodName: 'rebootDevice', payload: null }));
+    const f = await failure(
+      createServiceClient(t.connection).invokeDeviceMethod('m-offline', { methodName: 'rebootDevice', payload: null }),
+    );
     assert.deepEqual(f, { name: 'Error', status: 404, errorCode: 404103 });
     assert.ok(Date.now() - started < 4000, 'it does not wait for the response timeout');
   });
@@ -82,14 +96,22 @@ describe('direct methods with azure-iothub and azure-iot-device over MQTT', () =
 
   test('an unknown device is DeviceNotFound; an unknown module 404 ModuleNotFound', async () => {
     const service = createServiceClient(t.connection);
-    assert.deepEqual(await failure(service.invokeDeviceMethod('m-nobody', { methodName: 'x', payload: null })), { name: 'DeviceNotFoundError', status: 404, errorCode: 404001 });
+    assert.deepEqual(await failure(service.invokeDeviceMethod('m-nobody', { methodName: 'x', payload: null })), {
+      name: 'DeviceNotFoundError',
+      status: 404,
+      errorCode: 404001,
+    });
     await registerIdentity(t, 'm-nomod');
     assert.equal((await failure(service.invokeDeviceMethod('m-nomod', 'ghost', { methodName: 'x', payload: null }))).errorCode, 404010);
   });
 
   test('connectTimeout: a call waits for the device to connect and subscribe', async () => {
     const connection = await registerIdentity(t, 'm-late');
-    const call = createServiceClient(t.connection).invokeDeviceMethod('m-late', { methodName: 'hello', payload: 'hi', connectTimeoutInSeconds: 60 });
+    const call = createServiceClient(t.connection).invokeDeviceMethod('m-late', {
+      methodName: 'hello',
+      payload: 'hi',
+      connectTimeoutInSeconds: 60,
+    });
     await new Promise((r) => setTimeout(r, 300));
     const device = await openDevice(connection);
     devices.push(device);
@@ -116,7 +138,7 @@ describe('direct methods with azure-iothub and azure-iot-device over MQTT', () =
     assert.deepEqual(result, { status: 200, payload: 'ok' });
   });
 
-  test('50 concurrent calls on 50 devices: each caller gets its own device\'s answer', async () => {
+  test("50 concurrent calls on 50 devices: each caller gets its own device's answer", async () => {
     const ids = Array.from({ length: 50 }, (_, i) => `m-many-${i}`);
     const clients = await Promise.all(ids.map((id) => listeningDevice(id)));
     clients.forEach((client, i) =>

@@ -27,21 +27,79 @@ describe('MQTT gateway: CONNACK and SUBACK codes, and why', () => {
   after(() => g.close());
 
   const refusals: Array<{ name: string; clientId: string; username?: string; password: () => string; code: number; why: RegExp }> = [
-    { name: 'a password that is not a SAS token', clientId: 'gw', password: () => 'not a token', code: 4, why: /the password is not a SAS token/ },
-    { name: 'a username for another hub', clientId: 'gw', username: 'other.azure-devices.net/gw/?api-version=2021-04-12', password: () => deviceToken({ deviceId: 'gw' }, key), code: 4, why: /the client id or the username/ },
-    { name: 'a client id with three segments', clientId: 'gw/mod/x', password: () => deviceToken({ deviceId: 'gw' }, key), code: 4, why: /the client id or the username/ },
-    { name: 'an expired token', clientId: 'gw', password: () => deviceToken({ deviceId: 'gw' }, key, { ttlSeconds: -1 }), code: 5, why: /the SAS token has expired/ },
-    { name: "another device's token", clientId: 'gw', password: () => deviceToken({ deviceId: 'other' }, key), code: 5, why: /audience \(sr\) is not this identity/ },
-    { name: "the device's token for its module", clientId: 'gw/mod', password: () => deviceToken({ deviceId: 'gw' }, moduleKey), code: 5, why: /audience \(sr\) is not this identity/ },
-    { name: 'a wrong key', clientId: 'gw', password: () => deviceToken({ deviceId: 'gw' }, moduleKey), code: 5, why: /signature does not match/ },
-    { name: 'an unknown device', clientId: 'ghost', password: () => deviceToken({ deviceId: 'ghost' }, key), code: 5, why: /no such device or module/ },
-    { name: 'a disabled device', clientId: 'off', password: () => deviceToken({ deviceId: 'off' }, disabledKey), code: 5, why: /the device is disabled/ },
+    {
+      name: 'a password that is not a SAS token',
+      clientId: 'gw',
+      password: () => 'not a token',
+      code: 4,
+      why: /the password is not a SAS token/,
+    },
+    {
+      name: 'a username for another hub',
+      clientId: 'gw',
+      username: 'other.azure-devices.net/gw/?api-version=2021-04-12',
+      password: () => deviceToken({ deviceId: 'gw' }, key),
+      code: 4,
+      why: /the client id or the username/,
+    },
+    {
+      name: 'a client id with three segments',
+      clientId: 'gw/mod/x',
+      password: () => deviceToken({ deviceId: 'gw' }, key),
+      code: 4,
+      why: /the client id or the username/,
+    },
+    {
+      name: 'an expired token',
+      clientId: 'gw',
+      password: () => deviceToken({ deviceId: 'gw' }, key, { ttlSeconds: -1 }),
+      code: 5,
+      why: /the SAS token has expired/,
+    },
+    {
+      name: "another device's token",
+      clientId: 'gw',
+      password: () => deviceToken({ deviceId: 'other' }, key),
+      code: 5,
+      why: /audience \(sr\) is not this identity/,
+    },
+    {
+      name: "the device's token for its module",
+      clientId: 'gw/mod',
+      password: () => deviceToken({ deviceId: 'gw' }, moduleKey),
+      code: 5,
+      why: /audience \(sr\) is not this identity/,
+    },
+    {
+      name: 'a wrong key',
+      clientId: 'gw',
+      password: () => deviceToken({ deviceId: 'gw' }, moduleKey),
+      code: 5,
+      why: /signature does not match/,
+    },
+    {
+      name: 'an unknown device',
+      clientId: 'ghost',
+      password: () => deviceToken({ deviceId: 'ghost' }, key),
+      code: 5,
+      why: /no such device or module/,
+    },
+    {
+      name: 'a disabled device',
+      clientId: 'off',
+      password: () => deviceToken({ deviceId: 'off' }, disabledKey),
+      code: 5,
+      why: /the device is disabled/,
+    },
   ];
   for (const r of refusals) {
     test(`${r.name}: CONNACK ${r.code}, logged with its reason`, async () => {
       assert.equal(await g.connect(r.clientId, r.username ?? USERNAME(r.clientId), r.password()), r.code);
       const logged = g.lines.filter((line) => line.includes(`refused the connection of ${r.clientId}: CONNACK ${r.code}, `));
-      assert.ok(logged.some((line) => r.why.test(line)), g.lines.join(''));
+      assert.ok(
+        logged.some((line) => r.why.test(line)),
+        g.lines.join(''),
+      );
     });
   }
 

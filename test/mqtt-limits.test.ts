@@ -77,7 +77,10 @@ describe('MQTT limits: what one client can make the hub hold', () => {
     client.publish('devices/lim-qos2/messages/events/', 'exactly once?', { qos: 2 });
     await Promise.race([closed, new Promise((_, reject) => setTimeout(() => reject(new Error('the connection stayed open')), 20_000))]);
     assert.equal(t.hub.eventLog.partitionInfo(t.hub.eventLog.partitionOf('lim-qos2')).lastSequenceNumber, before, 'nothing was appended');
-    assert.ok(logged.some((line) => /info +mqtt: closed the connection of lim-qos2: a QoS 2 publish/.test(line)), logged.join(''));
+    assert.ok(
+      logged.some((line) => /info +mqtt: closed the connection of lim-qos2: a QoS 2 publish/.test(line)),
+      logged.join(''),
+    );
   });
 
   test('a subscriber that stops reading is disconnected, and the hub holds at most the bound for it', async (ctx) => {
@@ -112,7 +115,10 @@ describe('MQTT limits: what one client can make the hub hold', () => {
     await until(() => t.hub.mqtt.session({ deviceId: 'lim-slow' }) !== session, 'the slow subscriber is disconnected', 10_000);
     ctx.diagnostic(`disconnected after ${patches} patches; at most ${maxUnsent} bytes queued, memory +${maxMemory} bytes`);
     assert.ok(patches < 3000, `disconnected after ${patches} patches`);
-    assert.ok(logged.some((line) => /closed the connection of lim-slow: it does not read what the hub sends/.test(line)), logged.join(''));
+    assert.ok(
+      logged.some((line) => /closed the connection of lim-slow: it does not read what the hub sends/.test(line)),
+      logged.join(''),
+    );
     // Loose bounds: what the hub queued is the bound plus one turn's patches, far from the 48 MB sent.
     assert.ok(maxUnsent <= MAX_OUTGOING_BYTES + 1024 * 1024, `at most ${maxUnsent} bytes queued`);
     assert.ok(maxMemory < 16 * 1024 * 1024, `memory grew by ${maxMemory} bytes at most`);
@@ -146,8 +152,10 @@ describe('MQTT limits: what one client can make the hub hold', () => {
     roundTrips.sort((a, b) => a - b);
     patchesDuring.sort((a, b) => a - b);
     const p99 = (sorted: number[]) => sorted[Math.ceil(sorted.length * 0.99) - 1]!;
-    ctx.diagnostic(`${roundTrips.length} round trips: p50 ${roundTrips[roundTrips.length >> 1]!.toFixed(1)} ms, p99 ${p99(roundTrips).toFixed(1)} ms; ` +
-      `flood patches during one: p50 ${patchesDuring[patchesDuring.length >> 1]}, p99 ${p99(patchesDuring)}`);
+    ctx.diagnostic(
+      `${roundTrips.length} round trips: p50 ${roundTrips[roundTrips.length >> 1]!.toFixed(1)} ms, p99 ${p99(roundTrips).toFixed(1)} ms; ` +
+        `flood patches during one: p50 ${patchesDuring[patchesDuring.length >> 1]}, p99 ${p99(patchesDuring)}`,
+    );
     // The figure belongs to `npm run bench -- --only fairness`; here, loose bounds for a busy machine.
     // Without a per-connection bound, a probe waited for every patch of a socket read (hundreds).
     assert.ok(p99(patchesDuring) < 100, `p99 of ${p99(patchesDuring)} flood patches handled during one round trip`);

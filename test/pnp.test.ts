@@ -46,7 +46,12 @@ async function pnpDevice(t: TestHub, deviceId: string, modelId: string | undefin
 }
 
 function report(client: DeviceClient, patch: object): Promise<void> {
-  return client.getTwin().then((twin) => new Promise<void>((resolve, reject) => twin.properties.reported.update(patch, (err?: Error) => (err ? reject(err) : resolve()))));
+  return client
+    .getTwin()
+    .then(
+      (twin) =>
+        new Promise<void>((resolve, reject) => twin.properties.reported.update(patch, (err?: Error) => (err ? reject(err) : resolve()))),
+    );
 }
 
 function send(client: DeviceClient, body: object, properties: Record<string, string>): Promise<unknown> {
@@ -88,10 +93,13 @@ describe('IoT Plug and Play', () => {
     assert.equal((await registry.getModuleTwin('pnp-host', 'pnp-module')).responseBody.modelId, THERMOSTAT);
     assert.equal((await registry.getTwin('pnp-host')).responseBody.modelId, '', "the module's model is not its device's");
     const query = registry.createQuery(`SELECT * FROM devices WHERE modelId = '${CONTROLLER}'`);
-    assert.deepEqual((await query.nextAsTwin()).result.map((twin) => twin.deviceId), ['pnp-model']);
+    assert.deepEqual(
+      (await query.nextAsTwin()).result.map((twin) => twin.deviceId),
+      ['pnp-model'],
+    );
   });
 
-  test('events carry dt-dataschema from the connection\'s model id, and dt-subject from $.sub (the SDK\'s dt-subject property)', async () => {
+  test("events carry dt-dataschema from the connection's model id, and dt-subject from $.sub (the SDK's dt-subject property)", async () => {
     const device = await pnpDevice(t, 'pnp-events', CONTROLLER);
     const plain = await pnpDevice(t, 'pnp-events-plain', undefined);
     clients.push(device, plain);
@@ -165,19 +173,26 @@ describe('IoT Plug and Play', () => {
     test('PATCH sets writable properties (root and component) as desired properties; the acknowledgement shows in $metadata', async () => {
       const etag = ((await digitalTwins.getDigitalTwin('pnp-dt')) as any)._response.headers.get('etag');
       // The SDK resolves on IoT Hub's 202 (and nothing else), with no body.
-      await digitalTwins.updateDigitalTwin('pnp-dt', [
-        { op: 'add', path: '/thermostat1/targetTemperature', value: 21.5 },
-        { op: 'add', path: '/fanSpeed', value: 2 },
-      ], etag);
+      await digitalTwins.updateDigitalTwin(
+        'pnp-dt',
+        [
+          { op: 'add', path: '/thermostat1/targetTemperature', value: 21.5 },
+          { op: 'add', path: '/fanSpeed', value: 2 },
+        ],
+        etag,
+      );
       await until(() => desiredPatches.some((p) => p.thermostat1?.targetTemperature === 21.5), 'the device receives the desired patch');
       const patch = desiredPatches.find((p) => p.thermostat1?.targetTemperature === 21.5);
-      assert.deepEqual({ ...patch!, $version: undefined }, { thermostat1: { __t: 'c', targetTemperature: 21.5 }, fanSpeed: 2, $version: undefined });
+      assert.deepEqual(
+        { ...patch!, $version: undefined },
+        { thermostat1: { __t: 'c', targetTemperature: 21.5 }, fanSpeed: 2, $version: undefined },
+      );
       const twin = (await createRegistry(t.connection).getTwin('pnp-dt')).responseBody;
       assert.deepEqual(twin.properties.desired.thermostat1, { __t: 'c', targetTemperature: 21.5 });
       // The device acknowledges in its own time: read until its reported value is there (bounded).
       let got: any;
       const deadline = Date.now() + WAIT_MS;
-      while ((got = await digitalTwins.getDigitalTwin('pnp-dt') as any).thermostat1.targetTemperature !== 21.5 && Date.now() < deadline) {
+      while ((got = (await digitalTwins.getDigitalTwin('pnp-dt')) as any).thermostat1.targetTemperature !== 21.5 && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 50));
       }
       assert.equal(got.thermostat1.targetTemperature, 21.5, "the device's acknowledged value is the property's value");
@@ -188,7 +203,11 @@ describe('IoT Plug and Play', () => {
       assert.equal(meta.ackCode, 200);
       assert.equal(meta.ackDescription, 'Successfully executed patch');
       assert.ok(meta.lastUpdateTime);
-      assert.deepEqual(got.$metadata.fanSpeed, { desiredValue: 2, desiredVersion: patch.$version }, 'a desired value not reported yet shows in $metadata only');
+      assert.deepEqual(
+        got.$metadata.fanSpeed,
+        { desiredValue: 2, desiredVersion: patch.$version },
+        'a desired value not reported yet shows in $metadata only',
+      );
       assert.equal(got.fanSpeed, undefined);
     });
 
@@ -197,8 +216,12 @@ describe('IoT Plug and Play', () => {
       assert.equal(stale.status, 412);
       assert.match(stale.message, /PreconditionFailed/);
       await digitalTwins.updateDigitalTwin('pnp-dt', [{ op: 'remove', path: '/fanSpeed' }]);
-      await digitalTwins.updateDigitalTwin('pnp-dt', [{ op: 'replace', path: '/thermostat1', value: { targetTemperature: 19, $metadata: {} } }]);
-      await digitalTwins.updateDigitalTwin('pnp-dt', [{ op: 'add', path: '/thermostat2', value: { targetTemperature: 30, $metadata: {} } }]);
+      await digitalTwins.updateDigitalTwin('pnp-dt', [
+        { op: 'replace', path: '/thermostat1', value: { targetTemperature: 19, $metadata: {} } },
+      ]);
+      await digitalTwins.updateDigitalTwin('pnp-dt', [
+        { op: 'add', path: '/thermostat2', value: { targetTemperature: 30, $metadata: {} } },
+      ]);
       await digitalTwins.updateDigitalTwin('pnp-dt', [{ op: 'remove', path: '/thermostat2/targetTemperature' }]);
       const desired = (await createRegistry(t.connection).getTwin('pnp-dt')).responseBody.properties.desired;
       assert.equal(desired.fanSpeed, undefined);
@@ -219,11 +242,16 @@ describe('IoT Plug and Play', () => {
     });
 
     test('commands: a component command is the method {component}*{command}, a root command the method itself, with the status in x-ms-command-statuscode', async () => {
-      const report: any = await digitalTwins.invokeComponentCommand('pnp-dt', 'thermostat1', 'getMaxMinReport', '2020-01-01T00:00:00Z', { responseTimeoutInSeconds: 10 });
+      const report: any = await digitalTwins.invokeComponentCommand('pnp-dt', 'thermostat1', 'getMaxMinReport', '2020-01-01T00:00:00Z', {
+        responseTimeoutInSeconds: 10,
+      });
       assert.deepEqual(report._response.parsedBody, { maxTemp: 25.3, since: '2020-01-01T00:00:00Z' });
       assert.equal(report._response.headers.get('x-ms-command-statuscode'), '200');
       assert.ok(report._response.headers.get('x-ms-request-id'));
-      const reboot: any = await digitalTwins.invokeCommand('pnp-dt', 'reboot', 5, { connectTimeoutInSeconds: 0, responseTimeoutInSeconds: 5 });
+      const reboot: any = await digitalTwins.invokeCommand('pnp-dt', 'reboot', 5, {
+        connectTimeoutInSeconds: 0,
+        responseTimeoutInSeconds: 5,
+      });
       assert.equal(reboot._response.headers.get('x-ms-command-statuscode'), '202');
       assert.deepEqual(reboot._response.parsedBody, { delay: 5 });
       const offline = await refusal(digitalTwins.invokeCommand('pnp-plain-offline-nobody', 'reboot', {}));
@@ -238,7 +266,12 @@ describe('IoT Plug and Play', () => {
       const notOnline = await refusal(digitalTwins.invokeCommand('pnp-late', 'reboot', {}));
       assert.equal(notOnline.status, 404);
       assert.match(notOnline.message, /DeviceNotOnline/);
-      const waiting = digitalTwins.invokeCommand('pnp-late', 'reboot', { now: true }, { connectTimeoutInSeconds: 30, responseTimeoutInSeconds: 30 });
+      const waiting = digitalTwins.invokeCommand(
+        'pnp-late',
+        'reboot',
+        { now: true },
+        { connectTimeoutInSeconds: 30, responseTimeoutInSeconds: 30 },
+      );
       const late = await createDeviceClient(connection);
       clients.push(late);
       late.onDeviceMethod('reboot', (request, response) => response.send(200, request.payload, () => {}));

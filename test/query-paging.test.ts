@@ -40,11 +40,17 @@ describe('query paging', () => {
   test('collects every match exactly once, in order, through the continuation tokens', () => {
     const text = "SELECT deviceId FROM devices WHERE connectionState = 'Connected' AND tags.location.region != 'APAC'";
     const expected = devices
-      .filter((d) => d.connectionState === 'Connected' && ['US', 'EU'].includes((d.tags as { location?: { region: string } }).location?.region ?? ''))
+      .filter(
+        (d) =>
+          d.connectionState === 'Connected' && ['US', 'EU'].includes((d.tags as { location?: { region: string } }).location?.region ?? ''),
+      )
       .map((d) => ({ deviceId: d.deviceId }));
     assert.ok(expected.length > 7 * 5, 'enough matches for several pages');
     const all = pages(text, 7);
-    assert.deepEqual(all.flatMap((p) => p.items), expected);
+    assert.deepEqual(
+      all.flatMap((p) => p.items),
+      expected,
+    );
     assert.ok(all.slice(0, -1).every((p) => p.items.length === 7 && p.continuationToken));
     assert.equal(all.at(-1)!.continuationToken, undefined);
   });

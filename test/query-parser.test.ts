@@ -110,18 +110,24 @@ describe('query parser', () => {
       ["SELECT * FROM devices WHERE (status = 'a'", 'Syntax error at position 42 near end of query: expected )'],
       ["SELECT * FROM devices WHERE status = 'a", "Syntax error at position 38 near ''a': unterminated string literal"],
       ['SELECT * FROM devices WHERE status # 1', "Syntax error at position 36 near '#': unexpected character"],
-      ["SELECT * FROM devices WHERE x = 'a\\q'", "Syntax error at position 35 near '\\q': invalid escape sequence (allowed: \\' \\\" \\\\ \\uXXXX)"],
+      [
+        "SELECT * FROM devices WHERE x = 'a\\q'",
+        "Syntax error at position 35 near '\\q': invalid escape sequence (allowed: \\' \\\" \\\\ \\uXXXX)",
+      ],
       ['SELECT * FROM devices WHERE 12abc = 1', "Syntax error at position 29 near '12a': malformed number"],
       [
         "SELECT * FROM devices WHERE tags.group = 'a'",
         "Syntax error at position 34 near 'group': expected a property name after . ('group' is a keyword; escape it as [[group]])",
       ],
       ['SELECT * FROM devices ORDER BY deviceId', "Syntax error at position 23 near 'ORDER': expected WHERE, GROUP BY or end of query"],
-      ["SELECT * FROM devices WHERE a = 1 LIMIT 5", "Syntax error at position 35 near 'LIMIT': expected GROUP BY or end of query"],
+      ['SELECT * FROM devices WHERE a = 1 LIMIT 5', "Syntax error at position 35 near 'LIMIT': expected GROUP BY or end of query"],
       ["SELECT * FROM devices WHERE x IN ('a')", "Syntax error at position 34 near '(': expected ["],
       ['SELECT * FROM devices WHERE x IN [a]', "Syntax error at position 35 near 'a': expected a constant"],
       ['SELECT TOP x * FROM devices', "Syntax error at position 12 near 'x': expected a whole number after TOP"],
-      ['SELECT deviceId AS FROM devices', "Syntax error at position 20 near 'FROM': expected an alias after AS ('FROM' is a keyword; escape it as [[FROM]])"],
+      [
+        'SELECT deviceId AS FROM devices',
+        "Syntax error at position 20 near 'FROM': expected an alias after AS ('FROM' is a keyword; escape it as [[FROM]])",
+      ],
       ['SELECT COUNT(deviceId) FROM devices', "Syntax error at position 14 near 'deviceId': expected )"],
       ['SELECT * FROM devices WHERE COUNT() > 1', "Syntax error at position 29 near 'COUNT': aggregate COUNT() is only allowed in SELECT"],
       ['SELECT * FROM devices GROUP deviceId', "Syntax error at position 29 near 'deviceId': expected BY"],
@@ -156,17 +162,21 @@ describe('query nesting bound', () => {
     test(`evaluates ${what} nested ${MAX_QUERY_NESTING} deep and refuses one level more with a 400, not a stack overflow`, () => {
       assert.equal(MAX_QUERY_NESTING % 2, 0, 'the NOT and minus cases expect an even bound');
       assert.ok(matches(where + nest(MAX_QUERY_NESTING)));
-      assert.throws(() => parseQuery(where + nest(MAX_QUERY_NESTING + 1)), (e: unknown) => {
-        assert.ok(e instanceof HubError && e.status === 400 && e.errorCode === 400020, String(e));
-        assert.match(e.message, new RegExp(`nested more than ${MAX_QUERY_NESTING} levels deep at position \\d+`));
-        return true;
-      });
+      assert.throws(
+        () => parseQuery(where + nest(MAX_QUERY_NESTING + 1)),
+        (e: unknown) => {
+          assert.ok(e instanceof HubError && e.status === 400 && e.errorCode === 400020, String(e));
+          assert.match(e.message, new RegExp(`nested more than ${MAX_QUERY_NESTING} levels deep at position \\d+`));
+          return true;
+        },
+      );
       for (const depth of [1_000, 4_000]) assert.throws(() => parseQuery(where + nest(depth)), HubError);
     });
   }
 
   test('evaluates chains as long as 8192 characters allow: they do not nest', () => {
-    const longest = (unit: string, last: string) => where + unit.repeat(Math.floor((8192 - where.length - last.length) / unit.length)) + last;
+    const longest = (unit: string, last: string) =>
+      where + unit.repeat(Math.floor((8192 - where.length - last.length) / unit.length)) + last;
     assert.ok(matches(longest('tags.b = 1 OR ', 'tags.a = 1')));
     assert.ok(matches(longest('tags.a = 1 AND ', 'tags.a = 1')));
     assert.ok(matches(longest('0 + ', 'tags.a = 1')));

@@ -30,15 +30,24 @@ describe('twin queries over HTTPS with azure-iothub Registry.createQuery', () =>
   test('WHERE on deviceId with an escaped quote, module twins, and projections', async () => {
     const registry = createRegistry(t.connection);
     const quoted = (await registry.createQuery("SELECT * FROM devices WHERE deviceId = 'q-\\'quote'").nextAsTwin()).result;
-    assert.deepEqual(quoted.map((twin) => twin.deviceId), ["q-'quote"]);
+    assert.deepEqual(
+      quoted.map((twin) => twin.deviceId),
+      ["q-'quote"],
+    );
     const modules = (await registry.createQuery("SELECT * FROM devices.modules WHERE moduleId = 'q-mod'").nextAsTwin()).result;
-    assert.deepEqual(modules.map((twin) => [twin.deviceId, twin.moduleId]), [['q-host', 'q-mod']]);
+    assert.deepEqual(
+      modules.map((twin) => [twin.deviceId, twin.moduleId]),
+      [['q-host', 'q-mod']],
+    );
     const { result: rows, message } = await registry.createQuery("SELECT deviceId FROM devices WHERE deviceId = 'q-2'").next();
     assert.deepEqual(rows, [{ deviceId: 'q-2' }]);
     assert.equal(message.headers['x-ms-item-type'], 'Raw');
   });
 
   test('a malformed query is 400 ArgumentError', async () => {
-    await assert.rejects(createRegistry(t.connection).createQuery('SELECT FROM nowhere').next(), (err: Error) => err.constructor.name === 'ArgumentError');
+    await assert.rejects(
+      createRegistry(t.connection).createQuery('SELECT FROM nowhere').next(),
+      (err: Error) => err.constructor.name === 'ArgumentError',
+    );
   });
 });

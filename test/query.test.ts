@@ -125,7 +125,9 @@ describe('query filters', () => {
     expectMatches("tags.location.region IN ['US', 'EU']", (d) => region(d) === 'US' || region(d) === 'EU');
     expectMatches("tags.location.region NIN ['US']", (d) => region(d) !== undefined && region(d) !== 'US');
     expectMatches("tags.floor IN [1, '4']", (d) => get(d, 'tags.floor') === 1 || get(d, 'tags.floor') === '4');
-    expectMatches("deviceId IN ['device-0001', 'device-0002', 'nope']", (d) => ['device-0001', 'device-0002'].includes(d.deviceId as string));
+    expectMatches("deviceId IN ['device-0001', 'device-0002', 'nope']", (d) =>
+      ['device-0001', 'device-0002'].includes(d.deviceId as string),
+    );
   });
 
   test('IS_DEFINED tells present (even null) from missing', () => {
@@ -221,9 +223,13 @@ describe('query projections', () => {
   });
 
   test('rejects unknown functions, wrong argument counts and ungrouped fields beside aggregates', () => {
-    assertHubError(() => executeQuery('SELECT * FROM devices WHERE LOWER(deviceId) = 1', source), 400020, "Unknown function 'LOWER' at position 29");
     assertHubError(
-      () => executeQuery("SELECT * FROM devices WHERE STARTSWITH(deviceId)", source),
+      () => executeQuery('SELECT * FROM devices WHERE LOWER(deviceId) = 1', source),
+      400020,
+      "Unknown function 'LOWER' at position 29",
+    );
+    assertHubError(
+      () => executeQuery('SELECT * FROM devices WHERE STARTSWITH(deviceId)', source),
       400020,
       'STARTSWITH takes 2 arguments, not 1, at position 29',
     );
@@ -232,7 +238,11 @@ describe('query projections', () => {
       400020,
       "'deviceId' at position 8 must appear in GROUP BY to be selected with an aggregate",
     );
-    assertHubError(() => executeQuery('SELECT * FROM devices GROUP BY status', source), 400020, 'SELECT * cannot be used with GROUP BY at position 32');
+    assertHubError(
+      () => executeQuery('SELECT * FROM devices GROUP BY status', source),
+      400020,
+      'SELECT * cannot be used with GROUP BY at position 32',
+    );
   });
 });
 
@@ -334,7 +344,10 @@ describe('SELECT TOP', () => {
     const pages: number[] = [];
     let continuationToken: string | undefined;
     do {
-      const page = executeQuery("SELECT TOP 25 deviceId FROM devices WHERE status = 'enabled'", source, { pageSize: 10, continuationToken });
+      const page = executeQuery("SELECT TOP 25 deviceId FROM devices WHERE status = 'enabled'", source, {
+        pageSize: 10,
+        continuationToken,
+      });
       pages.push(page.items.length);
       continuationToken = page.continuationToken;
       assert.ok(pages.length <= 3, 'TOP 25 in pages of 10 is three pages');
@@ -350,11 +363,25 @@ describe('query performance', () => {
   // How fast is the bench's business, not a test's: this checks the answers over a fleet that pages.
   test('answers over a few thousand twins as the plain JavaScript oracle does', () => {
     const big = fleet(3000);
-    const inRegion = runAll("SELECT * FROM devices WHERE tags.location.region IN ['US', 'EU'] AND properties.reported.temperature > 20", big.source);
-    const expected = big.devices.filter((d) => ['US', 'EU'].includes(get(d, 'tags.location.region') as string) && (get(d, 'properties.reported.temperature') as number) > 20);
+    const inRegion = runAll(
+      "SELECT * FROM devices WHERE tags.location.region IN ['US', 'EU'] AND properties.reported.temperature > 20",
+      big.source,
+    );
+    const expected = big.devices.filter(
+      (d) => ['US', 'EU'].includes(get(d, 'tags.location.region') as string) && (get(d, 'properties.reported.temperature') as number) > 20,
+    );
     assert.ok(expected.length > 0 && expected.length < big.devices.length, 'the fixture selects some twins, not all');
-    assert.deepEqual((inRegion as TwinDocument[]).map((d) => d.deviceId), expected.map((d) => d.deviceId));
-    const groups = runAll('SELECT tags.location.region AS region, COUNT() AS n FROM devices GROUP BY tags.location.region', big.source) as Array<{ n: number }>;
-    assert.equal(groups.reduce((sum, g) => sum + g.n, 0), big.devices.length);
+    assert.deepEqual(
+      (inRegion as TwinDocument[]).map((d) => d.deviceId),
+      expected.map((d) => d.deviceId),
+    );
+    const groups = runAll(
+      'SELECT tags.location.region AS region, COUNT() AS n FROM devices GROUP BY tags.location.region',
+      big.source,
+    ) as Array<{ n: number }>;
+    assert.equal(
+      groups.reduce((sum, g) => sum + g.n, 0),
+      big.devices.length,
+    );
   });
 });

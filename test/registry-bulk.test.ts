@@ -43,10 +43,22 @@ describe("bulk registry operations (POST /devices) with azure-iothub's addDevice
     assert.equal(tooMany.status, 400);
     assert.match(tooMany.body.Message, /^ErrorCode:ArgumentInvalid;.*1 to 100 identities, not 101/);
     assert.equal((await restCall(t, 'POST', '/devices?api-version=2021-04-12', token, '[]')).status, 400);
-    const twice = await restCall(t, 'POST', '/devices?api-version=2021-04-12', token, JSON.stringify([...items(2, 'dup'), { id: 'dup-0', importMode: 'delete' }]));
+    const twice = await restCall(
+      t,
+      'POST',
+      '/devices?api-version=2021-04-12',
+      token,
+      JSON.stringify([...items(2, 'dup'), { id: 'dup-0', importMode: 'delete' }]),
+    );
     assert.equal(twice.status, 400);
     assert.match(twice.body.Message, /'dup-0' is named more than once/);
-    const badMode = await restCall(t, 'POST', '/devices?api-version=2021-04-12', token, JSON.stringify([{ id: 'mode-1', importMode: 'upsert' }]));
+    const badMode = await restCall(
+      t,
+      'POST',
+      '/devices?api-version=2021-04-12',
+      token,
+      JSON.stringify([{ id: 'mode-1', importMode: 'upsert' }]),
+    );
     assert.equal(badMode.status, 400);
     const names = (await registry.list()).responseBody.map((d) => d.deviceId);
     assert.ok(!names.some((n) => /^(over|dup|mode)-/.test(n)), 'a refused call writes nothing');
@@ -54,17 +66,22 @@ describe("bulk registry operations (POST /devices) with azure-iothub's addDevice
 
   test('mixed success: the failing items are listed with their errors, the others are applied', async () => {
     await registry.create({ deviceId: 'mixed-exists' });
-    const { failed, result } = await bulkResult(registry.addDevices([
-      { deviceId: 'mixed-new' },
-      { deviceId: 'mixed-exists' },
-      { deviceId: 'mixed-badkey', authentication: { symmetricKey: { primaryKey: 'c2hvcnQ=', secondaryKey: '' } } } as any,
-    ]));
+    const { failed, result } = await bulkResult(
+      registry.addDevices([
+        { deviceId: 'mixed-new' },
+        { deviceId: 'mixed-exists' },
+        { deviceId: 'mixed-badkey', authentication: { symmetricKey: { primaryKey: 'c2hvcnQ=', secondaryKey: '' } } } as any,
+      ]),
+    );
     assert.equal(failed, true, 'IoT Hub answers 400 when an item failed');
     assert.equal(result.isSuccessful, false);
-    assert.deepEqual(result.errors.map((e: any) => [e.deviceId, e.errorCode, e.operation]), [
-      ['mixed-exists', 'DeviceAlreadyExists', 'create'],
-      ['mixed-badkey', 'ArgumentInvalid', 'create'],
-    ]);
+    assert.deepEqual(
+      result.errors.map((e: any) => [e.deviceId, e.errorCode, e.operation]),
+      [
+        ['mixed-exists', 'DeviceAlreadyExists', 'create'],
+        ['mixed-badkey', 'ArgumentInvalid', 'create'],
+      ],
+    );
     assert.match(result.errors[1].errorStatus, /between 16 and 64 bytes/);
     assert.equal((await registry.get('mixed-new')).responseBody.deviceId, 'mixed-new');
     await assert.rejects(registry.get('mixed-badkey'));
@@ -73,20 +90,46 @@ describe("bulk registry operations (POST /devices) with azure-iothub's addDevice
   test('updateDevices: forced, or only when the eTag matches; removeDevices likewise; unknown ids are per-item errors', async () => {
     await registry.addDevices([{ deviceId: 'upd-1' }, { deviceId: 'upd-2' }]);
     const current = (await registry.get('upd-1')).responseBody;
-    const stale = await bulkResult(registry.updateDevices([
-      { deviceId: 'upd-1', status: 'disabled', etag: 'c3RhbGU=' },
-      { deviceId: 'upd-2', status: 'disabled', etag: (await registry.get('upd-2')).responseBody.etag },
-    ] as any, false));
-    assert.deepEqual(stale.result.errors.map((e: any) => [e.deviceId, e.errorCode, e.operation]), [['upd-1', 'PreconditionFailed', 'updateIfMatchETag']]);
+    const stale = await bulkResult(
+      registry.updateDevices(
+        [
+          { deviceId: 'upd-1', status: 'disabled', etag: 'c3RhbGU=' },
+          { deviceId: 'upd-2', status: 'disabled', etag: (await registry.get('upd-2')).responseBody.etag },
+        ] as any,
+        false,
+      ),
+    );
+    assert.deepEqual(
+      stale.result.errors.map((e: any) => [e.deviceId, e.errorCode, e.operation]),
+      [['upd-1', 'PreconditionFailed', 'updateIfMatchETag']],
+    );
     assert.equal((await registry.get('upd-1')).responseBody.status, 'enabled');
     assert.equal((await registry.get('upd-2')).responseBody.status, 'disabled');
-    const forced = await bulkResult(registry.updateDevices([{ deviceId: 'upd-1', status: 'disabled' }, { deviceId: 'upd-nobody', status: 'disabled' }] as any, true));
-    assert.deepEqual(forced.result.errors.map((e: any) => [e.deviceId, e.errorCode, e.operation]), [['upd-nobody', 'DeviceNotFound', 'update']]);
+    const forced = await bulkResult(
+      registry.updateDevices(
+        [
+          { deviceId: 'upd-1', status: 'disabled' },
+          { deviceId: 'upd-nobody', status: 'disabled' },
+        ] as any,
+        true,
+      ),
+    );
+    assert.deepEqual(
+      forced.result.errors.map((e: any) => [e.deviceId, e.errorCode, e.operation]),
+      [['upd-nobody', 'DeviceNotFound', 'update']],
+    );
     const updated = (await registry.get('upd-1')).responseBody;
     assert.equal(updated.status, 'disabled');
-    assert.equal(updated.authentication!.symmetricKey!.primaryKey, current.authentication!.symmetricKey!.primaryKey, 'keys left empty are kept');
+    assert.equal(
+      updated.authentication!.symmetricKey!.primaryKey,
+      current.authentication!.symmetricKey!.primaryKey,
+      'keys left empty are kept',
+    );
     const removeStale = await bulkResult(registry.removeDevices([{ deviceId: 'upd-1', etag: current.etag }] as any, false));
-    assert.deepEqual(removeStale.result.errors.map((e: any) => e.errorCode), ['PreconditionFailed']);
+    assert.deepEqual(
+      removeStale.result.errors.map((e: any) => e.errorCode),
+      ['PreconditionFailed'],
+    );
     const removed = await bulkResult(registry.removeDevices([{ deviceId: 'upd-1' }, { deviceId: 'upd-2' }] as any, true));
     assert.equal(removed.result.isSuccessful, true);
     await assert.rejects(registry.get('upd-1'));
@@ -96,9 +139,15 @@ describe("bulk registry operations (POST /devices) with azure-iothub's addDevice
   test('modules in bulk: an item with a moduleId creates and deletes that module; an unknown device is its error', async () => {
     await registry.create({ deviceId: 'mod-host' });
     const post = (items: object[]) => restCall(t, 'POST', '/devices?api-version=2021-04-12', token, JSON.stringify(items));
-    const created = await post([{ id: 'mod-host', moduleId: 'm1', importMode: 'create' }, { id: 'mod-nobody', moduleId: 'm1', importMode: 'create' }]);
+    const created = await post([
+      { id: 'mod-host', moduleId: 'm1', importMode: 'create' },
+      { id: 'mod-nobody', moduleId: 'm1', importMode: 'create' },
+    ]);
     assert.equal(created.status, 400);
-    assert.deepEqual(created.body.errors.map((e: any) => [e.deviceId, e.moduleId, e.errorCode]), [['mod-nobody', 'm1', 'DeviceNotFound']]);
+    assert.deepEqual(
+      created.body.errors.map((e: any) => [e.deviceId, e.moduleId, e.errorCode]),
+      [['mod-nobody', 'm1', 'DeviceNotFound']],
+    );
     assert.equal((await registry.getModule('mod-host', 'm1')).responseBody.moduleId, 'm1');
     const removed = await post([{ id: 'mod-host', moduleId: 'm1', importMode: 'delete' }]);
     assert.deepEqual([removed.status, removed.body], [200, { isSuccessful: true, errors: [], warnings: [] }]);
@@ -107,8 +156,19 @@ describe("bulk registry operations (POST /devices) with azure-iothub's addDevice
   });
 
   test('registryRead cannot write in bulk (403)', async () => {
-    const read = createSasToken('localhost', t.hub.serviceConnectionString('registryRead').match(/SharedAccessKey=([^;]+)/)![1], 'registryRead', 600);
-    const answer = await restCall(t, 'POST', '/devices?api-version=2021-04-12', read, JSON.stringify([{ id: 'ro-1', importMode: 'create' }]));
+    const read = createSasToken(
+      'localhost',
+      t.hub.serviceConnectionString('registryRead').match(/SharedAccessKey=([^;]+)/)![1],
+      'registryRead',
+      600,
+    );
+    const answer = await restCall(
+      t,
+      'POST',
+      '/devices?api-version=2021-04-12',
+      read,
+      JSON.stringify([{ id: 'ro-1', importMode: 'create' }]),
+    );
     assert.equal(answer.status, 403);
   });
 });

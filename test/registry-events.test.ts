@@ -25,7 +25,9 @@ function registryWith(dependents: { created?: (key: IdentityKey) => void; delete
   for (const event of ['created', 'deleted', 'disabled', 'rekeyed'] as const) {
     registry.on(event, (key) => {
       const visible = registry.find(key.deviceId, key.moduleId) !== undefined;
-      calls.push(`event ${event} ${key.deviceId}${key.moduleId ? '/' + key.moduleId : ''} inTransaction=${db.inTransaction} visible=${visible}`);
+      calls.push(
+        `event ${event} ${key.deviceId}${key.moduleId ? '/' + key.moduleId : ''} inTransaction=${db.inTransaction} visible=${visible}`,
+      );
     });
   }
   return { db, registry, calls };

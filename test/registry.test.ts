@@ -48,7 +48,8 @@ describe('identity registry over HTTPS with azure-iothub', () => {
     const registry = createRegistry(t.connection);
     const primaryKey = Buffer.alloc(32, 1).toString('base64');
     const secondaryKey = Buffer.alloc(32, 2).toString('base64');
-    const d = (await registry.create({ deviceId: 'keys-1', authentication: { symmetricKey: { primaryKey, secondaryKey } } } as any)).responseBody;
+    const d = (await registry.create({ deviceId: 'keys-1', authentication: { symmetricKey: { primaryKey, secondaryKey } } } as any))
+      .responseBody;
     assert.equal(d.authentication!.symmetricKey!.primaryKey, primaryKey);
     assert.equal(d.authentication!.symmetricKey!.secondaryKey, secondaryKey);
   });
@@ -100,7 +101,15 @@ describe('identity registry over HTTPS with azure-iothub', () => {
     const put = (ifMatch: string) =>
       new Promise<number>((resolve, reject) => {
         const req = request(
-          { host: '127.0.0.1', port: t.hub.port, method: 'PUT', path: '/devices/etag-1', ca: t.hub.tls.ca, servername: 'localhost', headers: { Authorization: token, 'If-Match': ifMatch, 'Content-Type': 'application/json' } },
+          {
+            host: '127.0.0.1',
+            port: t.hub.port,
+            method: 'PUT',
+            path: '/devices/etag-1',
+            ca: t.hub.tls.ca,
+            servername: 'localhost',
+            headers: { Authorization: token, 'If-Match': ifMatch, 'Content-Type': 'application/json' },
+          },
           (res) => res.resume().on('end', () => resolve(res.statusCode!)),
         );
         req.on('error', reject);
@@ -184,7 +193,8 @@ test('a restart with the same data dir keeps every identity, key and policy', as
 test('connection states are written before the hub stops: a device connected at the stop is Disconnected after a restart', async () => {
   const dataDir = tempDir();
   const first = await startTestHub({ dataDir });
-  const key = (await createRegistry(first.connection).create({ deviceId: 'at-stop' })).responseBody.authentication!.symmetricKey!.primaryKey!;
+  const key = (await createRegistry(first.connection).create({ deviceId: 'at-stop' })).responseBody.authentication!.symmetricKey!
+    .primaryKey!;
   const client = await rawConnect(first.hub, { deviceId: 'at-stop' }, deviceToken({ deviceId: 'at-stop' }, key));
   assert.notEqual(typeof client, 'number', 'connected');
   await until(() => first.hub.registry.find('at-stop')?.connectionState === 'Connected', 'the connect is written');

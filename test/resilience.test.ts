@@ -52,8 +52,10 @@ describe('device apps survive a hub restart', () => {
     const log = t.hub.eventLog;
     const partition = log.partitionOf('res-tel');
     const begin = log.startSequence(partition, { kind: 'earliest' });
-    const stored = log.read(partition, begin, 10_000)
-      .filter((e) => e.annotations['iothub-connection-device-id'] === 'res-tel').map((e) => e.systemProperties.messageId);
+    const stored = log
+      .read(partition, begin, 10_000)
+      .filter((e) => e.annotations['iothub-connection-device-id'] === 'res-tel')
+      .map((e) => e.systemProperties.messageId);
     for (const c of confirmed) assert.ok(stored.includes(c.messageId), `${c.messageId} confirmed but not in the event log`);
     // At least once: a resend after the drop may duplicate a message, but never more than that.
     assert.ok(stored.length >= confirmed.length && stored.length <= 40 * 2, `${stored.length} stored`);
@@ -86,7 +88,11 @@ describe('device apps survive a hub restart', () => {
     await registry().updateTwin('res-twin', { properties: { desired: { after: 3 } } }, '*');
     await until(() => patches.some((p) => p.after === 3), 'a later patch arrives', WAIT_MS);
     const versions = patches.map((p) => p.$version);
-    assert.deepEqual(versions, [...versions].sort((a, b) => a - b), 'versions only go up');
+    assert.deepEqual(
+      versions,
+      [...versions].sort((a, b) => a - b),
+      'versions only go up',
+    );
     assert.equal(new Set(versions).size, versions.length, `no version reported twice: ${JSON.stringify(patches)}`);
     abort.abort();
     assert.equal((await receiving).received, patches.length);
@@ -98,17 +104,28 @@ describe('device apps survive a hub restart', () => {
     const abort = new AbortController();
     const serving = rebootDevice(connection, { rebootSeconds: 0, signal: abort.signal, onEvent: (e) => events.push(e) });
     await until(() => events.some((e) => e.event === 'ready'), 'the device is ready', WAIT_MS);
-    const invoke = () => createServiceClient(t.connection).invokeDeviceMethod('res-dm', {
-      methodName: 'rebootDevice', payload: null, responseTimeoutInSeconds: 30, connectTimeoutInSeconds: 30,
-    });
+    const invoke = () =>
+      createServiceClient(t.connection).invokeDeviceMethod('res-dm', {
+        methodName: 'rebootDevice',
+        payload: null,
+        responseTimeoutInSeconds: 30,
+        connectTimeoutInSeconds: 30,
+      });
     assert.equal((await invoke()).result.status, 200);
     // A report cut by the drop is only 'reportFailed' (the device keeps serving); wait for it to land.
     await until(() => events.some((e) => e.event === 'reported'), 'the first reboot is reported', WAIT_MS);
 
     await restart();
     assert.equal((await invoke()).result.status, 200);
-    await until(() => events.filter((e) => e.event === 'reported').length === 2, `the second reboot is reported (${JSON.stringify(events)})`, WAIT_MS);
-    assert.ok(events.some((e) => e.event === 'reconnected'), 'the reconnect is reported');
+    await until(
+      () => events.filter((e) => e.event === 'reported').length === 2,
+      `the second reboot is reported (${JSON.stringify(events)})`,
+      WAIT_MS,
+    );
+    assert.ok(
+      events.some((e) => e.event === 'reconnected'),
+      'the reconnect is reported',
+    );
     abort.abort();
     assert.equal((await serving).reboots, 2);
   });
@@ -120,10 +137,15 @@ describe('device apps survive a hub restart', () => {
       const twin = await client.getTwin();
       const patches: number[] = [];
       twin.on('properties.desired', (desired: { $version: number }) => patches.push(desired.$version));
-      await until(() => t.hub.mqtt.isSubscribed({ deviceId: 'res-session' }, '$iothub/twin/PATCH/properties/desired'), 'the device subscribed', WAIT_MS);
+      await until(
+        () => t.hub.mqtt.isSubscribed({ deviceId: 'res-session' }, '$iothub/twin/PATCH/properties/desired'),
+        'the device subscribed',
+        WAIT_MS,
+      );
       await restart();
       await until(() => t.hub.mqtt.session({ deviceId: 'res-session' }) !== undefined, 'the SDK reconnected by itself', WAIT_MS);
-      const after = (await createRegistry(t.connection).updateTwin('res-session', { properties: { desired: { afterRestart: 1 } } }, '*')).responseBody;
+      const after = (await createRegistry(t.connection).updateTwin('res-session', { properties: { desired: { afterRestart: 1 } } }, '*'))
+        .responseBody;
       const version = after.properties.desired.$version as number;
       await until(() => patches.includes(version), `the patch to $version ${version} arrived (got ${patches})`, WAIT_MS);
     } finally {

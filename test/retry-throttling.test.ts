@@ -37,13 +37,25 @@ describe('retry: withRetry', () => {
   test('a permanent error is thrown at once, unchanged; a transient one is retried until it passes', async () => {
     let calls = 0;
     const permanent = new Error('not found');
-    await assert.rejects(withRetry(async () => { calls++; throw permanent; }, { attempts: 5, baseMs: 1, maxMs: 1 }), (err) => err === permanent);
+    await assert.rejects(
+      withRetry(
+        async () => {
+          calls++;
+          throw permanent;
+        },
+        { attempts: 5, baseMs: 1, maxMs: 1 },
+      ),
+      (err) => err === permanent,
+    );
     assert.equal(calls, 1);
     calls = 0;
-    const value = await withRetry(async () => {
-      if (++calls < 3) throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
-      return 'done';
-    }, { attempts: 5, baseMs: 1, maxMs: 5 });
+    const value = await withRetry(
+      async () => {
+        if (++calls < 3) throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+        return 'done';
+      },
+      { attempts: 5, baseMs: 1, maxMs: 5 },
+    );
     assert.equal(value, 'done');
     assert.equal(calls, 3);
   });
@@ -58,7 +70,11 @@ describe('retry: withRetry', () => {
     try {
       const startLate = new Promise((r) => setTimeout(r, 1000)).then(async () => (late = await LocalHub.start({ dataDir, port })));
       const started = Date.now();
-      const created = await withRetry(() => createRegistry(connection).create({ deviceId: 'late-1' }), { attempts: 40, baseMs: 50, maxMs: 500 });
+      const created = await withRetry(() => createRegistry(connection).create({ deviceId: 'late-1' }), {
+        attempts: 40,
+        baseMs: 50,
+        maxMs: 500,
+      });
       assert.equal(created.responseBody.deviceId, 'late-1');
       assert.ok(Date.now() - started >= 900, 'it had to wait for the hub');
       await startLate;
@@ -72,7 +88,13 @@ describe('retry: withRetry', () => {
     const t = await startTestHub();
     await t.dispose();
     let calls = 0;
-    const err = await withRetry(() => { calls++; return createRegistry(t.connection).get('x'); }, { attempts: 3, baseMs: 10, maxMs: 20, what: "reading device 'x'" }).catch((e) => e);
+    const err = await withRetry(
+      () => {
+        calls++;
+        return createRegistry(t.connection).get('x');
+      },
+      { attempts: 3, baseMs: 10, maxMs: 20, what: "reading device 'x'" },
+    ).catch((e) => e);
     assert.ok(err instanceof ToolkitError);
     assert.equal(err.exitCode, 8);
     assert.match(err.message, /^reading device 'x': the hub is not reachable .*\(gave up after 3 attempts\)$/);
@@ -121,7 +143,11 @@ describe('throttling: IoT Hub S1 limits', () => {
     const t = await startTestHub({ throttle });
     try {
       const registry = createRegistry(t.connection);
-      const outcome = (call: Promise<unknown>) => call.then(() => 'ok', (err: Error) => err.constructor.name);
+      const outcome = (call: Promise<unknown>) =>
+        call.then(
+          () => 'ok',
+          (err: Error) => err.constructor.name,
+        );
       const results = [];
       for (let i = 0; i < 21; i++) results.push(await outcome(registry.createQuery('SELECT * FROM devices').nextAsTwin()));
       assert.deepEqual(results, [...Array(20).fill('ok'), 'ThrottlingError']);
@@ -148,7 +174,12 @@ describe('throttling: IoT Hub S1 limits', () => {
     const t = await startTestHub({ throttle });
     try {
       const key = (await createRegistry(t.connection).create({ deviceId: 'conn-1' })).responseBody.authentication!.symmetricKey!.primaryKey;
-      assert.equal(await rawConnect(t.hub, { deviceId: 'conn-1' }, deviceToken({ deviceId: 'conn-1' }, key)).then((c) => (typeof c === 'number' ? c : (c.end(true), 0))), 0);
+      assert.equal(
+        await rawConnect(t.hub, { deviceId: 'conn-1' }, deviceToken({ deviceId: 'conn-1' }, key)).then((c) =>
+          typeof c === 'number' ? c : (c.end(true), 0),
+        ),
+        0,
+      );
       while (throttle.allow('connect')); // what a burst of 6,000 connects in a minute would leave
       assert.equal(await rawConnect(t.hub, { deviceId: 'conn-1' }, deviceToken({ deviceId: 'conn-1' }, key)), 3);
     } finally {
@@ -163,11 +194,17 @@ describe('throttling: IoT Hub S1 limits', () => {
       const key = (await createRegistry(t.connection).create({ deviceId: 'd2c-1' })).responseBody.authentication!.symmetricKey!.primaryKey;
       const client = await rawConnect(t.hub, { deviceId: 'd2c-1' }, deviceToken({ deviceId: 'd2c-1' }, key));
       assert.ok(typeof client !== 'number');
-      const publish = (n: number) => new Promise<void>((resolve, reject) => client.publish('devices/d2c-1/messages/events/', `m${n}`, { qos: 1 }, (err) => (err ? reject(err) : resolve())));
+      const publish = (n: number) =>
+        new Promise<void>((resolve, reject) =>
+          client.publish('devices/d2c-1/messages/events/', `m${n}`, { qos: 1 }, (err) => (err ? reject(err) : resolve())),
+        );
       await publish(1);
       assert.equal(t.hub.eventLog.partitionInfo(t.hub.eventLog.partitionOf('d2c-1')).lastSequenceNumber, 0, 'the first message is stored');
       while (throttle.allow('d2c')); // what a minute of sends at the S1 rate would leave
-      const refused = publish(2).then(() => 'acknowledged', () => 'not acknowledged');
+      const refused = publish(2).then(
+        () => 'acknowledged',
+        () => 'not acknowledged',
+      );
       await closed(client);
       client.end(true);
       assert.equal(await Promise.race([refused, new Promise((r) => setTimeout(() => r('not acknowledged'), 100))]), 'not acknowledged');
@@ -180,15 +217,24 @@ describe('throttling: IoT Hub S1 limits', () => {
   test('hub start --throttle s1: a burst is throttled, and create-device still completes', async () => {
     const home = tempDir();
     const env = { IOTHUB_TUT_HOME: home };
-    const hub = new CliProcess(['hub', 'start', '--port', '0', '--amqp-port', '0', '--in-memory', '--throttle', 's1', '--json', '--show-secrets'], env);
+    const hub = new CliProcess(
+      ['hub', 'start', '--port', '0', '--amqp-port', '0', '--in-memory', '--throttle', 's1', '--json', '--show-secrets'],
+      env,
+    );
     try {
       const started = await hub.waitFor((l) => l.event === 'started');
-      const connection = parseConnection('service', started.serviceConnectionString, { ca: readFileSync(started.caFile, 'utf8'), port: started.port });
+      const connection = parseConnection('service', started.serviceConnectionString, {
+        ca: readFileSync(started.caFile, 'utf8'),
+        port: started.port,
+      });
       // The hub's clock is real here: S1 refills 100 registry operations a minute while the burst runs.
       const began = Date.now();
       const { errors } = await burst(connection, 'cli-burst', 200);
       const refills = Math.ceil(((Date.now() - began) / 60_000) * 100);
-      assert.ok(errors.every((e) => e === 'ThrottlingError'), errors.join());
+      assert.ok(
+        errors.every((e) => e === 'ThrottlingError'),
+        errors.join(),
+      );
       assert.ok(errors.length > 0 && errors.length >= 100 - refills - 1, `throttled: ${errors.length} with ${refills} refills`);
       const r = await runCli(['create-device', '-d', 'cli-after-burst', '--json'], env);
       assert.equal(r.code, 0, r.stderr);

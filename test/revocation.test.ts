@@ -76,9 +76,10 @@ describe('revocation: no connection outlives the credentials it was made with', 
   /** The REST call of each revocation, as a back end makes it. */
   function revokeOverRest(revocation: Revocation, deviceId: string): Promise<{ status: number; body: any }> {
     if (revocation === 'delete') return rest('DELETE', `/devices/${deviceId}`);
-    const change = revocation === 'disable'
-      ? { status: 'disabled' }
-      : { authentication: { type: 'sas', symmetricKey: { primaryKey: newKey(), secondaryKey: newKey() } } };
+    const change =
+      revocation === 'disable'
+        ? { status: 'disabled' }
+        : { authentication: { type: 'sas', symmetricKey: { primaryKey: newKey(), secondaryKey: newKey() } } };
     return rest('PUT', `/devices/${deviceId}`, { deviceId, ...change }, { 'If-Match': '*' });
   }
 
@@ -104,7 +105,9 @@ describe('revocation: no connection outlives the credentials it was made with', 
   /** Clients the broker still lists although their connection is gone (a connect closed half-way). */
   function deadBrokerClients(): string[] {
     const clients = (t.hub.mqtt.broker as unknown as { clients: Record<string, Client> }).clients;
-    return Object.values(clients).filter((c) => c.closed).map((c) => c.id);
+    return Object.values(clients)
+      .filter((c) => c.closed)
+      .map((c) => c.id);
   }
 
   /** How long a connect takes on this machine now, to spread the races over its whole length. */
@@ -159,8 +162,10 @@ describe('revocation: no connection outlives the credentials it was made with', 
       const survivors = raced.filter((_, i) => !closedInTime[i]).map(({ deviceId }) => deviceId);
       const lateAcks = raced.flatMap(({ watched }) => watched.acked);
       const completedThenClosed = raced.filter(({ watched }) => watched.connacked).length;
-      ctx.diagnostic(`${completedThenClosed} of ${TRIALS} connects got their CONNACK before the ${revocation} took effect and were then closed ` +
-        `(a connect took ${connectMs.tls.toFixed(1)} ms over TLS, ${connectMs.ws.toFixed(1)} ms over WebSockets)`);
+      ctx.diagnostic(
+        `${completedThenClosed} of ${TRIALS} connects got their CONNACK before the ${revocation} took effect and were then closed ` +
+          `(a connect took ${connectMs.tls.toFixed(1)} ms over TLS, ${connectMs.ws.toFixed(1)} ms over WebSockets)`,
+      );
       assert.deepEqual(survivors, [], `connections still open ${CLOSE_BOUND_MS} ms after the ${revocation} was acknowledged`);
       assert.deepEqual(lateAcks, [], 'publishes acknowledged after the revocation');
       assert.deepEqual(storedWith(`after-race-${revocation}-`), [], 'publishes stored after the revocation');
@@ -208,7 +213,10 @@ describe('revocation: no connection outlives the credentials it was made with', 
       assert.ok(await closedWithin(watched, CLOSE_BOUND_MS), 'the connection was closed');
       assert.deepEqual(watched.acked, []);
       assert.equal(t.hub.mqtt.session({ deviceId, moduleId: 'm1' }), undefined);
-      assert.ok(logLines.some((line) => line.includes(`info  auth: Closed 1 connection(s) of ${deviceId}: it was disabled`)), logLines.join(''));
+      assert.ok(
+        logLines.some((line) => line.includes(`info  auth: Closed 1 connection(s) of ${deviceId}: it was disabled`)),
+        logLines.join(''),
+      );
     } finally {
       undo();
       watched.client.end(true);

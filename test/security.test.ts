@@ -59,7 +59,10 @@ describe('security: who may connect, and to what', () => {
 
   test('an expired token is refused', async () => {
     const key = await create({ deviceId: 'sec-exp' });
-    assert.equal(await rawConnect(t.hub, { deviceId: 'sec-exp' }, deviceToken({ deviceId: 'sec-exp' }, key, { ttlSeconds: -5 })), NOT_AUTHORIZED);
+    assert.equal(
+      await rawConnect(t.hub, { deviceId: 'sec-exp' }, deviceToken({ deviceId: 'sec-exp' }, key, { ttlSeconds: -5 })),
+      NOT_AUTHORIZED,
+    );
   });
 
   test('a connection is closed when its token expires, and a long-lived one stays open', async () => {
@@ -75,7 +78,10 @@ describe('security: who may connect, and to what', () => {
     const oldKey = await create({ deviceId: 'sec-rekey' });
     const live = await connected({ deviceId: 'sec-rekey' }, deviceToken({ deviceId: 'sec-rekey' }, oldKey));
     const dropped = closed(live);
-    await registry.update({ deviceId: 'sec-rekey', authentication: { type: 'sas', symmetricKey: { primaryKey: newKey(1), secondaryKey: newKey(2) } } } as any);
+    await registry.update({
+      deviceId: 'sec-rekey',
+      authentication: { type: 'sas', symmetricKey: { primaryKey: newKey(1), secondaryKey: newKey(2) } },
+    } as any);
     await dropped;
     assert.equal(await rawConnect(t.hub, { deviceId: 'sec-rekey' }, deviceToken({ deviceId: 'sec-rekey' }, oldKey)), NOT_AUTHORIZED);
     // The SDK reports the refusal as UnauthorizedError (what the toolkit turns into exit code 4).
@@ -89,12 +95,18 @@ describe('security: who may connect, and to what', () => {
     const key = await create({ deviceId: 'sec-off' });
     const moduleKey = await create({ deviceId: 'sec-off', moduleId: 'm1' });
     const device = await connected({ deviceId: 'sec-off' }, deviceToken({ deviceId: 'sec-off' }, key));
-    const module = await connected({ deviceId: 'sec-off', moduleId: 'm1' }, deviceToken({ deviceId: 'sec-off', moduleId: 'm1' }, moduleKey));
+    const module = await connected(
+      { deviceId: 'sec-off', moduleId: 'm1' },
+      deviceToken({ deviceId: 'sec-off', moduleId: 'm1' }, moduleKey),
+    );
     const dropped = Promise.all([closed(device), closed(module)]);
     await registry.update({ deviceId: 'sec-off', status: 'disabled' });
     await dropped;
     assert.equal(await rawConnect(t.hub, { deviceId: 'sec-off' }, deviceToken({ deviceId: 'sec-off' }, key)), NOT_AUTHORIZED);
-    assert.equal(await rawConnect(t.hub, { deviceId: 'sec-off', moduleId: 'm1' }, deviceToken({ deviceId: 'sec-off', moduleId: 'm1' }, moduleKey)), NOT_AUTHORIZED);
+    assert.equal(
+      await rawConnect(t.hub, { deviceId: 'sec-off', moduleId: 'm1' }, deviceToken({ deviceId: 'sec-off', moduleId: 'm1' }, moduleKey)),
+      NOT_AUTHORIZED,
+    );
   });
 
   test('a module token cannot connect as its device, nor a device token as its module (even with the same key)', async () => {
@@ -127,14 +139,21 @@ describe('security: who may connect, and to what', () => {
   test("a device cannot publish to another device's topics: the publish is refused and the connection closed", async () => {
     const key = await create({ deviceId: 'sec-pub' });
     await create({ deviceId: 'sec-target' });
-    for (const topic of ['devices/sec-target/messages/events/', 'devices/sec-target/modules/m1/messages/events/', 'devices/sec-target/messages/devicebound/']) {
+    for (const topic of [
+      'devices/sec-target/messages/events/',
+      'devices/sec-target/modules/m1/messages/events/',
+      'devices/sec-target/messages/devicebound/',
+    ]) {
       const client = await connected({ deviceId: 'sec-pub' }, deviceToken({ deviceId: 'sec-pub' }, key));
       const gone = closed(client);
       client.publish(topic, '{"spoofed":true}', { qos: 1 });
       await gone;
     }
     const twin = (await registry.getTwin('sec-target')).responseBody;
-    assert.deepEqual(Object.keys(twin.properties.reported).filter((k) => !k.startsWith('$')), []);
+    assert.deepEqual(
+      Object.keys(twin.properties.reported).filter((k) => !k.startsWith('$')),
+      [],
+    );
   });
 
   test('a service token for policy `device` cannot call the REST API, nor a device token', async () => {

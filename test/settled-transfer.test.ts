@@ -22,7 +22,14 @@ test('a transfer frame is byte for byte what rhea writes', () => {
     for (const handle of [0, 3, 255, 256]) {
       for (const deliveryId of [0, 1, 255, 256, 70_000, 2 ** 32 - 1]) {
         for (const tag of ['0', '12345', '9007199254740991']) {
-          const transfer = frames.transfer({ handle, message_format: 0, delivery_id: deliveryId, delivery_tag: Buffer.from(tag), settled: true, more: false });
+          const transfer = frames.transfer({
+            handle,
+            message_format: 0,
+            delivery_id: deliveryId,
+            delivery_tag: Buffer.from(tag),
+            settled: true,
+            more: false,
+          });
           const expected = frames.write_frame(frames.amqp_frame(channel, transfer, payload));
           const head = transferFrameHead(channel, handle, deliveryId, Buffer.from(tag), payload.length);
           assert.deepEqual(Buffer.concat([head, payload]), expected, `channel ${channel}, handle ${handle}, id ${deliveryId}, tag ${tag}`);
@@ -37,12 +44,14 @@ test('direct and rhea-sent deliveries interleave: a rhea receiver gets them all,
   const listener = server.listen({ port: 0, host: '127.0.0.1' });
   await once(listener, 'listening');
   let sender: Sender | undefined;
-  const opening = new Promise<void>((resolve) => server.on('sender_open', (context) => {
-    sender = context.sender!;
-    // The hub answers an attach with snd-settle-mode settled, as its Event Hubs endpoint does.
-    (sender as unknown as { local: { attach: Record<string, unknown> } }).local.attach.snd_settle_mode = 1;
-    resolve();
-  }));
+  const opening = new Promise<void>((resolve) =>
+    server.on('sender_open', (context) => {
+      sender = context.sender!;
+      // The hub answers an attach with snd-settle-mode settled, as its Event Hubs endpoint does.
+      (sender as unknown as { local: { attach: Record<string, unknown> } }).local.attach.snd_settle_mode = 1;
+      resolve();
+    }),
+  );
 
   const client = rhea.create_container({ id: 'reader' });
   const connection = client.connect({ port: (listener.address() as AddressInfo).port, host: '127.0.0.1', max_frame_size: 512 });
@@ -50,7 +59,11 @@ test('direct and rhea-sent deliveries interleave: a rhea receiver gets them all,
   const receiver = connection.open_receiver({ source: 'events', credit_window: 0, autoaccept: false });
   receiver.on('message', (context) => {
     const delivery = context.delivery as unknown as { id: number; remote_settled: boolean };
-    received.push({ body: Buffer.from((context.message!.body as { content: Buffer }).content).toString(), id: delivery.id, settled: delivery.remote_settled });
+    received.push({
+      body: Buffer.from((context.message!.body as { content: Buffer }).content).toString(),
+      id: delivery.id,
+      settled: delivery.remote_settled,
+    });
   });
   try {
     await opening;
@@ -76,9 +89,19 @@ test('direct and rhea-sent deliveries interleave: a rhea receiver gets them all,
 
     const deadline = Date.now() + 10_000;
     while (received.length < 6 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
-    assert.deepEqual(received.map((r) => r.body), ['one', 'two', 'big '.repeat(400), 'three', 'four', 'five']);
-    assert.deepEqual(received.map((r) => r.id), [0, 1, 2, 3, 4, 5], 'delivery ids as rhea numbers them');
-    assert.ok(received.every((r) => r.settled), 'every delivery pre-settled');
+    assert.deepEqual(
+      received.map((r) => r.body),
+      ['one', 'two', 'big '.repeat(400), 'three', 'four', 'five'],
+    );
+    assert.deepEqual(
+      received.map((r) => r.id),
+      [0, 1, 2, 3, 4, 5],
+      'delivery ids as rhea numbers them',
+    );
+    assert.ok(
+      received.every((r) => r.settled),
+      'every delivery pre-settled',
+    );
     const link = sender as unknown as { credit: number; delivery_count: number };
     assert.equal(link.delivery_count, 6);
     assert.equal(link.credit, 4, 'each delivery took one credit');

@@ -36,8 +36,10 @@ function closed(client: mqtt.MqttClient): Promise<void> {
 
 /** The tutorial's properties, encoded as azure-iot-device-mqtt encodes them, plus a value that needs encoding. */
 function eventsTopic(deviceId: string, run: string, n: number): string {
-  return `devices/${deviceId}/messages/events/%24.mid=message_${n}&%24.cid=correlation_${n}&%24.ct=application%2Fjson&%24.ce=utf-8` +
-    `&Property=PropMsg_${n}&run=${run}&note=a%26b%20c`;
+  return (
+    `devices/${deviceId}/messages/events/%24.mid=message_${n}&%24.cid=correlation_${n}&%24.ct=application%2Fjson&%24.ce=utf-8` +
+    `&Property=PropMsg_${n}&run=${run}&note=a%26b%20c`
+  );
 }
 
 const ofRun = (run: string) => (events: ReceivedEventData[]) => events.filter((e) => e.properties?.run === run);
@@ -68,8 +70,17 @@ describe('telemetry: MQTT devices to the Event Hub-compatible endpoint', () => {
     const run = 'thousand';
     const clients = await Promise.all(devices.map((id) => rawClient(t, id, keys[id]!)));
     // Every publish is acknowledged (PUBACK) only once it is in the event log.
-    await within(WAIT_MS * 2, '1,000 PUBACKs', Promise.all(clients.flatMap((client, d) =>
-      Array.from({ length: 100 }, (_, i) => publish(client, eventsTopic(devices[d]!, run, i + 1), JSON.stringify({ deviceId: devices[d], n: i + 1 }))))));
+    await within(
+      WAIT_MS * 2,
+      '1,000 PUBACKs',
+      Promise.all(
+        clients.flatMap((client, d) =>
+          Array.from({ length: 100 }, (_, i) =>
+            publish(client, eventsTopic(devices[d]!, run, i + 1), JSON.stringify({ deviceId: devices[d], n: i + 1 })),
+          ),
+        ),
+      ),
+    );
     await Promise.all(clients.map((c) => new Promise<void>((r) => c.end(false, {}, () => r()))));
 
     const check = async (what: string) => {
@@ -95,8 +106,14 @@ describe('telemetry: MQTT devices to the Event Hub-compatible endpoint', () => {
         }
         // A device's messages stay in order in its partition.
         for (const deviceId of devices) {
-          const ns = events.filter((e) => e.systemProperties?.['iothub-connection-device-id'] === deviceId).map((e) => Number(String(e.messageId).slice(8)));
-          assert.deepEqual(ns, [...ns].sort((a, b) => a - b), `${deviceId} in order`);
+          const ns = events
+            .filter((e) => e.systemProperties?.['iothub-connection-device-id'] === deviceId)
+            .map((e) => Number(String(e.messageId).slice(8)));
+          assert.deepEqual(
+            ns,
+            [...ns].sort((a, b) => a - b),
+            `${deviceId} in order`,
+          );
         }
       } finally {
         await received.close();
@@ -109,7 +126,7 @@ describe('telemetry: MQTT devices to the Event Hub-compatible endpoint', () => {
     await check('after a restart on the same data dir');
   });
 
-  test('an oversized message closes only its sender\'s connection and is not stored; others keep flowing', async () => {
+  test("an oversized message closes only its sender's connection and is not stored; others keep flowing", async () => {
     const run = 'oversized';
     const big = await rawClient(t, 'tel-big', keys['tel-big']!);
     const small = await rawClient(t, 'tel-small', keys['tel-small']!);
@@ -126,11 +143,17 @@ describe('telemetry: MQTT devices to the Event Hub-compatible endpoint', () => {
     const ofThisRun = stored.filter((e) => e.properties.run === run);
     assert.equal(ofThisRun.filter((e) => e.annotations['iothub-connection-device-id'] === 'tel-big').length, 0);
     assert.equal(ofThisRun.filter((e) => e.annotations['iothub-connection-device-id'] === 'tel-small').length, 21);
-    assert.ok(stored.every((e) => e.body.length <= 256 * 1024), 'nothing oversized is stored');
+    assert.ok(
+      stored.every((e) => e.body.length <= 256 * 1024),
+      'nothing oversized is stored',
+    );
   });
 
-  test('a device cannot publish to another device\'s events topic (nor a module\'s)', async () => {
-    for (const topic of ['devices/tel-victim/messages/events/run=intrusion', 'devices/tel-intruder/modules/m/messages/events/run=intrusion']) {
+  test("a device cannot publish to another device's events topic (nor a module's)", async () => {
+    for (const topic of [
+      'devices/tel-victim/messages/events/run=intrusion',
+      'devices/tel-intruder/modules/m/messages/events/run=intrusion',
+    ]) {
       const intruder = await rawClient(t, 'tel-intruder', keys['tel-intruder']!);
       const gone = closed(intruder);
       intruder.publish(topic, '{"forged":true}', { qos: 1 });
@@ -140,7 +163,7 @@ describe('telemetry: MQTT devices to the Event Hub-compatible endpoint', () => {
     assert.equal(stored.filter((e) => e.properties.run === 'intrusion').length, 0);
   });
 
-  test('a module\'s messages carry iothub-connection-module-id (azure-iot-device ModuleClient)', async () => {
+  test("a module's messages carry iothub-connection-module-id (azure-iot-device ModuleClient)", async () => {
     const module = await openDevice(await registerIdentity(t, 'tel-gateway', 'tel-sensor'));
     try {
       const message = new deviceSdk.Message('{"temperature":21}');
@@ -176,15 +199,24 @@ describe('telemetry: MQTT devices to the Event Hub-compatible endpoint', () => {
         await latest.until(WAIT_MS, 'the receiver to open', () => latest.readyPartitions.has(partitionId));
         await publish(device, eventsTopic('tel-pos', 'positions', 4), '{"n":4}');
         await latest.until(WAIT_MS, 'message 4', () => ofRun('positions')(latest.events).length >= 1);
-        assert.deepEqual(ofRun('positions')(latest.events).map((e) => e.messageId), ['message_4']);
+        assert.deepEqual(
+          ofRun('positions')(latest.events).map((e) => e.messageId),
+          ['message_4'],
+        );
 
         const second = ofRun('positions')(latest.events)[0]!.sequenceNumber - 2; // message_2
-        for (const [isInclusive, expected] of [[false, ['message_3', 'message_4']], [true, ['message_2', 'message_3', 'message_4']]] as const) {
+        for (const [isInclusive, expected] of [
+          [false, ['message_3', 'message_4']],
+          [true, ['message_2', 'message_3', 'message_4']],
+        ] as const) {
           const reader = consumer(t.hub.eventHubConnectionString()); // one subscriber per partition and client
           const from = collect(reader, { sequenceNumber: second, isInclusive }, partitionId);
           try {
             await from.until(WAIT_MS, `from sequence ${second}`, () => ofRun('positions')(from.events).length >= expected.length);
-            assert.deepEqual(ofRun('positions')(from.events).map((e) => e.messageId), expected);
+            assert.deepEqual(
+              ofRun('positions')(from.events).map((e) => e.messageId),
+              expected,
+            );
           } finally {
             await from.close();
             await reader.close();
@@ -200,7 +232,9 @@ describe('telemetry: MQTT devices to the Event Hub-compatible endpoint', () => {
   });
 
   test('the endpoint refuses a token signed with a wrong key', async () => {
-    const wrong = t.hub.eventHubConnectionString().replace(/SharedAccessKey=[^;]+/, `SharedAccessKey=${Buffer.alloc(32, 1).toString('base64')}`);
+    const wrong = t.hub
+      .eventHubConnectionString()
+      .replace(/SharedAccessKey=[^;]+/, `SharedAccessKey=${Buffer.alloc(32, 1).toString('base64')}`);
     const client = consumer(wrong);
     try {
       await assert.rejects(within(WAIT_MS, 'a refusal', client.getPartitionIds()), (err: Error) => {

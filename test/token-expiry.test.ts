@@ -17,7 +17,7 @@ describe('token expiry timers', () => {
     callAt(Date.now() + 40 * DAY_MS, () => expired++);
 
     mock.timers.tick(MAX_TIMER_MS);
-    assert.equal(expired, 0, 'still valid after setTimeout\'s longest delay');
+    assert.equal(expired, 0, "still valid after setTimeout's longest delay");
     mock.timers.tick(40 * DAY_MS - MAX_TIMER_MS - 1);
     assert.equal(expired, 0, 'still valid 1 ms before its expiry');
     mock.timers.tick(1);
@@ -28,7 +28,10 @@ describe('token expiry timers', () => {
     setTimeoutSpy.mock.restore(); // before the timers' own reset, which puts the real setTimeout back
     const delays = setTimeoutSpy.mock.calls.map((call) => call.arguments[1] as number);
     assert.ok(delays.length >= 2, `the wait was chained (${delays.length} timers)`);
-    assert.ok(delays.every((ms) => ms >= 0 && ms <= MAX_TIMER_MS), `every delay within setTimeout's range: ${delays.join(', ')}`);
+    assert.ok(
+      delays.every((ms) => ms >= 0 && ms <= MAX_TIMER_MS),
+      `every delay within setTimeout's range: ${delays.join(', ')}`,
+    );
   });
 
   test('a token valid for 10 years is still timed', () => {
@@ -59,11 +62,15 @@ describe('token expiry timers', () => {
     let calls = 0;
     const keepAlive = setTimeout(() => assert.fail('the expiry never came'), 10_000); // callAt's own timers are unref'd
     await new Promise<void>((resolve) => {
-      callAt(target, () => {
-        calls++;
-        firedAt = Date.now();
-        resolve();
-      }, 5);
+      callAt(
+        target,
+        () => {
+          calls++;
+          firedAt = Date.now();
+          resolve();
+        },
+        5,
+      );
       assert.equal(calls, 0, 'not called synchronously');
     });
     assert.equal(calls, 1);

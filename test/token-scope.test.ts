@@ -56,7 +56,10 @@ describe('token scope: a SAS token reaches only what lies under its resource URI
   const rest = (operation: (typeof OPERATIONS)[number], token: string) => {
     const [method, path] = operation.name.split(' ') as [string, string];
     const body = operation.body === undefined ? undefined : JSON.stringify(operation.body);
-    return restCall(t, method, `${path}?${API}`, token, body, { agent, headers: operation.ifMatch ? { 'If-Match': operation.ifMatch } : {} });
+    return restCall(t, method, `${path}?${API}`, token, body, {
+      agent,
+      headers: operation.ifMatch ? { 'If-Match': operation.ifMatch } : {},
+    });
   };
 
   before(async () => {
@@ -82,9 +85,11 @@ describe('token scope: a SAS token reaches only what lies under its resource URI
       for (const scope of SCOPES) {
         const token = createSasToken(scope.sr, policyKey(policy.keyName), policy.keyName, 600);
         for (const operation of OPERATIONS) {
-          const expected = !scope.rest.includes(operation.name) ? 401
-            : !operation.rights.some((r) => grants({ ...policy, primaryKey: '', secondaryKey: '' }, r)) ? 403
-            : operation.ok;
+          const expected = !scope.rest.includes(operation.name)
+            ? 401
+            : !operation.rights.some((r) => grants({ ...policy, primaryKey: '', secondaryKey: '' }, r))
+              ? 403
+              : operation.ok;
           const { status } = await rest(operation, token);
           if (status !== expected) wrong.push(`${policy.keyName} @ ${scope.sr}: ${operation.name} got ${status}, expected ${expected}`);
         }
@@ -125,7 +130,11 @@ describe('token scope: a SAS token reaches only what lies under its resource URI
     };
     for (const sr of ['LocalHost%2FDevices%2Fa', 'localhost/devices/a', 'localhost%2fdevices%2fa%2f', 'localhost%2Fdevices%2FA']) {
       assert.equal((await restCall(t, 'GET', `/devices/a?${API}`, signed(sr), undefined, { agent })).status, 200, sr);
-      assert.equal((await restCall(t, 'GET', `/devices/%61?${API}`, signed(sr), undefined, { agent })).status, 200, `${sr} on an encoded path`);
+      assert.equal(
+        (await restCall(t, 'GET', `/devices/%61?${API}`, signed(sr), undefined, { agent })).status,
+        200,
+        `${sr} on an encoded path`,
+      );
       assert.equal((await restCall(t, 'GET', `/devices/b?${API}`, signed(sr), undefined, { agent })).status, 401, sr);
     }
   });
@@ -181,7 +190,11 @@ describe('token scope: a SAS token reaches only what lies under its resource URI
       const replies = amqp.open_receiver({ source: { address: '$cbs' }, target: { address: replyTo } });
       const requests = amqp.open_sender({ target: { address: '$cbs' } });
       await within(10_000, 'the $cbs links', once(requests, 'sendable'));
-      requests.send({ reply_to: replyTo, application_properties: { operation: 'put-token', name: audience, type: 'servicebus.windows.net:sastoken' }, body: token });
+      requests.send({
+        reply_to: replyTo,
+        application_properties: { operation: 'put-token', name: audience, type: 'servicebus.windows.net:sastoken' },
+        body: token,
+      });
       const [context] = (await within(10_000, 'the $cbs reply', once(replies, 'message'))) as [EventContext];
       requests.close();
       replies.close();

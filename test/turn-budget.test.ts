@@ -12,10 +12,12 @@ test('a connection over its budget waits for the next turn, in order, while othe
   const turns = new TurnBudget<object>(2);
   const [noisy, quiet] = [{}, {}];
   const ran: string[] = [];
-  const job = (name: string, ms = 0) => () => {
-    busy(ms);
-    ran.push(name);
-  };
+  const job =
+    (name: string, ms = 0) =>
+    () => {
+      busy(ms);
+      ran.push(name);
+    };
   turns.run(noisy, job('noisy 1', 3)); // spends its budget for this turn
   turns.run(noisy, job('noisy 2', 3));
   turns.run(noisy, job('noisy 3', 3));

@@ -37,7 +37,13 @@ async function eventually<T>(check: () => Promise<T | undefined>, what: string):
 function replaceTwin(connection: ServiceConnection, path: string, twin: unknown, etag = '*'): Promise<any> {
   const { client } = restApiClient(connection);
   return new Promise((resolve, reject) =>
-    (client as any).executeApiCall('PUT', `${path}?api-version=2021-04-12`, { 'Content-Type': 'application/json; charset=utf-8', 'If-Match': `"${etag}"` }, twin, (err: Error, body: any) => (err ? reject(err) : resolve(body))),
+    (client as any).executeApiCall(
+      'PUT',
+      `${path}?api-version=2021-04-12`,
+      { 'Content-Type': 'application/json; charset=utf-8', 'If-Match': `"${etag}"` },
+      twin,
+      (err: Error, body: any) => (err ? reject(err) : resolve(body)),
+    ),
   );
 }
 
@@ -60,7 +66,12 @@ describe('twins end to end: azure-iothub over REST, azure-iot-device over MQTT',
   }
 
   function reportFrom(client: DeviceClient, patch: unknown): Promise<void> {
-    return client.getTwin().then((twin) => new Promise<void>((resolve, reject) => twin.properties.reported.update(patch, (err?: Error) => (err ? reject(err) : resolve()))));
+    return client
+      .getTwin()
+      .then(
+        (twin) =>
+          new Promise<void>((resolve, reject) => twin.properties.reported.update(patch, (err?: Error) => (err ? reject(err) : resolve()))),
+      );
   }
 
   before(async () => {
@@ -81,7 +92,9 @@ describe('twins end to end: azure-iothub over REST, azure-iot-device over MQTT',
     assert.equal((got.responseBody as any).deviceEtag, (await registry.get('rest-1')).responseBody.etag);
     assert.equal(got.responseBody.properties.desired.$version, 1);
 
-    const patched = (await registry.updateTwin('rest-1', { tags: { site: 'lab' }, properties: { desired: { a: 1, b: { c: 2 } } } }, got.responseBody.etag)).responseBody;
+    const patched = (
+      await registry.updateTwin('rest-1', { tags: { site: 'lab' }, properties: { desired: { a: 1, b: { c: 2 } } } }, got.responseBody.etag)
+    ).responseBody;
     assert.deepEqual(patched.tags, { site: 'lab' });
     assert.equal(patched.properties.desired.a, 1);
     assert.equal(patched.properties.desired.$version, 2);
@@ -98,11 +111,20 @@ describe('twins end to end: azure-iothub over REST, azure-iot-device over MQTT',
 
     const moduleTwin = (await registry.getModuleTwin('rest-1', 'm1')).responseBody;
     assert.equal((moduleTwin as any).moduleId, 'm1');
-    const moduleAfter = (await registry.updateModuleTwin('rest-1', 'm1', { properties: { desired: { telemetryInterval: 122 } } }, moduleTwin.etag)).responseBody;
+    const moduleAfter = (
+      await registry.updateModuleTwin('rest-1', 'm1', { properties: { desired: { telemetryInterval: 122 } } }, moduleTwin.etag)
+    ).responseBody;
     assert.equal(moduleAfter.properties.desired.telemetryInterval, 122);
-    assert.equal((await registry.getTwin('rest-1')).responseBody.properties.desired.telemetryInterval, undefined, "the device's twin is not the module's");
+    assert.equal(
+      (await registry.getTwin('rest-1')).responseBody.properties.desired.telemetryInterval,
+      undefined,
+      "the device's twin is not the module's",
+    );
     const moduleReplaced = await replaceTwin(t.connection, '/twins/rest-1/modules/m1', { properties: { desired: { x: 1 } } });
-    assert.deepEqual(Object.keys(moduleReplaced.properties.desired).filter((k) => !k.startsWith('$')), ['x']);
+    assert.deepEqual(
+      Object.keys(moduleReplaced.properties.desired).filter((k) => !k.startsWith('$')),
+      ['x'],
+    );
   });
 
   test('unknown device or module: 404 DeviceNotFound / ModuleNotFound', async () => {
@@ -142,7 +164,10 @@ describe('twins end to end: azure-iothub over REST, azure-iot-device over MQTT',
       ['key with a space', { tags: { 'a b': 1 } }],
       ['depth over 10', { properties: { desired: nested } }],
       ['tags over 8 KB', { tags: { big: 'x'.repeat(4000), big2: 'x'.repeat(4000), big3: 'x'.repeat(400) } }],
-      ['desired over 32 KB', { properties: { desired: Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`k${i}`, 'x'.repeat(4000)])) } }],
+      [
+        'desired over 32 KB',
+        { properties: { desired: Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`k${i}`, 'x'.repeat(4000)])) } },
+      ],
     ];
     const before = (await registry.getTwin('limits-1')).responseBody;
     for (const [what, patch] of patches) {
@@ -200,7 +225,14 @@ describe('twins end to end: azure-iothub over REST, azure-iot-device over MQTT',
       const receiving = connections.map((connection, i) => {
         let ready!: () => void;
         const isReady = new Promise<void>((r) => (ready = r));
-        const done = receiveTwinPatch(connection, { transport: protocol, count: 2, timeoutSeconds: 60, signal: stop.signal, onReady: ready, onPatch: (p) => got[i].push(p) });
+        const done = receiveTwinPatch(connection, {
+          transport: protocol,
+          count: 2,
+          timeoutSeconds: 60,
+          signal: stop.signal,
+          onReady: ready,
+          onPatch: (p) => got[i].push(p),
+        });
         return { isReady, done };
       });
       await Promise.race([Promise.all(receiving.map((r) => r.isReady)), ...receiving.map((r) => r.done)]);
@@ -211,8 +243,14 @@ describe('twins end to end: azure-iothub over REST, azure-iot-device over MQTT',
           await updateModuleTwin(t.connection, { ...key, desired: { telemetryInterval: null, mode: 'eco' } });
         }
         assert.deepEqual(await Promise.all(receiving.map((r) => r.done)), [{ received: 2 }, { received: 2 }]);
-        assert.deepEqual(got[0], [{ telemetryInterval: 100, $version: 2 }, { telemetryInterval: null, mode: 'eco', $version: 3 }]);
-        assert.deepEqual(got[1], [{ telemetryInterval: 101, $version: 2 }, { telemetryInterval: null, mode: 'eco', $version: 3 }]);
+        assert.deepEqual(got[0], [
+          { telemetryInterval: 100, $version: 2 },
+          { telemetryInterval: null, mode: 'eco', $version: 3 },
+        ]);
+        assert.deepEqual(got[1], [
+          { telemetryInterval: 101, $version: 2 },
+          { telemetryInterval: null, mode: 'eco', $version: 3 },
+        ]);
       } finally {
         stop.abort();
       }
@@ -226,12 +264,22 @@ describe('twins end to end: azure-iothub over REST, azure-iot-device over MQTT',
     const got: DesiredPatch[] = [];
     let ready!: () => void;
     const isReady = new Promise<void>((r) => (ready = r));
-    const done = receiveTwinPatch(connection, { count: 1, timeoutSeconds: 60, signal: stop.signal, onReady: ready, onPatch: (p) => got.push(p) });
+    const done = receiveTwinPatch(connection, {
+      count: 1,
+      timeoutSeconds: 60,
+      signal: stop.signal,
+      onReady: ready,
+      onPatch: (p) => got.push(p),
+    });
     await Promise.race([isReady, done]);
     try {
       const before = (await registry.getTwin('clear-1')).responseBody as any;
       const twin = (await registry.updateTwin('clear-1', { tags: null, properties: { desired: null } }, '*')).responseBody as any;
-      assert.deepEqual(Object.keys(twin.properties.desired).filter((k) => !k.startsWith('$')), [], 'every desired property is gone');
+      assert.deepEqual(
+        Object.keys(twin.properties.desired).filter((k) => !k.startsWith('$')),
+        [],
+        'every desired property is gone',
+      );
       assert.equal(twin.properties.desired.$version, before.properties.desired.$version + 1);
       assert.equal(twin.version, before.version + 1);
       assert.equal(twin.properties.desired.$metadata.a, undefined, 'removed properties lose their metadata');
@@ -247,10 +295,14 @@ describe('twins end to end: azure-iothub over REST, azure-iot-device over MQTT',
 
   test('connectionState follows real connects and disconnects', async () => {
     const connection = await identity('state-1');
-    const twinState = async () => ((await registry.getTwin('state-1')).responseBody as unknown as { connectionState: string }).connectionState;
+    const twinState = async () =>
+      ((await registry.getTwin('state-1')).responseBody as unknown as { connectionState: string }).connectionState;
     assert.equal(await twinState(), 'Disconnected');
     const client = await connect(connection);
-    await eventually(async () => (String((await registry.get('state-1')).responseBody.connectionState) === 'Connected' ? true : undefined), 'Connected');
+    await eventually(
+      async () => (String((await registry.get('state-1')).responseBody.connectionState) === 'Connected' ? true : undefined),
+      'Connected',
+    );
     assert.equal(await twinState(), 'Connected');
     await client.close();
     await eventually(async () => ((await twinState()) === 'Disconnected' ? true : undefined), 'Disconnected');
@@ -292,7 +344,12 @@ describe('twins end to end: azure-iothub over REST, azure-iot-device over MQTT',
     test("subscribing to another device's topics, or to everything, is refused (SUBACK 128)", async () => {
       const a = await rawClient('raw-a');
       try {
-        const granted = await subscribe(a, ['devices/raw-b/messages/devicebound/#', '#', '$iothub/twin/res/#', '$iothub/twin/PATCH/properties/desired/#']);
+        const granted = await subscribe(a, [
+          'devices/raw-b/messages/devicebound/#',
+          '#',
+          '$iothub/twin/res/#',
+          '$iothub/twin/PATCH/properties/desired/#',
+        ]);
         assert.deepEqual(granted, [128, 128, 0, 0]);
       } finally {
         a.end(true);

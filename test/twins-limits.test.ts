@@ -64,7 +64,10 @@ describe('twin value rules', () => {
   });
 
   test('rejects numbers JSON cannot carry (1e400 parses as Infinity) and text that is not well-formed Unicode', () => {
-    rejects(() => validateSection('properties.reported', JSON.parse('{"n":1e400}')), 'properties.reported.n: the number is out of the range');
+    rejects(
+      () => validateSection('properties.reported', JSON.parse('{"n":1e400}')),
+      'properties.reported.n: the number is out of the range',
+    );
     rejects(() => validateSection('tags', { list: [1, -Infinity] }), 'tags.list[1]');
     rejects(() => validateSection('tags', JSON.parse('{"s":"a\\ud800"}')), 'tags.s: the string is not well-formed Unicode');
     rejects(() => validateSection('tags', JSON.parse('{"\\udc00":1}')), 'not well-formed Unicode');
@@ -110,8 +113,7 @@ describe('twin section size', () => {
     checkSectionSize('tags', atLimit, twinLimits.tagsBytes);
     assert.throws(
       () => checkSectionSize('tags', { k: 'x'.repeat(8192) }, twinLimits.tagsBytes),
-      (err: unknown) =>
-        err instanceof HubError && err.status === 400 && /tags would be 8193 bytes.*8192 bytes \(8 KB\)/.test(err.message),
+      (err: unknown) => err instanceof HubError && err.status === 400 && /tags would be 8193 bytes.*8192 bytes \(8 KB\)/.test(err.message),
     );
   });
 });

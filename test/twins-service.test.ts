@@ -146,7 +146,10 @@ describe('twin patches from the service', () => {
     assert.throws(() => twins.patchFromService(device, [1]), hubError(400, 'ArgumentInvalid', 'twin'));
     assert.throws(() => twins.patchFromService(device, { tags: [1] }), hubError(400, 'ArgumentInvalid', 'tags'));
     assert.throws(() => twins.patchFromService(device, { properties: 'x' }), hubError(400, 'ArgumentInvalid', 'properties'));
-    assert.throws(() => twins.patchFromService(device, { properties: { desired: 3 } }), hubError(400, 'ArgumentInvalid', 'properties.desired'));
+    assert.throws(
+      () => twins.patchFromService(device, { properties: { desired: 3 } }),
+      hubError(400, 'ArgumentInvalid', 'properties.desired'),
+    );
     assert.throws(() => twins.patchReported(device, 'x'), hubError(400, 'ArgumentInvalid', 'reported'));
   });
 });
@@ -372,10 +375,24 @@ describe('twin views', () => {
     twins.create({ deviceId: 'dev2' });
     twins.patchFromService({ deviceId: 'dev2' }, { tags: { n: 2 } });
     const seen: TwinKey[] = [];
-    const docs = [...twins.allDocuments('devices', (key) => { seen.push(key); return identity; })];
-    assert.deepEqual(docs.map((d) => [d.deviceId, d.tags]), [['dev1', undefined], ['dev2', { n: 2 }]]);
+    const docs = [
+      ...twins.allDocuments('devices', (key) => {
+        seen.push(key);
+        return identity;
+      }),
+    ];
+    assert.deepEqual(
+      docs.map((d) => [d.deviceId, d.tags]),
+      [
+        ['dev1', undefined],
+        ['dev2', { n: 2 }],
+      ],
+    );
     assert.deepEqual(seen, [{ deviceId: 'dev1' }, { deviceId: 'dev2' }]);
     const modules = [...twins.allDocuments('modules', () => identity)];
-    assert.deepEqual(modules.map((d) => `${d.deviceId}/${d.moduleId}`), ['dev1/mod1']);
+    assert.deepEqual(
+      modules.map((d) => `${d.deviceId}/${d.moduleId}`),
+      ['dev1/mod1'],
+    );
   });
 });

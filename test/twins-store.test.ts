@@ -92,18 +92,31 @@ describe('twin store', () => {
     const next = store.update(key, (current) => ({ ...current, tags: { a: 1 }, version: 2 }));
     assert.deepEqual(next!.tags, { a: 1 });
     assert.deepEqual(store.get(key)!.tags, { a: 1 });
-    assert.throws(() => store.update(key, (current) => {
-      store.put({ deviceId: 'other' }, newTwinState(created));
-      throw new Error(`rejected at version ${current.version}`);
-    }), /rejected at version 2/);
+    assert.throws(
+      () =>
+        store.update(key, (current) => {
+          store.put({ deviceId: 'other' }, newTwinState(created));
+          throw new Error(`rejected at version ${current.version}`);
+        }),
+      /rejected at version 2/,
+    );
     assert.equal(store.get({ deviceId: 'other' }), undefined);
     assert.deepEqual(store.get(key)!.tags, { a: 1 });
-    assert.equal(store.update({ deviceId: 'nope' }, (current) => current), undefined);
+    assert.equal(
+      store.update({ deviceId: 'nope' }, (current) => current),
+      undefined,
+    );
   });
 
   test('deletes one twin, or a device twin with all its module twins', () => {
     const store = memoryStore();
-    for (const key of [{ deviceId: 'a' }, { deviceId: 'a', moduleId: 'm1' }, { deviceId: 'a', moduleId: 'm2' }, { deviceId: 'b' }, { deviceId: 'b', moduleId: 'm1' }]) {
+    for (const key of [
+      { deviceId: 'a' },
+      { deviceId: 'a', moduleId: 'm1' },
+      { deviceId: 'a', moduleId: 'm2' },
+      { deviceId: 'b' },
+      { deviceId: 'b', moduleId: 'm1' },
+    ]) {
       store.put(key, newTwinState(created));
     }
     store.delete({ deviceId: 'a', moduleId: 'm1' });
@@ -112,8 +125,14 @@ describe('twin store', () => {
     store.deleteDevice('a');
     assert.equal(store.get({ deviceId: 'a' }), undefined);
     assert.equal(store.get({ deviceId: 'a', moduleId: 'm2' }), undefined);
-    assert.deepEqual([...store.entries('devices')].map((e) => e.key), [{ deviceId: 'b' }]);
-    assert.deepEqual([...store.entries('modules')].map((e) => e.key), [{ deviceId: 'b', moduleId: 'm1' }]);
+    assert.deepEqual(
+      [...store.entries('devices')].map((e) => e.key),
+      [{ deviceId: 'b' }],
+    );
+    assert.deepEqual(
+      [...store.entries('modules')].map((e) => e.key),
+      [{ deviceId: 'b', moduleId: 'm1' }],
+    );
   });
 
   test('walks all device twins and all module twins in key order, across pages, and counts them', () => {
@@ -125,9 +144,15 @@ describe('twin store', () => {
       for (const moduleId of ['m3', 'm1', 'm2']) store.put({ deviceId, moduleId }, newTwinState(created));
     }
     const deviceKeys = [...store.entries('devices')].map((e) => e.key);
-    assert.deepEqual(deviceKeys, devices.map((deviceId) => ({ deviceId })));
+    assert.deepEqual(
+      deviceKeys,
+      devices.map((deviceId) => ({ deviceId })),
+    );
     const moduleKeys = [...store.entries('modules')].map((e) => `${e.key.deviceId}/${e.key.moduleId}`);
-    assert.deepEqual(moduleKeys, devices.flatMap((d) => [`${d}/m1`, `${d}/m2`, `${d}/m3`]));
+    assert.deepEqual(
+      moduleKeys,
+      devices.flatMap((d) => [`${d}/m1`, `${d}/m2`, `${d}/m3`]),
+    );
     assert.equal(store.count('devices'), 600);
     assert.equal(store.count('modules'), 1800);
   });

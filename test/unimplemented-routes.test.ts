@@ -21,7 +21,13 @@ describe('routes IoT Hub has and the local hub lacks: 501 NotImplemented, not 40
   ];
   for (const [method, path, named] of features) {
     test(`${method} ${path}: 501 with IoT Hub's error body naming the feature`, async () => {
-      const answer = await restCall(t, method, `${path}?api-version=2021-04-12`, token, method === 'GET' || method === 'DELETE' ? undefined : '{}');
+      const answer = await restCall(
+        t,
+        method,
+        `${path}?api-version=2021-04-12`,
+        token,
+        method === 'GET' || method === 'DELETE' ? undefined : '{}',
+      );
       assert.equal(answer.status, 501);
       assert.match(answer.body.Message, /^ErrorCode:NotImplemented;The local hub does not implement /);
       assert.match(answer.body.Message, named);
@@ -40,7 +46,12 @@ describe('routes IoT Hub has and the local hub lacks: 501 NotImplemented, not 40
     const { client } = restApiClient(t.connection);
     const err = await new Promise<Error>((resolve) =>
       (client as unknown as { executeApiCall: (...args: unknown[]) => void }).executeApiCall(
-        'GET', '/statistics/service?api-version=2021-04-12', {}, null, undefined, undefined,
+        'GET',
+        '/statistics/service?api-version=2021-04-12',
+        {},
+        null,
+        undefined,
+        undefined,
         (e: Error | null) => resolve(e ?? assert.fail('the call should fail')),
       ),
     );

@@ -21,7 +21,10 @@ import { makeCertificate, type TestCertificate } from './helpers/x509.js';
  */
 async function certificateClient(t: TestHub, deviceId: string, cert: TestCertificate): Promise<deviceSdk.Client> {
   const credentials = { host: 'localhost', deviceId, gatewayHostName: `localhost:${t.hub.port}` };
-  const client = deviceSdk.Client.fromAuthenticationProvider(new deviceSdk.X509AuthenticationProvider(credentials as any), mqttTransport.Mqtt);
+  const client = deviceSdk.Client.fromAuthenticationProvider(
+    new deviceSdk.X509AuthenticationProvider(credentials as any),
+    mqttTransport.Mqtt,
+  );
   await client.setOptions({ cert: cert.cert, key: cert.key, ca: t.hub.tls.ca });
   return client;
 }
@@ -29,8 +32,18 @@ async function certificateClient(t: TestHub, deviceId: string, cert: TestCertifi
 /** A raw MQTT CONNECT with a client certificate and no password: the client, or the CONNACK code of a refusal. */
 function rawCertificateConnect(t: TestHub, deviceId: string, cert: TestCertificate): Promise<mqtt.MqttClient | number> {
   const client = mqtt.connect({
-    protocol: 'mqtts', host: '127.0.0.1', port: t.hub.port, ca: t.hub.tls.ca, servername: 'localhost', cert: cert.cert, key: cert.key,
-    clientId: deviceId, username: `localhost/${deviceId}/?api-version=2021-04-12`, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 30_000,
+    protocol: 'mqtts',
+    host: '127.0.0.1',
+    port: t.hub.port,
+    ca: t.hub.tls.ca,
+    servername: 'localhost',
+    cert: cert.cert,
+    key: cert.key,
+    clientId: deviceId,
+    username: `localhost/${deviceId}/?api-version=2021-04-12`,
+    protocolVersion: 4,
+    reconnectPeriod: 0,
+    connectTimeout: 30_000,
   } as mqtt.IClientOptions);
   return connackOf(client);
 }
@@ -55,8 +68,17 @@ describe('X.509 identities: azure-iothub Registry and azure-iot-device over MQTT
   test('the registry stores selfSigned thumbprints and certificateAuthority as such, with no keys', async () => {
     const sha1 = 'ab'.repeat(20);
     const sha256 = 'CD'.repeat(32);
-    const created = (await registry.create({ deviceId: 'x509-reg', authentication: { x509Thumbprint: { primaryThumbprint: sha1, secondaryThumbprint: sha256 } } })).responseBody;
-    assert.equal((created.authentication as any).type, 'selfSigned', "a thumbprint without a type is 'selfSigned', as the SDK and IoT Hub read it");
+    const created = (
+      await registry.create({
+        deviceId: 'x509-reg',
+        authentication: { x509Thumbprint: { primaryThumbprint: sha1, secondaryThumbprint: sha256 } },
+      })
+    ).responseBody;
+    assert.equal(
+      (created.authentication as any).type,
+      'selfSigned',
+      "a thumbprint without a type is 'selfSigned', as the SDK and IoT Hub read it",
+    );
     assert.deepEqual(created.authentication!.x509Thumbprint, { primaryThumbprint: sha1.toUpperCase(), secondaryThumbprint: sha256 });
     assert.deepEqual(created.authentication!.symmetricKey, { primaryKey: null, secondaryKey: null });
     const twin = (await registry.getTwin('x509-reg')).responseBody as any;
@@ -71,19 +93,34 @@ describe('X.509 identities: azure-iothub Registry and azure-iot-device over MQTT
     const toSas = (await registry.update({ deviceId: 'x509-ca-reg', authentication: { type: 'sas' } } as any)).responseBody;
     assert.equal((toSas.authentication as any).type, 'sas');
     assert.equal(Buffer.from(toSas.authentication!.symmetricKey!.primaryKey, 'base64').length, 32, 'turning to SAS generates keys');
-    const malformed = await registry.create({ deviceId: 'x509-bad', authentication: { x509Thumbprint: { primaryThumbprint: 'xyz' } } }).then(() => undefined, (e: Error) => e);
+    const malformed = await registry
+      .create({ deviceId: 'x509-bad', authentication: { x509Thumbprint: { primaryThumbprint: 'xyz' } } })
+      .then(
+        () => undefined,
+        (e: Error) => e,
+      );
     assert.equal(malformed?.constructor.name, 'ArgumentError');
   });
 
   test('a self-signed device (SHA-1 or SHA-256 thumbprint) and a CA-signed device connect and send', async () => {
     const selfSigned = makeCertificate({ commonName: 'x509-self' });
-    await registry.create({ deviceId: 'x509-self', authentication: { type: 'selfSigned', x509Thumbprint: { primaryThumbprint: selfSigned.sha1 } } } as any);
+    await registry.create({
+      deviceId: 'x509-self',
+      authentication: { type: 'selfSigned', x509Thumbprint: { primaryThumbprint: selfSigned.sha1 } },
+    } as any);
     const secondary = makeCertificate({ commonName: 'any name will do' });
-    await registry.create({ deviceId: 'x509-self256', authentication: { type: 'selfSigned', x509Thumbprint: { primaryThumbprint: 'AB'.repeat(20), secondaryThumbprint: secondary.sha256 } } } as any);
+    await registry.create({
+      deviceId: 'x509-self256',
+      authentication: { type: 'selfSigned', x509Thumbprint: { primaryThumbprint: 'AB'.repeat(20), secondaryThumbprint: secondary.sha256 } },
+    } as any);
     const caSigned = makeCertificate({ commonName: 'x509-casigned', issuer: trustedCa });
     await registry.create({ deviceId: 'x509-casigned', authentication: { type: 'certificateAuthority' } } as any);
 
-    for (const [deviceId, cert] of [['x509-self', selfSigned], ['x509-self256', secondary], ['x509-casigned', caSigned]] as const) {
+    for (const [deviceId, cert] of [
+      ['x509-self', selfSigned],
+      ['x509-self256', secondary],
+      ['x509-casigned', caSigned],
+    ] as const) {
       const client = await certificateClient(t, deviceId, cert);
       open.push(client);
       await client.open();
@@ -108,15 +145,26 @@ describe('X.509 identities: azure-iothub Registry and azure-iot-device over MQTT
       ['a certificate whose thumbprint is not registered', 'x509-wrong', makeCertificate({ commonName: 'x509-wrong' })],
       ['an expired certificate with the registered thumbprint', 'x509-expired', expired],
       ["a trusted CA's certificate for another CN", 'x509-cn', makeCertificate({ commonName: 'someone-else', issuer: trustedCa })],
-      ['a certificate from a CA the hub does not trust', 'x509-untrusted', makeCertificate({ commonName: 'x509-untrusted', issuer: untrustedCa })],
-      ["an expired certificate from the trusted CA", 'x509-expired-ca', makeCertificate({ commonName: 'x509-expired-ca', issuer: trustedCa, validDays: { from: -30, to: -1 } })],
+      [
+        'a certificate from a CA the hub does not trust',
+        'x509-untrusted',
+        makeCertificate({ commonName: 'x509-untrusted', issuer: untrustedCa }),
+      ],
+      [
+        'an expired certificate from the trusted CA',
+        'x509-expired-ca',
+        makeCertificate({ commonName: 'x509-expired-ca', issuer: trustedCa, validDays: { from: -30, to: -1 } }),
+      ],
       ['a SAS device that presents a certificate and no password', 'sas-with-cert', makeCertificate({ commonName: 'sas-with-cert' })],
     ];
     for (const [what, deviceId, cert] of cases) {
       assert.equal(await rawCertificateConnect(t, deviceId, cert), 5, what);
     }
     const sdk = await certificateClient(t, 'x509-wrong', makeCertificate({ commonName: 'x509-wrong' }));
-    const err = await sdk.open().then(() => undefined, (e: Error) => e);
+    const err = await sdk.open().then(
+      () => undefined,
+      (e: Error) => e,
+    );
     assert.equal(err?.constructor.name, 'UnauthorizedError', 'the SDK reports the refusal as unauthorized');
     await sdk.close().catch(() => undefined);
   });
@@ -139,7 +187,10 @@ describe('X.509 identities: azure-iothub Registry and azure-iot-device over MQTT
     assert.notEqual(typeof client, 'number');
     const closed = new Promise<void>((resolve) => (client as mqtt.MqttClient).once('close', () => resolve()));
     await registry.update({ deviceId: 'x509-rotate', authentication: { x509Thumbprint: { primaryThumbprint: second.sha1 } } });
-    await Promise.race([closed, new Promise((_, reject) => setTimeout(() => reject(new Error('the old connection was not closed')), 30_000))]);
+    await Promise.race([
+      closed,
+      new Promise((_, reject) => setTimeout(() => reject(new Error('the old connection was not closed')), 30_000)),
+    ]);
     assert.equal(await rawCertificateConnect(t, 'x509-rotate', first), 5);
     const again = await rawCertificateConnect(t, 'x509-rotate', second);
     assert.notEqual(typeof again, 'number');
@@ -161,7 +212,9 @@ describe('hub start --trusted-ca, as a user runs it', () => {
       [join(home, 'junk.pem'), /^error: --trusted-ca: .*junk\.pem holds no PEM certificate$/],
     ];
     for (const [file, message] of cases) {
-      const result = await runCli(['hub', 'start', '--in-memory', '--port', '0', '--amqp-port', '0', '--trusted-ca', file], { IOTHUB_TUT_HOME: home });
+      const result = await runCli(['hub', 'start', '--in-memory', '--port', '0', '--amqp-port', '0', '--trusted-ca', file], {
+        IOTHUB_TUT_HOME: home,
+      });
       assert.equal(result.code, 2, result.stderr);
       assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
       assert.match(result.stderr.trim(), message);
@@ -172,10 +225,16 @@ describe('hub start --trusted-ca, as a user runs it', () => {
     const ca = makeCertificate({ commonName: 'my fleet CA', isCa: true });
     const caFile = join(home, 'fleet-ca.pem');
     writeFileSync(caFile, ca.cert);
-    const hub = new CliProcess(['hub', 'start', '--in-memory', '--port', '0', '--amqp-port', '0', '--json', '--show-secrets', '--trusted-ca', caFile], { IOTHUB_TUT_HOME: home });
+    const hub = new CliProcess(
+      ['hub', 'start', '--in-memory', '--port', '0', '--amqp-port', '0', '--json', '--show-secrets', '--trusted-ca', caFile],
+      { IOTHUB_TUT_HOME: home },
+    );
     try {
       const started = await hub.waitFor((l) => l.event === 'started');
-      const connection = parseConnection('service', started.serviceConnectionString, { ca: readFileSync(started.caFile, 'utf8'), port: started.port });
+      const connection = parseConnection('service', started.serviceConnectionString, {
+        ca: readFileSync(started.caFile, 'utf8'),
+        port: started.port,
+      });
       await createRegistry(connection).create({ deviceId: 'fleet-1', authentication: { type: 'certificateAuthority' } } as any);
       const address = { hub: { port: started.port, tls: { ca: readFileSync(started.caFile, 'utf8') } } } as unknown as TestHub;
       const client = await certificateClient(address, 'fleet-1', makeCertificate({ commonName: 'fleet-1', issuer: ca }));

@@ -13,7 +13,12 @@ export const BENCH_DEVICE_KEY = Buffer.from('iothub-tut benchmark device key!').
 /** A device SAS token, made the way azure-iot-device makes it. */
 export function deviceToken(hostName: string, deviceId: string, ttlSeconds = 3600): string {
   const resource = encodeUriComponentStrict(`${hostName}/devices/${deviceId}`);
-  return SharedAccessSignature.create(resource, undefined as unknown as string, BENCH_DEVICE_KEY, Math.ceil(Date.now() / 1000) + ttlSeconds).toString();
+  return SharedAccessSignature.create(
+    resource,
+    undefined as unknown as string,
+    BENCH_DEVICE_KEY,
+    Math.ceil(Date.now() / 1000) + ttlSeconds,
+  ).toString();
 }
 
 export interface MqttTarget {

@@ -35,10 +35,14 @@ export async function startHub(options: HubStartOptions = {}): Promise<HubUnderT
   const home = mkdtempSync(join(tmpdir(), 'iothub-bench-home-'));
   const dataDir = join(home, 'hub-data');
   const nodeArgs = options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`] : [];
-  const child = spawn(process.execPath, [...nodeArgs, BIN, 'hub', 'start', '--port', '0', '--amqp-port', '0', '--data-dir', dataDir, '--json', '--show-secrets'], {
-    env: { ...process.env, IOTHUB_TUT_HOME: home, NO_COLOR: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...nodeArgs, BIN, 'hub', 'start', '--port', '0', '--amqp-port', '0', '--data-dir', dataDir, '--json', '--show-secrets'],
+    {
+      env: { ...process.env, IOTHUB_TUT_HOME: home, NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let stderr = '';
   child.stderr!.on('data', (c) => (stderr += c));
   const started = await firstJsonLine(child, 30_000).catch((err: Error) => {
@@ -97,7 +101,9 @@ export function rssOf(pid: number): number | null {
 export function cpuSecondsOf(pid: number, thread?: 'main'): number | null {
   try {
     // A process's main thread is the task whose id is the process's.
-    const fields = readFileSync(thread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    const fields = readFileSync(thread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8')
+      .split(') ')[1]
+      .split(' ');
     return (Number(fields[11]) + Number(fields[12])) / 100;
   } catch {
     return null;

@@ -39,5 +39,12 @@ export async function measureLatency(
   };
   await Promise.all(Array.from({ length: options.lanes }, lane));
   const elapsed = (nowMs() - begin) / 1000;
-  return { calls: samples.length, errors, p50: percentile(samples, 50), p99: percentile(samples, 99), rate: samples.length / elapsed, firstError };
+  return {
+    calls: samples.length,
+    errors,
+    p50: percentile(samples, 50),
+    p99: percentile(samples, 99),
+    rate: samples.length / elapsed,
+    firstError,
+  };
 }

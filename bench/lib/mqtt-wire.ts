@@ -51,7 +51,10 @@ export function publishPacket(topic: string, id: number, body: Buffer): Buffer {
 }
 
 /** One device connection: `onPuback(id)` per acknowledgement; resolves once CONNACK accepted it. */
-export function connectWire(options: IClientOptions & { secureContext: SecureContext }, onPuback: (id: number) => void): Promise<TLSSocket> {
+export function connectWire(
+  options: IClientOptions & { secureContext: SecureContext },
+  onPuback: (id: number) => void,
+): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
     const socket = tlsConnect({ host: options.host!, port: options.port!, secureContext: options.secureContext, servername: 'localhost' });
     socket.setNoDelay(true);
@@ -71,6 +74,14 @@ export function connectWire(options: IClientOptions & { secureContext: SecureCon
     });
     socket.once('error', reject);
     socket.once('close', () => reject(new Error('closed')));
-    socket.write(connectPacket({ clientId: options.clientId!, username: options.username!, password: String(options.password), keepalive: options.keepalive ?? 240, clean: options.clean ?? true }));
+    socket.write(
+      connectPacket({
+        clientId: options.clientId!,
+        username: options.username!,
+        password: String(options.password),
+        keepalive: options.keepalive ?? 240,
+        clean: options.clean ?? true,
+      }),
+    );
   });
 }

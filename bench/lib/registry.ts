@@ -17,7 +17,10 @@ export async function registerDevices(hub: HubUnderTest, deviceIds: string[], co
     while (next < deviceIds.length) {
       if (Date.now() > deadline) throw new Error(`registering ${deviceIds.length} devices took longer than ${timeoutMs} ms`);
       const deviceId = deviceIds[next++];
-      await registry.create({ deviceId, authentication: { symmetricKey: { primaryKey: BENCH_DEVICE_KEY, secondaryKey: BENCH_DEVICE_KEY } } } as never);
+      await registry.create({
+        deviceId,
+        authentication: { symmetricKey: { primaryKey: BENCH_DEVICE_KEY, secondaryKey: BENCH_DEVICE_KEY } },
+      } as never);
     }
   };
   await Promise.all(Array.from({ length: concurrency }, lane));

@@ -13,7 +13,7 @@ export function workerMain<C>(main: (config: C, ctx: WorkerContext) => Promise<u
         .then(
           // cpuMs: what this process spent, so that reports can say which side was busy.
           (result) => report({ type: 'result', result, cpuMs: cpuMs() }),
-          (err) => report({ type: 'error', message: err instanceof Error ? err.stack ?? err.message : String(err) }),
+          (err) => report({ type: 'error', message: err instanceof Error ? (err.stack ?? err.message) : String(err) }),
         )
         .finally(() => (finished = true));
     } else if (m.type === 'stop') {

@@ -29,7 +29,10 @@ export class Worker {
     readonly name: string,
     config: object,
   ) {
-    this.child = fork(fileURLToPath(new URL(`../workers/${name}.js`, import.meta.url)), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
+    this.child = fork(fileURLToPath(new URL(`../workers/${name}.js`, import.meta.url)), [], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      execArgv,
+    });
     this.child.on('message', (m: WorkerMessage) => {
       this.inbox.push(m);
       this.wake();

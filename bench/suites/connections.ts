@@ -38,7 +38,9 @@ function perConnect(cpuMs: number, connects: number): string {
 }
 
 function describe(failures: Record<string, number>): string {
-  return Object.entries(failures).map(([reason, n]) => `${n}× ${reason}`).join(', ');
+  return Object.entries(failures)
+    .map(([reason, n]) => `${n}× ${reason}`)
+    .join(', ');
 }
 
 /** One round of new connections spread over the client processes: the rate, and CPU per connect on each side. */
@@ -61,7 +63,10 @@ async function connectRound(workers: Worker[], deviceIds: string[], server: { na
     rate: ok / seconds,
     failures,
     // On shared cores the rate says little without what each side spent.
-    cpuNote: `CPU per connect: ${server.name} ${perConnect(serverCpuMs, ok)}, clients ${perConnect(results.reduce((n, r) => n + r.cpuMs, 0), ok)}`,
+    cpuNote: `CPU per connect: ${server.name} ${perConnect(serverCpuMs, ok)}, clients ${perConnect(
+      results.reduce((n, r) => n + r.cpuMs, 0),
+      ok,
+    )}`,
   };
 }
 
@@ -83,11 +88,21 @@ async function bareAedesRound(hub: HubUnderTest, deviceIds: string[], workerCoun
     await Promise.all(workers.map((w) => w.next('ready', 30_000)));
     // A fresh broker process and fresh clients spend the first connects compiling; the hub has been
     // running (and its clients are as fresh): an unmeasured round first, under other client ids.
-    await connectRound(workers, deviceIds.map((id) => `${id}-warm-up`), { name: 'aedes', pid: broker.pid }, o.stepTimeMs + 30_000);
+    await connectRound(
+      workers,
+      deviceIds.map((id) => `${id}-warm-up`),
+      { name: 'aedes', pid: broker.pid },
+      o.stepTimeMs + 30_000,
+    );
     const round = await connectRound(workers, deviceIds, { name: 'aedes', pid: broker.pid }, o.stepTimeMs + 30_000);
-    console.log(`  bare aedes: ${round.ok}/${deviceIds.length} in ${round.seconds.toFixed(1)} s (${Math.round(round.rate)}/s; ${round.cpuNote})`);
+    console.log(
+      `  bare aedes: ${round.ok}/${deviceIds.length} in ${round.seconds.toFixed(1)} s (${Math.round(round.rate)}/s; ${round.cpuNote})`,
+    );
     return {
-      group: 'connections', name: 'bare aedes (TLS, no auth): new connections/s', value: round.rate, unit: '/s',
+      group: 'connections',
+      name: 'bare aedes (TLS, no auth): new connections/s',
+      value: round.rate,
+      unit: '/s',
       note: `${round.ok} connects; ${round.cpuNote}${round.ok < deviceIds.length ? `; ${describe(round.failures)}` : ''}`,
     };
   } finally {
@@ -124,16 +139,28 @@ export async function connectionsSuite(hub: HubUnderTest, o: ConnectionOptions):
     let firstStep: { rate: number; note: string } | undefined;
     for (const step of allSteps) {
       const fresh = ids.slice(held, step);
-      const { ok, seconds, rate, failures, cpuNote } = await connectRound(workers, fresh, { name: 'hub', pid: hub.pid }, o.stepTimeMs + 30_000);
-      firstStep ??= { rate, note: `${ok} connects from ${workerCount} processes, ${o.concurrency * workerCount} in flight; ${cpuNote}${ok < fresh.length ? `; ${describe(failures)}` : ''}` };
+      const { ok, seconds, rate, failures, cpuNote } = await connectRound(
+        workers,
+        fresh,
+        { name: 'hub', pid: hub.pid },
+        o.stepTimeMs + 30_000,
+      );
+      firstStep ??= {
+        rate,
+        note: `${ok} connects from ${workerCount} processes, ${o.concurrency * workerCount} in flight; ${cpuNote}${ok < fresh.length ? `; ${describe(failures)}` : ''}`,
+      };
       await sleep(2000);
-      const status = await Promise.all(workers.map((w) => {
-        w.send({ type: 'status' });
-        return w.next<{ open: number; dropped: number }>('status', 10_000);
-      }));
+      const status = await Promise.all(
+        workers.map((w) => {
+          w.send({ type: 'status' });
+          return w.next<{ open: number; dropped: number }>('status', 10_000);
+        }),
+      );
       const open = status.reduce((n, s) => n + s.open, 0);
       const dropped = status.reduce((n, s) => n + s.dropped, 0);
-      console.log(`  ${step}: ${open} open, ${ok}/${fresh.length} new in ${seconds.toFixed(1)} s (${Math.round(rate)}/s; ${cpuNote})${dropped ? `, ${dropped} dropped` : ''}${ok < fresh.length ? `, failed: ${describe(failures)}` : ''}`);
+      console.log(
+        `  ${step}: ${open} open, ${ok}/${fresh.length} new in ${seconds.toFixed(1)} s (${Math.round(rate)}/s; ${cpuNote})${dropped ? `, ${dropped} dropped` : ''}${ok < fresh.length ? `, failed: ${describe(failures)}` : ''}`,
+      );
       if (open < step) {
         stoppedBecause = `stopped at step ${step}: ${open} open${dropped ? `, ${dropped} dropped after CONNACK` : ''}${ok < fresh.length ? `; ${describe(failures) || 'step timed out'}` : ''}`;
         held = Math.max(held, open);
@@ -144,10 +171,20 @@ export async function connectionsSuite(hub: HubUnderTest, o: ConnectionOptions):
       heldRss = hub.rss();
     }
     rows.push(
-      { group, name: 'new connections/s (TLS + SAS → CONNACK)', value: firstStep?.rate ?? null, unit: '/s', target: { op: '>=', value: 1000 }, note: firstStep?.note },
+      {
+        group,
+        name: 'new connections/s (TLS + SAS → CONNACK)',
+        value: firstStep?.rate ?? null,
+        unit: '/s',
+        target: { op: '>=', value: 1000 },
+        note: firstStep?.note,
+      },
       { group, name: 'concurrent connections held', value: held, unit: 'conns', target: { op: '>=', value: 10_000 }, note: stoppedBecause },
       {
-        group, name: 'hub RSS per connection', value: rssBefore !== null && heldRss !== null && held > 0 ? (heldRss - rssBefore) / held / 1024 : null, unit: 'KiB',
+        group,
+        name: 'hub RSS per connection',
+        value: rssBefore !== null && heldRss !== null && held > 0 ? (heldRss - rssBefore) / held / 1024 : null,
+        unit: 'KiB',
         note: heldRss !== null ? `hub RSS ${(heldRss / 2 ** 20).toFixed(0)} MiB at ${held}` : 'no /proc',
       },
     );

@@ -18,18 +18,41 @@ export async function d2cHttpsSuite(hub: HubUnderTest, o: D2COptions & { batch: 
   const target = { hostName: hub.hostName, port: hub.port, ca: hub.ca };
   const observer = (tag: string) => (expected: number, since: number) =>
     new Worker('eh-lean-consumer', { connectionString: hub.eventHubConnectionString, tag, expected, since, timeMs: o.timeMs + 30_000 });
-  await registerDevices(hub, Array.from({ length: Math.max(...o.deviceCounts) }, (_, i) => benchDeviceId(RUN, i)));
+  await registerDevices(
+    hub,
+    Array.from({ length: Math.max(...o.deviceCounts) }, (_, i) => benchDeviceId(RUN, i)),
+  );
   const publisher = { publisher: 'd2c-https-publisher', run: RUN };
   for (const devices of o.deviceCounts) {
     const single = await runLoad(target, hub.pid, loadFor(o, devices, `https${devices}`), observer(`https${devices}`), publisher);
     console.log(`  hub over HTTPS, ${devices} devices: ${Math.round(single.endToEndRate)} msg/s end to end; ${single.note}`);
     const batch = Math.min(o.batch, Math.ceil(o.messages / devices));
-    const batched = await runLoad(target, hub.pid, { ...loadFor(o, devices, `httpsb${devices}`), batch }, observer(`httpsb${devices}`), publisher);
-    console.log(`  hub over HTTPS, ${devices} devices, batches of ${batch}: ${Math.round(batched.endToEndRate)} msg/s end to end; ${batched.note}`);
+    const batched = await runLoad(
+      target,
+      hub.pid,
+      { ...loadFor(o, devices, `httpsb${devices}`), batch },
+      observer(`httpsb${devices}`),
+      publisher,
+    );
+    console.log(
+      `  hub over HTTPS, ${devices} devices, batches of ${batch}: ${Math.round(batched.endToEndRate)} msg/s end to end; ${batched.note}`,
+    );
     rows.push(
       { group, name: `hub, ${devices} devices, a message a request, acked (204)`, value: single.ackRate, unit: 'msg/s' },
-      { group, name: `hub, ${devices} devices, a message a request, end to end`, value: single.endToEndRate, unit: 'msg/s', note: `${o.inFlight} requests in flight in all; ${single.note}` },
-      { group, name: `hub, ${devices} devices, batches of ${batch}, end to end`, value: batched.endToEndRate, unit: 'msg/s', note: `acked ${Math.round(batched.ackRate)}/s; ${batched.note}` },
+      {
+        group,
+        name: `hub, ${devices} devices, a message a request, end to end`,
+        value: single.endToEndRate,
+        unit: 'msg/s',
+        note: `${o.inFlight} requests in flight in all; ${single.note}`,
+      },
+      {
+        group,
+        name: `hub, ${devices} devices, batches of ${batch}, end to end`,
+        value: batched.endToEndRate,
+        unit: 'msg/s',
+        note: `acked ${Math.round(batched.ackRate)}/s; ${batched.note}`,
+      },
     );
   }
   return rows;

@@ -27,14 +27,20 @@ interface RunResult {
 
 /** Publishes one run from up to two publisher processes (MQTT's by default, as devices bench-{run}-N) and counts it at the observer process. */
 export async function runLoad(
-  target: MqttTarget, serverPid: number, load: D2CLoad, observer: (expected: number, since: number) => Worker,
+  target: MqttTarget,
+  serverPid: number,
+  load: D2CLoad,
+  observer: (expected: number, since: number) => Worker,
   { publisher = 'd2c-publisher', run = 'd2c' } = {},
 ): Promise<RunResult> {
   const ids = Array.from({ length: load.devices }, (_, i) => benchDeviceId(run, i));
   const processes = Math.min(2, load.devices);
   const perDevice = Math.ceil(load.messages / load.devices);
   const watcher = observer(perDevice * load.devices, wallMs() - 1000);
-  const publishers = Array.from({ length: processes }, (_, p) => new Worker(publisher, { target, deviceIds: ids.filter((_, i) => i % processes === p), perDevice, load }));
+  const publishers = Array.from(
+    { length: processes },
+    (_, p) => new Worker(publisher, { target, deviceIds: ids.filter((_, i) => i % processes === p), perDevice, load }),
+  );
   try {
     await watcher.next('ready', 30_000);
     await Promise.all(publishers.map((w) => w.next('ready', 60_000)));
@@ -70,7 +76,14 @@ export async function runLoad(
 }
 
 export function loadFor(o: D2COptions, devices: number, tag: string): D2CLoad {
-  return { tag, devices, messages: o.messages, payloadBytes: o.payloadBytes, window: Math.max(1, Math.ceil(o.inFlight / devices)), timeMs: o.timeMs };
+  return {
+    tag,
+    devices,
+    messages: o.messages,
+    payloadBytes: o.payloadBytes,
+    window: Math.max(1, Math.ceil(o.inFlight / devices)),
+    timeMs: o.timeMs,
+  };
 }
 
 /**
@@ -87,14 +100,26 @@ export async function d2cSuite(hub: HubUnderTest, o: D2COptions): Promise<Row[]>
   const hubTarget = { hostName: hub.hostName, port: hub.port, ca: hub.ca };
   const consumer = (worker: string, tag: string) => (expected: number, since: number) =>
     new Worker(worker, { connectionString: hub.eventHubConnectionString, tag, expected, since, timeMs: o.timeMs + 30_000 });
-  await registerDevices(hub, Array.from({ length: Math.max(...o.deviceCounts) }, (_, i) => benchDeviceId('d2c', i)));
+  await registerDevices(
+    hub,
+    Array.from({ length: Math.max(...o.deviceCounts) }, (_, i) => benchDeviceId('d2c', i)),
+  );
   try {
     for (const devices of o.deviceCounts) {
-      const base = await runLoad({ hostName: hub.hostName, port, ca }, baseline.pid, loadFor(o, devices, `base${devices}`), (expected) =>
-        new Worker('mqtt-subscriber', { port, ca, tag: `base${devices}`, expected, timeMs: o.timeMs + 30_000 }),
+      const base = await runLoad(
+        { hostName: hub.hostName, port, ca },
+        baseline.pid,
+        loadFor(o, devices, `base${devices}`),
+        (expected) => new Worker('mqtt-subscriber', { port, ca, tag: `base${devices}`, expected, timeMs: o.timeMs + 30_000 }),
       );
       console.log(`  bare aedes, ${devices} devices: ${Math.round(base.endToEndRate)} msg/s end to end; ${base.note}`);
-      rows.push({ group, name: `bare aedes (TLS, QoS 1), ${devices} devices, end to end`, value: base.endToEndRate, unit: 'msg/s', note: `acked ${Math.round(base.ackRate)}/s; ${base.note}` });
+      rows.push({
+        group,
+        name: `bare aedes (TLS, QoS 1), ${devices} devices, end to end`,
+        value: base.endToEndRate,
+        unit: 'msg/s',
+        note: `acked ${Math.round(base.ackRate)}/s; ${base.note}`,
+      });
 
       const lean = await runLoad(hubTarget, hub.pid, loadFor(o, devices, `hub${devices}`), consumer('eh-lean-consumer', `hub${devices}`));
       console.log(`  hub, ${devices} devices, lean consumer: ${Math.round(lean.endToEndRate)} msg/s end to end; ${lean.note}`);
@@ -102,9 +127,28 @@ export async function d2cSuite(hub: HubUnderTest, o: D2COptions): Promise<Row[]>
       console.log(`  hub, ${devices} devices, SDK consumer: ${Math.round(sdk.endToEndRate)} msg/s end to end; ${sdk.note}`);
       rows.push(
         { group, name: `hub, ${devices} devices, acked (QoS 1)`, value: lean.ackRate, unit: 'msg/s' },
-        { group, name: `hub, ${devices} devices, end to end`, value: lean.endToEndRate, unit: 'msg/s', target: { op: '>=', value: 30_000 }, note: `lean AMQP consumer; ${lean.note}` },
-        { group, name: `hub / bare aedes, ${devices} devices`, value: lean.endToEndRate / base.endToEndRate, unit: 'ratio', target: { op: '>=', value: 0.5 } },
-        { group, name: `hub, ${devices} devices, end to end, @azure/event-hubs consumer`, value: sdk.endToEndRate, unit: 'msg/s', note: `acked ${Math.round(sdk.ackRate)}/s; ${sdk.note}` },
+        {
+          group,
+          name: `hub, ${devices} devices, end to end`,
+          value: lean.endToEndRate,
+          unit: 'msg/s',
+          target: { op: '>=', value: 30_000 },
+          note: `lean AMQP consumer; ${lean.note}`,
+        },
+        {
+          group,
+          name: `hub / bare aedes, ${devices} devices`,
+          value: lean.endToEndRate / base.endToEndRate,
+          unit: 'ratio',
+          target: { op: '>=', value: 0.5 },
+        },
+        {
+          group,
+          name: `hub, ${devices} devices, end to end, @azure/event-hubs consumer`,
+          value: sdk.endToEndRate,
+          unit: 'msg/s',
+          note: `acked ${Math.round(sdk.ackRate)}/s; ${sdk.note}`,
+        },
       );
     }
   } finally {

@@ -32,8 +32,20 @@ export async function fairnessSuite(hub: HubUnderTest, o: FairnessOptions): Prom
   return [
     { group, name: 'QoS 1 round trip p50, quiet', value: r.quiet.p50, unit: 'ms', note: calls(r.quiet) },
     { group, name: 'QoS 1 round trip p99, quiet', value: r.quiet.p99, unit: 'ms' },
-    { group, name: 'QoS 1 round trip p50, beside a flood', value: r.beside.p50, unit: 'ms', note: `${calls(r.beside)} while another device sent ${flood}` },
+    {
+      group,
+      name: 'QoS 1 round trip p50, beside a flood',
+      value: r.beside.p50,
+      unit: 'ms',
+      note: `${calls(r.beside)} while another device sent ${flood}`,
+    },
     { group, name: 'QoS 1 round trip p99, beside a flood', value: r.beside.p99, unit: 'ms', target: { op: '<=', value: 50 } },
-    { group, name: 'flood: reported patches/s', value: r.patchesAcked / (r.floodMs / 1000), unit: '/s', note: `${r.patchesAcked} of ${o.patches} acknowledged in ${(r.floodMs / 1000).toFixed(1)} s (not throttled)` },
+    {
+      group,
+      name: 'flood: reported patches/s',
+      value: r.patchesAcked / (r.floodMs / 1000),
+      unit: '/s',
+      note: `${r.patchesAcked} of ${o.patches} acknowledged in ${(r.floodMs / 1000).toFixed(1)} s (not throttled)`,
+    },
   ];
 }

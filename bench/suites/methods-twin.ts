@@ -28,7 +28,13 @@ const TARGETS = { methodP50: 8, methodP99: 10, patchP50: 8 };
 
 function baselineRows(group: string, bare: LatencySummary): Row[] {
   return [
-    { group, name: 'bare aedes round trip p50 (same run)', value: bare.p50, unit: 'ms', note: `TLS, QoS 0, publish → other process → back; ${errorsNote(bare)}` },
+    {
+      group,
+      name: 'bare aedes round trip p50 (same run)',
+      value: bare.p50,
+      unit: 'ms',
+      note: `TLS, QoS 0, publish → other process → back; ${errorsNote(bare)}`,
+    },
     { group, name: 'bare aedes round trip p99 (same run)', value: bare.p99, unit: 'ms' },
   ];
 }
@@ -45,7 +51,16 @@ export async function methodsSuite(hub: HubUnderTest, o: LatencyOptions): Promis
   try {
     await devices.next('ready', 60_000);
     const [r] = await runAll<{ sequential: LatencySummary; concurrent: LatencySummary }>(
-      [new Worker('method-service', { service: serviceConnection(hub), deviceIds, sequential: o.sequential, concurrent: o.concurrent, inFlight: o.inFlight, timeMs: o.timeMs })],
+      [
+        new Worker('method-service', {
+          service: serviceConnection(hub),
+          deviceIds,
+          sequential: o.sequential,
+          concurrent: o.concurrent,
+          inFlight: o.inFlight,
+          timeMs: o.timeMs,
+        }),
+      ],
       o.timeMs * 3 + 60_000,
     );
     const bare = await bareRoundTrip(hub, o.sequential, o.timeMs);
@@ -56,10 +71,28 @@ export async function methodsSuite(hub: HubUnderTest, o: LatencyOptions): Promis
       ...baselineRows(group, bare),
       { group, name: 'round trip p50, sequential', value: seq.p50, unit: 'ms', note: errorsNote(seq) },
       { group, name: 'round trip p99, sequential', value: seq.p99, unit: 'ms' },
-      { group, name: 'round trip p50 / bare p50, sequential', value: seq.p50 / bare.p50, unit: 'ratio', target: { op: '<=', value: TARGETS.methodP50 } },
-      { group, name: 'round trip p99 / bare p99, sequential', value: seq.p99 / bare.p99, unit: 'ratio', target: { op: '<=', value: TARGETS.methodP99 } },
+      {
+        group,
+        name: 'round trip p50 / bare p50, sequential',
+        value: seq.p50 / bare.p50,
+        unit: 'ratio',
+        target: { op: '<=', value: TARGETS.methodP50 },
+      },
+      {
+        group,
+        name: 'round trip p99 / bare p99, sequential',
+        value: seq.p99 / bare.p99,
+        unit: 'ratio',
+        target: { op: '<=', value: TARGETS.methodP99 },
+      },
       { group, name: 'calls/s, sequential', value: seq.rate, unit: 'calls/s' },
-      { group, name: `round trip p50, ${o.inFlight} in flight`, value: con.p50, unit: 'ms', note: `${errorsNote(con)} over ${deviceIds.length} devices` },
+      {
+        group,
+        name: `round trip p50, ${o.inFlight} in flight`,
+        value: con.p50,
+        unit: 'ms',
+        note: `${errorsNote(con)} over ${deviceIds.length} devices`,
+      },
       { group, name: `round trip p99, ${o.inFlight} in flight`, value: con.p99, unit: 'ms' },
       { group, name: `calls/s, ${o.inFlight} in flight`, value: con.rate, unit: 'calls/s' },
     ];
@@ -73,7 +106,15 @@ export async function twinSuite(hub: HubUnderTest, o: LatencyOptions): Promise<R
   const deviceId = benchDeviceId('twin', 0);
   await registerDevices(hub, [deviceId]);
   const [r] = await runAll<LatencySummary>(
-    [new Worker('twin', { service: serviceConnection(hub), device: deviceConnection(hub, deviceId), deviceId, count: o.twinPatches, timeMs: o.timeMs })],
+    [
+      new Worker('twin', {
+        service: serviceConnection(hub),
+        device: deviceConnection(hub, deviceId),
+        deviceId,
+        count: o.twinPatches,
+        timeMs: o.timeMs,
+      }),
+    ],
     o.timeMs * 2 + 60_000,
   );
   const bare = await bareRoundTrip(hub, o.twinPatches, o.timeMs);
@@ -82,6 +123,12 @@ export async function twinSuite(hub: HubUnderTest, o: LatencyOptions): Promise<R
     ...baselineRows(group, bare),
     { group, name: 'patch → device callback p50', value: r.p50, unit: 'ms', note: errorsNote(r) },
     { group, name: 'patch → device callback p99', value: r.p99, unit: 'ms' },
-    { group, name: 'patch → device callback p50 / bare p50', value: r.p50 / bare.p50, unit: 'ratio', target: { op: '<=', value: TARGETS.patchP50 } },
+    {
+      group,
+      name: 'patch → device callback p50 / bare p50',
+      value: r.p50 / bare.p50,
+      unit: 'ratio',
+      target: { op: '<=', value: TARGETS.patchP50 },
+    },
   ];
 }

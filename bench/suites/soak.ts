@@ -59,21 +59,43 @@ function balanced(candidates: string[], count: number): string[] {
 export async function soakSuite(hub: HubUnderTest, o: SoakOptions): Promise<Row[]> {
   const durationMs = o.minutes * 60_000;
   const ids = (kind: string, n: number) => Array.from({ length: n }, (_, i) => benchDeviceId(`soak-${kind}`, i));
-  const [telemetryIds, sdkIds, churnIds] = [balanced(ids('d2c', o.telemetryDevices * 8), o.telemetryDevices), ids('sdk', o.sdkDevices), ids('churn', o.churnDevices)];
+  const [telemetryIds, sdkIds, churnIds] = [
+    balanced(ids('d2c', o.telemetryDevices * 8), o.telemetryDevices),
+    ids('sdk', o.sdkDevices),
+    ids('churn', o.churnDevices),
+  ];
   await registerDevices(hub, [...telemetryIds, ...sdkIds, ...churnIds]);
   const target = { hostName: hub.hostName, port: hub.port, ca: hub.ca };
   const tag = 'soak';
-  const consumer = new Worker('eh-lean-consumer', { connectionString: hub.eventHubConnectionString, tag, expected: Number.MAX_SAFE_INTEGER, since: wallMs() - 1000, timeMs: durationMs + 120_000 });
+  const consumer = new Worker('eh-lean-consumer', {
+    connectionString: hub.eventHubConnectionString,
+    tag,
+    expected: Number.MAX_SAFE_INTEGER,
+    since: wallMs() - 1000,
+    timeMs: durationMs + 120_000,
+  });
   const devices = new Worker('soak-devices', {
     devices: sdkIds.map((id) => identityConnectionWithKey(serviceConnection(hub), { deviceId: id }, BENCH_DEVICE_KEY)),
   });
   const workers = [consumer, devices];
   try {
     await Promise.all(workers.map((w) => w.next('ready', 120_000)));
-    const telemetry = new Worker('soak-telemetry', { target, deviceIds: telemetryIds, perSecond: o.telemetryPerSecond, payloadBytes: 200, tag, durationMs });
+    const telemetry = new Worker('soak-telemetry', {
+      target,
+      deviceIds: telemetryIds,
+      perSecond: o.telemetryPerSecond,
+      payloadBytes: 200,
+      tag,
+      durationMs,
+    });
     workers.push(telemetry);
     await telemetry.next('ready', 60_000);
-    const service = new Worker('soak-service', { service: serviceConnection(hub), deviceIds: sdkIds, perSecond: o.servicePerSecond, durationMs });
+    const service = new Worker('soak-service', {
+      service: serviceConnection(hub),
+      deviceIds: sdkIds,
+      perSecond: o.servicePerSecond,
+      durationMs,
+    });
     const churn = new Worker('soak-churn', { target, deviceIds: churnIds, perSecond: o.connectsPerSecond, durationMs });
     workers.push(service, churn);
 
@@ -84,7 +106,11 @@ export async function soakSuite(hub: HubUnderTest, o: SoakOptions): Promise<Row[
       if (rss !== null) samples.push({ atMs: Date.now() - started, rss });
     }, o.sampleMs);
     const bound = durationMs + 120_000;
-    let results: [{ result: SoakTelemetryTally }, { result: { methods: LatencySummary; patches: LatencySummary } }, { result: { connects: number; failures: number; firstError?: string } }];
+    let results: [
+      { result: SoakTelemetryTally },
+      { result: { methods: LatencySummary; patches: LatencySummary } },
+      { result: { connects: number; failures: number; firstError?: string } },
+    ];
     try {
       results = await Promise.all([
         telemetry.next<{ result: SoakTelemetryTally }>('result', bound),
@@ -98,7 +124,9 @@ export async function soakSuite(hub: HubUnderTest, o: SoakOptions): Promise<Row[
     consumer.send({ type: 'expect', count: sent.acked });
     const { result: read } = await consumer.next<{ result: D2CTally }>('result', 60_000);
     devices.send({ type: 'stop' });
-    const { result: answered } = await devices.next<{ result: { methods: number; desired: number; reported: number; reportErrors: number; firstError?: string } }>('result', 30_000);
+    const { result: answered } = await devices.next<{
+      result: { methods: number; desired: number; reported: number; reportErrors: number; firstError?: string };
+    }>('result', 30_000);
     return soakRows(o, durationMs, samples, { sent, read, calls, churned, answered });
   } finally {
     await Promise.all(workers.map((w) => w.stop()));
@@ -131,13 +159,55 @@ function soakRows(
   const perMinute = samples.filter((_, i) => i % Math.max(1, Math.round(60_000 / o.sampleMs)) === 0).map((s) => Math.round(s.rss / MiB));
   const errors = (s: LatencySummary) => (s.errors ? `, ${s.errors} errors (${s.firstError})` : '');
   return [
-    { group, name: 'run', value: o.minutes, unit: 'min', note: `warm-up ${(o.warmUpMs / 60_000).toFixed(1)} min; RSS read every ${o.sampleMs / 1000} s (${samples.length} samples); MiB each minute: ${perMinute.join(' ')}` },
-    { group, name: 'hub RSS after the warm-up, median', value: middle / MiB, unit: 'MiB', note: `${after.length} samples; min ${(low / MiB).toFixed(0)}, max ${(high / MiB).toFixed(0)} (swing ${(((high - low) / middle) * 100).toFixed(0)} % of the median)` },
-    { group, name: 'hub RSS peaks, second half / first', value: rise, unit: '% rise', target: { op: '<=', value: 10 }, note: `the highest sample of each half after the warm-up: ${(firstPeak / MiB).toFixed(0)} → ${(secondPeak / MiB).toFixed(0)} MiB` },
-    { group, name: 'D2C acknowledged', value: r.sent.acked / seconds, unit: 'msg/s', note: `${r.sent.acked} acked of ${o.telemetryPerSecond}/s from ${o.telemetryDevices} devices, ${r.read.count} read by the Event Hubs consumer; ${r.sent.behind} sends skipped (window full), ${r.sent.reconnects} reconnects${r.sent.firstError ? ` (${r.sent.firstError})` : ''}` },
-    { group, name: 'direct methods', value: r.calls.methods.calls / seconds, unit: 'calls/s', note: `p50 ${r.calls.methods.p50.toFixed(1)} ms, p99 ${r.calls.methods.p99.toFixed(1)} ms${errors(r.calls.methods)}; ${r.answered.methods} answered by ${o.sdkDevices} SDK devices` },
-    { group, name: 'desired patches', value: r.calls.patches.calls / seconds, unit: '/s', note: `updateTwin p50 ${r.calls.patches.p50.toFixed(1)} ms, p99 ${r.calls.patches.p99.toFixed(1)} ms${errors(r.calls.patches)}; ${r.answered.desired} seen by the devices, ${r.answered.reported} reported back${r.answered.reportErrors ? `, ${r.answered.reportErrors} report errors (${r.answered.firstError})` : ''}` },
-    { group, name: 'connects and disconnects', value: r.churned.connects / seconds, unit: '/s', note: `${r.churned.connects} over ${o.churnDevices} devices${r.churned.failures ? `, ${r.churned.failures} failed (${r.churned.firstError})` : ''}` },
+    {
+      group,
+      name: 'run',
+      value: o.minutes,
+      unit: 'min',
+      note: `warm-up ${(o.warmUpMs / 60_000).toFixed(1)} min; RSS read every ${o.sampleMs / 1000} s (${samples.length} samples); MiB each minute: ${perMinute.join(' ')}`,
+    },
+    {
+      group,
+      name: 'hub RSS after the warm-up, median',
+      value: middle / MiB,
+      unit: 'MiB',
+      note: `${after.length} samples; min ${(low / MiB).toFixed(0)}, max ${(high / MiB).toFixed(0)} (swing ${(((high - low) / middle) * 100).toFixed(0)} % of the median)`,
+    },
+    {
+      group,
+      name: 'hub RSS peaks, second half / first',
+      value: rise,
+      unit: '% rise',
+      target: { op: '<=', value: 10 },
+      note: `the highest sample of each half after the warm-up: ${(firstPeak / MiB).toFixed(0)} → ${(secondPeak / MiB).toFixed(0)} MiB`,
+    },
+    {
+      group,
+      name: 'D2C acknowledged',
+      value: r.sent.acked / seconds,
+      unit: 'msg/s',
+      note: `${r.sent.acked} acked of ${o.telemetryPerSecond}/s from ${o.telemetryDevices} devices, ${r.read.count} read by the Event Hubs consumer; ${r.sent.behind} sends skipped (window full), ${r.sent.reconnects} reconnects${r.sent.firstError ? ` (${r.sent.firstError})` : ''}`,
+    },
+    {
+      group,
+      name: 'direct methods',
+      value: r.calls.methods.calls / seconds,
+      unit: 'calls/s',
+      note: `p50 ${r.calls.methods.p50.toFixed(1)} ms, p99 ${r.calls.methods.p99.toFixed(1)} ms${errors(r.calls.methods)}; ${r.answered.methods} answered by ${o.sdkDevices} SDK devices`,
+    },
+    {
+      group,
+      name: 'desired patches',
+      value: r.calls.patches.calls / seconds,
+      unit: '/s',
+      note: `updateTwin p50 ${r.calls.patches.p50.toFixed(1)} ms, p99 ${r.calls.patches.p99.toFixed(1)} ms${errors(r.calls.patches)}; ${r.answered.desired} seen by the devices, ${r.answered.reported} reported back${r.answered.reportErrors ? `, ${r.answered.reportErrors} report errors (${r.answered.firstError})` : ''}`,
+    },
+    {
+      group,
+      name: 'connects and disconnects',
+      value: r.churned.connects / seconds,
+      unit: '/s',
+      note: `${r.churned.connects} over ${o.churnDevices} devices${r.churned.failures ? `, ${r.churned.failures} failed (${r.churned.firstError})` : ''}`,
+    },
   ];
 }
-

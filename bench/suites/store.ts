@@ -38,8 +38,18 @@ export async function storeSuite(options: StoreOptions): Promise<Row[]> {
       for (let i = 0; i < options.events; i += options.batch) {
         const batch: NewEvent[] = [];
         for (let j = i; j < i + options.batch; j++) {
-          batch.push({ partition: j % partitions, body, annotations, properties: { Property: `PropMsg_${j}` },
-            systemProperties: { messageId: `message_${j}`, correlationId: `correlation_${j}`, contentType: 'application/json', contentEncoding: 'utf-8' } });
+          batch.push({
+            partition: j % partitions,
+            body,
+            annotations,
+            properties: { Property: `PropMsg_${j}` },
+            systemProperties: {
+              messageId: `message_${j}`,
+              correlationId: `correlation_${j}`,
+              contentType: 'application/json',
+              contentEncoding: 'utf-8',
+            },
+          });
         }
         await events.append(batch, Date.now());
       }
@@ -57,11 +67,37 @@ export async function storeSuite(options: StoreOptions): Promise<Row[]> {
     const identities = new IdentityStore(db);
     const devices = 100;
     for (let i = 0; i < devices; i++) {
-      twins.put({ deviceId: `d${i}` }, { tags: {}, desired: {}, reported: {}, desiredMetadata: {}, reportedMetadata: {},
-        desiredVersion: 1, reportedVersion: 1, version: 1, etag: 'AAAAAAAAAAE=' });
-      identities.put({ deviceId: `d${i}`, moduleId: '', generationId: 'g', etagCounter: 1, status: 'enabled', statusReason: null,
-        statusUpdatedTime: '', primaryKey: 'k', secondaryKey: 'k', managedBy: null, connectionState: 'Disconnected',
-        connectionStateUpdatedTime: '', lastActivityTime: '', capabilities: { iotEdge: false }, createdTime: '' });
+      twins.put(
+        { deviceId: `d${i}` },
+        {
+          tags: {},
+          desired: {},
+          reported: {},
+          desiredMetadata: {},
+          reportedMetadata: {},
+          desiredVersion: 1,
+          reportedVersion: 1,
+          version: 1,
+          etag: 'AAAAAAAAAAE=',
+        },
+      );
+      identities.put({
+        deviceId: `d${i}`,
+        moduleId: '',
+        generationId: 'g',
+        etagCounter: 1,
+        status: 'enabled',
+        statusReason: null,
+        statusUpdatedTime: '',
+        primaryKey: 'k',
+        secondaryKey: 'k',
+        managedBy: null,
+        connectionState: 'Disconnected',
+        connectionStateUpdatedTime: '',
+        lastActivityTime: '',
+        capabilities: { iotEdge: false },
+        createdTime: '',
+      });
     }
     const twinUpdate = await cpuPer(options.twinUpdates, () => {
       for (let i = 0; i < options.twinUpdates; i++) {
@@ -75,8 +111,20 @@ export async function storeSuite(options: StoreOptions): Promise<Row[]> {
     return [
       { group: 'store', name: 'event append (writer thread, fsync per batch)', value: append, unit: 'CPU µs/event', note },
       { group: 'store', name: 'event read, 500 at a time', value: read, unit: 'CPU µs/event' },
-      { group: 'store', name: 'start position by enqueued time', value: position, unit: 'CPU µs/call', note: 'binary search by sequence number' },
-      { group: 'store', name: 'twin update (read-modify-write, fsync)', value: twinUpdate, unit: 'CPU µs/call', note: `${options.twinUpdates} updates` },
+      {
+        group: 'store',
+        name: 'start position by enqueued time',
+        value: position,
+        unit: 'CPU µs/call',
+        note: 'binary search by sequence number',
+      },
+      {
+        group: 'store',
+        name: 'twin update (read-modify-write, fsync)',
+        value: twinUpdate,
+        unit: 'CPU µs/call',
+        note: `${options.twinUpdates} updates`,
+      },
       { group: 'store', name: 'identity read', value: identityRead, unit: 'CPU µs/call', note: `${options.identityReads} reads` },
     ];
   } finally {

@@ -15,9 +15,18 @@ interface CliRun {
 }
 
 /** Runs `node [nodeArgs] <bin> args` (bin: the CLI unless given) and times it from spawn to exit. */
-async function cli(args: string[], env: NodeJS.ProcessEnv, nodeArgs: string[] = [], bin: string[] = [BIN], timeoutMs = 60_000): Promise<CliRun> {
+async function cli(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  nodeArgs: string[] = [],
+  bin: string[] = [BIN],
+  timeoutMs = 60_000,
+): Promise<CliRun> {
   const start = nowMs();
-  const child = spawn(process.execPath, [...nodeArgs, ...bin, ...args], { env: { ...process.env, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeArgs, ...bin, ...args], {
+    env: { ...process.env, NO_COLOR: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c) => (stdout += c));
@@ -54,13 +63,31 @@ export async function toolkitSuite(hub: HubUnderTest, options: { runs: number; t
   const createLoads = await sdkPackages(['create-device', '--device-id', 'bench-cli-probe'], env);
   const rows: Row[] = [
     { group, name: '`node -e 0` (for scale)', value: nodeAlone, unit: 'ms', note: `median of ${options.runs}` },
-    { group, name: '`iothub-tut --help`', value: help, unit: 'ms', target: { op: '<=', value: 150 }, note: `median of ${options.runs}; ${(help / nodeAlone).toFixed(2)}× node's own start-up` },
+    {
+      group,
+      name: '`iothub-tut --help`',
+      value: help,
+      unit: 'ms',
+      target: { op: '<=', value: 150 },
+      note: `median of ${options.runs}; ${(help / nodeAlone).toFixed(2)}× node's own start-up`,
+    },
     ...(await withoutExtraCaCerts(options.runs, env)),
-    { group, name: 'SDK packages loaded by --help', value: helpLoads.length, unit: 'pkgs', target: { op: '<=', value: 0 }, note: helpLoads.join(' ') || 'none' },
+    {
+      group,
+      name: 'SDK packages loaded by --help',
+      value: helpLoads.length,
+      unit: 'pkgs',
+      target: { op: '<=', value: 0 },
+      note: helpLoads.join(' ') || 'none',
+    },
     { group, name: '`iothub-tut create-device`', value: create, unit: 'ms', note: `median of ${options.runs}, against the hub` },
     {
-      group, name: 'device SDK loaded by create-device', value: createLoads.filter((p) => p.startsWith('azure-iot-device')).length, unit: 'pkgs',
-      target: { op: '<=', value: 0 }, note: createLoads.join(' '),
+      group,
+      name: 'device SDK loaded by create-device',
+      value: createLoads.filter((p) => p.startsWith('azure-iot-device')).length,
+      unit: 'pkgs',
+      target: { op: '<=', value: 0 },
+      note: createLoads.join(' '),
     },
   ];
   rows.push(await sendTelemetryMemory(hub, env, options.telemetryDevices));
@@ -79,7 +106,13 @@ async function withoutExtraCaCerts(runs: number, env: NodeJS.ProcessEnv): Promis
   const note = `median of ${runs}; NODE_EXTRA_CA_CERTS unset (it is ${process.env.NODE_EXTRA_CA_CERTS} here)`;
   return [
     { group: 'toolkit', name: '`node -e 0`, without NODE_EXTRA_CA_CERTS', value: nodeAlone, unit: 'ms', note },
-    { group: 'toolkit', name: '`iothub-tut --help`, without NODE_EXTRA_CA_CERTS', value: help, unit: 'ms', note: `${note}; ${(help - nodeAlone).toFixed(0)} ms more than node's own start-up` },
+    {
+      group: 'toolkit',
+      name: '`iothub-tut --help`, without NODE_EXTRA_CA_CERTS',
+      value: help,
+      unit: 'ms',
+      note: `${note}; ${(help - nodeAlone).toFixed(0)} ms more than node's own start-up`,
+    },
   ];
 }
 
@@ -88,9 +121,18 @@ async function withoutExtraCaCerts(runs: number, env: NodeJS.ProcessEnv): Promis
  * opens K SDK clients one after another), sampled until it exits; bounded in time.
  */
 async function sendTelemetryMemory(hub: HubUnderTest, env: NodeJS.ProcessEnv, devices: number): Promise<Row> {
-  const row: Row = { group: 'toolkit', name: `send-telemetry --devices ${devices}: peak RSS`, value: null, unit: 'MiB', target: { op: '<=', value: 1024 } };
+  const row: Row = {
+    group: 'toolkit',
+    name: `send-telemetry --devices ${devices}: peak RSS`,
+    value: null,
+    unit: 'MiB',
+    target: { op: '<=', value: 1024 },
+  };
   const started = Date.now();
-  const child = spawn(process.execPath, [BIN, 'send-telemetry', '--devices', String(devices), '--count', '3', '--interval', '1'], { env: { ...process.env, NO_COLOR: '1', ...env }, stdio: 'ignore' });
+  const child = spawn(process.execPath, [BIN, 'send-telemetry', '--devices', String(devices), '--count', '3', '--interval', '1'], {
+    env: { ...process.env, NO_COLOR: '1', ...env },
+    stdio: 'ignore',
+  });
   let peak = 0;
   const deadline = started + 180_000;
   while (Date.now() < deadline && child.exitCode === null) {
@@ -105,6 +147,11 @@ async function sendTelemetryMemory(hub: HubUnderTest, env: NodeJS.ProcessEnv, de
     clearTimeout(timer);
   }
   const mib = peak / 2 ** 20;
-  const how = exited === null ? 'stopped at the 180 s bound' : exited === 0 ? `exit 0 after ${((Date.now() - started) / 1000).toFixed(0)} s` : `exited ${exited}`;
-  return { ...row, value: mib, note: `${((peak / devices) / 1024).toFixed(0)} KiB per device; ${devices * 3} messages; ${how}` };
+  const how =
+    exited === null
+      ? 'stopped at the 180 s bound'
+      : exited === 0
+        ? `exit 0 after ${((Date.now() - started) / 1000).toFixed(0)} s`
+        : `exited ${exited}`;
+  return { ...row, value: mib, note: `${(peak / devices / 1024).toFixed(0)} KiB per device; ${devices * 3} messages; ${how}` };
 }

@@ -12,12 +12,23 @@ import { workerMain } from '../lib/worker-main.js';
 
 /** What the SDK reads from an Event Hubs connection string. */
 function parseConnectionString(text: string): { host: string; port: number; keyName: string; key: string; hub: string } {
-  const fields = new Map(text.split(';').filter(Boolean).map((pair) => {
-    const at = pair.indexOf('=');
-    return [pair.slice(0, at), pair.slice(at + 1)] as [string, string];
-  }));
+  const fields = new Map(
+    text
+      .split(';')
+      .filter(Boolean)
+      .map((pair) => {
+        const at = pair.indexOf('=');
+        return [pair.slice(0, at), pair.slice(at + 1)] as [string, string];
+      }),
+  );
   const endpoint = new URL(fields.get('Endpoint')!);
-  return { host: endpoint.hostname, port: Number(endpoint.port), keyName: fields.get('SharedAccessKeyName')!, key: fields.get('SharedAccessKey')!, hub: fields.get('EntityPath')! };
+  return {
+    host: endpoint.hostname,
+    port: Number(endpoint.port),
+    keyName: fields.get('SharedAccessKeyName')!,
+    key: fields.get('SharedAccessKey')!,
+    hub: fields.get('EntityPath')!,
+  };
 }
 
 /** An Event Hubs SAS token: HMAC-SHA256 keyed by the key's text, as @azure/core-amqp signs it. */
@@ -67,13 +78,19 @@ workerMain<{ connectionString: string; tag: string; expected: number; since: num
   let done: () => void = () => {};
   const finished = new Promise<void>((resolve) => (done = resolve));
   const filter = {
-    'apache.org:selector-filter:string': rhea.types.wrap_described(`amqp.annotation.x-opt-enqueued-time > '${Math.floor(config.since)}'`, 0x468c00000004),
+    'apache.org:selector-filter:string': rhea.types.wrap_described(
+      `amqp.annotation.x-opt-enqueued-time > '${Math.floor(config.since)}'`,
+      0x468c00000004,
+    ),
   };
   for (const id of partitionIds) {
     // credit_window: rhea tops the credit up as events arrive (the SDK grants its batch size).
     // rhea's auto-accept settles each (pre-settled) event locally, which frees its slot in the
     // session window and sends nothing; without it the window closes after 2,048 events.
-    const receiver = connection.open_receiver({ source: { address: `${hub}/ConsumerGroups/$Default/Partitions/${id}`, filter }, credit_window: 500 });
+    const receiver = connection.open_receiver({
+      source: { address: `${hub}/ConsumerGroups/$Default/Partitions/${id}`, filter },
+      credit_window: 500,
+    });
     receiver.on('message', (context: EventContext) => {
       if (context.message!.application_properties?.bench !== config.tag) return;
       const now = wallMs();

@@ -7,9 +7,18 @@ import { wallMs } from '../lib/stats.js';
 import { workerMain } from '../lib/worker-main.js';
 
 workerMain<{ port: number; ca: string; tag: string; expected: number; timeMs: number }>(async (config, ctx) => {
-  const client = mqtt.connect({ protocol: 'mqtts', host: '127.0.0.1', port: config.port, secureContext: createSecureContext({ ca: config.ca }), clientId: 'bench-observer', reconnectPeriod: 0 } as mqtt.IClientOptions);
+  const client = mqtt.connect({
+    protocol: 'mqtts',
+    host: '127.0.0.1',
+    port: config.port,
+    secureContext: createSecureContext({ ca: config.ca }),
+    clientId: 'bench-observer',
+    reconnectPeriod: 0,
+  } as mqtt.IClientOptions);
   await new Promise((resolve, reject) => client.once('connect', resolve).once('error', reject));
-  await new Promise((resolve, reject) => client.subscribe('devices/+/messages/events/#', { qos: 1 }, (err) => (err ? reject(err) : resolve(undefined))));
+  await new Promise((resolve, reject) =>
+    client.subscribe('devices/+/messages/events/#', { qos: 1 }, (err) => (err ? reject(err) : resolve(undefined))),
+  );
   const tally: D2CTally = { count: 0, firstAt: 0, lastAt: 0 };
   const marker = `&bench=${config.tag}`;
   let done: () => void = () => {};

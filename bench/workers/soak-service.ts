@@ -11,17 +11,24 @@ workerMain<{ service: ServiceConnection; deviceIds: string[]; perSecond: number;
   const registry = createRegistry(config.service);
   const payload = { ping: 'x'.repeat(64) };
   // Each call timed alone; the pause that keeps the rate comes after.
-  const paced = (call: (i: number) => Promise<void>) => async (i: number): Promise<number> => {
-    const start = nowMs();
-    await call(i);
-    const ms = nowMs() - start;
-    const wait = 1000 / config.perSecond - ms;
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    return ms;
-  };
+  const paced =
+    (call: (i: number) => Promise<void>) =>
+    async (i: number): Promise<number> => {
+      const start = nowMs();
+      await call(i);
+      const ms = nowMs() - start;
+      const wait = 1000 / config.perSecond - ms;
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      return ms;
+    };
   const device = (i: number) => config.deviceIds[i % config.deviceIds.length]!;
   const invoke = async (i: number) => {
-    const { result } = await client.invokeDeviceMethod(device(i), { methodName: 'echo', payload, responseTimeoutInSeconds: 10, connectTimeoutInSeconds: 10 });
+    const { result } = await client.invokeDeviceMethod(device(i), {
+      methodName: 'echo',
+      payload,
+      responseTimeoutInSeconds: 10,
+      connectTimeoutInSeconds: 10,
+    });
     if ((result as { status?: number }).status !== 200) throw new Error(`status ${JSON.stringify(result)}`);
   };
   const patch = async (i: number) => {

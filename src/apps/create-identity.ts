@@ -44,13 +44,19 @@ export async function createDevice(connection: ServiceConnection, options: { dev
   const { hostName } = connection;
   const registry = createRegistry(connection);
   try {
-    const { responseBody } = await withRetry(() => registry.create({ deviceId: options.deviceId }), { ...DEFAULT_RETRY, what: `creating device '${options.deviceId}'` });
+    const { responseBody } = await withRetry(() => registry.create({ deviceId: options.deviceId }), {
+      ...DEFAULT_RETRY,
+      what: `creating device '${options.deviceId}'`,
+    });
     return toResult(hostName, responseBody as RegistryIdentity, true);
   } catch (err) {
     if (!isAlreadyExists(err)) throw explain(err, `creating device '${options.deviceId}'`);
   }
   try {
-    const { responseBody } = await withRetry(() => registry.get(options.deviceId), { ...DEFAULT_RETRY, what: `reading device '${options.deviceId}'` });
+    const { responseBody } = await withRetry(() => registry.get(options.deviceId), {
+      ...DEFAULT_RETRY,
+      what: `reading device '${options.deviceId}'`,
+    });
     return toResult(hostName, responseBody as RegistryIdentity, false);
   } catch (err) {
     throw explain(err, `reading device '${options.deviceId}'`);
@@ -58,19 +64,28 @@ export async function createDevice(connection: ServiceConnection, options: { dev
 }
 
 /** CreateModule: registers the device if needed, then the module (or returns the existing one). */
-export async function createModule(connection: ServiceConnection, options: { deviceId: string; moduleId: string }): Promise<{ device: IdentityResult; module: IdentityResult }> {
+export async function createModule(
+  connection: ServiceConnection,
+  options: { deviceId: string; moduleId: string },
+): Promise<{ device: IdentityResult; module: IdentityResult }> {
   const device = await createDevice(connection, { deviceId: options.deviceId });
   const { hostName } = connection;
   const registry = createRegistry(connection);
   const what = `module '${options.moduleId}' on device '${options.deviceId}'`;
   try {
-    const { responseBody } = await withRetry(() => registry.addModule({ deviceId: options.deviceId, moduleId: options.moduleId }), { ...DEFAULT_RETRY, what: `creating ${what}` });
+    const { responseBody } = await withRetry(() => registry.addModule({ deviceId: options.deviceId, moduleId: options.moduleId }), {
+      ...DEFAULT_RETRY,
+      what: `creating ${what}`,
+    });
     return { device, module: toResult(hostName, responseBody as unknown as RegistryIdentity, true) };
   } catch (err) {
     if (!isAlreadyExists(err)) throw explain(err, `creating ${what}`);
   }
   try {
-    const { responseBody } = await withRetry(() => registry.getModule(options.deviceId, options.moduleId), { ...DEFAULT_RETRY, what: `reading ${what}` });
+    const { responseBody } = await withRetry(() => registry.getModule(options.deviceId, options.moduleId), {
+      ...DEFAULT_RETRY,
+      what: `reading ${what}`,
+    });
     return { device, module: toResult(hostName, responseBody as unknown as RegistryIdentity, false) };
   } catch (err) {
     throw explain(err, `reading ${what}`);

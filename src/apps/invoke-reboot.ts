@@ -15,9 +15,7 @@ export interface InvokeRebootOptions extends Omit<InvokeMethodOptions, 'methodNa
   onEvent?: (event: InvokeRebootEvent) => void;
 }
 
-export type InvokeRebootEvent =
-  | { event: 'response'; status: number; payload: unknown }
-  | { event: 'waiting' };
+export type InvokeRebootEvent = { event: 'response'; status: number; payload: unknown } | { event: 'waiting' };
 
 export interface InvokeRebootResult extends MethodResult {
   /** The reported rebootTime that is newer than the invocation, when one was seen. */
@@ -52,7 +50,12 @@ function quoted(text: string): string {
  * Polls the twin with a twin query, as the tutorial does, until reported.rebootTime is later
  * than `since`; bounded by waitSeconds.
  */
-async function watchRebootTime(connection: ServiceConnection, options: InvokeRebootOptions, since: number, target: string): Promise<string> {
+async function watchRebootTime(
+  connection: ServiceConnection,
+  options: InvokeRebootOptions,
+  since: number,
+  target: string,
+): Promise<string> {
   const registry = createRegistry(connection);
   const waitSeconds = options.waitSeconds ?? 60;
   const deadline = Date.now() + waitSeconds * 1000;
@@ -63,7 +66,8 @@ async function watchRebootTime(connection: ServiceConnection, options: InvokeReb
     if (options.signal?.aborted) throw new ToolkitError('stopped before the device reported rebootTime', ExitCode.failure);
     let twins: Array<{ properties?: { reported?: { rebootTime?: unknown } } }>;
     try {
-      twins = (await withRetry(() => registry.createQuery(sql).nextAsTwin(), { ...DEFAULT_RETRY, what: `querying the twin of ${target}` })).result;
+      twins = (await withRetry(() => registry.createQuery(sql).nextAsTwin(), { ...DEFAULT_RETRY, what: `querying the twin of ${target}` }))
+        .result;
     } catch (err) {
       throw explain(err, `querying the twin of ${target}`);
     }

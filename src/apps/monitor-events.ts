@@ -36,7 +36,10 @@ export interface MonitorEventsOptions {
  * The tutorial's monitor (iothub-explorer monitor-events): reads the device-to-cloud messages from
  * the hub's Event Hub-compatible endpoint with @azure/event-hubs, all partitions, one consumer group.
  */
-export async function monitorEvents(connection: EventHubConnection, options: MonitorEventsOptions = {}): Promise<{ received: number; timedOut: boolean }> {
+export async function monitorEvents(
+  connection: EventHubConnection,
+  options: MonitorEventsOptions = {},
+): Promise<{ received: number; timedOut: boolean }> {
   const client = new EventHubConsumerClient(options.consumerGroup ?? '$Default', connection.connectionString, {
     retryOptions: { maxRetries: 3, retryDelayInMs: 1000, timeoutInMs: 30_000 },
   });
@@ -54,7 +57,9 @@ export async function monitorEvents(connection: EventHubConnection, options: Mon
         continue;
       }
       const partition = await client.getPartitionProperties(id);
-      positions[id] = partition.isEmpty ? earliestEventPosition : { sequenceNumber: partition.lastEnqueuedSequenceNumber, isInclusive: false };
+      positions[id] = partition.isEmpty
+        ? earliestEventPosition
+        : { sequenceNumber: partition.lastEnqueuedSequenceNumber, isInclusive: false };
     }
     options.onReady?.(partitionIds);
 
@@ -101,7 +106,8 @@ function toMonitored(event: ReceivedEventData, partitionId: string): MonitoredEv
     contentType: event.contentType,
     ...system,
   })) {
-    if (value !== undefined && name !== 'iothub-enqueuedtime') systemProperties[name] = Buffer.isBuffer(value) ? value.toString('utf8') : value;
+    if (value !== undefined && name !== 'iothub-enqueuedtime')
+      systemProperties[name] = Buffer.isBuffer(value) ? value.toString('utf8') : value;
   }
   return {
     deviceId: system['iothub-connection-device-id'] as string | undefined,

@@ -41,7 +41,11 @@ export async function rebootDevice(connection: DeviceConnection, options: Reboot
     onMethodsEnabled = (err) => (err ? reject(explain(err, `subscribing to ${REBOOT_METHOD}`)) : resolve());
   });
   const unknownMethod = { status: 404, payload: { Response: 'Unknown method' } };
-  const client = await createDeviceClient(connection, options.transport, { features: ['methods', 'twin'], unknownMethod, onMethodsEnabled });
+  const client = await createDeviceClient(connection, options.transport, {
+    features: ['methods', 'twin'],
+    unknownMethod,
+    onMethodsEnabled,
+  });
   onReconnect(client, () => onEvent({ event: 'reconnected' }));
   let reboots = 0;
   try {
@@ -90,7 +94,9 @@ async function reportRebootTime(client: DeviceClient, onEvent: (event: RebootEve
   try {
     const report = async () => {
       const twin = await client.getTwin();
-      await new Promise<void>((resolve, reject) => twin.properties.reported.update({ rebootTime }, (err?: Error) => (err ? reject(err) : resolve())));
+      await new Promise<void>((resolve, reject) =>
+        twin.properties.reported.update({ rebootTime }, (err?: Error) => (err ? reject(err) : resolve())),
+      );
     };
     await Promise.race([report(), timeout]);
     onEvent({ event: 'reported', rebootTime });

@@ -34,10 +34,19 @@ export async function receiveC2d(connection: DeviceConnection, options: ReceiveC
   let fail!: (err: unknown) => void;
   const done = new Promise<void>((resolve, reject) => ((finish = resolve), (fail = reject)));
   done.catch(() => undefined);
-  const timer = options.timeoutSeconds === undefined ? undefined : setTimeout(
-    () => fail(new ToolkitError(`no${received ? ' further' : ''} cloud-to-device message within ${options.timeoutSeconds} s (received ${received})`, ExitCode.timeout)),
-    options.timeoutSeconds * 1000,
-  );
+  const timer =
+    options.timeoutSeconds === undefined
+      ? undefined
+      : setTimeout(
+          () =>
+            fail(
+              new ToolkitError(
+                `no${received ? ' further' : ''} cloud-to-device message within ${options.timeoutSeconds} s (received ${received})`,
+                ExitCode.timeout,
+              ),
+            ),
+          options.timeoutSeconds * 1000,
+        );
   const onAbort = () => finish();
   options.signal?.addEventListener('abort', onAbort, { once: true });
   if (options.signal?.aborted) finish();
@@ -51,7 +60,12 @@ export async function receiveC2d(connection: DeviceConnection, options: ReceiveC
       properties[key] = value;
     }
     received += 1;
-    options.onMessage({ data: message.getData().toString(), messageId: message.messageId, correlationId: message.correlationId, properties });
+    options.onMessage({
+      data: message.getData().toString(),
+      messageId: message.messageId,
+      correlationId: message.correlationId,
+      properties,
+    });
     client.complete(message).catch((err) => fail(explain(err, 'completing a message')));
     if (options.count !== undefined && received >= options.count) finish();
   });

@@ -41,10 +41,19 @@ export async function receiveTwinPatch(connection: DeviceConnection, options: Re
   let fail!: (err: unknown) => void;
   const done = new Promise<void>((resolve, reject) => ((finish = resolve), (fail = reject)));
   done.catch(() => undefined); // a timeout during set-up is reported by the step that awaits it
-  const timer = options.timeoutSeconds === undefined ? undefined : setTimeout(
-    () => fail(new ToolkitError(`no${received ? ' further' : ''} desired property patch within ${options.timeoutSeconds} s (received ${received})`, ExitCode.timeout)),
-    options.timeoutSeconds * 1000,
-  );
+  const timer =
+    options.timeoutSeconds === undefined
+      ? undefined
+      : setTimeout(
+          () =>
+            fail(
+              new ToolkitError(
+                `no${received ? ' further' : ''} desired property patch within ${options.timeoutSeconds} s (received ${received})`,
+                ExitCode.timeout,
+              ),
+            ),
+          options.timeoutSeconds * 1000,
+        );
   const onAbort = () => finish();
   options.signal?.addEventListener('abort', onAbort, { once: true });
   if (options.signal?.aborted) finish();
@@ -72,12 +81,15 @@ export async function receiveTwinPatch(connection: DeviceConnection, options: Re
   const connect = async (): Promise<boolean> => {
     // Every step races the end, so a timeout or Ctrl-C also cuts a connect that hangs.
     await Promise.race([done, openClient(client, 'receiving desired property patches', options.signal)]);
-    twin = await Promise.race([done.then(() => undefined), client.getTwin()]) as Twin | undefined;
+    twin = (await Promise.race([done.then(() => undefined), client.getTwin()])) as Twin | undefined;
     if (!twin) return false;
     const subscribed = twin;
     seen = Number(subscribed.properties.desired.$version ?? 0);
     subscribed.on('properties.desired', report);
-    await Promise.race([done, new Promise<void>((resolve, reject) => subscribed.enableTwinDesiredPropertiesUpdates((err) => (err ? reject(err) : resolve())))]);
+    await Promise.race([
+      done,
+      new Promise<void>((resolve, reject) => subscribed.enableTwinDesiredPropertiesUpdates((err) => (err ? reject(err) : resolve()))),
+    ]);
     await Promise.race([done, subscribed.get()]);
     return true;
   };

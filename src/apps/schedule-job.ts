@@ -89,10 +89,15 @@ export async function watchJob(connection: ServiceConnection, jobId: string, opt
     if (ENDED.includes(job.status)) return job;
     if (options.signal?.aborted) return job;
     if (Date.now() >= deadline) {
-      throw new ToolkitError(`timed out after ${options.timeoutSeconds} s: job '${jobId}' is still ${job.status}; it goes on in the hub (see it with 'query "SELECT * FROM devices.jobs WHERE jobId = '${jobId}'"')`, ExitCode.timeout);
+      throw new ToolkitError(
+        `timed out after ${options.timeoutSeconds} s: job '${jobId}' is still ${job.status}; it goes on in the hub (see it with 'query "SELECT * FROM devices.jobs WHERE jobId = '${jobId}'"')`,
+        ExitCode.timeout,
+      );
     }
     // Ctrl-C ends the wait early (the abort rejects the sleep); the loop then returns the job as last read.
-    await sleep(Math.min(options.intervalMs ?? 1000, Math.max(0, deadline - Date.now())), undefined, { signal: options.signal }).catch(() => undefined);
+    await sleep(Math.min(options.intervalMs ?? 1000, Math.max(0, deadline - Date.now())), undefined, { signal: options.signal }).catch(
+      () => undefined,
+    );
   }
 }
 
@@ -100,9 +105,13 @@ function jobError(err: unknown, what: string): ToolkitError {
   const body = (err as { responseBody?: unknown })?.responseBody;
   const code = typeof body === 'string' ? /ErrorCode:(\w+)/.exec(body)?.[1] : undefined;
   if (code === 'ThrottlingMaxActiveJobCountExceeded') {
-    return new ToolkitError(`${what}: the hub already has as many active jobs as its tier allows (429004 ThrottlingMaxActiveJobCountExceeded); wait for one to end, or cancel one.`, ExitCode.unavailable);
+    return new ToolkitError(
+      `${what}: the hub already has as many active jobs as its tier allows (429004 ThrottlingMaxActiveJobCountExceeded); wait for one to end, or cancel one.`,
+      ExitCode.unavailable,
+    );
   }
-  if (code === 'JobAlreadyExists') return new ToolkitError(`${what}: a job with this id exists already (409); pick another --job-id.`, ExitCode.conflict);
+  if (code === 'JobAlreadyExists')
+    return new ToolkitError(`${what}: a job with this id exists already (409); pick another --job-id.`, ExitCode.conflict);
   if (code === 'JobNotFound') return new ToolkitError(`${what}: no such job (404002 JobNotFound).`, ExitCode.notFound);
   return explain(err, what);
 }

@@ -39,7 +39,10 @@ export const TUTORIAL_C2D_MESSAGE = 'Cloud to device message.';
  * AMQP), each with a message id and the ack asked for, and, when asked to wait, prints the delivery
  * feedback of each (ExitCode.timeout when some has not come in time).
  */
-export async function sendC2d(connection: ServiceConnection, options: SendC2dOptions): Promise<{ sent: number; feedback: FeedbackRecord[] }> {
+export async function sendC2d(
+  connection: ServiceConnection,
+  options: SendC2dOptions,
+): Promise<{ sent: number; feedback: FeedbackRecord[] }> {
   const client = createServiceClient(connection, options.protocol);
   const data = options.message ?? TUTORIAL_C2D_MESSAGE;
   const count = options.count ?? 1;
@@ -74,10 +77,21 @@ export async function sendC2d(connection: ServiceConnection, options: SendC2dOpt
       options.onSent?.({ messageId: message.messageId, data });
     }
     if (wait && waiting.size > 0) {
-      await Promise.race([arrived, new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new ToolkitError(
-          `the feedback of ${waiting.size} message(s) did not arrive within ${wait} s (is the device receiving?)`, ExitCode.timeout)), wait * 1000);
-      })]);
+      await Promise.race([
+        arrived,
+        new Promise((_, reject) => {
+          timer = setTimeout(
+            () =>
+              reject(
+                new ToolkitError(
+                  `the feedback of ${waiting.size} message(s) did not arrive within ${wait} s (is the device receiving?)`,
+                  ExitCode.timeout,
+                ),
+              ),
+            wait * 1000,
+          );
+        }),
+      ]);
     }
     return { sent: count, feedback };
   } catch (err) {

@@ -85,32 +85,37 @@ export async function sendTelemetry(connections: DeviceConnection[], options: Se
       });
       if (!opened) return summary();
     }
-    await Promise.all(clients.map(async (client, i) => {
-      const inFlight = new Set<Promise<void>>();
-      for (let n = 1; count === undefined || n <= count; n++) {
-        if (signal?.aborted) break;
-        const message = tutorialMessage(deviceIds[i]!, n, options.messageBytes);
-        totals.sent++;
-        const sending = client.sendEvent(toSdkMessage(message)).then(
-          () => {
-            totals.confirmed++;
-            options.onConfirm?.({ ...message, confirmed: totals.confirmed });
-          },
-          (err: unknown) => {
-            totals.failed++;
-            options.onFailure?.(message, explain(err).message);
-          },
-        ).finally(() => {
-          inFlight.delete(sending);
-          options.onProgress?.(summary());
-        });
-        inFlight.add(sending);
-        if (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight);
-        // An abort ends the pause early; the loop then stops.
-        if (count === undefined || n < count) await delay(intervalMs, undefined, { signal }).catch(() => undefined);
-      }
-      await Promise.all(inFlight);
-    }));
+    await Promise.all(
+      clients.map(async (client, i) => {
+        const inFlight = new Set<Promise<void>>();
+        for (let n = 1; count === undefined || n <= count; n++) {
+          if (signal?.aborted) break;
+          const message = tutorialMessage(deviceIds[i]!, n, options.messageBytes);
+          totals.sent++;
+          const sending = client
+            .sendEvent(toSdkMessage(message))
+            .then(
+              () => {
+                totals.confirmed++;
+                options.onConfirm?.({ ...message, confirmed: totals.confirmed });
+              },
+              (err: unknown) => {
+                totals.failed++;
+                options.onFailure?.(message, explain(err).message);
+              },
+            )
+            .finally(() => {
+              inFlight.delete(sending);
+              options.onProgress?.(summary());
+            });
+          inFlight.add(sending);
+          if (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight);
+          // An abort ends the pause early; the loop then stops.
+          if (count === undefined || n < count) await delay(intervalMs, undefined, { signal }).catch(() => undefined);
+        }
+        await Promise.all(inFlight);
+      }),
+    );
   } finally {
     await Promise.all(clients.map((client) => client.close().catch(() => undefined)));
   }
@@ -139,9 +144,20 @@ function toSdkMessage(message: TelemetryMessage): deviceSdk.Message {
 
 /** Body plus the names and values of the properties, as IoT Hub counts a message's size. */
 function checkSize(message: TelemetryMessage): void {
-  const fields = { messageId: message.messageId, correlationId: message.correlationId, contentType: 'application/json', contentEncoding: 'utf-8', ...message.properties };
-  const size = Buffer.byteLength(JSON.stringify(message.body)) + Object.entries(fields).reduce((sum, [k, v]) => sum + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
+  const fields = {
+    messageId: message.messageId,
+    correlationId: message.correlationId,
+    contentType: 'application/json',
+    contentEncoding: 'utf-8',
+    ...message.properties,
+  };
+  const size =
+    Buffer.byteLength(JSON.stringify(message.body)) +
+    Object.entries(fields).reduce((sum, [k, v]) => sum + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
   if (size > MAX_MESSAGE_BYTES) {
-    throw new ToolkitError(`each message would be ${size} bytes: IoT Hub accepts device-to-cloud messages up to ${MAX_MESSAGE_BYTES} bytes (256 KB), body and properties together.`, ExitCode.tooLarge);
+    throw new ToolkitError(
+      `each message would be ${size} bytes: IoT Hub accepts device-to-cloud messages up to ${MAX_MESSAGE_BYTES} bytes (256 KB), body and properties together.`,
+      ExitCode.tooLarge,
+    );
   }
 }

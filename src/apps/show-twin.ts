@@ -6,7 +6,11 @@ import { explain } from '../clients/sdk-errors.js';
 import { DEFAULT_RETRY, withRetry } from '../clients/retry.js';
 
 /** A twin as IoT Hub returns it: ids, etag, status, tags, desired and reported properties with their $metadata and $version. */
-export type TwinDocument = Record<string, unknown> & { deviceId: string; etag: string; properties: { desired: Record<string, unknown>; reported: Record<string, unknown> } };
+export type TwinDocument = Record<string, unknown> & {
+  deviceId: string;
+  etag: string;
+  properties: { desired: Record<string, unknown>; reported: Record<string, unknown> };
+};
 
 /** `device twin 'd'` or `module twin 'd/m'`. */
 export function twinName(identity: Identity): string {

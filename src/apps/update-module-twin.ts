@@ -25,7 +25,10 @@ function snapshot(twin: iothub.Twin): TwinSnapshot {
  * UpdateModuleTwinDesiredProperties: reads the module twin, then patches its desired properties
  * with the etag it read, so a change made in between is refused (412) instead of overwritten.
  */
-export async function updateModuleTwin(connection: ServiceConnection, options: UpdateTwinOptions): Promise<{ before: TwinSnapshot; after: TwinSnapshot }> {
+export async function updateModuleTwin(
+  connection: ServiceConnection,
+  options: UpdateTwinOptions,
+): Promise<{ before: TwinSnapshot; after: TwinSnapshot }> {
   const { deviceId, moduleId } = options;
   const what = `updating ${twinName(options)}`;
   const registry = createRegistry(connection);
@@ -33,7 +36,8 @@ export async function updateModuleTwin(connection: ServiceConnection, options: U
   const patch = { properties: { desired: options.desired } };
   try {
     // Guarded by the etag, a retried patch cannot overwrite a change made in between.
-    const update = () => (moduleId ? registry.updateModuleTwin(deviceId, moduleId, patch, before.etag) : registry.updateTwin(deviceId, patch, before.etag));
+    const update = () =>
+      moduleId ? registry.updateModuleTwin(deviceId, moduleId, patch, before.etag) : registry.updateTwin(deviceId, patch, before.etag);
     const after = await withRetry(update, { ...DEFAULT_RETRY, what });
     return { before: snapshot(before), after: snapshot(after.responseBody) };
   } catch (err) {

@@ -20,7 +20,14 @@ export function secretsHint(out: Output): void {
 export function configureCreateDevice(command: Command): void {
   command.option('-d, --device-id <id>', 'the device to create', TUTORIAL_NAMES.device);
   serviceConnectionOption(command)
-    .addHelpText('after', examples('create-device', 'create-device -d myDeviceId --show-secrets', 'create-device -d sensor-7 -c "$IOTHUB_CONNECTION_STRING" --json'))
+    .addHelpText(
+      'after',
+      examples(
+        'create-device',
+        'create-device -d myDeviceId --show-secrets',
+        'create-device -d sensor-7 -c "$IOTHUB_CONNECTION_STRING" --json',
+      ),
+    )
     .action((opts, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
         const { createDevice } = await import('../apps/create-identity.js');

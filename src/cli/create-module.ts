@@ -10,7 +10,14 @@ export function configureCreateModule(command: Command): void {
     .option('-d, --device-id <id>', 'the device that hosts the module', TUTORIAL_NAMES.device)
     .option('-m, --module-id <id>', 'the module to create', TUTORIAL_NAMES.module);
   serviceConnectionOption(command)
-    .addHelpText('after', examples('create-module', 'create-module -d myFirstDevice -m myFirstModule --show-secrets', 'create-module -d gateway-1 -m filter --json'))
+    .addHelpText(
+      'after',
+      examples(
+        'create-module',
+        'create-module -d myFirstDevice -m myFirstModule --show-secrets',
+        'create-module -d gateway-1 -m filter --json',
+      ),
+    )
     .action((opts, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
         const { createModule } = await import('../apps/create-identity.js');

@@ -2,9 +2,21 @@ import { Option, type Command } from 'commander';
 import { run, type Output } from './output.js';
 import { printIdentity } from './create-device.js';
 import { examples } from './help.js';
-import { identityConnectionWithKey, parseConnection, type EventHubConnection, type ServiceConnection } from '../clients/connection-string.js';
+import {
+  identityConnectionWithKey,
+  parseConnection,
+  type EventHubConnection,
+  type ServiceConnection,
+} from '../clients/connection-string.js';
 import { TUTORIAL_NAMES } from '../apps/tutorial-names.js';
-import { checkTransport, DEVICE_TRANSPORTS, featureNames, offers, type DeviceFeature, type DeviceTransport } from '../clients/device-clients.js';
+import {
+  checkTransport,
+  DEVICE_TRANSPORTS,
+  featureNames,
+  offers,
+  type DeviceFeature,
+  type DeviceTransport,
+} from '../clients/device-clients.js';
 
 /** One step of the demo: a tutorial app, run against the in-process hub and narrated. */
 interface DemoStep {
@@ -83,7 +95,10 @@ const steps: DemoStep[] = [
         import('../clients/service-clients.js'),
       ]);
       const ids = { deviceId: DEVICE, moduleId: MODULE };
-      const { version } = await updateReported(await identityConnection(connection, ids), { transport, reported: { telemetryInterval: 122, lastUpdated: new Date().toISOString() } });
+      const { version } = await updateReported(await identityConnection(connection, ids), {
+        transport,
+        reported: { telemetryInterval: 122, lastUpdated: new Date().toISOString() },
+      });
       out.line(`  module reported telemetryInterval=122 (reported $version ${version})`);
       const twin = (await createRegistry(connection).getModuleTwin(ids.deviceId, ids.moduleId)).responseBody;
       const { $metadata: _metadata, ...reported } = twin.properties.reported;
@@ -102,10 +117,12 @@ const steps: DemoStep[] = [
       const device = await createDevice(connection, { deviceId: MANAGED_DEVICE });
       let ready!: () => void;
       const listening = new Promise<void>((resolve) => (ready = resolve));
-      const rebooting = rebootDevice(
-        identityConnectionWithKey(connection, device, device.primaryKey),
-        { transport, rebootSeconds: 1, count: 1, onEvent: (e) => (e.event === 'ready' ? ready() : out.line(out.color.dim(`  device: ${e.event}`))) },
-      );
+      const rebooting = rebootDevice(identityConnectionWithKey(connection, device, device.primaryKey), {
+        transport,
+        rebootSeconds: 1,
+        count: 1,
+        onEvent: (e) => (e.event === 'ready' ? ready() : out.line(out.color.dim(`  device: ${e.event}`))),
+      });
       await Promise.race([listening, rebooting]);
       const result = await invokeReboot(connection, { deviceId: MANAGED_DEVICE, waitSeconds: 30 });
       await rebooting;
@@ -131,7 +148,8 @@ const steps: DemoStep[] = [
         count: 5,
         timeoutSeconds: 60,
         onReady: () => ready(),
-        onEvent: (e) => out.line(`  monitor: ${e.deviceId} ${JSON.stringify(e.body)} ${e.systemProperties.messageId} ${JSON.stringify(e.properties)}`),
+        onEvent: (e) =>
+          out.line(`  monitor: ${e.deviceId} ${JSON.stringify(e.body)} ${e.systemProperties.messageId} ${JSON.stringify(e.properties)}`),
       });
       await Promise.race([listening, monitoring]);
       const sent = await sendTelemetry([await identityConnection(connection, { deviceId: DEVICE })], {
@@ -149,7 +167,14 @@ const steps: DemoStep[] = [
 
 export function configureDemo(command: Command): void {
   command
-    .addOption(new Option('--transport <name>', "the device apps' transport; a step whose feature it lacks (twins and methods over http) runs over mqtt").choices(DEVICE_TRANSPORTS).default('mqtt'))
+    .addOption(
+      new Option(
+        '--transport <name>',
+        "the device apps' transport; a step whose feature it lacks (twins and methods over http) runs over mqtt",
+      )
+        .choices(DEVICE_TRANSPORTS)
+        .default('mqtt'),
+    )
     .addHelpText('after', examples('demo', 'demo --transport http', 'demo --json --no-color'))
     .action((opts: { transport: DeviceTransport }, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
@@ -164,13 +189,24 @@ export function configureDemo(command: Command): void {
           for (const [i, step] of steps.entries()) {
             // A step whose device app needs what the transport lacks runs over MQTT, and says so.
             const transport = offers(opts.transport, step.features) ? opts.transport : 'mqtt';
-            const over = step.features.length === 0 ? '' : transport === opts.transport ? ` (over ${transport})` : ` (over mqtt: the device SDK has no ${featureNames(step.features)} over ${opts.transport})`;
+            const over =
+              step.features.length === 0
+                ? ''
+                : transport === opts.transport
+                  ? ` (over ${transport})`
+                  : ` (over mqtt: the device SDK has no ${featureNames(step.features)} over ${opts.transport})`;
             out.line();
             out.heading(`${i + 1}. ${step.title}`);
             out.line(out.color.dim(`  ${step.explain}${over}`));
             const started = Date.now();
             const result = await step.run(connection, out, eventHub, transport);
-            report.push({ step: step.title, ...(step.features.length > 0 ? { transport } : {}), ok: true, ms: Date.now() - started, result });
+            report.push({
+              step: step.title,
+              ...(step.features.length > 0 ? { transport } : {}),
+              ok: true,
+              ms: Date.now() - started,
+              result,
+            });
           }
         } catch (err) {
           report.push({ step: steps[report.length]!.title, ok: false, ms: 0, error: (err as Error).message });

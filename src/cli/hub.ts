@@ -39,7 +39,11 @@ interface StartOptions {
 const DETACHED_START_TIMEOUT_MS = 60_000;
 const POLL_MS = 100;
 
-const START_EXAMPLES = examples('hub start --data-dir ./hub-data --throttle s1 --log-level debug', 'hub start --in-memory --port 0 --amqp-port 0 --json', 'hub start --standard-ports');
+const START_EXAMPLES = examples(
+  'hub start --data-dir ./hub-data --throttle s1 --log-level debug',
+  'hub start --in-memory --port 0 --amqp-port 0 --json',
+  'hub start --standard-ports',
+);
 const STANDARD_PORT_LIST = STANDARD_PORTS.map((p) => `${p.port} (${p.serves})`).join(', ');
 
 export function configureHub(hub: Command): void {
@@ -48,16 +52,47 @@ export function configureHub(hub: Command): void {
     .command('start')
     .addHelpText('after', START_EXAMPLES)
     .description('run a local IoT Hub until Ctrl-C (or in the background with --detach); the other commands find it by themselves')
-    .option('-p, --port <port>', 'TLS port for REST, MQTT and MQTT over WebSockets (0: any free port)', parseNonNegativeInt('--port'), DEFAULT_PORT)
-    .addOption(new Option('--standard-ports', `listen where IoT Hub does, ${STANDARD_PORT_LIST}, so that any SDK app needs only the CA (ports below 1024 need root or CAP_NET_BIND_SERVICE)`).conflicts('port'))
-    .option('--amqp-port <port>', 'plain-AMQP port of the Event Hub-compatible endpoint, where monitor-events reads (0: any free port)', parseNonNegativeInt('--amqp-port'), DEFAULT_EVENT_HUB_PORT)
+    .option(
+      '-p, --port <port>',
+      'TLS port for REST, MQTT and MQTT over WebSockets (0: any free port)',
+      parseNonNegativeInt('--port'),
+      DEFAULT_PORT,
+    )
+    .addOption(
+      new Option(
+        '--standard-ports',
+        `listen where IoT Hub does, ${STANDARD_PORT_LIST}, so that any SDK app needs only the CA (ports below 1024 need root or CAP_NET_BIND_SERVICE)`,
+      ).conflicts('port'),
+    )
+    .option(
+      '--amqp-port <port>',
+      'plain-AMQP port of the Event Hub-compatible endpoint, where monitor-events reads (0: any free port)',
+      parseNonNegativeInt('--amqp-port'),
+      DEFAULT_EVENT_HUB_PORT,
+    )
     .option('--data-dir <dir>', 'where identities, twins, events and the CA are kept (one hub at a time)', join(toolkitHome(), 'hub'))
     .option('--in-memory', 'keep nothing on disk (a throwaway hub)')
-    .addOption(new Option('--throttle <tier>', "apply IoT Hub's throttles of one unit of this tier (429 ThrottlingException, CONNACK 3)").choices(TIERS))
-    .addOption(new Option('--log-level <level>', 'what the hub logs: errors only, up to one line per request and connection').choices(LOG_LEVELS).default('info'))
+    .addOption(
+      new Option('--throttle <tier>', "apply IoT Hub's throttles of one unit of this tier (429 ThrottlingException, CONNACK 3)").choices(
+        TIERS,
+      ),
+    )
+    .addOption(
+      new Option('--log-level <level>', 'what the hub logs: errors only, up to one line per request and connection')
+        .choices(LOG_LEVELS)
+        .default('info'),
+    )
     .option('--log-file <path>', 'append the hub log to this file instead of stderr')
-    .option('--trusted-ca <pem>', "a CA certificate (PEM file) whose certificates 'certificateAuthority' devices may connect with (repeatable)", (file: string, files: string[]) => [...files, resolve(file)], [] as string[])
-    .option('--detach', 'run in the background: return once the hub accepts connections, logging to <data dir>/hub.log (in memory: hub-in-memory.log in the toolkit home) unless --log-file')
+    .option(
+      '--trusted-ca <pem>',
+      "a CA certificate (PEM file) whose certificates 'certificateAuthority' devices may connect with (repeatable)",
+      (file: string, files: string[]) => [...files, resolve(file)],
+      [] as string[],
+    )
+    .option(
+      '--detach',
+      'run in the background: return once the hub accepts connections, logging to <data dir>/hub.log (in memory: hub-in-memory.log in the toolkit home) unless --log-file',
+    )
     .action((opts: StartOptions, cmd: Command) =>
       run(cmd.optsWithGlobals(), (out) => (opts.detach ? startDetached(opts, out) : startHere(opts, out))),
     );
@@ -65,7 +100,9 @@ export function configureHub(hub: Command): void {
   hub
     .command('status')
     .addHelpText('after', examples('hub status', 'hub status --json --show-secrets', 'hub status --hub ./hub-data'))
-    .description('show the running local hubs (or the one --hub names): pid, ports, data dir, uptime, connection strings; exit 8 when none runs')
+    .description(
+      'show the running local hubs (or the one --hub names): pid, ports, data dir, uptime, connection strings; exit 8 when none runs',
+    )
     .action((_opts, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
         // With --hub, that hub (selectedHub throws when it does not run); else every one.
@@ -101,7 +138,10 @@ export function configureHub(hub: Command): void {
         const deadline = Date.now() + opts.timeout * 1000;
         while (isRunning(hub)) {
           if (Date.now() > deadline) {
-            throw new ToolkitError(`the hub (pid ${hub.pid}) did not stop within ${opts.timeout} s; 'kill -9 ${hub.pid}' ends it (acknowledged writes survive)`, ExitCode.timeout);
+            throw new ToolkitError(
+              `the hub (pid ${hub.pid}) did not stop within ${opts.timeout} s; 'kill -9 ${hub.pid}' ends it (acknowledged writes survive)`,
+              ExitCode.timeout,
+            );
           }
           await sleep(POLL_MS);
         }
@@ -118,13 +158,14 @@ async function startHere(opts: StartOptions, out: Output): Promise<void> {
   const stopRequested = new Promise<void>((resolve) => {
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => resolve());
   });
-  const [{ LocalHub, DataDirError }, { createLog }, { DataDirInUseError }, { installLastResort }, { parseTrustedCas, TrustedCaError }] = await Promise.all([
-    import('../hub/server.js'),
-    import('../hub/log.js'),
-    import('../hub/data-dir-lock.js'),
-    import('../hub/last-resort.js'),
-    import('../hub/auth/certificates.js'),
-  ]);
+  const [{ LocalHub, DataDirError }, { createLog }, { DataDirInUseError }, { installLastResort }, { parseTrustedCas, TrustedCaError }] =
+    await Promise.all([
+      import('../hub/server.js'),
+      import('../hub/log.js'),
+      import('../hub/data-dir-lock.js'),
+      import('../hub/last-resort.js'),
+      import('../hub/auth/certificates.js'),
+    ]);
   const dataDir = opts.inMemory ? null : resolve(opts.dataDir);
   if (opts.logFile) checkLogFile(opts.logFile);
   const log = createLog(opts.logLevel, opts.logFile ? (line) => appendLogLine(opts.logFile!, line) : undefined);
@@ -135,42 +176,60 @@ async function startHere(opts: StartOptions, out: Output): Promise<void> {
     if (err instanceof TrustedCaError) throw new ToolkitError(`--trusted-ca: ${err.message}`, ExitCode.usage);
     throw err;
   }
-  const local = await LocalHub.start({ port: opts.port, standardPorts: opts.standardPorts, eventHubPort: opts.amqpPort, dataDir: dataDir ?? undefined, inMemory: opts.inMemory, throttle: opts.throttle, log, trustedCas }).catch(
-    (err: NodeJS.ErrnoException & { port?: number }) => {
-      if (err instanceof DataDirInUseError) {
-        const holder = err.holder;
-        const where = holder?.port === undefined ? ' (still starting)' : ` on port ${holder.port} (Event Hub-compatible endpoint on ${holder.eventHubPort})`;
-        throw new ToolkitError(
-          `the data dir ${err.dataDir} is in use by ${holder ? `the hub with pid ${holder.pid}${where}` : 'another hub'}: ` +
-            `stop it with 'iothub-tut hub stop --hub ${err.dataDir}', or pick another --data-dir`,
-          ExitCode.unavailable,
-        );
-      }
-      // Node names the port on a listen error; it tells which of the listeners failed.
-      const amqp = err.port === opts.amqpPort && opts.amqpPort !== opts.port;
-      const port = amqp ? opts.amqpPort : opts.standardPorts ? err.port : opts.port;
-      const instead = amqp ? 'pick another with --amqp-port' : opts.standardPorts ? 'drop --standard-ports (one port, --port)' : 'pick another with --port';
-      if (err.code === 'EADDRINUSE') throw new ToolkitError(`port ${port} is in use: stop what runs there, or ${instead}`, ExitCode.unavailable);
-      if (err.code === 'EACCES') {
-        throw new ToolkitError(
-          `port ${port} needs privileges: run as root (or in a container), allow low ports with 'sysctl net.ipv4.ip_unprivileged_port_start=${port}', ` +
-            `give node the capability with 'setcap cap_net_bind_service=+ep ${process.execPath}', or ${instead}`,
-          ExitCode.unavailable,
-        );
-      }
-      if (err instanceof DataDirError) throw new ToolkitError(err.message, ExitCode.unavailable);
-      if (err.code === 'ENOSPC') throw new ToolkitError(`the disk holding ${dataDir} is full: free some space, then start the hub again`, ExitCode.unavailable);
-      throw err;
-    },
-  );
+  const local = await LocalHub.start({
+    port: opts.port,
+    standardPorts: opts.standardPorts,
+    eventHubPort: opts.amqpPort,
+    dataDir: dataDir ?? undefined,
+    inMemory: opts.inMemory,
+    throttle: opts.throttle,
+    log,
+    trustedCas,
+  }).catch((err: NodeJS.ErrnoException & { port?: number }) => {
+    if (err instanceof DataDirInUseError) {
+      const holder = err.holder;
+      const where =
+        holder?.port === undefined
+          ? ' (still starting)'
+          : ` on port ${holder.port} (Event Hub-compatible endpoint on ${holder.eventHubPort})`;
+      throw new ToolkitError(
+        `the data dir ${err.dataDir} is in use by ${holder ? `the hub with pid ${holder.pid}${where}` : 'another hub'}: ` +
+          `stop it with 'iothub-tut hub stop --hub ${err.dataDir}', or pick another --data-dir`,
+        ExitCode.unavailable,
+      );
+    }
+    // Node names the port on a listen error; it tells which of the listeners failed.
+    const amqp = err.port === opts.amqpPort && opts.amqpPort !== opts.port;
+    const port = amqp ? opts.amqpPort : opts.standardPorts ? err.port : opts.port;
+    const instead = amqp
+      ? 'pick another with --amqp-port'
+      : opts.standardPorts
+        ? 'drop --standard-ports (one port, --port)'
+        : 'pick another with --port';
+    if (err.code === 'EADDRINUSE')
+      throw new ToolkitError(`port ${port} is in use: stop what runs there, or ${instead}`, ExitCode.unavailable);
+    if (err.code === 'EACCES') {
+      throw new ToolkitError(
+        `port ${port} needs privileges: run as root (or in a container), allow low ports with 'sysctl net.ipv4.ip_unprivileged_port_start=${port}', ` +
+          `give node the capability with 'setcap cap_net_bind_service=+ep ${process.execPath}', or ${instead}`,
+        ExitCode.unavailable,
+      );
+    }
+    if (err instanceof DataDirError) throw new ToolkitError(err.message, ExitCode.unavailable);
+    if (err.code === 'ENOSPC')
+      throw new ToolkitError(`the disk holding ${dataDir} is full: free some space, then start the hub again`, ExitCode.unavailable);
+    throw err;
+  });
   // What no handler caught is logged and the hub serves on; a storm of them stops it (last-resort.ts).
   let fatal: string | undefined;
   const stopped = Promise.race([
     stopRequested,
-    new Promise<void>((resolve) => installLastResort(log, (reason) => {
-      fatal = reason;
-      resolve();
-    })),
+    new Promise<void>((resolve) =>
+      installLastResort(log, (reason) => {
+        fatal = reason;
+        resolve();
+      }),
+    ),
   ]);
   try {
     const profile: LocalHubProfile = {
@@ -190,7 +249,10 @@ async function startHere(opts: StartOptions, out: Output): Promise<void> {
       dashboardUrl: local.dashboard.loginUrl(),
     };
     writeProfile(profile);
-    log.info('hub', `started on ${local.hostName}:${local.port} (Event Hub-compatible endpoint on ${local.eventHubPort}), pid ${process.pid}, data dir ${dataDir ?? '(in memory)'}`);
+    log.info(
+      'hub',
+      `started on ${local.hostName}:${local.port} (Event Hub-compatible endpoint on ${local.eventHubPort}), pid ${process.pid}, data dir ${dataDir ?? '(in memory)'}`,
+    );
     printStarted(out, profile);
     out.line(out.color.dim('  Press Ctrl-C to stop.'));
     await stopped;
@@ -209,7 +271,10 @@ function readTrustedCa(file: string): string {
   try {
     return readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ToolkitError(`--trusted-ca: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, ExitCode.usage);
+    throw new ToolkitError(
+      `--trusted-ca: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      ExitCode.usage,
+    );
   }
 }
 
@@ -225,14 +290,18 @@ async function startDetached(opts: StartOptions, out: Output): Promise<void> {
   const logStart = fstatSync(fd).size;
   const args = [
     process.argv[1], // this CLI's entry point
-    'hub', 'start',
+    'hub',
+    'start',
     ...(opts.standardPorts ? ['--standard-ports'] : ['--port', String(opts.port)]),
-    '--amqp-port', String(opts.amqpPort),
+    '--amqp-port',
+    String(opts.amqpPort),
     ...(opts.inMemory ? ['--in-memory'] : ['--data-dir', resolve(opts.dataDir)]),
     ...(opts.throttle ? ['--throttle', opts.throttle] : []),
     ...opts.trustedCa.flatMap((file) => ['--trusted-ca', file]),
-    '--log-level', opts.logLevel,
-    '--log-file', logFile,
+    '--log-level',
+    opts.logLevel,
+    '--log-file',
+    logFile,
   ];
   let child: ChildProcess;
   try {
@@ -248,7 +317,11 @@ async function startDetached(opts: StartOptions, out: Output): Promise<void> {
     const profile = runningHubs().find((h) => h.pid === child.pid);
     if (profile) {
       printStarted(out, profile);
-      out.line(out.color.dim(`  Running in the background (pid ${profile.pid}). Stop it with 'iothub-tut hub stop${runningHubs().length > 1 ? ` --hub ${profile.dataDir ?? profile.pid}` : ''}'.`));
+      out.line(
+        out.color.dim(
+          `  Running in the background (pid ${profile.pid}). Stop it with 'iothub-tut hub stop${runningHubs().length > 1 ? ` --hub ${profile.dataDir ?? profile.pid}` : ''}'.`,
+        ),
+      );
       return;
     }
     if (exitCode !== undefined) throw startFailed(logFile, logStart, exitCode);
@@ -274,12 +347,22 @@ function printStarted(out: Output, hub: LocalHubProfile): void {
   printHub(out, hub);
   // The login link stays whole: it is how the browser signs in (as Jupyter prints one).
   if (hub.dashboardUrl) out.field('Dashboard', hub.dashboardUrl);
-  out.line(out.color.dim('  Other terminals use this hub automatically. Other Node apps: NODE_EXTRA_CA_CERTS=' + hub.caFile +
-    (hub.standardPorts ? '' : `, and for device apps ';GatewayHostName=${hub.hostName}:${hub.port}' in the connection string`)));
+  out.line(
+    out.color.dim(
+      '  Other terminals use this hub automatically. Other Node apps: NODE_EXTRA_CA_CERTS=' +
+        hub.caFile +
+        (hub.standardPorts ? '' : `, and for device apps ';GatewayHostName=${hub.hostName}:${hub.port}' in the connection string`),
+    ),
+  );
 }
 
 function printHub(out: Output, hub: LocalHubProfile): void {
-  out.field('Ports', hub.standardPorts ? `${STANDARD_PORT_LIST}; Event Hub-compatible ${hub.eventHubPort}` : `${hub.port} (TLS: REST, MQTT, MQTT over WebSockets); Event Hub-compatible ${hub.eventHubPort}`);
+  out.field(
+    'Ports',
+    hub.standardPorts
+      ? `${STANDARD_PORT_LIST}; Event Hub-compatible ${hub.eventHubPort}`
+      : `${hub.port} (TLS: REST, MQTT, MQTT over WebSockets); Event Hub-compatible ${hub.eventHubPort}`,
+  );
   out.field('Data dir', hub.dataDir ?? '(in memory)');
   if (hub.throttle) out.field('Throttling', `IoT Hub ${hub.throttle.toUpperCase()}, one unit`);
   if (hub.logFile) out.field('Log file', hub.logFile);
@@ -295,7 +378,10 @@ function shown(hub: LocalHubProfile): Omit<LocalHubProfile, 'processStart'> {
 }
 
 function noHubRunning(): ToolkitError {
-  return new ToolkitError("No local hub is running: start one with 'iothub-tut hub start' (add --detach to run it in the background).", ExitCode.unavailable);
+  return new ToolkitError(
+    "No local hub is running: start one with 'iothub-tut hub start' (add --detach to run it in the background).",
+    ExitCode.unavailable,
+  );
 }
 
 /** 3725 → '1h 02m 05s'. */

@@ -10,13 +10,20 @@ import { examples } from './help.js';
 export function configureInvokeMethod(command: Command): void {
   command.argument('<method-name>', 'the direct method to invoke, e.g. rebootDevice');
   targetOptions(command, TUTORIAL_NAMES.managedDevice);
-  serviceConnectionOption(command).option('--payload <json>', 'the method payload: any JSON value (default: null)', parseJsonValue('--payload'));
+  serviceConnectionOption(command).option(
+    '--payload <json>',
+    'the method payload: any JSON value (default: null)',
+    parseJsonValue('--payload'),
+  );
   methodTimeoutOptions(command)
-    .addHelpText('after', examples(
-      `invoke-method rebootDevice -d myDeviceId --payload '{"method_number":"42"}'`,
-      'invoke-method getFirmware -d myFirstDevice -m myFirstModule --response-timeout 10',
-      'invoke-method ping -d myDeviceId --connect-timeout 30 --json',
-    ))
+    .addHelpText(
+      'after',
+      examples(
+        `invoke-method rebootDevice -d myDeviceId --payload '{"method_number":"42"}'`,
+        'invoke-method getFirmware -d myFirstDevice -m myFirstModule --response-timeout 10',
+        'invoke-method ping -d myDeviceId --connect-timeout 30 --json',
+      ),
+    )
     .action((methodName: string, opts, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
         const { invokeMethod } = await import('../apps/invoke-method.js');

@@ -10,11 +10,21 @@ import { examples } from './help.js';
 
 export function configureInvokeReboot(command: Command): void {
   targetOptions(command, TUTORIAL_NAMES.managedDevice);
-  serviceConnectionOption(command)
-    .option('--payload <json>', 'the method payload (default: the tutorial\'s {"method_number":"42"})', parseJsonValue('--payload'));
+  serviceConnectionOption(command).option(
+    '--payload <json>',
+    'the method payload (default: the tutorial\'s {"method_number":"42"})',
+    parseJsonValue('--payload'),
+  );
   methodTimeoutOptions(command)
     .option('--wait <s>', 'seconds to wait for the device to report its new rebootTime (0: do not wait)', parseSeconds('--wait'), 60)
-    .addHelpText('after', examples('invoke-reboot', 'invoke-reboot -d myDeviceId --wait 60 --response-timeout 30', 'invoke-reboot -d myDeviceId --connect-timeout 60 --wait 0 --json'))
+    .addHelpText(
+      'after',
+      examples(
+        'invoke-reboot',
+        'invoke-reboot -d myDeviceId --wait 60 --response-timeout 30',
+        'invoke-reboot -d myDeviceId --connect-timeout 60 --wait 0 --json',
+      ),
+    )
     .action((opts, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
         const { invokeReboot } = await import('../apps/invoke-reboot.js');
@@ -39,7 +49,8 @@ export function configureInvokeReboot(command: Command): void {
             },
           }),
         );
-        if (result.status < 200 || result.status >= 300) throw new ToolkitError(`the device did not accept the reboot (status ${result.status})`, ExitCode.failure);
+        if (result.status < 200 || result.status >= 300)
+          throw new ToolkitError(`the device did not accept the reboot (status ${result.status})`, ExitCode.failure);
         if (result.rebootTime) {
           out.result({ event: 'rebootTime', rebootTime: result.rebootTime });
           out.line(`Last reboot time: ${result.rebootTime}`);

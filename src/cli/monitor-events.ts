@@ -9,7 +9,7 @@ import { examples } from './help.js';
 function printEvent(out: Output, e: MonitoredEvent, withProperties: boolean): void {
   const { properties, systemProperties, ...shown } = e;
   out.result({ event: 'message', ...shown, ...(withProperties ? { properties, systemProperties } : {}) });
-  const from = e.moduleId ? `${e.deviceId}/${e.moduleId}` : e.deviceId ?? '(unknown device)';
+  const from = e.moduleId ? `${e.deviceId}/${e.moduleId}` : (e.deviceId ?? '(unknown device)');
   out.line(out.color.cyan(`==== From: ${from} at ${e.enqueuedTime} ====`));
   out.line(typeof e.body === 'string' ? e.body : JSON.stringify(e.body, null, 2));
   if (withProperties) {
@@ -26,7 +26,14 @@ export function configureMonitorEvents(command: Command): void {
     .option('--properties', 'show application and system properties too')
     .option('--from-start', 'read every retained message, not only those sent from now on');
   eventHubConnectionOption(command)
-    .addHelpText('after', examples('monitor-events --properties', 'monitor-events -d myFirstDevice --count 5 --timeout 30 --json', 'monitor-events --from-start -c "$EVENTHUB_CONNECTION_STRING"'))
+    .addHelpText(
+      'after',
+      examples(
+        'monitor-events --properties',
+        'monitor-events -d myFirstDevice --count 5 --timeout 30 --json',
+        'monitor-events --from-start -c "$EVENTHUB_CONNECTION_STRING"',
+      ),
+    )
     .action((opts, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
         const connection = eventHubConnection(opts);
@@ -40,7 +47,9 @@ export function configureMonitorEvents(command: Command): void {
             signal,
             onReady: (partitions) => {
               out.result({ event: 'ready', partitions: partitions.length });
-              out.line(`Monitoring events from ${opts.deviceId ?? 'all devices'}${opts.fromStart ? ' (from the start)' : ''}... (press Ctrl-C to exit)`);
+              out.line(
+                `Monitoring events from ${opts.deviceId ?? 'all devices'}${opts.fromStart ? ' (from the start)' : ''}... (press Ctrl-C to exit)`,
+              );
             },
             onEvent: (e) => printEvent(out, e, opts.properties === true),
           }),

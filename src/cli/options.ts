@@ -15,7 +15,11 @@ const nonEmpty = parseNonEmpty('--connection-string');
 
 /** -c for a command that acts as the service. */
 export function serviceConnectionOption(command: Command): Command {
-  return command.option(CONNECTION_STRING, 'hub connection string (default: $IOTHUB_CONNECTION_STRING, .env, or the running local hub)', nonEmpty);
+  return command.option(
+    CONNECTION_STRING,
+    'hub connection string (default: $IOTHUB_CONNECTION_STRING, .env, or the running local hub)',
+    nonEmpty,
+  );
 }
 
 export function serviceConnection(opts: { connectionString?: string }): ServiceConnection {
@@ -24,7 +28,11 @@ export function serviceConnection(opts: { connectionString?: string }): ServiceC
 
 /** -c for a command that reads the hub's Event Hub-compatible endpoint. */
 export function eventHubConnectionOption(command: Command): Command {
-  return command.option(CONNECTION_STRING, 'Event Hub-compatible connection string (default: $EVENTHUB_CONNECTION_STRING, .env, or the running local hub)', nonEmpty);
+  return command.option(
+    CONNECTION_STRING,
+    'Event Hub-compatible connection string (default: $EVENTHUB_CONNECTION_STRING, .env, or the running local hub)',
+    nonEmpty,
+  );
 }
 
 export function eventHubConnection(opts: { connectionString?: string }): EventHubConnection {
@@ -41,14 +49,29 @@ export function targetOptions(command: Command, device: string): Command {
 /** The timeouts of a direct method call, within IoT Hub's bounds ("Understand direct methods"). */
 export function methodTimeoutOptions(command: Command): Command {
   return command
-    .option('--response-timeout <s>', 'seconds IoT Hub waits for the device to answer (5 to 300)', parseIntWithin('--response-timeout', 5, 300), 30)
-    .option('--connect-timeout <s>', 'seconds IoT Hub waits for an offline device to connect (0 to 300)', parseIntWithin('--connect-timeout', 0, 300), 0);
+    .option(
+      '--response-timeout <s>',
+      'seconds IoT Hub waits for the device to answer (5 to 300)',
+      parseIntWithin('--response-timeout', 5, 300),
+      30,
+    )
+    .option(
+      '--connect-timeout <s>',
+      'seconds IoT Hub waits for an offline device to connect (0 to 300)',
+      parseIntWithin('--connect-timeout', 0, 300),
+      0,
+    );
 }
 
 /** --count and --timeout, for a command that waits for things to arrive (patches, messages, reboots). */
 export function countAndTimeoutOptions(command: Command, things: string, { timeout = true } = {}): Command {
   command.option('--count <n>', `exit after this many ${things}`, parsePositiveInt('--count'));
-  if (timeout) command.option('--timeout <s>', `give up after this many seconds (exit 5 if the ${things} have not arrived)`, parseSeconds('--timeout'));
+  if (timeout)
+    command.option(
+      '--timeout <s>',
+      `give up after this many seconds (exit 5 if the ${things} have not arrived)`,
+      parseSeconds('--timeout'),
+    );
   return command;
 }
 
@@ -70,15 +93,27 @@ export class DeviceSideOptions {
     private readonly command: Command,
     private readonly config: { device: string; modules: boolean },
   ) {
-    command.option('-d, --device-id <id>', 'the device to act as (its key is looked up on the hub when no connection string is given)', config.device);
+    command.option(
+      '-d, --device-id <id>',
+      'the device to act as (its key is looked up on the hub when no connection string is given)',
+      config.device,
+    );
     if (config.modules) {
       command
         .option('-m, --module-id <id>', 'the module on that device to act as', TUTORIAL_NAMES.module)
         .option('--device', 'act as the device itself, not as its module');
     }
     command
-      .option(CONNECTION_STRING, `${config.modules ? 'device or module' : 'device'} connection string (default: $IOTHUB_DEVICE_CONNECTION_STRING, .env, or the key looked up on the hub)`, nonEmpty)
-      .addOption(new Option('--transport <name>', "the device SDK's transport (mqtt-ws, amqp-ws and http use port 443 on Azure)").choices(DEVICE_TRANSPORTS).default('mqtt'))
+      .option(
+        CONNECTION_STRING,
+        `${config.modules ? 'device or module' : 'device'} connection string (default: $IOTHUB_DEVICE_CONNECTION_STRING, .env, or the key looked up on the hub)`,
+        nonEmpty,
+      )
+      .addOption(
+        new Option('--transport <name>', "the device SDK's transport (mqtt-ws, amqp-ws and http use port 443 on Azure)")
+          .choices(DEVICE_TRANSPORTS)
+          .default('mqtt'),
+      )
       .addOption(new Option('--websocket', 'the same as --transport mqtt-ws').conflicts('transport'));
   }
 
@@ -129,21 +164,33 @@ export class DeviceSideOptions {
   /** A connection string of the wrong kind, or one that -d, -m or --device contradict, is refused: the command would act as someone else. */
   private check(connection: DeviceConnection): void {
     const { deviceId, moduleId, device, connectionString } = this.values;
-    const source = connectionString ? '--connection-string' : process.env.IOTHUB_DEVICE_CONNECTION_STRING ? 'IOTHUB_DEVICE_CONNECTION_STRING' : '.env';
+    const source = connectionString
+      ? '--connection-string'
+      : process.env.IOTHUB_DEVICE_CONNECTION_STRING
+        ? 'IOTHUB_DEVICE_CONNECTION_STRING'
+        : '.env';
     const given = `the connection string (from ${source})`;
     const owner = describeIdentity(connection);
     const refuse = (message: string) => new ToolkitError(message, ExitCode.usage);
     if (connection.moduleId && !this.config.modules) {
-      throw refuse(`Wrong kind of connection string: ${this.command.name()} acts as a device, and ${given} is for ${owner}; use the device's (portal: IoT hub > Devices > ${connection.deviceId}).`);
+      throw refuse(
+        `Wrong kind of connection string: ${this.command.name()} acts as a device, and ${given} is for ${owner}; use the device's (portal: IoT hub > Devices > ${connection.deviceId}).`,
+      );
     }
     if (this.typed('deviceId') && deviceId !== connection.deviceId) {
-      throw refuse(`--device-id ${deviceId} disagrees with ${given}, which is for ${owner}: drop --device-id, or use the connection string of device '${deviceId}'.`);
+      throw refuse(
+        `--device-id ${deviceId} disagrees with ${given}, which is for ${owner}: drop --device-id, or use the connection string of device '${deviceId}'.`,
+      );
     }
     if (device && connection.moduleId) {
-      throw refuse(`--device asks for device '${connection.deviceId}' itself, but ${given} is for ${owner}: drop --device, or use the device's connection string.`);
+      throw refuse(
+        `--device asks for device '${connection.deviceId}' itself, but ${given} is for ${owner}: drop --device, or use the device's connection string.`,
+      );
     }
     if (this.typed('moduleId') && moduleId !== connection.moduleId) {
-      throw refuse(`--module-id ${moduleId} disagrees with ${given}, which is for ${owner}: drop --module-id, or use the connection string of module '${connection.deviceId}/${moduleId}'.`);
+      throw refuse(
+        `--module-id ${moduleId} disagrees with ${given}, which is for ${owner}: drop --module-id, or use the connection string of module '${connection.deviceId}/${moduleId}'.`,
+      );
     }
   }
 }

@@ -36,7 +36,9 @@ export class Output {
   }
 
   maskText(text: string): string {
-    return this.options.showSecrets ? text : text.replace(SECRET_IN_TEXT, (_, key: string, value: string) => `${key}${value.slice(0, 4)}…(hidden)`);
+    return this.options.showSecrets
+      ? text
+      : text.replace(SECRET_IN_TEXT, (_, key: string, value: string) => `${key}${value.slice(0, 4)}…(hidden)`);
   }
 
   line(text = ''): void {

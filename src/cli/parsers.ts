@@ -63,6 +63,7 @@ export function parseJsonObject(name: string, text: string): Record<string, unkn
   } catch (err) {
     throw new ToolkitError(`${name} is not valid JSON: ${(err as Error).message}`, ExitCode.usage);
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ToolkitError(`${name} must be a JSON object, like '{"telemetryInterval":122}'`, ExitCode.usage);
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new ToolkitError(`${name} must be a JSON object, like '{"telemetryInterval":122}'`, ExitCode.usage);
   return value as Record<string, unknown>;
 }

@@ -7,15 +7,18 @@ import { examples } from './help.js';
 
 export function configureQuery(command: Command): void {
   command
-    .argument('<query>', "a query in IoT Hub's query language, e.g. \"SELECT * FROM devices WHERE tags.floor = 3\"")
+    .argument('<query>', 'a query in IoT Hub\'s query language, e.g. "SELECT * FROM devices WHERE tags.floor = 3"')
     .option('--top <n>', 'at most this many results (default: all)', parsePositiveInt('--top'))
     .option('--page-size <n>', "results per page the hub sends (default: the hub's)", parsePositiveInt('--page-size'));
   serviceConnectionOption(command)
-    .addHelpText('after', examples(
-      'query "SELECT * FROM devices"',
-      `query "SELECT deviceId, properties.reported.rebootTime FROM devices WHERE IS_DEFINED(properties.reported.rebootTime)" --json`,
-      `query "SELECT * FROM devices.modules WHERE deviceId = 'myFirstDevice'" --top 10 --page-size 5`,
-    ))
+    .addHelpText(
+      'after',
+      examples(
+        'query "SELECT * FROM devices"',
+        `query "SELECT deviceId, properties.reported.rebootTime FROM devices WHERE IS_DEFINED(properties.reported.rebootTime)" --json`,
+        `query "SELECT * FROM devices.modules WHERE deviceId = 'myFirstDevice'" --top 10 --page-size 5`,
+      ),
+    )
     .action((sql: string, opts: { top?: number; pageSize?: number; connectionString?: string }, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
         const { runQuery } = await import('../apps/query.js');
@@ -35,7 +38,11 @@ export function configureQuery(command: Command): void {
           }),
         );
         const more = summary.truncated ? ` (--top ${opts.top} reached; the hub has more)` : '';
-        out.line(out.color.dim(`${summary.results} result${summary.results === 1 ? '' : 's'} in ${summary.pages} page${summary.pages === 1 ? '' : 's'}${more}`));
+        out.line(
+          out.color.dim(
+            `${summary.results} result${summary.results === 1 ? '' : 's'} in ${summary.pages} page${summary.pages === 1 ? '' : 's'}${more}`,
+          ),
+        );
       }),
     );
 }

@@ -31,7 +31,14 @@ export function configureRebootDevice(command: Command): void {
   const deviceSide = new DeviceSideOptions(command, { device: TUTORIAL_NAMES.managedDevice, modules: false });
   countAndTimeoutOptions(command, 'reboots', { timeout: false })
     .option('--reboot-seconds <s>', 'how long the simulated reboot takes', parseSeconds('--reboot-seconds'), 20)
-    .addHelpText('after', examples('reboot-device', 'reboot-device -d myDeviceId --reboot-seconds 5 --count 1', 'reboot-device -c "$IOTHUB_DEVICE_CONNECTION_STRING" --json'))
+    .addHelpText(
+      'after',
+      examples(
+        'reboot-device',
+        'reboot-device -d myDeviceId --reboot-seconds 5 --count 1',
+        'reboot-device -c "$IOTHUB_DEVICE_CONNECTION_STRING" --json',
+      ),
+    )
     .action((opts: { rebootSeconds: number; count?: number }, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
         const { rebootDevice } = await import('../apps/reboot-device.js');

@@ -9,11 +9,10 @@ import { TUTORIAL_NAMES } from '../apps/tutorial-names.js';
 export function configureReceiveC2d(command: Command): void {
   const deviceSide = new DeviceSideOptions(command, { device: TUTORIAL_NAMES.device, modules: false });
   countAndTimeoutOptions(command, 'messages')
-    .addHelpText('after', examples(
-      'receive-c2d',
-      'receive-c2d -d myFirstDevice --count 1 --timeout 60',
-      'receive-c2d -d myFirstDevice --websocket --json',
-    ))
+    .addHelpText(
+      'after',
+      examples('receive-c2d', 'receive-c2d -d myFirstDevice --count 1 --timeout 60', 'receive-c2d -d myFirstDevice --websocket --json'),
+    )
     .action((opts: { count?: number; timeout?: number }, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
         const { receiveC2d } = await import('../apps/receive-c2d.js');

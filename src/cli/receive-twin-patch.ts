@@ -9,11 +9,14 @@ import { TUTORIAL_NAMES } from '../apps/tutorial-names.js';
 export function configureReceiveTwinPatch(command: Command): void {
   const deviceSide = new DeviceSideOptions(command, { device: TUTORIAL_NAMES.device, modules: true });
   countAndTimeoutOptions(command, 'patches')
-    .addHelpText('after', examples(
-      'receive-twin-patch',
-      'receive-twin-patch -d myFirstDevice -m myFirstModule --count 1 --timeout 60',
-      'receive-twin-patch -d myDeviceId --device --transport mqtt-ws --json',
-    ))
+    .addHelpText(
+      'after',
+      examples(
+        'receive-twin-patch',
+        'receive-twin-patch -d myFirstDevice -m myFirstModule --count 1 --timeout 60',
+        'receive-twin-patch -d myDeviceId --device --transport mqtt-ws --json',
+      ),
+    )
     .action((opts: { count?: number; timeout?: number }, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
         const { receiveTwinPatch } = await import('../apps/receive-twin-patch.js');

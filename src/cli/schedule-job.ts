@@ -25,20 +25,37 @@ export function configureScheduleJob(command: Command): void {
   command
     .option('--method <name>', 'schedule this direct method, e.g. lockDoor')
     .option('--payload <json>', 'the method payload: any JSON value (default: null)', parseJsonValue('--payload'))
-    .option('--response-timeout <s>', 'seconds each device has to answer the method (5 to 300)', parseIntWithin('--response-timeout', 5, 300), 30)
+    .option(
+      '--response-timeout <s>',
+      'seconds each device has to answer the method (5 to 300)',
+      parseIntWithin('--response-timeout', 5, 300),
+      30,
+    )
     .option('--desired <json>', 'schedule a twin update of these desired properties instead, e.g. \'{"building":"43","floor":3}\'')
-    .option('--query <condition>', "which devices: a WHERE condition in IoT Hub's query language (default: every device)", parseNonEmpty('--query'))
+    .option(
+      '--query <condition>',
+      "which devices: a WHERE condition in IoT Hub's query language (default: every device)",
+      parseNonEmpty('--query'),
+    )
     .option('--job-id <id>', 'the job id: up to 64 letters, digits and dashes (default: a new UUID)', parseNonEmpty('--job-id'))
     .option('--start <time>', 'when the job starts, an ISO 8601 time such as 2026-01-01T12:00:00Z (default: now)', parseStart)
     .option('--max-seconds <s>', "the job's maximum execution time in seconds", parseIntWithin('--max-seconds', 1, 30 * 24 * 3600), 3600)
     .option('--wait', "print the job's progress until it ends (exit 1 if it failed, was cancelled, or a device failed)")
-    .option('--timeout <s>', 'with --wait: give up waiting after this many seconds (exit 5; the job goes on)', parseSeconds('--timeout'), 300);
+    .option(
+      '--timeout <s>',
+      'with --wait: give up waiting after this many seconds (exit 5; the job goes on)',
+      parseSeconds('--timeout'),
+      300,
+    );
   serviceConnectionOption(command)
-    .addHelpText('after', examples(
-      `schedule-job --method lockDoor --payload '{}' --query "deviceId IN ['myDeviceId']" --wait`,
-      `schedule-job --desired '{"building":"43","floor":3}' --query "tags.building = '43'" --wait --json`,
-      'schedule-job --method rebootDevice --start 2026-01-01T02:00:00Z --max-seconds 600',
-    ))
+    .addHelpText(
+      'after',
+      examples(
+        `schedule-job --method lockDoor --payload '{}' --query "deviceId IN ['myDeviceId']" --wait`,
+        `schedule-job --desired '{"building":"43","floor":3}' --query "tags.building = '43'" --wait --json`,
+        'schedule-job --method rebootDevice --start 2026-01-01T02:00:00Z --max-seconds 600',
+      ),
+    )
     .action((opts: ScheduleJobValues, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
         if (!opts.method === !opts.desired) throw new ToolkitError('give either --method <name> or --desired <json>', ExitCode.usage);
@@ -48,7 +65,9 @@ export function configureScheduleJob(command: Command): void {
         const scheduled = await scheduleJob(connection, {
           jobId: opts.jobId,
           queryCondition: opts.query,
-          method: opts.method ? { methodName: opts.method, payload: opts.payload ?? null, responseTimeoutInSeconds: opts.responseTimeout } : undefined,
+          method: opts.method
+            ? { methodName: opts.method, payload: opts.payload ?? null, responseTimeoutInSeconds: opts.responseTimeout }
+            : undefined,
           desired: opts.desired ? parseJsonObject('--desired', opts.desired) : undefined,
           startTime: opts.start,
           maxExecutionTimeInSeconds: opts.maxSeconds,
@@ -63,7 +82,11 @@ export function configureScheduleJob(command: Command): void {
           return;
         }
         const job = await untilInterrupted((signal) =>
-          watchJob(connection, scheduled.jobId, { timeoutSeconds: opts.timeout, signal, onProgress: (progress) => printProgress(out, progress) }),
+          watchJob(connection, scheduled.jobId, {
+            timeoutSeconds: opts.timeout,
+            signal,
+            onProgress: (progress) => printProgress(out, progress),
+          }),
         );
         out.result(job);
         const stats = job.deviceJobStatistics;
@@ -83,7 +106,9 @@ export function configureScheduleJob(command: Command): void {
 
 function printProgress(out: Output, job: JobStatus): void {
   const s = job.deviceJobStatistics;
-  const counts = s ? ` (${s.deviceCount} devices: ${s.succeededCount} succeeded, ${s.failedCount} failed, ${s.runningCount} running, ${s.pendingCount} pending)` : '';
+  const counts = s
+    ? ` (${s.deviceCount} devices: ${s.succeededCount} succeeded, ${s.failedCount} failed, ${s.runningCount} running, ${s.pendingCount} pending)`
+    : '';
   out.line(`  ${job.status}${counts}`);
 }
 

@@ -14,14 +14,26 @@ export function configureSendC2d(command: Command): void {
     .option('--count <n>', 'send this many messages', parsePositiveInt('--count'), 1)
     .option('--ack <kind>', `the delivery feedback to ask for: ${ACKS.join(', ')}`, parseAck, 'full')
     .option('--ttl <s>', "seconds until the message expires (IoT Hub's default: 3600, at most 172800)", parseSeconds('--ttl'))
-    .option('--properties <k=v...>', 'application properties, e.g. --properties colour=blue level=3', parseProperty, {} as Record<string, string>)
-    .option('--wait-feedback <s>', 'wait this many seconds for the delivery feedback of each message and print it (exit 5 if some does not come)', parseSeconds('--wait-feedback'))
+    .option(
+      '--properties <k=v...>',
+      'application properties, e.g. --properties colour=blue level=3',
+      parseProperty,
+      {} as Record<string, string>,
+    )
+    .option(
+      '--wait-feedback <s>',
+      'wait this many seconds for the delivery feedback of each message and print it (exit 5 if some does not come)',
+      parseSeconds('--wait-feedback'),
+    )
     .option('--websocket', 'AMQP over WebSockets (port 443 on Azure) instead of AMQP (5671)')
-    .addHelpText('after', examples(
-      'send-c2d',
-      'send-c2d -d myFirstDevice --message "Turn the fan on" --properties level=3 --wait-feedback 30',
-      'send-c2d -d myFirstDevice --count 5 --ack none --ttl 60 --json',
-    ))
+    .addHelpText(
+      'after',
+      examples(
+        'send-c2d',
+        'send-c2d -d myFirstDevice --message "Turn the fan on" --properties level=3 --wait-feedback 30',
+        'send-c2d -d myFirstDevice --count 5 --ack none --ttl 60 --json',
+      ),
+    )
     .action((opts, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
         const { sendC2d } = await import('../apps/send-c2d.js');

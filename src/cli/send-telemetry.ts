@@ -28,7 +28,9 @@ function printConfirmation(out: Output, c: Confirmation, manyDevices: boolean): 
   const { padding, ...body } = c.body;
   const who = manyDevices ? `${c.deviceId}: ` : '';
   const padded = padding ? out.color.dim(` (+${padding.length} bytes of padding)`) : '';
-  out.line(`${who}Message ${c.messageId.replace('message_', '')} sent: ${JSON.stringify(body)}${padded} ${out.color.dim(`(${c.confirmed} confirmed)`)}`);
+  out.line(
+    `${who}Message ${c.messageId.replace('message_', '')} sent: ${JSON.stringify(body)}${padded} ${out.color.dim(`(${c.confirmed} confirmed)`)}`,
+  );
 }
 
 /** A progress line rewritten in place on a terminal (stderr, so stdout stays the record). */
@@ -39,7 +41,9 @@ function progressLine(out: Output) {
     show(s: TelemetrySummary) {
       if (!live || Date.now() - last < 200) return;
       last = Date.now();
-      process.stderr.write(`\r\x1b[K${out.color.dim(`${s.sent} sent, ${s.confirmed} confirmed, ${s.failed} failed, ${s.msgPerSec} msg/s`)}`);
+      process.stderr.write(
+        `\r\x1b[K${out.color.dim(`${s.sent} sent, ${s.confirmed} confirmed, ${s.failed} failed, ${s.msgPerSec} msg/s`)}`,
+      );
     },
     clear() {
       if (live && last) process.stderr.write('\r\x1b[K');
@@ -52,19 +56,40 @@ export function configureSendTelemetry(command: Command): void {
   command
     .option('--count <n>', 'messages per device; 0 sends until Ctrl-C, like the tutorial', parseNonNegativeInt('--count'), 10)
     .option('--interval <s>', "seconds between one device's messages", parseSeconds('--interval'), 1)
-    .option('--devices <k>', `simulate K devices, ${SIMULATED}-1..K, each on its own connection (registered on the hub when missing)`, parsePositiveInt('--devices'), 1)
-    .option('--message-size <bytes>', 'pad each body to about this many bytes (IoT Hub accepts up to 256 KB)', parsePositiveInt('--message-size'))
-    .addHelpText('after', examples('send-telemetry -d myFirstDevice --count 10 --interval 1', 'send-telemetry --count 0 --transport http', 'send-telemetry --devices 3 --count 100 --interval 0.1 --json'))
+    .option(
+      '--devices <k>',
+      `simulate K devices, ${SIMULATED}-1..K, each on its own connection (registered on the hub when missing)`,
+      parsePositiveInt('--devices'),
+      1,
+    )
+    .option(
+      '--message-size <bytes>',
+      'pad each body to about this many bytes (IoT Hub accepts up to 256 KB)',
+      parsePositiveInt('--message-size'),
+    )
+    .addHelpText(
+      'after',
+      examples(
+        'send-telemetry -d myFirstDevice --count 10 --interval 1',
+        'send-telemetry --count 0 --transport http',
+        'send-telemetry --devices 3 --count 100 --interval 0.1 --json',
+      ),
+    )
     .action((opts: { count: number; interval: number; devices: number; messageSize?: number }, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
         if (opts.devices > 1 && (deviceSide.typed('deviceId') || deviceSide.given())) {
-          throw new ToolkitError(`--devices ${opts.devices} sends as its own ${SIMULATED}-N devices: drop --device-id and the device connection string.`, ExitCode.usage);
+          throw new ToolkitError(
+            `--devices ${opts.devices} sends as its own ${SIMULATED}-N devices: drop --device-id and the device connection string.`,
+            ExitCode.usage,
+          );
         }
         const { sendTelemetry } = await import('../apps/send-telemetry.js');
         const connections = opts.devices > 1 ? await simulatedDevices(opts.devices) : [await deviceSide.resolve()];
         const progress = progressLine(out);
-        out.line(`Sending ${opts.count ? `${opts.count} message${opts.count === 1 ? '' : 's'}` : 'messages'} every ${opts.interval} s` +
-          `${opts.devices > 1 ? ` from each of ${opts.devices} devices` : ''}, press Ctrl-C to stop`);
+        out.line(
+          `Sending ${opts.count ? `${opts.count} message${opts.count === 1 ? '' : 's'}` : 'messages'} every ${opts.interval} s` +
+            `${opts.devices > 1 ? ` from each of ${opts.devices} devices` : ''}, press Ctrl-C to stop`,
+        );
         const summary = await untilInterrupted((signal) =>
           sendTelemetry(connections, {
             transport: deviceSide.transport,
@@ -91,8 +116,11 @@ export function configureSendTelemetry(command: Command): void {
         );
         progress.clear();
         out.result({ event: 'summary', ...summary });
-        out.line(`${summary.sent} sent, ${summary.confirmed} confirmed, ${summary.failed} failed in ${summary.seconds.toFixed(1)} s (${summary.msgPerSec} msg/s)`);
-        if (summary.failed > 0) throw new ToolkitError(`${summary.failed} of ${summary.sent} messages were not confirmed by the hub`, ExitCode.failure);
+        out.line(
+          `${summary.sent} sent, ${summary.confirmed} confirmed, ${summary.failed} failed in ${summary.seconds.toFixed(1)} s (${summary.msgPerSec} msg/s)`,
+        );
+        if (summary.failed > 0)
+          throw new ToolkitError(`${summary.failed} of ${summary.sent} messages were not confirmed by the hub`, ExitCode.failure);
       }),
     );
 }

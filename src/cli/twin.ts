@@ -10,7 +10,9 @@ export function configureTwin(twin: Command): void {
   twin.addHelpText('after', examples(...SHOW_EXAMPLES));
   const show = twin
     .command('show')
-    .description("show a device's or module's twin as the service sees it: tags, desired and reported properties, versions, etag (az iot hub device-twin show)");
+    .description(
+      "show a device's or module's twin as the service sees it: tags, desired and reported properties, versions, etag (az iot hub device-twin show)",
+    );
   targetOptions(show, TUTORIAL_NAMES.device);
   serviceConnectionOption(show)
     .addHelpText('after', examples(...SHOW_EXAMPLES))

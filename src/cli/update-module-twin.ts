@@ -18,11 +18,14 @@ export function configureUpdateModuleTwin(command: Command): void {
     .option('--device', "update the device's own twin instead of the module's")
     .option('--desired <json>', 'the desired properties patch', '{"telemetryInterval":122}');
   serviceConnectionOption(command)
-    .addHelpText('after', examples(
-      'update-module-twin',
-      `update-module-twin -d myFirstDevice -m myFirstModule --desired '{"telemetryInterval":60}'`,
-      `update-module-twin -d myDeviceId --device --desired '{"firmware":null}' --json`,
-    ))
+    .addHelpText(
+      'after',
+      examples(
+        'update-module-twin',
+        `update-module-twin -d myFirstDevice -m myFirstModule --desired '{"telemetryInterval":60}'`,
+        `update-module-twin -d myDeviceId --device --desired '{"firmware":null}' --json`,
+      ),
+    )
     .action((opts, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
         const desired = parseJsonObject('--desired', opts.desired);

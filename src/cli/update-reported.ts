@@ -10,14 +10,18 @@ export function configureUpdateReported(command: Command): void {
   const deviceSide = new DeviceSideOptions(command, { device: TUTORIAL_NAMES.device, modules: true });
   command
     .option('--reported <json>', 'the reported properties patch (default: {"lastUpdated": <now>})')
-    .addHelpText('after', examples(
-      'update-reported',
-      `update-reported -d myFirstDevice -m myFirstModule --reported '{"telemetryInterval":122}'`,
-      `update-reported -d myDeviceId --device --reported '{"firmware":"1.2.3"}' --json`,
-    ))
+    .addHelpText(
+      'after',
+      examples(
+        'update-reported',
+        `update-reported -d myFirstDevice -m myFirstModule --reported '{"telemetryInterval":122}'`,
+        `update-reported -d myDeviceId --device --reported '{"firmware":"1.2.3"}' --json`,
+      ),
+    )
     .action((opts: { reported?: string }, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
-        const reported = opts.reported === undefined ? { lastUpdated: new Date().toISOString() } : parseJsonObject('--reported', opts.reported);
+        const reported =
+          opts.reported === undefined ? { lastUpdated: new Date().toISOString() } : parseJsonObject('--reported', opts.reported);
         const { updateReported } = await import('../apps/update-reported.js');
         const connection = await deviceSide.resolve();
         const result = await updateReported(connection, { reported, transport: deviceSide.transport });

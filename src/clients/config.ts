@@ -27,7 +27,11 @@ function dotEnv(): Record<string, string> {
  * a .env file in the working directory, then the profile of the running local hub (the one chosen
  * with --hub, or the only one). Nothing found is an error that says how to start a hub or what to set.
  */
-export function resolveConnection<K extends ConnectionStringKind>(kind: K, flag: string | undefined, fromProfile?: (p: LocalHubProfile) => string | undefined): ConnectionOf<K> {
+export function resolveConnection<K extends ConnectionStringKind>(
+  kind: K,
+  flag: string | undefined,
+  fromProfile?: (p: LocalHubProfile) => string | undefined,
+): ConnectionOf<K> {
   const found = findConnection(kind, flag, fromProfile);
   if (!found) {
     throw new ToolkitError(
@@ -40,7 +44,11 @@ export function resolveConnection<K extends ConnectionStringKind>(kind: K, flag:
 }
 
 /** Like resolveConnection, but undefined when nothing is found, for callers that have another way. */
-export function findConnection<K extends ConnectionStringKind>(kind: K, flag: string | undefined, fromProfile?: (p: LocalHubProfile) => string | undefined): ConnectionOf<K> | undefined {
+export function findConnection<K extends ConnectionStringKind>(
+  kind: K,
+  flag: string | undefined,
+  fromProfile?: (p: LocalHubProfile) => string | undefined,
+): ConnectionOf<K> | undefined {
   const given = flag || process.env[ENV_NAME[kind]] || dotEnv()[ENV_NAME[kind]];
   // The local hubs are looked at only when needed: an Azure connection string works whatever runs here.
   const profile = given || !fromProfile ? undefined : selectedHub();

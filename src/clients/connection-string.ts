@@ -75,8 +75,10 @@ export function parseConnection<K extends ConnectionStringKind>(kind: K, text: s
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(key) || Buffer.from(key, 'base64').length < 16) {
     throw invalid(kind, 'SharedAccessKey is not a base64 key');
   }
-  if (kind !== 'eventhub' && !/^[A-Za-z0-9.-]+(:\d+)?$/.test(fields.HostName!)) throw invalid(kind, `HostName '${fields.HostName}' is not a host name`);
-  if (kind === 'eventhub' && !/^sb:\/\/[^/]+\/?$/.test(fields.Endpoint!)) throw invalid(kind, `Endpoint '${fields.Endpoint}' is not sb://<host>/`);
+  if (kind !== 'eventhub' && !/^[A-Za-z0-9.-]+(:\d+)?$/.test(fields.HostName!))
+    throw invalid(kind, `HostName '${fields.HostName}' is not a host name`);
+  if (kind === 'eventhub' && !/^sb:\/\/[^/]+\/?$/.test(fields.Endpoint!))
+    throw invalid(kind, `Endpoint '${fields.Endpoint}' is not sb://<host>/`);
   const connectionString = text.trim();
   const parsed: Connections[ConnectionStringKind] =
     kind === 'service'
@@ -92,7 +94,14 @@ export function parseConnection<K extends ConnectionStringKind>(kind: K, text: s
             ...(fields.GatewayHostName ? { gatewayHostName: fields.GatewayHostName } : {}),
             transport,
           }
-        : { kind: 'eventhub', connectionString, endpoint: fields.Endpoint!, entityPath: fields.EntityPath!, keyName: fields.SharedAccessKeyName!, key };
+        : {
+            kind: 'eventhub',
+            connectionString,
+            endpoint: fields.Endpoint!,
+            entityPath: fields.EntityPath!,
+            keyName: fields.SharedAccessKeyName!,
+            key,
+          };
   return parsed as ConnectionOf<K>;
 }
 
@@ -140,10 +149,11 @@ function kindOf(fields: Record<string, string>): ConnectionStringKind | undefine
 }
 
 function wrongKind(expected: ConnectionStringKind, fields: Record<string, string>): ToolkitError {
-  const actual =
-    fields.Endpoint ? 'an Event Hub-compatible connection string'
-    : fields.DeviceId ? `the connection string of ${describeIdentity({ deviceId: fields.DeviceId, moduleId: fields.ModuleId || undefined })}`
-    : `a hub connection string (policy ${fields.SharedAccessKeyName})`;
+  const actual = fields.Endpoint
+    ? 'an Event Hub-compatible connection string'
+    : fields.DeviceId
+      ? `the connection string of ${describeIdentity({ deviceId: fields.DeviceId, moduleId: fields.ModuleId || undefined })}`
+      : `a hub connection string (policy ${fields.SharedAccessKeyName})`;
   return new ToolkitError(`Wrong kind of connection string: this is ${actual}, where ${WHERE[expected]} is expected.`, ExitCode.usage);
 }
 

@@ -49,7 +49,12 @@ const TRANSPORTS = {
   'mqtt-ws': { features: ALL, local: true, load: async () => (await mqtt()).MqttWs },
   amqp: { features: ALL, local: false, load: async () => (await amqp()).Amqp },
   'amqp-ws': { features: ALL, local: false, load: async () => (await amqp()).AmqpWs },
-  http: { features: ['telemetry', 'c2d'], local: true, notLocal: ['c2d'], load: async () => ((await import('azure-iot-device-http')).default as unknown as { Http: TransportClass }).Http },
+  http: {
+    features: ['telemetry', 'c2d'],
+    local: true,
+    notLocal: ['c2d'],
+    load: async () => ((await import('azure-iot-device-http')).default as unknown as { Http: TransportClass }).Http,
+  },
 } satisfies Record<string, TransportSpec>;
 
 export type DeviceTransport = keyof typeof TRANSPORTS;
@@ -73,17 +78,26 @@ export function checkTransport(transport: DeviceTransport, features: readonly De
   };
   const usable = DEVICE_TRANSPORTS.filter((name) => offers(name, features) && (!local || served(name)));
   if (missing.length > 0) {
-    throw new ToolkitError(`the device SDK offers no ${featureNames(missing, 'and')} over ${transport}: use --transport ${orList(usable)}.`, ExitCode.usage);
+    throw new ToolkitError(
+      `the device SDK offers no ${featureNames(missing, 'and')} over ${transport}: use --transport ${orList(usable)}.`,
+      ExitCode.usage,
+    );
   }
   if (local && !served(transport)) {
     const what = TRANSPORTS[transport].local ? `${featureNames(features, 'and')} over ${transport}` : transport;
-    throw new ToolkitError(`${what} is not served by the local hub yet (a real IoT Hub serves it): use --transport ${orList(usable)}.`, ExitCode.usage);
+    throw new ToolkitError(
+      `${what} is not served by the local hub yet (a real IoT Hub serves it): use --transport ${orList(usable)}.`,
+      ExitCode.usage,
+    );
   }
 }
 
 /** The features in words: 'direct methods or device twins'. */
 export function featureNames(features: readonly DeviceFeature[], joiner = 'or'): string {
-  return orList(features.map((f) => FEATURE_NAMES[f]), joiner);
+  return orList(
+    features.map((f) => FEATURE_NAMES[f]),
+    joiner,
+  );
 }
 
 function orList(names: string[], joiner = 'or'): string {
@@ -185,7 +199,13 @@ export async function openClient(client: DeviceClient, what: string, signal?: Ab
   let onAbort = () => {};
   const cut = new Promise<boolean>((resolve, reject) => {
     timer = setTimeout(
-      () => reject(new ToolkitError(`${what}: not connected within ${OPEN_TIMEOUT_MS / 1000} s: the hub is busy or unreachable; try again shortly.`, ExitCode.unavailable)),
+      () =>
+        reject(
+          new ToolkitError(
+            `${what}: not connected within ${OPEN_TIMEOUT_MS / 1000} s: the hub is busy or unreachable; try again shortly.`,
+            ExitCode.unavailable,
+          ),
+        ),
       OPEN_TIMEOUT_MS,
     );
     onAbort = () => resolve(false);

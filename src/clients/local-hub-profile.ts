@@ -101,8 +101,13 @@ export function runningHubs(): LocalHubProfile[] {
 function readProfile(path: string): LocalHubProfile | undefined {
   try {
     const profile = JSON.parse(readFileSync(path, 'utf8')) as LocalHubProfile;
-    const valid = typeof profile.pid === 'number' && typeof profile.port === 'number' && typeof profile.hostName === 'string' &&
-      typeof profile.caFile === 'string' && typeof profile.serviceConnectionString === 'string' && typeof profile.startedAt === 'string';
+    const valid =
+      typeof profile.pid === 'number' &&
+      typeof profile.port === 'number' &&
+      typeof profile.hostName === 'string' &&
+      typeof profile.caFile === 'string' &&
+      typeof profile.serviceConnectionString === 'string' &&
+      typeof profile.startedAt === 'string';
     return valid ? profile : undefined;
   } catch {
     return undefined;
@@ -134,7 +139,10 @@ export function selectedHub(): LocalHubProfile | undefined {
     );
   }
   if (hubs.length > 1) {
-    throw new ToolkitError(`${hubs.length} local hubs are running: ${describeHubs(hubs)}. Pass --hub <data dir> (or the pid of one in memory) to pick one.`, ExitCode.usage);
+    throw new ToolkitError(
+      `${hubs.length} local hubs are running: ${describeHubs(hubs)}. Pass --hub <data dir> (or the pid of one in memory) to pick one.`,
+      ExitCode.usage,
+    );
   }
   return hubs[0];
 }

@@ -31,7 +31,8 @@ export function restApiClient(connection: ServiceConnection) {
   if (local) {
     const agent = hubAgent(connection.transport);
     const setOptions = client.setOptions.bind(client);
-    client.setOptions = (options: { http?: object }) => setOptions({ ...options, ca: connection.transport.ca, http: { ...options.http, agent } });
+    client.setOptions = (options: { http?: object }) =>
+      setOptions({ ...options, ca: connection.transport.ca, http: { ...options.http, agent } });
     client.setOptions({});
   }
   return { client, config };
@@ -39,7 +40,10 @@ export function restApiClient(connection: ServiceConnection) {
 
 export function createRegistry(connection: ServiceConnection): iothub.Registry {
   const { client, config } = restApiClient(connection);
-  return new Registry(config as unknown as ConstructorParameters<typeof Registry>[0], client as unknown as ConstructorParameters<typeof Registry>[1]);
+  return new Registry(
+    config as unknown as ConstructorParameters<typeof Registry>[0],
+    client as unknown as ConstructorParameters<typeof Registry>[1],
+  );
 }
 
 /** azure-iothub's JobClient (scheduled jobs over REST), on the same REST client as the registry. */
@@ -62,14 +66,20 @@ export type ServiceProtocol = 'amqp' | 'amqpWs';
  */
 export function createServiceClient(connection: ServiceConnection, protocol: ServiceProtocol = 'amqp'): iothub.Client {
   const { Client } = require('azure-iothub/dist/client.js') as Pick<typeof iothub, 'Client'>;
-  const Transport = protocol === 'amqpWs'
-    ? (require('azure-iothub/dist/amqp_ws.js') as Pick<typeof iothub, 'AmqpWs'>).AmqpWs
-    : (require('azure-iothub/dist/amqp.js') as Pick<typeof iothub, 'Amqp'>).Amqp;
+  const Transport =
+    protocol === 'amqpWs'
+      ? (require('azure-iothub/dist/amqp_ws.js') as Pick<typeof iothub, 'AmqpWs'>).AmqpWs
+      : (require('azure-iothub/dist/amqp.js') as Pick<typeof iothub, 'Amqp'>).Amqp;
   const { client, config } = restApiClient(connection);
   // The AMQP transport renews its own token; it gets one from the key, as Client.fromConnectionString makes it.
   const amqpConfig = {
     ...config,
-    sharedAccessSignature: SharedAccessSignature.create(connection.hostName, connection.keyName, connection.key, Math.ceil(Date.now() / 1000) + 3600),
+    sharedAccessSignature: SharedAccessSignature.create(
+      connection.hostName,
+      connection.keyName,
+      connection.key,
+      Math.ceil(Date.now() / 1000) + 3600,
+    ),
   };
   const transport = new Transport(amqpConfig as unknown as ConstructorParameters<typeof Transport>[0]);
   if (connection.transport.port !== undefined || connection.transport.ca !== undefined) pointAmqpAtHub(transport, connection.transport);

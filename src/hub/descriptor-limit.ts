@@ -19,14 +19,22 @@ export function readDescriptorLimits(): DescriptorLimits | undefined {
   if (process.platform === 'win32') return undefined;
   try {
     // Linux: "Max open files            1024                 4096                 files"
-    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
-    const [soft, hard] = line?.trim().split(/\s{2,}/).slice(1, 3) ?? [];
+    const line = readFileSync('/proc/self/limits', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'));
+    const [soft, hard] =
+      line
+        ?.trim()
+        .split(/\s{2,}/)
+        .slice(1, 3) ?? [];
     if (soft && hard) return { soft: limitValue(soft), hard: limitValue(hard) };
   } catch {
     // no /proc (macOS, BSD): a shell started from here inherits the limits and prints them
   }
   try {
-    const [soft, hard] = execFileSync('sh', ['-c', 'ulimit -Sn; ulimit -Hn'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n');
+    const [soft, hard] = execFileSync('sh', ['-c', 'ulimit -Sn; ulimit -Hn'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+      .trim()
+      .split('\n');
     if (soft && hard) return { soft: limitValue(soft), hard: limitValue(hard) };
   } catch {
     // no shell: nothing more to learn
@@ -50,7 +58,10 @@ export function raiseDescriptorLimit(log: HubLog): number | undefined {
     execFileSync('prlimit', ['--pid', String(process.pid), `--nofile=${hard}:${hard}`], { stdio: 'ignore' });
   } catch (error) {
     const why = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'prlimit (util-linux) is not installed' : 'prlimit refused';
-    log.info('hub', `the descriptor limit stays at ${limits.soft} (the hard limit is ${hard}): ${why}; run \`ulimit -n ${hard}\` before starting the hub to raise it`);
+    log.info(
+      'hub',
+      `the descriptor limit stays at ${limits.soft} (the hard limit is ${hard}): ${why}; run \`ulimit -n ${hard}\` before starting the hub to raise it`,
+    );
     return limits.soft;
   }
   const raised = readDescriptorLimits()?.soft ?? limits.soft;

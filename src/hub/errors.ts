@@ -49,10 +49,14 @@ export const hubErrors = {
   jobNotFound: (id: string) => new HubError(404, 404002, 'JobNotFound', `Job ${id} not found.`),
   notFound: (m: string) => new HubError(404, 404000, 'NotFound', m),
   methodNotAllowed: (m: string) => new HubError(405, 405000, 'MethodNotAllowed', m),
-  deviceAlreadyExists: (id: string) =>
-    new HubError(409, 409001, 'DeviceAlreadyExists', `A device with ID '${id}' is already registered.`),
+  deviceAlreadyExists: (id: string) => new HubError(409, 409001, 'DeviceAlreadyExists', `A device with ID '${id}' is already registered.`),
   moduleAlreadyExists: (deviceId: string, moduleId: string) =>
-    new HubError(409, 409301, 'ModuleAlreadyExistsOnDevice', `A module with ID '${moduleId}' is already registered on device '${deviceId}'.`),
+    new HubError(
+      409,
+      409301,
+      'ModuleAlreadyExistsOnDevice',
+      `A module with ID '${moduleId}' is already registered on device '${deviceId}'.`,
+    ),
   // Automatic device configurations. The names are IoT Hub's (azure-iothub's ErrorCode list); IoT Hub
   // publishes no numbers for them, so these follow its grouping (4xx, then a sequence).
   configurationNotFound: (id: string) => new HubError(404, 404301, 'ConfigurationNotFound', `Configuration '${id}' not found.`),
@@ -61,7 +65,12 @@ export const hubErrors = {
   invalidConfigurationTargetCondition: (m: string) => new HubError(400, 400301, 'InvalidConfigurationTargetCondition', m),
   invalidConfigurationContent: (m: string) => new HubError(400, 400302, 'InvalidConfigurationContent', m),
   cannotModifyImmutableConfigurationContent: (id: string) =>
-    new HubError(400, 400303, 'CannotModifyImmutableConfigurationContent', `The content of configuration '${id}' cannot be changed; create a new configuration instead.`),
+    new HubError(
+      400,
+      400303,
+      'CannotModifyImmutableConfigurationContent',
+      `The content of configuration '${id}' cannot be changed; create a new configuration instead.`,
+    ),
   invalidConfigurationCustomMetricsQuery: (m: string) => new HubError(400, 400304, 'InvalidConfigurationCustomMetricsQuery', m),
   configurationCountLimitExceeded: (limit: number) =>
     new HubError(413, 413004, 'ConfigurationCountLimitExceeded', `The hub holds its maximum of ${limit} configurations; delete one first.`),

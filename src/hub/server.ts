@@ -158,17 +158,25 @@ export class LocalHub {
 
     // Automatic configurations follow every twin: a new one, a changed one (tags, reported).
     const twinSource = twinQuerySource(this.registry, this.twins, () => this.jobs);
-    this.configurations = new Configurations(configurationStore, this.twins, twinSource,
-      (key) => ({ ...this.twins.toDocument(key, twinIdentity(this.registry.get(key.deviceId, key.moduleId))) }), log);
+    this.configurations = new Configurations(
+      configurationStore,
+      this.twins,
+      twinSource,
+      (key) => ({ ...this.twins.toDocument(key, twinIdentity(this.registry.get(key.deviceId, key.moduleId))) }),
+      log,
+    );
     this.registry.on('created', (key) => this.configurations.reconcile(key));
     this.twins.on('changed', (key) => this.configurations.reconcile(key));
 
     // A deleted, disabled or re-keyed identity loses its connections, live or connecting, as soon as the
     // registry's change commits (before it is acknowledged); a disabled device takes its modules along.
-    const revoke = (why: string, withModules = false) => (key: IdentityKey) => {
-      const ended = this.mqtt.revoke(key, { withModules });
-      if (ended > 0) log.info('auth', `Closed ${ended} connection(s) of ${key.moduleId ? `${key.deviceId}/${key.moduleId}` : key.deviceId}: ${why}`);
-    };
+    const revoke =
+      (why: string, withModules = false) =>
+      (key: IdentityKey) => {
+        const ended = this.mqtt.revoke(key, { withModules });
+        if (ended > 0)
+          log.info('auth', `Closed ${ended} connection(s) of ${key.moduleId ? `${key.deviceId}/${key.moduleId}` : key.deviceId}: ${why}`);
+      };
     this.registry
       .on('deleted', revoke('the identity was deleted'))
       .on('rekeyed', revoke('its keys were changed'))
@@ -185,17 +193,22 @@ export class LocalHub {
     this.mqtt.use(new TelemetryTopics(this.eventLog, this.registry, throttle));
 
     this.importExport = new ImportExportJobs(new ImportExportJobStore(db), this.registry, this.twins, twinIdentity, log);
-    this.jobs = new ScheduledJobs(new JobStore(db), {
-      select: (filter) => {
-        const deviceIds: string[] = [];
-        for (const twin of this.twins.allDocuments('devices', (key) => twinIdentity(this.registry.get(key.deviceId)))) {
-          if (filter(twin)) deviceIds.push(twin.deviceId);
-        }
-        return deviceIds;
+    this.jobs = new ScheduledJobs(
+      new JobStore(db),
+      {
+        select: (filter) => {
+          const deviceIds: string[] = [];
+          for (const twin of this.twins.allDocuments('devices', (key) => twinIdentity(this.registry.get(key.deviceId)))) {
+            if (filter(twin)) deviceIds.push(twin.deviceId);
+          }
+          return deviceIds;
+        },
+        invokeMethod: (deviceId, invocation) => this.methods.invoke({ deviceId }, invocation),
+        updateTwin: (deviceId, patch) => void this.twins.patchFromService({ deviceId }, patch),
       },
-      invokeMethod: (deviceId, invocation) => this.methods.invoke({ deviceId }, invocation),
-      updateTwin: (deviceId, patch) => void this.twins.patchFromService({ deviceId }, patch),
-    }, log, { maxActiveJobs: activeJobLimit(throttle?.tier) });
+      log,
+      { maxActiveJobs: activeJobLimit(throttle?.tier) },
+    );
     this.c2d = new DeviceQueues(new C2dStore(db), this.registry, log);
     this.mqtt.use(new C2dTopics(this.c2d, this.mqtt));
 
@@ -214,18 +227,28 @@ export class LocalHub {
     this.dashboard = new Dashboard(this, rest);
     const devices = new HttpsGateway(this.auth, this.eventLog, this.registry, log, throttle);
     this.http = createHttpServer(
-      { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, maxHeaderSize: MAX_HEADER_BYTES, connectionsCheckingInterval: 1000 },
+      {
+        headersTimeout: HEADERS_TIMEOUT_MS,
+        requestTimeout: REQUEST_TIMEOUT_MS,
+        maxHeaderSize: MAX_HEADER_BYTES,
+        connectionsCheckingInterval: 1000,
+      },
       (req, res) =>
-        isDashboardRequest(req.url) ? this.dashboard.handle(req, res)
-        : isDeviceMessagingRequest(req.url) ? devices.handle(req, res)
-        : rest(req, res),
+        isDashboardRequest(req.url)
+          ? this.dashboard.handle(req, res)
+          : isDeviceMessagingRequest(req.url)
+            ? devices.handle(req, res)
+            : rest(req, res),
     );
     // The HTTP server never listens (it is handed sockets from the TLS port), but Node enforces
     // headersTimeout and requestTimeout only from its 'listening' handler on: start that checker.
     this.http.emit('listening');
     this.http.on('upgrade', (req, socket, head) => {
       if (!req.url?.startsWith('/$iothub/websocket')) return socket.destroy();
-      const amqp = (req.headers['sec-websocket-protocol'] ?? '').toLowerCase().split(/\s*,\s*/).includes(AMQP_WEBSOCKET_PROTOCOL);
+      const amqp = (req.headers['sec-websocket-protocol'] ?? '')
+        .toLowerCase()
+        .split(/\s*,\s*/)
+        .includes(AMQP_WEBSOCKET_PROTOCOL);
       this.wss.handleUpgrade(req, socket, head, (ws) => {
         if (amqp && this.serviceAmqp) this.serviceAmqp.accept(createWebSocketStream(ws), req.socket as Socket);
         else this.mqtt.handle(createWebSocketStream(ws), req);
@@ -257,7 +280,8 @@ export class LocalHub {
         hub = new LocalHub(db, tls, options.hostName ?? 'localhost', throttle, log, trustedCas);
       } catch (err) {
         db.close();
-        if (err instanceof DiskFullError) throw new DataDirError(`the disk holding ${dataDir} is full: free some space, then start the hub again`);
+        if (err instanceof DiskFullError)
+          throw new DataDirError(`the disk holding ${dataDir} is full: free some space, then start the hub again`);
         throw err;
       }
     } catch (err) {
@@ -307,8 +331,10 @@ export class LocalHub {
   eventHubConnectionString(policyName = 'service'): string {
     const policy = this.auth.policy(policyName);
     if (!policy) throw new Error(`No policy named ${policyName}`);
-    return `Endpoint=sb://localhost:${this.eventHubPort}/;SharedAccessKeyName=${policy.keyName};` +
-      `SharedAccessKey=${policy.primaryKey};EntityPath=${EVENT_HUB_NAME};UseDevelopmentEmulator=true`;
+    return (
+      `Endpoint=sb://localhost:${this.eventHubPort}/;SharedAccessKeyName=${policy.keyName};` +
+      `SharedAccessKey=${policy.primaryKey};EntityPath=${EVENT_HUB_NAME};UseDevelopmentEmulator=true`
+    );
   }
 
   /** The connection string of a shared access policy of this hub (iothubowner by default). */
@@ -354,11 +380,16 @@ export class LocalHub {
       unauthenticated,
       log: this.log,
     });
-    this.log.debug('hub', `descriptor limit ${descriptorLimit ?? 'unknown'}: at most ${unauthenticated.bound} connections may wait to authenticate`);
+    this.log.debug(
+      'hub',
+      `descriptor limit ${descriptorLimit ?? 'unknown'}: at most ${unauthenticated.bound} connections may wait to authenticate`,
+    );
     this.mqtt.on('connected', (session) => unauthenticated.authenticated(session.client.req?.socket ?? (session.client.conn as Socket)));
-    this.http.on('request', (req, res) => res.once('finish', () => {
-      if (res.statusCode < 400) unauthenticated.authenticated(req.socket);
-    }));
+    this.http.on('request', (req, res) =>
+      res.once('finish', () => {
+        if (res.statusCode < 400) unauthenticated.authenticated(req.socket);
+      }),
+    );
     const onSocket = (socket: TLSSocket) => {
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
@@ -381,8 +412,13 @@ export class LocalHub {
     // hub's CA and the trusted ones, so that a browser on the dashboard offers none of its user's
     // other certificates (the SDKs send theirs whatever the names).
     const tlsOptions = {
-      cert: this.tls.cert, key: this.tls.key, handshakeTimeout: HANDSHAKE_TIMEOUT_MS, noDelay: true,
-      requestCert: true, rejectUnauthorized: false, ca: [this.tls.ca, ...this.trustedCas.map((ca) => ca.toString())],
+      cert: this.tls.cert,
+      key: this.tls.key,
+      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+      noDelay: true,
+      requestCert: true,
+      rejectUnauthorized: false,
+      ca: [this.tls.ca, ...this.trustedCas.map((ca) => ca.toString())],
     };
     const serve = (server: TlsServer): void => {
       this.listeners.push(server);
@@ -394,11 +430,17 @@ export class LocalHub {
       });
       // A handshake that fails or times out only emits this: Node leaves the socket open.
       server.on('tlsClientError', (error: NodeJS.ErrnoException, socket) => {
-        if (error.code !== 'ECONNRESET') this.log.info('hub', `closed the TLS connection from ${socket.remoteAddress}:${socket.remotePort}: ${error.message}`);
+        if (error.code !== 'ECONNRESET')
+          this.log.info('hub', `closed the TLS connection from ${socket.remoteAddress}:${socket.remotePort}: ${error.message}`);
         socket.destroy();
       });
       // A failed accept (the descriptor limit reached) leaves the listener serving.
-      server.on('error', (error) => this.log.error('hub', `could not accept a connection on port ${(server.address() as { port?: number } | null)?.port}: ${error.message}`));
+      server.on('error', (error) =>
+        this.log.error(
+          'hub',
+          `could not accept a connection on port ${(server.address() as { port?: number } | null)?.port}: ${error.message}`,
+        ),
+      );
     };
     for (const port of ports) {
       const primary = createTlsServer(tlsOptions, onSocket);

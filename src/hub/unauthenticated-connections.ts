@@ -45,8 +45,11 @@ export class UnauthenticatedConnections {
     if (this.waiting.size >= this.bound) {
       const [oldestKey, oldest] = this.waiting.entries().next().value!;
       this.waiting.delete(oldestKey);
-      this.log.info('hub', `closed ${oldest.what}: it had not authenticated, and ${this.bound} connections waiting to ` +
-        'authenticate is the bound (the oldest makes room)');
+      this.log.info(
+        'hub',
+        `closed ${oldest.what}: it had not authenticated, and ${this.bound} connections waiting to ` +
+          'authenticate is the bound (the oldest makes room)',
+      );
       oldest.close();
     }
     this.waiting.set(key, { socket, what: `the ${listener} connection from ${socket.remoteAddress}:${socket.remotePort}`, close });

@@ -33,7 +33,12 @@ export function identityPath(root: 'devices' | 'twins', deviceId: string, module
 }
 
 /** A call to the hub's REST API, e.g. rest('PATCH', 'twins/myDevice', patch, { 'If-Match': '"AAAA"' }). */
-export function rest<T = unknown>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<RestResponse<T>> {
+export function rest<T = unknown>(
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<RestResponse<T>> {
   return call<T>(method, `/ui/api/rest/${path}`, body, headers);
 }
 

@@ -37,20 +37,48 @@ export function lineChart(series: Series[], label: string): HTMLElement {
     return `${s.name}: latest ${exact(values.at(-1)!)}, from ${exact(Math.min(...values))} to ${exact(Math.max(...values))} over ${s.points.length} messages`;
   });
 
-  const chart = svg('svg', { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, class: 'chart', role: 'img', 'aria-label': `${label}. ${summary.join('. ')}.` },
-    ...grid.map((v) => svg('g', { class: 'grid' },
-      svg('line', { x1: MARGIN.left, x2: WIDTH - MARGIN.right, y1: y(v), y2: y(v) }),
-      svg('text', { x: MARGIN.left - 8, y: y(v) + 4, 'text-anchor': 'end' }, format(v)),
-    )),
+  const chart = svg(
+    'svg',
+    { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, class: 'chart', role: 'img', 'aria-label': `${label}. ${summary.join('. ')}.` },
+    ...grid.map((v) =>
+      svg(
+        'g',
+        { class: 'grid' },
+        svg('line', { x1: MARGIN.left, x2: WIDTH - MARGIN.right, y1: y(v), y2: y(v) }),
+        svg('text', { x: MARGIN.left - 8, y: y(v) + 4, 'text-anchor': 'end' }, format(v)),
+      ),
+    ),
     ...[t0, (t0 + t1) / 2, t1].map((t, i) =>
-      svg('text', { class: 'axis-time', x: x(t), y: HEIGHT - 8, 'text-anchor': ['start', 'middle', 'end'][i] }, new Date(t).toLocaleTimeString(undefined, { hour12: false }))),
-    ...shown.map((s, i) => svg('g', { class: `series series-${i % 6}`, 'data-series': s.name },
-      svg('polyline', { points: s.points.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(' ') }),
-      ...(s.points.length <= MAX_MARKED_POINTS ? s.points.map(([t, v]) => svg('circle', { cx: x(t).toFixed(1), cy: y(v).toFixed(1), r: 3 })) : []),
-    )),
+      svg(
+        'text',
+        { class: 'axis-time', x: x(t), y: HEIGHT - 8, 'text-anchor': ['start', 'middle', 'end'][i] },
+        new Date(t).toLocaleTimeString(undefined, { hour12: false }),
+      ),
+    ),
+    ...shown.map((s, i) =>
+      svg(
+        'g',
+        { class: `series series-${i % 6}`, 'data-series': s.name },
+        svg('polyline', { points: s.points.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(' ') }),
+        ...(s.points.length <= MAX_MARKED_POINTS
+          ? s.points.map(([t, v]) => svg('circle', { cx: x(t).toFixed(1), cy: y(v).toFixed(1), r: 3 }))
+          : []),
+      ),
+    ),
   );
-  const legend = h('ul', { class: 'legend' }, ...shown.map((s, i) =>
-    h('li', { class: `series-${i % 6}` }, h('span', { class: 'swatch', 'aria-hidden': 'true' }), `${s.name} `, h('strong', {}, exact(s.points.at(-1)![1])))));
+  const legend = h(
+    'ul',
+    { class: 'legend' },
+    ...shown.map((s, i) =>
+      h(
+        'li',
+        { class: `series-${i % 6}` },
+        h('span', { class: 'swatch', 'aria-hidden': 'true' }),
+        `${s.name} `,
+        h('strong', {}, exact(s.points.at(-1)![1])),
+      ),
+    ),
+  );
   return h('div', { class: 'chart-box' }, chart, legend);
 }
 

@@ -46,7 +46,10 @@ try {
   await page.getByLabel('Patch of properties.desired (JSON)').fill('{"telemetryInterval": 122}');
   await page.getByRole('button', { name: 'Apply patch' }).click();
   await twinPatches.waitFor((line) => line.event === 'patch');
-  await page.getByRole('row', { name: /telemetryInterval/ }).first().waitFor();
+  await page
+    .getByRole('row', { name: /telemetryInterval/ })
+    .first()
+    .waitFor();
   await shot(page, 'twin');
 
   await page.getByRole('link', { name: 'Direct method' }).click();

@@ -52,14 +52,23 @@ export function audience(port: number, path: string): string {
 }
 
 /** Opens a reader with no credit; `messages` fills as the hub sends. */
-export function reader(connection: Connection, address: string, filter?: string, desiredCapabilities?: string[], properties?: Record<string, unknown>) {
+export function reader(
+  connection: Connection,
+  address: string,
+  filter?: string,
+  desiredCapabilities?: string[],
+  properties?: Record<string, unknown>,
+) {
   const messages: Message[] = [];
   const link: Receiver = connection.open_receiver({
     source: {
       address,
-      filter: filter === undefined ? undefined : {
-        'apache.org:selector-filter:string': rhea.types.wrap_described(filter, 0x468c00000004),
-      },
+      filter:
+        filter === undefined
+          ? undefined
+          : {
+              'apache.org:selector-filter:string': rhea.types.wrap_described(filter, 0x468c00000004),
+            },
     },
     credit_window: 0,
     autoaccept: true,

@@ -2,7 +2,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { rmSync } from 'node:fs';
 import {
-  BlobServiceClient, ContainerSASPermissions, generateBlobSASQueryParameters, StorageSharedKeyCredential, type ContainerClient,
+  BlobServiceClient,
+  ContainerSASPermissions,
+  generateBlobSASQueryParameters,
+  StorageSharedKeyCredential,
+  type ContainerClient,
 } from '@azure/storage-blob';
 import { tempDir } from './hub.js';
 
@@ -22,9 +26,13 @@ export interface Azurite {
 export async function startAzurite(): Promise<Azurite> {
   const location = tempDir('iothub-tut-azurite-');
   const main = createRequire(import.meta.url).resolve('azurite/dist/src/blob/main.js');
-  const child = spawn(process.execPath, [main, '--blobHost', '127.0.0.1', '--blobPort', '0', '--location', location, '--silent', '--skipApiVersionCheck'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [main, '--blobHost', '127.0.0.1', '--blobPort', '0', '--location', location, '--silent', '--skipApiVersionCheck'],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let url: string;
   try {
     url = await listeningUrl(child);

@@ -15,7 +15,12 @@ export interface CliResult {
 }
 
 /** Runs the CLI as a user would, in a scratch IOTHUB_TUT_HOME unless env says otherwise. */
-export async function runCli(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 60_000, cwd?: string): Promise<CliResult> {
+export async function runCli(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  timeoutMs = 60_000,
+  cwd?: string,
+): Promise<CliResult> {
   const child = spawn(process.execPath, [BIN, ...args], { env: cliEnv(env), cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -61,7 +66,8 @@ export class CliProcess {
     for (;;) {
       const found = this.lines.find(predicate);
       if (found !== undefined) return found as T;
-      if (this.child.exitCode !== null) throw new Error(`process exited (${this.child.exitCode}) before the expected line; stderr: ${this.stderr}`);
+      if (this.child.exitCode !== null)
+        throw new Error(`process exited (${this.child.exitCode}) before the expected line; stderr: ${this.stderr}`);
       if (Date.now() > deadline) throw new Error(`timed out waiting for a line; got ${JSON.stringify(this.lines)}; stderr: ${this.stderr}`);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, 250);
@@ -89,7 +95,11 @@ export class CliProcess {
 
 /** The --json lines of a finished command. */
 export function jsonLines(stdout: string): any[] {
-  return stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line));
+  return stdout
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line));
 }
 
 /** Terminal 1 of the tutorials: `hub start` as a subprocess, with its own scratch IOTHUB_TUT_HOME. */

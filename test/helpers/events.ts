@@ -2,12 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  EventHubConsumerClient,
-  type EventPosition,
-  type ReceivedEventData,
-  type SubscribeOptions,
-} from '@azure/event-hubs';
+import { EventHubConsumerClient, type EventPosition, type ReceivedEventData, type SubscribeOptions } from '@azure/event-hubs';
 import { startEventHubEndpoint, type EventHubEndpoint } from '../../src/hub/events/amqp-endpoint.js';
 import { EventLog, type D2CMessage, type EventLogOptions } from '../../src/hub/events/event-log.js';
 import type { VerifyToken } from '../../src/hub/events/cbs.js';
@@ -27,10 +22,15 @@ export function verifyEventHubsSas(expectedKeyName: string, sharedKey: string): 
   return (token, audience) => {
     const prefix = 'SharedAccessSignature ';
     if (!token.startsWith(prefix)) return false;
-    const fields = new Map(token.slice(prefix.length).split('&').map((pair) => {
-      const at = pair.indexOf('=');
-      return [pair.slice(0, at), pair.slice(at + 1)] as [string, string];
-    }));
+    const fields = new Map(
+      token
+        .slice(prefix.length)
+        .split('&')
+        .map((pair) => {
+          const at = pair.indexOf('=');
+          return [pair.slice(0, at), pair.slice(at + 1)] as [string, string];
+        }),
+    );
     const [sr, sig, se, skn] = ['sr', 'sig', 'se', 'skn'].map((name) => fields.get(name));
     if (!sr || !sig || !se || !skn) return false;
     if (decodeURIComponent(skn) !== expectedKeyName) return false;
@@ -38,7 +38,9 @@ export function verifyEventHubsSas(expectedKeyName: string, sharedKey: string): 
     const resource = decodeURIComponent(sr).toLowerCase().replace(/\/+$/, '');
     const wanted = audience.toLowerCase().replace(/\/+$/, '');
     if (wanted !== resource && !wanted.startsWith(`${resource}/`)) return false;
-    const expected = createHmac('sha256', sharedKey).update(`${encodeURIComponent(decodeURIComponent(sr))}\n${se}`).digest();
+    const expected = createHmac('sha256', sharedKey)
+      .update(`${encodeURIComponent(decodeURIComponent(sr))}\n${se}`)
+      .digest();
     const given = Buffer.from(decodeURIComponent(sig), 'base64');
     return given.length === expected.length && timingSafeEqual(given, expected);
   };
@@ -57,7 +59,9 @@ export interface TestHub {
   dispose(): Promise<void>;
 }
 
-export async function startTestHub(options: EventLogOptions & { dir?: string; consumerGroups?: string[]; idleTimeOutMs?: number } = {}): Promise<TestHub> {
+export async function startTestHub(
+  options: EventLogOptions & { dir?: string; consumerGroups?: string[]; idleTimeOutMs?: number } = {},
+): Promise<TestHub> {
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'iothub-events-'));
   const dbPath = join(dir, 'hub.db');
   const db = openDatabase(dbPath);
@@ -160,9 +164,8 @@ export function collect(
     },
   };
   const subscribeOptions: SubscribeOptions = { startPosition, maxBatchSize: 100, maxWaitTimeInSeconds: 1, ...options };
-  const subscription = partitionId === undefined
-    ? client.subscribe(handlers, subscribeOptions)
-    : client.subscribe(partitionId, handlers, subscribeOptions);
+  const subscription =
+    partitionId === undefined ? client.subscribe(handlers, subscribeOptions) : client.subscribe(partitionId, handlers, subscribeOptions);
   return {
     events,
     errors,

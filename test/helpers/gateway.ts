@@ -31,8 +31,12 @@ export async function memoryGateway(): Promise<MemoryGateway> {
   const db = openDatabase(':memory:');
   const identities = new IdentityStore(db);
   const lines: string[] = [];
-  const gateway = new MqttGateway(new Authenticator('localhost', identities), new SessionStore(db), undefined,
-    createLog('debug', (line) => lines.push(line)));
+  const gateway = new MqttGateway(
+    new Authenticator('localhost', identities),
+    new SessionStore(db),
+    undefined,
+    createLog('debug', (line) => lines.push(line)),
+  );
   await gateway.start();
   const clients: mqtt.MqttClient[] = [];
   return {
@@ -42,7 +46,14 @@ export async function memoryGateway(): Promise<MemoryGateway> {
     connect(clientId, username, password) {
       const [hubSide, clientSide] = duplexPair();
       gateway.handle(hubSide);
-      const client = new mqtt.MqttClient(() => clientSide, { clientId, username, password, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 10_000 });
+      const client = new mqtt.MqttClient(() => clientSide, {
+        clientId,
+        username,
+        password,
+        protocolVersion: 4,
+        reconnectPeriod: 0,
+        connectTimeout: 10_000,
+      });
       clients.push(client);
       return connackOf(client);
     },

@@ -6,13 +6,15 @@ import { createLog } from '../../src/hub/log.js';
 // stderr. Prints one JSON line with what clients need, and stops on SIGTERM.
 
 const hub = await LocalHub.start({ inMemory: true, port: 0, eventHubPort: 0, log: createLog('info') });
-process.stdout.write(`${JSON.stringify({
-  port: hub.port,
-  eventHubPort: hub.eventHubPort,
-  ca: hub.tls.ca,
-  serviceConnectionString: hub.serviceConnectionString(),
-  eventHubConnectionString: hub.eventHubConnectionString(),
-})}\n`);
+process.stdout.write(
+  `${JSON.stringify({
+    port: hub.port,
+    eventHubPort: hub.eventHubPort,
+    ca: hub.tls.ca,
+    serviceConnectionString: hub.serviceConnectionString(),
+    eventHubConnectionString: hub.eventHubConnectionString(),
+  })}\n`,
+);
 process.once('SIGTERM', () => {
   void hub.stop().then(() => process.exit(0));
 });

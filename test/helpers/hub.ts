@@ -24,7 +24,8 @@ export function tempDir(prefix = 'iothub-tut-test-'): string {
 export async function startTestHub(options: HubOptions = {}): Promise<TestHub> {
   const dataDir = options.dataDir ?? tempDir();
   const hub = await LocalHub.start({ port: 0, eventHubPort: 0, ...options, dataDir });
-  const connectionFor = (policy: string): ServiceConnection => parseConnection('service', hub.serviceConnectionString(policy), { ca: hub.tls.ca, port: hub.port });
+  const connectionFor = (policy: string): ServiceConnection =>
+    parseConnection('service', hub.serviceConnectionString(policy), { ca: hub.tls.ca, port: hub.port });
   let stopped = false;
   const stop = async () => {
     if (!stopped) await hub.stop();
@@ -49,16 +50,23 @@ export async function startTestHub(options: HubOptions = {}): Promise<TestHub> {
  * an undefined value leaves that header out.
  */
 export function restCall(
-  t: TestHub, method: string, path: string, authorization?: string, body?: string | Buffer,
+  t: TestHub,
+  method: string,
+  path: string,
+  authorization?: string,
+  body?: string | Buffer,
   options: { agent?: Agent; headers?: Record<string, string | undefined> } = {},
 ): Promise<{ status: number; body: any }> {
   return new Promise((resolve, reject) => {
     const all = { 'Content-Type': 'application/json', ...(authorization ? { Authorization: authorization } : {}), ...options.headers };
     const headers = Object.fromEntries(Object.entries(all).filter((entry): entry is [string, string] => entry[1] !== undefined));
-    const req = request({ host: '127.0.0.1', port: t.hub.port, method, path, ca: t.hub.tls.ca, servername: 'localhost', headers, agent: options.agent }, (res) => {
-      let text = '';
-      res.on('data', (c) => (text += c)).on('end', () => resolve({ status: res.statusCode!, body: text ? JSON.parse(text) : undefined }));
-    });
+    const req = request(
+      { host: '127.0.0.1', port: t.hub.port, method, path, ca: t.hub.tls.ca, servername: 'localhost', headers, agent: options.agent },
+      (res) => {
+        let text = '';
+        res.on('data', (c) => (text += c)).on('end', () => resolve({ status: res.statusCode!, body: text ? JSON.parse(text) : undefined }));
+      },
+    );
     req.on('error', reject).end(body);
   });
 }

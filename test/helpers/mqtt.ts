@@ -39,13 +39,26 @@ export function connackOf(client: mqtt.MqttClient): Promise<mqtt.MqttClient | nu
 }
 
 /** A raw MQTT 3.1.1 client, connecting (not awaited), over TLS or, with webSocket, over WebSockets on IoT Hub's path. */
-export function rawClient(hub: HubAddress, identity: RawIdentity, password: string, options: { webSocket?: boolean } = {}): mqtt.MqttClient {
+export function rawClient(
+  hub: HubAddress,
+  identity: RawIdentity,
+  password: string,
+  options: { webSocket?: boolean } = {},
+): mqtt.MqttClient {
   const clientId = identity.moduleId ? `${identity.deviceId}/${identity.moduleId}` : identity.deviceId;
   return mqtt.connect({
-    protocol: options.webSocket ? 'wss' : 'mqtts', path: '/$iothub/websocket', // the path serves WebSockets only
-    host: '127.0.0.1', port: hub.port, ca: hub.tls.ca, servername: 'localhost',
-    clientId, username: `localhost/${clientId}/?api-version=2021-04-12`, password, protocolVersion: 4,
-    reconnectPeriod: 0, connectTimeout: 30_000,
+    protocol: options.webSocket ? 'wss' : 'mqtts',
+    path: '/$iothub/websocket', // the path serves WebSockets only
+    host: '127.0.0.1',
+    port: hub.port,
+    ca: hub.tls.ca,
+    servername: 'localhost',
+    clientId,
+    username: `localhost/${clientId}/?api-version=2021-04-12`,
+    password,
+    protocolVersion: 4,
+    reconnectPeriod: 0,
+    connectTimeout: 30_000,
   } as mqtt.IClientOptions);
 }
 
@@ -63,5 +76,7 @@ export function closed(client: mqtt.MqttClient, timeoutMs = 30_000): Promise<voi
 
 /** Subscribes at `qos`; resolves with the QoS granted to each filter. */
 export function subscribe(client: mqtt.MqttClient, filters: string[], qos: mqtt.QoS = 0): Promise<number[]> {
-  return new Promise((resolve, reject) => client.subscribe(filters, { qos }, (err, granted) => (err ? reject(err) : resolve(granted.map((g) => g.qos)))));
+  return new Promise((resolve, reject) =>
+    client.subscribe(filters, { qos }, (err, granted) => (err ? reject(err) : resolve(granted.map((g) => g.qos)))),
+  );
 }

@@ -14,4 +14,3 @@ const lookup = dns.lookup;
   const err = Object.assign(new Error(`getaddrinfo ${code} ${hostname}`), { code, syscall: 'getaddrinfo', hostname });
   process.nextTick(done, err);
 };
-

@@ -17,7 +17,10 @@ async function app(serviceConnectionString: string): Promise<object> {
   const host = /HostName=([^;]+)/.exec(serviceConnectionString)![1];
   const deviceConnectionString = `HostName=${host};DeviceId=unchanged-app;SharedAccessKey=${created.authentication.symmetricKey.primaryKey}`;
   const opened: string[] = [];
-  for (const [name, Transport] of [['mqtt', mqttTransport.Mqtt], ['mqttws', mqttTransport.MqttWs]] as const) {
+  for (const [name, Transport] of [
+    ['mqtt', mqttTransport.Mqtt],
+    ['mqttws', mqttTransport.MqttWs],
+  ] as const) {
     const client = deviceSdk.Client.fromConnectionString(deviceConnectionString, Transport);
     await client.setOptions({ modelId: 'dtmi:com:example:Thermostat;1' });
     await client.open();
@@ -26,16 +29,20 @@ async function app(serviceConnectionString: string): Promise<object> {
     await client.close();
   }
   const twin: any = (await registry.getTwin('unchanged-app')).responseBody;
-  const digitalTwin: any = await new iothub.DigitalTwinClient(new iothub.IoTHubTokenCredentials(serviceConnectionString)).getDigitalTwin('unchanged-app');
+  const digitalTwin: any = await new iothub.DigitalTwinClient(new iothub.IoTHubTokenCredentials(serviceConnectionString)).getDigitalTwin(
+    'unchanged-app',
+  );
   return { opened, modelId: twin.modelId, model: digitalTwin.$metadata?.$model };
 }
 
 async function driver(): Promise<object> {
   const hub = new CliProcess(['hub', 'start', '--standard-ports', '--in-memory', '--amqp-port', '0', '--json', '--show-secrets']);
   try {
-    const started = await hub.waitFor((line) => line?.event === 'started', 60_000).catch((err) => {
-      throw new Error(`${err.message}: ${hub.stderr}`);
-    });
+    const started = await hub
+      .waitFor((line) => line?.event === 'started', 60_000)
+      .catch((err) => {
+        throw new Error(`${err.message}: ${hub.stderr}`);
+      });
     // The toolkit's own commands: REST (443), MQTT (8883) and MQTT over WebSockets (443), with no port of their own.
     const toolkit = { code: 0 as number | null, stderr: '' };
     for (const args of [['create-device'], ['send-telemetry', '--count', '1'], ['send-telemetry', '--count', '1', '--websocket']]) {

@@ -23,7 +23,9 @@ export function mountSmallDisk(megabytes: number): SmallDisk | string {
     execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${megabytes}m,mode=0700`, 'tmpfs', dir], { stdio: 'pipe' });
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
-    const reason = String((err as { stderr?: Buffer }).stderr ?? (err as Error).message).trim().split('\n')[0];
+    const reason = String((err as { stderr?: Buffer }).stderr ?? (err as Error).message)
+      .trim()
+      .split('\n')[0];
     return `cannot mount a tmpfs to fill (${reason || 'mount failed'})`;
   }
   const filler = join(dir, 'filler');

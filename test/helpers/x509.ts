@@ -34,9 +34,18 @@ export function makeCertificate(options: {
   cert.setSubject(subject);
   const issuer = options.issuer && forge.pki.certificateFromPem(options.issuer.cert);
   cert.setIssuer(issuer ? issuer.subject.attributes : subject);
-  cert.setExtensions(options.isCa
-    ? [{ name: 'basicConstraints', cA: true, critical: true }, { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true }]
-    : [{ name: 'basicConstraints', cA: false }, { name: 'keyUsage', digitalSignature: true, keyEncipherment: true }, { name: 'extKeyUsage', clientAuth: true }]);
+  cert.setExtensions(
+    options.isCa
+      ? [
+          { name: 'basicConstraints', cA: true, critical: true },
+          { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true },
+        ]
+      : [
+          { name: 'basicConstraints', cA: false },
+          { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
+          { name: 'extKeyUsage', clientAuth: true },
+        ],
+  );
   cert.sign(options.issuer ? forge.pki.privateKeyFromPem(options.issuer.key) : key, forge.md.sha256.create());
   const der = Buffer.from(forge.asn1.toDer(forge.pki.certificateToAsn1(cert)).getBytes(), 'binary');
   const thumbprint = (algorithm: string) => createHash(algorithm).update(der).digest('hex').toUpperCase();

@@ -88,7 +88,8 @@ export class AmqpConnections {
 
   constructor(private readonly options: AmqpConnectionsOptions) {
     this.maxFrameBytes = options.maxFrameBytes ?? defaultMaxFrameBytes;
-    this.connectionOptions = { // a server's: no host to dial
+    this.connectionOptions = {
+      // a server's: no host to dial
       max_frame_size: this.maxFrameBytes,
       idle_time_out: options.idleTimeOutMs ?? defaultIdleTimeOutMs,
       ...(options.receiverOptions ? { receiver_options: options.receiverOptions } : {}),
@@ -172,8 +173,14 @@ export class AmqpConnections {
       const refusal = state.guard.feed(chunk);
       if (refusal) this.closeConnection(connection, state, { condition: 'amqp:connection:framing-error', description: refusal });
     });
-    this.options.unauthenticated.admit(peer, this.options.listener, () => this.closeConnection(connection, state,
-      { condition: 'amqp:resource-limit-exceeded', description: 'Too many connections are waiting to authenticate.' }, true));
+    this.options.unauthenticated.admit(peer, this.options.listener, () =>
+      this.closeConnection(
+        connection,
+        state,
+        { condition: 'amqp:resource-limit-exceeded', description: 'Too many connections are waiting to authenticate.' },
+        true,
+      ),
+    );
     (connection as unknown as { accept(stream: Duplex): void }).accept(stream);
   }
 
@@ -195,7 +202,11 @@ export class AmqpConnections {
   closeConnection(connection: Connection, state: AmqpConnectionState, error: AmqpError, logged = false): void {
     if (state.closing) return;
     state.closing = true;
-    if (!logged) this.options.log.info('amqp', `closed the ${this.options.listener} connection from ${state.peer.remoteAddress}:${state.peer.remotePort}: ${error.description}`);
+    if (!logged)
+      this.options.log.info(
+        'amqp',
+        `closed the ${this.options.listener} connection from ${state.peer.remoteAddress}:${state.peer.remotePort}: ${error.description}`,
+      );
     // Nothing more is read from it (rhea would buffer what follows a frame the guard refused).
     state.stream.pause();
     // rhea learns of the end from the stream's error, and stops its timers.

@@ -8,8 +8,16 @@ import { chainsTo, commonName, isValidAt, thumbprints } from './client-certifica
 
 /** Why a device's connect was refused; the MQTT gateway maps each to IoT Hub's CONNACK code. */
 export type DeviceAuthFailure =
-  | 'malformed' | 'expired' | 'wrongAudience' | 'badSignature' | 'unknownIdentity' | 'disabled'
-  | 'notCertificateIdentity' | 'thumbprintMismatch' | 'untrustedCertificate' | 'wrongCommonName';
+  | 'malformed'
+  | 'expired'
+  | 'wrongAudience'
+  | 'badSignature'
+  | 'unknownIdentity'
+  | 'disabled'
+  | 'notCertificateIdentity'
+  | 'thumbprintMismatch'
+  | 'untrustedCertificate'
+  | 'wrongCommonName';
 
 /**
  * Checks every SAS token the hub receives: signature, expiry, audience, and the policy's rights.
@@ -51,7 +59,9 @@ export class Authenticator {
     const policy = this.checkServiceToken(token);
     const resource = [this.hostName, ...uriResource(path.replace(/^\/+/, ''))];
     if (!reach(token.resource, resource)) {
-      throw hubErrors.unauthorized(`The SharedAccessSignature is scoped to '${token.resource}', which does not cover '${resource.join('/')}'`);
+      throw hubErrors.unauthorized(
+        `The SharedAccessSignature is scoped to '${token.resource}', which does not cover '${resource.join('/')}'`,
+      );
     }
     const rights: readonly Right[] = typeof right === 'string' ? [right] : right;
     if (!rights.some((r) => grants(policy, r))) {
@@ -91,7 +101,9 @@ export class Authenticator {
     // An X.509 identity has no keys of its own to sign with (a policy's DeviceConnect still serves).
     const keys = token.keyName
       ? policyKeys(this.policy(token.keyName), 'DeviceConnect')
-      : (identity.authenticationType ?? 'sas') === 'sas' ? [identity.primaryKey, identity.secondaryKey] : [];
+      : (identity.authenticationType ?? 'sas') === 'sas'
+        ? [identity.primaryKey, identity.secondaryKey]
+        : [];
     if (!keys.some((key) => signedWith(token, key))) return 'badSignature';
     return this.enabled(identity, deviceId, moduleId);
   }
@@ -112,7 +124,8 @@ export class Authenticator {
     if (!isValidAt(cert, now)) return 'expired';
     if (type === 'selfSigned') {
       const presented = thumbprints(cert);
-      if (![identity.primaryThumbprint, identity.secondaryThumbprint].some((t) => t !== undefined && presented.includes(t))) return 'thumbprintMismatch';
+      if (![identity.primaryThumbprint, identity.secondaryThumbprint].some((t) => t !== undefined && presented.includes(t)))
+        return 'thumbprintMismatch';
     } else {
       if (!chainsTo(chain, this.trustedCas, now)) return 'untrustedCertificate';
       if (commonName(cert) !== (moduleId ? `${deviceId}/${moduleId}` : deviceId)) return 'wrongCommonName';
@@ -128,10 +141,14 @@ export class Authenticator {
   private checkServiceToken(token: SasToken): SharedAccessPolicy {
     if (isExpired(token)) throw hubErrors.unauthorized('The SharedAccessSignature has expired');
     if (!reach(this.hostName, token.resource.split('/'))) {
-      throw hubErrors.unauthorized(`The SharedAccessSignature is for '${token.resource}', not for this hub '${this.hostName.toLowerCase()}'`);
+      throw hubErrors.unauthorized(
+        `The SharedAccessSignature is for '${token.resource}', not for this hub '${this.hostName.toLowerCase()}'`,
+      );
     }
     if (!token.keyName) {
-      throw hubErrors.unauthorized("The SharedAccessSignature names no shared access policy (skn): a device's or module's key does not open the service API");
+      throw hubErrors.unauthorized(
+        "The SharedAccessSignature names no shared access policy (skn): a device's or module's key does not open the service API",
+      );
     }
     const policy = this.policy(token.keyName);
     if (!policy) throw hubErrors.unauthorized(`Unknown shared access policy '${token.keyName}'`);

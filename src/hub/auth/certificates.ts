@@ -63,7 +63,8 @@ export function parseTrustedCas(pems: string[], names = pems.map((_, i) => `trus
       } catch {
         throw new TrustedCaError(`${names[i]} is not a valid X.509 certificate`);
       }
-      if (!cert.ca) throw new TrustedCaError(`${names[i]} (${cert.subject.replace(/\n/g, ', ')}) is not a CA certificate (basicConstraints CA:TRUE)`);
+      if (!cert.ca)
+        throw new TrustedCaError(`${names[i]} (${cert.subject.replace(/\n/g, ', ')}) is not a CA certificate (basicConstraints CA:TRUE)`);
       return cert;
     });
   });
@@ -79,18 +80,17 @@ const sequence = (...items: forge.asn1.Asn1[]) => asn1.create(UNIVERSAL, asn1.Ty
 const oid = (id: string) => asn1.create(UNIVERSAL, asn1.Type.OID, false, asn1.oidToDer(id).getBytes());
 const ECDSA_WITH_SHA256 = '1.2.840.10045.4.3.2';
 
-function issue(options: {
-  commonName: string;
-  isCa: boolean;
-  names?: string[];
-  issuer?: { cert: string; key: string };
-}): { cert: string; key: string } {
+function issue(options: { commonName: string; isCa: boolean; names?: string[]; issuer?: { cert: string; key: string } }): {
+  cert: string;
+  key: string;
+} {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   const signer: KeyObject = options.issuer ? createPrivateKey(options.issuer.key) : privateKey;
   // RFC 5758: ECDSA's AlgorithmIdentifier has no parameters; RSA's has NULL.
-  const algorithm = signer.asymmetricKeyType === 'ec'
-    ? sequence(oid(ECDSA_WITH_SHA256))
-    : sequence(oid(pki.oids.sha256WithRSAEncryption), asn1.create(UNIVERSAL, asn1.Type.NULL, false, ''));
+  const algorithm =
+    signer.asymmetricKeyType === 'ec'
+      ? sequence(oid(ECDSA_WITH_SHA256))
+      : sequence(oid(pki.oids.sha256WithRSAEncryption), asn1.create(UNIVERSAL, asn1.Type.NULL, false, ''));
   const spki = fromDer(publicKey.export({ type: 'spki', format: 'der' }));
   const subject = pki.distinguishedNameToAsn1({
     attributes: [

@@ -74,7 +74,9 @@ export class DeviceQueues extends EventEmitter {
     let size = input.body.length;
     for (const [name, value] of Object.entries(input.properties)) size += Buffer.byteLength(name) + Buffer.byteLength(value);
     if (size > MAX_C2D_MESSAGE_BYTES) {
-      throw hubErrors.messageTooLarge(`The message is ${size} bytes; a cloud-to-device message may have up to ${MAX_C2D_MESSAGE_BYTES} bytes (body and properties).`);
+      throw hubErrors.messageTooLarge(
+        `The message is ${size} bytes; a cloud-to-device message may have up to ${MAX_C2D_MESSAGE_BYTES} bytes (body and properties).`,
+      );
     }
     const enqueuedMs = this.now();
     const requested = input.expiryTimeUtc?.getTime();
@@ -92,7 +94,9 @@ export class DeviceQueues extends EventEmitter {
     };
     const seq = this.store.enqueue(record, MAX_QUEUE_DEPTH);
     if (seq === undefined) {
-      throw hubErrors.deviceQueueFull(`The device ${input.deviceId} has ${MAX_QUEUE_DEPTH} cloud-to-device messages queued, the maximum: it must receive some first (or purge its queue).`);
+      throw hubErrors.deviceQueueFull(
+        `The device ${input.deviceId} has ${MAX_QUEUE_DEPTH} cloud-to-device messages queued, the maximum: it must receive some first (or purge its queue).`,
+      );
     }
     this.emit('enqueued', input.deviceId);
     return { ...record, seq, deliveryCount: 0 };
@@ -177,15 +181,22 @@ export class DeviceQueues extends EventEmitter {
     if (messages.length === 0) return;
     const wanted = status === 'Success' ? ['positive', 'full'] : ['negative', 'full'];
     const nowMs = this.now();
-    const feedback = messages.filter((m) => wanted.includes(m.ack)).map((m) => ({
-      originalMessageId: m.messageId ?? '',
-      deviceId: m.deviceId,
-      deviceGenerationId: m.generationId,
-      description: DESCRIPTIONS[status],
-      statusCode: status,
-      enqueuedTimeUtc: new Date(nowMs).toISOString(),
-    }));
-    this.store.remove(messages.map((m) => m.seq), feedback, nowMs + FEEDBACK_TTL_MS, nowMs);
+    const feedback = messages
+      .filter((m) => wanted.includes(m.ack))
+      .map((m) => ({
+        originalMessageId: m.messageId ?? '',
+        deviceId: m.deviceId,
+        deviceGenerationId: m.generationId,
+        description: DESCRIPTIONS[status],
+        statusCode: status,
+        enqueuedTimeUtc: new Date(nowMs).toISOString(),
+      }));
+    this.store.remove(
+      messages.map((m) => m.seq),
+      feedback,
+      nowMs + FEEDBACK_TTL_MS,
+      nowMs,
+    );
     for (const deviceId of new Set(messages.map((m) => m.deviceId))) this.emit('removed', deviceId);
     if (feedback.length > 0) this.emit('feedback');
   }

@@ -33,7 +33,10 @@ export interface ConfigurationRecord {
 }
 
 /** The mutable part of a configuration, as a request gives it. */
-export type ConfigurationInput = Pick<ConfigurationRecord, 'schemaVersion' | 'labels' | 'content' | 'targetCondition' | 'priority' | 'metricQueries'>;
+export type ConfigurationInput = Pick<
+  ConfigurationRecord,
+  'schemaVersion' | 'labels' | 'content' | 'targetCondition' | 'priority' | 'metricQueries'
+>;
 
 /** IoT Hub: up to 128 lowercase letters, digits and - : + % _ # * ? ! ( ) , = @ ; $ ' */
 const CONFIGURATION_ID = /^[a-z0-9\-:+%_#*?!(),=@;$']{1,128}$/;
@@ -43,7 +46,9 @@ const DESIRED_PATH = /^properties\.desired(\.[^.]+)+$/;
 
 export function validateConfigurationId(id: string): void {
   if (!CONFIGURATION_ID.test(id)) {
-    throw hubErrors.argumentInvalid(`The configuration id '${id.slice(0, 140)}' is invalid: up to 128 lowercase letters, digits and -:+%_#*?!(),=@;$' characters`);
+    throw hubErrors.argumentInvalid(
+      `The configuration id '${id.slice(0, 140)}' is invalid: up to 128 lowercase letters, digits and -:+%_#*?!(),=@;$' characters`,
+    );
   }
 }
 
@@ -54,7 +59,8 @@ export function etagOfConfiguration(record: ConfigurationRecord): string {
 /** The body of PUT /configurations/{id}; the read-only members (etag, metrics' results, times) are ignored. */
 export function parseConfigurationInput(body: unknown, id: string): ConfigurationInput {
   if (!isJsonObject(body)) throw hubErrors.argumentInvalid('The body must be a configuration object');
-  if (body.id !== undefined && body.id !== id) throw hubErrors.argumentInvalid(`The body's id '${String(body.id)}' differs from '${id}' in the path`);
+  if (body.id !== undefined && body.id !== id)
+    throw hubErrors.argumentInvalid(`The body's id '${String(body.id)}' differs from '${id}' in the path`);
   const priority = body.priority ?? 0;
   if (typeof priority !== 'number' || !Number.isInteger(priority) || priority < 0) {
     throw hubErrors.argumentInvalid('priority must be a whole number, 0 or more');
@@ -76,7 +82,9 @@ function parseLabels(labels: unknown): Record<string, string> {
   if (!isJsonObject(labels)) throw hubErrors.argumentInvalid('labels must be an object of strings');
   for (const [key, value] of Object.entries(labels)) {
     if (!LABEL.test(key) || key.startsWith('$') || typeof value !== 'string' || !LABEL.test(value)) {
-      throw hubErrors.argumentInvalid(`The label '${key.slice(0, 140)}' is invalid: keys and values are strings of 1 to 128 ASCII characters, keys not starting with $`);
+      throw hubErrors.argumentInvalid(
+        `The label '${key.slice(0, 140)}' is invalid: keys and values are strings of 1 to 128 ASCII characters, keys not starting with $`,
+      );
     }
   }
   return labels as Record<string, string>;
@@ -84,7 +92,7 @@ function parseLabels(labels: unknown): Record<string, string> {
 
 function parseMetricQueries(metrics: unknown): Record<string, string> {
   if (metrics === undefined || metrics === null) return {};
-  const queries = isJsonObject(metrics) ? metrics.queries ?? {} : undefined;
+  const queries = isJsonObject(metrics) ? (metrics.queries ?? {}) : undefined;
   if (!isJsonObject(queries) || Object.values(queries).some((q) => typeof q !== 'string')) {
     throw hubErrors.invalidConfigurationCustomMetricsQuery('metrics must be {"queries": {"<name>": "<query>"}}');
   }

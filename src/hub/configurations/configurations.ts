@@ -8,8 +8,13 @@ import type { TwinKey } from '../twins/twin-state.js';
 import { isJsonObject, type JsonObject } from '../twins/json.js';
 import type { HubLog } from '../log.js';
 import {
-  desiredPatchOf, etagOfConfiguration, parseConfigurationInput, sameContent, validateConfigurationId,
-  type ConfigurationRecord, type TwinConfigurations,
+  desiredPatchOf,
+  etagOfConfiguration,
+  parseConfigurationInput,
+  sameContent,
+  validateConfigurationId,
+  type ConfigurationRecord,
+  type TwinConfigurations,
 } from './configuration.js';
 import { parseIfMatch } from '../if-match.js';
 
@@ -61,7 +66,10 @@ export class Configurations {
 
   /** Every configuration, oldest first, at most `top`. */
   list(top = MAX_CONFIGURATIONS): ConfigurationRecord[] {
-    return this.store.all().sort((a, b) => a.createdTimeUtc.localeCompare(b.createdTimeUtc) || a.id.localeCompare(b.id)).slice(0, top);
+    return this.store
+      .all()
+      .sort((a, b) => a.createdTimeUtc.localeCompare(b.createdTimeUtc) || a.id.localeCompare(b.id))
+      .slice(0, top);
   }
 
   /**
@@ -150,9 +158,11 @@ export class Configurations {
     const queries = isJsonObject(body.customMetricQueries) ? body.customMetricQueries : {};
     return {
       targetConditionError: typeof condition === 'string' ? errorOf(() => compileCondition(condition)) : '',
-      customMetricQueryErrors: Object.fromEntries(Object.entries(queries)
-        .map(([name, query]) => [name, errorOf(() => checkMetricQuery(name, typeof query === 'string' ? query : ''))])
-        .filter(([, error]) => error !== '')),
+      customMetricQueryErrors: Object.fromEntries(
+        Object.entries(queries)
+          .map(([name, query]) => [name, errorOf(() => checkMetricQuery(name, typeof query === 'string' ? query : ''))])
+          .filter(([, error]) => error !== ''),
+      ),
     };
   }
 
@@ -200,7 +210,8 @@ export class Configurations {
       const { deviceContent, moduleContent, modulesContent } = record.content;
       if (modulesContent) {
         for (const [moduleId, desired] of modulePatches(modulesContent)) {
-          if (this.twins.find({ deviceId: key.deviceId, moduleId })) this.twins.patchFromService({ deviceId: key.deviceId, moduleId }, { properties: { desired } });
+          if (this.twins.find({ deviceId: key.deviceId, moduleId }))
+            this.twins.patchFromService({ deviceId: key.deviceId, moduleId }, { properties: { desired } });
         }
       } else {
         this.twins.patchFromService(key, { properties: { desired: desiredPatchOf((deviceContent ?? moduleContent)!) } });
@@ -208,7 +219,10 @@ export class Configurations {
       return true;
     } catch (err) {
       if (!(err instanceof HubError)) throw err;
-      this.log.info('hub', `configuration ${record.id} could not be applied to ${key.moduleId ? `${key.deviceId}/${key.moduleId}` : key.deviceId}: ${err.message}`);
+      this.log.info(
+        'hub',
+        `configuration ${record.id} could not be applied to ${key.moduleId ? `${key.deviceId}/${key.moduleId}` : key.deviceId}: ${err.message}`,
+      );
       return false;
     } finally {
       this.applying.delete(twinKey);
@@ -258,9 +272,11 @@ function compileTarget(record: ConfigurationRecord): Target | undefined {
   const target = compileCondition(record.targetCondition);
   const forModules = record.content.moduleContent !== undefined;
   if (target && hasContent(record) && forModules !== (target.kind === 'modules')) {
-    throw hubErrors.invalidConfigurationTargetCondition(forModules
-      ? 'A configuration with moduleContent needs a target condition that starts with FROM devices.modules WHERE'
-      : 'A configuration with deviceContent or modulesContent targets devices: its condition cannot start with FROM devices.modules');
+    throw hubErrors.invalidConfigurationTargetCondition(
+      forModules
+        ? 'A configuration with moduleContent needs a target condition that starts with FROM devices.modules WHERE'
+        : 'A configuration with deviceContent or modulesContent targets devices: its condition cannot start with FROM devices.modules',
+    );
   }
   return target;
 }
@@ -269,7 +285,8 @@ function checkMetricQuery(name: string, query: string): void {
   try {
     compileQuery(query);
   } catch (err) {
-    if (err instanceof HubError) throw hubErrors.invalidConfigurationCustomMetricsQuery(`The metric '${name}' has an invalid query: ${err.message}`);
+    if (err instanceof HubError)
+      throw hubErrors.invalidConfigurationCustomMetricsQuery(`The metric '${name}' has an invalid query: ${err.message}`);
     throw err;
   }
 }
@@ -279,7 +296,8 @@ function modulePatches(modulesContent: JsonObject): Map<string, JsonObject> {
   const patches = new Map<string, JsonObject>();
   for (const [moduleId, module] of Object.entries(modulesContent)) {
     const desired = isJsonObject(module) ? module['properties.desired'] : undefined;
-    if (!isJsonObject(desired)) throw hubErrors.invalidConfigurationContent(`modulesContent.${moduleId} must be {"properties.desired": {...}}`);
+    if (!isJsonObject(desired))
+      throw hubErrors.invalidConfigurationContent(`modulesContent.${moduleId} must be {"properties.desired": {...}}`);
     patches.set(moduleId, desired);
   }
   return patches;

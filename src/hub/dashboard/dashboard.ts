@@ -65,7 +65,10 @@ export class Dashboard {
   private devicesSent = '';
   private readonly onLogLine = (line: LogLine) => this.live.send('log', line);
 
-  constructor(private readonly hub: DashboardHub, private readonly rest: RequestHandler) {
+  constructor(
+    private readonly hub: DashboardHub,
+    private readonly rest: RequestHandler,
+  ) {
     this.feed = new TelemetryFeed(hub.eventLog);
     this.live = new LiveStream((count) => this.feed.watch(count > 0));
     this.feed.on('messages', (messages) => this.live.send('telemetry', messages));
@@ -135,7 +138,7 @@ export class Dashboard {
 
   private async signIn(req: IncomingMessage, res: ServerResponse, token: string): Promise<void> {
     const signedIn = this.sessions.redeem(token);
-    if (!signedIn) return this.refuse(req, res, 401, 'a login token that is spent or not this hub\'s');
+    if (!signedIn) return this.refuse(req, res, 401, "a login token that is spent or not this hub's");
     this.hub.log.info('ui', 'a browser signed in to the dashboard');
     res.setHeader('Set-Cookie', sessionCookie(this.cookieName(), signedIn.cookieValue, SESSION_LIFETIME_MS / 1000));
     // Off the URL with the token, so that it stays out of the history and a reload works.
@@ -145,7 +148,8 @@ export class Dashboard {
   private async refuse(req: IncomingMessage, res: ServerResponse, status: 401 | 403, reason: string): Promise<void> {
     this.hub.log.info('ui', `${req.method} ${loggedUrl(req)}: refused, ${reason}`);
     if (status === 403) return sendJson(res, 403, { message: 'Forbidden' });
-    if (req.url?.startsWith('/ui/api/')) return sendJson(res, 401, { message: 'Not signed in: open the dashboard URL that hub start printed.' });
+    if (req.url?.startsWith('/ui/api/'))
+      return sendJson(res, 401, { message: 'Not signed in: open the dashboard URL that hub start printed.' });
     return this.serveFile(res, 'signed-out.html', 401);
   }
 
@@ -185,7 +189,8 @@ export class Dashboard {
       return sendJson(res, 400, { message: 'The body must be {"deviceId": "...", "moduleId": "..." (optional)}' });
     }
     const policy = this.hub.auth.policy(session.policy);
-    if (!policy || !grants(policy, 'RegistryRead')) return sendJson(res, 403, { message: `The policy '${session.policy}' does not grant RegistryRead` });
+    if (!policy || !grants(policy, 'RegistryRead'))
+      return sendJson(res, 403, { message: `The policy '${session.policy}' does not grant RegistryRead` });
     const record = this.hub.registry.find(deviceId, moduleId || undefined);
     if (!record) return sendJson(res, 404, { message: `No identity ${deviceId}${moduleId ? `/${moduleId}` : ''}` });
     return sendJson(res, 200, { connectionString: identityConnectionString(this.hub.hostName, record) });

@@ -49,7 +49,10 @@ export class TelemetryFeed extends EventEmitter<{ messages: [TelemetryMessage[]]
   private watching = false;
   private readonly onAppended = (partition: number, last: number) => this.appended(partition, last);
 
-  constructor(private readonly log: EventLog, private readonly now: () => number = Date.now) {
+  constructor(
+    private readonly log: EventLog,
+    private readonly now: () => number = Date.now,
+  ) {
     super();
     for (let p = 0; p < log.partitionCount; p++) this.lastSeen.set(p, log.partitionInfo(p).lastSequenceNumber);
     log.on('appended', this.onAppended);

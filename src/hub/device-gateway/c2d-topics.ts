@@ -75,7 +75,8 @@ export function deviceboundTopic(message: C2dRecord): string {
     ['iothub-ack', message.ack],
     ...Object.entries(message.properties),
   ];
-  const encoded = bag.filter((pair): pair is [string, string] => pair[1] !== undefined)
+  const encoded = bag
+    .filter((pair): pair is [string, string] => pair[1] !== undefined)
     .map(([name, value]) => `${encodeURIComponent(name)}=${encodeURIComponent(value)}`);
   return `devices/${message.deviceId}/messages/devicebound/${encoded.join('&')}`;
 }

@@ -85,8 +85,13 @@ export class HttpsGateway {
       res.writeHead(204, headers).end();
     } catch (err) {
       const error = err instanceof HubError ? err : hubErrors.serverError('The hub failed to handle the request');
-      if (!(err instanceof HubError)) this.log.error('rest', `device ${req.method} ${req.url} failed (tracking id ${trackingId}): ${(err as Error)?.stack ?? err}`);
-      else if (this.log.enabled('info')) this.log.info('rest', `device ${req.method} ${req.url}: ${error.status} ${error.code} ${error.message} (tracking id ${trackingId})`);
+      if (!(err instanceof HubError))
+        this.log.error('rest', `device ${req.method} ${req.url} failed (tracking id ${trackingId}): ${(err as Error)?.stack ?? err}`);
+      else if (this.log.enabled('info'))
+        this.log.info(
+          'rest',
+          `device ${req.method} ${req.url}: ${error.status} ${error.code} ${error.message} (tracking id ${trackingId})`,
+        );
       send(res, error.status, error.toBody(trackingId), { ...headers, 'iothub-errorcode': error.code });
     }
   }
@@ -100,7 +105,13 @@ export class HttpsGateway {
 
   private async receive(req: IncomingMessage, deviceId: string): Promise<void> {
     const body = await readBody(req, MAX_D2C_MESSAGE_BYTES, "IoT Hub's limit for a message or a batch");
-    const stamps: D2CMessage = { deviceId, body, properties: {}, authMethod: 'sas', authGenerationId: this.registry.find(deviceId)?.generationId };
+    const stamps: D2CMessage = {
+      deviceId,
+      body,
+      properties: {},
+      authMethod: 'sas',
+      authGenerationId: this.registry.find(deviceId)?.generationId,
+    };
     const isBatch = (req.headers['content-type'] ?? '').toLowerCase().split(';')[0]!.trim() === BATCH_CONTENT_TYPE;
     const messages = isBatch
       ? parseBatch(body).map((entry) => withProperties({ ...stamps, body: entry.body, properties: {} }, Object.entries(entry.properties)))
@@ -140,7 +151,9 @@ function withProperties(message: D2CMessage, pairs: Array<[string, string]>): D2
     size += Buffer.byteLength(name) + Buffer.byteLength(value);
   }
   if (size > MAX_D2C_MESSAGE_BYTES) {
-    throw hubErrors.messageTooLarge(`The message is ${size} bytes; IoT Hub accepts up to ${MAX_D2C_MESSAGE_BYTES} bytes (body and properties).`);
+    throw hubErrors.messageTooLarge(
+      `The message is ${size} bytes; IoT Hub accepts up to ${MAX_D2C_MESSAGE_BYTES} bytes (body and properties).`,
+    );
   }
   return message;
 }
@@ -173,9 +186,12 @@ function parseBatch(raw: Buffer): BatchEntry[] {
     const { body, base64Encoded = true, properties = {} } = entry as Record<string, unknown>;
     if (typeof body !== 'string') throw refuse('has no "body" string');
     if (typeof base64Encoded !== 'boolean') throw refuse('has a "base64Encoded" that is not true or false');
-    if (base64Encoded && (!BASE64.test(body) || body.length % 4 !== 0)) throw refuse('has a "body" that is not base64 (set "base64Encoded": false for text)');
-    if (typeof properties !== 'object' || properties === null || Array.isArray(properties)) throw refuse('has "properties" that are not an object');
-    for (const value of Object.values(properties)) if (typeof value !== 'string') throw refuse('has a property whose value is not a string');
+    if (base64Encoded && (!BASE64.test(body) || body.length % 4 !== 0))
+      throw refuse('has a "body" that is not base64 (set "base64Encoded": false for text)');
+    if (typeof properties !== 'object' || properties === null || Array.isArray(properties))
+      throw refuse('has "properties" that are not an object');
+    for (const value of Object.values(properties))
+      if (typeof value !== 'string') throw refuse('has a property whose value is not a string');
     return { body: Buffer.from(body, base64Encoded ? 'base64' : 'utf8'), properties: properties as Record<string, string> };
   });
 }

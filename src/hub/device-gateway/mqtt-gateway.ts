@@ -142,7 +142,8 @@ export class MqttGateway extends EventEmitter<{ connected: [DeviceSession]; disc
       if (client.clean) this.persistentSessions.delete(deviceId, moduleId);
       else for (const filter of this.persistentSessions.filters(deviceId, moduleId)) session.subscriptions.add(filter);
       this.sessions.set(sessionId(session.key), session);
-      if (this.log.enabled('debug')) this.log.debug('mqtt', `${client.id} connected: CONNACK 0 (${client.clean ? 'clean' : 'persistent'} session)`);
+      if (this.log.enabled('debug'))
+        this.log.debug('mqtt', `${client.id} connected: CONNACK 0 (${client.clean ? 'clean' : 'persistent'} session)`);
       this.emit('connected', session);
     });
     // aedes registers a connect that was closed half-way (revoked between its token check and its
@@ -153,7 +154,8 @@ export class MqttGateway extends EventEmitter<{ connected: [DeviceSession]; disc
     this.broker.on('clientDisconnect', (client) => this.dropSession(client));
     // A client's socket error concerns that client only; a publish the hub refused says why.
     this.broker.on('clientError', (client, err) => {
-      if (err instanceof RefusedPublish || err instanceof HubError) this.log.info('mqtt', `closed the connection of ${client.id}: ${err.message}`);
+      if (err instanceof RefusedPublish || err instanceof HubError)
+        this.log.info('mqtt', `closed the connection of ${client.id}: ${err.message}`);
     });
     this.broker.on('connectionError', () => {});
   }
@@ -200,14 +202,15 @@ export class MqttGateway extends EventEmitter<{ connected: [DeviceSession]; disc
     if (!session) return Promise.reject(new Error('not connected'));
     const unsent = session.client.conn.writableLength;
     if (unsent > MAX_OUTGOING_BYTES) {
-      this.log.info('mqtt', `closed the connection of ${session.client.id}: it does not read what the hub sends (${unsent} bytes unsent, the bound is ${MAX_OUTGOING_BYTES})`);
+      this.log.info(
+        'mqtt',
+        `closed the connection of ${session.client.id}: it does not read what the hub sends (${unsent} bytes unsent, the bound is ${MAX_OUTGOING_BYTES})`,
+      );
       session.client.close();
       return Promise.reject(new Error('not connected'));
     }
     const packet = { cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false, brokerId: DIRECT } as PublishPacket;
-    return new Promise((resolve, reject) =>
-      session.client.publish(packet, (err) => (err ? reject(err) : resolve())),
-    );
+    return new Promise((resolve, reject) => session.client.publish(packet, (err) => (err ? reject(err) : resolve())));
   }
 
   /**
@@ -220,7 +223,10 @@ export class MqttGateway extends EventEmitter<{ connected: [DeviceSession]; disc
     if (client.closed || !client.connected) return false;
     const unsent = client.conn.writableLength;
     if (unsent > MAX_OUTGOING_BYTES) {
-      this.log.info('mqtt', `closed the connection of ${client.id}: it does not read what the hub sends (${unsent} bytes unsent, the bound is ${MAX_OUTGOING_BYTES})`);
+      this.log.info(
+        'mqtt',
+        `closed the connection of ${client.id}: it does not read what the hub sends (${unsent} bytes unsent, the bound is ${MAX_OUTGOING_BYTES})`,
+      );
       client.close();
       return false;
     }
@@ -262,7 +268,12 @@ export class MqttGateway extends EventEmitter<{ connected: [DeviceSession]; disc
     return new Promise((resolve) => this.broker.close(() => resolve()));
   }
 
-  private authenticate(client: Client, username: string | undefined, password: Buffer | undefined, done: (e: AuthenticateError | null, ok: boolean | null) => void): void {
+  private authenticate(
+    client: Client,
+    username: string | undefined,
+    password: Buffer | undefined,
+    done: (e: AuthenticateError | null, ok: boolean | null) => void,
+  ): void {
     const refuse = (reason: ConnectRefusal) => {
       const { code, why } = CONNACK[reason];
       this.log.info('mqtt', `refused the connection of ${client.id}: CONNACK ${code}, ${why}`);
@@ -278,11 +289,20 @@ export class MqttGateway extends EventEmitter<{ connected: [DeviceSession]; disc
     if (!username || !username.toLowerCase().startsWith(expectedPrefix)) return refuse('badUsername');
     // No password: the client certificate of the TLS connection (beneath the WebSocket, if any) is the credential.
     const chain = password ? undefined : presentedCertificates(client.req?.socket ?? client.conn);
-    const failure = password ? this.auth.authenticateDevice(password.toString('utf8'), deviceId, moduleId)
-      : chain ? this.auth.authenticateCertificate(chain, deviceId, moduleId) : 'malformed';
+    const failure = password
+      ? this.auth.authenticateDevice(password.toString('utf8'), deviceId, moduleId)
+      : chain
+        ? this.auth.authenticateCertificate(chain, deviceId, moduleId)
+        : 'malformed';
     if (failure) return refuse(failure);
     const modelId = announcedModelId(username);
-    const session: DeviceSession = { key: { deviceId, moduleId }, client, subscriptions: new Set(), authMethod: chain ? 'x509' : 'sas', ...(modelId ? { modelId } : {}) };
+    const session: DeviceSession = {
+      key: { deviceId, moduleId },
+      client,
+      subscriptions: new Set(),
+      authMethod: chain ? 'x509' : 'sas',
+      ...(modelId ? { modelId } : {}),
+    };
     this.byClient.set(client, session);
     // A token's connection ends when the token expires; a certificate's when the certificate does.
     this.track(session, chain ? new Date(chain[0].validTo).getTime() / 1000 : parseSasToken(password!.toString('utf8'))!.expiry);
@@ -347,7 +367,10 @@ export class MqttGateway extends EventEmitter<{ connected: [DeviceSession]; disc
       if (this.log.enabled('debug')) this.log.debug('mqtt', `${client.id} subscribed to '${filter}': SUBACK ${qos}`);
       return true;
     }
-    this.log.info('mqtt', `refused the subscription of ${client.id} to '${filter}': SUBACK ${SUBACK_FAILURE}, it is not a topic IoT Hub serves to this identity`);
+    this.log.info(
+      'mqtt',
+      `refused the subscription of ${client.id} to '${filter}': SUBACK ${SUBACK_FAILURE}, it is not a topic IoT Hub serves to this identity`,
+    );
     return false;
   }
 

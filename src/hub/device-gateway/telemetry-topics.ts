@@ -9,6 +9,7 @@ import type { Throttle } from '../throttling.js';
 export const MAX_D2C_MESSAGE_BYTES = 256 * 1024;
 
 const EVENTS = '/messages/events';
+const SLASH = 0x2f; // '/'
 
 /** The application property that marks a message a device published with RETAIN set (its value: 'true'). */
 const RETAIN_PROPERTY = 'mqtt-retain';
@@ -48,7 +49,7 @@ export class TelemetryTopics implements TopicHandler {
 
   publishes(topic: string, session: DeviceSession): boolean {
     const { events } = this.sender(session);
-    return topic.startsWith(events) && (topic.length === events.length || topic.charCodeAt(events.length) === 0x2f /* '/' */);
+    return topic.startsWith(events) && (topic.length === events.length || topic.charCodeAt(events.length) === SLASH);
   }
 
   subscribes(): boolean {
@@ -82,7 +83,9 @@ export class TelemetryTopics implements TopicHandler {
     // to 1, IoT Hub adds the mqtt-retain application property to the message" and passes it on.
     if (packet.retain) message.properties[RETAIN_PROPERTY] = 'true';
     if (size > MAX_D2C_MESSAGE_BYTES) {
-      throw hubErrors.messageTooLarge(`The message is ${size} bytes; IoT Hub accepts up to ${MAX_D2C_MESSAGE_BYTES} bytes (body and properties).`);
+      throw hubErrors.messageTooLarge(
+        `The message is ${size} bytes; IoT Hub accepts up to ${MAX_D2C_MESSAGE_BYTES} bytes (body and properties).`,
+      );
     }
     // Appended with the other publishes of this moment; the PUBACK waits for the commit.
     return this.eventLog.append(message);

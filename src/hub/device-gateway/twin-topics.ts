@@ -54,7 +54,8 @@ export class TwinTopics implements TopicHandler {
       }
     } catch (err) {
       const error = err instanceof HubError ? err : hubErrors.serverError('The hub failed to handle the twin request');
-      if (!(err instanceof HubError)) this.log.error('mqtt', `twin request ${packet.topic} of ${session.client.id} failed: ${(err as Error)?.stack ?? err}`);
+      if (!(err instanceof HubError))
+        this.log.error('mqtt', `twin request ${packet.topic} of ${session.client.id} failed: ${(err as Error)?.stack ?? err}`);
       await respond(error.status, error.toBody(randomUUID().replace(/-/g, ''))).catch(() => {});
     }
   }
@@ -64,7 +65,11 @@ export class TwinTopics implements TopicHandler {
 function requestId(topic: string): string | undefined {
   const q = topic.indexOf('?');
   if (q < 0) return undefined;
-  const rid = topic.slice(q + 1).split('&').find((p) => p.startsWith('$rid='))?.slice('$rid='.length);
+  const rid = topic
+    .slice(q + 1)
+    .split('&')
+    .find((p) => p.startsWith('$rid='))
+    ?.slice('$rid='.length);
   return rid || undefined;
 }
 

@@ -64,7 +64,8 @@ export async function startEventHubEndpoint(options: EventHubEndpointOptions): P
     replyAddresses: ['$management'],
     expiredClaim: (link, path, connection) => ({
       condition: 'amqp:link:detach-forced',
-      description: `The link '${link.name}' is force detached. Code: RenewToken. Details: Unauthorized access. ` +
+      description:
+        `The link '${link.name}' is force detached. Code: RenewToken. Details: Unauthorized access. ` +
         `'Listen' claim(s) are required to perform this operation. Resource: 'sb://${connection.hostname ?? 'localhost'}/${path.toLowerCase()}'.`,
     }),
     linkGone: (link) => senders.get(link)?.close(),
@@ -72,8 +73,11 @@ export async function startEventHubEndpoint(options: EventHubEndpointOptions): P
     receiverOpen: (link, state) => {
       const address = link.target?.address ?? '';
       if (address !== '$management') {
-        return connections.refuse(link, 'amqp:not-allowed',
-          `'${address}' does not accept messages: the built-in events endpoint is read-only; devices send through the device gateway.`);
+        return connections.refuse(
+          link,
+          'amqp:not-allowed',
+          `'${address}' does not accept messages: the built-in events endpoint is read-only; devices send through the device gateway.`,
+        );
       }
       const path = `${hubName}/$management`;
       if (!state.claims.covers(path)) {
@@ -82,7 +86,8 @@ export async function startEventHubEndpoint(options: EventHubEndpointOptions): P
       link.set_target({ address });
       connections.authorise(state, link, path);
       link.on('message', (c: EventContext) =>
-        sendReply(c.connection, c.message!, handleManagementRequest(c.message!, { hubName, eventLog })));
+        sendReply(c.connection, c.message!, handleManagementRequest(c.message!, { hubName, eventLog })),
+      );
     },
     // The client's receiving links: partition readers.
     senderOpen: (link, state) => openPartitionReader(link, state),
@@ -98,13 +103,19 @@ export async function startEventHubEndpoint(options: EventHubEndpointOptions): P
       return connections.refuse(link, 'amqp:not-found', `The messaging entity '${address}' could not be found.`);
     }
     if (!consumerGroups.has(target.consumerGroup.toLowerCase())) {
-      return connections.refuse(link, 'amqp:not-found',
-        `The messaging entity '${hubName}/ConsumerGroups/${target.consumerGroup}' could not be found.`);
+      return connections.refuse(
+        link,
+        'amqp:not-found',
+        `The messaging entity '${hubName}/ConsumerGroups/${target.consumerGroup}' could not be found.`,
+      );
     }
     const partition = partitionIndex(target.partitionId, eventLog.partitionCount);
     if (partition === undefined) {
-      return connections.refuse(link, 'com.microsoft:argument-out-of-range',
-        `The partition '${target.partitionId}' does not exist; partition ids are 0 to ${eventLog.partitionCount - 1}.`);
+      return connections.refuse(
+        link,
+        'com.microsoft:argument-out-of-range',
+        `The partition '${target.partitionId}' does not exist; partition ids are 0 to ${eventLog.partitionCount - 1}.`,
+      );
     }
     let start: number;
     try {

@@ -76,11 +76,14 @@ export class AmqpFrameGuard {
     if (this.layer === 'start') return 'it did not start with an AMQP protocol header';
     const size = this.header.readUInt32BE(0);
     const dataOffset = this.header[4]!;
-    if (size < FRAME_HEADER_BYTES || dataOffset < 2 || dataOffset * 4 > size) return `it sent a malformed frame header (size ${size}, data offset ${dataOffset})`;
+    if (size < FRAME_HEADER_BYTES || dataOffset < 2 || dataOffset * 4 > size)
+      return `it sent a malformed frame header (size ${size}, data offset ${dataOffset})`;
     const limit = this.opened ? this.maxFrameSize : MIN_MAX_FRAME_SIZE;
     if (size > limit) {
-      return `it announced a frame of ${size} bytes; the limit is ${limit} ` +
-        (this.opened ? "(the max-frame-size of the hub's OPEN)" : 'before the connection is open (MIN-MAX-FRAME-SIZE)');
+      return (
+        `it announced a frame of ${size} bytes; the limit is ${limit} ` +
+        (this.opened ? "(the max-frame-size of the hub's OPEN)" : 'before the connection is open (MIN-MAX-FRAME-SIZE)')
+      );
     }
     this.bodyLeft = size - FRAME_HEADER_BYTES;
     // The first frame of the AMQP layer that is not empty (a heartbeat) is the client's OPEN.

@@ -11,12 +11,30 @@ import type { PartitionInfo, StoredEvent } from './event-log.js';
 // after the socket writes: it wraps every value in an object and allocates a zero-filled buffer per
 // message. The bytes are the ones rhea writes for the same message (a test compares them).
 
-const SECTION = { header: 0x70, deliveryAnnotations: 0x71, messageAnnotations: 0x72, properties: 0x73, applicationProperties: 0x74, data: 0x75 };
+const SECTION = {
+  header: 0x70,
+  deliveryAnnotations: 0x71,
+  messageAnnotations: 0x72,
+  properties: 0x73,
+  applicationProperties: 0x74,
+  data: 0x75,
+};
 const CODE = {
-  described: 0x00, smallUlong: 0x53, null: 0x40, list0: 0x45,
-  smallLong: 0x55, long: 0x81, timestamp: 0x83,
-  vbin8: 0xa0, str8: 0xa1, sym8: 0xa3, vbin32: 0xb0, str32: 0xb1, sym32: 0xb3,
-  list32: 0xd0, map32: 0xd1,
+  described: 0x00,
+  smallUlong: 0x53,
+  null: 0x40,
+  list0: 0x45,
+  smallLong: 0x55,
+  long: 0x81,
+  timestamp: 0x83,
+  vbin8: 0xa0,
+  str8: 0xa1,
+  sym8: 0xa3,
+  vbin32: 0xb0,
+  str32: 0xb1,
+  sym32: 0xb3,
+  list32: 0xd0,
+  map32: 0xd1,
 };
 
 /** Writes into one growing scratch buffer; `take` copies out what was written. */
@@ -184,7 +202,8 @@ function encode(event: StoredEvent, runtime?: PartitionInfo): Buffer {
       const name = PROPERTY_FIELDS[i]!;
       const value = system[name];
       if (value === undefined) e.byte(CODE.null);
-      else if (name === 'userId') e.binary(Buffer.from(value)); // AMQP's user-id is binary
+      else if (name === 'userId')
+        e.binary(Buffer.from(value)); // AMQP's user-id is binary
       else if (name === 'contentType' || name === 'contentEncoding') e.symbol(value);
       else e.string(value);
     }

@@ -53,8 +53,11 @@ export function handleCbsRequest(request: Message, verifyToken: VerifyToken, cla
     valid = false;
   }
   if (!valid) {
-    return errorReply(401, 'amqp:unauthorized-access',
-      `Unauthorized: the token is not valid for '${audience}' (check the key, its expiry and the policy's rights).`);
+    return errorReply(
+      401,
+      'amqp:unauthorized-access',
+      `Unauthorized: the token is not valid for '${audience}' (check the key, its expiry and the policy's rights).`,
+    );
   }
   claims.add(audience, tokenExpiry(token, properties.expiration));
   return { statusCode: 200, statusDescription: 'OK' };

@@ -30,9 +30,7 @@ export interface D2CMessage {
 
 /** Where a reader starts in a partition, as an Event Hubs receiver's filter says. */
 export type EventPosition =
-  | { kind: 'earliest' }
-  | { kind: 'latest' }
-  | { kind: 'sequenceNumber' | 'offset' | 'enqueuedTime'; value: number; inclusive: boolean };
+  { kind: 'earliest' } | { kind: 'latest' } | { kind: 'sequenceNumber' | 'offset' | 'enqueuedTime'; value: number; inclusive: boolean };
 
 export interface EventLogOptions {
   /** Fixed when the log is first created. Default 4, the minimum of IoT Hub's built-in endpoint. */
@@ -62,8 +60,12 @@ interface EventLogEvents {
 }
 
 const defaults = {
-  partitionCount: 4, retentionMs: 24 * 60 * 60 * 1000, maxEventsPerPartition: 100_000, pruneIntervalMs: 60_000,
-  tailEventsPerPartition: 4096, tailBytes: 32 * 1024 * 1024,
+  partitionCount: 4,
+  retentionMs: 24 * 60 * 60 * 1000,
+  maxEventsPerPartition: 100_000,
+  pruneIntervalMs: 60_000,
+  tailEventsPerPartition: 4096,
+  tailBytes: 32 * 1024 * 1024,
 };
 
 /**
@@ -87,7 +89,10 @@ export class EventLog extends EventEmitter<EventLogEvents> {
   private readonly tail: EventTail;
   private readonly commits: GroupCommit<NewEvent, StoredEvent>;
 
-  constructor(private readonly store: EventStore, options: EventLogOptions = {}) {
+  constructor(
+    private readonly store: EventStore,
+    options: EventLogOptions = {},
+  ) {
     super();
     this.setMaxListeners(0); // one listener per open receiver link
     this.now = options.now ?? Date.now;
@@ -101,16 +106,22 @@ export class EventLog extends EventEmitter<EventLogEvents> {
     if (options.partitionCount !== undefined && hub.partitionCount !== options.partitionCount) {
       throw hubErrors.argumentInvalid(
         `The event log was created with ${hub.partitionCount} partitions and cannot change to ` +
-        `${options.partitionCount} (as in IoT Hub); use a new data directory for another count.`);
+          `${options.partitionCount} (as in IoT Hub); use a new data directory for another count.`,
+      );
     }
     this.partitionCount = hub.partitionCount;
-    this.tail = new EventTail(options.tailEventsPerPartition ?? defaults.tailEventsPerPartition,
-      (options.tailBytes ?? defaults.tailBytes) / this.partitionCount);
+    this.tail = new EventTail(
+      options.tailEventsPerPartition ?? defaults.tailEventsPerPartition,
+      (options.tailBytes ?? defaults.tailBytes) / this.partitionCount,
+    );
     this.createdAt = new Date(hub.createdAtMs);
     this.pruneTimer = setInterval(() => this.prune(), options.pruneIntervalMs ?? defaults.pruneIntervalMs);
     this.pruneTimer.unref();
     const log = options.log ?? silentLog();
-    this.commits = new GroupCommit((events) => this.commit(events, log), (stored) => this.announce(stored));
+    this.commits = new GroupCommit(
+      (events) => this.commit(events, log),
+      (stored) => this.announce(stored),
+    );
   }
 
   /** The partition of a device: a stable hash of its id, so a device's messages stay in order. */
@@ -245,7 +256,12 @@ export class EventLog extends EventEmitter<EventLogEvents> {
 }
 
 function authMethod(scope: 'device' | 'module', x509: boolean): string {
-  return JSON.stringify({ scope, type: x509 ? 'x509Certificate' : 'sas', issuer: x509 ? 'external' : 'iothub', acceptingIpFilterRule: null });
+  return JSON.stringify({
+    scope,
+    type: x509 ? 'x509Certificate' : 'sas',
+    issuer: x509 ? 'external' : 'iothub',
+    acceptingIpFilterRule: null,
+  });
 }
 
 /** iothub-connection-auth-method's four possible values, made once rather than per message. */

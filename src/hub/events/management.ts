@@ -39,8 +39,11 @@ export function handleManagementRequest(request: Message, hub: ManagedHub): Repl
 function readPartition(hub: ManagedHub, partitionId: unknown): Reply {
   const partition = partitionIndex(partitionId, hub.eventLog.partitionCount);
   if (partition === undefined) {
-    return errorReply(400, 'com.microsoft:argument-out-of-range',
-      `The partition '${String(partitionId)}' does not exist; partition ids are 0 to ${hub.eventLog.partitionCount - 1}.`);
+    return errorReply(
+      400,
+      'com.microsoft:argument-out-of-range',
+      `The partition '${String(partitionId)}' does not exist; partition ids are 0 to ${hub.eventLog.partitionCount - 1}.`,
+    );
   }
   const info = hub.eventLog.partitionInfo(partition);
   return ok({

@@ -33,21 +33,25 @@ export class PartitionOwners {
     if (top !== undefined && (reader.ownerLevel === undefined || reader.ownerLevel < top)) {
       return {
         condition: 'amqp:link:stolen',
-        description: `A receiver with epoch '${top}' already exists on this partition and consumer group; ` +
+        description:
+          `A receiver with epoch '${top}' already exists on this partition and consumer group; ` +
           `a receiver ${reader.ownerLevel === undefined ? 'without an epoch' : `with epoch '${reader.ownerLevel}'`} cannot be created.`,
       };
     }
     if (reader.ownerLevel === undefined && current.size >= MAX_READERS_PER_PARTITION) {
       return {
         condition: 'amqp:resource-limit-exceeded',
-        description: 'Exceeded the maximum number of allowed receivers per partition in a consumer group which is ' +
+        description:
+          'Exceeded the maximum number of allowed receivers per partition in a consumer group which is ' +
           `${MAX_READERS_PER_PARTITION}. List of connected receivers - ${[...current].map((r) => r.name ?? 'nil').join(', ')}.`,
       };
     }
     if (reader.ownerLevel !== undefined) {
       for (const other of current) {
-        other.disconnect(`New receiver with higher epoch of '${reader.ownerLevel}' is created hence current receiver ` +
-          `${other.ownerLevel === undefined ? 'without an epoch' : `with epoch '${other.ownerLevel}'`} is getting disconnected.`);
+        other.disconnect(
+          `New receiver with higher epoch of '${reader.ownerLevel}' is created hence current receiver ` +
+            `${other.ownerLevel === undefined ? 'without an epoch' : `with epoch '${other.ownerLevel}'`} is getting disconnected.`,
+        );
         current.delete(other);
       }
     }

@@ -16,7 +16,8 @@ export function sendReply(connection: Connection, request: Message, reply: Reply
   const replyTo = request.reply_to;
   // The reply link is named by reply_to (@azure/core-amqp), or is the one attached to the node (azure-iothub's
   // reply_to 'cbs' names no link: its receiver has the node, $cbs, as its source).
-  const link = connection.find_sender((s: Sender) => s.name === replyTo || s.target?.address === replyTo) ??
+  const link =
+    connection.find_sender((s: Sender) => s.name === replyTo || s.target?.address === replyTo) ??
     connection.find_sender((s: Sender) => s.source?.address === request.to);
   if (!link || !link.is_open()) return; // the client went away before the answer; nobody to tell
   const properties: Record<string, unknown> = {

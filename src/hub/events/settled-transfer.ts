@@ -86,7 +86,8 @@ function isReady(link: RheaSender, payload: Buffer): boolean {
   const pending = connection?.amqp_transport?.pending;
   return (
     link.local?.attach?.snd_settle_mode === 1 &&
-    typeof link.credit === 'number' && link.credit > 0 &&
+    typeof link.credit === 'number' &&
+    link.credit > 0 &&
     typeof link.delivery_count === 'number' &&
     typeof link.local.handle === 'number' &&
     typeof link.next_tag === 'function' &&
@@ -97,9 +98,13 @@ function isReady(link: RheaSender, payload: Buffer): boolean {
     outgoing.next_pending_delivery === outgoing.next_delivery_id &&
     typeof outgoing.next_transfer_id === 'number' &&
     typeof outgoing.window === 'number' &&
-    typeof outgoing.transfer_window === 'function' && outgoing.transfer_window() > 0 &&
-    Array.isArray(pending) && pending.length === 0 &&
-    connection.socket_ready === true && !!connection.socket && !connection.socket.writableEnded &&
+    typeof outgoing.transfer_window === 'function' &&
+    outgoing.transfer_window() > 0 &&
+    Array.isArray(pending) &&
+    pending.length === 0 &&
+    connection.socket_ready === true &&
+    !!connection.socket &&
+    !connection.socket.writableEnded &&
     !(connection.max_frame_size && payload.length + MAX_HEAD > connection.max_frame_size)
   );
 }

@@ -12,7 +12,10 @@ const TRY_TIMEOUT_MS = 30_000;
 export class BlobContainer {
   private readonly client: ContainerClient;
 
-  constructor(readonly uri: string, private readonly signal: AbortSignal) {
+  constructor(
+    readonly uri: string,
+    private readonly signal: AbortSignal,
+  ) {
     this.client = new ContainerClient(uri, undefined, { retryOptions: { maxTries: 2, tryTimeoutInMs: TRY_TIMEOUT_MS } });
   }
 
@@ -43,7 +46,8 @@ export function checkContainerUri(value: unknown, name: string): string {
   } catch {
     throw hubErrors.argumentInvalid(`${name} is not a valid URI`);
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw hubErrors.argumentInvalid(`${name} must be an http or https URI, not ${url.protocol}`);
+  if (url.protocol !== 'https:' && url.protocol !== 'http:')
+    throw hubErrors.argumentInvalid(`${name} must be an http or https URI, not ${url.protocol}`);
   return value;
 }
 

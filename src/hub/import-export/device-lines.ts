@@ -19,7 +19,9 @@ export function exportLine(record: IdentityRecord, twin: TwinDocument, excludeKe
     ...(record.moduleId ? {} : { status: record.status, ...(record.statusReason !== null ? { statusReason: record.statusReason } : {}) }),
     ...(record.moduleId && record.managedBy ? { managedBy: record.managedBy } : {}),
     authentication: {
-      symmetricKey: excludeKeys ? { primaryKey: null, secondaryKey: null } : { primaryKey: record.primaryKey, secondaryKey: record.secondaryKey },
+      symmetricKey: excludeKeys
+        ? { primaryKey: null, secondaryKey: null }
+        : { primaryKey: record.primaryKey, secondaryKey: record.secondaryKey },
       x509Thumbprint: { primaryThumbprint: null, secondaryThumbprint: null },
       type: 'sas',
     },
@@ -31,8 +33,15 @@ export function exportLine(record: IdentityRecord, twin: TwinDocument, excludeKe
 }
 
 const IMPORT_MODES = [
-  'create', 'createOrUpdate', 'createOrUpdateIfMatchETag', 'update', 'updateIfMatchETag',
-  'delete', 'deleteIfMatchETag', 'updateTwin', 'updateTwinIfMatchETag',
+  'create',
+  'createOrUpdate',
+  'createOrUpdateIfMatchETag',
+  'update',
+  'updateIfMatchETag',
+  'delete',
+  'deleteIfMatchETag',
+  'updateTwin',
+  'updateTwinIfMatchETag',
 ] as const;
 type ImportMode = (typeof IMPORT_MODES)[number];
 
@@ -56,7 +65,8 @@ export function importLine(registry: Registry, twins: Twins, text: string): void
   if (!isJsonObject(line)) throw invalidLine(text, 'It is not a JSON object.');
   const { id, moduleId } = line;
   if (typeof id !== 'string' || !id) throw invalidLine(text, 'It has no id.');
-  if (moduleId !== undefined && moduleId !== null && (typeof moduleId !== 'string' || !moduleId)) throw invalidLine(text, 'Its moduleId is not a string.');
+  if (moduleId !== undefined && moduleId !== null && (typeof moduleId !== 'string' || !moduleId))
+    throw invalidLine(text, 'Its moduleId is not a string.');
   const key: TwinKey = typeof moduleId === 'string' ? { deviceId: id, moduleId } : { deviceId: id };
   const mode = importMode(line.importMode, text);
   const etag = (name: 'eTag' | 'twinETag'): string => {

@@ -67,14 +67,19 @@ export class ImportExportJobs {
 
   /** POST /jobs/create: validates the request, stores the job 'enqueued' and runs it after those before it. */
   create(body: unknown): ImportExportJob {
-    if (!isJsonObject(body)) throw hubErrors.argumentInvalid('The body must be a job: {"type": "export" | "import", "outputBlobContainerUri": ...}');
+    if (!isJsonObject(body))
+      throw hubErrors.argumentInvalid('The body must be a job: {"type": "export" | "import", "outputBlobContainerUri": ...}');
     const type = typeof body.type === 'string' ? body.type.toLowerCase() : body.type;
-    if (type !== 'export' && type !== 'import') throw hubErrors.argumentInvalid(`type must be 'export' or 'import', not ${JSON.stringify(body.type)}`);
+    if (type !== 'export' && type !== 'import')
+      throw hubErrors.argumentInvalid(`type must be 'export' or 'import', not ${JSON.stringify(body.type)}`);
     const authentication = typeof body.storageAuthenticationType === 'string' ? body.storageAuthenticationType.toLowerCase() : 'keybased';
     if (authentication !== 'keybased') {
-      throw hubErrors.argumentInvalid('The local hub has no managed identity: give a container URI with a SAS token (storageAuthenticationType keyBased)');
+      throw hubErrors.argumentInvalid(
+        'The local hub has no managed identity: give a container URI with a SAS token (storageAuthenticationType keyBased)',
+      );
     }
-    if (body.includeConfigurations === true) throw hubErrors.argumentInvalid('The local hub does not export or import configurations (includeConfigurations)');
+    if (body.includeConfigurations === true)
+      throw hubErrors.argumentInvalid('The local hub does not export or import configurations (includeConfigurations)');
     const blobName = (name: string): string | undefined => {
       const value = body[name];
       if (value === undefined || value === null) return undefined;
@@ -87,16 +92,23 @@ export class ImportExportJobs {
       status: 'enqueued',
       progress: 0,
       startTimeUtc: new Date().toISOString(),
-      ...(type === 'import' ? { inputBlobContainerUri: checkContainerUri(body.inputBlobContainerUri, 'inputBlobContainerUri'), inputBlobName: blobName('inputBlobName') } : {}),
+      ...(type === 'import'
+        ? {
+            inputBlobContainerUri: checkContainerUri(body.inputBlobContainerUri, 'inputBlobContainerUri'),
+            inputBlobName: blobName('inputBlobName'),
+          }
+        : {}),
       outputBlobContainerUri: checkContainerUri(body.outputBlobContainerUri, 'outputBlobContainerUri'),
       outputBlobName: blobName('outputBlobName'),
       excludeKeysInExport: body.excludeKeysInExport === true,
       storageAuthenticationType: 'keyBased',
     };
     this.store.insert(job);
-    this.queue = this.queue.then(() => this.run(job.jobId)).catch((err: Error) => {
-      this.log.error('hub', `${job.type} job ${job.jobId} failed unexpectedly: ${err?.stack ?? err}`);
-    });
+    this.queue = this.queue
+      .then(() => this.run(job.jobId))
+      .catch((err: Error) => {
+        this.log.error('hub', `${job.type} job ${job.jobId} failed unexpectedly: ${err?.stack ?? err}`);
+      });
     return job;
   }
 
@@ -170,7 +182,8 @@ export class ImportExportJobs {
 
   private async import(job: ImportExportJob, text: string, output: BlobContainer): Promise<void> {
     const lines = text.split(/\r?\n/).filter((line) => line.trim() !== '');
-    if (lines.length > MAX_IMPORT_LINES) throw hubErrors.argumentInvalid(`The import file has ${lines.length} lines; IoT Hub imports at most ${MAX_IMPORT_LINES} per job`);
+    if (lines.length > MAX_IMPORT_LINES)
+      throw hubErrors.argumentInvalid(`The import file has ${lines.length} lines; IoT Hub imports at most ${MAX_IMPORT_LINES} per job`);
     const errors: string[] = [];
     for (const [index, line] of lines.entries()) {
       try {
@@ -183,7 +196,12 @@ export class ImportExportJobs {
     }
     await output.write(IMPORT_ERRORS_BLOB, errors.map((line) => `${line}\n`).join(''));
     if (errors.length === 0) this.finish(job, 'completed');
-    else this.finish(job, 'failed', `ImportWarningExistsError: ${errors.length} of ${lines.length} lines were not imported; see ${IMPORT_ERRORS_BLOB} in the output container`);
+    else
+      this.finish(
+        job,
+        'failed',
+        `ImportWarningExistsError: ${errors.length} of ${lines.length} lines were not imported; see ${IMPORT_ERRORS_BLOB} in the output container`,
+      );
   }
 
   /** Records progress and yields to the event loop; a cancelled job or a stopping hub ends here. */
@@ -201,7 +219,12 @@ export class ImportExportJobs {
   private finish(job: ImportExportJob, status: ImportExportJobStatus, failureReason?: string): ImportExportJob {
     // A job cancelled while it ran keeps that state, however its last batch ends.
     if (this.cancelled.has(job.jobId) && status !== 'cancelled') return this.get(job.jobId);
-    Object.assign(job, { status, endTimeUtc: new Date().toISOString(), ...(status === 'completed' ? { progress: 100 } : {}), ...(failureReason ? { failureReason } : {}) });
+    Object.assign(job, {
+      status,
+      endTimeUtc: new Date().toISOString(),
+      ...(status === 'completed' ? { progress: 100 } : {}),
+      ...(failureReason ? { failureReason } : {}),
+    });
     this.store.update(job);
     return job;
   }

@@ -49,7 +49,8 @@ export function parseJob(jobId: string, body: unknown, now: Date): JobRecord {
     throw hubErrors.argumentInvalid(`type must be one of ${JOB_TYPES.join(', ')}`);
   }
   const queryCondition = body.queryCondition;
-  if (typeof queryCondition !== 'string' || !queryCondition.trim()) throw hubErrors.argumentInvalid('queryCondition must be a query condition, like "deviceId IN [\'myDeviceId\']"');
+  if (typeof queryCondition !== 'string' || !queryCondition.trim())
+    throw hubErrors.argumentInvalid('queryCondition must be a query condition, like "deviceId IN [\'myDeviceId\']"');
   compileCondition(queryCondition);
 
   const job: JobRecord = {
@@ -62,10 +63,12 @@ export function parseJob(jobId: string, body: unknown, now: Date): JobRecord {
     status: 'queued',
   };
   if (type === 'scheduleDeviceMethod') {
-    if (!isJsonObject(body.cloudToDeviceMethod)) throw hubErrors.argumentInvalid('cloudToDeviceMethod must be an object with methodName, payload and responseTimeoutInSeconds');
+    if (!isJsonObject(body.cloudToDeviceMethod))
+      throw hubErrors.argumentInvalid('cloudToDeviceMethod must be an object with methodName, payload and responseTimeoutInSeconds');
     job.cloudToDeviceMethod = { ...parseInvocation(body.cloudToDeviceMethod) };
   } else {
-    if (!isJsonObject(body.updateTwin)) throw hubErrors.argumentInvalid('updateTwin must be a twin patch, like {"properties": {"desired": {...}}, "etag": "*"}');
+    if (!isJsonObject(body.updateTwin))
+      throw hubErrors.argumentInvalid('updateTwin must be a twin patch, like {"properties": {"desired": {...}}, "etag": "*"}');
     const { tags, desired } = serviceSections(body.updateTwin);
     if (!tags && !desired) throw hubErrors.argumentInvalid('updateTwin must write tags or properties.desired');
     job.updateTwin = body.updateTwin;

@@ -74,9 +74,15 @@ export class ScheduledJobs {
     for (const job of this.store.withStatus('running')) {
       const interrupted = this.store.devices(job.jobId, 'running', Number.MAX_SAFE_INTEGER);
       for (const row of interrupted) {
-        this.finishDevice(row, 'failed', { error: { code: 'JobInterrupted', description: 'The hub stopped while this device\'s call was in flight; it was not repeated' } });
+        this.finishDevice(row, 'failed', {
+          error: { code: 'JobInterrupted', description: "The hub stopped while this device's call was in flight; it was not repeated" },
+        });
       }
-      if (interrupted.length > 0) this.log.info('jobs', `job ${job.jobId}: ${interrupted.length} device call(s) in flight when the hub stopped were failed as interrupted`);
+      if (interrupted.length > 0)
+        this.log.info(
+          'jobs',
+          `job ${job.jobId}: ${interrupted.length} device call(s) in flight when the hub stopped were failed as interrupted`,
+        );
     }
     for (const status of ACTIVE) for (const job of this.store.withStatus(status)) this.arm(job);
   }
@@ -86,7 +92,9 @@ export class ScheduledJobs {
     this.store.transaction(() => {
       if (this.store.get(jobId)) throw hubErrors.jobAlreadyExists(jobId);
       if (this.store.activeCount() >= this.options.maxActiveJobs) {
-        throw hubErrors.tooManyActiveJobs(`At most ${this.options.maxActiveJobs} job(s) may be queued, scheduled or running at once; wait for one to end`);
+        throw hubErrors.tooManyActiveJobs(
+          `At most ${this.options.maxActiveJobs} job(s) may be queued, scheduled or running at once; wait for one to end`,
+        );
       }
       this.store.insert(job);
     });
@@ -103,7 +111,9 @@ export class ScheduledJobs {
   cancel(jobId: string): JobResponse {
     const job = this.record(jobId);
     if (!ACTIVE.includes(job.status)) return this.response(job);
-    this.end(job, 'cancelled', 'cancelled', { error: { code: 'JobCancelled', description: 'The job was cancelled before this device\'s turn' } });
+    this.end(job, 'cancelled', 'cancelled', {
+      error: { code: 'JobCancelled', description: "The job was cancelled before this device's turn" },
+    });
     this.log.info('jobs', `job ${jobId} cancelled`);
     return this.get(jobId);
   }
@@ -183,16 +193,30 @@ export class ScheduledJobs {
       const created = this.now().toISOString();
       const endTimeUtc = new Date(Date.parse(job.startTime) + job.maxExecutionTimeInSeconds * 1000).toISOString();
       this.store.transaction(() => {
-        this.store.addDevices(deviceIds.map((deviceId) => ({
-          deviceId, jobId, jobType: job.type, status: 'pending', startTimeUtc: job.startTime, endTimeUtc,
-          createdDateTimeUtc: created, lastUpdatedDateTimeUtc: created, outcome: { deviceMethodResponse: null },
-        })));
+        this.store.addDevices(
+          deviceIds.map((deviceId) => ({
+            deviceId,
+            jobId,
+            jobType: job.type,
+            status: 'pending',
+            startTimeUtc: job.startTime,
+            endTimeUtc,
+            createdDateTimeUtc: created,
+            lastUpdatedDateTimeUtc: created,
+            outcome: { deviceMethodResponse: null },
+          })),
+        );
         this.store.update({ ...job, status: 'running' });
       });
       this.log.info('jobs', `job ${jobId} running on ${deviceIds.length} device(s)`);
     } catch (err) {
       this.log.error('jobs', `job ${jobId} could not start: ${(err as Error).stack ?? err}`);
-      this.store.update({ ...job, status: 'failed', endTime: this.now().toISOString(), failureReason: `The job could not start: ${(err as Error).message}` });
+      this.store.update({
+        ...job,
+        status: 'failed',
+        endTime: this.now().toISOString(),
+        failureReason: `The job could not start: ${(err as Error).message}`,
+      });
       return;
     }
     void this.work(jobId);
@@ -283,7 +307,9 @@ export class ScheduledJobs {
     const job = this.store.get(jobId);
     if (!job || !ACTIVE.includes(job.status)) return;
     const reason = `The job did not end within maxExecutionTimeInSeconds (${job.maxExecutionTimeInSeconds} s)`;
-    this.end({ ...job, failureReason: reason }, 'failed', 'failed', { error: { code: 'JobExpired', description: `${reason} before this device's turn` } });
+    this.end({ ...job, failureReason: reason }, 'failed', 'failed', {
+      error: { code: 'JobExpired', description: `${reason} before this device's turn` },
+    });
     this.log.info('jobs', `job ${jobId} failed: ${reason}`);
   }
 
@@ -307,7 +333,9 @@ export class ScheduledJobs {
 }
 
 function deviceError(err: unknown): { code: string; description: string } {
-  return err instanceof HubError ? { code: err.code, description: err.message } : { code: 'ServerError', description: String((err as Error)?.message ?? err) };
+  return err instanceof HubError
+    ? { code: err.code, description: err.message }
+    : { code: 'ServerError', description: String((err as Error)?.message ?? err) };
 }
 
 function throwNotFound(jobId: string): never {

@@ -38,10 +38,12 @@ interface Pending {
 
 /** Validates a method call body the way IoT Hub does: 400 for anything out of its documented ranges. */
 export function parseInvocation(body: unknown): MethodInvocation {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw hubErrors.argumentInvalid('The request body must be a JSON object');
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw hubErrors.argumentInvalid('The request body must be a JSON object');
   const b = body as Record<string, unknown>;
   // The name becomes an MQTT topic level: no separators or wildcards.
-  if (typeof b.methodName !== 'string' || !/^[^/#+?\s]+$/.test(b.methodName)) throw hubErrors.argumentInvalid('methodName must be a non-empty name without spaces, /, #, + or ?');
+  if (typeof b.methodName !== 'string' || !/^[^/#+?\s]+$/.test(b.methodName))
+    throw hubErrors.argumentInvalid('methodName must be a non-empty name without spaces, /, #, + or ?');
   const payload = b.payload ?? null;
   const problem = payloadProblem(payload, 'payload');
   if (problem) throw hubErrors.argumentInvalid(problem);
@@ -97,7 +99,8 @@ export class DirectMethods {
     const rid = (this.nextRid++).toString(16);
     const answered = new Promise<MethodResult>((resolve, reject) => {
       const timer = setTimeout(
-        () => settle(hubErrors.gatewayTimeout(`Timed out waiting for the response from device ${name} to method '${invocation.methodName}'`)),
+        () =>
+          settle(hubErrors.gatewayTimeout(`Timed out waiting for the response from device ${name} to method '${invocation.methodName}'`)),
         invocation.responseTimeoutInSeconds * 1000,
       );
       const settle = (result: MethodResult | Error) => {

@@ -5,9 +5,7 @@ import { hubErrors } from '../errors.js';
 import type { AggregateName, Collection, Expr, PathExpr, Primitive, QueryAst, SelectItem } from './ast.js';
 import { atPosition, syntaxError, tokenize, type Token } from './tokenizer.js';
 
-const KEYWORDS = new Set([
-  'SELECT', 'TOP', 'FROM', 'WHERE', 'GROUP', 'BY', 'AS', 'AND', 'OR', 'NOT', 'IN', 'NIN', 'TRUE', 'FALSE', 'NULL',
-]);
+const KEYWORDS = new Set(['SELECT', 'TOP', 'FROM', 'WHERE', 'GROUP', 'BY', 'AS', 'AND', 'OR', 'NOT', 'IN', 'NIN', 'TRUE', 'FALSE', 'NULL']);
 const AGGREGATES = new Set<string>(['COUNT', 'SUM', 'AVG', 'MIN', 'MAX'] satisfies AggregateName[]);
 const COMPARISONS = new Set(['=', '!=', '<>', '<', '<=', '>', '>=']);
 const COLLECTIONS = new Set<string>(['devices', 'devices.modules', 'devices.jobs'] satisfies Collection[]);
@@ -43,13 +41,15 @@ class Parser {
     this.expectKeyword('FROM');
     const from = this.collection();
     // IoT Hub serves devices.jobs with SELECT * only ("Queries for IoT Hub jobs").
-    if (from === 'devices.jobs' && select) throw hubErrors.invalidQuery('Queries on devices.jobs support SELECT * only: projections and aggregates are not supported');
+    if (from === 'devices.jobs' && select)
+      throw hubErrors.invalidQuery('Queries on devices.jobs support SELECT * only: projections and aggregates are not supported');
     this.from = from;
     const where = this.acceptKeyword('WHERE') ? this.expression() : undefined;
     const groupBy: PathExpr[] = [];
     if (this.acceptKeyword('GROUP')) {
       this.expectKeyword('BY');
-      do groupBy.push(this.path()); while (this.acceptPunct(','));
+      do groupBy.push(this.path());
+      while (this.acceptPunct(','));
     }
     if (this.peek().type !== 'end') {
       const rest = groupBy.length > 0 ? '' : where ? 'GROUP BY or ' : 'WHERE, GROUP BY or ';
@@ -95,7 +95,8 @@ class Parser {
     const offset = this.peek().offset;
     const segments = [this.identifier('expected a property name')];
     while (this.acceptPunct('.')) segments.push(this.identifier('expected a property name after .'));
-    const collection = this.from === 'devices.jobs' && segments.length > 2 && segments.slice(0, 2).join('.').toLowerCase() === 'devices.jobs';
+    const collection =
+      this.from === 'devices.jobs' && segments.length > 2 && segments.slice(0, 2).join('.').toLowerCase() === 'devices.jobs';
     return { kind: 'path', segments: collection ? segments.slice(2) : segments, offset };
   }
 
@@ -186,7 +187,8 @@ class Parser {
       this.index += 2;
       const args: Expr[] = [];
       if (!this.acceptPunct(')')) {
-        do args.push(this.nested(t.offset, () => this.expression())); while (this.acceptPunct(','));
+        do args.push(this.nested(t.offset, () => this.expression()));
+        while (this.acceptPunct(','));
         this.expectPunct(')');
       }
       return { kind: 'call', name: t.text, args, offset: t.offset };

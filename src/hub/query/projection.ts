@@ -9,8 +9,7 @@ import { atPosition as at } from './tokenizer.js';
 export type Row = Record<string, unknown>;
 
 export type Projection =
-  | { kind: 'each'; project: (doc: unknown) => unknown }
-  | { kind: 'aggregate'; aggregate: (docs: Iterable<unknown>) => Row[] };
+  { kind: 'each'; project: (doc: unknown) => unknown } | { kind: 'aggregate'; aggregate: (docs: Iterable<unknown>) => Row[] };
 
 interface Accumulator {
   add(doc: unknown): void;
@@ -18,9 +17,7 @@ interface Accumulator {
   result(): unknown;
 }
 
-type Column =
-  | { kind: 'field'; alias?: string; read: EntryReader }
-  | { kind: 'aggregate'; name: string; start: () => Accumulator };
+type Column = { kind: 'field'; alias?: string; read: EntryReader } | { kind: 'aggregate'; name: string; start: () => Accumulator };
 
 type FieldColumn = Extract<Column, { kind: 'field' }>;
 
@@ -43,7 +40,13 @@ export function compileProjection(ast: QueryAst): Projection {
     };
   }
   checkGrouped(select, groupBy);
-  return { kind: 'aggregate', aggregate: aggregator(columns, groupBy.map((p) => valueReader(p.segments))) };
+  return {
+    kind: 'aggregate',
+    aggregate: aggregator(
+      columns,
+      groupBy.map((p) => valueReader(p.segments)),
+    ),
+  };
 }
 
 function compileColumns(select: SelectItem[]): Column[] {
@@ -52,8 +55,7 @@ function compileColumns(select: SelectItem[]): Column[] {
   return select.map((item) => {
     const offset = item.kind === 'field' ? item.path.offset : item.offset;
     // IoT Hub names a field after its last property name, and numbers columns that have none ($1, $2...).
-    const name =
-      item.alias ?? (item.kind === 'field' ? item.path.segments[item.path.segments.length - 1] : `$${++unnamed}`);
+    const name = item.alias ?? (item.kind === 'field' ? item.path.segments[item.path.segments.length - 1] : `$${++unnamed}`);
     if (names.has(name.toLowerCase())) {
       throw hubErrors.invalidQuery(`Duplicate column name '${name}' ${at(offset)}: give one of them a name with AS`);
     }

@@ -79,7 +79,7 @@ export function tokenize(text: string): Token[] {
             value += ESCAPES[e];
             i += 2;
           } else {
-            fail(i, 2, "invalid escape sequence (allowed: \\' \\\" \\\\ \\uXXXX)");
+            fail(i, 2, 'invalid escape sequence (allowed: \\\' \\" \\\\ \\uXXXX)');
           }
         } else {
           value += d;

@@ -42,16 +42,26 @@ export interface BulkOperationResult {
  */
 export function applyBulk(registry: Registry, body: unknown): BulkOperationResult {
   const operations = parseBulk(body);
-  const errors = registry.batch(() => operations.flatMap((operation) => {
-    try {
-      apply(registry, operation);
-      return [];
-    } catch (err) {
-      if (!(err instanceof HubError)) throw err;
-      const { key, mode } = operation;
-      return [{ deviceId: key.deviceId, ...(key.moduleId ? { moduleId: key.moduleId } : {}), operation: mode, errorCode: err.code, errorStatus: err.message }];
-    }
-  }));
+  const errors = registry.batch(() =>
+    operations.flatMap((operation) => {
+      try {
+        apply(registry, operation);
+        return [];
+      } catch (err) {
+        if (!(err instanceof HubError)) throw err;
+        const { key, mode } = operation;
+        return [
+          {
+            deviceId: key.deviceId,
+            ...(key.moduleId ? { moduleId: key.moduleId } : {}),
+            operation: mode,
+            errorCode: err.code,
+            errorStatus: err.message,
+          },
+        ];
+      }
+    }),
+  );
   return { isSuccessful: errors.length === 0, errors, warnings: [] };
 }
 
@@ -79,19 +89,25 @@ function parseBulk(body: unknown): BulkOperation[] {
   }
   const seen = new Set<string>();
   return body.map((item: unknown, i): BulkOperation => {
-    if (item === null || typeof item !== 'object' || Array.isArray(item)) throw hubErrors.argumentInvalid(`Item ${i} must be a JSON object`);
+    if (item === null || typeof item !== 'object' || Array.isArray(item))
+      throw hubErrors.argumentInvalid(`Item ${i} must be a JSON object`);
     const fields = item as Record<string, unknown>;
     const { id, moduleId, importMode } = fields;
     // The REST spec names it eTag; azure-iothub sends the Device's own etag (IoT Hub reads JSON names case-insensitively).
     const eTag = fields.eTag ?? fields.etag;
     if (typeof id !== 'string' || id === '') throw hubErrors.argumentInvalid(`Item ${i} has no id`);
-    if (moduleId !== undefined && moduleId !== null && typeof moduleId !== 'string') throw hubErrors.argumentInvalid(`Item ${i}'s moduleId must be a string`);
+    if (moduleId !== undefined && moduleId !== null && typeof moduleId !== 'string')
+      throw hubErrors.argumentInvalid(`Item ${i}'s moduleId must be a string`);
     const mode = IMPORT_MODES.find((m) => typeof importMode === 'string' && m.toLowerCase() === importMode.toLowerCase());
     if (!mode) throw hubErrors.argumentInvalid(`Item ${i}'s importMode must be one of ${IMPORT_MODES.join(', ')}`);
-    if (eTag !== undefined && eTag !== null && typeof eTag !== 'string') throw hubErrors.argumentInvalid(`Item ${i}'s eTag must be a string`);
+    if (eTag !== undefined && eTag !== null && typeof eTag !== 'string')
+      throw hubErrors.argumentInvalid(`Item ${i}'s eTag must be a string`);
     const key: IdentityKey = moduleId ? { deviceId: id, moduleId } : { deviceId: id };
     const name = `${id}/${moduleId ?? ''}`;
-    if (seen.has(name)) throw hubErrors.argumentInvalid(`'${moduleId ? `${id}/${moduleId}` : id}' is named more than once; an identity can be specified only once in the list`);
+    if (seen.has(name))
+      throw hubErrors.argumentInvalid(
+        `'${moduleId ? `${id}/${moduleId}` : id}' is named more than once; an identity can be specified only once in the list`,
+      );
     seen.add(name);
     return { key, mode, etag: eTag ?? undefined, body: fields };
   });

@@ -42,10 +42,8 @@ export function deviceScopes(
     return { deviceScope: own, parentScopes: parents };
   }
   // A leaf: deviceScope and parentScopes name the same parent; the one given decides.
-  const kept = wasEdge ? [] : existing?.parentScopes ?? [];
-  const parents = input.deviceScope !== undefined
-    ? (input.deviceScope ? [input.deviceScope] : [])
-    : input.parentScopes ?? kept;
+  const kept = wasEdge ? [] : (existing?.parentScopes ?? []);
+  const parents = input.deviceScope !== undefined ? (input.deviceScope ? [input.deviceScope] : []) : (input.parentScopes ?? kept);
   if (input.deviceScope && input.parentScopes?.length && input.parentScopes[0] !== input.deviceScope) {
     throw hubErrors.argumentInvalid("A device's deviceScope and parentScopes must name the same parent IoT Edge device");
   }
@@ -68,7 +66,9 @@ function edgeDevice(scope: string, findDevice: (deviceId: string) => IdentityRec
   const id = SCOPE.exec(scope)?.[1];
   const parent = id === undefined ? undefined : findDevice(id);
   if (!parent?.capabilities.iotEdge || parent.deviceScope !== scope) {
-    throw hubErrors.argumentInvalid(`'${scope.slice(0, 200)}' is not the scope of an IoT Edge device in this hub (ms-azure-iot-edge://{deviceId}-{generationId})`);
+    throw hubErrors.argumentInvalid(
+      `'${scope.slice(0, 200)}' is not the scope of an IoT Edge device in this hub (ms-azure-iot-edge://{deviceId}-{generationId})`,
+    );
   }
   return parent;
 }

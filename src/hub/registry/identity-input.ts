@@ -123,7 +123,9 @@ function boolean(value: unknown, name: string): boolean | undefined {
  * certificate's chain is what counts). A type that is absent is inferred as the SDKs infer it: a
  * thumbprint means 'selfSigned'. Keys with an X.509 type, or thumbprints with another, are refused.
  */
-function credentials(authentication: Fields): Pick<IdentityInput, 'authenticationType' | 'primaryKey' | 'secondaryKey' | 'primaryThumbprint' | 'secondaryThumbprint'> {
+function credentials(
+  authentication: Fields,
+): Pick<IdentityInput, 'authenticationType' | 'primaryKey' | 'secondaryKey' | 'primaryThumbprint' | 'secondaryThumbprint'> {
   const keys = object(field(authentication, 'symmetricKey'), 'authentication.symmetricKey');
   const primaryKey = keys && symmetricKey(field(keys, 'primaryKey'), 'primaryKey');
   const secondaryKey = keys && symmetricKey(field(keys, 'secondaryKey'), 'secondaryKey');
@@ -137,18 +139,26 @@ function credentials(authentication: Fields): Pick<IdentityInput, 'authenticatio
   if (type !== undefined && !known) {
     throw hubErrors.argumentInvalid(`authentication.type must be one of ${AUTHENTICATION_TYPES.join(', ')}, not ${describe(type)}`);
   }
-  if (known === 'none') throw hubErrors.argumentInvalid("authentication.type 'none' is not supported by the local hub; use 'sas', 'selfSigned' or 'certificateAuthority'");
+  if (known === 'none')
+    throw hubErrors.argumentInvalid(
+      "authentication.type 'none' is not supported by the local hub; use 'sas', 'selfSigned' or 'certificateAuthority'",
+    );
   const authenticationType = known ?? (hasThumbprints ? 'selfSigned' : undefined);
   if (hasKeys && hasThumbprints) throw hubErrors.argumentInvalid('An identity cannot specify both symmetric keys and thumbprints');
-  if (authenticationType === 'sas' && hasThumbprints) throw hubErrors.argumentInvalid("An identity with authentication.type 'sas' cannot specify thumbprints");
+  if (authenticationType === 'sas' && hasThumbprints)
+    throw hubErrors.argumentInvalid("An identity with authentication.type 'sas' cannot specify thumbprints");
   if (authenticationType !== undefined && authenticationType !== 'sas' && hasKeys) {
     throw hubErrors.argumentInvalid(`An identity with authentication.type '${authenticationType}' cannot specify symmetric keys`);
   }
   if (authenticationType === 'certificateAuthority' && hasThumbprints) {
-    throw hubErrors.argumentInvalid("An identity with authentication.type 'certificateAuthority' cannot specify thumbprints: its certificate's chain authenticates it");
+    throw hubErrors.argumentInvalid(
+      "An identity with authentication.type 'certificateAuthority' cannot specify thumbprints: its certificate's chain authenticates it",
+    );
   }
   if (authenticationType === 'selfSigned' && primaryThumbprint === undefined) {
-    throw hubErrors.argumentInvalid("An identity with authentication.type 'selfSigned' needs authentication.x509Thumbprint.primaryThumbprint");
+    throw hubErrors.argumentInvalid(
+      "An identity with authentication.type 'selfSigned' needs authentication.x509Thumbprint.primaryThumbprint",
+    );
   }
   return { authenticationType, primaryKey, secondaryKey, primaryThumbprint, secondaryThumbprint };
 }
@@ -158,7 +168,10 @@ function thumbprint(value: unknown, name: string): string | undefined {
   if (value === undefined || value === '') return undefined;
   const where = `authentication.x509Thumbprint.${name}`;
   if (typeof value !== 'string') throw hubErrors.argumentInvalid(`${where} must be a string, not ${describe(value)}`);
-  if (!THUMBPRINT.test(value)) throw hubErrors.argumentInvalid(`${where} must be a SHA-1 (40 hex digits) or SHA-256 (64 hex digits) thumbprint, not ${describe(value)}`);
+  if (!THUMBPRINT.test(value))
+    throw hubErrors.argumentInvalid(
+      `${where} must be a SHA-1 (40 hex digits) or SHA-256 (64 hex digits) thumbprint, not ${describe(value)}`,
+    );
   return value.toUpperCase();
 }
 
@@ -170,7 +183,9 @@ function symmetricKey(value: unknown, name: string): string | undefined {
   const bytes = /^[A-Za-z0-9+/]*={0,2}$/.test(value) && value.length % 4 === 0 ? Buffer.from(value, 'base64') : undefined;
   if (!bytes || bytes.toString('base64') !== value) throw hubErrors.argumentInvalid(`${where} is not base64`);
   if (bytes.length < KEY_BYTES.min || bytes.length > KEY_BYTES.max) {
-    throw hubErrors.argumentInvalid(`The primary and secondary keys must be between ${KEY_BYTES.min} and ${KEY_BYTES.max} bytes in length; ${where} has ${bytes.length}`);
+    throw hubErrors.argumentInvalid(
+      `The primary and secondary keys must be between ${KEY_BYTES.min} and ${KEY_BYTES.max} bytes in length; ${where} has ${bytes.length}`,
+    );
   }
   return value;
 }

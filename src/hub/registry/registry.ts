@@ -98,15 +98,20 @@ export class Registry extends EventEmitter<RegistryEvents> {
         throw moduleId ? hubErrors.moduleAlreadyExists(key.deviceId, moduleId) : hubErrors.deviceAlreadyExists(key.deviceId);
       }
       if (existing && etag !== '*' && etag !== etagOf(existing)) {
-        throw hubErrors.preconditionFailed(`The etag '${etag}' does not match the current etag of '${key.deviceId}${moduleId ? '/' + moduleId : ''}'`);
+        throw hubErrors.preconditionFailed(
+          `The etag '${etag}' does not match the current etag of '${key.deviceId}${moduleId ? '/' + moduleId : ''}'`,
+        );
       }
       const updated = existing ? this.applyUpdate(existing, input) : this.newRecord(key.deviceId, moduleId, input);
       const record = moduleId ? updated : { ...updated, ...deviceScopes(updated, input, existing, (id) => this.store.get(id)) };
       this.store.put(record);
       if (!existing) this.dependents.created(key);
-      const event = !existing ? 'created'
-        : existing.status === 'enabled' && record.status === 'disabled' ? 'disabled'
-          : credentialsChanged(existing, record) ? 'rekeyed'
+      const event = !existing
+        ? 'created'
+        : existing.status === 'enabled' && record.status === 'disabled'
+          ? 'disabled'
+          : credentialsChanged(existing, record)
+            ? 'rekeyed'
             : undefined;
       if (event) this.store.afterCommit(() => this.emit(event, key));
       return { record, created: !existing };
@@ -127,7 +132,9 @@ export class Registry extends EventEmitter<RegistryEvents> {
       if (etag !== undefined && etag !== '*' && etag !== etagOf(existing)) {
         throw hubErrors.preconditionFailed(`The etag '${etag}' does not match the current etag of '${key.deviceId}'`);
       }
-      const removed = moduleId ? [key] : [key, ...this.store.modulesOf(key.deviceId).map((m) => ({ deviceId: m.deviceId, moduleId: m.moduleId }))];
+      const removed = moduleId
+        ? [key]
+        : [key, ...this.store.modulesOf(key.deviceId).map((m) => ({ deviceId: m.deviceId, moduleId: m.moduleId }))];
       this.store.delete(key.deviceId, moduleId);
       for (const k of removed) this.dependents.deleted(k);
       this.store.afterCommit(() => removed.forEach((k) => this.emit('deleted', k)));
@@ -233,11 +240,16 @@ function credentials(input: IdentityInput, existing: IdentityRecord | undefined)
 }
 
 function credentialsChanged(before: IdentityRecord, after: IdentityRecord): boolean {
-  return (before.authenticationType ?? 'sas') !== after.authenticationType ||
-    (['primaryKey', 'secondaryKey', 'primaryThumbprint', 'secondaryThumbprint'] as const).some((name) => before[name] !== after[name]);
+  return (
+    (before.authenticationType ?? 'sas') !== after.authenticationType ||
+    (['primaryKey', 'secondaryKey', 'primaryThumbprint', 'secondaryThumbprint'] as const).some((name) => before[name] !== after[name])
+  );
 }
 
 function generationId(): string {
   // IoT Hub shows an 18-digit number; a random one serves the same purpose (a new one per re-creation).
-  return BigInt('0x' + randomUUID().replace(/-/g, '').slice(0, 15)).toString().padStart(18, '6').slice(0, 18);
+  return BigInt('0x' + randomUUID().replace(/-/g, '').slice(0, 15))
+    .toString()
+    .padStart(18, '6')
+    .slice(0, 18);
 }

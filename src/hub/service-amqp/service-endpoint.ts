@@ -70,10 +70,19 @@ export class ServiceAmqpEndpoint {
   private openDevicebound(link: Receiver, state: AmqpConnectionState): void {
     const address = link.target?.address ?? '';
     if (address.toLowerCase() !== DEVICEBOUND) {
-      return this.connections.refuse(link, 'amqp:not-found', `'${address}' is not an endpoint of this hub; cloud-to-device messages go to '${DEVICEBOUND}'.`);
+      return this.connections.refuse(
+        link,
+        'amqp:not-found',
+        `'${address}' is not an endpoint of this hub; cloud-to-device messages go to '${DEVICEBOUND}'.`,
+      );
     }
     const path = `${this.options.hostName}${DEVICEBOUND}`;
-    if (!state.claims.covers(path)) return this.connections.refuse(link, 'amqp:unauthorized-access', `Unauthorized: put a token with ServiceConnect for '${path}' on $cbs first.`);
+    if (!state.claims.covers(path))
+      return this.connections.refuse(
+        link,
+        'amqp:unauthorized-access',
+        `Unauthorized: put a token with ServiceConnect for '${path}' on $cbs first.`,
+      );
     link.set_target({ address });
     this.connections.authorise(state, link, path);
     link.on('message', (context: EventContext) => this.enqueue(context.message!, context.delivery!));
@@ -104,7 +113,8 @@ export class ServiceAmqpEndpoint {
       delivery.accept();
     } catch (error) {
       const refused = amqpError(error);
-      if (refused.condition === 'amqp:internal-error') this.options.log.error('amqp', `could not queue a cloud-to-device message: ${refused.description}`);
+      if (refused.condition === 'amqp:internal-error')
+        this.options.log.error('amqp', `could not queue a cloud-to-device message: ${refused.description}`);
       else this.options.log.info('amqp', `refused a cloud-to-device message: ${refused.description}`);
       delivery.reject(refused);
     }
@@ -114,13 +124,26 @@ export class ServiceAmqpEndpoint {
     const address = link.source?.address ?? '';
     const lower = address.toLowerCase();
     if (lower === FILE_NOTIFICATIONS) {
-      return this.connections.refuse(link, 'amqp:not-implemented', 'File upload notifications are not available: this local hub has no file upload.');
+      return this.connections.refuse(
+        link,
+        'amqp:not-implemented',
+        'File upload notifications are not available: this local hub has no file upload.',
+      );
     }
     if (lower !== FEEDBACK) {
-      return this.connections.refuse(link, 'amqp:not-found', `'${address}' is not an endpoint of this hub; delivery feedback is on '/messages/serviceBound/feedback'.`);
+      return this.connections.refuse(
+        link,
+        'amqp:not-found',
+        `'${address}' is not an endpoint of this hub; delivery feedback is on '/messages/serviceBound/feedback'.`,
+      );
     }
     const path = `${this.options.hostName}${FEEDBACK}`;
-    if (!state.claims.covers(path)) return this.connections.refuse(link, 'amqp:unauthorized-access', `Unauthorized: put a token with ServiceConnect for '${path}' on $cbs first.`);
+    if (!state.claims.covers(path))
+      return this.connections.refuse(
+        link,
+        'amqp:unauthorized-access',
+        `Unauthorized: put a token with ServiceConnect for '${path}' on $cbs first.`,
+      );
     link.set_source({ address });
     this.connections.authorise(state, link, path);
     this.feedbackLinks.add(link);
@@ -136,7 +159,10 @@ export class ServiceAmqpEndpoint {
   private sendFeedback(): void {
     for (const link of this.feedbackLinks) {
       while (link.sendable()) {
-        const batch = this.options.queues.feedback(FEEDBACK_BATCH + this.sending.size).filter((r) => !this.sending.has(r.seq)).slice(0, FEEDBACK_BATCH);
+        const batch = this.options.queues
+          .feedback(FEEDBACK_BATCH + this.sending.size)
+          .filter((r) => !this.sending.has(r.seq))
+          .slice(0, FEEDBACK_BATCH);
         if (batch.length === 0) return;
         const delivery = link.send({
           message_id: randomUUID(),
@@ -179,8 +205,12 @@ export class ServiceAmqpEndpoint {
 function targetDevice(to: string | undefined): string {
   const match = /^\/devices\/([^/]+)\/messages\/devicebound$/i.exec(to ?? '');
   if (!match) {
-    throw new HubError(400, 400004, 'ArgumentInvalid',
-      `The message's 'to' must be /devices/{deviceId}/messages/devicebound, not '${to ?? ''}' (modules have no cloud-to-device queue).`);
+    throw new HubError(
+      400,
+      400004,
+      'ArgumentInvalid',
+      `The message's 'to' must be /devices/{deviceId}/messages/devicebound, not '${to ?? ''}' (modules have no cloud-to-device queue).`,
+    );
   }
   return decodeURIComponent(match[1]!);
 }

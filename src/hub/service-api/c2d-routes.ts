@@ -5,7 +5,10 @@ import type { Route } from './router.js';
 export function c2dRoutes(queues: DeviceQueues): Route[] {
   return [
     {
-      operation: 'CloudToDeviceMessages_PurgeCloudToDeviceMessageQueue', method: 'DELETE', path: '/devices/:deviceId/commands', right: 'ServiceConnect',
+      operation: 'CloudToDeviceMessages_PurgeCloudToDeviceMessageQueue',
+      method: 'DELETE',
+      path: '/devices/:deviceId/commands',
+      right: 'ServiceConnect',
       handle: ({ params }) => ({
         status: 200,
         body: { totalMessagesPurged: queues.purge(params.deviceId), deviceId: params.deviceId, moduleId: null },

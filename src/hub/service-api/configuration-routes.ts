@@ -7,15 +7,23 @@ import type { Route } from './router.js';
 /** Automatic device configurations over HTTPS, as azure-iothub's Registry (addConfiguration, ...) calls them. */
 export function configurationRoutes(configurations: Configurations, registry: Registry): Route[] {
   const withEtag = (record: ConfigurationRecord) => ({
-    status: 200, body: configurations.toJson(record), headers: { ETag: `"${etagOfConfiguration(record)}"` },
+    status: 200,
+    body: configurations.toJson(record),
+    headers: { ETag: `"${etagOfConfiguration(record)}"` },
   });
   return [
     {
-      method: 'POST', path: '/configurations/testQueries', operation: 'Configuration_TestQueries', right: 'RegistryRead',
+      method: 'POST',
+      path: '/configurations/testQueries',
+      operation: 'Configuration_TestQueries',
+      right: 'RegistryRead',
       handle: ({ body }) => ({ status: 200, body: configurations.testQueries(body) }),
     },
     {
-      method: 'GET', path: '/configurations', operation: 'Configuration_GetConfigurations', right: 'RegistryRead',
+      method: 'GET',
+      path: '/configurations',
+      operation: 'Configuration_GetConfigurations',
+      right: 'RegistryRead',
       handle: ({ query }) => {
         const top = query.has('top') ? Number(query.get('top')) : MAX_CONFIGURATIONS;
         // IoT Hub lowers a top above its maximum to the maximum.
@@ -24,19 +32,34 @@ export function configurationRoutes(configurations: Configurations, registry: Re
       },
     },
     {
-      method: 'PUT', path: '/configurations/:id', operation: 'Configuration_CreateOrUpdate', right: 'RegistryWrite',
+      method: 'PUT',
+      path: '/configurations/:id',
+      operation: 'Configuration_CreateOrUpdate',
+      right: 'RegistryWrite',
       handle: ({ params, headers, body }) => withEtag(configurations.createOrUpdate(params.id, body, headers['if-match'])),
     },
-    { method: 'GET', path: '/configurations/:id', operation: 'Configuration_Get', right: 'RegistryRead', handle: ({ params }) => withEtag(configurations.get(params.id)) },
     {
-      method: 'DELETE', path: '/configurations/:id', operation: 'Configuration_Delete', right: 'RegistryWrite',
+      method: 'GET',
+      path: '/configurations/:id',
+      operation: 'Configuration_Get',
+      right: 'RegistryRead',
+      handle: ({ params }) => withEtag(configurations.get(params.id)),
+    },
+    {
+      method: 'DELETE',
+      path: '/configurations/:id',
+      operation: 'Configuration_Delete',
+      right: 'RegistryWrite',
       handle: ({ params, headers }) => {
         configurations.delete(params.id, headers['if-match']);
         return { status: 204 };
       },
     },
     {
-      method: 'POST', path: '/devices/:deviceId/applyConfigurationContent', operation: 'Configuration_ApplyOnEdgeDevice', right: 'RegistryWrite',
+      method: 'POST',
+      path: '/devices/:deviceId/applyConfigurationContent',
+      operation: 'Configuration_ApplyOnEdgeDevice',
+      right: 'RegistryWrite',
       handle: ({ params, body }) => {
         const device = registry.get(params.deviceId);
         configurations.applyOnEdgeDevice(params.deviceId, device.capabilities.iotEdge, body);

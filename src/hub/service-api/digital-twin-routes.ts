@@ -32,7 +32,10 @@ export function digitalTwinRoutes(registry: Registry, twins: Twins, methods: Dir
   };
   return [
     {
-      method: 'GET', path: '/digitaltwins/:id', operation: 'DigitalTwin_GetDigitalTwin', right: READ,
+      method: 'GET',
+      path: '/digitaltwins/:id',
+      operation: 'DigitalTwin_GetDigitalTwin',
+      right: READ,
       handle: ({ params }) => {
         const record = registry.get(params.id);
         const state = twins.get({ deviceId: params.id });
@@ -40,7 +43,10 @@ export function digitalTwinRoutes(registry: Registry, twins: Twins, methods: Dir
       },
     },
     {
-      method: 'PATCH', path: '/digitaltwins/:id', operation: 'DigitalTwin_UpdateDigitalTwin', right: 'ServiceConnect',
+      method: 'PATCH',
+      path: '/digitaltwins/:id',
+      operation: 'DigitalTwin_UpdateDigitalTwin',
+      right: 'ServiceConnect',
       handle: ({ params, body, headers }) => {
         registry.get(params.id);
         const key = { deviceId: params.id };
@@ -49,8 +55,20 @@ export function digitalTwinRoutes(registry: Registry, twins: Twins, methods: Dir
         return { status: 202, headers: { ETag: `"${next.etag}"`, Location: `/digitaltwins/${encodeURIComponent(params.id)}` } };
       },
     },
-    { method: 'POST', path: '/digitaltwins/:id/commands/:commandName', operation: 'DigitalTwin_InvokeRootLevelCommand', right: 'ServiceConnect', handle: command },
-    { method: 'POST', path: '/digitaltwins/:id/components/:componentName/commands/:commandName', operation: 'DigitalTwin_InvokeComponentCommand', right: 'ServiceConnect', handle: command },
+    {
+      method: 'POST',
+      path: '/digitaltwins/:id/commands/:commandName',
+      operation: 'DigitalTwin_InvokeRootLevelCommand',
+      right: 'ServiceConnect',
+      handle: command,
+    },
+    {
+      method: 'POST',
+      path: '/digitaltwins/:id/components/:componentName/commands/:commandName',
+      operation: 'DigitalTwin_InvokeComponentCommand',
+      right: 'ServiceConnect',
+      handle: command,
+    },
   ];
 }
 

@@ -28,8 +28,12 @@ export function createHttpHandler(router: Router, auth: Authenticator, log: HubL
       const found = router.match(req.method ?? 'GET', url.pathname);
       if (typeof found !== 'object') {
         // A real route always wins; only then is a path IoT Hub has told apart from one nobody has.
-        throw notImplemented(req.method ?? 'GET', url.pathname) ??
-          (found === 'method' ? hubErrors.methodNotAllowed(`${req.method} is not allowed on ${url.pathname}`) : hubErrors.notFound(`No such resource: ${url.pathname}`));
+        throw (
+          notImplemented(req.method ?? 'GET', url.pathname) ??
+          (found === 'method'
+            ? hubErrors.methodNotAllowed(`${req.method} is not allowed on ${url.pathname}`)
+            : hubErrors.notFound(`No such resource: ${url.pathname}`))
+        );
       }
       operation = found.route.operation;
       auth.authorizeService(req.headers.authorization, found.route.right, url.pathname);
@@ -41,8 +45,13 @@ export function createHttpHandler(router: Router, auth: Authenticator, log: HubL
     } catch (err) {
       const error = err instanceof HubError ? err : hubErrors.serverError('The hub failed to handle the request');
       status = error.status;
-      if (!(err instanceof HubError)) log.error('rest', `${req.method} ${req.url} failed (tracking id ${trackingId}): ${(err as Error)?.stack ?? err}`);
-      else if (log.enabled('info')) log.info('rest', `${operation ?? 'no operation'}: ${req.method} ${req.url}: ${error.status} ${error.code} ${error.message} (tracking id ${trackingId})`);
+      if (!(err instanceof HubError))
+        log.error('rest', `${req.method} ${req.url} failed (tracking id ${trackingId}): ${(err as Error)?.stack ?? err}`);
+      else if (log.enabled('info'))
+        log.info(
+          'rest',
+          `${operation ?? 'no operation'}: ${req.method} ${req.url}: ${error.status} ${error.code} ${error.message} (tracking id ${trackingId})`,
+        );
       send(res, error.status, error.toBody(trackingId), { 'iothub-errorcode': error.code, 'iothub-tracking-id': trackingId });
     }
     if (log.enabled('debug')) {
@@ -58,7 +67,9 @@ function checkThrottle(throttle: Throttle, operation: OperationId, req: Incoming
   // A direct method's request is metered by its declared size, in started 4 KB units.
   const meters = kind === 'methods' ? Math.max(1, Math.ceil(Number(req.headers['content-length'] ?? 0) / METHOD_METER_BYTES)) : 1;
   if (!throttle.allow(kind, meters)) {
-    throw hubErrors.throttled(`The ${throttle.tier.toUpperCase()} throttle for ${kind} operations was exceeded (${operation}); back off and retry.`);
+    throw hubErrors.throttled(
+      `The ${throttle.tier.toUpperCase()} throttle for ${kind} operations was exceeded (${operation}); back off and retry.`,
+    );
   }
 }
 
@@ -103,7 +114,9 @@ async function readJsonBody(req: IncomingMessage): Promise<unknown> {
   try {
     body = JSON.parse(utf8.decode(raw));
   } catch (err) {
-    throw hubErrors.argumentInvalid(err instanceof SyntaxError ? 'The request body is not valid JSON' : 'The request body is not valid UTF-8');
+    throw hubErrors.argumentInvalid(
+      err instanceof SyntaxError ? 'The request body is not valid JSON' : 'The request body is not valid UTF-8',
+    );
   }
   const problem = jsonProblem(body, 'body');
   if (problem) throw hubErrors.argumentInvalid(`The request body is refused: ${problem}`);

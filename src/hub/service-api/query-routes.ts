@@ -27,7 +27,10 @@ export function twinQuerySource(registry: Registry, twins: Twins, jobs?: () => S
 export function queryRoutes(source: QuerySource): Route[] {
   return [
     {
-      operation: 'Query_GetTwins', method: 'POST', path: '/devices/query', right: ['RegistryRead', 'ServiceConnect'],
+      operation: 'Query_GetTwins',
+      method: 'POST',
+      path: '/devices/query',
+      right: ['RegistryRead', 'ServiceConnect'],
       handle: ({ headers, body }) => {
         const text = (body as { query?: unknown } | undefined)?.query;
         if (typeof text !== 'string' || !text.trim()) throw hubErrors.argumentInvalid('The body must be {"query": "<query text>"}');

@@ -33,7 +33,8 @@ export function identityJson(record: IdentityRecord): Record<string, unknown> {
 function authenticationJson(record: IdentityRecord) {
   const type = record.authenticationType ?? 'sas';
   return {
-    symmetricKey: type === 'sas' ? { primaryKey: record.primaryKey, secondaryKey: record.secondaryKey } : { primaryKey: null, secondaryKey: null },
+    symmetricKey:
+      type === 'sas' ? { primaryKey: record.primaryKey, secondaryKey: record.secondaryKey } : { primaryKey: null, secondaryKey: null },
     x509Thumbprint: { primaryThumbprint: record.primaryThumbprint ?? null, secondaryThumbprint: record.secondaryThumbprint ?? null },
     type,
   };
@@ -47,62 +48,93 @@ function withEtag(record: IdentityRecord, status = 200) {
 export function registryRoutes(registry: Registry): Route[] {
   return [
     {
-      operation: 'Devices_GetDevices', method: 'GET', path: '/devices', right: 'RegistryRead',
+      operation: 'Devices_GetDevices',
+      method: 'GET',
+      path: '/devices',
+      right: 'RegistryRead',
       handle: ({ query }) => {
         const top = query.has('top') ? Number(query.get('top')) : undefined;
-        if (top !== undefined && !(Number.isInteger(top) && top > 0 && top <= 1000)) throw hubErrors.argumentInvalid('top must be between 1 and 1000');
+        if (top !== undefined && !(Number.isInteger(top) && top > 0 && top <= 1000))
+          throw hubErrors.argumentInvalid('top must be between 1 and 1000');
         return { status: 200, body: registry.listDevices(top ?? 1000).map(identityJson) };
       },
     },
     {
-      operation: 'BulkRegistry_UpdateRegistry', method: 'POST', path: '/devices', right: 'RegistryWrite',
+      operation: 'BulkRegistry_UpdateRegistry',
+      method: 'POST',
+      path: '/devices',
+      right: 'RegistryWrite',
       handle: ({ body }) => {
         const result = applyBulk(registry, body);
         return { status: result.isSuccessful ? 200 : 400, body: result };
       },
     },
     {
-      operation: 'Devices_CreateOrUpdateIdentity', method: 'PUT', path: '/devices/:deviceId', right: 'RegistryWrite',
+      operation: 'Devices_CreateOrUpdateIdentity',
+      method: 'PUT',
+      path: '/devices/:deviceId',
+      right: 'RegistryWrite',
       handle: ({ params, headers, body }) => {
         const key = { deviceId: params.deviceId };
         return withEtag(registry.createOrUpdate(key, parseIdentityInput(body, key), headers['if-match']).record);
       },
     },
     {
-      operation: 'Devices_GetIdentity', method: 'GET', path: '/devices/:deviceId', right: 'RegistryRead',
+      operation: 'Devices_GetIdentity',
+      method: 'GET',
+      path: '/devices/:deviceId',
+      right: 'RegistryRead',
       handle: ({ params }) => withEtag(registry.get(params.deviceId)),
     },
     {
-      operation: 'Devices_DeleteIdentity', method: 'DELETE', path: '/devices/:deviceId', right: 'RegistryWrite',
+      operation: 'Devices_DeleteIdentity',
+      method: 'DELETE',
+      path: '/devices/:deviceId',
+      right: 'RegistryWrite',
       handle: ({ params, headers }) => {
         registry.delete({ deviceId: params.deviceId }, headers['if-match']);
         return { status: 204 };
       },
     },
     {
-      operation: 'Modules_GetModulesOnDevice', method: 'GET', path: '/devices/:deviceId/modules', right: 'RegistryRead',
+      operation: 'Modules_GetModulesOnDevice',
+      method: 'GET',
+      path: '/devices/:deviceId/modules',
+      right: 'RegistryRead',
       handle: ({ params }) => ({ status: 200, body: registry.listModules(params.deviceId).map(identityJson) }),
     },
     {
-      operation: 'Modules_CreateOrUpdateIdentity', method: 'PUT', path: '/devices/:deviceId/modules/:moduleId', right: 'RegistryWrite',
+      operation: 'Modules_CreateOrUpdateIdentity',
+      method: 'PUT',
+      path: '/devices/:deviceId/modules/:moduleId',
+      right: 'RegistryWrite',
       handle: ({ params, headers, body }) => {
         const key = { deviceId: params.deviceId, moduleId: params.moduleId };
         return withEtag(registry.createOrUpdate(key, parseIdentityInput(body, key), headers['if-match']).record);
       },
     },
     {
-      operation: 'Modules_GetIdentity', method: 'GET', path: '/devices/:deviceId/modules/:moduleId', right: 'RegistryRead',
+      operation: 'Modules_GetIdentity',
+      method: 'GET',
+      path: '/devices/:deviceId/modules/:moduleId',
+      right: 'RegistryRead',
       handle: ({ params }) => withEtag(registry.get(params.deviceId, params.moduleId)),
     },
     {
-      operation: 'Modules_DeleteIdentity', method: 'DELETE', path: '/devices/:deviceId/modules/:moduleId', right: 'RegistryWrite',
+      operation: 'Modules_DeleteIdentity',
+      method: 'DELETE',
+      path: '/devices/:deviceId/modules/:moduleId',
+      right: 'RegistryWrite',
       handle: ({ params, headers }) => {
         registry.delete({ deviceId: params.deviceId, moduleId: params.moduleId }, headers['if-match']);
         return { status: 204 };
       },
     },
     {
-      operation: 'Statistics_GetDeviceStatistics', method: 'GET', path: '/statistics/devices', right: 'RegistryRead',
+      operation: 'Statistics_GetDeviceStatistics',
+      method: 'GET',
+      path: '/statistics/devices',
+      right: 'RegistryRead',
       handle: () => {
         const devices = registry.listDevices();
         return {

@@ -11,7 +11,10 @@ export function scheduledJobRoutes(jobs: ScheduledJobs): Route[] {
   return [
     // Before /jobs/v2/:jobId, which would take 'query' for a job id.
     {
-      method: 'GET', path: '/jobs/v2/query', operation: 'Jobs_QueryScheduledJobs', right: ['RegistryRead', 'ServiceConnect'],
+      method: 'GET',
+      path: '/jobs/v2/query',
+      operation: 'Jobs_QueryScheduledJobs',
+      right: ['RegistryRead', 'ServiceConnect'],
       handle: ({ query, headers }) => {
         const jobType = oneOf(query.get('jobType'), JOB_TYPES, 'jobType');
         const jobStatus = oneOf(query.get('jobStatus'), JOB_STATUSES, 'jobStatus');
@@ -29,9 +32,27 @@ export function scheduledJobRoutes(jobs: ScheduledJobs): Route[] {
         };
       },
     },
-    { method: 'PUT', path: '/jobs/v2/:jobId', operation: 'Jobs_CreateScheduledJob', right: 'ServiceConnect', handle: ({ params, body }) => ({ status: 200, body: jobs.schedule(params.jobId, body) }) },
-    { method: 'GET', path: '/jobs/v2/:jobId', operation: 'Jobs_GetScheduledJob', right: ['RegistryRead', 'ServiceConnect'], handle: ({ params }) => ({ status: 200, body: jobs.get(params.jobId) }) },
-    { method: 'POST', path: '/jobs/v2/:jobId/cancel', operation: 'Jobs_CancelScheduledJob', right: 'ServiceConnect', handle: ({ params }) => ({ status: 200, body: jobs.cancel(params.jobId) }) },
+    {
+      method: 'PUT',
+      path: '/jobs/v2/:jobId',
+      operation: 'Jobs_CreateScheduledJob',
+      right: 'ServiceConnect',
+      handle: ({ params, body }) => ({ status: 200, body: jobs.schedule(params.jobId, body) }),
+    },
+    {
+      method: 'GET',
+      path: '/jobs/v2/:jobId',
+      operation: 'Jobs_GetScheduledJob',
+      right: ['RegistryRead', 'ServiceConnect'],
+      handle: ({ params }) => ({ status: 200, body: jobs.get(params.jobId) }),
+    },
+    {
+      method: 'POST',
+      path: '/jobs/v2/:jobId/cancel',
+      operation: 'Jobs_CancelScheduledJob',
+      right: 'ServiceConnect',
+      handle: ({ params }) => ({ status: 200, body: jobs.cancel(params.jobId) }),
+    },
   ];
 }
 

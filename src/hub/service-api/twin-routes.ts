@@ -18,7 +18,9 @@ export function twinIdentity(record: IdentityRecord): TwinIdentity {
     cloudToDeviceMessageCount: 0,
     authenticationType: record.authenticationType ?? 'sas',
     x509Thumbprint: { primaryThumbprint: record.primaryThumbprint ?? null, secondaryThumbprint: record.secondaryThumbprint ?? null },
-    ...(record.moduleId ? {} : { capabilities: record.capabilities, deviceScope: record.deviceScope, parentScopes: record.parentScopes ?? [] }),
+    ...(record.moduleId
+      ? {}
+      : { capabilities: record.capabilities, deviceScope: record.deviceScope, parentScopes: record.parentScopes ?? [] }),
     ...(record.modelId ? { modelId: record.modelId } : {}),
   };
 }
@@ -46,7 +48,10 @@ export function twinRoutes(registry: Registry, twins: Twins): Route[] {
   return paths.flatMap(({ path, of }): Route[] => [
     { operation: `${of}_GetTwin`, method: 'GET', path, right: READ, handle: (ctx) => document(keyOf(ctx)) },
     {
-      operation: `${of}_UpdateTwin`, method: 'PATCH', path, right: 'ServiceConnect',
+      operation: `${of}_UpdateTwin`,
+      method: 'PATCH',
+      path,
+      right: 'ServiceConnect',
       handle: (ctx) => {
         const key = keyOf(ctx);
         twins.patchFromService(key, ctx.body, ifMatch(ctx));
@@ -54,7 +59,10 @@ export function twinRoutes(registry: Registry, twins: Twins): Route[] {
       },
     },
     {
-      operation: `${of}_ReplaceTwin`, method: 'PUT', path, right: 'ServiceConnect',
+      operation: `${of}_ReplaceTwin`,
+      method: 'PUT',
+      path,
+      right: 'ServiceConnect',
       handle: (ctx) => {
         const key = keyOf(ctx);
         twins.replaceFromService(key, ctx.body, ifMatch(ctx));

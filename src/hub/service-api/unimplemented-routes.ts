@@ -10,7 +10,10 @@ import { Router } from './router.js';
 const MISSING: ReadonlyArray<{ feature: string; routes: ReadonlyArray<readonly [method: string, path: string]> }> = [
   {
     feature: 'file upload',
-    routes: [['POST', '/devices/:deviceId/files'], ['POST', '/devices/:deviceId/files/notifications']],
+    routes: [
+      ['POST', '/devices/:deviceId/files'],
+      ['POST', '/devices/:deviceId/files/notifications'],
+    ],
   },
   {
     feature: "modules' device-to-cloud messages over HTTPS",
@@ -19,7 +22,8 @@ const MISSING: ReadonlyArray<{ feature: string; routes: ReadonlyArray<readonly [
   {
     feature: 'cloud-to-device feedback over HTTPS (the service AMQP endpoint serves it)',
     routes: [
-      ['GET', '/messages/serviceBound/feedback'], ['DELETE', '/messages/serviceBound/feedback/:lockToken'],
+      ['GET', '/messages/serviceBound/feedback'],
+      ['DELETE', '/messages/serviceBound/feedback/:lockToken'],
       ['POST', '/messages/serviceBound/feedback/:lockToken/abandon'],
     ],
   },

@@ -92,7 +92,8 @@ export class C2dStore {
       depths: db.prepare<[], { device_id: string; n: number }>('SELECT device_id, COUNT(*) AS n FROM c2d_messages GROUP BY device_id'),
       addFeedback: db.prepare<[string, number, number]>('INSERT INTO c2d_feedback (record, enqueued_ms, expiry_ms) VALUES (?, ?, ?)'),
       feedback: db.prepare<[number, number], { seq: number; record: string; enqueued_ms: number }>(
-        'SELECT seq, record, enqueued_ms FROM c2d_feedback WHERE expiry_ms > ? ORDER BY seq LIMIT ?'),
+        'SELECT seq, record, enqueued_ms FROM c2d_feedback WHERE expiry_ms > ? ORDER BY seq LIMIT ?',
+      ),
       deleteFeedback: db.prepare<[number]>('DELETE FROM c2d_feedback WHERE seq = ?'),
       expireFeedback: db.prepare<[number]>('DELETE FROM c2d_feedback WHERE expiry_ms <= ?'),
     };
@@ -111,9 +112,20 @@ export class C2dStore {
   enqueue(message: Omit<C2dRecord, 'seq' | 'deliveryCount'>, maxDepth: number): number | undefined {
     return this.db.transaction(() => {
       if (this.stmts.count.get(message.deviceId)!.n >= maxDepth) return undefined;
-      const row = this.stmts.insert.get(message.deviceId, message.generationId, message.messageId ?? null, message.correlationId ?? null,
-        message.userId ?? null, message.ack, message.contentType ?? null, message.contentEncoding ?? null,
-        JSON.stringify(message.properties), message.body, message.enqueuedMs, message.expiryMs) as { seq: number };
+      const row = this.stmts.insert.get(
+        message.deviceId,
+        message.generationId,
+        message.messageId ?? null,
+        message.correlationId ?? null,
+        message.userId ?? null,
+        message.ack,
+        message.contentType ?? null,
+        message.contentEncoding ?? null,
+        JSON.stringify(message.properties),
+        message.body,
+        message.enqueuedMs,
+        message.expiryMs,
+      ) as { seq: number };
       return row.seq;
     });
   }

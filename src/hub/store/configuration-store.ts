@@ -49,7 +49,8 @@ export class ConfigurationStore {
       deleteDeviceStatuses: db.prepare<[string]>('DELETE FROM twin_configurations WHERE device_id = ?'),
       deleteConfigurationStatuses: db.prepare<[string]>('DELETE FROM twin_configurations WHERE configuration_id = ?'),
       putStatus: db.prepare<[string, string, string, string]>(
-        'INSERT INTO twin_configurations (device_id, module_id, configuration_id, status) VALUES (?, ?, ?, ?)'),
+        'INSERT INTO twin_configurations (device_id, module_id, configuration_id, status) VALUES (?, ?, ?, ?)',
+      ),
     };
     for (const row of this.stmts.allStatuses.all()) {
       const key = twinKeyOf(row.device_id, row.module_id);

@@ -40,11 +40,16 @@ export class Db {
   turns?: WriteTurns;
 
   /** `path` is a file, or ':memory:'; `log` hears of a full disk. */
-  constructor(readonly path: string, log: HubLog = silentLog()) {
+  constructor(
+    readonly path: string,
+    log: HubLog = silentLog(),
+  ) {
     this.connection = new sqlite.DatabaseSync(path);
-    this.space = new DiskSpace(path, log, (writes) => this.transaction(() => {
-      for (const write of writes) write();
-    }));
+    this.space = new DiskSpace(path, log, (writes) =>
+      this.transaction(() => {
+        for (const write of writes) write();
+      }),
+    );
   }
 
   get memory(): boolean {

@@ -59,8 +59,11 @@ export class DiskSpace {
     if (!(err instanceof DiskFullError) && !isNoSpace(err)) return err;
     if (!this.full) {
       this.full = true;
-      this.log.error('store', `the disk holding ${this.where} is full (${describeFree(this.freeBytes())} free): ` +
-        'writes fail (REST 503 ServiceUnavailable, MQTT publishes unacknowledged) until space is freed; reads, connections and direct methods go on');
+      this.log.error(
+        'store',
+        `the disk holding ${this.where} is full (${describeFree(this.freeBytes())} free): ` +
+          'writes fail (REST 503 ServiceUnavailable, MQTT publishes unacknowledged) until space is freed; reads, connections and direct methods go on',
+      );
       this.timer = setInterval(() => this.retry(), RETRY_MS);
       this.timer.unref();
     }
@@ -98,7 +101,10 @@ export class DiskSpace {
       if (kept.length > 0) this.writeKept(kept.map((k) => k.write));
     } catch (err) {
       if (err instanceof DiskFullError) return; // room for statfs, not for SQLite: later
-      this.log.error('store', `writing the connection states and sessions kept while the disk was full failed; they are dropped: ${(err as Error)?.stack ?? err}`);
+      this.log.error(
+        'store',
+        `writing the connection states and sessions kept while the disk was full failed; they are dropped: ${(err as Error)?.stack ?? err}`,
+      );
     }
     this.kept.clear();
     for (const { written } of kept) written?.();

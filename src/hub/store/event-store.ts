@@ -128,21 +128,24 @@ export class EventStore {
     db.exec(schema);
     this.statements = {
       hub: db.prepare<[], { partition_count: number; created_ms: number }>(
-        'SELECT partition_count, created_ms FROM event_hub WHERE id = 1'),
+        'SELECT partition_count, created_ms FROM event_hub WHERE id = 1',
+      ),
       createHub: db.prepare('INSERT INTO event_hub (id, partition_count, created_ms) VALUES (1, ?, ?)'),
       createPartition: db.prepare(
         `INSERT OR IGNORE INTO event_partitions (partition, next_sequence, next_offset, last_offset, last_enqueued_ms)
-         VALUES (?, 0, 0, -1, 0)`),
+         VALUES (?, 0, 0, -1, 0)`,
+      ),
       partition: db.prepare<[number], PartitionRow>(
-        'SELECT next_sequence, next_offset, last_offset, last_enqueued_ms FROM event_partitions WHERE partition = ?'),
+        'SELECT next_sequence, next_offset, last_offset, last_enqueued_ms FROM event_partitions WHERE partition = ?',
+      ),
       read: db.prepare<[number, number, number], EventRow>(
-        'SELECT * FROM events WHERE partition = ? AND sequence >= ? ORDER BY sequence LIMIT ?'),
-      first: db.prepare<[number], { sequence: number }>(
-        'SELECT sequence FROM events WHERE partition = ? ORDER BY sequence LIMIT 1'),
-      last: db.prepare<[number], { sequence: number }>(
-        'SELECT sequence FROM events WHERE partition = ? ORDER BY sequence DESC LIMIT 1'),
+        'SELECT * FROM events WHERE partition = ? AND sequence >= ? ORDER BY sequence LIMIT ?',
+      ),
+      first: db.prepare<[number], { sequence: number }>('SELECT sequence FROM events WHERE partition = ? ORDER BY sequence LIMIT 1'),
+      last: db.prepare<[number], { sequence: number }>('SELECT sequence FROM events WHERE partition = ? ORDER BY sequence DESC LIMIT 1'),
       position: db.prepare<[number, number], { offset: number; enqueued_ms: number }>(
-        'SELECT offset, enqueued_ms FROM events WHERE partition = ? AND sequence = ?'),
+        'SELECT offset, enqueued_ms FROM events WHERE partition = ? AND sequence = ?',
+      ),
       pruneBefore: db.prepare('DELETE FROM events WHERE partition = ? AND sequence < ?'),
     };
   }
@@ -280,22 +283,36 @@ export class EventStore {
       const enqueuedMs = Math.max(nowMs, state.last_enqueued_ms);
       const sequence = state.next_sequence;
       const offset = state.next_offset;
-      const columnBytes = packer.add([event.partition, sequence, offset, enqueuedMs], event.body,
+      const columnBytes = packer.add(
+        [event.partition, sequence, offset, enqueuedMs],
+        event.body,
         [messageId ?? null, correlationId ?? null, contentType ?? null, contentEncoding ?? null, userId ?? null],
-        this.propertiesPrefix(event.annotations), JSON.stringify(event.properties));
+        this.propertiesPrefix(event.annotations),
+        JSON.stringify(event.properties),
+      );
       // An offset advances by the event's stored size.
       state.next_sequence = sequence + 1;
       state.next_offset = offset + event.body.length + columnBytes;
       state.last_offset = offset;
       state.last_enqueued_ms = enqueuedMs;
       return {
-        partition: event.partition, body: event.body, systemProperties: event.systemProperties,
-        annotations: event.annotations, properties: event.properties,
-        sequenceNumber: sequence, offset: String(offset), enqueuedTimeMs: enqueuedMs,
+        partition: event.partition,
+        body: event.body,
+        systemProperties: event.systemProperties,
+        annotations: event.annotations,
+        properties: event.properties,
+        sequenceNumber: sequence,
+        offset: String(offset),
+        enqueuedTimeMs: enqueuedMs,
       };
     });
-    const advances = [...partitions].map(([partition, state]): PartitionAdvance =>
-      [partition, state.next_sequence, state.next_offset, state.last_offset, state.last_enqueued_ms]);
+    const advances = [...partitions].map(([partition, state]): PartitionAdvance => [
+      partition,
+      state.next_sequence,
+      state.next_offset,
+      state.last_offset,
+      state.last_enqueued_ms,
+    ]);
     return { batch: packer.batch(advances), stored, partitions };
   }
 

@@ -22,8 +22,13 @@ export interface EventBatch {
 }
 
 /** The text columns of an events row after its numbers, in table order; null is SQL NULL. */
-export type EventRowTexts = [messageId: string | null, correlationId: string | null, contentType: string | null,
-  contentEncoding: string | null, userId: string | null];
+export type EventRowTexts = [
+  messageId: string | null,
+  correlationId: string | null,
+  contentType: string | null,
+  contentEncoding: string | null,
+  userId: string | null,
+];
 
 const NULL_TEXT = -1;
 
@@ -44,8 +49,13 @@ export class EventRowPacker {
   }
 
   /** Adds a row; returns the bytes of its texts and properties, which the offset counts. */
-  add(numbers: [partition: number, sequence: number, offset: number, enqueuedMs: number], body: Buffer,
-    texts: EventRowTexts, propertiesPrefix: string, application: string): number {
+  add(
+    numbers: [partition: number, sequence: number, offset: number, enqueuedMs: number],
+    body: Buffer,
+    texts: EventRowTexts,
+    propertiesPrefix: string,
+    application: string,
+  ): number {
     this.room(32 + 4 + body.length);
     for (const n of numbers) this.at = this.buf.writeDoubleLE(n, this.at);
     this.at = this.buf.writeInt32LE(body.length, this.at);
@@ -125,18 +135,21 @@ export function batchCommitter(db: Db): (batch: EventBatch) => void {
   const insert = db.prepare(
     `INSERT INTO events (partition, sequence, offset, enqueued_ms, body,
        message_id, correlation_id, content_type, content_encoding, user_id, properties)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
   const advance = db.prepare(
     `UPDATE event_partitions SET next_sequence = ?, next_offset = ?, last_offset = ?, last_enqueued_ms = ?
-     WHERE partition = ?`);
-  return (batch) => db.transaction(() => {
-    for (const row of unpackRows(batch)) insert.run(...row);
-    for (const [partition, nextSequence, nextOffset, lastOffset, lastEnqueuedMs] of batch.advances) {
-      if (advance.run(nextSequence, nextOffset, lastOffset, lastEnqueuedMs, partition).changes !== 1) {
-        throw new RangeError(`No event partition ${partition}`);
+     WHERE partition = ?`,
+  );
+  return (batch) =>
+    db.transaction(() => {
+      for (const row of unpackRows(batch)) insert.run(...row);
+      for (const [partition, nextSequence, nextOffset, lastOffset, lastEnqueuedMs] of batch.advances) {
+        if (advance.run(nextSequence, nextOffset, lastOffset, lastEnqueuedMs, partition).changes !== 1) {
+          throw new RangeError(`No event partition ${partition}`);
+        }
       }
-    }
-  });
+    });
 }
 
 /** Opens the writer for `db`: a worker thread for a file, the connection itself for ':memory:'. */
@@ -180,7 +193,8 @@ class ThreadEventWriter implements EventWriter {
     // Referenced only while a commit is in flight: an idle writer never keeps the process alive.
     this.worker.unref();
     this.worker.on('message', (reply: WriterReply) =>
-      this.settle(reply.ok ? undefined : reply.noSpace ? new DiskFullError() : new Error(reply.message)));
+      this.settle(reply.ok ? undefined : reply.noSpace ? new DiskFullError() : new Error(reply.message)),
+    );
     this.worker.on('error', (err) => this.end(err));
     this.worker.on('exit', (code) => this.end(new Error(`The event writer thread exited (code ${code})`)));
   }

@@ -33,8 +33,10 @@ const SQLITE_NOTADB = 26;
 export function openHubDatabase(path: string, options: { held: boolean; log: HubLog }): Db {
   const dir = dirname(path);
   if (options.held && isGone(path)) {
-    throw new DataDirError(`the data dir ${dir} holds a hub's CA but not its database (${path} is ${existsSync(path) ? 'empty' : 'missing'}): ` +
-      'restore hub.db from a backup, or remove the data dir to start a new, empty hub (new keys, no devices)');
+    throw new DataDirError(
+      `the data dir ${dir} holds a hub's CA but not its database (${path} is ${existsSync(path) ? 'empty' : 'missing'}): ` +
+        'restore hub.db from a backup, or remove the data dir to start a new, empty hub (new keys, no devices)',
+    );
   }
   if (existsSync(path)) checkDatabase(path);
   return openDatabase(path, options.log);
@@ -60,9 +62,12 @@ export function checkDatabase(path: string, wholeCheckBytes = WHOLE_CHECK_BYTES)
   } catch (err) {
     if (err instanceof DataDirError) throw err;
     const code = (err as { errcode?: unknown }).errcode;
-    if (typeof code === 'number' && ((code & 0xff) === SQLITE_CORRUPT || code === SQLITE_NOTADB)) throw damaged(path, (err as Error).message);
+    if (typeof code === 'number' && ((code & 0xff) === SQLITE_CORRUPT || code === SQLITE_NOTADB))
+      throw damaged(path, (err as Error).message);
     if (err instanceof DiskFullError || isNoSpace(err)) {
-      throw new DataDirError(`the disk holding ${dirname(path)} is full (${path} cannot be opened: ${(err as Error).message}): free some space, then start the hub again`);
+      throw new DataDirError(
+        `the disk holding ${dirname(path)} is full (${path} cannot be opened: ${(err as Error).message}): free some space, then start the hub again`,
+      );
     }
     throw err;
   } finally {
@@ -82,7 +87,9 @@ function partialCheck(db: Db): string[] {
   if (!tables.some(({ name }) => name === 'event_partitions')) return problems;
   const partitions = db.prepare<[], { partition: number }>('SELECT partition FROM event_partitions').all();
   const end = (order: 'ASC' | 'DESC') =>
-    db.prepare<[number], { body: Uint8Array }>(`SELECT body, properties FROM events WHERE partition = ? ORDER BY sequence ${order} LIMIT 1`);
+    db.prepare<[number], { body: Uint8Array }>(
+      `SELECT body, properties FROM events WHERE partition = ? ORDER BY sequence ${order} LIMIT 1`,
+    );
   const [first, last] = [end('ASC'), end('DESC')];
   for (const { partition } of partitions) {
     first.get(partition);
@@ -92,5 +99,7 @@ function partialCheck(db: Db): string[] {
 }
 
 function damaged(path: string, reason: string): DataDirError {
-  return new DataDirError(`the hub's database ${path} is damaged (${reason}): restore it from a backup, or move the data dir away to start a new, empty hub`);
+  return new DataDirError(
+    `the hub's database ${path} is damaged (${reason}): restore it from a backup, or move the data dir away to start a new, empty hub`,
+  );
 }

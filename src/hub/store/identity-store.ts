@@ -65,7 +65,9 @@ export class IdentityStore {
       deleteDevice: db.prepare<[string]>('DELETE FROM identities WHERE device_id = ?'),
       deleteModule: db.prepare<[string, string]>('DELETE FROM identities WHERE device_id = ? AND module_id = ?'),
       devices: db.prepare<[number], { record: string }>("SELECT record FROM identities WHERE module_id = '' ORDER BY device_id LIMIT ?"),
-      modulesOf: db.prepare<[string], { record: string }>("SELECT record FROM identities WHERE device_id = ? AND module_id <> '' ORDER BY module_id"),
+      modulesOf: db.prepare<[string], { record: string }>(
+        "SELECT record FROM identities WHERE device_id = ? AND module_id <> '' ORDER BY module_id",
+      ),
       allModules: db.prepare<[], { record: string }>("SELECT record FROM identities WHERE module_id <> '' ORDER BY device_id, module_id"),
       countDevices: db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM identities WHERE module_id = ''"),
       policies: db.prepare<[], { record: string }>('SELECT record FROM policies'),
@@ -98,9 +100,11 @@ export class IdentityStore {
     const { space } = this.db;
     const changes = [...changed];
     try {
-      withoutFsync(this.db, () => this.transaction(() => {
-        for (const c of changes) this.putConnectionState(c);
-      }));
+      withoutFsync(this.db, () =>
+        this.transaction(() => {
+          for (const c of changes) this.putConnectionState(c);
+        }),
+      );
     } catch (err) {
       if (!(err instanceof DiskFullError) || this.db.inTransaction) throw err;
       for (const c of changes) space.keep(connectionStateKey(c), () => this.putConnectionState(c));

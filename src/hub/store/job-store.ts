@@ -73,24 +73,30 @@ export class JobStore {
     type Doc = { doc: string };
     this.stmts = {
       insert: db.prepare<[string, string, string]>(
-        'INSERT INTO jobs (job_id, seq, status, doc) VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs), ?, ?)'),
+        'INSERT INTO jobs (job_id, seq, status, doc) VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs), ?, ?)',
+      ),
       update: db.prepare<[string, string, string]>('UPDATE jobs SET status = ?, doc = ? WHERE job_id = ?'),
       get: db.prepare<[string], Doc>('SELECT doc FROM jobs WHERE job_id = ?'),
       page: db.prepare<[number, number], Doc & { seq: number }>('SELECT seq, doc FROM jobs WHERE seq > ? ORDER BY seq LIMIT ?'),
       withStatus: db.prepare<[string], Doc>('SELECT doc FROM jobs WHERE status = ? ORDER BY seq'),
       active: db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM jobs WHERE status IN ('queued', 'scheduled', 'running')"),
       insertDevice: db.prepare<[string, string, string, string]>(
-        'INSERT OR IGNORE INTO device_jobs (job_seq, device_id, status, doc) VALUES ((SELECT seq FROM jobs WHERE job_id = ?), ?, ?, ?)'),
+        'INSERT OR IGNORE INTO device_jobs (job_seq, device_id, status, doc) VALUES ((SELECT seq FROM jobs WHERE job_id = ?), ?, ?, ?)',
+      ),
       updateDevice: db.prepare<[string, string, string, string]>(
-        'UPDATE device_jobs SET status = ?, doc = ? WHERE job_seq = (SELECT seq FROM jobs WHERE job_id = ?) AND device_id = ?'),
+        'UPDATE device_jobs SET status = ?, doc = ? WHERE job_seq = (SELECT seq FROM jobs WHERE job_id = ?) AND device_id = ?',
+      ),
       devicesWithStatus: db.prepare<[string, string, string, number], Doc & { device_id: string }>(
         `SELECT device_id, doc FROM device_jobs WHERE job_seq = (SELECT seq FROM jobs WHERE job_id = ?) AND status = ? AND device_id > ?
-         ORDER BY device_id LIMIT ?`),
+         ORDER BY device_id LIMIT ?`,
+      ),
       counts: db.prepare<[string], { status: string; n: number }>(
-        'SELECT status, COUNT(*) AS n FROM device_jobs WHERE job_seq = (SELECT seq FROM jobs WHERE job_id = ?) GROUP BY status'),
+        'SELECT status, COUNT(*) AS n FROM device_jobs WHERE job_seq = (SELECT seq FROM jobs WHERE job_id = ?) GROUP BY status',
+      ),
       devicePage: db.prepare<[number, number, string, number], Doc & { job_seq: number; device_id: string }>(
         `SELECT job_seq, device_id, doc FROM device_jobs WHERE job_seq > ? OR (job_seq = ? AND device_id > ?)
-         ORDER BY job_seq, device_id LIMIT ?`),
+         ORDER BY job_seq, device_id LIMIT ?`,
+      ),
     };
   }
 

@@ -59,7 +59,8 @@ export class TwinStore {
       delete: db.prepare<[string, string]>('DELETE FROM twins WHERE device_id = ? AND module_id = ?'),
       deleteDevice: db.prepare<[string]>('DELETE FROM twins WHERE device_id = ?'),
       devicesPage: db.prepare<[string, number], TwinRow>(
-        "SELECT * FROM twins WHERE module_id = '' AND device_id > ? ORDER BY device_id LIMIT ?"),
+        "SELECT * FROM twins WHERE module_id = '' AND device_id > ? ORDER BY device_id LIMIT ?",
+      ),
       modulesPage: db.prepare<[string, string, string, number], TwinRow>(`
         SELECT * FROM twins WHERE module_id <> '' AND (device_id > ? OR (device_id = ? AND module_id > ?))
         ORDER BY device_id, module_id LIMIT ?`),
@@ -106,9 +107,10 @@ export class TwinStore {
   *entries(kind: TwinKind): IterableIterator<TwinEntry> {
     let after = { deviceId: '', moduleId: '' };
     for (;;) {
-      const rows = kind === 'devices'
-        ? this.statements.devicesPage.all(after.deviceId, pageSize)
-        : this.statements.modulesPage.all(after.deviceId, after.deviceId, after.moduleId, pageSize);
+      const rows =
+        kind === 'devices'
+          ? this.statements.devicesPage.all(after.deviceId, pageSize)
+          : this.statements.modulesPage.all(after.deviceId, after.deviceId, after.moduleId, pageSize);
       for (const row of rows) yield fromRow(row);
       if (rows.length < pageSize) return;
       const last = rows[rows.length - 1]!;

@@ -25,10 +25,15 @@ export function digitalTwinOf(deviceId: string, modelId: string | undefined, sta
       const value = ownValue(section, name);
       return isJsonObject(value) ? value : {};
     };
-    const component = propertiesView({
-      desired: part(state.desired), desiredMetadata: part(state.desiredMetadata),
-      reported: part(state.reported), reportedMetadata: part(state.reportedMetadata),
-    }, new Set([COMPONENT_MARKER]));
+    const component = propertiesView(
+      {
+        desired: part(state.desired),
+        desiredMetadata: part(state.desiredMetadata),
+        reported: part(state.reported),
+        reportedMetadata: part(state.reportedMetadata),
+      },
+      new Set([COMPONENT_MARKER]),
+    );
     setOwn(twin, name, { ...component.values, $metadata: component.metadata });
   }
   twin.$metadata = { ...(modelId ? { $model: modelId } : {}), ...root.metadata };
@@ -64,10 +69,15 @@ function parseOperation(operation: unknown): Operation {
     throw hubErrors.argumentInvalid(`The operation '${String(op)}' is not supported on a digital twin: use add, replace or remove.`);
   }
   if (typeof path !== 'string' || !path.startsWith('/')) throw hubErrors.argumentInvalid(`The path '${String(path)}' must start with '/'.`);
-  const segments = path.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const segments = path
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
   const invalid = segments.find((s) => !DTDL_NAME.test(s));
   if (segments.length > 2 || invalid !== undefined) {
-    throw hubErrors.argumentInvalid(`The path '${path}' must be /{property}, /{component} or /{component}/{property}, each a DTDL name (letters, digits and underscores, up to 64).`);
+    throw hubErrors.argumentInvalid(
+      `The path '${path}' must be /{property}, /{component} or /{component}/{property}, each a DTDL name (letters, digits and underscores, up to 64).`,
+    );
   }
   const isComponent = segments.length === 1 && isJsonObject(value) && Object.hasOwn(value, '$metadata');
   if (op === 'remove') return { op, path: segments, isComponent };
@@ -78,11 +88,13 @@ function parseOperation(operation: unknown): Operation {
 
 /** DTDL property values: no arrays, object field names that are DTDL names (the component marker aside). */
 function checkPropertyValue(value: JsonValue, path: string, isComponent: boolean): void {
-  if (Array.isArray(value)) throw hubErrors.argumentInvalid(`The value at '${path}' is an array; digital twin properties cannot hold arrays.`);
+  if (Array.isArray(value))
+    throw hubErrors.argumentInvalid(`The value at '${path}' is an array; digital twin properties cannot hold arrays.`);
   if (!isJsonObject(value)) return;
   for (const [key, field] of Object.entries(value)) {
     if (isComponent && key === '$metadata') continue;
-    if (!DTDL_NAME.test(key)) throw hubErrors.argumentInvalid(`The field '${key}' at '${path}' is not a DTDL name (letters, digits and underscores, up to 64).`);
+    if (!DTDL_NAME.test(key))
+      throw hubErrors.argumentInvalid(`The field '${key}' at '${path}' is not a DTDL name (letters, digits and underscores, up to 64).`);
     checkPropertyValue(field, `${path}/${key}`, false);
   }
 }

@@ -40,14 +40,21 @@ function validateObject(path: string, obj: JsonObject, level: number): void {
 
 function validateKey(path: string, key: string): void {
   const problem =
-    key === '' ? 'is empty'
-    : key.includes('.') ? "contains '.'"
-    : key.includes('$') ? "contains '$'"
-    : key.includes(' ') ? 'contains a space'
-    : /\p{Cc}/u.test(key) ? 'contains a control character'
-    : Buffer.byteLength(key) > twinLimits.maxKeyBytes ? `is longer than ${twinLimits.maxKeyBytes} bytes`
-    : !isWellFormedText(key) ? 'is not well-formed Unicode (a lone surrogate)'
-    : undefined;
+    key === ''
+      ? 'is empty'
+      : key.includes('.')
+        ? "contains '.'"
+        : key.includes('$')
+          ? "contains '$'"
+          : key.includes(' ')
+            ? 'contains a space'
+            : /\p{Cc}/u.test(key)
+              ? 'contains a control character'
+              : Buffer.byteLength(key) > twinLimits.maxKeyBytes
+                ? `is longer than ${twinLimits.maxKeyBytes} bytes`
+                : !isWellFormedText(key)
+                  ? 'is not well-formed Unicode (a lone surrogate)'
+                  : undefined;
   if (problem) {
     const shown = key.length > 64 ? `${key.slice(0, 64)}...` : key;
     throw hubErrors.argumentInvalid(`Invalid property name '${shown}' in ${path}: it ${problem}.`);
@@ -67,9 +74,7 @@ function validateValue(path: string, value: unknown, level: number): void {
     if (!Number.isFinite(value)) throw hubErrors.argumentInvalid(`${path}: the number is out of the range JSON numbers can hold.`);
     // Parsed JSON cannot tell 1e300 from an integer literal, so integral doubles count as integers.
     if (Number.isInteger(value) && (value < twinLimits.minInteger || value > twinLimits.maxInteger)) {
-      throw hubErrors.argumentInvalid(
-        `${path}: integers must be between ${twinLimits.minInteger} and ${twinLimits.maxInteger}.`,
-      );
+      throw hubErrors.argumentInvalid(`${path}: integers must be between ${twinLimits.minInteger} and ${twinLimits.maxInteger}.`);
     }
     return;
   }
@@ -108,8 +113,6 @@ export function sectionSize(value: JsonValue): number {
 export function checkSectionSize(name: string, section: JsonObject, limit: number): void {
   const size = sectionSize(section);
   if (size > limit) {
-    throw hubErrors.twinTooLarge(
-      `${name} would be ${size} bytes; IoT Hub allows at most ${limit} bytes (${limit / 1024} KB).`,
-    );
+    throw hubErrors.twinTooLarge(`${name} would be ${size} bytes; IoT Hub allows at most ${limit} bytes (${limit / 1024} KB).`);
   }
 }

@@ -41,7 +41,10 @@ export class Twins extends EventEmitter<TwinEvents> {
   private readonly now: () => Date;
   private readonly configurationsOf: (key: TwinKey) => TwinConfigurations | undefined;
 
-  constructor(private readonly store: TwinStore, options: TwinsOptions = {}) {
+  constructor(
+    private readonly store: TwinStore,
+    options: TwinsOptions = {},
+  ) {
     super();
     this.now = options.now ?? (() => new Date());
     this.configurationsOf = options.configurationsOf ?? (() => undefined);
@@ -109,7 +112,8 @@ export class Twins extends EventEmitter<TwinEvents> {
     if (!isJsonObject(patch)) throw hubErrors.argumentInvalid('The reported properties patch must be a JSON object.');
     const reported = withoutSystemKeys(patch);
     const next = this.write(key, undefined, (current, lastUpdated) =>
-      Object.keys(reported).length > 0 ? mergeReported(current, reported, lastUpdated) : current);
+      Object.keys(reported).length > 0 ? mergeReported(current, reported, lastUpdated) : current,
+    );
     return next.reportedVersion;
   }
 
@@ -134,11 +138,7 @@ export class Twins extends EventEmitter<TwinEvents> {
    * One atomic write: checks If-Match, lets `change` build the next state (returning `current`
    * to write nothing, throwing to reject), then bumps the twin's version and etag and stores it.
    */
-  private write(
-    key: TwinKey,
-    ifMatch: string | undefined,
-    change: (current: TwinState, lastUpdated: string) => TwinState,
-  ): TwinState {
+  private write(key: TwinKey, ifMatch: string | undefined, change: (current: TwinState, lastUpdated: string) => TwinState): TwinState {
     const lastUpdated = this.now().toISOString();
     let written = false;
     const next = this.store.update(key, (current) => {

@@ -19,13 +19,15 @@ export function devicesView(): View {
     showConnectionString: (identity) => secret.open(identity),
     setStatus: (identity, status) =>
       act(message, `${status === 'disabled' ? 'Disabled' : 'Enabled'} ${identity.deviceId}.`, () =>
-        rest('PUT', identityPath('devices', identity.deviceId), { deviceId: identity.deviceId, status }, { 'If-Match': '*' })),
+        rest('PUT', identityPath('devices', identity.deviceId), { deviceId: identity.deviceId, status }, { 'If-Match': '*' }),
+      ),
     remove: (identity) => {
       const label = identityLabel(identity);
       const also = identity.moduleId ? '' : ' and its modules';
       if (!confirm(`Delete ${label}${also}? Its keys and twin are deleted too.`)) return;
       void act(message, `Deleted ${label}.`, () =>
-        rest('DELETE', identityPath('devices', identity.deviceId, identity.moduleId), undefined, { 'If-Match': '*' }));
+        rest('DELETE', identityPath('devices', identity.deviceId, identity.moduleId), undefined, { 'If-Match': '*' }),
+      );
     },
   };
 
@@ -49,7 +51,9 @@ export function devicesView(): View {
 
   const deviceId = h('input', { name: 'deviceId', required: true, autocomplete: 'off', spellcheck: 'false', maxlength: 128 });
   const moduleId = h('input', { name: 'moduleId', autocomplete: 'off', spellcheck: 'false', maxlength: 128 });
-  const form = h('form', { class: 'inline-form', 'aria-label': 'Create a device or module' },
+  const form = h(
+    'form',
+    { class: 'inline-form', 'aria-label': 'Create a device or module' },
     field('Device ID', deviceId),
     field('Module ID (optional)', moduleId),
     h('button', { type: 'submit' }, 'Create'),
@@ -65,14 +69,30 @@ export function devicesView(): View {
 
   render(state.devices);
   const off = on('devices', render);
-  const element = h('section', { class: 'view', 'aria-labelledby': 'devices-title' },
+  const element = h(
+    'section',
+    { class: 'view', 'aria-labelledby': 'devices-title' },
     h('h2', { id: 'devices-title' }, 'Devices and modules'),
     form,
     message,
-    h('div', { class: 'table-scroll' },
-      h('table', { class: 'identities' },
+    h(
+      'div',
+      { class: 'table-scroll' },
+      h(
+        'table',
+        { class: 'identities' },
         h('caption', { class: 'visually-hidden' }, 'Devices, each followed by its modules. The connection state is live.'),
-        h('thead', {}, h('tr', {}, ...['Identity', 'Status', 'Connection', 'Last activity', 'Auth', 'Model ID', 'Twin', 'Actions'].map((name) => h('th', { scope: 'col' }, name)))),
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            ...['Identity', 'Status', 'Connection', 'Last activity', 'Auth', 'Model ID', 'Twin', 'Actions'].map((name) =>
+              h('th', { scope: 'col' }, name),
+            ),
+          ),
+        ),
         tbody,
       ),
     ),
@@ -101,22 +121,57 @@ function createRow(first: IdentityView, actions: RowActions): Row {
   const name = first.moduleId
     ? h('th', { scope: 'row', class: 'module' }, h('span', { class: 'muted' }, `${first.deviceId}/`), first.moduleId)
     : h('th', { scope: 'row' }, first.deviceId);
-  const element = h('tr', { 'data-key': label, class: first.moduleId ? 'module-row' : 'device-row' },
-    name, cells.status, cells.connection, cells.activity, cells.auth, cells.model, cells.twin,
-    h('td', {}, h('div', { class: 'actions' },
-      h('a', { href: viewLink('twin', first), 'aria-label': `Twin of ${label}` }, 'Twin'),
-      h('a', { href: viewLink('method', first), 'aria-label': `Direct method on ${label}` }, 'Method'),
-      h('a', { href: viewLink('telemetry', first), 'aria-label': `Telemetry of ${label}` }, 'Telemetry'),
-      h('button', { type: 'button', class: 'small', 'aria-label': `Connection string of ${label}`, onclick: () => actions.showConnectionString(identity) }, 'Connection string'),
-      first.moduleId ? null : toggle,
-      h('button', { type: 'button', class: 'small danger', 'aria-label': `Delete ${label}`, onclick: () => actions.remove(identity) }, 'Delete'),
-    )),
+  const element = h(
+    'tr',
+    { 'data-key': label, class: first.moduleId ? 'module-row' : 'device-row' },
+    name,
+    cells.status,
+    cells.connection,
+    cells.activity,
+    cells.auth,
+    cells.model,
+    cells.twin,
+    h(
+      'td',
+      {},
+      h(
+        'div',
+        { class: 'actions' },
+        h('a', { href: viewLink('twin', first), 'aria-label': `Twin of ${label}` }, 'Twin'),
+        h('a', { href: viewLink('method', first), 'aria-label': `Direct method on ${label}` }, 'Method'),
+        h('a', { href: viewLink('telemetry', first), 'aria-label': `Telemetry of ${label}` }, 'Telemetry'),
+        h(
+          'button',
+          {
+            type: 'button',
+            class: 'small',
+            'aria-label': `Connection string of ${label}`,
+            onclick: () => actions.showConnectionString(identity),
+          },
+          'Connection string',
+        ),
+        first.moduleId ? null : toggle,
+        h(
+          'button',
+          { type: 'button', class: 'small danger', 'aria-label': `Delete ${label}`, onclick: () => actions.remove(identity) },
+          'Delete',
+        ),
+      ),
+    ),
   );
   const update = (next: IdentityView) => {
     identity = next;
     const connected = next.connectionState === 'Connected';
-    fill(cells.status, next.status ? h('span', { class: `badge ${next.status}` }, next.status) : h('span', { class: 'muted', title: 'Modules have no status of their own' }, '—'));
-    fill(cells.connection, h('span', { class: `connection ${connected ? 'connected' : 'disconnected'}` }, connected ? 'Connected' : 'Disconnected'));
+    fill(
+      cells.status,
+      next.status
+        ? h('span', { class: `badge ${next.status}` }, next.status)
+        : h('span', { class: 'muted', title: 'Modules have no status of their own' }, '—'),
+    );
+    fill(
+      cells.connection,
+      h('span', { class: `connection ${connected ? 'connected' : 'disconnected'}` }, connected ? 'Connected' : 'Disconnected'),
+    );
     cells.activity.textContent = formatTime(next.lastActivityTime);
     cells.auth.textContent = next.authenticationType === 'sas' ? 'SAS key' : next.authenticationType;
     cells.model.textContent = next.modelId || '—';
@@ -147,14 +202,26 @@ function connectionStringPanel() {
   const copy = h('button', { type: 'button' }, 'Copy');
   const close = h('button', { type: 'button' }, 'Close');
   const message = statusLine();
-  const element = h('section', { class: 'panel secret', hidden: true, 'aria-labelledby': 'secret-title' },
-    title, h('p', {}, value), h('div', { class: 'button-row' }, show, copy, close), message,
-    h('p', { class: 'hint' }, 'A device app takes it as its device connection string (the iothub-tut device commands with -c). Apps other than iothub-tut also need ;GatewayHostName=localhost:<port> and the hub\'s CA.'),
+  const element = h(
+    'section',
+    { class: 'panel secret', hidden: true, 'aria-labelledby': 'secret-title' },
+    title,
+    h('p', {}, value),
+    h('div', { class: 'button-row' }, show, copy, close),
+    message,
+    h(
+      'p',
+      { class: 'hint' },
+      "A device app takes it as its device connection string (the iothub-tut device commands with -c). Apps other than iothub-tut also need ;GatewayHostName=localhost:<port> and the hub's CA.",
+    ),
   );
 
-  const masked = (i: IdentityView) => `HostName=…;DeviceId=${i.deviceId};${i.moduleId ? `ModuleId=${i.moduleId};` : ''}SharedAccessKey=${MASK}`;
+  const masked = (i: IdentityView) =>
+    `HostName=…;DeviceId=${i.deviceId};${i.moduleId ? `ModuleId=${i.moduleId};` : ''}SharedAccessKey=${MASK}`;
   const fetchIt = async (): Promise<string> => {
-    revealed ??= (await post<{ connectionString: string }>('connection-string', { deviceId: identity!.deviceId, moduleId: identity!.moduleId })).connectionString;
+    revealed ??= (
+      await post<{ connectionString: string }>('connection-string', { deviceId: identity!.deviceId, moduleId: identity!.moduleId })
+    ).connectionString;
     return revealed;
   };
   const mask = () => {

@@ -14,21 +14,51 @@ export function hubView(): View {
       ['Address', `${hub.hostName}:${hub.ports.tls}`, 'REST, MQTT and MQTT over WebSockets, over TLS'],
       ['Event Hub-compatible endpoint', `AMQP port ${hub.ports.eventHub}`, 'where monitor-events and @azure/event-hubs read'],
       ['Uptime', duration(hub.uptimeSeconds), `since ${formatTime(hub.startedAt)}`],
-      ['Identities', `${hub.counts.devices} device${plural(hub.counts.devices)}`, `${hub.counts.modules} module${plural(hub.counts.modules)}`],
-      ['Connected', `${hub.connections.devices}`, `devices and modules over MQTT; ${hub.connections.dashboardStreams} dashboard page${plural(hub.connections.dashboardStreams)} open`],
+      [
+        'Identities',
+        `${hub.counts.devices} device${plural(hub.counts.devices)}`,
+        `${hub.counts.modules} module${plural(hub.counts.modules)}`,
+      ],
+      [
+        'Connected',
+        `${hub.connections.devices}`,
+        `devices and modules over MQTT; ${hub.connections.dashboardStreams} dashboard page${plural(hub.connections.dashboardStreams)} open`,
+      ],
       ['Messages per second', hub.telemetry.perSecond.toFixed(1), `over the last 10 s; ${hub.telemetry.sinceStart} since the hub started`],
       ['Direct methods in flight', String(hub.methodsInFlight), 'waiting for a device to answer'],
       ['Cloud-to-device', hub.cloudToDevice ? 'available' : 'not available yet', 'messages from the service to a device'],
     ];
-    fill(cards, ...pieces.map(([name, value, detail]) => h('div', { class: 'card' }, h('dt', {}, name), h('dd', {}, h('strong', {}, value), h('span', { class: 'muted' }, detail)))));
+    fill(
+      cards,
+      ...pieces.map(([name, value, detail]) =>
+        h('div', { class: 'card' }, h('dt', {}, name), h('dd', {}, h('strong', {}, value), h('span', { class: 'muted' }, detail))),
+      ),
+    );
     const lines = [...hub.recentProblems].reverse();
-    fill(problems, lines.length === 0
-      ? h('p', { class: 'muted' }, 'No warnings or errors since the hub started.')
-      : h('table', { class: 'log' },
-        h('thead', {}, h('tr', {}, ...['Time', 'Level', 'Part', 'Message'].map((name) => h('th', { scope: 'col' }, name)))),
-        h('tbody', {}, ...lines.map((line) => h('tr', { class: line.level },
-          h('td', {}, formatTime(line.time)), h('td', {}, h('span', { class: `badge ${line.level}` }, line.level)), h('td', {}, line.area), h('td', {}, h('code', {}, line.message))))),
-      ));
+    fill(
+      problems,
+      lines.length === 0
+        ? h('p', { class: 'muted' }, 'No warnings or errors since the hub started.')
+        : h(
+            'table',
+            { class: 'log' },
+            h('thead', {}, h('tr', {}, ...['Time', 'Level', 'Part', 'Message'].map((name) => h('th', { scope: 'col' }, name)))),
+            h(
+              'tbody',
+              {},
+              ...lines.map((line) =>
+                h(
+                  'tr',
+                  { class: line.level },
+                  h('td', {}, formatTime(line.time)),
+                  h('td', {}, h('span', { class: `badge ${line.level}` }, line.level)),
+                  h('td', {}, line.area),
+                  h('td', {}, h('code', {}, line.message)),
+                ),
+              ),
+            ),
+          ),
+    );
   };
   render(state.overview);
   const off = on('hub', render);
@@ -40,17 +70,31 @@ export function hubView(): View {
     try {
       link.textContent = (await post<{ url: string }>('login-link')).url;
       link.hidden = false;
-      report(linkLine, 'ok', 'A new link: it signs in one browser, once, with this page\'s rights (iothubowner).');
+      report(linkLine, 'ok', "A new link: it signs in one browser, once, with this page's rights (iothubowner).");
     } catch (err) {
       report(linkLine, 'error', err instanceof HubCallError ? err.describe() : String(err));
     }
   });
 
-  const element = h('section', { class: 'view', 'aria-labelledby': 'hub-title' },
+  const element = h(
+    'section',
+    { class: 'view', 'aria-labelledby': 'hub-title' },
     h('h2', { id: 'hub-title' }, 'Hub'),
     cards,
-    h('section', { class: 'panel', 'aria-labelledby': 'problems-title' }, h('h3', { id: 'problems-title' }, 'Recent warnings and errors'), problems),
-    h('section', { class: 'panel', 'aria-labelledby': 'link-title' }, h('h3', { id: 'link-title' }, 'Sign in another browser'), makeLink, link, linkLine),
+    h(
+      'section',
+      { class: 'panel', 'aria-labelledby': 'problems-title' },
+      h('h3', { id: 'problems-title' }, 'Recent warnings and errors'),
+      problems,
+    ),
+    h(
+      'section',
+      { class: 'panel', 'aria-labelledby': 'link-title' },
+      h('h3', { id: 'link-title' }, 'Sign in another browser'),
+      makeLink,
+      link,
+      linkLine,
+    ),
   );
   return { element, dispose: off };
 }

@@ -9,7 +9,14 @@ import { identityParam, type View } from '../view.js';
 
 export function methodView(params: URLSearchParams): View {
   const picker = identityPicker({ selected: identityLabel(identityParam(params) ?? { deviceId: '' }), onChange: () => undefined });
-  const name = h('input', { name: 'methodName', required: true, value: 'rebootDevice', autocomplete: 'off', spellcheck: 'false', pattern: '[^/#+?\\s]+' });
+  const name = h('input', {
+    name: 'methodName',
+    required: true,
+    value: 'rebootDevice',
+    autocomplete: 'off',
+    spellcheck: 'false',
+    pattern: '[^/#+?\\s]+',
+  });
   const payload = h('textarea', { name: 'payload', rows: 4, spellcheck: 'false' }, '{}');
   const responseTimeout = h('input', { name: 'responseTimeout', type: 'number', min: 5, max: 300, step: 1, value: 30, required: true });
   const connectTimeout = h('input', { name: 'connectTimeout', type: 'number', min: 0, max: 300, step: 1, value: 0, required: true });
@@ -17,9 +24,13 @@ export function methodView(params: URLSearchParams): View {
   const line = statusLine();
   const answer = h('div', { class: 'panel answer', hidden: true, 'aria-labelledby': 'method-answer-title' });
 
-  const form = h('form', { class: 'panel', 'aria-labelledby': 'method-form-title' },
+  const form = h(
+    'form',
+    { class: 'panel', 'aria-labelledby': 'method-form-title' },
     h('h3', { id: 'method-form-title' }, 'Call'),
-    h('div', { class: 'grid-fields' },
+    h(
+      'div',
+      { class: 'grid-fields' },
       field('Device or module', picker.select),
       field('Method name', name, 'the reboot-device command answers rebootDevice'),
       field('Response timeout (s)', responseTimeout, '5 to 300: how long the hub waits for the answer'),
@@ -50,7 +61,9 @@ export function methodView(params: URLSearchParams): View {
     report(line, 'info', `Invoking ${call.methodName} on ${identityLabel(target)}…`);
     const started = performance.now();
     try {
-      const result = (await rest<{ status: number; payload: unknown }>('POST', `${identityPath('twins', target.deviceId, target.moduleId)}/methods`, call)).body;
+      const result = (
+        await rest<{ status: number; payload: unknown }>('POST', `${identityPath('twins', target.deviceId, target.moduleId)}/methods`, call)
+      ).body;
       const seconds = ((performance.now() - started) / 1000).toFixed(1);
       report(line, 'ok', `${identityLabel(target)} answered ${call.methodName} in ${seconds} s.`);
       showAnswer(answer, `Status ${result.status}`, result.status >= 200 && result.status < 300 ? 'ok' : 'error', result.payload);
@@ -62,7 +75,9 @@ export function methodView(params: URLSearchParams): View {
     }
   });
 
-  const element = h('section', { class: 'view', 'aria-labelledby': 'method-title' },
+  const element = h(
+    'section',
+    { class: 'view', 'aria-labelledby': 'method-title' },
     h('h2', { id: 'method-title' }, 'Direct method'),
     form,
     answer,
@@ -71,7 +86,8 @@ export function methodView(params: URLSearchParams): View {
 }
 
 function showAnswer(panel: HTMLElement, status: string, kind: 'ok' | 'error', payload: unknown): void {
-  fill(panel,
+  fill(
+    panel,
     h('h3', { id: 'method-answer-title' }, 'Answer'),
     h('p', { class: `answer-status ${kind}` }, status),
     h('pre', { class: 'json' }, JSON.stringify(payload, null, 2)),

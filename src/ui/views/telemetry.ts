@@ -29,7 +29,13 @@ export function telemetryView(params: URLSearchParams): View {
       render();
     },
   });
-  const filter = h('input', { type: 'search', name: 'filter', autocomplete: 'off', spellcheck: 'false', placeholder: 'text in the body or properties' });
+  const filter = h('input', {
+    type: 'search',
+    name: 'filter',
+    autocomplete: 'off',
+    spellcheck: 'false',
+    placeholder: 'text in the body or properties',
+  });
   filter.addEventListener('input', () => {
     text = filter.value.trim().toLowerCase();
     render();
@@ -55,10 +61,18 @@ export function telemetryView(params: URLSearchParams): View {
   const render = () => {
     const shown = (frozen ?? state.messages).filter(matches);
     const newest = shown.slice(-LISTED).reverse();
-    fill(list, ...(newest.length ? newest.map(messageItem) : [h('li', { class: 'empty' }, 'No messages yet. Run iothub-tut send-telemetry in another terminal.')]));
+    fill(
+      list,
+      ...(newest.length
+        ? newest.map(messageItem)
+        : [h('li', { class: 'empty' }, 'No messages yet. Run iothub-tut send-telemetry in another terminal.')]),
+    );
     const series = numericSeries(shown.slice(-CHARTED), !device);
     renderFieldChoices(fields, [...new Set(series.map((s) => s.field))], hiddenFields, render);
-    fill(chart, lineChart(series.filter((s) => !hiddenFields.has(s.field)).slice(0, MAX_SERIES), 'Numeric fields of the messages over time'));
+    fill(
+      chart,
+      lineChart(series.filter((s) => !hiddenFields.has(s.field)).slice(0, MAX_SERIES), 'Numeric fields of the messages over time'),
+    );
     const status = frozen ? `Paused: ${waiting} new message${waiting === 1 ? '' : 's'} waiting.` : 'Live.';
     counts.textContent = `${shown.length} message${shown.length === 1 ? '' : 's'} shown. ${status}`;
   };
@@ -78,11 +92,15 @@ export function telemetryView(params: URLSearchParams): View {
   });
   render();
 
-  const element = h('section', { class: 'view', 'aria-labelledby': 'telemetry-title' },
+  const element = h(
+    'section',
+    { class: 'view', 'aria-labelledby': 'telemetry-title' },
     h('h2', { id: 'telemetry-title' }, 'Telemetry'),
     h('div', { class: 'inline-form toolbar' }, field('Device', picker.select), field('Filter', filter), pause),
     counts,
-    h('div', { class: 'telemetry-body' },
+    h(
+      'div',
+      { class: 'telemetry-body' },
       h('figure', { class: 'panel' }, h('figcaption', {}, h('h3', {}, 'Numeric fields over time')), fields, chart),
       h('section', { class: 'stream-box', 'aria-labelledby': 'stream-title' }, h('h3', { id: 'stream-title' }, 'Messages'), list),
     ),
@@ -102,17 +120,31 @@ function searchText(m: TelemetryMessage): string {
 }
 
 function messageItem(m: TelemetryMessage): HTMLLIElement {
-  const body = m.body.json !== undefined ? JSON.stringify(m.body.json, null, 2) : m.body.text ?? `(binary, base64) ${m.body.base64}`;
+  const body = m.body.json !== undefined ? JSON.stringify(m.body.json, null, 2) : (m.body.text ?? `(binary, base64) ${m.body.base64}`);
   const application = Object.entries(m.properties);
   const system = Object.entries(m.systemProperties);
-  return h('li', { class: 'message', 'data-key': messageKey(m) },
-    h('div', { class: 'message-head' },
+  return h(
+    'li',
+    { class: 'message', 'data-key': messageKey(m) },
+    h(
+      'div',
+      { class: 'message-head' },
       h('time', { datetime: m.enqueuedTime }, formatTime(m.enqueuedTime)),
       h('strong', {}, identityLabel(m)),
-      h('span', { class: 'muted' }, `#${m.sequenceNumber} in partition ${m.partition} · ${m.body.bytes} bytes${m.body.truncated ? ' (shown in part)' : ''}`),
+      h(
+        'span',
+        { class: 'muted' },
+        `#${m.sequenceNumber} in partition ${m.partition} · ${m.body.bytes} bytes${m.body.truncated ? ' (shown in part)' : ''}`,
+      ),
     ),
     h('pre', { class: 'json body' }, body),
-    application.length ? h('ul', { class: 'chips', 'aria-label': 'Application properties' }, ...application.map(([k, v]) => h('li', {}, h('code', {}, `${k}=${v}`)))) : null,
+    application.length
+      ? h(
+          'ul',
+          { class: 'chips', 'aria-label': 'Application properties' },
+          ...application.map(([k, v]) => h('li', {}, h('code', {}, `${k}=${v}`))),
+        )
+      : null,
     h('details', {}, h('summary', {}, `System properties (${system.length})`), propertyList(system)),
   );
 }
@@ -149,7 +181,9 @@ function numericFields(json: unknown, prefix = '', depth = 0): Array<[string, nu
 function renderFieldChoices(fieldset: HTMLFieldSetElement, names: string[], hidden: Set<string>, changed: () => void): void {
   const current = [...fieldset.querySelectorAll('input')].map((input) => input.value).join('\n');
   if (current === names.join('\n')) return;
-  fill(fieldset, h('legend', {}, names.length ? 'Fields on the chart' : 'No numeric fields yet'),
+  fill(
+    fieldset,
+    h('legend', {}, names.length ? 'Fields on the chart' : 'No numeric fields yet'),
     ...names.map((name) => {
       const box = h('input', { type: 'checkbox', value: name, checked: !hidden.has(name) });
       box.addEventListener('change', () => {
@@ -158,5 +192,6 @@ function renderFieldChoices(fieldset: HTMLFieldSetElement, names: string[], hidd
         changed();
       });
       return h('label', { class: 'check' }, box, name);
-    }));
+    }),
+  );
 }

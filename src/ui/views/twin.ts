@@ -31,8 +31,12 @@ export function twinView(params: URLSearchParams): View {
   });
   const identity = parseLabel(picker.value());
   const heading = h('h2', { id: 'twin-title' }, 'Twin');
-  const element = h('section', { class: 'view', 'aria-labelledby': 'twin-title' }, heading,
-    h('div', { class: 'inline-form' }, field('Device or module', picker.select)));
+  const element = h(
+    'section',
+    { class: 'view', 'aria-labelledby': 'twin-title' },
+    heading,
+    h('div', { class: 'inline-form' }, field('Device or module', picker.select)),
+  );
   if (!identity) {
     element.append(h('p', { class: 'empty' }, 'Choose a device or module to see its twin.'));
     return { element, dispose: picker.dispose };
@@ -52,7 +56,8 @@ export function twinView(params: URLSearchParams): View {
     try {
       const twin = (await rest<TwinDocument>('GET', identityPath('twins', identity.deviceId, identity.moduleId))).body;
       shown = twin;
-      fill(summary,
+      fill(
+        summary,
         fact('Twin version', String(twin.version)),
         fact('Etag', twin.etag),
         fact('Status', twin.status),
@@ -62,7 +67,11 @@ export function twinView(params: URLSearchParams): View {
       );
       fill(desired, ...sectionTable('Desired properties', twin.properties.desired, true));
       fill(reported, ...sectionTable('Reported properties', twin.properties.reported, false));
-      fill(tags, h('h3', {}, 'Tags'), twin.tags ? h('pre', { class: 'json' }, JSON.stringify(twin.tags, null, 2)) : h('p', { class: 'muted' }, 'No tags.'));
+      fill(
+        tags,
+        h('h3', {}, 'Tags'),
+        twin.tags ? h('pre', { class: 'json' }, JSON.stringify(twin.tags, null, 2)) : h('p', { class: 'muted' }, 'No tags.'),
+      );
       raw.textContent = JSON.stringify(twin, null, 2);
       editor.loaded(twin);
       fill(loadLine);
@@ -113,15 +122,25 @@ function sectionTable(title: string, section: Section, desired: boolean): HTMLEl
     h('p', { class: 'muted' }, `Last updated ${formatTime(updated)}`),
     rows.length === 0
       ? h('p', { class: 'muted' }, 'None yet.')
-      : h('table', { class: 'properties' },
-        h('thead', {}, h('tr', {}, ...head.map((name) => h('th', { scope: 'col' }, name)))),
-        h('tbody', {}, ...rows.map((row) => h('tr', {},
-          h('th', { scope: 'row' }, h('code', {}, row.path)),
-          h('td', {}, h('code', {}, row.value)),
-          h('td', {}, formatTime(row.lastUpdated)),
-          desired ? h('td', {}, row.lastUpdatedVersion === undefined ? '—' : String(row.lastUpdatedVersion)) : null,
-        ))),
-      ),
+      : h(
+          'table',
+          { class: 'properties' },
+          h('thead', {}, h('tr', {}, ...head.map((name) => h('th', { scope: 'col' }, name)))),
+          h(
+            'tbody',
+            {},
+            ...rows.map((row) =>
+              h(
+                'tr',
+                {},
+                h('th', { scope: 'row' }, h('code', {}, row.path)),
+                h('td', {}, h('code', {}, row.value)),
+                h('td', {}, formatTime(row.lastUpdated)),
+                desired ? h('td', {}, row.lastUpdatedVersion === undefined ? '—' : String(row.lastUpdatedVersion)) : null,
+              ),
+            ),
+          ),
+        ),
   ];
 }
 
@@ -133,13 +152,15 @@ interface Leaf {
 }
 
 function leaves(section: Json, metadata: Json | undefined, prefix = ''): Leaf[] {
-  return Object.keys(section).filter((key) => !key.startsWith('$')).flatMap((key): Leaf[] => {
-    const value = section[key];
-    const meta = metadata?.[key] as (Json & { $lastUpdated?: string; $lastUpdatedVersion?: number }) | undefined;
-    const path = prefix ? `${prefix}.${key}` : key;
-    if (isObject(value) && Object.keys(value).length > 0) return leaves(value, meta, path);
-    return [{ path, value: JSON.stringify(value), lastUpdated: meta?.$lastUpdated, lastUpdatedVersion: meta?.$lastUpdatedVersion }];
-  });
+  return Object.keys(section)
+    .filter((key) => !key.startsWith('$'))
+    .flatMap((key): Leaf[] => {
+      const value = section[key];
+      const meta = metadata?.[key] as (Json & { $lastUpdated?: string; $lastUpdatedVersion?: number }) | undefined;
+      const path = prefix ? `${prefix}.${key}` : key;
+      if (isObject(value) && Object.keys(value).length > 0) return leaves(value, meta, path);
+      return [{ path, value: JSON.stringify(value), lastUpdated: meta?.$lastUpdated, lastUpdatedVersion: meta?.$lastUpdatedVersion }];
+    });
 }
 
 function isObject(value: unknown): value is Json {
@@ -158,11 +179,18 @@ function desiredEditor(identity: { deviceId: string; moduleId?: string }, reload
   const result = statusLine();
   const apply = h('button', { type: 'submit' }, 'Apply patch');
   const reloadButton = h('button', { type: 'button' }, 'Reload twin');
-  const form = h('form', { class: 'panel editor', 'aria-labelledby': 'desired-editor-title' },
+  const form = h(
+    'form',
+    { class: 'panel editor', 'aria-labelledby': 'desired-editor-title' },
     h('h3', { id: 'desired-editor-title' }, 'Update desired properties'),
     field('Patch of properties.desired (JSON)', text),
-    h('p', { id: 'desired-hint', class: 'hint' }, 'A JSON merge patch: the keys given are set, a key set to null is removed. The device gets it as a desired-properties patch.'),
-    etagLine, stale,
+    h(
+      'p',
+      { id: 'desired-hint', class: 'hint' },
+      'A JSON merge patch: the keys given are set, a key set to null is removed. The device gets it as a desired-properties patch.',
+    ),
+    etagLine,
+    stale,
     h('div', { class: 'button-row' }, apply, reloadButton),
     result,
   );
@@ -192,9 +220,12 @@ function desiredEditor(identity: { deviceId: string; moduleId?: string }, reload
       report(result, 'ok', `Applied: desired $version ${twin.properties.desired.$version}, twin version ${twin.version}.`);
     } catch (err) {
       if (err instanceof HubCallError && err.status === 412) {
-        return report(result, 'error',
+        return report(
+          result,
+          'error',
           `Not applied: the twin changed since it was read at version ${editVersion} (412 PreconditionFailed). ` +
-          'Reload the twin to see what changed; your patch stays here to apply again.');
+            'Reload the twin to see what changed; your patch stays here to apply again.',
+        );
       }
       report(result, 'error', `Not applied: ${err instanceof HubCallError ? err.describe() : String(err)}`);
     }
