@@ -2,8 +2,8 @@ import type { Twin } from 'azure-iot-device';
 import { createDeviceClient, openClient, type DeviceTransport } from '../clients/device-clients.js';
 import { onReconnect } from '../clients/reconnect.js';
 import type { DeviceConnection } from '../clients/connection-string.js';
-import { ExitCode, ToolkitError } from '../clients/errors.js';
 import { explain } from '../clients/sdk-errors.js';
+import { Receiving } from './receiving.js';
 
 /** A desired-properties patch as IoT Hub sends it: the changed properties and the new `$version`. */
 export type DesiredPatch = Record<string, unknown> & { $version: number };
@@ -36,41 +36,20 @@ export interface ReceiveTwinPatchOptions {
  * whole desired section (the docs' advice: compare versions after reconnecting): nothing is missed.
  */
 export async function receiveTwinPatch(connection: DeviceConnection, options: ReceiveTwinPatchOptions): Promise<{ received: number }> {
-  let received = 0;
-  let finish!: () => void;
-  let fail!: (err: unknown) => void;
-  const done = new Promise<void>((resolve, reject) => ((finish = resolve), (fail = reject)));
-  done.catch(() => undefined); // a timeout during set-up is reported by the step that awaits it
-  const timer =
-    options.timeoutSeconds === undefined
-      ? undefined
-      : setTimeout(
-          () =>
-            fail(
-              new ToolkitError(
-                `no${received ? ' further' : ''} desired property patch within ${options.timeoutSeconds} s (received ${received})`,
-                ExitCode.timeout,
-              ),
-            ),
-          options.timeoutSeconds * 1000,
-        );
-  const onAbort = () => finish();
-  options.signal?.addEventListener('abort', onAbort, { once: true });
-  if (options.signal?.aborted) finish();
-
   // The SDK replays the whole desired section when a listener is added and after every twin read;
   // a patch is what carries a newer $version than the one already seen.
   let seen = 0;
   const report = (desired: DesiredPatch) => {
     if (!(desired.$version > seen)) return;
     seen = desired.$version;
-    received += 1;
     options.onPatch(structuredClone(desired)); // the SDK keeps merging later patches into the object it passed
-    if (options.count !== undefined && received >= options.count) finish();
+    receiving.got();
   };
 
   const client = await createDeviceClient(connection, options.transport, { features: ['twin'] });
-  client.on('error', (err) => fail(explain(err, 'device client')));
+  const receiving = new Receiving('desired property patch', options);
+  const { done } = receiving;
+  client.on('error', (err) => receiving.fail(explain(err, 'device client')));
   let twin: Twin | undefined;
   onReconnect(client, () => {
     options.onEvent?.({ event: 'reconnected' });
@@ -97,12 +76,11 @@ export async function receiveTwinPatch(connection: DeviceConnection, options: Re
   try {
     if ((await connect()) && !options.signal?.aborted) options.onReady?.();
     await done;
-    return { received };
+    return { received: receiving.received };
   } catch (err) {
     throw explain(err, 'receiving desired property patches');
   } finally {
-    clearTimeout(timer);
-    options.signal?.removeEventListener('abort', onAbort);
+    receiving.dispose();
     await client.close().catch(() => undefined);
   }
 }
