@@ -64,6 +64,7 @@ describe('--transport on the device commands', () => {
       [['reboot-device', '--count', '1'], /direct methods and device twins over http: use --transport mqtt or mqtt-ws\.$/],
       [['receive-twin-patch', '--timeout', '5'], /device twins over http: use --transport mqtt or mqtt-ws\.$/],
       [['update-reported'], /device twins over http: use --transport mqtt or mqtt-ws\.$/],
+      [['answer-methods', '--count', '1'], /direct methods over http: use --transport mqtt or mqtt-ws\.$/],
     ];
     for (const [args, pattern] of cases) usageError(await runCli([...args, '--transport', 'http'], env), pattern);
   });
