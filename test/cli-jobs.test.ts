@@ -122,6 +122,13 @@ describe("schedule-job: the jobs tutorial's service, against a hub in another pr
     assert.match(bad.stderr, /--status must be a whole number from 100 to 599/);
   });
 
+  test('answer-methods without --count serves until Ctrl-C, then exits 0', async () => {
+    const device = new CliProcess(['answer-methods', '-d', 'job-door', '--json'], env);
+    await device.waitFor((l) => l.event === 'ready');
+    assert.equal(await device.stop(), 0, device.stderr);
+    assert.deepEqual(device.lines.at(-1), { event: 'stopped', calls: 0 });
+  });
+
   test('a twin job in text: the desired properties land on the selected twin', async () => {
     const r = await runCli(
       ['schedule-job', '--desired', '{"building":"43","floor":3}', '--query', "deviceId = 'job-offline'", '--wait'],
