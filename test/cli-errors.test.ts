@@ -90,6 +90,7 @@ const COMMANDS: CommandUnderTest[] = [
   { name: 'reboot-device', kind: 'device', run: ['reboot-device', '--count', '1'], target: ['-d', 'known'] },
   { name: 'send-telemetry', kind: 'device', run: ['send-telemetry', '--count', '1'], target: ['-d', 'known'] },
   { name: 'monitor-events', kind: 'eventhub', run: ['monitor-events', '--count', '1', '--timeout', '1'], target: [] },
+  { name: 'answer-methods', kind: 'device', run: ['answer-methods', '--count', '1', '--timeout', '30'], target: ['-d', 'known'] },
 ];
 const ofKind = (kind: Kind) => COMMANDS.filter((c) => c.kind === kind);
 
@@ -228,7 +229,7 @@ describe('errors and exit codes: bad input (exit 2)', () => {
         ofKind('device').filter((c) => !c.target.includes('-m')),
         (c) => [...c.run, '-c', module],
         2,
-        /^error: Wrong kind of connection string: (reboot-device|send-telemetry) acts as a device, and the connection string \(from --connection-string\) is for module 'known\/m1'; use the device's \(portal: IoT hub > Devices > known\)\.$/m,
+        /^error: Wrong kind of connection string: (reboot-device|send-telemetry|answer-methods) acts as a device, and the connection string \(from --connection-string\) is for module 'known\/m1'; use the device's \(portal: IoT hub > Devices > known\)\.$/m,
       ),
       ...across(
         ofKind('device').filter((c) => !c.target.includes('-m')),
@@ -321,6 +322,9 @@ describe('errors and exit codes: bad input (exit 2)', () => {
       [['receive-twin-patch', '--count', '0'], /--count must be a whole number of at least 1\./],
       [['reboot-device', '--count', '0'], /--count must be a whole number of at least 1\./],
       [['reboot-device', '--reboot-seconds', 'x'], /--reboot-seconds must be a number of seconds\./],
+      [['answer-methods', '--method', ' '], /--method is empty\./],
+      [['answer-methods', '--status', '1000'], /--status must be a whole number from 100 to 599\./],
+      [['answer-methods', '--payload', '{'], /--payload is not valid JSON/],
       [['invoke-reboot', '--wait', 'x'], /--wait must be a number of seconds\./],
       [['invoke-reboot', '--response-timeout', '301'], /--response-timeout must be a whole number from 5 to 300\./],
       [['invoke-method', 'ping', '--response-timeout', '4'], /--response-timeout must be a whole number from 5 to 300\./],

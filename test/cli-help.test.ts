@@ -14,6 +14,7 @@ const COMMANDS = [
   'receive-twin-patch',
   'update-reported',
   'reboot-device',
+  'answer-methods',
   'invoke-reboot',
   'send-telemetry',
   'monitor-events',

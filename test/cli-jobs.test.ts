@@ -8,7 +8,7 @@ describe("schedule-job: the jobs tutorial's service, against a hub in another pr
   before(async () => {
     terminal1 = await startHubProcess();
     env = terminal1.env;
-    for (const id of ['job-online', 'job-offline']) {
+    for (const id of ['job-online', 'job-offline', 'job-door']) {
       const r = await runCli(['create-device', '-d', id], env);
       assert.equal(r.code, 0, r.stderr);
     }
@@ -44,6 +44,89 @@ describe("schedule-job: the jobs tutorial's service, against a hub in another pr
     } finally {
       await device.stop();
     }
+  });
+
+  test('the jobs tutorial end to end: answer-methods answers a lockDoor job with its canned payload', async () => {
+    const device = new CliProcess(['answer-methods', '-d', 'job-door', '--payload', '{"locked":true}', '--count', '1', '--json'], env);
+    try {
+      const ready = await device.waitFor((l) => l.event === 'ready');
+      assert.deepEqual(ready.methods, ['lockDoor']);
+      const r = await runCli(
+        [
+          'schedule-job',
+          '--method',
+          'lockDoor',
+          '--payload',
+          '{"door":"front"}',
+          '--query',
+          "deviceId = 'job-door'",
+          '--job-id',
+          'cli-lock',
+          '--wait',
+          '--json',
+        ],
+        env,
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(jsonLines(r.stdout)[0].deviceJobStatistics.succeededCount, 1);
+      const call = await device.waitFor((l) => l.event === 'call');
+      assert.deepEqual(call, { event: 'call', methodName: 'lockDoor', payload: { door: 'front' }, status: 200 });
+      assert.equal(await device.exit(), 0, device.stderr);
+      assert.deepEqual(device.lines.at(-1), { event: 'stopped', calls: 1 });
+      const rows = await runCli(['query', "SELECT * FROM devices.jobs WHERE jobId = 'cli-lock'", '--json'], env);
+      assert.deepEqual(jsonLines(rows.stdout)[0].outcome.deviceMethodResponse, { status: 200, payload: { locked: true } });
+    } finally {
+      await device.stop();
+    }
+  });
+
+  test('answer-methods: several named methods with a canned status, 404 for the others, bounded by --timeout', async () => {
+    const device = new CliProcess(
+      [
+        'answer-methods',
+        '-d',
+        'job-door',
+        '--method',
+        'lockDoor',
+        '--method',
+        'unlockDoor',
+        '--status',
+        '202',
+        '--payload',
+        '"done"',
+        '--count',
+        '2',
+      ],
+      env,
+    );
+    try {
+      await device.waitFor((l) => typeof l === 'string' && l.startsWith('Waiting for lockDoor, unlockDoor on job-door'));
+      const unlock = await runCli(['invoke-method', 'unlockDoor', '-d', 'job-door', '--json'], env);
+      assert.equal(unlock.code, 0, unlock.stderr);
+      assert.deepEqual(jsonLines(unlock.stdout)[0], { status: 202, payload: 'done' });
+      const other = await runCli(['invoke-method', 'rebootDevice', '-d', 'job-door', '--json'], env);
+      assert.deepEqual(jsonLines(other.stdout)[0], { status: 404, payload: { Response: 'Unknown method' } });
+      const lock = await runCli(['invoke-method', 'lockDoor', '-d', 'job-door'], env);
+      assert.equal(lock.code, 0, lock.stderr);
+      assert.equal(await device.exit(), 0, device.stderr);
+      assert.ok(device.lines.includes('Method request: unlockDoor null; answered 202'), JSON.stringify(device.lines));
+      assert.equal(device.lines.at(-1), 'Stopped after 2 calls.');
+    } finally {
+      await device.stop();
+    }
+    const waited = await runCli(['answer-methods', '-d', 'job-door', '--count', '1', '--timeout', '2'], env);
+    assert.equal(waited.code, 5, waited.stderr);
+    assert.match(waited.stderr, /^error: .*no direct method call within 2 s \(received 0\)\n$/);
+    const bad = await runCli(['answer-methods', '--status', '42'], env);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /--status must be a whole number from 100 to 599/);
+  });
+
+  test('answer-methods without --count serves until Ctrl-C, then exits 0', async () => {
+    const device = new CliProcess(['answer-methods', '-d', 'job-door', '--json'], env);
+    await device.waitFor((l) => l.event === 'ready');
+    assert.equal(await device.stop(), 0, device.stderr);
+    assert.deepEqual(device.lines.at(-1), { event: 'stopped', calls: 0 });
   });
 
   test('a twin job in text: the desired properties land on the selected twin', async () => {

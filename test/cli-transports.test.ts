@@ -64,6 +64,7 @@ describe('--transport on the device commands', () => {
       [['reboot-device', '--count', '1'], /direct methods and device twins over http: use --transport mqtt or mqtt-ws\.$/],
       [['receive-twin-patch', '--timeout', '5'], /device twins over http: use --transport mqtt or mqtt-ws\.$/],
       [['update-reported'], /device twins over http: use --transport mqtt or mqtt-ws\.$/],
+      [['answer-methods', '--count', '1'], /direct methods over http: use --transport mqtt or mqtt-ws\.$/],
     ];
     for (const [args, pattern] of cases) usageError(await runCli([...args, '--transport', 'http'], env), pattern);
   });
@@ -94,7 +95,7 @@ describe('--transport on the device commands', () => {
 });
 
 describe('demo --transport', () => {
-  test('http: the telemetry step runs over HTTPS, the twin and method steps over MQTT, and the report says which', async () => {
+  test('http: the telemetry step runs over HTTPS, the twin, method, C2D and job steps over MQTT, and the report says which', async () => {
     const home = tempDir();
     try {
       const r = await runCli(['demo', '--transport', 'http', '--json'], { IOTHUB_TUT_HOME: home }, 120_000);
@@ -105,6 +106,8 @@ describe('demo --transport', () => {
       assert.equal(transports['SimulatedDevice + monitor'], 'http');
       assert.equal(transports.UpdateReported, 'mqtt');
       assert.equal(transports['Device management'], 'mqtt');
+      assert.equal(transports['Cloud-to-device messages'], 'mqtt', 'the local hub does not serve C2D over HTTPS');
+      assert.equal(transports['Schedule and broadcast jobs'], 'mqtt');
       assert.equal(transports.CreateDeviceIdentity, undefined);
       assert.deepEqual(report.steps.find((s: { step: string }) => s.step === 'SimulatedDevice + monitor').result, {
         confirmed: 5,

@@ -65,7 +65,7 @@ describe('module twin tutorial as separate processes: receive-twin-patch, update
 });
 
 describe('demo', () => {
-  test('runs the twin steps end to end against its in-process hub', async () => {
+  test('runs every step end to end against its in-process hub: twins, telemetry, cloud-to-device feedback, a lockDoor job', async () => {
     const home = tempDir();
     try {
       const r = await runCli(['demo', '--json'], { IOTHUB_TUT_HOME: home }, 120_000);
@@ -79,6 +79,15 @@ describe('demo', () => {
         confirmed: 5,
         received: 5,
       });
+      assert.deepEqual(report.steps.find((s: { step: string }) => s.step === 'Cloud-to-device messages').result, {
+        received: 1,
+        feedback: 'Success',
+      });
+      assert.deepEqual(report.steps.find((s: { step: string }) => s.step === 'Schedule and broadcast jobs').result, {
+        status: 'completed',
+        deviceJobStatistics: { deviceCount: 1, failedCount: 0, succeededCount: 1, runningCount: 0, pendingCount: 0 },
+      });
+      assert.equal(report.steps.length, 8);
     } finally {
       rmSync(home, { recursive: true, force: true });
     }

@@ -1,6 +1,7 @@
 import { Option, type Command } from 'commander';
 import { run, type Output } from './output.js';
 import { printIdentity } from './create-device.js';
+import { printProgress } from './schedule-job.js';
 import { examples } from './help.js';
 import {
   identityConnectionWithKey,
@@ -13,6 +14,7 @@ import {
   checkTransport,
   DEVICE_TRANSPORTS,
   featureNames,
+  localHubServes,
   offers,
   type DeviceFeature,
   type DeviceTransport,
@@ -163,6 +165,79 @@ const steps: DemoStep[] = [
       return { confirmed: sent.confirmed, received };
     },
   },
+  {
+    title: 'Cloud-to-device messages',
+    explain: `the service sends ${DEVICE} a message with ack full; the device receives and completes it; the hub's feedback says Success`,
+    features: ['c2d'],
+    async run(connection, out, _eventHub, transport) {
+      const [{ identityConnection }, { receiveC2d }, { sendC2d }] = await Promise.all([
+        import('../clients/identity-connection.js'),
+        import('../apps/receive-c2d.js'),
+        import('../apps/send-c2d.js'),
+      ]);
+      let ready!: () => void;
+      const listening = new Promise<void>((resolve) => (ready = resolve));
+      const receiving = receiveC2d(await identityConnection(connection, { deviceId: DEVICE }), {
+        transport,
+        count: 1,
+        timeoutSeconds: 30,
+        onReady: ready,
+        onMessage: (m) => out.line(`  device received: ${JSON.stringify(m.data)} (message id ${m.messageId})`),
+      });
+      await Promise.race([listening, receiving]);
+      const { feedback } = await sendC2d(connection, {
+        deviceId: DEVICE,
+        ack: 'full',
+        waitFeedbackSeconds: 30,
+        onSent: (m) => out.line(`  service sent: ${JSON.stringify(m.data)} (message id ${m.messageId})`),
+        onFeedback: (f) => out.line(`  service got feedback: ${f.statusCode} (${f.description})`),
+      });
+      const { received } = await receiving;
+      const statusCode = feedback[0]?.statusCode;
+      if (statusCode !== 'Success') throw new Error(`the feedback said ${statusCode ?? 'nothing'}, not Success`);
+      return { received, feedback: statusCode };
+    },
+  },
+  {
+    title: 'Schedule and broadcast jobs',
+    explain: `${MANAGED_DEVICE} answers the lockDoor direct method; the service schedules a job that calls it on the devices a query selects, and follows it until it ends`,
+    features: ['methods'],
+    async run(connection, out, _eventHub, transport) {
+      const [{ createDevice }, { answerMethods, LOCK_DOOR_METHOD }, { scheduleJob, watchJob }] = await Promise.all([
+        import('../apps/create-identity.js'),
+        import('../apps/answer-methods.js'),
+        import('../apps/schedule-job.js'),
+      ]);
+      const device = await createDevice(connection, { deviceId: MANAGED_DEVICE });
+      let ready!: () => void;
+      const listening = new Promise<void>((resolve) => (ready = resolve));
+      const answering = answerMethods(identityConnectionWithKey(connection, device, device.primaryKey), {
+        methods: [LOCK_DOOR_METHOD],
+        status: 200,
+        transport,
+        count: 1,
+        timeoutSeconds: 60,
+        onEvent: (e) =>
+          e.event === 'ready'
+            ? ready()
+            : out.line(out.color.dim(`  device: ${e.event === 'call' ? `${e.methodName} answered ${e.status}` : e.event}`)),
+      });
+      await Promise.race([listening, answering]);
+      const queryCondition = `deviceId = '${MANAGED_DEVICE}'`;
+      const job = await scheduleJob(connection, { queryCondition, method: { methodName: LOCK_DOOR_METHOD, payload: {} } });
+      out.line(`  service scheduled job ${job.jobId}: ${LOCK_DOOR_METHOD} where ${queryCondition}`);
+      const ended = await watchJob(connection, job.jobId, {
+        timeoutSeconds: 60,
+        intervalMs: 250,
+        onProgress: (j) => printProgress(out, j),
+      });
+      await answering;
+      const stats = ended.deviceJobStatistics;
+      if (ended.status !== 'completed' || stats?.succeededCount !== 1)
+        throw new Error(`job ${ended.jobId} ended ${ended.status} with ${stats?.succeededCount ?? 0} of 1 device(s) succeeded`);
+      return { status: ended.status, deviceJobStatistics: stats };
+    },
+  },
 ];
 
 export function configureDemo(command: Command): void {
@@ -170,7 +245,7 @@ export function configureDemo(command: Command): void {
     .addOption(
       new Option(
         '--transport <name>',
-        "the device apps' transport; a step whose feature it lacks (twins and methods over http) runs over mqtt",
+        "the device apps' transport; a step whose feature it lacks, or the local hub does not serve over it (twins, methods and cloud-to-device over http), runs over mqtt",
       )
         .choices(DEVICE_TRANSPORTS)
         .default('mqtt'),
@@ -187,14 +262,13 @@ export function configureDemo(command: Command): void {
         const report: Array<{ step: string; transport?: DeviceTransport; ok: boolean; ms: number; result?: unknown; error?: string }> = [];
         try {
           for (const [i, step] of steps.entries()) {
-            // A step whose device app needs what the transport lacks runs over MQTT, and says so.
-            const transport = offers(opts.transport, step.features) ? opts.transport : 'mqtt';
-            const over =
-              step.features.length === 0
-                ? ''
-                : transport === opts.transport
-                  ? ` (over ${transport})`
-                  : ` (over mqtt: the device SDK has no ${featureNames(step.features)} over ${opts.transport})`;
+            // A step whose device app needs what the transport lacks, or what the local hub does not serve over it, runs over MQTT, and says so.
+            const offered = offers(opts.transport, step.features);
+            const transport = offered && localHubServes(opts.transport, step.features) ? opts.transport : 'mqtt';
+            const why = offered
+              ? `the local hub does not serve ${featureNames(step.features)} over ${opts.transport} yet`
+              : `the device SDK has no ${featureNames(step.features)} over ${opts.transport}`;
+            const over = step.features.length === 0 ? '' : transport === opts.transport ? ` (over ${transport})` : ` (over mqtt: ${why})`;
             out.line();
             out.heading(`${i + 1}. ${step.title}`);
             out.line(out.color.dim(`  ${step.explain}${over}`));

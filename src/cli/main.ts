@@ -50,6 +50,11 @@ const COMMANDS: Array<[name: string, description: string, load: () => Promise<Co
     async () => (await import('./reboot-device.js')).configureRebootDevice,
   ],
   [
+    'answer-methods',
+    "the jobs tutorial's device (simDevice): answer named direct methods (lockDoor by default) with a canned status and payload",
+    async () => (await import('./answer-methods.js')).configureAnswerMethods,
+  ],
+  [
     'invoke-reboot',
     'dmpatterns_getstarted_service: invoke the rebootDevice direct method, show the answer, then wait for the reported rebootTime',
     async () => (await import('./invoke-reboot.js')).configureInvokeReboot,

@@ -104,7 +104,7 @@ export function configureScheduleJob(command: Command): void {
     );
 }
 
-function printProgress(out: Output, job: JobStatus): void {
+export function printProgress(out: Output, job: JobStatus): void {
   const s = job.deviceJobStatistics;
   const counts = s
     ? ` (${s.deviceCount} devices: ${s.succeededCount} succeeded, ${s.failedCount} failed, ${s.runningCount} running, ${s.pendingCount} pending)`

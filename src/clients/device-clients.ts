@@ -65,6 +65,12 @@ export function offers(transport: DeviceTransport, features: readonly DeviceFeat
   return features.every((f) => (TRANSPORTS[transport].features as readonly DeviceFeature[]).includes(f));
 }
 
+/** Whether the local hub serves all of `features` over `transport` (where the SDK offers them). */
+export function localHubServes(transport: DeviceTransport, features: readonly DeviceFeature[]): boolean {
+  const spec: TransportSpec = TRANSPORTS[transport];
+  return spec.local && !features.some((f) => spec.notLocal?.includes(f));
+}
+
 /**
  * Refuses (exit 2) a transport over which the SDK lacks one of `features`, or that the local hub does
  * not serve, saying which transports would do.
@@ -72,10 +78,7 @@ export function offers(transport: DeviceTransport, features: readonly DeviceFeat
 export function checkTransport(transport: DeviceTransport, features: readonly DeviceFeature[], hub: HubTransport): void {
   const missing = features.filter((f) => !offers(transport, [f]));
   const local = isLocalHub(hub);
-  const served = (name: DeviceTransport): boolean => {
-    const spec: TransportSpec = TRANSPORTS[name];
-    return spec.local && !features.some((f) => spec.notLocal?.includes(f));
-  };
+  const served = (name: DeviceTransport): boolean => localHubServes(name, features);
   const usable = DEVICE_TRANSPORTS.filter((name) => offers(name, features) && (!local || served(name)));
   if (missing.length > 0) {
     throw new ToolkitError(
