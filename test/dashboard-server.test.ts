@@ -14,6 +14,7 @@ import { openDevice, registerIdentity, until } from './helpers/devices.js';
 import { createLog, type LogLine } from '../src/hub/log.js';
 import deviceSdk from 'azure-iot-device';
 import { createRegistry } from '../src/clients/service-clients.js';
+import { Throttle } from '../src/hub/throttling.js';
 
 interface Reply {
   status: number;
@@ -425,3 +426,19 @@ test('cloud-to-device: the page queues a message for a device (IoT Hub refusals 
     assert.equal(t.hub.c2d.depth('c2dTarget'), 50);
     assert.ok(log.some((line) => /refused a cloud-to-device message to c2dTarget/.test(line.message)));
   }));
+
+test('cloud-to-device from the page counts against the tier: past the S1 rate it answers 429 ThrottlingException and queues nothing', async () => {
+  const throttle = new Throttle('s1', () => 0); // a stopped clock: nothing refills
+  const t = await startTestHub({ throttle });
+  try {
+    const { cookie } = await signIn(t);
+    await registerIdentity(t, 'c2dThrottled');
+    while (throttle.allow('c2d')); // what a minute of sends at the S1 rate would leave
+    const reply = await call(t, '/ui/api/c2d', { method: 'POST', cookie, body: { deviceId: 'c2dThrottled', message: 'x' } });
+    assert.equal(reply.status, 429);
+    assert.equal(JSON.parse(reply.text).errorCode, 429001);
+    assert.equal(t.hub.c2d.depth('c2dThrottled'), 0);
+  } finally {
+    await t.dispose();
+  }
+});

@@ -131,7 +131,7 @@ export class LocalHub {
     private readonly db: Db,
     readonly tls: TlsMaterial,
     hostName: string,
-    private readonly throttle: Throttle | undefined,
+    readonly throttle: Throttle | undefined,
     log: HubLog,
     private readonly trustedCas: X509Certificate[],
   ) {

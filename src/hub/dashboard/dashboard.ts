@@ -6,7 +6,8 @@ import type { MqttGateway } from '../device-gateway/mqtt-gateway.js';
 import type { DirectMethods } from '../methods/direct-methods.js';
 import type { EventLog } from '../events/event-log.js';
 import type { DeviceQueues } from '../cloud-to-device/device-queues.js';
-import { HubError } from '../errors.js';
+import { HubError, hubErrors } from '../errors.js';
+import type { Throttle } from '../throttling.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { HubLog, LogLine } from '../log.js';
 import { grants } from '../auth/policies.js';
@@ -29,6 +30,7 @@ export interface DashboardHub {
   readonly methods: DirectMethods;
   readonly eventLog: EventLog;
   readonly c2d: DeviceQueues;
+  readonly throttle: Throttle | undefined;
   readonly auth: Authenticator;
   readonly log: HubLog;
 }
@@ -205,7 +207,7 @@ export class Dashboard {
   /**
    * Queues a cloud-to-device message, as azure-iothub's Client.send does over AMQP (a browser cannot
    * speak AMQP): with ServiceConnect, a message id, the ack asked for, IoT Hub's errors (404001,
-   * 403004 queue full). Answers the message id and the device's queue depth.
+   * 403004 queue full, 429 throttled: it counts against the tier's C2D sends). Answers the message id and the device's queue depth.
    */
   private sendC2d(res: ServerResponse, session: DashboardSession, body: unknown): void {
     const { deviceId, message, ack } = (body ?? {}) as { deviceId?: unknown; message?: unknown; ack?: unknown };
@@ -219,6 +221,9 @@ export class Dashboard {
       return sendJson(res, 403, { message: `The policy '${session.policy}' does not grant ServiceConnect` });
     const messageId = randomUUID();
     try {
+      if (this.hub.throttle && !this.hub.throttle.allow('c2d')) {
+        throw hubErrors.throttled('Cloud-to-device sends are throttled for this hub tier; back off and retry.');
+      }
       this.hub.c2d.enqueue({ deviceId, messageId, ...(ack ? { ack } : {}), properties: {}, body: Buffer.from(message) });
     } catch (err) {
       if (!(err instanceof HubError)) throw err;
