@@ -14,6 +14,7 @@ import { openDevice, registerIdentity, until } from './helpers/devices.js';
 import { createLog, type LogLine } from '../src/hub/log.js';
 import deviceSdk from 'azure-iot-device';
 import { createRegistry } from '../src/clients/service-clients.js';
+import { Throttle } from '../src/hub/throttling.js';
 
 interface Reply {
   status: number;
@@ -361,7 +362,7 @@ test('live: device list changes, twin writes, telemetry and hub log errors arriv
       assert.equal(overview.telemetry.sinceStart, 1);
       assert.equal(overview.counts.devices, 1);
       assert.equal(overview.connections.dashboardStreams, 1);
-      assert.equal(overview.cloudToDevice, false);
+      assert.deepEqual(overview.cloudToDevice, {}, 'no cloud-to-device message is queued');
       assert.equal(overview.recentProblems.at(-1).message, 'could not write for HostName=localhost;SharedAccessKey=***;DeviceId=d1');
 
       // Signing out ends the session's stream too.
@@ -393,4 +394,51 @@ test('the hub log keeps its latest warnings and errors (masked, bounded), whatev
   assert.ok(!lines.some((l) => l.level === 'info'));
   assert.equal(lines.at(-1)!.message, 'error 59 sig=***');
   assert.equal(lines[0].message, 'error 10 sig=***');
+});
+
+test('cloud-to-device: the page queues a message for a device (IoT Hub refusals as its errors) and the overview counts each queue', () =>
+  withHub(async (t, log) => {
+    const { cookie } = await signIn(t);
+    await registerIdentity(t, 'c2dTarget');
+    const send = async (body: unknown) => {
+      const reply = await call(t, '/ui/api/c2d', { method: 'POST', cookie, body });
+      return { status: reply.status, body: JSON.parse(reply.text) };
+    };
+
+    const sent = await send({ deviceId: 'c2dTarget', message: 'Cloud to device message.', ack: 'full' });
+    assert.equal(sent.status, 200);
+    assert.equal(sent.body.depth, 1);
+    const [queued] = t.hub.c2d.pending('c2dTarget');
+    assert.equal(queued.messageId, sent.body.messageId);
+    assert.equal(queued.ack, 'full');
+    assert.equal(queued.body.toString(), 'Cloud to device message.');
+    const overview = JSON.parse((await call(t, '/ui/api/overview', { cookie })).text);
+    assert.deepEqual(overview.cloudToDevice, { c2dTarget: 1 });
+
+    const missing = await send({ deviceId: 'nobody', message: 'x' });
+    assert.deepEqual([missing.status, missing.body.errorCode], [404, 404001]);
+    const badAck = await send({ deviceId: 'c2dTarget', message: 'x', ack: 'sometimes' });
+    assert.deepEqual([badAck.status, badAck.body.errorCode], [400, 400004]);
+    assert.equal((await send({ deviceId: 'c2dTarget' })).status, 400, 'a body without a message');
+    for (let depth = 2; depth <= 50; depth++) assert.equal((await send({ deviceId: 'c2dTarget', message: `m${depth}` })).body.depth, depth);
+    const full = await send({ deviceId: 'c2dTarget', message: 'one too many' });
+    assert.deepEqual([full.status, full.body.errorCode], [403, 403004]);
+    assert.equal(t.hub.c2d.depth('c2dTarget'), 50);
+    assert.ok(log.some((line) => /refused a cloud-to-device message to c2dTarget/.test(line.message)));
+  }));
+
+test('cloud-to-device from the page counts against the tier: past the S1 rate it answers 429 ThrottlingException and queues nothing', async () => {
+  const throttle = new Throttle('s1', () => 0); // a stopped clock: nothing refills
+  const t = await startTestHub({ throttle });
+  try {
+    const { cookie } = await signIn(t);
+    await registerIdentity(t, 'c2dThrottled');
+    while (throttle.allow('c2d')); // what a minute of sends at the S1 rate would leave
+    const reply = await call(t, '/ui/api/c2d', { method: 'POST', cookie, body: { deviceId: 'c2dThrottled', message: 'x' } });
+    assert.equal(reply.status, 429);
+    assert.equal(JSON.parse(reply.text).errorCode, 429001);
+    assert.equal(t.hub.c2d.depth('c2dThrottled'), 0);
+  } finally {
+    await t.dispose();
+  }
 });

@@ -1,11 +1,13 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
-import { createRegistry } from '../src/clients/service-clients.js';
+import deviceSdk from 'azure-iot-device';
+import { createRegistry, createServiceClient } from '../src/clients/service-clients.js';
 import { parseConnection, type ServiceConnection } from '../src/clients/connection-string.js';
 import { isTransient, withRetry } from '../src/clients/retry.js';
 import { ToolkitError } from '../src/clients/errors.js';
 import { createDevice } from '../src/apps/create-identity.js';
+import { sendC2d } from '../src/apps/send-c2d.js';
 import { createSasToken } from '../src/hub/auth/sas-token.js';
 import { Throttle } from '../src/hub/throttling.js';
 import { LocalHub } from '../src/hub/server.js';
@@ -210,6 +212,46 @@ describe('throttling: IoT Hub S1 limits', () => {
       assert.equal(await Promise.race([refused, new Promise((r) => setTimeout(() => r('not acknowledged'), 100))]), 'not acknowledged');
       assert.equal(t.hub.eventLog.partitionInfo(t.hub.eventLog.partitionOf('d2c-1')).lastSequenceNumber, 0, 'nothing more was stored');
     } finally {
+      await t.dispose();
+    }
+  });
+
+  test('cloud-to-device sends: 100 a minute on S1 and S2, 5,000 on S3', () => {
+    const drain = (tier: 's1' | 's2' | 's3') => {
+      const throttle = new Throttle(tier, () => 0);
+      let allowed = 0;
+      while (throttle.allow('c2d')) allowed++;
+      return allowed;
+    };
+    assert.deepEqual([drain('s1'), drain('s2'), drain('s3')], [100, 100, 5000]);
+  });
+
+  test('a throttled cloud-to-device send is refused (ThrottlingError in the SDK) and not queued; send-c2d backs off and delivers it', async () => {
+    let now = 0; // moved by hand: nothing refills unless the test says so
+    const throttle = new Throttle('s1', () => now);
+    const t = await startTestHub({ throttle });
+    const client = createServiceClient(t.connection);
+    try {
+      await createRegistry(t.connection).create({ deviceId: 'c2d-throttled' });
+      await client.open();
+      await client.send('c2d-throttled', new deviceSdk.Message('first'));
+      assert.equal(t.hub.c2d.depth('c2d-throttled'), 1);
+      while (throttle.allow('c2d')); // what a minute of sends at the S1 rate would leave
+      const refused = await client.send('c2d-throttled', new deviceSdk.Message('second')).then(
+        () => undefined,
+        (err: Error & { amqpError?: { condition: string; description: string } }) => err,
+      );
+      assert.equal(refused?.constructor.name, 'ThrottlingError');
+      assert.equal(refused.amqpError?.condition, 'com.microsoft:device-container-throttled');
+      assert.match(refused.amqpError.description, /^ErrorCode:ThrottlingException;/);
+      assert.equal(t.hub.c2d.depth('c2d-throttled'), 1, 'the refused message was not queued');
+
+      setTimeout(() => (now += 1000), 300); // S1 refills one send in 0.6 s, while send-c2d backs off
+      const sent = await sendC2d(t.connection, { deviceId: 'c2d-throttled', ack: 'none', message: 'third' });
+      assert.equal(sent.sent, 1);
+      assert.equal(t.hub.c2d.depth('c2d-throttled'), 2);
+    } finally {
+      await client.close();
       await t.dispose();
     }
   });

@@ -48,3 +48,18 @@ export async function measureLatency(
     firstError,
   };
 }
+
+/**
+ * Waits for the callback `arrivals` holds under `key` (the receiving side calls it), and resolves with
+ * the milliseconds since `start`; rejects, saying that `what` did not arrive, after `timeoutMs`.
+ */
+export function arrival<K>(arrivals: Map<K, () => void>, key: K, start: number, what: string, timeoutMs = 10_000): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what} within ${timeoutMs / 1000} s`)), timeoutMs);
+    arrivals.set(key, () => {
+      clearTimeout(timer);
+      arrivals.delete(key);
+      resolve(nowMs() - start);
+    });
+  });
+}

@@ -39,7 +39,7 @@ function baselineRows(group: string, bare: LatencySummary): Row[] {
   ];
 }
 
-function errorsNote(s: LatencySummary): string {
+export function errorsNote(s: LatencySummary): string {
   return `${s.calls} calls${s.errors ? `, ${s.errors} errors (${s.firstError})` : ''}`;
 }
 

@@ -4,7 +4,7 @@
 import { createDeviceClient } from '../../src/clients/device-clients.js';
 import { createRegistry } from '../../src/clients/service-clients.js';
 import type { DeviceConnection, ServiceConnection } from '../../src/clients/connection-string.js';
-import { measureLatency } from '../lib/latency.js';
+import { arrival, measureLatency } from '../lib/latency.js';
 import { nowMs } from '../lib/stats.js';
 import { workerMain } from '../lib/worker-main.js';
 
@@ -21,14 +21,7 @@ workerMain<{ service: ServiceConnection; device: DeviceConnection; deviceId: str
   // The sample is patch call to device callback; the next patch waits for the HTTP answer too.
   const patch = async (seq: number): Promise<number> => {
     const start = nowMs();
-    const arrived = new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`patch ${seq} not seen by the device within 10 s`)), 10_000);
-      waiting.set(seq, () => {
-        clearTimeout(timer);
-        waiting.delete(seq);
-        resolve(nowMs() - start);
-      });
-    });
+    const arrived = arrival(waiting, seq, start, `patch ${seq} not seen by the device`);
     const [, ms] = await Promise.all([registry.updateTwin(config.deviceId, { properties: { desired: { bench: { seq } } } }, '*'), arrived]);
     return ms;
   };

@@ -4,6 +4,7 @@ import { createServiceClient, type ServiceProtocol } from '../clients/service-cl
 import type { ServiceConnection } from '../clients/connection-string.js';
 import { ExitCode, ToolkitError } from '../clients/errors.js';
 import { explain } from '../clients/sdk-errors.js';
+import { DEFAULT_RETRY, withRetry } from '../clients/retry.js';
 
 /** The delivery feedback IoT Hub sends for a message that asked for it. */
 export interface FeedbackRecord {
@@ -73,7 +74,8 @@ export async function sendC2d(
       if (options.ttlSeconds !== undefined) message.expiryTimeUtc = Date.now() + options.ttlSeconds * 1000; // ms: an AMQP timestamp
       for (const [key, value] of Object.entries(options.properties ?? {})) message.properties.add(key, value);
       if (wait) waiting.add(message.messageId);
-      await client.send(options.deviceId, message);
+      // A throttled send was not queued: sending it again after a backoff cannot duplicate it.
+      await withRetry(() => client.send(options.deviceId, message), { ...DEFAULT_RETRY, what: `sending to ${options.deviceId}` });
       options.onSent?.({ messageId: message.messageId, data });
     }
     if (wait && waiting.size > 0) {

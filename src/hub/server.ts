@@ -131,7 +131,7 @@ export class LocalHub {
     private readonly db: Db,
     readonly tls: TlsMaterial,
     hostName: string,
-    throttle: Throttle | undefined,
+    readonly throttle: Throttle | undefined,
     log: HubLog,
     private readonly trustedCas: X509Certificate[],
   ) {
@@ -379,6 +379,7 @@ export class LocalHub {
       verifyToken: (token, audience) => this.auth.verifyServiceToken(token, audience, 'ServiceConnect', 'base64'),
       unauthenticated,
       log: this.log,
+      throttle: this.throttle,
     });
     this.log.debug(
       'hub',

@@ -66,10 +66,15 @@ try {
   await shot(page, 'telemetry');
 
   await page.getByRole('link', { name: 'Cloud-to-device' }).click();
+  await page.getByRole('combobox', { name: /^Device/ }).selectOption('thermostat-7');
+  await page.getByRole('combobox', { name: /^Feedback \(ack\)/ }).selectOption('full');
+  await page.getByRole('button', { name: 'Send message' }).click();
+  await page.getByText(/its queue holds 1\.$/).waitFor();
   await shot(page, 'cloud-to-device');
 
   await page.getByRole('link', { name: 'Hub' }).click();
   await page.getByText('Messages per second').waitFor();
+  await page.getByText('1 queued').waitFor(); // thermostat-7's message, with the next live update
   await shot(page, 'hub');
 
   // The same stream at 1920 × 1080 in projector mode, as the back of a room sees it.

@@ -1,9 +1,13 @@
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Registry } from '../registry/registry.js';
 import type { Twins } from '../twins/twin-service.js';
 import type { MqttGateway } from '../device-gateway/mqtt-gateway.js';
 import type { DirectMethods } from '../methods/direct-methods.js';
 import type { EventLog } from '../events/event-log.js';
+import type { DeviceQueues } from '../cloud-to-device/device-queues.js';
+import { HubError, hubErrors } from '../errors.js';
+import type { Throttle } from '../throttling.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { HubLog, LogLine } from '../log.js';
 import { grants } from '../auth/policies.js';
@@ -25,6 +29,8 @@ export interface DashboardHub {
   readonly mqtt: MqttGateway;
   readonly methods: DirectMethods;
   readonly eventLog: EventLog;
+  readonly c2d: DeviceQueues;
+  readonly throttle: Throttle | undefined;
   readonly auth: Authenticator;
   readonly log: HubLog;
 }
@@ -168,6 +174,8 @@ export class Dashboard {
           ['hub', this.overview()],
           ['backlog', this.feed.recent(TELEMETRY_BACKLOG)],
         ]);
+      case 'POST c2d':
+        return this.sendC2d(res, session, await readSmallJson(req));
       case 'POST connection-string':
         return this.connectionString(res, session, await readSmallJson(req));
       case 'POST login-link':
@@ -194,6 +202,36 @@ export class Dashboard {
     const record = this.hub.registry.find(deviceId, moduleId || undefined);
     if (!record) return sendJson(res, 404, { message: `No identity ${deviceId}${moduleId ? `/${moduleId}` : ''}` });
     return sendJson(res, 200, { connectionString: identityConnectionString(this.hub.hostName, record) });
+  }
+
+  /**
+   * Queues a cloud-to-device message, as azure-iothub's Client.send does over AMQP (a browser cannot
+   * speak AMQP): with ServiceConnect, a message id, the ack asked for, IoT Hub's errors (404001,
+   * 403004 queue full, 429 throttled: it counts against the tier's C2D sends). Answers the message id and the device's queue depth.
+   */
+  private sendC2d(res: ServerResponse, session: DashboardSession, body: unknown): void {
+    const { deviceId, message, ack } = (body ?? {}) as { deviceId?: unknown; message?: unknown; ack?: unknown };
+    if (typeof deviceId !== 'string' || typeof message !== 'string' || (ack !== undefined && typeof ack !== 'string')) {
+      return sendJson(res, 400, {
+        message: 'The body must be {"deviceId": "...", "message": "...", "ack": "none|positive|negative|full" (optional)}',
+      });
+    }
+    const policy = this.hub.auth.policy(session.policy);
+    if (!policy || !grants(policy, 'ServiceConnect'))
+      return sendJson(res, 403, { message: `The policy '${session.policy}' does not grant ServiceConnect` });
+    const messageId = randomUUID();
+    try {
+      if (this.hub.throttle && !this.hub.throttle.allow('c2d')) {
+        throw hubErrors.throttled('Cloud-to-device sends are throttled for this hub tier; back off and retry.');
+      }
+      this.hub.c2d.enqueue({ deviceId, messageId, ...(ack ? { ack } : {}), properties: {}, body: Buffer.from(message) });
+    } catch (err) {
+      if (!(err instanceof HubError)) throw err;
+      this.hub.log.info('ui', `refused a cloud-to-device message to ${deviceId}: ${err.message}`);
+      return sendJson(res, err.status, err.toBody(messageId));
+    }
+    this.hub.log.debug('ui', `queued cloud-to-device message ${messageId} for ${deviceId}`);
+    return sendJson(res, 200, { messageId, depth: this.hub.c2d.depth(deviceId) });
   }
 
   /** The hub's REST API as the SDKs call it, with a short-lived token of the session's policy. */
@@ -223,7 +261,7 @@ export class Dashboard {
       connections: { devices: mqtt.connectedCount(), dashboardStreams: this.live.size },
       telemetry: { perSecond: this.feed.rate(), sinceStart: this.feed.total },
       methodsInFlight: methods.inFlight(),
-      cloudToDevice: false,
+      cloudToDevice: Object.fromEntries(this.hub.c2d.depths()),
       recentProblems: log.recent.lines(),
     };
   }

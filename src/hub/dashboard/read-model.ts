@@ -30,8 +30,8 @@ export interface HubOverview {
   connections: { devices: number; dashboardStreams: number };
   telemetry: { perSecond: number; sinceStart: number };
   methodsInFlight: number;
-  /** Whether the hub takes cloud-to-device messages (not yet). */
-  cloudToDevice: boolean;
+  /** Cloud-to-device messages queued, by device (a device with an empty queue is left out). */
+  cloudToDevice: Record<string, number>;
   /** The latest warn and error lines of the hub log, newest last. */
   recentProblems: LogLine[];
 }

@@ -4,9 +4,10 @@ import type { Duplex } from 'node:stream';
 import rhea, { type Delivery, type EventContext, type Message, type Receiver, type Sender } from 'rhea';
 import { AmqpConnections, type AmqpConnectionState } from '../amqp/amqp-connections.js';
 import type { VerifyToken } from '../events/cbs.js';
-import { HubError } from '../errors.js';
+import { HubError, hubErrors } from '../errors.js';
 import type { DeviceQueues } from '../cloud-to-device/device-queues.js';
 import type { HubLog } from '../log.js';
+import type { Throttle } from '../throttling.js';
 import type { UnauthenticatedConnections } from '../unauthenticated-connections.js';
 
 // IoT Hub's service-facing AMQP endpoint, as azure-iothub's Client uses it: AMQPS on the hub's TLS
@@ -28,6 +29,8 @@ export interface ServiceAmqpOptions {
   verifyToken: VerifyToken;
   unauthenticated: UnauthenticatedConnections;
   log: HubLog;
+  /** The tier's throttles: each message sent to /messages/devicebound is a cloud-to-device send. */
+  throttle?: Throttle;
 }
 
 export class ServiceAmqpEndpoint {
@@ -90,6 +93,9 @@ export class ServiceAmqpEndpoint {
 
   private enqueue(message: Message, delivery: Delivery): void {
     try {
+      if (this.options.throttle && !this.options.throttle.allow('c2d')) {
+        throw hubErrors.throttled('Cloud-to-device sends are throttled for this hub tier; back off and retry.');
+      }
       const deviceId = targetDevice(message.to);
       const properties: Record<string, string> = {};
       let ack: string | undefined;
@@ -239,6 +245,7 @@ function amqpError(error: unknown): { condition: string; description: string } {
   if (!(error instanceof HubError)) return { condition: 'amqp:internal-error', description: String((error as Error)?.message ?? error) };
   const description = `ErrorCode:${error.code};${error.message}`;
   if (error.errorCode === 403004) return { condition: 'amqp:resource-limit-exceeded', description };
+  if (error.status === 429) return { condition: 'com.microsoft:device-container-throttled', description };
   if (error.status === 404) return { condition: 'amqp:not-found', description };
   if (error.status === 413) return { condition: 'amqp:link:message-size-exceeded', description };
   if (error.status === 400) return { condition: 'amqp:invalid-field', description };

@@ -10,6 +10,7 @@ export function hubView(): View {
   const problems = h('div');
   const render = (hub: HubOverview | undefined) => {
     if (!hub) return fill(cards, h('p', { class: 'muted' }, 'Waiting for the hub…'));
+    const c2dDevices = Object.keys(hub.cloudToDevice).length;
     const pieces: Array<[string, string, string]> = [
       ['Address', `${hub.hostName}:${hub.ports.tls}`, 'REST, MQTT and MQTT over WebSockets, over TLS'],
       ['Event Hub-compatible endpoint', `AMQP port ${hub.ports.eventHub}`, 'where monitor-events and @azure/event-hubs read'],
@@ -26,7 +27,11 @@ export function hubView(): View {
       ],
       ['Messages per second', hub.telemetry.perSecond.toFixed(1), `over the last 10 s; ${hub.telemetry.sinceStart} since the hub started`],
       ['Direct methods in flight', String(hub.methodsInFlight), 'waiting for a device to answer'],
-      ['Cloud-to-device', hub.cloudToDevice ? 'available' : 'not available yet', 'messages from the service to a device'],
+      [
+        'Cloud-to-device',
+        `${queued(hub.cloudToDevice)} queued`,
+        `messages for ${c2dDevices} device${plural(c2dDevices)}, waiting to be received`,
+      ],
     ];
     fill(
       cards,
@@ -97,6 +102,10 @@ export function hubView(): View {
     ),
   );
   return { element, dispose: off };
+}
+
+function queued(depths: Record<string, number>): number {
+  return Object.values(depths).reduce((sum, depth) => sum + depth, 0);
 }
 
 function plural(n: number): string {
