@@ -22,7 +22,10 @@ export interface DeviceConnection extends Identity {
   kind: 'device';
   connectionString: string;
   hostName: string;
+  /** The shared access key; '' for a device or module that authenticates with a certificate (x509). */
   key: string;
+  /** The device's client certificate and its private key (PEM), instead of a key. */
+  x509?: { cert: string; key: string };
   /** The SDK's setting for a gateway (host[:port]) that it connects to instead of HostName. */
   gatewayHostName?: string;
   transport: HubTransport;
@@ -118,6 +121,29 @@ export function identityConnectionWithKey(service: ServiceConnection, identity: 
     ...(identity.moduleId ? { moduleId: identity.moduleId } : {}),
     key,
     transport: service.transport,
+  };
+}
+
+/**
+ * The connection of a device or module that authenticates with a client certificate: the SDK's
+ * `x509=true` connection string, on the hub and transport of `base` (a connection to that hub).
+ */
+export function certificateConnection(
+  base: { hostName: string; transport: HubTransport },
+  identity: Identity,
+  x509: { cert: string; key: string },
+): DeviceConnection {
+  const { hostName, transport } = base;
+  const module = identity.moduleId ? `ModuleId=${identity.moduleId};` : '';
+  return {
+    kind: 'device',
+    connectionString: `HostName=${hostName};DeviceId=${identity.deviceId};${module}x509=true`,
+    hostName,
+    deviceId: identity.deviceId,
+    ...(identity.moduleId ? { moduleId: identity.moduleId } : {}),
+    key: '',
+    x509,
+    transport,
   };
 }
 
