@@ -60,16 +60,20 @@ describe('X.509 devices from the CLI: create-device --x509, then the device comm
     const sent = await runCli(['send-telemetry', '-d', 'x509-cli', ...files, '--count', '2', '--interval', '0', '--json'], env);
     assert.equal(sent.code, 0, sent.stderr);
     assert.equal(jsonLines(sent.stdout).filter((l) => l.event === 'confirmed').length, 2);
+    // The SDK's own x509=true connection string, as an app of one's own has it, with the files beside it.
+    const x509String = 'HostName=localhost;DeviceId=x509-cli;x509=true';
+    const fromString = await runCli(['send-telemetry', '-c', x509String, ...files, '--count', '1'], env);
+    assert.equal(fromString.code, 0, fromString.stderr);
     const overWebSockets = await runCli(['send-telemetry', '-d', 'x509-cli', ...files, '--count', '1', '--transport', 'mqtt-ws'], env);
     assert.equal(overWebSockets.code, 0, overWebSockets.stderr);
 
     const monitor = await runCli(
-      ['monitor-events', '-d', 'x509-cli', '--from-start', '--count', '3', '--properties', '--json', '--timeout', '60'],
+      ['monitor-events', '-d', 'x509-cli', '--from-start', '--count', '4', '--properties', '--json', '--timeout', '60'],
       env,
     );
     assert.equal(monitor.code, 0, monitor.stderr);
     const events = jsonLines(monitor.stdout).filter((l) => l.event === 'message');
-    assert.equal(events.length, 3, monitor.stdout);
+    assert.equal(events.length, 4, monitor.stdout);
     for (const event of events) assert.match(event.systemProperties['iothub-connection-auth-method'], /"type":"x509Certificate"/);
   });
 
@@ -116,6 +120,7 @@ describe('X.509 devices from the CLI: create-device --x509, then the device comm
       [['--cert', notPem, '--key', join(dir, 'x509-cli-key.pem')], /holds no PEM certificate/],
       [['--cert', certFile, '--key', join(dir, 'missing.pem')], /--key .*missing\.pem cannot be read: ENOENT/],
       [['--cert', certFile, '--key', join(dir, 'x509-cli-key.pem'), '--transport', 'http'], /client certificates over MQTT only/],
+      [['-c', 'HostName=localhost;DeviceId=x509-cli;x509=true'], /x509=true\): pass its certificate and key with --cert and --key/],
     ] as const) {
       const r = await runCli(['send-telemetry', '-d', 'x509-cli', ...args, '--count', '1'], env);
       assert.equal(r.code, 2, r.stderr);

@@ -151,6 +151,12 @@ export class DeviceSideOptions {
       if (!base) throw noConnection();
       return certificateConnection(base, given ?? this.identity(), x509);
     }
+    if (given?.key === '') {
+      throw new ToolkitError(
+        `The connection string is an X.509 device's (x509=true): pass its certificate and key with --cert and --key.`,
+        ExitCode.usage,
+      );
+    }
     if (given) return given;
     const service = findConnection('service', undefined, (p) => p.serviceConnectionString);
     if (!service) throw noConnection();

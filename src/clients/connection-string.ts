@@ -70,12 +70,14 @@ export function parseConnection<K extends ConnectionStringKind>(kind: K, text: s
   const fields = splitFields(text, kind);
   const actual = kindOf(fields);
   if (actual && actual !== kind) throw wrongKind(kind, fields);
+  // A device that authenticates with a certificate has x509=true instead of a key (its certificate comes apart).
+  const x509 = kind === 'device' && fields.x509?.toLowerCase() === 'true';
   for (const name of REQUIRED[kind]) {
-    if (!fields[name]) throw invalid(kind, `${name} is missing`);
+    if (!fields[name] && !(x509 && name === 'SharedAccessKey')) throw invalid(kind, `${name} is missing`);
   }
   if (kind === 'device' && fields.ModuleId === '') throw invalid(kind, 'ModuleId is empty');
-  const key = fields.SharedAccessKey!;
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(key) || Buffer.from(key, 'base64').length < 16) {
+  const key = x509 ? '' : fields.SharedAccessKey!;
+  if (!x509 && (!/^[A-Za-z0-9+/]+={0,2}$/.test(key) || Buffer.from(key, 'base64').length < 16)) {
     throw invalid(kind, 'SharedAccessKey is not a base64 key');
   }
   if (kind !== 'eventhub' && !/^[A-Za-z0-9.-]+(:\d+)?$/.test(fields.HostName!))
