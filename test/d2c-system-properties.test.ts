@@ -2,7 +2,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import deviceSdk from 'azure-iot-device';
 import { earliestEventPosition, type ReceivedEventData } from '@azure/event-hubs';
-import { startTestHub, type TestHub } from './helpers/hub.js';
+import { restCall, startTestHub, type TestHub } from './helpers/hub.js';
 import { registerIdentity } from './helpers/devices.js';
 import { collect, consumer } from './helpers/events.js';
 import { rawConnect, deviceToken } from './helpers/mqtt.js';
@@ -92,7 +92,7 @@ describe('D2C system properties $.to, $.exp, $.ctime and $.ifid (IoTHub-Expiry, 
     check(await readAll(t, 3), 'after a restart');
   });
 
-  test('a $.exp that is not a date is refused: the MQTT connection is closed and nothing is stored', async () => {
+  test('a $.exp (or IoTHub-Expiry) that is not a date is refused: the MQTT connection is closed, HTTPS answers 400, nothing is stored', async () => {
     const connection = await registerIdentity(t, 'bag-bad');
     const raw = await rawConnect(t.hub, { deviceId: 'bag-bad' }, deviceToken({ deviceId: 'bag-bad' }, connection.key));
     assert.ok(typeof raw !== 'number', `CONNACK ${String(raw)}`);
@@ -100,6 +100,16 @@ describe('D2C system properties $.to, $.exp, $.ctime and $.ifid (IoTHub-Expiry, 
     raw.publish('devices/bag-bad/messages/events/$.exp=tomorrow', '{}', { qos: 1 });
     await closed;
     raw.end(true);
+    const overHttps = await restCall(
+      t,
+      'POST',
+      '/devices/bag-bad/messages/events?api-version=2021-04-12',
+      deviceToken({ deviceId: 'bag-bad' }, connection.key),
+      '{}',
+      { headers: { 'IoTHub-Expiry': 'tomorrow' } },
+    );
+    assert.equal(overHttps.status, 400, JSON.stringify(overHttps.body));
+    assert.match(JSON.stringify(overHttps.body), /not an ISO 8601 date/);
     const events = await readAll(t, 3);
     assert.ok(!events.some((e) => e.systemProperties?.['iothub-connection-device-id'] === 'bag-bad'));
   });
