@@ -12,7 +12,7 @@ import { CliProcess, runCli } from './helpers/cli.js';
 import { connackOf, rawConnect } from './helpers/mqtt.js';
 import { createSasToken } from '../src/hub/auth/sas-token.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
-import { makeCertificate, type TestCertificate } from './helpers/x509.js';
+import { makeCertificate, type Certificate as TestCertificate } from '../src/clients/certificates.js';
 
 /**
  * The official device client over MQTT with a client certificate (the SDK's x509 options). The SDK

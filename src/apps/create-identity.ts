@@ -1,4 +1,8 @@
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createRegistry } from '../clients/service-clients.js';
+import { makeCertificate } from '../clients/certificates.js';
+import { ExitCode, ToolkitError } from '../clients/errors.js';
 import { deviceConnectionString, type ServiceConnection } from '../clients/connection-string.js';
 import { explain } from '../clients/sdk-errors.js';
 import { DEFAULT_RETRY, withRetry } from '../clients/retry.js';
@@ -90,4 +94,49 @@ export async function createModule(
   } catch (err) {
     throw explain(err, `reading ${what}`);
   }
+}
+
+export interface X509DeviceResult {
+  deviceId: string;
+  /** The certificate's SHA-256 thumbprint (upper-case hex), registered as primary and secondary. */
+  thumbprint: string;
+  /** Where the certificate and its private key (mode 0600) were written. */
+  certFile: string;
+  keyFile: string;
+}
+
+/**
+ * Registers a device that authenticates with a self-signed certificate: makes an RSA key and a
+ * certificate whose CN is the device id (`{deviceId}-cert.pem` and `{deviceId}-key.pem` in `outDir`),
+ * and registers its SHA-256 thumbprint (`selfSigned`). Existing files are never overwritten, and
+ * nothing is written unless the device was created.
+ */
+export async function createX509Device(
+  connection: ServiceConnection,
+  options: { deviceId: string; outDir: string },
+): Promise<X509DeviceResult> {
+  const { deviceId, outDir } = options;
+  const certFile = join(outDir, `${deviceId}-cert.pem`);
+  const keyFile = join(outDir, `${deviceId}-key.pem`);
+  for (const file of [certFile, keyFile]) {
+    if (existsSync(file)) throw new ToolkitError(`${file} already exists: move it away, or choose another --out-dir.`, ExitCode.usage);
+  }
+  const { cert, key, sha256 } = makeCertificate({ commonName: deviceId });
+  const what = `creating device '${deviceId}'`;
+  try {
+    const authentication = { type: 'selfSigned', x509Thumbprint: { primaryThumbprint: sha256, secondaryThumbprint: sha256 } };
+    await withRetry(() => createRegistry(connection).create({ deviceId, authentication }), { ...DEFAULT_RETRY, what });
+  } catch (err) {
+    if (isAlreadyExists(err)) {
+      throw new ToolkitError(
+        `Device '${deviceId}' already exists, with its own credentials: choose another --device-id, or delete it first.`,
+        ExitCode.conflict,
+      );
+    }
+    throw explain(err, what);
+  }
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(keyFile, key, { mode: 0o600, flag: 'wx' });
+  writeFileSync(certFile, cert, { mode: 0o644, flag: 'wx' });
+  return { deviceId, thumbprint: sha256, certFile, keyFile };
 }

@@ -1,6 +1,12 @@
+import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { findConnection, resolveConnection } from '../clients/config.js';
-import type { DeviceConnection, EventHubConnection, ServiceConnection } from '../clients/connection-string.js';
+import {
+  certificateConnection,
+  type DeviceConnection,
+  type EventHubConnection,
+  type ServiceConnection,
+} from '../clients/connection-string.js';
 import { DEVICE_TRANSPORTS, type DeviceTransport } from '../clients/device-clients.js';
 import { ExitCode, ToolkitError } from '../clients/errors.js';
 import { describeIdentity, type Identity } from '../clients/identity.js';
@@ -82,6 +88,8 @@ interface DeviceSideValues {
   connectionString?: string;
   transport: DeviceTransport;
   websocket?: boolean;
+  cert?: string;
+  key?: string;
 }
 
 /**
@@ -114,7 +122,9 @@ export class DeviceSideOptions {
           .choices(DEVICE_TRANSPORTS)
           .default('mqtt'),
       )
-      .addOption(new Option('--websocket', 'the same as --transport mqtt-ws').conflicts('transport'));
+      .addOption(new Option('--websocket', 'the same as --transport mqtt-ws').conflicts('transport'))
+      .option('--cert <file>', "authenticate with this X.509 client certificate (PEM; 'create-device --x509' makes one), with --key")
+      .option('--key <file>', "the certificate's private key (PEM)");
   }
 
   get transport(): DeviceTransport {
@@ -134,16 +144,37 @@ export class DeviceSideOptions {
    */
   async resolve(): Promise<DeviceConnection> {
     const given = this.given();
-    if (given) return given;
-    const service = findConnection('service', undefined, (p) => p.serviceConnectionString);
-    if (!service) {
+    const x509 = this.certificate();
+    if (x509) {
+      // The hub and identity of the connection string given, else the hub of the service connection and -d/-m.
+      const base = given ?? findConnection('service', undefined, (p) => p.serviceConnectionString);
+      if (!base) throw noConnection();
+      return certificateConnection(base, given ?? this.identity(), x509);
+    }
+    if (given?.key === '') {
       throw new ToolkitError(
-        "No device connection string: pass --connection-string, set IOTHUB_DEVICE_CONNECTION_STRING, or start a local hub with 'iothub-tut hub start' (in another terminal).",
+        `The connection string is an X.509 device's (x509=true): pass its certificate and key with --cert and --key.`,
         ExitCode.usage,
       );
     }
+    if (given) return given;
+    const service = findConnection('service', undefined, (p) => p.serviceConnectionString);
+    if (!service) throw noConnection();
     const { identityConnection } = await import('../clients/identity-connection.js');
     return identityConnection(service, this.identity());
+  }
+
+  /** The client certificate and key of --cert and --key, read; undefined when neither is given. */
+  private certificate(): { cert: string; key: string } | undefined {
+    const { cert, key } = this.values;
+    if (cert === undefined && key === undefined) return undefined;
+    if (cert === undefined || key === undefined) {
+      throw new ToolkitError(
+        `${cert === undefined ? '--key' : '--cert'} needs ${cert === undefined ? '--cert' : '--key'} too: a certificate and its private key.`,
+        ExitCode.usage,
+      );
+    }
+    return { cert: readPem(cert, '--cert', 'CERTIFICATE'), key: readPem(key, '--key', 'PRIVATE KEY') };
   }
 
   /** The identity -d, -m and --device name. */
@@ -193,4 +224,27 @@ export class DeviceSideOptions {
       );
     }
   }
+}
+
+function noConnection(): ToolkitError {
+  return new ToolkitError(
+    "No device connection string: pass --connection-string, set IOTHUB_DEVICE_CONNECTION_STRING, or start a local hub with 'iothub-tut hub start' (in another terminal).",
+    ExitCode.usage,
+  );
+}
+
+/** A PEM file's text, refused with one line when it cannot be read or holds no `what` block. */
+function readPem(file: string, option: string, what: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ToolkitError(
+      `${option} ${file} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}.`,
+      ExitCode.usage,
+    );
+  }
+  if (!new RegExp(`-----BEGIN [A-Z ]*${what}-----`).test(text))
+    throw new ToolkitError(`${option} ${file} holds no PEM ${what.toLowerCase()}.`, ExitCode.usage);
+  return text;
 }

@@ -22,7 +22,10 @@ export interface DeviceConnection extends Identity {
   kind: 'device';
   connectionString: string;
   hostName: string;
+  /** The shared access key; '' for a device or module that authenticates with a certificate (x509). */
   key: string;
+  /** The device's client certificate and its private key (PEM), instead of a key. */
+  x509?: { cert: string; key: string };
   /** The SDK's setting for a gateway (host[:port]) that it connects to instead of HostName. */
   gatewayHostName?: string;
   transport: HubTransport;
@@ -67,12 +70,14 @@ export function parseConnection<K extends ConnectionStringKind>(kind: K, text: s
   const fields = splitFields(text, kind);
   const actual = kindOf(fields);
   if (actual && actual !== kind) throw wrongKind(kind, fields);
+  // A device that authenticates with a certificate has x509=true instead of a key (its certificate comes apart).
+  const x509 = kind === 'device' && fields.x509?.toLowerCase() === 'true';
   for (const name of REQUIRED[kind]) {
-    if (!fields[name]) throw invalid(kind, `${name} is missing`);
+    if (!fields[name] && !(x509 && name === 'SharedAccessKey')) throw invalid(kind, `${name} is missing`);
   }
   if (kind === 'device' && fields.ModuleId === '') throw invalid(kind, 'ModuleId is empty');
-  const key = fields.SharedAccessKey!;
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(key) || Buffer.from(key, 'base64').length < 16) {
+  const key = x509 ? '' : fields.SharedAccessKey!;
+  if (!x509 && (!/^[A-Za-z0-9+/]+={0,2}$/.test(key) || Buffer.from(key, 'base64').length < 16)) {
     throw invalid(kind, 'SharedAccessKey is not a base64 key');
   }
   if (kind !== 'eventhub' && !/^[A-Za-z0-9.-]+(:\d+)?$/.test(fields.HostName!))
@@ -118,6 +123,29 @@ export function identityConnectionWithKey(service: ServiceConnection, identity: 
     ...(identity.moduleId ? { moduleId: identity.moduleId } : {}),
     key,
     transport: service.transport,
+  };
+}
+
+/**
+ * The connection of a device or module that authenticates with a client certificate: the SDK's
+ * `x509=true` connection string, on the hub and transport of `base` (a connection to that hub).
+ */
+export function certificateConnection(
+  base: { hostName: string; transport: HubTransport },
+  identity: Identity,
+  x509: { cert: string; key: string },
+): DeviceConnection {
+  const { hostName, transport } = base;
+  const module = identity.moduleId ? `ModuleId=${identity.moduleId};` : '';
+  return {
+    kind: 'device',
+    connectionString: `HostName=${hostName};DeviceId=${identity.deviceId};${module}x509=true`,
+    hostName,
+    deviceId: identity.deviceId,
+    ...(identity.moduleId ? { moduleId: identity.moduleId } : {}),
+    key: '',
+    x509,
+    transport,
   };
 }
 

@@ -168,12 +168,45 @@ export async function createDeviceClient(
   }
   const Base = await TRANSPORTS[transportName].load();
   const Transport = options.unknownMethod || options.onMethodsEnabled ? withMethodHooks(Base, options) : Base;
-  const client = connection.moduleId
-    ? deviceSdk.ModuleClient.fromConnectionString(connectionString, Transport)
-    : deviceSdk.Client.fromConnectionString(connectionString, Transport);
+  const client = connection.x509
+    ? certificateClient(connection, transportName, Transport)
+    : connection.moduleId
+      ? deviceSdk.ModuleClient.fromConnectionString(connectionString, Transport)
+      : deviceSdk.Client.fromConnectionString(connectionString, Transport);
   if (isLocalHub(transport)) await client.setOptions(localHubOptions(transportName, transport));
   return client as DeviceClient;
 }
+
+/**
+ * A client that authenticates with the connection's certificate. The SDK takes no GatewayHostName
+ * from an `x509=true` connection string, so its X509AuthenticationProvider carries the local hub's
+ * port to MQTT (a hub on IoT Hub's own ports needs none).
+ */
+function certificateClient(connection: DeviceConnection, transportName: DeviceTransport, Transport: TransportClass) {
+  const { hostName, deviceId, moduleId, transport, x509 } = connection;
+  if (isLocalHub(transport) && !transportName.startsWith('mqtt')) {
+    throw new ToolkitError(
+      `the local hub takes client certificates over MQTT only (a real IoT Hub takes them over ${transportName} too): use --transport mqtt or mqtt-ws.`,
+      ExitCode.usage,
+    );
+  }
+  const gateway = transport.port !== undefined && transportName === 'mqtt' ? `${hostName}:${transport.port}` : undefined;
+  const provider = new deviceSdk.X509AuthenticationProvider({
+    host: hostName,
+    deviceId,
+    ...(moduleId ? { moduleId } : {}),
+    ...(gateway ? { gatewayHostName: gateway } : {}),
+    x509,
+  });
+  const client = moduleId
+    ? deviceSdk.ModuleClient.fromAuthenticationProvider(provider, Transport)
+    : deviceSdk.Client.fromAuthenticationProvider(provider, Transport);
+  certificateClients.add(client);
+  return client;
+}
+
+/** The clients that authenticate with a certificate (see openClient). */
+const certificateClients = new WeakSet<object>();
 
 /** The CA and, where the SDK dials port 443 itself, an agent to the hub's port. */
 function localHubOptions(transportName: DeviceTransport, transport: HubTransport): deviceSdk.DeviceClientOptions {
@@ -217,6 +250,15 @@ export async function openClient(client: DeviceClient, what: string, signal?: Ab
   });
   try {
     return await Promise.race([client.open().then(() => true), cut]);
+  } catch (err) {
+    // The SDK's advice for a refusal is about keys; a certificate's refusal has other causes.
+    if (certificateClients.has(client) && (err as Error)?.constructor?.name === 'UnauthorizedError') {
+      throw new ToolkitError(
+        `${what}: not authorized: the hub refused the certificate. Check that it is this device's (CN = the device id), that its thumbprint is registered (or its CA trusted) and that it is within its validity.`,
+        ExitCode.unauthorized,
+      );
+    }
+    throw err;
   } finally {
     clearTimeout(timer);
     signal?.removeEventListener('abort', onAbort);

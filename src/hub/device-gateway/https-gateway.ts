@@ -28,14 +28,20 @@ export const BATCH_CONTENT_TYPE = 'application/vnd.microsoft.iothub.json';
 const APP_PROPERTY_PREFIX = 'iothub-app-';
 
 // The system properties a device sets as headers (or, in a batch, as properties), as the SDKs write
-// them (their names are case-insensitive). Others (iothub-to, iothub-expiry, iothub-ack,
-// iothub-creation-time-utc, iothub-interface-id, dt-subject) are not carried, as on MQTT.
-const SYSTEM: Record<string, 'messageId' | 'correlationId' | 'userId' | 'contentType' | 'contentEncoding'> = {
+// them (their names are case-insensitive). Others (iothub-ack, dt-subject) are not carried, nor
+// iothub-to: azure-iot-device-http sends it on every request as the request's own path.
+const SYSTEM: Record<
+  string,
+  'messageId' | 'correlationId' | 'userId' | 'contentType' | 'contentEncoding' | 'expiryTime' | 'creationTime' | 'interfaceId'
+> = {
   'iothub-messageid': 'messageId',
   'iothub-correlationid': 'correlationId',
   'iothub-userid': 'userId',
   'iothub-contenttype': 'contentType',
   'iothub-contentencoding': 'contentEncoding',
+  'iothub-expiry': 'expiryTime',
+  'iothub-creation-time-utc': 'creationTime',
+  'iothub-interface-id': 'interfaceId',
 };
 
 const notSigned = (id: string) => `The SharedAccessSignature is not signed with a key of device '${id}' or of a policy with DeviceConnect`;

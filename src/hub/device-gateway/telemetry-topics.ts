@@ -17,7 +17,7 @@ const RETAIN_PROPERTY = 'mqtt-retain';
 // The system properties a device sets in the property bag, as "Communicate with your IoT hub using
 // the MQTT protocol" lists them and azure-iot-device-mqtt writes them; `$.sub` is an IoT Plug and Play
 // component's name (the SDK's `dt-subject` property), which IoT Hub passes on as dt-subject. Other `$.`
-// keys ($.to, $.exp, $.ctime, $.ifid) are not carried into the event log.
+// keys are not carried into the event log.
 const SYSTEM: Record<string, keyof D2CMessage> = {
   '$.mid': 'messageId',
   '$.cid': 'correlationId',
@@ -25,6 +25,10 @@ const SYSTEM: Record<string, keyof D2CMessage> = {
   '$.ct': 'contentType',
   '$.ce': 'contentEncoding',
   '$.sub': 'component',
+  '$.to': 'to',
+  '$.exp': 'expiryTime',
+  '$.ctime': 'creationTime',
+  '$.ifid': 'interfaceId',
 };
 
 /**

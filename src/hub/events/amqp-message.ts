@@ -150,8 +150,19 @@ class Encoder {
 
 const encoder = new Encoder();
 
-/** The properties section's fields up to content-encoding, in order, and how each is encoded. */
-const PROPERTY_FIELDS = ['messageId', 'userId', 'to', 'subject', 'replyTo', 'correlationId', 'contentType', 'contentEncoding'] as const;
+/** The properties section's fields up to creation-time, in order, and how each is encoded. */
+const PROPERTY_FIELDS = [
+  'messageId',
+  'userId',
+  'to',
+  'subject',
+  'replyTo',
+  'correlationId',
+  'contentType',
+  'contentEncoding',
+  'absoluteExpiryTimeMs',
+  'creationTimeMs',
+] as const;
 
 function encode(event: StoredEvent, runtime?: PartitionInfo): Buffer {
   const e = encoder;
@@ -190,7 +201,7 @@ function encode(event: StoredEvent, runtime?: PartitionInfo): Buffer {
   e.end(annotations, count + 8);
 
   // A list of the fields up to the last one set; an empty one when none is.
-  const system = event.systemProperties as Record<(typeof PROPERTY_FIELDS)[number], string | undefined>;
+  const system = event.systemProperties as Record<(typeof PROPERTY_FIELDS)[number], string | number | undefined>;
   let fields: number = PROPERTY_FIELDS.length;
   while (fields > 0 && system[PROPERTY_FIELDS[fields - 1]!] === undefined) fields--;
   e.section(SECTION.properties);
@@ -202,6 +213,8 @@ function encode(event: StoredEvent, runtime?: PartitionInfo): Buffer {
       const name = PROPERTY_FIELDS[i]!;
       const value = system[name];
       if (value === undefined) e.byte(CODE.null);
+      else if (typeof value === 'number')
+        e.timestamp(value); // absolute-expiry-time, creation-time
       else if (name === 'userId')
         e.binary(Buffer.from(value)); // AMQP's user-id is binary
       else if (name === 'contentType' || name === 'contentEncoding') e.symbol(value);

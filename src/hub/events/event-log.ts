@@ -18,6 +18,14 @@ export interface D2CMessage {
   contentType?: string;
   contentEncoding?: string;
   userId?: string;
+  /** `$.to` (IoTHub-To over HTTPS): carried as the AMQP message's `to`. */
+  to?: string;
+  /** `$.exp` (IoTHub-Expiry), ISO 8601: carried as absolute-expiry-time. */
+  expiryTime?: string;
+  /** `$.ctime` (iothub-creation-time-utc), ISO 8601: carried as creation-time. */
+  creationTime?: string;
+  /** `$.ifid` (iothub-interface-id): carried as the iothub-interface-id annotation. */
+  interfaceId?: string;
   properties: Record<string, string>;
   authMethod?: 'sas' | 'x509';
   /** The identity's generationId from the registry, stamped as iothub-connection-auth-generation-id. */
@@ -233,13 +241,15 @@ export class EventLog extends EventEmitter<EventLogEvents> {
     if (msg.contentType !== undefined) systemProperties.contentType = msg.contentType;
     if (msg.contentEncoding !== undefined) systemProperties.contentEncoding = msg.contentEncoding;
     if (msg.userId !== undefined) systemProperties.userId = msg.userId;
-    return {
-      partition: this.partitionOf(msg.deviceId),
-      body: msg.body,
-      systemProperties,
-      annotations: msg.component === undefined ? this.stampsOf(msg) : { ...this.stampsOf(msg), 'dt-subject': msg.component },
-      properties: msg.properties,
-    };
+    if (msg.to !== undefined) systemProperties.to = msg.to;
+    if (msg.expiryTime !== undefined) systemProperties.absoluteExpiryTimeMs = timeOf('expiry time', msg.expiryTime);
+    if (msg.creationTime !== undefined) systemProperties.creationTimeMs = timeOf('creation time', msg.creationTime);
+    const stamps = this.stampsOf(msg);
+    const annotations =
+      msg.component === undefined && msg.interfaceId === undefined
+        ? stamps
+        : definedOnly({ ...stamps, 'dt-subject': msg.component, 'iothub-interface-id': msg.interfaceId });
+    return { partition: this.partitionOf(msg.deviceId), body: msg.body, systemProperties, annotations, properties: msg.properties };
   }
 
   private stampsOf(msg: D2CMessage): Readonly<Record<string, string>> {
@@ -285,6 +295,13 @@ function connectionStamps(msg: D2CMessage): Record<string, string> {
     'iothub-message-source': 'Telemetry',
     'dt-dataschema': msg.modelId,
   });
+}
+
+/** A message's date (ISO 8601, as the SDKs write it) in ms; one that is not a date is refused (400). */
+function timeOf(what: string, text: string): number {
+  const ms = Date.parse(text);
+  if (Number.isNaN(ms)) throw hubErrors.argumentInvalid(`The message's ${what} '${text.slice(0, 40)}' is not an ISO 8601 date.`);
+  return ms;
 }
 
 function definedOnly(record: Record<string, string | undefined>): Record<string, string> {

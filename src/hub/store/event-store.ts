@@ -13,6 +13,9 @@ export interface EventSystemProperties {
   contentType?: string;
   contentEncoding?: string;
   userId?: string;
+  to?: string;
+  absoluteExpiryTimeMs?: number;
+  creationTimeMs?: number;
 }
 
 export interface NewEvent {
@@ -71,10 +74,14 @@ interface EventRow {
   properties: string;
 }
 
-/** The `properties` column: a message's annotations and application properties, one JSON each way. */
+/**
+ * The `properties` column: a message's annotations and application properties, and the system
+ * properties that have no column of their own (`system`, absent from rows of older hubs and where none is set).
+ */
 interface PropertiesColumn {
   annotations: Record<string, string>;
   application: Record<string, string>;
+  system?: Pick<EventSystemProperties, 'to' | 'absoluteExpiryTimeMs' | 'creationTimeMs'>;
 }
 
 const schema = `
@@ -278,7 +285,9 @@ export class EventStore {
         state = { ...this.committedRow(event.partition) };
         partitions.set(event.partition, state);
       }
-      const { messageId, correlationId, contentType, contentEncoding, userId } = event.systemProperties;
+      const { messageId, correlationId, contentType, contentEncoding, userId, to, absoluteExpiryTimeMs, creationTimeMs } =
+        event.systemProperties;
+      const others = to === undefined && absoluteExpiryTimeMs === undefined && creationTimeMs === undefined;
       // Enqueued times never go back within a partition, even if the wall clock does.
       const enqueuedMs = Math.max(nowMs, state.last_enqueued_ms);
       const sequence = state.next_sequence;
@@ -289,6 +298,7 @@ export class EventStore {
         [messageId ?? null, correlationId ?? null, contentType ?? null, contentEncoding ?? null, userId ?? null],
         this.propertiesPrefix(event.annotations),
         JSON.stringify(event.properties),
+        others ? '' : `,"system":${JSON.stringify({ to, absoluteExpiryTimeMs, creationTimeMs })}`,
       );
       // An offset advances by the event's stored size.
       state.next_sequence = sequence + 1;
@@ -346,8 +356,8 @@ export class EventStore {
 }
 
 function toStoredEvent(row: EventRow): StoredEvent {
-  const { annotations, application } = JSON.parse(row.properties) as PropertiesColumn;
-  const systemProperties: EventSystemProperties = {};
+  const { annotations, application, system } = JSON.parse(row.properties) as PropertiesColumn;
+  const systemProperties: EventSystemProperties = { ...system };
   if (row.message_id !== null) systemProperties.messageId = row.message_id;
   if (row.correlation_id !== null) systemProperties.correlationId = row.correlation_id;
   if (row.content_type !== null) systemProperties.contentType = row.content_type;

@@ -35,7 +35,7 @@ const NULL_TEXT = -1;
 /**
  * Writes events rows one after another: partition, sequence, offset and enqueued time as float64s,
  * the body and each text as a length (int32; -1 for NULL) and bytes, then the properties JSON, which
- * is written in parts (`{prefix}{application}}`) so that the per-sender prefix is never copied into
+ * is written in parts (`{prefix}{application}{suffix}}`) so that the per-sender prefix is never copied into
  * a string per message.
  */
 export class EventRowPacker {
@@ -55,6 +55,7 @@ export class EventRowPacker {
     texts: EventRowTexts,
     propertiesPrefix: string,
     application: string,
+    propertiesSuffix = '',
   ): number {
     this.room(32 + 4 + body.length);
     for (const n of numbers) this.at = this.buf.writeDoubleLE(n, this.at);
@@ -66,6 +67,7 @@ export class EventRowPacker {
     this.at += 4;
     this.raw(propertiesPrefix);
     this.raw(application);
+    this.raw(propertiesSuffix);
     this.raw('}');
     const propertiesBytes = this.at - properties - 4;
     this.buf.writeInt32LE(propertiesBytes, properties);

@@ -1,7 +1,8 @@
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import forge from 'node-forge';
 
-export interface TestCertificate {
+/** A certificate and its private key (PEM), with the thumbprints a registry identity names it by. */
+export interface Certificate {
   cert: string;
   key: string;
   /** Upper-case hex, as IoT Hub shows thumbprints. */
@@ -12,15 +13,16 @@ export interface TestCertificate {
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 /**
- * An RSA certificate made with node-forge (the key by node:crypto, which is quicker): self-signed,
- * or issued by `issuer`; a CA when `isCa`. `validDays` may place its validity in the past.
+ * An RSA 2048 certificate made with node-forge (which signs only with RSA; the key by node:crypto,
+ * which is quicker): self-signed, or issued by `issuer`; a CA when `isCa`. A device's certificate has
+ * its device id as CN, as IoT Hub requires. `validDays` may place its validity in the past.
  */
 export function makeCertificate(options: {
   commonName: string;
-  issuer?: TestCertificate;
+  issuer?: Certificate;
   isCa?: boolean;
   validDays?: { from: number; to: number };
-}): TestCertificate {
+}): Certificate {
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
   const key = forge.pki.privateKeyFromPem(keyPem);
