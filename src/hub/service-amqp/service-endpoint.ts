@@ -79,16 +79,23 @@ export class ServiceAmqpEndpoint {
         `'${address}' is not an endpoint of this hub; cloud-to-device messages go to '${DEVICEBOUND}'.`,
       );
     }
-    const path = `${this.options.hostName}${DEVICEBOUND}`;
-    if (!state.claims.covers(path))
-      return this.connections.refuse(
+    if (!this.admit(link, state, `${this.options.hostName}${DEVICEBOUND}`)) return;
+    link.set_target({ address });
+    link.on('message', (context: EventContext) => this.enqueue(context.message!, context.delivery!));
+  }
+
+  /** Authorises a link to `path` when a token put on $cbs covers it; else refuses it. */
+  private admit(link: Sender | Receiver, state: AmqpConnectionState, path: string): boolean {
+    if (!state.claims.covers(path)) {
+      this.connections.refuse(
         link,
         'amqp:unauthorized-access',
         `Unauthorized: put a token with ServiceConnect for '${path}' on $cbs first.`,
       );
-    link.set_target({ address });
+      return false;
+    }
     this.connections.authorise(state, link, path);
-    link.on('message', (context: EventContext) => this.enqueue(context.message!, context.delivery!));
+    return true;
   }
 
   private enqueue(message: Message, delivery: Delivery): void {
@@ -143,15 +150,8 @@ export class ServiceAmqpEndpoint {
         `'${address}' is not an endpoint of this hub; delivery feedback is on '/messages/serviceBound/feedback'.`,
       );
     }
-    const path = `${this.options.hostName}${FEEDBACK}`;
-    if (!state.claims.covers(path))
-      return this.connections.refuse(
-        link,
-        'amqp:unauthorized-access',
-        `Unauthorized: put a token with ServiceConnect for '${path}' on $cbs first.`,
-      );
+    if (!this.admit(link, state, `${this.options.hostName}${FEEDBACK}`)) return;
     link.set_source({ address });
-    this.connections.authorise(state, link, path);
     this.feedbackLinks.add(link);
     link.on('sendable', () => this.sendFeedback());
     link.on('accepted', (context: EventContext) => this.settled(context.delivery!, true));
