@@ -131,10 +131,16 @@ export class DeviceQueues extends EventEmitter {
     return { ...message, deliveryCount: message.deliveryCount + 1 };
   }
 
-  /** The device completed the message (an MQTT PUBACK). */
+  /** The device completed the message (an MQTT PUBACK, AMQP's accepted outcome, HTTPS's DELETE). */
   complete(seq: number): void {
     const message = this.store.get(seq);
     if (message) this.remove([message], 'Success');
+  }
+
+  /** The device rejected the message (AMQP's rejected outcome, HTTPS's DELETE ?reject): dead-lettered at once. */
+  reject(seq: number): void {
+    const message = this.store.get(seq);
+    if (message) this.remove([message], 'Rejected');
   }
 
   /** Empties a device's queue (REST DELETE /devices/{id}/commands); returns how many messages it held. */
