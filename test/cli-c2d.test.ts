@@ -45,6 +45,34 @@ describe('cloud-to-device: send-c2d and receive-c2d as separate processes', () =
     assert.match(received.stdout, /^Data: Cloud to device message\.$/m);
   });
 
+  test('receive-c2d --transport http polls: the device prints the message with its properties, the sender gets Success feedback', async () => {
+    const receiver = new CliProcess(['receive-c2d', '--transport', 'http', '--count', '1', '--json', '--timeout', '120'], env);
+    try {
+      await receiver.waitFor((l) => l.event === 'ready');
+      const sender = await runCli(['send-c2d', '--properties', 'colour=blue', '--wait-feedback', '60', '--json'], env);
+      assert.equal(sender.code, 0, sender.stderr);
+      const lines = jsonLines(sender.stdout);
+      const sent = lines.find((l) => l.event === 'sent');
+      const feedback = lines.find((l) => l.event === 'feedback');
+      assert.equal(feedback.originalMessageId, sent.messageId);
+      assert.equal(feedback.statusCode, 'Success');
+      assert.equal(await receiver.exit(60_000), 0, receiver.stderr);
+      const message = receiver.lines.find((l: any) => l.event === 'message') as any;
+      assert.equal(message.data, 'Cloud to device message.');
+      assert.equal(message.messageId, sent.messageId);
+      assert.deepEqual(message.properties, { colour: 'blue' });
+      assert.deepEqual(receiver.lines.at(-1), { event: 'stopped', received: 1 });
+    } finally {
+      await receiver.stop();
+    }
+  });
+
+  test('receive-c2d --transport http with nothing queued ends at its --timeout: exit 5, one line', async () => {
+    const r = await runCli(['receive-c2d', '--transport', 'http', '--count', '1', '--timeout', '3'], env);
+    assert.equal(r.code, 5, r.stderr);
+    assert.match(r.stderr, /no cloud-to-device message within 3 s \(received 0\)/);
+  });
+
   test('a device that does not exist: one line, exit 3', async () => {
     const r = await runCli(['send-c2d', '-d', 'nobody-here'], env);
     assert.equal(r.code, 3, r.stderr);

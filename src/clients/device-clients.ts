@@ -41,8 +41,7 @@ const amqp = async () => (await import('azure-iot-device-amqp')).default;
 /**
  * The device SDK's transports, by the names --transport takes. AMQP is the SDK's and IoT Hub's, but
  * the local hub does not serve it yet: when it does, `local` turns true. HTTPS has no twins or
- * methods in the SDK (nor on IoT Hub's HTTPS device API); its cloud-to-device polling is not served
- * by the local hub yet.
+ * methods in the SDK (nor on IoT Hub's HTTPS device API); cloud-to-device messages are polled.
  */
 const TRANSPORTS = {
   mqtt: { features: ALL, local: true, load: async () => (await mqtt()).Mqtt },
@@ -52,7 +51,6 @@ const TRANSPORTS = {
   http: {
     features: ['telemetry', 'c2d'],
     local: true,
-    notLocal: ['c2d'],
     load: async () => ((await import('azure-iot-device-http')).default as unknown as { Http: TransportClass }).Http,
   },
 } satisfies Record<string, TransportSpec>;
