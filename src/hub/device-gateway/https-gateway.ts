@@ -14,11 +14,15 @@ import type { C2dRecord } from '../store/c2d-store.js';
 
 // IoT Hub's HTTPS device API ("Device - Send Device Event", "Device - Receive/Complete/Abandon
 // Device Bound Notification" in the REST reference), as azure-iot-device-http and the C# SDK's HTTP
-// transport call it. Only devices use it: the SDKs post a module's messages to its device's path too,
-// with the module's token, which does not reach it (401); modules have no cloud-to-device queue.
+// transport call it. A module posts its messages to /devices/{id}/modules/{mid}/messages/events, as
+// the Java SDK's HTTPS transport does (azure-iot-device-http posts them to the device's path, with the
+// module's token, which does not reach the device: 401); modules have no cloud-to-device queue.
 
-/** /devices/{id}/messages/events, or /devices/{id}/messages/deviceBound[/...]: the paths this gateway serves. */
-const DEVICE_PATH = /^\/devices\/([^/]+)\/messages\/(?:events\/?|(devicebound)(\/.*)?)$/i;
+/**
+ * The paths this gateway serves: /devices/{id}/messages/events, /devices/{id}/modules/{mid}/messages/events
+ * and /devices/{id}/messages/deviceBound[/...].
+ */
+const DEVICE_PATH = /^\/devices\/([^/]+)\/(?:modules\/([^/]+)\/messages\/events\/?|messages\/(?:events\/?|(devicebound)(\/.*)?))$/i;
 
 /** What follows deviceBound: /{etag} (complete, or reject with ?reject) or /{etag}/abandon. */
 const LOCK_PATH = /^\/([^/]+)(\/abandon)?\/?$/i;
@@ -50,17 +54,18 @@ const SYSTEM: Record<
   'iothub-interface-id': 'interfaceId',
 };
 
-const notSigned = (id: string) => `The SharedAccessSignature is not signed with a key of device '${id}' or of a policy with DeviceConnect`;
+const notSigned = (who: string) => `The SharedAccessSignature is not signed with a key of ${who} or of a policy with DeviceConnect`;
 
-// Why a request is refused, as its 401 says. An unknown device reads as a wrong key, so that a caller
-// without a key learns nothing of which devices exist; only a valid key learns that its device is disabled.
-const AUTH_FAILURE: Record<DeviceAuthFailure, (deviceId: string) => string> = {
+// Why a request is refused, as its 401 says, of `who` ("device 'd1'", "module 'm1' of device 'd1'"). An
+// unknown identity reads as a wrong key, so that a caller without a key learns nothing of which exist;
+// only a valid key learns that its identity is disabled.
+const AUTH_FAILURE: Record<DeviceAuthFailure, (who: string) => string> = {
   malformed: () => 'The SharedAccessSignature is malformed',
   expired: () => 'The SharedAccessSignature has expired',
-  wrongAudience: (id) => `The SharedAccessSignature is not scoped to device '${id}'`,
+  wrongAudience: (who) => `The SharedAccessSignature is not scoped to ${who}`,
   badSignature: notSigned,
   unknownIdentity: notSigned,
-  disabled: (id) => `Device '${id}' is disabled`,
+  disabled: (who) => `${who[0]!.toUpperCase()}${who.slice(1)} is disabled`,
   // Client certificates are checked on MQTT connects only; an HTTPS request carries a token.
   notCertificateIdentity: notSigned,
   thumbprintMismatch: notSigned,
@@ -88,12 +93,13 @@ export class HttpsGateway {
     const trackingId = randomUUID().replace(/-/g, '');
     const headers = { 'iothub-tracking-id': trackingId };
     try {
-      const [, encodedId, deviceBound, lockPath] = DEVICE_PATH.exec(pathOf(req.url ?? '/'))!;
+      const [, encodedId, encodedModuleId, deviceBound, lockPath] = DEVICE_PATH.exec(pathOf(req.url ?? '/'))!;
       const deviceId = decodeSegment(encodedId!);
-      this.authenticate(req.headers.authorization, deviceId);
+      const moduleId = encodedModuleId === undefined ? undefined : decodeSegment(encodedModuleId);
+      this.authenticate(req.headers.authorization, deviceId, moduleId);
       if (deviceBound) return this.deviceBound(req, res, deviceId, lockPath, headers);
-      if (req.method !== 'POST') throw hubErrors.methodNotAllowed(`${req.method} is not allowed on /devices/${deviceId}/messages/events`);
-      await this.receive(req, deviceId);
+      if (req.method !== 'POST') throw hubErrors.methodNotAllowed(`${req.method} is not allowed on ${pathOf(req.url ?? '/')}`);
+      await this.receive(req, deviceId, moduleId);
       res.writeHead(204, headers).end();
     } catch (err) {
       const error = err instanceof HubError ? err : hubErrors.serverError('The hub failed to handle the request');
@@ -108,11 +114,14 @@ export class HttpsGateway {
     }
   }
 
-  /** The request's token must be the device's own (or a DeviceConnect policy's): IoT Hub answers 401 otherwise. */
-  private authenticate(authorization: string | undefined, deviceId: string): void {
+  /** The request's token must be the identity's own (or a DeviceConnect policy's): IoT Hub answers 401 otherwise. */
+  private authenticate(authorization: string | undefined, deviceId: string, moduleId?: string): void {
     if (!authorization) throw hubErrors.unauthorized('The request has no Authorization header with a SharedAccessSignature');
-    const failure = this.auth.authenticateDevice(authorization, deviceId);
-    if (failure) throw hubErrors.unauthorized(AUTH_FAILURE[failure](deviceId));
+    const failure = this.auth.authenticateDevice(authorization, deviceId, moduleId);
+    if (failure) {
+      const who = moduleId === undefined ? `device '${deviceId}'` : `module '${moduleId}' of device '${deviceId}'`;
+      throw hubErrors.unauthorized(AUTH_FAILURE[failure](who));
+    }
   }
 
   /**
@@ -139,14 +148,15 @@ export class HttpsGateway {
     res.writeHead(204, headers).end();
   }
 
-  private async receive(req: IncomingMessage, deviceId: string): Promise<void> {
+  private async receive(req: IncomingMessage, deviceId: string, moduleId?: string): Promise<void> {
     const body = await readBody(req, MAX_D2C_MESSAGE_BYTES, "IoT Hub's limit for a message or a batch");
     const stamps: D2CMessage = {
       deviceId,
+      ...(moduleId === undefined ? {} : { moduleId }),
       body,
       properties: {},
       authMethod: 'sas',
-      authGenerationId: this.registry.find(deviceId)?.generationId,
+      authGenerationId: this.registry.find(deviceId, moduleId)?.generationId,
     };
     const isBatch = (req.headers['content-type'] ?? '').toLowerCase().split(';')[0]!.trim() === BATCH_CONTENT_TYPE;
     const messages = isBatch
