@@ -6,6 +6,7 @@ import { createDeviceClient, type DeviceClient } from '../src/clients/device-cli
 import type { DeviceConnection } from '../src/clients/connection-string.js';
 import { createSasToken } from '../src/hub/auth/sas-token.js';
 import { MAX_DELIVERY_COUNT } from '../src/hub/cloud-to-device/device-queues.js';
+import { createLog } from '../src/hub/log.js';
 import { restCall, startTestHub, type TestHub } from './helpers/hub.js';
 import { registerIdentity, until } from './helpers/devices.js';
 import { c2dMessage, nextFeedback } from './helpers/c2d.js';
@@ -42,8 +43,9 @@ function nextMessage(device: DeviceClient, timeoutMs = 20_000): Promise<deviceSd
 
 describe('cloud-to-device over HTTPS: azure-iot-device-http polling the local hub', () => {
   let t: TestHub;
+  const logLines: string[] = [];
   before(async () => {
-    t = await startTestHub({ c2dLockTimeoutMs: LOCK_TIMEOUT_MS });
+    t = await startTestHub({ c2dLockTimeoutMs: LOCK_TIMEOUT_MS, log: createLog('info', (line) => logLines.push(line)) });
   });
   after(async () => {
     await t.dispose();
@@ -209,6 +211,12 @@ describe('cloud-to-device over HTTPS: azure-iot-device-http polling the local hu
     await lockLost('DELETE', deviceBound('https-c2d-stale', `/${mine}${API}&reject`), 'rejected after completion');
     await lockLost('POST', deviceBound('https-c2d-stale', `/${mine}/abandon${API}`), 'abandoned after completion');
     assert.equal(t.hub.c2d.depth('https-c2d-stale-other'), 1, "the other device's message is untouched");
+    assert.ok(
+      logLines.some((l) =>
+        / info +rest: device DELETE \/devices\/https-c2d-stale\/messages\/deviceBound\/not-a-lock.*: 412 DeviceMessageLockLost /.test(l),
+      ),
+      'a refused settlement is an info line with its reason',
+    );
 
     for (const [method, rest] of [
       ['POST', ''],

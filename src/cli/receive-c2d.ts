@@ -11,7 +11,12 @@ export function configureReceiveC2d(command: Command): void {
   countAndTimeoutOptions(command, 'messages')
     .addHelpText(
       'after',
-      examples('receive-c2d', 'receive-c2d -d myFirstDevice --count 1 --timeout 60', 'receive-c2d -d myFirstDevice --websocket --json'),
+      examples(
+        'receive-c2d',
+        'receive-c2d -d myFirstDevice --count 1 --timeout 60',
+        'receive-c2d -d myFirstDevice --websocket --json',
+        'receive-c2d -d myFirstDevice --transport http',
+      ),
     )
     .action((opts: { count?: number; timeout?: number }, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {

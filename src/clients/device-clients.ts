@@ -212,7 +212,9 @@ function localHubOptions(transportName: DeviceTransport, transport: HubTransport
     case 'mqtt-ws':
       return { ca: transport.ca, mqtt: { webSocketAgent: hubAgent(transport) } };
     case 'http':
-      // azure-iot-device-http answers setOptions only when it holds receive options: its defaults are given.
+      // azure-iot-device-http answers setOptions only when it holds receive options: its default interval is
+      // given (a poll a second), without `drain`, so that a poll takes one message and an app that stops
+      // after --count messages seldom leaves one more locked (for the hub's lock timeout) behind it.
       return { ca: transport.ca, http: { agent: hubAgent(transport), receivePolicy: { interval: 1 } } } as deviceSdk.DeviceClientOptions;
     default:
       return { ca: transport.ca };

@@ -128,9 +128,15 @@ export class HttpsGateway {
    * GET deviceBound: the next message (200) or none (204). DELETE deviceBound/{etag}: complete it, or
    * reject it with ?reject. POST deviceBound/{etag}/abandon: abandon it. A settlement answers 204.
    */
-  private deviceBound(req: IncomingMessage, res: ServerResponse, deviceId: string, lockPath = '', headers: Record<string, string>): void {
+  private deviceBound(
+    req: IncomingMessage,
+    res: ServerResponse,
+    deviceId: string,
+    lockPath: string | undefined,
+    headers: Record<string, string>,
+  ): void {
     const path = `/devices/${deviceId}/messages/deviceBound`;
-    if (lockPath === '' || lockPath === '/') {
+    if (!lockPath || lockPath === '/') {
       if (req.method !== 'GET') throw hubErrors.methodNotAllowed(`${req.method} is not allowed on ${path}`);
       const received = this.c2d.receive(deviceId);
       if (!received) return void res.writeHead(204, headers).end();
