@@ -7,6 +7,7 @@ import type { DeviceConnection } from '../src/clients/connection-string.js';
 import { createSasToken } from '../src/hub/auth/sas-token.js';
 import { MAX_DELIVERY_COUNT } from '../src/hub/cloud-to-device/device-queues.js';
 import { createLog } from '../src/hub/log.js';
+import { Throttle } from '../src/hub/throttling.js';
 import { restCall, startTestHub, type TestHub } from './helpers/hub.js';
 import { registerIdentity, until } from './helpers/devices.js';
 import { c2dMessage, nextFeedback } from './helpers/c2d.js';
@@ -278,5 +279,27 @@ describe('cloud-to-device over HTTPS: azure-iot-device-http polling the local hu
       [['m-dlq', 'DeliveryCountExceeded']],
     );
     await until(() => t.hub.c2d.depth('https-c2d-dlq') === 0, 'the message left the queue');
+  });
+
+  test("beyond the tier's cloud-to-device receive throttle (1,000 a minute on S1) a poll is 429; a settlement is not a receive", async () => {
+    const throttle = new Throttle('s1', () => 0); // a stopped clock: nothing refills
+    const throttled = await startTestHub({ throttle });
+    try {
+      const connection = await registerIdentity(throttled, 'https-c2d-throttled');
+      const token = deviceToken(connection);
+      throttled.hub.c2d.enqueue({ deviceId: 'https-c2d-throttled', properties: {}, body: Buffer.from('x') });
+      assert.ok(throttle.allow('c2dReceive', 998), "a minute's worth but two");
+      const received = await restCall(throttled, 'GET', deviceBound('https-c2d-throttled', API), token);
+      assert.equal(received.status, 200);
+      assert.equal((await restCall(throttled, 'GET', deviceBound('https-c2d-throttled', API), token)).status, 204);
+      const refused = await restCall(throttled, 'GET', deviceBound('https-c2d-throttled', API), token);
+      assert.equal(refused.status, 429);
+      assert.equal(refused.body.errorCode, 429001);
+      const completed = await restCall(throttled, 'DELETE', deviceBound('https-c2d-throttled', `/${lockTokenOf(received)}${API}`), token);
+      assert.equal(completed.status, 204);
+      assert.equal(throttled.hub.c2d.depth('https-c2d-throttled'), 0);
+    } finally {
+      await throttled.dispose();
+    }
   });
 });

@@ -138,6 +138,9 @@ export class HttpsGateway {
     const path = `/devices/${deviceId}/messages/deviceBound`;
     if (!lockPath || lockPath === '/') {
       if (req.method !== 'GET') throw hubErrors.methodNotAllowed(`${req.method} is not allowed on ${path}`);
+      if (this.throttle && !this.throttle.allow('c2dReceive')) {
+        throw hubErrors.throttled('Cloud-to-device receives over HTTPS are throttled for this hub tier; poll less often.');
+      }
       const received = this.c2d.receive(deviceId);
       if (!received) return void res.writeHead(204, headers).end();
       const { message, lockToken } = received;
