@@ -14,8 +14,7 @@ export function configureReceiveC2d(command: Command): void {
       examples(
         'receive-c2d',
         'receive-c2d -d myFirstDevice --count 1 --timeout 60',
-        'receive-c2d -d myFirstDevice --websocket --json',
-        'receive-c2d -d myFirstDevice --transport http',
+        'receive-c2d -d myFirstDevice --transport http --json',
       ),
     )
     .action((opts: { count?: number; timeout?: number }, cmd: Command) =>
