@@ -10,8 +10,8 @@ import { rawConnect, subscribe, deviceToken } from './helpers/mqtt.js';
 import { createSasToken } from '../src/hub/auth/sas-token.js';
 import { randomBytes } from 'node:crypto';
 import { identityConnectionWithKey, parseConnection } from '../src/clients/connection-string.js';
+import { c2dMessage, nextFeedback } from './helpers/c2d.js';
 
-const { Message } = deviceSdk;
 type Message = deviceSdk.Message;
 
 /** The messages a device client receives, as the tutorial's SimulatedDevice prints them. */
@@ -29,33 +29,6 @@ function collect(
     void device.complete(msg);
   });
   return received;
-}
-
-function c2dMessage(
-  text: string,
-  fields: Partial<Pick<Message, 'messageId' | 'ack' | 'expiryTimeUtc' | 'correlationId'>> = {},
-  properties: Record<string, string> = {},
-): Message {
-  const message = new Message(text);
-  Object.assign(message, fields);
-  for (const [k, v] of Object.entries(properties)) message.properties.add(k, v);
-  return message;
-}
-
-/** The next feedback batch the service's feedback receiver gets (bounded). */
-function nextFeedback(
-  receiver: { on(event: 'message', l: (m: Message) => void): void; removeListener(event: string, l: (m: Message) => void): void },
-  timeoutMs = 20_000,
-): Promise<any[]> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('no feedback arrived')), timeoutMs);
-    const listener = (m: Message) => {
-      clearTimeout(timer);
-      receiver.removeListener('message', listener);
-      resolve(JSON.parse(m.getData().toString()));
-    };
-    receiver.on('message', listener);
-  });
 }
 
 describe('cloud-to-device messages: azure-iothub Client over AMQP to azure-iot-device over MQTT', () => {

@@ -95,7 +95,7 @@ describe('--transport on the device commands', () => {
 });
 
 describe('demo --transport', () => {
-  test('http: the telemetry step runs over HTTPS, the twin, method, C2D and job steps over MQTT, and the report says which', async () => {
+  test('http: the telemetry and C2D steps run over HTTPS, the twin, method and job steps over MQTT, and the report says which', async () => {
     const home = tempDir();
     try {
       const r = await runCli(['demo', '--transport', 'http', '--json'], { IOTHUB_TUT_HOME: home }, 120_000);
@@ -106,12 +106,16 @@ describe('demo --transport', () => {
       assert.equal(transports['SimulatedDevice + monitor'], 'http');
       assert.equal(transports.UpdateReported, 'mqtt');
       assert.equal(transports['Device management'], 'mqtt');
-      assert.equal(transports['Cloud-to-device messages'], 'mqtt', 'the local hub does not serve C2D over HTTPS');
+      assert.equal(transports['Cloud-to-device messages'], 'http');
       assert.equal(transports['Schedule and broadcast jobs'], 'mqtt');
       assert.equal(transports.CreateDeviceIdentity, undefined);
       assert.deepEqual(report.steps.find((s: { step: string }) => s.step === 'SimulatedDevice + monitor').result, {
         confirmed: 5,
         received: 5,
+      });
+      assert.deepEqual(report.steps.find((s: { step: string }) => s.step === 'Cloud-to-device messages').result, {
+        received: 1,
+        feedback: 'Success',
       });
     } finally {
       rmSync(home, { recursive: true, force: true });

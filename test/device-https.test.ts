@@ -12,7 +12,7 @@ import { openDevice, registerIdentity } from './helpers/devices.js';
 import { collect, consumer } from './helpers/events.js';
 
 // Devices over HTTPS, as azure-iot-device-http sends: single messages and batches into the same event
-// log as MQTT, with the same stamps and limits, behind IoT Hub's 401s; C2D polling refused (501).
+// log as MQTT, with the same stamps and limits, behind IoT Hub's 401s (cloud-to-device polling: c2d-https.test.ts).
 
 const WAIT_MS = 60_000;
 const EVENTS = (deviceId: string) => `/devices/${encodeURIComponent(deviceId)}/messages/events?api-version=2021-04-12`;
@@ -208,6 +208,60 @@ describe('device HTTPS: azure-iot-device-http against the local hub', () => {
     }
   });
 
+  test("a module's message on its own path (as the Java SDK posts it) is stamped as the module's MQTT message; only the module's token reaches it", async () => {
+    const module = await registerIdentity(t, 'https-mod-gw', 'https-mod');
+    const deviceKey = t.hub.registry.get('https-mod-gw').primaryKey!;
+    const siblingKey = t.hub.registry.createOrUpdate({ deviceId: 'https-mod-gw', moduleId: 'https-mod-sibling' }, {}, undefined).record
+      .primaryKey!;
+    const path = `/devices/https-mod-gw/modules/https-mod/messages/events?api-version=2021-04-12`;
+    const post = (authorization: string, run: string) =>
+      restCall(t, 'POST', path, authorization, `{"run":"${run}"}`, {
+        headers: { 'Content-Type': 'application/json', 'iothub-messageid': `m-${run}`, 'iothub-app-run': run },
+      });
+    const refused: Array<[string, string]> = [
+      ["the module's device's token", createSasToken('localhost/devices/https-mod-gw', deviceKey, undefined, 600)],
+      ["another module's token", createSasToken('localhost/devices/https-mod-gw/modules/https-mod-sibling', siblingKey, undefined, 600)],
+      [
+        "another module's key, scoped to this module",
+        createSasToken('localhost/devices/https-mod-gw/modules/https-mod', siblingKey, undefined, 600),
+      ],
+    ];
+    for (const [what, authorization] of refused) {
+      const answer = await post(authorization, 'refused');
+      assert.equal(answer.status, 401, what);
+      assert.match(answer.body.message, /module 'https-mod' of device 'https-mod-gw'/, what);
+    }
+    assert.equal((await post(deviceToken(module, 600, 'localhost/devices/https-mod-gw/modules/https-mod'), 'https')).status, 204);
+    const mqtt = await openDevice(module);
+    try {
+      const message = new deviceSdk.Message('{"run":"mqtt"}');
+      message.properties.add('run', 'mqtt');
+      await mqtt.sendEvent(message);
+    } finally {
+      await mqtt.close();
+    }
+    const stored = t.hub.eventLog
+      .read(t.hub.eventLog.partitionOf('https-mod-gw'), 0, 100_000)
+      .filter((e) => e.annotations['iothub-connection-module-id'] === 'https-mod');
+    assert.deepEqual(
+      stored.map((e) => e.properties.run),
+      ['https', 'mqtt'],
+      'nothing of the refused posts is stored',
+    );
+    const stamps = (e: (typeof stored)[number]) =>
+      Object.fromEntries(Object.entries(e.annotations).filter(([k]) => k.startsWith('iothub-connection-')));
+    assert.deepEqual(stamps(stored[0]!), stamps(stored[1]!));
+    assert.equal(stored[0]!.annotations['iothub-connection-device-id'], 'https-mod-gw');
+
+    // azure-iot-device-http posts a module's messages to its device's path, where the module's token is refused.
+    const sdkModule = await createDeviceClient(module, 'http', { features: ['telemetry'] });
+    try {
+      await assert.rejects(sdkModule.sendEvent(new deviceSdk.Message('x')), (err: Error) => err.constructor.name === 'UnauthorizedError');
+    } finally {
+      await sdkModule.close();
+    }
+  });
+
   test('256 KB: a message over the limit (body and properties) is 413 MessageTooLarge and not stored; one at the limit is', async () => {
     const connection = await registerIdentity(t, 'https-size');
     const properties = { 'iothub-app-Property': 'PropMsg_1', 'iothub-messageid': 'message_1' };
@@ -239,21 +293,11 @@ describe('device HTTPS: azure-iot-device-http against the local hub', () => {
     }
   });
 
-  test('cloud-to-device polling is 501 NotImplemented once authenticated (401 before); GET on the events path is 405', async () => {
-    const connection = await registerIdentity(t, 'https-c2d');
-    for (const [method, path] of [
-      ['GET', 'devicebound'],
-      ['GET', 'deviceBound'],
-      ['DELETE', 'devicebound/lock-1'],
-      ['POST', 'devicebound/lock-1/abandon'],
-    ] as const) {
-      const url = `/devices/https-c2d/messages/${path}?api-version=2021-04-12`;
-      const answer = await restCall(t, method, url, deviceToken(connection));
-      assert.equal(answer.status, 501, `${method} ${path}`);
-      assert.match(answer.body.message, /Cloud-to-device messages over HTTPS are not available/);
-      assert.equal((await restCall(t, method, url)).status, 401, `${method} ${path} without a token`);
-    }
-    assert.equal((await restCall(t, 'GET', EVENTS('https-c2d'), deviceToken(connection))).status, 405);
+  test('GET on the events path is 405 MethodNotAllowed', async () => {
+    const connection = await registerIdentity(t, 'https-get-events');
+    const answer = await restCall(t, 'GET', EVENTS('https-get-events'), deviceToken(connection));
+    assert.equal(answer.status, 405);
+    assert.equal(answer.body.errorCode, 405000);
   });
 
   test("beyond the tier's device-to-cloud throttle a send is 429, each message of a batch counting", async () => {

@@ -15,7 +15,6 @@ describe('routes IoT Hub has and the local hub lacks: 501 NotImplemented, not 40
 
   const features: Array<[method: string, path: string, named: RegExp]> = [
     ['POST', '/devices/d1/files', /file upload/],
-    ['POST', '/devices/d1/modules/m1/messages/events', /modules' device-to-cloud messages over HTTPS/],
     ['GET', '/messages/serviceBound/feedback', /cloud-to-device feedback over HTTPS/],
     ['GET', '/statistics/service', /service statistics/],
   ];

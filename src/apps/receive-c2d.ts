@@ -24,9 +24,13 @@ export interface ReceiveC2dOptions {
   onMessage(message: ReceivedC2d): void;
 }
 
+/** azure-iot-device-http names an application property by its HTTP header: this prefix, then the name in lower case. */
+const HTTP_PROPERTY_PREFIX = 'iothub-app-';
+
 /**
  * The tutorial's SimulatedDevice, receiving: connects as the device, prints each cloud-to-device
  * message with its properties and completes it (so the hub removes it and sends positive feedback).
+ * A message counts once it is completed, so that the last one is settled before the client closes.
  */
 export async function receiveC2d(connection: DeviceConnection, options: ReceiveC2dOptions): Promise<{ received: number }> {
   const client = await createDeviceClient(connection, options.transport, { features: ['c2d'] });
@@ -36,7 +40,8 @@ export async function receiveC2d(connection: DeviceConnection, options: ReceiveC
     const properties: Record<string, string> = {};
     for (let i = 0; i < message.properties.count(); i++) {
       const { key, value } = message.properties.getItem(i);
-      properties[key] = value;
+      const http = options.transport === 'http' && key.startsWith(HTTP_PROPERTY_PREFIX);
+      properties[http ? key.slice(HTTP_PROPERTY_PREFIX.length) : key] = value;
     }
     options.onMessage({
       data: message.getData().toString(),
@@ -44,8 +49,10 @@ export async function receiveC2d(connection: DeviceConnection, options: ReceiveC
       correlationId: message.correlationId,
       properties,
     });
-    client.complete(message).catch((err) => receiving.fail(explain(err, 'completing a message')));
-    receiving.got();
+    client.complete(message).then(
+      () => receiving.got(),
+      (err) => receiving.fail(explain(err, 'completing a message')),
+    );
   });
   try {
     await Promise.race([receiving.done, openClient(client, 'receiving cloud-to-device messages', options.signal)]);

@@ -245,7 +245,7 @@ export function configureDemo(command: Command): void {
     .addOption(
       new Option(
         '--transport <name>',
-        "the device apps' transport; a step whose feature it lacks, or the local hub does not serve over it (twins, methods and cloud-to-device over http), runs over mqtt",
+        "the device apps' transport; a step whose feature the device SDK lacks over it (twins and methods over http), or the local hub does not serve over it, runs over mqtt",
       )
         .choices(DEVICE_TRANSPORTS)
         .default('mqtt'),

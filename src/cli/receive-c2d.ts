@@ -11,7 +11,11 @@ export function configureReceiveC2d(command: Command): void {
   countAndTimeoutOptions(command, 'messages')
     .addHelpText(
       'after',
-      examples('receive-c2d', 'receive-c2d -d myFirstDevice --count 1 --timeout 60', 'receive-c2d -d myFirstDevice --websocket --json'),
+      examples(
+        'receive-c2d',
+        'receive-c2d -d myFirstDevice --count 1 --timeout 60',
+        'receive-c2d -d myFirstDevice --transport http --json',
+      ),
     )
     .action((opts: { count?: number; timeout?: number }, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {

@@ -41,8 +41,7 @@ const amqp = async () => (await import('azure-iot-device-amqp')).default;
 /**
  * The device SDK's transports, by the names --transport takes. AMQP is the SDK's and IoT Hub's, but
  * the local hub does not serve it yet: when it does, `local` turns true. HTTPS has no twins or
- * methods in the SDK (nor on IoT Hub's HTTPS device API); its cloud-to-device polling is not served
- * by the local hub yet.
+ * methods in the SDK (nor on IoT Hub's HTTPS device API); cloud-to-device messages are polled.
  */
 const TRANSPORTS = {
   mqtt: { features: ALL, local: true, load: async () => (await mqtt()).Mqtt },
@@ -52,7 +51,6 @@ const TRANSPORTS = {
   http: {
     features: ['telemetry', 'c2d'],
     local: true,
-    notLocal: ['c2d'],
     load: async () => ((await import('azure-iot-device-http')).default as unknown as { Http: TransportClass }).Http,
   },
 } satisfies Record<string, TransportSpec>;
@@ -214,7 +212,9 @@ function localHubOptions(transportName: DeviceTransport, transport: HubTransport
     case 'mqtt-ws':
       return { ca: transport.ca, mqtt: { webSocketAgent: hubAgent(transport) } };
     case 'http':
-      // azure-iot-device-http answers setOptions only when it holds receive options: its defaults are given.
+      // azure-iot-device-http answers setOptions only when it holds receive options: its default interval is
+      // given (a poll a second), without `drain`, so that a poll takes one message and an app that stops
+      // after --count messages seldom leaves one more locked (for the hub's lock timeout) behind it.
       return { ca: transport.ca, http: { agent: hubAgent(transport), receivePolicy: { interval: 1 } } } as deviceSdk.DeviceClientOptions;
     default:
       return { ca: transport.ca };

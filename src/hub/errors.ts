@@ -77,6 +77,8 @@ export const hubErrors = {
   // IoT Hub publishes no numeric code for a job id in use; 409 is its status for a conflict.
   jobAlreadyExists: (id: string) => new HubError(409, 409000, 'JobAlreadyExists', `A job with ID '${id}' already exists.`),
   preconditionFailed: (m: string) => new HubError(412, 412002, 'PreconditionFailed', m),
+  /** A cloud-to-device message settled with a lock token that has expired, or that names no locked message. */
+  deviceMessageLockLost: (m: string) => new HubError(412, 412002, 'DeviceMessageLockLost', m),
   throttled: (m: string) => new HubError(429, 429001, 'ThrottlingException', m),
   tooManyActiveJobs: (m: string) => new HubError(429, 429004, 'ThrottlingMaxActiveJobCountExceeded', m),
   serverError: (m: string) => new HubError(500, 500001, 'ServerError', m),

@@ -50,6 +50,7 @@ import { raiseDescriptorLimit } from './descriptor-limit.js';
 import { UnauthenticatedConnections, unauthenticatedBound } from './unauthenticated-connections.js';
 import { C2dStore } from './store/c2d-store.js';
 import { DeviceQueues } from './cloud-to-device/device-queues.js';
+import { MessageLocks } from './cloud-to-device/message-locks.js';
 import { C2dTopics } from './device-gateway/c2d-topics.js';
 import { c2dRoutes } from './service-api/c2d-routes.js';
 import { ServiceAmqpEndpoint } from './service-amqp/service-endpoint.js';
@@ -73,6 +74,8 @@ export interface HubOptions {
   log?: HubLog;
   /** PEM CA certificates: a 'certificateAuthority' device's certificate must chain to one of them. */
   trustedCas?: string[];
+  /** How long a cloud-to-device message polled over HTTPS stays locked (invisible to polls). Default IoT Hub's 60 s. */
+  c2dLockTimeoutMs?: number;
 }
 
 /**
@@ -134,6 +137,7 @@ export class LocalHub {
     readonly throttle: Throttle | undefined,
     log: HubLog,
     private readonly trustedCas: X509Certificate[],
+    c2dLockTimeoutMs?: number,
   ) {
     this.hostName = hostName;
     this.log = log;
@@ -225,7 +229,7 @@ export class LocalHub {
     );
     const rest = createHttpHandler(router, this.auth, log, throttle);
     this.dashboard = new Dashboard(this, rest);
-    const devices = new HttpsGateway(this.auth, this.eventLog, this.registry, log, throttle);
+    const devices = new HttpsGateway(this.auth, this.eventLog, this.registry, new MessageLocks(this.c2d, c2dLockTimeoutMs), log, throttle);
     this.http = createHttpServer(
       {
         headersTimeout: HEADERS_TIMEOUT_MS,
@@ -277,7 +281,7 @@ export class LocalHub {
         const tls = loadOrCreateTls(tlsDir);
         const throttle = typeof options.throttle === 'string' ? new Throttle(options.throttle) : options.throttle;
         const trustedCas = parseTrustedCas(options.trustedCas ?? []);
-        hub = new LocalHub(db, tls, options.hostName ?? 'localhost', throttle, log, trustedCas);
+        hub = new LocalHub(db, tls, options.hostName ?? 'localhost', throttle, log, trustedCas, options.c2dLockTimeoutMs);
       } catch (err) {
         db.close();
         if (err instanceof DiskFullError)

@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import type { IncomingHttpHeaders } from 'node:http';
 import { request, type Agent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,7 +57,7 @@ export function restCall(
   authorization?: string,
   body?: string | Buffer,
   options: { agent?: Agent; headers?: Record<string, string | undefined> } = {},
-): Promise<{ status: number; body: any }> {
+): Promise<{ status: number; body: any; headers: IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     const all = { 'Content-Type': 'application/json', ...(authorization ? { Authorization: authorization } : {}), ...options.headers };
     const headers = Object.fromEntries(Object.entries(all).filter((entry): entry is [string, string] => entry[1] !== undefined));
@@ -64,7 +65,13 @@ export function restCall(
       { host: '127.0.0.1', port: t.hub.port, method, path, ca: t.hub.tls.ca, servername: 'localhost', headers, agent: options.agent },
       (res) => {
         let text = '';
-        res.on('data', (c) => (text += c)).on('end', () => resolve({ status: res.statusCode!, body: text ? JSON.parse(text) : undefined }));
+        res
+          .on('data', (c) => (text += c))
+          .on('end', () => {
+            // JSON (IoT Hub's bodies), but a cloud-to-device message's body is the message's own bytes.
+            const json = (res.headers['content-type'] ?? 'application/json').startsWith('application/json');
+            resolve({ status: res.statusCode!, body: text && json ? JSON.parse(text) : text || undefined, headers: res.headers });
+          });
       },
     );
     req.on('error', reject).end(body);

@@ -9,13 +9,23 @@ import type { HubLog } from '../log.js';
 import { readBody, send } from '../service-api/http-handler.js';
 import { decodeSegment } from '../service-api/router.js';
 import { MAX_D2C_MESSAGE_BYTES } from './telemetry-topics.js';
+import type { MessageLocks } from '../cloud-to-device/message-locks.js';
+import type { C2dRecord } from '../store/c2d-store.js';
 
-// IoT Hub's HTTPS device API ("Device - Send Device Event" in the REST reference), as
-// azure-iot-device-http and the C# SDK's HTTP transport call it. Only devices use it: the SDKs post a
-// module's messages to its device's path too, with the module's token, which does not reach it (401).
+// IoT Hub's HTTPS device API ("Device - Send Device Event", "Device - Receive/Complete/Abandon
+// Device Bound Notification" in the REST reference), as azure-iot-device-http and the C# SDK's HTTP
+// transport call it. A module posts its messages to /devices/{id}/modules/{mid}/messages/events, as
+// the Java SDK's HTTPS transport does (azure-iot-device-http posts them to the device's path, with the
+// module's token, which does not reach the device: 401); modules have no cloud-to-device queue.
 
-/** /devices/{id}/messages/events, or /devices/{id}/messages/deviceBound[/{etag}[/abandon]]: the paths this gateway serves. */
-const DEVICE_PATH = /^\/devices\/([^/]+)\/messages\/(?:events\/?|(devicebound)(?:\/.*)?)$/i;
+/**
+ * The paths this gateway serves: /devices/{id}/messages/events, /devices/{id}/modules/{mid}/messages/events
+ * and /devices/{id}/messages/deviceBound[/...].
+ */
+const DEVICE_PATH = /^\/devices\/([^/]+)\/(?:modules\/([^/]+)\/messages\/events\/?|messages\/(?:events\/?|(devicebound)(\/.*)?))$/i;
+
+/** What follows deviceBound: /{etag} (complete, or reject with ?reject) or /{etag}/abandon. */
+const LOCK_PATH = /^\/([^/]+)(\/abandon)?\/?$/i;
 
 /** True for a request to the device API (the HTTP server sends those here, everything else to the service API). */
 export function isDeviceMessagingRequest(url: string | undefined): boolean {
@@ -44,17 +54,18 @@ const SYSTEM: Record<
   'iothub-interface-id': 'interfaceId',
 };
 
-const notSigned = (id: string) => `The SharedAccessSignature is not signed with a key of device '${id}' or of a policy with DeviceConnect`;
+const notSigned = (who: string) => `The SharedAccessSignature is not signed with a key of ${who} or of a policy with DeviceConnect`;
 
-// Why a request is refused, as its 401 says. An unknown device reads as a wrong key, so that a caller
-// without a key learns nothing of which devices exist; only a valid key learns that its device is disabled.
-const AUTH_FAILURE: Record<DeviceAuthFailure, (deviceId: string) => string> = {
+// Why a request is refused, as its 401 says, of `who` ("device 'd1'", "module 'm1' of device 'd1'"). An
+// unknown identity reads as a wrong key, so that a caller without a key learns nothing of which exist;
+// only a valid key learns that its identity is disabled.
+const AUTH_FAILURE: Record<DeviceAuthFailure, (who: string) => string> = {
   malformed: () => 'The SharedAccessSignature is malformed',
   expired: () => 'The SharedAccessSignature has expired',
-  wrongAudience: (id) => `The SharedAccessSignature is not scoped to device '${id}'`,
+  wrongAudience: (who) => `The SharedAccessSignature is not scoped to ${who}`,
   badSignature: notSigned,
   unknownIdentity: notSigned,
-  disabled: (id) => `Device '${id}' is disabled`,
+  disabled: (who) => `${who[0]!.toUpperCase()}${who.slice(1)} is disabled`,
   // Client certificates are checked on MQTT connects only; an HTTPS request carries a token.
   notCertificateIdentity: notSigned,
   thumbprintMismatch: notSigned,
@@ -65,13 +76,15 @@ const AUTH_FAILURE: Record<DeviceAuthFailure, (deviceId: string) => string> = {
 /**
  * Devices over HTTPS: each request carries the device's SAS token (checked as an MQTT connect's is);
  * a message, or a batch of them, is stamped as MQTT's are and answered 204 once it is in the event log
- * (a batch all or none). Cloud-to-device polling is refused with 501 until the hub has C2D queues.
+ * (a batch all or none). Cloud-to-device messages are polled: a GET takes the oldest unlocked one
+ * (204 when there is none) under a lock whose token is its ETag, which settles it.
  */
 export class HttpsGateway {
   constructor(
     private readonly auth: Authenticator,
     private readonly eventLog: EventLog,
     private readonly registry: Registry,
+    private readonly c2d: MessageLocks,
     private readonly log: HubLog,
     private readonly throttle?: Throttle,
   ) {}
@@ -80,14 +93,13 @@ export class HttpsGateway {
     const trackingId = randomUUID().replace(/-/g, '');
     const headers = { 'iothub-tracking-id': trackingId };
     try {
-      const [, encodedId, deviceBound] = DEVICE_PATH.exec(pathOf(req.url ?? '/'))!;
+      const [, encodedId, encodedModuleId, deviceBound, lockPath] = DEVICE_PATH.exec(pathOf(req.url ?? '/'))!;
       const deviceId = decodeSegment(encodedId!);
-      this.authenticate(req.headers.authorization, deviceId);
-      if (deviceBound) {
-        throw hubErrors.notImplemented('Cloud-to-device messages over HTTPS are not available on this hub yet; receive them over MQTT');
-      }
-      if (req.method !== 'POST') throw hubErrors.methodNotAllowed(`${req.method} is not allowed on /devices/${deviceId}/messages/events`);
-      await this.receive(req, deviceId);
+      const moduleId = encodedModuleId === undefined ? undefined : decodeSegment(encodedModuleId);
+      this.authenticate(req.headers.authorization, deviceId, moduleId);
+      if (deviceBound) return this.deviceBound(req, res, deviceId, lockPath, headers);
+      if (req.method !== 'POST') throw hubErrors.methodNotAllowed(`${req.method} is not allowed on ${pathOf(req.url ?? '/')}`);
+      await this.receive(req, deviceId, moduleId);
       res.writeHead(204, headers).end();
     } catch (err) {
       const error = err instanceof HubError ? err : hubErrors.serverError('The hub failed to handle the request');
@@ -102,21 +114,58 @@ export class HttpsGateway {
     }
   }
 
-  /** The request's token must be the device's own (or a DeviceConnect policy's): IoT Hub answers 401 otherwise. */
-  private authenticate(authorization: string | undefined, deviceId: string): void {
+  /** The request's token must be the identity's own (or a DeviceConnect policy's): IoT Hub answers 401 otherwise. */
+  private authenticate(authorization: string | undefined, deviceId: string, moduleId?: string): void {
     if (!authorization) throw hubErrors.unauthorized('The request has no Authorization header with a SharedAccessSignature');
-    const failure = this.auth.authenticateDevice(authorization, deviceId);
-    if (failure) throw hubErrors.unauthorized(AUTH_FAILURE[failure](deviceId));
+    const failure = this.auth.authenticateDevice(authorization, deviceId, moduleId);
+    if (failure) {
+      const who = moduleId === undefined ? `device '${deviceId}'` : `module '${moduleId}' of device '${deviceId}'`;
+      throw hubErrors.unauthorized(AUTH_FAILURE[failure](who));
+    }
   }
 
-  private async receive(req: IncomingMessage, deviceId: string): Promise<void> {
+  /**
+   * GET deviceBound: the next message (200) or none (204). DELETE deviceBound/{etag}: complete it, or
+   * reject it with ?reject. POST deviceBound/{etag}/abandon: abandon it. A settlement answers 204.
+   */
+  private deviceBound(
+    req: IncomingMessage,
+    res: ServerResponse,
+    deviceId: string,
+    lockPath: string | undefined,
+    headers: Record<string, string>,
+  ): void {
+    const path = `/devices/${deviceId}/messages/deviceBound`;
+    if (!lockPath || lockPath === '/') {
+      if (req.method !== 'GET') throw hubErrors.methodNotAllowed(`${req.method} is not allowed on ${path}`);
+      if (this.throttle && !this.throttle.allow('c2dReceive')) {
+        throw hubErrors.throttled('Cloud-to-device receives over HTTPS are throttled for this hub tier; poll less often.');
+      }
+      const received = this.c2d.receive(deviceId);
+      if (!received) return void res.writeHead(204, headers).end();
+      const { message, lockToken } = received;
+      res.writeHead(200, { ...headers, ...deviceBoundHeaders(message, lockToken) }).end(message.body);
+      return;
+    }
+    const [, encodedToken, abandon] = LOCK_PATH.exec(lockPath) ?? [];
+    if (!encodedToken) throw hubErrors.notFound(`There is no ${path}${lockPath}`);
+    const lockToken = decodeSegment(encodedToken);
+    const expected = abandon ? 'POST' : 'DELETE';
+    if (req.method !== expected) throw hubErrors.methodNotAllowed(`${req.method} is not allowed on ${path}/{etag}${abandon ?? ''}`);
+    const reject = new URLSearchParams(queryOf(req.url ?? '')).has('reject');
+    this.c2d.settle(deviceId, lockToken, abandon ? 'abandon' : reject ? 'reject' : 'complete');
+    res.writeHead(204, headers).end();
+  }
+
+  private async receive(req: IncomingMessage, deviceId: string, moduleId?: string): Promise<void> {
     const body = await readBody(req, MAX_D2C_MESSAGE_BYTES, "IoT Hub's limit for a message or a batch");
     const stamps: D2CMessage = {
       deviceId,
+      ...(moduleId === undefined ? {} : { moduleId }),
       body,
       properties: {},
       authMethod: 'sas',
-      authGenerationId: this.registry.find(deviceId)?.generationId,
+      authGenerationId: this.registry.find(deviceId, moduleId)?.generationId,
     };
     const isBatch = (req.headers['content-type'] ?? '').toLowerCase().split(';')[0]!.trim() === BATCH_CONTENT_TYPE;
     const messages = isBatch
@@ -202,7 +251,46 @@ function parseBatch(raw: Buffer): BatchEntry[] {
   });
 }
 
+/**
+ * A polled message as IoT Hub's headers carry it: its system properties as iothub-* headers (the
+ * delivery count is of the deliveries before this one, as AMQP's), its application properties as
+ * iothub-app-{name}, and its lock token as the ETag, in quotes.
+ */
+function deviceBoundHeaders(message: C2dRecord, lockToken: string): Record<string, string> {
+  const system: Array<[string, string | undefined]> = [
+    ['iothub-messageid', message.messageId],
+    ['iothub-to', `/devices/${message.deviceId}/messages/deviceBound`],
+    ['iothub-correlationid', message.correlationId],
+    ['iothub-userid', message.userId],
+    ['iothub-contenttype', message.contentType],
+    ['iothub-contentencoding', message.contentEncoding],
+    ['iothub-expiry', new Date(message.expiryMs).toISOString()],
+    ['iothub-enqueuedtime', new Date(message.enqueuedMs).toISOString()],
+    ['iothub-deliverycount', String(message.deliveryCount - 1)],
+    ['iothub-sequencenumber', String(message.seq)],
+    ['iothub-ack', message.ack],
+  ];
+  const headers: Record<string, string> = { 'Content-Type': 'application/octet-stream', ETag: `"${lockToken}"` };
+  for (const [name, value] of system) if (value !== undefined) headers[name] = headerValue(value);
+  for (const [name, value] of Object.entries(message.properties)) headers[APP_PROPERTY_PREFIX + headerName(name)] = headerValue(value);
+  return headers;
+}
+
+// A header holds ASCII only, and its name only token characters (RFC 9110), where a property sent over
+// AMQP may hold anything: what a header cannot hold is percent-encoded, as in MQTT's property bags.
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const VISIBLE_ASCII = /^[\x20-\x7e]*$/;
+const percentEncoded = (text: string) =>
+  encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+const headerName = (name: string) => (TOKEN.test(name) ? name : percentEncoded(name));
+const headerValue = (value: string) => (VISIBLE_ASCII.test(value) ? value : percentEncoded(value));
+
 function pathOf(url: string): string {
   const query = url.indexOf('?');
   return query < 0 ? url : url.slice(0, query);
+}
+
+function queryOf(url: string): string {
+  const query = url.indexOf('?');
+  return query < 0 ? '' : url.slice(query + 1);
 }

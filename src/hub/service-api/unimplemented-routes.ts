@@ -16,10 +16,6 @@ const MISSING: ReadonlyArray<{ feature: string; routes: ReadonlyArray<readonly [
     ],
   },
   {
-    feature: "modules' device-to-cloud messages over HTTPS",
-    routes: [['POST', '/devices/:deviceId/modules/:moduleId/messages/events']],
-  },
-  {
     feature: 'cloud-to-device feedback over HTTPS (the service AMQP endpoint serves it)',
     routes: [
       ['GET', '/messages/serviceBound/feedback'],
