@@ -53,6 +53,8 @@ import { DeviceQueues } from './cloud-to-device/device-queues.js';
 import { C2dTopics } from './device-gateway/c2d-topics.js';
 import { c2dRoutes } from './service-api/c2d-routes.js';
 import { ServiceAmqpEndpoint } from './service-amqp/service-endpoint.js';
+import { AmqpDeviceLinks } from './device-gateway/amqp-device-links.js';
+import { AmqpTelemetry } from './device-gateway/amqp-telemetry.js';
 
 export interface HubOptions {
   /** Where the database and the CA live; ignored with inMemory. */
@@ -106,6 +108,8 @@ export class LocalHub {
   readonly importExport: ImportExportJobs;
   readonly auth: Authenticator;
   readonly mqtt: MqttGateway;
+  /** Devices' and modules' links on the TLS port's AMQP connections. */
+  readonly amqpDevices: AmqpDeviceLinks;
   readonly methods: DirectMethods;
   readonly eventLog: EventLog;
   /** Scheduled jobs (/jobs/v2): methods and twin updates across devices. */
@@ -155,6 +159,7 @@ export class LocalHub {
     });
     this.mqtt = new MqttGateway(this.auth, persistentSessions, throttle, log);
     this.mqtt.use(new TwinTopics(this.twins, this.mqtt, log));
+    this.amqpDevices = new AmqpDeviceLinks(hostName, this.registry);
 
     // Automatic configurations follow every twin: a new one, a changed one (tags, reported).
     const twinSource = twinQuerySource(this.registry, this.twins, () => this.jobs);
@@ -173,7 +178,7 @@ export class LocalHub {
     const revoke =
       (why: string, withModules = false) =>
       (key: IdentityKey) => {
-        const ended = this.mqtt.revoke(key, { withModules });
+        const ended = this.mqtt.revoke(key, { withModules }) + this.amqpDevices.revoke(key, why, { withModules });
         if (ended > 0)
           log.info('auth', `Closed ${ended} connection(s) of ${key.moduleId ? `${key.deviceId}/${key.moduleId}` : key.deviceId}: ${why}`);
       };
@@ -191,6 +196,7 @@ export class LocalHub {
 
     this.eventLog = new EventLog(new EventStore(db), { log });
     this.mqtt.use(new TelemetryTopics(this.eventLog, this.registry, throttle));
+    this.amqpDevices.use('messages/events', new AmqpTelemetry(this.eventLog, this.registry, log, throttle));
 
     this.importExport = new ImportExportJobs(new ImportExportJobStore(db), this.registry, this.twins, twinIdentity, log);
     this.jobs = new ScheduledJobs(
@@ -376,10 +382,11 @@ export class LocalHub {
     this.serviceAmqp = new ServiceAmqpEndpoint({
       hostName: this.hostName,
       queues: this.c2d,
-      verifyToken: (token, audience) => this.auth.verifyServiceToken(token, audience, 'ServiceConnect', 'base64'),
+      verifyToken: (token, audience) => this.auth.verifyCbsToken(token, audience) ?? false,
       unauthenticated,
       log: this.log,
       throttle: this.throttle,
+      devices: this.amqpDevices,
     });
     this.log.debug(
       'hub',
