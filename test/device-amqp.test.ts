@@ -120,11 +120,22 @@ describe('AMQP device links: dispatch and claims', () => {
     assert.equal(unknown?.condition, 'amqp:not-found');
   });
 
-  test('twin and method links are refused with amqp:not-implemented until they are served', async () => {
+  test("twin and method links: its own attach in both directions, another device's are refused", async () => {
     const connection = await deviceConnection();
-    for (const address of ['/devices/amqp-d1/twin', '/devices/amqp-d1/methods/devicebound']) {
-      const refused = await attach(connection.open_receiver({ source: { address } }));
-      assert.equal(refused?.condition, 'amqp:not-implemented', address);
+    for (const suffix of ['twin', 'methods/devicebound']) {
+      for (const deviceId of ['amqp-d1', 'amqp-d2']) {
+        const address = `/devices/${deviceId}/${suffix}`;
+        const outcomes = [
+          await attach(connection.open_receiver({ source: { address } })),
+          await attach(connection.open_sender({ target: { address } })),
+        ];
+        const expected = deviceId === 'amqp-d1' ? undefined : 'amqp:unauthorized-access';
+        assert.deepEqual(
+          outcomes.map((o) => o?.condition),
+          [expected, expected],
+          address,
+        );
+      }
     }
   });
 

@@ -55,6 +55,9 @@ import { c2dRoutes } from './service-api/c2d-routes.js';
 import { ServiceAmqpEndpoint } from './service-amqp/service-endpoint.js';
 import { AmqpDeviceLinks } from './device-gateway/amqp-device-links.js';
 import { AmqpTelemetry } from './device-gateway/amqp-telemetry.js';
+import { AmqpMethodLinks } from './device-gateway/amqp-method-links.js';
+import { AmqpTwinLinks } from './device-gateway/amqp-twin-links.js';
+import { MethodChannels } from './methods/method-channels.js';
 
 export interface HubOptions {
   /** Where the database and the CA live; ignored with inMemory. */
@@ -189,10 +192,13 @@ export class LocalHub {
     this.mqtt.on('connected', (s) => this.registry.setConnectionState(s.key, true, s.modelId));
     this.mqtt.on('disconnected', (s) => this.registry.setConnectionState(s.key, false));
 
+    // Methods go to whichever transport the identity listens on; answers come back from either.
     const methodTopics = new MethodTopics(this.mqtt);
-    this.methods = new DirectMethods(this.registry, methodTopics);
-    methodTopics.answersTo((from, rid, result) => this.methods.complete(from, rid, result));
+    const amqpMethods = new AmqpMethodLinks(log);
+    this.methods = new DirectMethods(this.registry, new MethodChannels(methodTopics, amqpMethods));
+    for (const channel of [methodTopics, amqpMethods]) channel.answersTo((from, rid, result) => this.methods.complete(from, rid, result));
     this.mqtt.use(methodTopics);
+    this.amqpDevices.use('methods/devicebound', amqpMethods).use('twin', new AmqpTwinLinks(this.twins, log));
 
     this.eventLog = new EventLog(new EventStore(db), { log });
     this.mqtt.use(new TelemetryTopics(this.eventLog, this.registry, throttle));

@@ -39,12 +39,6 @@ export interface DeviceLinkHandler {
 /** `[amqps://host]/devices/{id}[/modules/{mid}]/{suffix}`, as the device SDKs write their link addresses. */
 const DEVICE_ADDRESS = /^(?:[a-z][a-z0-9+.-]*:\/\/[^/]*)?\/devices\/([^/]+)(?:\/modules\/([^/]+))?\/(.+?)\/?$/i;
 
-/** IoT Hub's device links this hub has no handler for yet, by suffix: refused with amqp:not-implemented. */
-const NOT_SERVED_YET: Record<string, string> = {
-  'methods/devicebound': 'Direct methods',
-  twin: 'Device twins',
-};
-
 export class AmqpDeviceLinks {
   private connections?: AmqpConnections;
   private readonly handlers = new Map<string, DeviceLinkHandler>();
@@ -89,9 +83,6 @@ export class AmqpDeviceLinks {
     const handler = this.handlers.get(suffix!.toLowerCase());
     const attach = link.is_sender() ? handler?.toDevice : handler?.fromDevice;
     if (!handler) {
-      const what = NOT_SERVED_YET[suffix!.toLowerCase()];
-      if (what)
-        return connections.refuse(link, 'amqp:not-implemented', `${what} over AMQP are not served by this local hub yet; use MQTT.`);
       return connections.refuse(link, 'amqp:not-found', `'${address}' is not an endpoint of this hub.`);
     }
     if (!attach) {
