@@ -1,12 +1,12 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { jsonLines, runCli, startHubProcess, type HubProcess } from './helpers/cli.js';
+import { CliProcess, jsonLines, runCli, startHubProcess, type HubProcess } from './helpers/cli.js';
 import { tempDir } from './helpers/hub.js';
 
 // --transport on the device commands, as a user runs them: HTTPS where the device SDK has the
-// feature, a one-line refusal (exit 2) naming the transports that have it where it does not, and
-// AMQP refused as not served by the local hub yet.
+// feature, a one-line refusal (exit 2) naming the transports that have it where it does not; AMQP for
+// telemetry and cloud-to-device messages, its twins and methods refused as not served by the local hub yet.
 
 /** A usage error (exit 2): one `error:` line that matches `pattern` (commander adds its help hint below). */
 function usageError(r: { code: number | null; stderr: string }, pattern: RegExp): void {
@@ -69,14 +69,59 @@ describe('--transport on the device commands', () => {
     for (const [args, pattern] of cases) usageError(await runCli([...args, '--transport', 'http'], env), pattern);
   });
 
-  test('amqp and amqp-ws are not served by the local hub yet: exit 2, naming what is', async () => {
-    usageError(
-      await runCli(['send-telemetry', '--transport', 'amqp', '--count', '1'], env),
-      /amqp is not served by the local hub yet .*use --transport mqtt, mqtt-ws or http\.$/,
+  test('send-telemetry over amqp and amqp-ws: every message confirmed, and read back with its properties', async () => {
+    for (const transport of ['amqp', 'amqp-ws']) {
+      const r = await runCli(['send-telemetry', '--transport', transport, '--count', '2', '--interval', '0', '--json'], env);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(jsonLines(r.stdout).at(-1), { ...jsonLines(r.stdout).at(-1), event: 'summary', sent: 2, confirmed: 2, failed: 0 });
+    }
+    const monitor = await runCli(
+      ['monitor-events', '--from-start', '--count', '7', '--properties', '--json', '--timeout', '60'],
+      env,
+      90_000,
     );
+    assert.equal(monitor.code, 0, monitor.stderr);
+    const messages = jsonLines(monitor.stdout).filter((l) => l.event === 'message');
+    // The three of the http test, then two over each AMQP transport.
+    assert.equal(messages.length, 7);
+    assert.deepEqual(
+      messages.slice(3).map((m) => [m.systemProperties.messageId, m.properties]),
+      [
+        ['message_1', { Property: 'PropMsg_1' }],
+        ['message_2', { Property: 'PropMsg_2' }],
+        ['message_1', { Property: 'PropMsg_1' }],
+        ['message_2', { Property: 'PropMsg_2' }],
+      ],
+    );
+  });
+
+  test('receive-c2d --transport amqp gets the message and completes it: the sender sees Success feedback', async () => {
+    const receiver = new CliProcess(['receive-c2d', '--transport', 'amqp', '--count', '1', '--json', '--timeout', '120'], env);
+    try {
+      await receiver.waitFor((l) => l.event === 'ready');
+      const sender = await runCli(['send-c2d', '--properties', 'colour=blue', '--wait-feedback', '60', '--json'], env);
+      assert.equal(sender.code, 0, sender.stderr);
+      const lines = jsonLines(sender.stdout);
+      const sent = lines.find((l) => l.event === 'sent');
+      assert.equal(lines.find((l) => l.event === 'feedback')?.statusCode, 'Success');
+      assert.equal(await receiver.exit(60_000), 0, receiver.stderr);
+      const message = receiver.lines.find((l: any) => l.event === 'message') as any;
+      assert.equal(message.data, 'Cloud to device message.');
+      assert.equal(message.messageId, sent.messageId);
+      assert.equal(message.properties.colour, 'blue');
+    } finally {
+      await receiver.stop();
+    }
+  });
+
+  test('twins and methods over amqp are not served by the local hub yet: exit 2, naming the transports that are', async () => {
     usageError(
       await runCli(['update-reported', '--transport', 'amqp-ws'], env),
-      /amqp-ws is not served by the local hub yet .*use --transport mqtt or mqtt-ws\.$/,
+      /^error: device twins over amqp-ws is not served by the local hub yet .*use --transport mqtt or mqtt-ws\.$/,
+    );
+    usageError(
+      await runCli(['answer-methods', '--transport', 'amqp', '--count', '1'], env),
+      /direct methods over amqp is not served by the local hub yet .*use --transport mqtt or mqtt-ws\.$/,
     );
   });
 
@@ -118,7 +163,20 @@ describe('demo --transport', () => {
     }
   });
 
-  test('amqp is refused before the hub starts: exit 2', async () => {
-    usageError(await runCli(['demo', '--transport', 'amqp']), /amqp is not served by the local hub yet/);
+  test('amqp: telemetry and cloud-to-device steps over AMQP, the twin, method and job steps over MQTT, and the report says which', async () => {
+    const home = tempDir();
+    try {
+      const r = await runCli(['demo', '--transport', 'amqp', '--json'], { IOTHUB_TUT_HOME: home }, 120_000);
+      assert.equal(r.code, 0, r.stderr);
+      const report = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+      assert.equal(report.ok, true);
+      const transports = Object.fromEntries(report.steps.map((s: { step: string; transport?: string }) => [s.step, s.transport]));
+      assert.equal(transports['SimulatedDevice + monitor'], 'amqp');
+      assert.equal(transports['Cloud-to-device messages'], 'amqp');
+      assert.equal(transports.UpdateReported, 'mqtt');
+      assert.equal(transports['Device management'], 'mqtt');
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
   });
 });

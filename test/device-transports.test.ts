@@ -5,7 +5,7 @@ import { parseConnection } from '../src/clients/connection-string.js';
 import { ExitCode, ToolkitError } from '../src/clients/errors.js';
 
 // The device SDK's transports as the toolkit chooses them: every one against a real IoT Hub (no CA,
-// no port given), AMQP refused against the local hub until it serves it, and a transport without a
+// no port given), AMQP's twins and methods refused against the local hub until it serves them, and a transport without a
 // feature the app uses refused before anything connects. No network here: clients are made, not opened.
 
 const KEY = Buffer.from('a device key of thirty-two bytes').toString('base64');
@@ -30,10 +30,11 @@ test('against a real IoT Hub every transport of the SDK is used, each with its o
   }
 });
 
-test('the local hub: AMQP is not served yet, and what is is named', () => {
+test('the local hub: AMQP serves telemetry and cloud-to-device messages, not twins and methods yet, and what does is named', () => {
+  for (const transport of ['amqp', 'amqp-ws'] as const) checkTransport(transport, ['telemetry', 'c2d'], local.transport);
   refused(
-    () => checkTransport('amqp', ['telemetry'], local.transport),
-    /^amqp is not served by the local hub yet .*use --transport mqtt, mqtt-ws or http\.$/,
+    () => checkTransport('amqp', ['methods'], local.transport),
+    /^direct methods over amqp is not served by the local hub yet .*use --transport mqtt or mqtt-ws\.$/,
   );
   refused(() => checkTransport('amqp-ws', ['twin'], local.transport), /use --transport mqtt or mqtt-ws\.$/);
   for (const transport of ['mqtt', 'mqtt-ws', 'http'] as const) checkTransport(transport, ['telemetry'], local.transport);

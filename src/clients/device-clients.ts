@@ -39,16 +39,15 @@ const mqtt = async () => (await import('azure-iot-device-mqtt')).default;
 const amqp = async () => (await import('azure-iot-device-amqp')).default;
 
 /**
- * The device SDK's transports, by the names --transport takes. AMQP is the SDK's and IoT Hub's, but
- * the local hub does not serve it yet: when it does, `local` turns true. HTTPS has no twins or
- * methods in the SDK (nor on IoT Hub's HTTPS device API); its cloud-to-device polling is not served
- * by the local hub yet.
+ * The device SDK's transports, by the names --transport takes. The local hub serves AMQP's telemetry
+ * and cloud-to-device links, not its twin and method links yet. HTTPS has no twins or methods in the
+ * SDK (nor on IoT Hub's HTTPS device API); its cloud-to-device polling is not served by the local hub yet.
  */
 const TRANSPORTS = {
   mqtt: { features: ALL, local: true, load: async () => (await mqtt()).Mqtt },
   'mqtt-ws': { features: ALL, local: true, load: async () => (await mqtt()).MqttWs },
-  amqp: { features: ALL, local: false, load: async () => (await amqp()).Amqp },
-  'amqp-ws': { features: ALL, local: false, load: async () => (await amqp()).AmqpWs },
+  amqp: { features: ALL, local: true, notLocal: ['methods', 'twin'], load: async () => (await amqp()).Amqp },
+  'amqp-ws': { features: ALL, local: true, notLocal: ['methods', 'twin'], load: async () => (await amqp()).AmqpWs },
   http: {
     features: ['telemetry', 'c2d'],
     local: true,
@@ -152,8 +151,8 @@ function withMethodHooks(Transport: TransportClass, options: DeviceClientOptions
 
 /**
  * An azure-iot-device client over one of the SDK's transports (MQTT by default). For a local hub, the
- * SDK's own GatewayHostName setting points MQTT at the hub's port, an https agent does the same for
- * MQTT over WebSockets and HTTPS, and the CA is passed with setOptions.
+ * SDK's own GatewayHostName setting points MQTT and AMQP at the hub's port, an https agent does the
+ * same for MQTT and AMQP over WebSockets and HTTPS, and the CA is passed with setOptions.
  */
 export async function createDeviceClient(
   connection: DeviceConnection,
@@ -163,7 +162,7 @@ export async function createDeviceClient(
   const { transport } = connection;
   checkTransport(transportName, options.features ?? [], transport);
   let connectionString = connection.connectionString;
-  if (transport.port !== undefined && transportName === 'mqtt' && !connection.gatewayHostName) {
+  if (transport.port !== undefined && (transportName === 'mqtt' || transportName === 'amqp') && !connection.gatewayHostName) {
     connectionString += `;GatewayHostName=${connection.hostName}:${transport.port}`;
   }
   const Base = await TRANSPORTS[transportName].load();
@@ -213,6 +212,8 @@ function localHubOptions(transportName: DeviceTransport, transport: HubTransport
   switch (transportName) {
     case 'mqtt-ws':
       return { ca: transport.ca, mqtt: { webSocketAgent: hubAgent(transport) } };
+    case 'amqp-ws':
+      return { ca: transport.ca, amqp: { webSocketAgent: hubAgent(transport) } };
     case 'http':
       // azure-iot-device-http answers setOptions only when it holds receive options: its defaults are given.
       return { ca: transport.ca, http: { agent: hubAgent(transport), receivePolicy: { interval: 1 } } } as deviceSdk.DeviceClientOptions;

@@ -55,6 +55,7 @@ import { c2dRoutes } from './service-api/c2d-routes.js';
 import { ServiceAmqpEndpoint } from './service-amqp/service-endpoint.js';
 import { AmqpDeviceLinks } from './device-gateway/amqp-device-links.js';
 import { AmqpTelemetry } from './device-gateway/amqp-telemetry.js';
+import { AmqpCloudToDevice } from './device-gateway/amqp-cloud-to-device.js';
 import { AmqpMethodLinks } from './device-gateway/amqp-method-links.js';
 import { AmqpTwinLinks } from './device-gateway/amqp-twin-links.js';
 import { MethodChannels } from './methods/method-channels.js';
@@ -223,6 +224,7 @@ export class LocalHub {
     );
     this.c2d = new DeviceQueues(new C2dStore(db), this.registry, log);
     this.mqtt.use(new C2dTopics(this.c2d, this.mqtt));
+    this.amqpDevices.use('messages/devicebound', new AmqpCloudToDevice(this.c2d));
 
     const router = new Router().add(
       ...registryRoutes(this.registry),

@@ -34,6 +34,8 @@ export interface DeviceLinkHandler {
   toDevice?(device: DeviceLink<Sender>): void;
   /** A link this handler was given has ended. */
   gone?(link: Sender | Receiver): void;
+  /** Modules have no such link (e.g. a cloud-to-device queue): theirs is refused with amqp:not-found. */
+  devicesOnly?: boolean;
 }
 
 /** `[amqps://host]/devices/{id}[/modules/{mid}]/{suffix}`, as the device SDKs write their link addresses. */
@@ -84,6 +86,9 @@ export class AmqpDeviceLinks {
     const attach = link.is_sender() ? handler?.toDevice : handler?.fromDevice;
     if (!handler) {
       return connections.refuse(link, 'amqp:not-found', `'${address}' is not an endpoint of this hub.`);
+    }
+    if (moduleId && handler.devicesOnly) {
+      return connections.refuse(link, 'amqp:not-found', `'${address}' is not an endpoint of this hub: modules have no ${suffix}.`);
     }
     if (!attach) {
       return connections.refuse(
