@@ -245,7 +245,7 @@ export function configureDemo(command: Command): void {
     .addOption(
       new Option(
         '--transport <name>',
-        "the device apps' transport; a step whose feature it lacks, or the local hub does not serve over it (twins and methods over http and amqp, cloud-to-device over http), runs over mqtt",
+        "the device apps' transport; a step whose feature it lacks, or the local hub does not serve over it (cloud-to-device over http), runs over mqtt",
       )
         .choices(DEVICE_TRANSPORTS)
         .default('mqtt'),

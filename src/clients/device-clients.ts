@@ -39,15 +39,14 @@ const mqtt = async () => (await import('azure-iot-device-mqtt')).default;
 const amqp = async () => (await import('azure-iot-device-amqp')).default;
 
 /**
- * The device SDK's transports, by the names --transport takes. The local hub serves AMQP's telemetry
- * and cloud-to-device links, not its twin and method links yet. HTTPS has no twins or methods in the
+ * The device SDK's transports, by the names --transport takes. HTTPS has no twins or methods in the
  * SDK (nor on IoT Hub's HTTPS device API); its cloud-to-device polling is not served by the local hub yet.
  */
 const TRANSPORTS = {
   mqtt: { features: ALL, local: true, load: async () => (await mqtt()).Mqtt },
   'mqtt-ws': { features: ALL, local: true, load: async () => (await mqtt()).MqttWs },
-  amqp: { features: ALL, local: true, notLocal: ['methods', 'twin'], load: async () => (await amqp()).Amqp },
-  'amqp-ws': { features: ALL, local: true, notLocal: ['methods', 'twin'], load: async () => (await amqp()).AmqpWs },
+  amqp: { features: ALL, local: true, load: async () => (await amqp()).Amqp },
+  'amqp-ws': { features: ALL, local: true, load: async () => (await amqp()).AmqpWs },
   http: {
     features: ['telemetry', 'c2d'],
     local: true,
@@ -123,21 +122,27 @@ export interface DeviceClientOptions {
 
 /**
  * The SDK's transport, with what the client itself has no API for. azure-iot-device has no
- * catch-all method handler (Python's on_method_request_received): the MQTT transport emits
- * method_<name> for each call, and one nobody listens to is answered here (AMQP's calls nobody
- * listens to go unanswered, and time out). Nor does it tell when its method subscription is in
- * place (onDeviceMethod subscribes in the background).
+ * catch-all method handler (Python's on_method_request_received): each call is emitted as
+ * method_<name> (by the MQTT transport itself, by the AMQP transport's method client), and one
+ * nobody listens to is answered here. Nor does it tell when its method subscription is in place
+ * (onDeviceMethod subscribes in the background).
  */
 function withMethodHooks(Transport: TransportClass, options: DeviceClientOptions): TransportClass {
   const { unknownMethod, onMethodsEnabled } = options;
   return class extends Transport {
-    override emit(event: string | symbol, ...args: unknown[]): boolean {
-      if (unknownMethod && typeof event === 'string' && event.startsWith('method_') && this.listenerCount(event) === 0) {
-        const { requestId } = args[0] as { requestId: string };
-        this.sendMethodResponse({ requestId, ...unknownMethod }, () => {});
-        return true;
-      }
-      return super.emit(event, ...args);
+    constructor(...args: never[]) {
+      super(...args);
+      if (!unknownMethod) return;
+      const emitter = (this as { _deviceMethodClient?: MethodEmitter })._deviceMethodClient ?? this;
+      const emit = emitter.emit.bind(emitter);
+      emitter.emit = (event: string | symbol, ...rest: unknown[]): boolean => {
+        if (typeof event === 'string' && event.startsWith('method_') && emitter.listenerCount(event) === 0) {
+          const { requestId } = rest[0] as { requestId: string };
+          this.sendMethodResponse({ requestId, ...unknownMethod }, () => {});
+          return true;
+        }
+        return emit(event, ...rest);
+      };
     }
 
     override enableMethods(callback: (err?: Error) => void): void {
@@ -147,6 +152,12 @@ function withMethodHooks(Transport: TransportClass, options: DeviceClientOptions
       });
     }
   };
+}
+
+/** What emits a transport's method calls: the transport (MQTT) or its method client (AMQP). */
+interface MethodEmitter {
+  emit(event: string | symbol, ...args: unknown[]): boolean;
+  listenerCount(event: string | symbol): number;
 }
 
 /**
