@@ -10,7 +10,7 @@ import { table, verdict, type Row } from './lib/report.js';
 import { profileWorkers } from './lib/workers.js';
 import { toolkitSuite } from './suites/toolkit.js';
 import { fairnessSuite } from './suites/fairness.js';
-import { methodsSuite, twinSuite } from './suites/methods-twin.js';
+import { methodsAmqpSuite, methodsSuite, twinSuite } from './suites/methods-twin.js';
 import { connectionsSuite } from './suites/connections.js';
 import { d2cSuite } from './suites/d2c.js';
 import { d2cHttpsSuite } from './suites/d2c-https.js';
@@ -50,6 +50,7 @@ const suites: Record<string, Suite> = {
   toolkit: (hub) => toolkitSuite(hub, { runs: scale(11, 3), telemetryDevices: 1000 }),
   twin: (hub) => twinSuite(hub, latency),
   methods: (hub) => methodsSuite(hub, latency),
+  'methods-amqp': (hub) => methodsAmqpSuite(hub, latency),
   d2c: (hub) =>
     d2cSuite(hub, {
       deviceCounts: [1, 10, 100],
