@@ -7,7 +7,7 @@ import deviceSdk from 'azure-iot-device';
 import { earliestEventPosition, type ReceivedEventData } from '@azure/event-hubs';
 import { openDevice, registerIdentity, until } from './helpers/devices.js';
 import { createDeviceClient, type DeviceTransport } from '../src/clients/device-clients.js';
-import { createServiceClient } from '../src/clients/service-clients.js';
+import { createRegistry, createServiceClient } from '../src/clients/service-clients.js';
 import { createLog } from '../src/hub/log.js';
 import { createSasToken } from '../src/hub/auth/sas-token.js';
 import { collect, consumer, within } from './helpers/events.js';
@@ -141,6 +141,89 @@ describe('AMQP device links: dispatch and claims', () => {
         );
       }
     }
+  });
+
+  test('the method links on the wire: no credit, no call (404103, or the call waits for credit); the answer by correlation id and IoThub-status', async () => {
+    const connection = await deviceConnection();
+    const address = '/devices/amqp-d1/methods/devicebound';
+    const calls = connection.open_receiver({ source: { address }, credit_window: 0 });
+    assert.equal(await attach(calls), undefined);
+    const answers = connection.open_sender({ target: { address } });
+    assert.equal(await attach(answers), undefined);
+    const service = createServiceClient(t.connection);
+    const offline: any = await service
+      .invokeDeviceMethod('amqp-d1', { methodName: 'm', payload: null, responseTimeoutInSeconds: 5 })
+      .catch((err: unknown) => err);
+    assert.equal(JSON.parse(offline.responseBody).errorCode, 404103, 'a device that gives no credit is not listening');
+    const calling = service.invokeDeviceMethod('amqp-d1', {
+      methodName: 'm',
+      payload: { n: 1 },
+      responseTimeoutInSeconds: 10,
+      connectTimeoutInSeconds: 30,
+    });
+    const received = once(calls, 'message');
+    calls.add_credit(1);
+    const [context] = (await within(10_000, 'the call', received)) as [EventContext];
+    const call = context.message!;
+    assert.equal(call.application_properties?.['IoThub-methodname'], 'm');
+    assert.deepEqual(JSON.parse(call.body.content.toString()), { n: 1 });
+    assert.ok(Buffer.isBuffer(call.correlation_id) && call.correlation_id.length === 16, 'the correlation id is an AMQP uuid');
+    answers.send({
+      correlation_id: call.correlation_id,
+      application_properties: { 'IoThub-status': 201 },
+      body: rhea.message.data_section(Buffer.from('"done"')),
+    });
+    assert.deepEqual((await calling).result, { status: 201, payload: 'done' });
+  });
+
+  test('the twin links on the wire: answers on the paired link with status and version; without credit a few pushes held, the rest dropped (logged); a bad operation is 400', async () => {
+    const connection = await deviceConnection();
+    const address = '/devices/amqp-d1/twin';
+    const properties = { 'com.microsoft:channel-correlation-id': `twin:${rhea.generate_uuid()}` };
+    const answers = connection.open_receiver({ source: { address }, credit_window: 0, properties });
+    assert.equal(await attach(answers), undefined);
+    const requests = connection.open_sender({ target: { address }, properties });
+    assert.equal(await attach(requests), undefined);
+    const ask = async (correlationId: string, annotations: Record<string, string>, body = ' ') => {
+      const answered = once(answers, 'message');
+      answers.add_credit(1);
+      requests.send({
+        correlation_id: correlationId,
+        message_annotations: annotations,
+        body: rhea.message.data_section(Buffer.from(body)),
+      });
+      const [context] = (await within(10_000, `the answer to ${correlationId}`, answered)) as [EventContext];
+      return context.message!;
+    };
+    const put = await ask('put-1', { operation: 'PUT', resource: '/notifications/twin/properties/desired' });
+    assert.equal(put.correlation_id, 'put-1');
+    assert.equal(put.message_annotations?.status, 200);
+    const patched = await ask('patch-1', { operation: 'PATCH', resource: '/properties/reported' }, '{"wire":true}');
+    assert.equal(patched.message_annotations?.status, 204);
+    assert.equal(patched.message_annotations?.version, t.hub.twins.get({ deviceId: 'amqp-d1' }).reportedVersion);
+    const bad = await ask('bad-1', { operation: 'POST', resource: '/properties/reported' });
+    assert.equal(bad.message_annotations?.status, 400);
+    assert.equal(JSON.parse(bad.body.content.toString()).errorCode, 400004);
+
+    // Without credit the hub holds a few pushes, in order, and drops those past them (logged); the service's updates succeed.
+    const registry = createRegistry(t.connection);
+    const { desiredVersion } = t.hub.twins.get({ deviceId: 'amqp-d1' });
+    for (let n = 1; n <= 17; n++) await registry.updateTwin('amqp-d1', { properties: { desired: { n } } }, '*');
+    await until(
+      () => logLines.some((l) => /info {2}amqp: dropped a desired patch for amqp-d1: its link .* gives no credit/.test(l)),
+      'the dropped patch is logged',
+    );
+    const pushed: rhea.Message[] = [];
+    answers.on('message', (context: EventContext) => pushed.push(context.message!));
+    answers.add_credit(20);
+    await until(() => pushed.length === 16, 'the held patches');
+    assert.deepEqual(
+      pushed.map((m) => JSON.parse(m.body.content.toString()).n),
+      Array.from({ length: 16 }, (_, i) => i + 1),
+    );
+    assert.equal(pushed[0]!.correlation_id, undefined);
+    assert.deepEqual(JSON.parse(pushed[0]!.body.content.toString()), { n: 1, $version: desiredVersion + 1 });
+    assert.equal(pushed[0]!.message_annotations?.version, desiredVersion + 1);
   });
 
   test('a connection with no token attaches nothing', async () => {

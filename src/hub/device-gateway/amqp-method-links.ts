@@ -39,11 +39,12 @@ export class AmqpMethodLinks implements MethodChannel, DeviceLinkHandler {
     this.onAnswer = listener;
   }
 
-  /** The device's receiving link (the hub's sender): method calls for the identity go there. */
+  /** The device's receiving link (the hub's sender): method calls for the identity go there once it gives credit. */
   toDevice({ key, link }: DeviceLink<Sender>): void {
     const id = identityId(key);
     this.requestLinks.set(id, link);
     this.identities.set(link, id);
+    link.on('sendable', () => this.waiters.changed());
     this.waiters.changed();
   }
 
@@ -71,8 +72,13 @@ export class AmqpMethodLinks implements MethodChannel, DeviceLinkHandler {
     if (this.requestLinks.get(id) === link) this.requestLinks.delete(id);
   }
 
+  /**
+   * True when the identity's link for calls is open and has credit: the hub queues nothing for a
+   * device that does not read (rhea would hold it, up to an overflow that throws).
+   */
   isListening(key: IdentityKey): boolean {
-    return this.requestLinks.get(identityId(key))?.is_open() ?? false;
+    const link = this.requestLinks.get(identityId(key));
+    return !!link && link.is_open() && link.sendable();
   }
 
   whenListening(key: IdentityKey, timeoutMs: number, signal: AbortSignal): Promise<boolean> {
@@ -80,9 +86,8 @@ export class AmqpMethodLinks implements MethodChannel, DeviceLinkHandler {
   }
 
   deliver(key: IdentityKey, methodName: string, rid: string, payload: unknown): Promise<void> {
-    const link = this.requestLinks.get(identityId(key));
-    if (!link?.is_open()) return Promise.reject(new Error('not listening'));
-    link.send({
+    if (!this.isListening(key)) return Promise.reject(new Error('not listening'));
+    this.requestLinks.get(identityId(key))!.send({
       correlation_id: rhea.string_to_uuid(UUID_PREFIX + rid.padStart(RID_DIGITS, '0')),
       application_properties: { [METHOD_NAME]: methodName },
       body: rhea.message.data_section(Buffer.from(JSON.stringify(payload))),

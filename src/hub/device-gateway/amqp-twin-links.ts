@@ -18,6 +18,8 @@ import type { Twins } from '../twins/twin-service.js';
 const CHANNEL = 'com.microsoft:channel-correlation-id';
 const REPORTED = '/properties/reported';
 const DESIRED_NOTIFICATIONS = '/notifications/twin/properties/desired';
+/** Messages the hub holds for a device link without credit; a twin message is at most ~32 KB. */
+const MAX_WAITING = 16;
 
 interface Answer {
   status: number;
@@ -30,16 +32,16 @@ export class AmqpTwinLinks implements DeviceLinkHandler {
   private readonly subscribed = new Map<string, Set<Sender>>();
   /** The identity of each subscribed link. */
   private readonly subscribers = new Map<Sender, string>();
+  /** Messages for device links without credit yet, in order. */
+  private readonly waiting = new Map<Sender, Message[]>();
 
   constructor(
     private readonly twins: Twins,
     private readonly log: HubLog,
   ) {
     twins.on('desired', (key, patch) => {
-      for (const link of this.subscribed.get(identityId(key)) ?? []) {
-        // A device that drops in between simply misses the patch; it reads the twin when it reconnects.
-        if (link.is_open()) link.send(twinMessage(patch, { version: rhea.types.wrap_long(Number(patch.$version)) }));
-      }
+      for (const link of this.subscribed.get(identityId(key)) ?? [])
+        this.send(key, link, twinMessage(patch, { version: rhea.types.wrap_long(Number(patch.$version)) }), 'a desired patch');
     });
   }
 
@@ -49,13 +51,16 @@ export class AmqpTwinLinks implements DeviceLinkHandler {
   }
 
   /**
-   * The device's receiving link (the hub's sender): answers and, once asked for, desired patches.
-   * Nothing to do until a request names it (by its channel correlation id).
+   * The device's receiving link (the hub's sender): answers and, once asked for, desired patches,
+   * each as soon as the device gives credit. Its pair names it by their channel correlation id.
    */
-  toDevice(): void {}
+  toDevice({ link }: DeviceLink<Sender>): void {
+    link.on('sendable', () => this.flush(link));
+  }
 
   /** A link of the pair is gone (detached, expired, revoked, or its connection closed). */
   gone(link: Sender | Receiver): void {
+    this.waiting.delete(link as Sender);
     const id = this.subscribers.get(link as Sender);
     if (id === undefined) return;
     this.subscribers.delete(link as Sender);
@@ -90,7 +95,37 @@ export class AmqpTwinLinks implements DeviceLinkHandler {
     }
     const annotationsOut: Record<string, unknown> = { status: rhea.types.wrap_int(answer.status) };
     if (answer.version !== undefined) annotationsOut.version = rhea.types.wrap_long(answer.version);
-    responses.send({ ...twinMessage(answer.body, annotationsOut), correlation_id: correlationId });
+    this.send(
+      key,
+      responses,
+      { ...twinMessage(answer.body, annotationsOut), correlation_id: correlationId },
+      'the answer to a twin request',
+    );
+  }
+
+  /**
+   * Sends to a device's receiving link, or holds the message until the device gives credit (a request
+   * may come before the credit for its answer: the SDKs write both at once, the transfer first). The
+   * hub holds a few for a link, in order; past that the device is not reading and misses what follows
+   * (as one that drops in between does: it reads the twin with its next GET).
+   */
+  private send(key: IdentityKey, link: Sender, message: Message, what: string): void {
+    if (!link.is_open()) return;
+    const waiting = this.waiting.get(link);
+    if (!waiting && link.sendable()) return void link.send(message);
+    if (waiting && waiting.length >= MAX_WAITING) {
+      this.log.info('amqp', `dropped ${what} for ${identityId(key)}: its link '${link.name}' gives no credit`);
+      return;
+    }
+    if (waiting) waiting.push(message);
+    else this.waiting.set(link, [message]);
+  }
+
+  /** Sends what waited for credit, as far as the credit goes. */
+  private flush(link: Sender): void {
+    const waiting = this.waiting.get(link);
+    while (waiting && waiting.length > 0 && link.sendable()) link.send(waiting.shift()!);
+    if (waiting?.length === 0) this.waiting.delete(link);
   }
 
   private subscribe(id: string, link: Sender): void {
