@@ -11,41 +11,15 @@ import { createRegistry, createServiceClient } from '../src/clients/service-clie
 import { createLog } from '../src/hub/log.js';
 import { createSasToken } from '../src/hub/auth/sas-token.js';
 import { collect, consumer, within } from './helpers/events.js';
+import { open, putToken } from './helpers/amqp.js';
 
 // Devices and modules over AMQP on the hub's TLS port: the link dispatch (which identity's links a
 // connection may attach, by the tokens it put on $cbs), with a bare rhea client, for what the SDK
 // never does on its own (attach another device's links, skip $cbs).
 
 /** A bare AMQPS connection to the hub's TLS port. */
-async function connect(t: TestHub): Promise<Connection> {
-  const connection = rhea.create_container().connect({
-    transport: 'tls',
-    host: '127.0.0.1',
-    servername: 'localhost',
-    port: t.hub.port,
-    ca: t.hub.tls.ca,
-    reconnect: false,
-  } as rhea.ConnectionOptions);
-  connection.on('error', () => {});
-  connection.on('disconnected', () => {});
-  await within(10_000, 'the AMQP connection', once(connection, 'connection_open'));
-  return connection;
-}
-
-/** A put-token round trip on $cbs; resolves to the reply's status code. */
-async function putToken(connection: Connection, audience: string, token: string): Promise<number> {
-  const replyTo = `cbs-reply-${rhea.generate_uuid()}`;
-  const replies = connection.open_receiver({ name: replyTo, source: { address: '$cbs' }, target: { address: replyTo } });
-  const requests = connection.open_sender({ target: { address: '$cbs' } });
-  await within(10_000, 'the $cbs links', once(requests, 'sendable'));
-  requests.send({
-    message_id: rhea.generate_uuid(),
-    reply_to: replyTo,
-    application_properties: { operation: 'put-token', name: audience, type: 'servicebus.windows.net:sastoken' },
-    body: token,
-  });
-  const [context] = (await within(10_000, 'the $cbs reply', once(replies, 'message'))) as [EventContext];
-  return context.message!.application_properties!['status-code'] as number;
+function connect(t: TestHub): Promise<Connection> {
+  return open(t.hub.port, {}, t.hub.tls);
 }
 
 type AmqpError = { condition: string; description: string };
