@@ -11,41 +11,15 @@ import { createRegistry, createServiceClient } from '../src/clients/service-clie
 import { createLog } from '../src/hub/log.js';
 import { createSasToken } from '../src/hub/auth/sas-token.js';
 import { collect, consumer, within } from './helpers/events.js';
+import { open, putToken } from './helpers/amqp.js';
 
 // Devices and modules over AMQP on the hub's TLS port: the link dispatch (which identity's links a
 // connection may attach, by the tokens it put on $cbs), with a bare rhea client, for what the SDK
 // never does on its own (attach another device's links, skip $cbs).
 
 /** A bare AMQPS connection to the hub's TLS port. */
-async function connect(t: TestHub): Promise<Connection> {
-  const connection = rhea.create_container().connect({
-    transport: 'tls',
-    host: '127.0.0.1',
-    servername: 'localhost',
-    port: t.hub.port,
-    ca: t.hub.tls.ca,
-    reconnect: false,
-  } as rhea.ConnectionOptions);
-  connection.on('error', () => {});
-  connection.on('disconnected', () => {});
-  await within(10_000, 'the AMQP connection', once(connection, 'connection_open'));
-  return connection;
-}
-
-/** A put-token round trip on $cbs; resolves to the reply's status code. */
-async function putToken(connection: Connection, audience: string, token: string): Promise<number> {
-  const replyTo = `cbs-reply-${rhea.generate_uuid()}`;
-  const replies = connection.open_receiver({ name: replyTo, source: { address: '$cbs' }, target: { address: replyTo } });
-  const requests = connection.open_sender({ target: { address: '$cbs' } });
-  await within(10_000, 'the $cbs links', once(requests, 'sendable'));
-  requests.send({
-    message_id: rhea.generate_uuid(),
-    reply_to: replyTo,
-    application_properties: { operation: 'put-token', name: audience, type: 'servicebus.windows.net:sastoken' },
-    body: token,
-  });
-  const [context] = (await within(10_000, 'the $cbs reply', once(replies, 'message'))) as [EventContext];
-  return context.message!.application_properties!['status-code'] as number;
+function connect(t: TestHub): Promise<Connection> {
+  return open(t.hub.port, {}, t.hub.tls);
 }
 
 type AmqpError = { condition: string; description: string };
@@ -226,6 +200,32 @@ describe('AMQP device links: dispatch and claims', () => {
     assert.equal(pushed[0]!.message_annotations?.version, desiredVersion + 1);
   });
 
+  test("a module's token opens that module's links, not its device's; modules have no cloud-to-device queue", async () => {
+    const { key } = await registerIdentity(t, 'amqp-d3', 'm1');
+    const connection = await connect(t);
+    connections.push(connection);
+    const audience = 'localhost/devices/amqp-d3/modules/m1';
+    assert.equal(await putToken(connection, encodeURIComponent(audience), createSasToken(audience, key, undefined, 3600)), 200);
+    assert.equal(await attach(connection.open_sender({ target: { address: '/devices/amqp-d3/modules/m1/messages/events' } })), undefined);
+    const device = await attach(connection.open_sender({ target: { address: '/devices/amqp-d3/messages/events' } }));
+    assert.equal(device?.condition, 'amqp:unauthorized-access');
+    const c2d = await attach(connection.open_receiver({ source: { address: '/devices/amqp-d3/modules/m1/messages/devicebound' } }));
+    assert.equal(c2d?.condition, 'amqp:not-found');
+  });
+
+  test('a disabled device attaches nothing, even with a DeviceConnect policy token', async () => {
+    await registerIdentity(t, 'amqp-off');
+    const registry = createRegistry(t.connection);
+    await registry.update({ ...(await registry.get('amqp-off')).responseBody, status: 'disabled' });
+    const connection = await connect(t);
+    connections.push(connection);
+    const token = createSasToken('localhost', t.hub.auth.policy('device')!.primaryKey, 'device', 3600);
+    assert.equal(await putToken(connection, 'localhost', token), 200);
+    const refused = await attach(connection.open_sender({ target: { address: '/devices/amqp-off/messages/events' } }));
+    assert.equal(refused?.condition, 'amqp:unauthorized-access');
+    assert.match(refused!.description, /device 'amqp-off' is disabled/);
+  });
+
   test('a connection with no token attaches nothing', async () => {
     const connection = await connect(t);
     connections.push(connection);
@@ -282,6 +282,139 @@ function stamps(event: ReceivedEventData): Record<string, unknown> {
     body: event.body,
   };
 }
+
+describe('AMQP device tokens: expiry, renewal, several identities on one connection, revocation', () => {
+  let t: TestHub;
+  const logLines: string[] = [];
+  const connections: Connection[] = [];
+  before(async () => (t = await startTestHub({ log: createLog('info', (line) => logLines.push(line)) })));
+  after(async () => {
+    for (const c of connections) c.close();
+    await t.dispose();
+  });
+  async function tokenConnection(): Promise<Connection> {
+    const connection = await connect(t);
+    connections.push(connection);
+    return connection;
+  }
+  const audienceOf = (deviceId: string) => `localhost/devices/${deviceId}`;
+  async function putDeviceToken(connection: Connection, deviceId: string, key: string, ttlSeconds: number): Promise<number> {
+    return putToken(connection, encodeURIComponent(audienceOf(deviceId)), createSasToken(audienceOf(deviceId), key, undefined, ttlSeconds));
+  }
+  /** Resolves with the error a link is detached with (bounded). */
+  function detached(link: Sender | Receiver, what: string): Promise<AmqpError> {
+    return within(
+      30_000,
+      what,
+      new Promise<AmqpError>((resolve) =>
+        link.once(link.is_sender() ? 'sender_close' : 'receiver_close', () => resolve(errorOf(link.error))),
+      ),
+    );
+  }
+
+  test("two devices on one connection, each with its own token: one token's expiry detaches that device's link only", async () => {
+    const short = await registerIdentity(t, 'mux-short');
+    const long = await registerIdentity(t, 'mux-long');
+    const connection = await tokenConnection();
+    assert.equal(await putDeviceToken(connection, 'mux-short', short.key, 2), 200);
+    assert.equal(await putDeviceToken(connection, 'mux-long', long.key, 3600), 200);
+    const shortLink = connection.open_sender({ target: { address: '/devices/mux-short/messages/events' } });
+    assert.equal(await attach(shortLink), undefined);
+    const longLink = connection.open_sender({ target: { address: '/devices/mux-long/messages/events' } });
+    assert.equal(await attach(longLink), undefined);
+    const error = await detached(shortLink, 'the short token to expire');
+    assert.equal(error.condition, 'amqp:unauthorized-access');
+    assert.ok(
+      logLines.some((l) =>
+        /info {2}amqp: detached the link .* to '\/devices\/mux-short\/messages\/events': the token for .* expired/.test(l),
+      ),
+      logLines.join(''),
+    );
+    // The other device's link is still open, and its messages are still taken.
+    assert.ok(longLink.is_open(), "the other device's link is open");
+    const accepted = within(10_000, 'the acceptance', once(longLink, 'accepted'));
+    longLink.send({ message_id: 'mux-long-1', body: rhea.message.data_section(Buffer.from('{}')) });
+    await accepted;
+    // A new token for the first device lets it attach again.
+    assert.equal(await putDeviceToken(connection, 'mux-short', short.key, 3600), 200);
+    assert.equal(await attach(connection.open_sender({ target: { address: '/devices/mux-short/messages/events' } })), undefined);
+  });
+
+  test('a token renewed before its expiry keeps the link open past the first expiry', async () => {
+    const device = await registerIdentity(t, 'renewed');
+    const connection = await tokenConnection();
+    assert.equal(await putDeviceToken(connection, 'renewed', device.key, 3), 200);
+    const link = connection.open_sender({ target: { address: '/devices/renewed/messages/events' } });
+    assert.equal(await attach(link), undefined);
+    let closed = false;
+    link.once('sender_close', () => (closed = true));
+    assert.equal(await putDeviceToken(connection, 'renewed', device.key, 3600), 200);
+    // Past the first token's expiry and a sweep (once a second): still open.
+    const pastExpiry = Date.now() + 5000;
+    await until(() => Date.now() > pastExpiry, 'the first token has expired', 10_000);
+    assert.equal(closed, false);
+    const accepted = within(10_000, 'the acceptance', once(link, 'accepted'));
+    link.send({ body: rhea.message.data_section(Buffer.from('{}')) });
+    await accepted;
+  });
+
+  test('the SDK renews its token on a long connection (a 6 s token, renewed 3 s before expiry): telemetry goes on, no link is detached', async () => {
+    const connection = await registerIdentity(t, 'sdk-renewal');
+    const provider = deviceSdk.SharedAccessKeyAuthenticationProvider.fromConnectionString(
+      `${connection.connectionString};GatewayHostName=localhost:${t.hub.port}`,
+      6,
+      3,
+    );
+    const { Amqp } = (await import('azure-iot-device-amqp')).default;
+    const client = deviceSdk.Client.fromAuthenticationProvider(provider, Amqp);
+    await client.setOptions({ ca: t.hub.tls.ca });
+    let disconnects = 0;
+    client.on('disconnect', () => disconnects++);
+    await client.open();
+    try {
+      const until12s = Date.now() + 12_000;
+      for (let n = 0; Date.now() < until12s; n++) {
+        await client.sendEvent(new deviceSdk.Message(JSON.stringify({ n })));
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      assert.equal(disconnects, 0);
+      assert.ok(!logLines.some((l) => l.includes("to '/devices/sdk-renewal/messages/events': the token")), logLines.join(''));
+    } finally {
+      await client.close();
+    }
+  });
+
+  for (const [change, why] of [
+    ['disabled', 'it was disabled'],
+    ['deleted', 'the identity was deleted'],
+    ['rekeyed', 'its keys were changed'],
+  ] as const) {
+    test(`a device ${change}: its AMQP links and connection are closed at once, and its old token opens nothing`, async () => {
+      const deviceId = `revoked-${change}`;
+      const device = await registerIdentity(t, deviceId);
+      const connection = await tokenConnection();
+      assert.equal(await putDeviceToken(connection, deviceId, device.key, 3600), 200);
+      const link = connection.open_sender({ target: { address: `/devices/${deviceId}/messages/events` } });
+      assert.equal(await attach(link), undefined);
+      const closed = within(10_000, 'the connection to close', new Promise((resolve) => connection.once('connection_close', resolve)));
+      const registry = createRegistry(t.connection);
+      const identity = (await registry.get(deviceId)).responseBody;
+      if (change === 'disabled') await registry.update({ ...identity, status: 'disabled' });
+      else if (change === 'deleted') await registry.delete(deviceId);
+      else {
+        const fresh = Buffer.alloc(32, 7).toString('base64');
+        await registry.update({ ...identity, authentication: { type: 'sas', symmetricKey: { primaryKey: fresh, secondaryKey: fresh } } });
+      }
+      await closed;
+      assert.ok(
+        logLines.some((l) => l.includes(`auth: Closed 1 connection(s) of ${deviceId}: ${why}`)),
+        logLines.join(''),
+      );
+      const again = await tokenConnection();
+      assert.equal(await putDeviceToken(again, deviceId, device.key, 3600), 401);
+    });
+  }
+});
 
 describe('devices and modules over the SDK: Amqp and AmqpWs', () => {
   let t: TestHub;

@@ -274,6 +274,7 @@ export class AmqpConnections {
     for (const [link, { path, right }] of state.authorised) {
       if (state.claims.covers(path, right, nowMs)) continue;
       state.authorised.delete(link);
+      this.options.log.info('amqp', `detached the link '${link.name}' to '${linkAddress(link)}': the token for '${path}' expired`);
       link.close(this.options.expiredClaim(link, path, connection));
       this.options.linkGone?.(link);
     }
