@@ -200,6 +200,45 @@ describe('AMQP device links: dispatch and claims', () => {
     assert.equal(pushed[0]!.message_annotations?.version, desiredVersion + 1);
   });
 
+  test('twin answers held for credit go out in order, a DELETE of the subscription among them', async () => {
+    const connection = await deviceConnection();
+    const address = '/devices/amqp-d1/twin';
+    const properties = { 'com.microsoft:channel-correlation-id': `twin:${rhea.generate_uuid()}` };
+    const answers = connection.open_receiver({ source: { address }, credit_window: 0, properties });
+    assert.equal(await attach(answers), undefined);
+    const requests = connection.open_sender({ target: { address }, properties });
+    assert.equal(await attach(requests), undefined);
+    const got: rhea.Message[] = [];
+    answers.on('message', (context: EventContext) => got.push(context.message!));
+    let accepted = 0;
+    requests.on('accepted', () => accepted++);
+    const desired = '/notifications/twin/properties/desired';
+    for (const [id, operation, resource] of [
+      ['get-1', 'GET', undefined],
+      ['put-1', 'PUT', desired],
+      ['delete-1', 'DELETE', desired],
+    ] as const) {
+      requests.send({
+        correlation_id: id,
+        message_annotations: { operation, ...(resource ? { resource } : {}) },
+        body: rhea.message.data_section(Buffer.from(' ')),
+      });
+    }
+    // The hub settles each request once handled: then all three answers wait for credit.
+    await until(() => accepted === 3, 'the requests are handled');
+    assert.equal(got.length, 0);
+    answers.add_credit(3);
+    await until(() => got.length === 3, 'the three answers');
+    assert.deepEqual(
+      got.map((m) => [m.correlation_id, m.message_annotations?.status]),
+      [
+        ['get-1', 200],
+        ['put-1', 200],
+        ['delete-1', 200],
+      ],
+    );
+  });
+
   test("a module's token opens that module's links, not its device's; modules have no cloud-to-device queue", async () => {
     const { key } = await registerIdentity(t, 'amqp-d3', 'm1');
     const connection = await connect(t);

@@ -61,11 +61,7 @@ export class AmqpTwinLinks implements DeviceLinkHandler {
   /** A link of the pair is gone (detached, expired, revoked, or its connection closed). */
   gone(link: Sender | Receiver): void {
     this.waiting.delete(link as Sender);
-    const id = this.subscribers.get(link as Sender);
-    if (id === undefined) return;
-    this.subscribers.delete(link as Sender);
-    const links = this.subscribed.get(id);
-    if (links?.delete(link as Sender) && links.size === 0) this.subscribed.delete(id);
+    this.unsubscribe(link as Sender);
   }
 
   private request(key: IdentityKey, link: Receiver, message: Message, delivery: Delivery): void {
@@ -135,12 +131,20 @@ export class AmqpTwinLinks implements DeviceLinkHandler {
     this.subscribers.set(link, id);
   }
 
+  private unsubscribe(link: Sender): void {
+    const id = this.subscribers.get(link);
+    if (id === undefined) return;
+    this.subscribers.delete(link);
+    const links = this.subscribed.get(id);
+    if (links?.delete(link) && links.size === 0) this.subscribed.delete(id);
+  }
+
   private handle(key: IdentityKey, responses: Sender, operation: string, resource: unknown, body: unknown): Answer {
     if (operation === 'GET' && resource === undefined) return { status: 200, body: this.twins.deviceView(key) };
     if (operation === 'PATCH' && resource === REPORTED) return { status: 204, version: this.twins.patchReported(key, parseJson(body)) };
     if ((operation === 'PUT' || operation === 'DELETE') && resource === DESIRED_NOTIFICATIONS) {
       if (operation === 'PUT') this.subscribe(identityId(key), responses);
-      else this.gone(responses);
+      else this.unsubscribe(responses);
       return { status: 200 };
     }
     throw hubErrors.argumentInvalid(
