@@ -14,6 +14,7 @@ import { methodsAmqpSuite, methodsSuite, twinSuite } from './suites/methods-twin
 import { connectionsSuite } from './suites/connections.js';
 import { d2cSuite } from './suites/d2c.js';
 import { d2cHttpsSuite } from './suites/d2c-https.js';
+import { d2cAmqpSuite } from './suites/d2c-amqp.js';
 import { c2dSuite } from './suites/c2d.js';
 import { storeSuite } from './suites/store.js';
 import { soakSuite } from './suites/soak.js';
@@ -67,6 +68,14 @@ const suites: Record<string, Suite> = {
       inFlight: 100,
       timeMs: scale(30_000, 10_000),
       batch: 100,
+    }),
+  'd2c-amqp': (hub) =>
+    d2cAmqpSuite(hub, {
+      deviceCounts: [1, 10, 100],
+      messages: scale(60_000, 6_000),
+      payloadBytes: 200,
+      inFlight: 200,
+      timeMs: scale(30_000, 10_000),
     }),
   c2d: (hub) => c2dSuite(hub, { count: scale(2000, 200), inFlight: 20, timeMs: latency.timeMs }),
   fairness: (hub) => fairnessSuite(hub, { patches: 5000, quietSamples: scale(1000, 200), timeMs: scale(60_000, 20_000) }),

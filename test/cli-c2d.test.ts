@@ -13,28 +13,31 @@ describe('cloud-to-device: send-c2d and receive-c2d as separate processes', () =
   });
   after(async () => assert.equal(await terminal1.stop(), 0, 'the hub stops cleanly on Ctrl-C'));
 
-  test('terminal 2 receives, terminal 3 sends with --wait-feedback: the device prints the message and its properties, the sender its Success feedback', async () => {
-    const receiver = new CliProcess(['receive-c2d', '--count', '1', '--json', '--timeout', '120'], env);
-    try {
-      await receiver.waitFor((l) => l.event === 'ready');
-      const sender = await runCli(['send-c2d', '--properties', 'colour=blue', '--wait-feedback', '60', '--json'], env);
-      assert.equal(sender.code, 0, sender.stderr);
-      const lines = jsonLines(sender.stdout);
-      const sent = lines.find((l) => l.event === 'sent');
-      assert.equal(sent.data, 'Cloud to device message.');
-      const feedback = lines.find((l) => l.event === 'feedback');
-      assert.equal(feedback.originalMessageId, sent.messageId);
-      assert.equal(feedback.statusCode, 'Success');
-      assert.equal(await receiver.exit(60_000), 0, receiver.stderr);
-      const message = receiver.lines.find((l: any) => l.event === 'message') as any;
-      assert.equal(message.data, 'Cloud to device message.');
-      assert.equal(message.messageId, sent.messageId);
-      assert.equal(message.properties.colour, 'blue');
-      assert.equal(message.properties['iothub-ack'], 'full');
-    } finally {
-      await receiver.stop();
-    }
-  });
+  for (const transport of ['mqtt', 'amqp'] as const) {
+    test(`terminal 2 receives over ${transport}, terminal 3 sends with --wait-feedback: the device prints the message and its properties, the sender its Success feedback`, async () => {
+      const receiver = new CliProcess(['receive-c2d', '--transport', transport, '--count', '1', '--json', '--timeout', '120'], env);
+      try {
+        await receiver.waitFor((l) => l.event === 'ready');
+        const sender = await runCli(['send-c2d', '--properties', 'colour=blue', '--wait-feedback', '60', '--json'], env);
+        assert.equal(sender.code, 0, sender.stderr);
+        const lines = jsonLines(sender.stdout);
+        const sent = lines.find((l) => l.event === 'sent');
+        assert.equal(sent.data, 'Cloud to device message.');
+        const feedback = lines.find((l) => l.event === 'feedback');
+        assert.equal(feedback.originalMessageId, sent.messageId);
+        assert.equal(feedback.statusCode, 'Success');
+        assert.equal(await receiver.exit(60_000), 0, receiver.stderr);
+        const message = receiver.lines.find((l: any) => l.event === 'message') as any;
+        assert.equal(message.data, 'Cloud to device message.');
+        assert.equal(message.messageId, sent.messageId);
+        assert.equal(message.properties.colour, 'blue');
+        // MQTT carries the ack in the property bag; the AMQP SDK takes it out as the message's own `ack`.
+        assert.equal(message.properties['iothub-ack'], transport === 'mqtt' ? 'full' : undefined);
+      } finally {
+        await receiver.stop();
+      }
+    });
+  }
 
   test('without a receiver, --wait-feedback ends with exit 5 and says why; the message waits in the queue for the device', async () => {
     const r = await runCli(['send-c2d', '--wait-feedback', '1'], env);

@@ -95,25 +95,6 @@ describe('--transport on the device commands', () => {
     );
   });
 
-  test('receive-c2d --transport amqp gets the message and completes it: the sender sees Success feedback', async () => {
-    const receiver = new CliProcess(['receive-c2d', '--transport', 'amqp', '--count', '1', '--json', '--timeout', '120'], env);
-    try {
-      await receiver.waitFor((l) => l.event === 'ready');
-      const sender = await runCli(['send-c2d', '--properties', 'colour=blue', '--wait-feedback', '60', '--json'], env);
-      assert.equal(sender.code, 0, sender.stderr);
-      const lines = jsonLines(sender.stdout);
-      const sent = lines.find((l) => l.event === 'sent');
-      assert.equal(lines.find((l) => l.event === 'feedback')?.statusCode, 'Success');
-      assert.equal(await receiver.exit(60_000), 0, receiver.stderr);
-      const message = receiver.lines.find((l: any) => l.event === 'message') as any;
-      assert.equal(message.data, 'Cloud to device message.');
-      assert.equal(message.messageId, sent.messageId);
-      assert.equal(message.properties.colour, 'blue');
-    } finally {
-      await receiver.stop();
-    }
-  });
-
   test('twins over amqp: receive-twin-patch gets the patch update-module-twin makes; update-reported over amqp-ws', async () => {
     const receiver = new CliProcess(['receive-twin-patch', '--transport', 'amqp', '--count', '1', '--timeout', '60', '--json'], env);
     try {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type mqtt from 'mqtt';
-import { earliestEventPosition } from '@azure/event-hubs';
+import { earliestEventPosition, type ReceivedEventData } from '@azure/event-hubs';
 import deviceSdk from 'azure-iot-device';
 import { createRegistry, createServiceClient } from '../src/clients/service-clients.js';
 import { parseConnection, type ServiceConnection } from '../src/clients/connection-string.js';
@@ -33,6 +33,22 @@ async function startHub(
     address: { port: started.port, tls: { ca } },
     eventHub: started.eventHubConnectionString,
   };
+}
+
+/** Reads the hub's events from the start until every one of `wanted` (by `idOf`) has arrived (bounded). */
+async function allArrive(eventHub: string, what: string, idOf: (event: ReceivedEventData) => string, wanted: string[]): Promise<void> {
+  const client = consumer(eventHub);
+  const received = collect(client, earliestEventPosition);
+  try {
+    const has = new Set<string>();
+    await received.until(60_000, what, () => {
+      for (const event of received.events.splice(0)) has.add(idOf(event));
+      return wanted.every((id) => has.has(id));
+    });
+  } finally {
+    await received.close();
+    await client.close();
+  }
 }
 
 /** QoS 1 telemetry, 20 in flight; `acked` gets the `n` of every message whose PUBACK arrived before the connection died. */
@@ -149,18 +165,7 @@ test('kill -9 mid-stream: every acknowledged identity, desired patch, reported p
       const reported = (await after.getTwin('crash-reporter')).responseBody.properties.reported;
       assert.ok(reported.n >= lastReported, `reported n ${reported.n} >= last acknowledged ${lastReported}`);
 
-      const client = consumer(hub.eventHub);
-      const received = collect(client, earliestEventPosition);
-      try {
-        const has = new Set<string>();
-        await received.until(60_000, `the ${sent.length} acknowledged messages`, () => {
-          for (const event of received.events.splice(0)) has.add(String(event.properties?.n));
-          return sent.every((n) => has.has(String(n)));
-        });
-      } finally {
-        await received.close();
-        await client.close();
-      }
+      await allArrive(hub.eventHub, `the ${sent.length} acknowledged messages`, (event) => String(event.properties?.n), sent.map(String));
     } finally {
       assert.equal(await hub.process.stop(), 0);
     }
@@ -250,18 +255,12 @@ test('kill -9 during AMQP device-to-cloud sends: every message the hub accepted 
 
     hub = await startHub(home, dataDir);
     try {
-      const client = consumer(hub.eventHub);
-      const received = collect(client, earliestEventPosition);
-      try {
-        const has = new Set<string>();
-        await received.until(60_000, `the ${settled.length} accepted messages`, () => {
-          for (const event of received.events.splice(0)) has.add(String(event.messageId));
-          return settled.every((n) => has.has(`amqp-${n}`));
-        });
-      } finally {
-        await received.close();
-        await client.close();
-      }
+      await allArrive(
+        hub.eventHub,
+        `the ${settled.length} accepted messages`,
+        (event) => String(event.messageId),
+        settled.map((n) => `amqp-${n}`),
+      );
     } finally {
       assert.equal(await hub.process.stop(), 0);
     }

@@ -8,8 +8,10 @@ import { earliestEventPosition, type ReceivedEventData } from '@azure/event-hubs
 import { openDevice, registerIdentity, until } from './helpers/devices.js';
 import { createDeviceClient, type DeviceTransport } from '../src/clients/device-clients.js';
 import { createRegistry, createServiceClient } from '../src/clients/service-clients.js';
+import { certificateConnection } from '../src/clients/connection-string.js';
 import { createLog } from '../src/hub/log.js';
 import { createSasToken } from '../src/hub/auth/sas-token.js';
+import { makeCertificate } from '../src/clients/certificates.js';
 import { collect, consumer, within } from './helpers/events.js';
 import { open, putToken } from './helpers/amqp.js';
 
@@ -639,4 +641,59 @@ describe('devices and modules over the SDK: Amqp and AmqpWs', () => {
       connection.close();
     }
   });
+
+  for (const transport of ['amqp', 'amqp-ws'] as const) {
+    test(`an X.509 device over ${transport} (a client certificate, no $cbs token): telemetry and cloud-to-device; another device's certificate is refused`, async () => {
+      const deviceId = `x509-${transport}`;
+      const cert = makeCertificate({ commonName: deviceId });
+      const registry = createRegistry(t.connection);
+      const selfSigned = (thumbprint: string) => ({ type: 'selfSigned', x509Thumbprint: { primaryThumbprint: thumbprint } });
+      await registry.create({ deviceId, authentication: selfSigned(cert.sha256) } as any);
+      const otherCert = makeCertificate({ commonName: `${deviceId}-other` });
+      await registry.create({ deviceId: `${deviceId}-other`, authentication: selfSigned(otherCert.sha256) } as any);
+      const clientFor = (id: string) =>
+        createDeviceClient(
+          certificateConnection({ hostName: 'localhost', transport: t.connection.transport }, { deviceId: id }, cert),
+          transport,
+        );
+      const client = await clientFor(deviceId);
+      try {
+        await client.open();
+        const message = new deviceSdk.Message('from a certificate');
+        message.messageId = `${deviceId}-1`;
+        await client.sendEvent(message);
+        const got = new Promise<deviceSdk.Message>((resolve) =>
+          client.on('message', (m: deviceSdk.Message) => {
+            void client.complete(m);
+            resolve(m);
+          }),
+        );
+        const service = createServiceClient(t.connection);
+        await service.open();
+        await service.send(deviceId, new deviceSdk.Message('to a certificate'));
+        await service.close();
+        assert.equal((await within(30_000, 'the cloud-to-device message', got)).getData().toString(), 'to a certificate');
+      } finally {
+        await client.close();
+      }
+      const events = await readEvents('the X.509 message', (events) => events.some((e) => e.messageId === `${deviceId}-1`));
+      const event = events.find((e) => e.messageId === `${deviceId}-1`)!;
+      assert.match(String(event.systemProperties?.['iothub-connection-auth-method']), /"type":"x509Certificate"/);
+      // This certificate for another device: refused, and the log says why.
+      const other = await clientFor(`${deviceId}-other`);
+      try {
+        await other.open();
+        await assert.rejects(other.sendEvent(new deviceSdk.Message('not mine')));
+        await until(
+          () =>
+            logLines.some(
+              (l) => l.includes(`${deviceId}-other/messages/events': amqp:unauthorized-access`) && l.includes('thumbprintMismatch'),
+            ),
+          'logged',
+        );
+      } finally {
+        await other.close();
+      }
+    });
+  }
 });

@@ -190,17 +190,18 @@ export async function createDeviceClient(
 /**
  * A client that authenticates with the connection's certificate. The SDK takes no GatewayHostName
  * from an `x509=true` connection string, so its X509AuthenticationProvider carries the local hub's
- * port to MQTT (a hub on IoT Hub's own ports needs none).
+ * port to MQTT and AMQP (a hub on IoT Hub's own ports needs none).
  */
 function certificateClient(connection: DeviceConnection, transportName: DeviceTransport, Transport: TransportClass) {
   const { hostName, deviceId, moduleId, transport, x509 } = connection;
-  if (isLocalHub(transport) && !transportName.startsWith('mqtt')) {
+  if (isLocalHub(transport) && transportName === 'http') {
     throw new ToolkitError(
-      `the local hub takes client certificates over MQTT only (a real IoT Hub takes them over ${transportName} too): use --transport mqtt or mqtt-ws.`,
+      `the local hub takes client certificates over MQTT and AMQP only (a real IoT Hub takes them over http too): use --transport mqtt, mqtt-ws, amqp or amqp-ws.`,
       ExitCode.usage,
     );
   }
-  const gateway = transport.port !== undefined && transportName === 'mqtt' ? `${hostName}:${transport.port}` : undefined;
+  const gateway =
+    transport.port !== undefined && (transportName === 'mqtt' || transportName === 'amqp') ? `${hostName}:${transport.port}` : undefined;
   const provider = new deviceSdk.X509AuthenticationProvider({
     host: hostName,
     deviceId,

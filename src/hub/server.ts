@@ -163,7 +163,7 @@ export class LocalHub {
     });
     this.mqtt = new MqttGateway(this.auth, persistentSessions, throttle, log);
     this.mqtt.use(new TwinTopics(this.twins, this.mqtt, log));
-    this.amqpDevices = new AmqpDeviceLinks(hostName, this.registry);
+    this.amqpDevices = new AmqpDeviceLinks(hostName, this.registry, this.auth);
 
     // Automatic configurations follow every twin: a new one, a changed one (tags, reported).
     const twinSource = twinQuerySource(this.registry, this.twins, () => this.jobs);

@@ -245,8 +245,8 @@ export class AmqpConnections {
     state.authorised.clear();
   }
 
-  /** The first token accepted on $cbs: the connection no longer counts as unauthenticated. */
-  private authenticate(state: AmqpConnectionState): void {
+  /** The first token accepted on $cbs (or a client certificate accepted for a link): the connection no longer counts as unauthenticated. */
+  authenticate(state: AmqpConnectionState): void {
     if (state.authenticated) return;
     state.authenticated = true;
     state.guard.authenticate();

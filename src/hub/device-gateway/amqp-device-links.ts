@@ -1,6 +1,8 @@
 import type { Receiver, Sender } from 'rhea';
 import { linkAddress, type AmqpConnections, type AmqpConnectionState } from '../amqp/amqp-connections.js';
 import type { IdentityKey, Registry } from '../registry/registry.js';
+import type { Authenticator } from '../auth/authenticator.js';
+import { presentedCertificates } from '../auth/client-certificate.js';
 
 // Devices and modules over AMQP (azure-iot-device-amqp's Amqp and AmqpWs), on the same connections as
 // the service links: as on IoT Hub, what a connection may attach is decided by the tokens it put on
@@ -8,7 +10,9 @@ import type { IdentityKey, Registry } from '../registry/registry.js';
 // here; the identity must be covered by a claim with DeviceConnect (the identity's own SAS token for
 // exactly `{host}/devices/{id}[/modules/{mid}]`, or a policy's token with DeviceConnect) and be enabled,
 // else the link is detached with amqp:unauthorized-access and a log line saying why. Several identities
-// may share a connection, each with its own token.
+// may share a connection, each with its own token. An X.509 device puts no token: the TLS client
+// certificate, judged as MQTT's, gives its connection a claim on the identity until the certificate expires
+// (its first link must come within the 20 s a connection has to authenticate).
 //
 // The links are served by a table of handlers keyed by the suffix ('messages/events', 'twin', ...).
 // A handler gets, for each link it is given, a DeviceLink: the identity's key, the link itself (already
@@ -25,6 +29,8 @@ export interface DeviceLink<L extends Sender | Receiver> {
   /** The address as the device attached it. */
   address: string;
   state: AmqpConnectionState;
+  /** How the identity authenticated: a SAS token on $cbs, or its TLS client certificate. */
+  authMethod: 'sas' | 'x509';
 }
 
 export interface DeviceLinkHandler {
@@ -46,10 +52,13 @@ export class AmqpDeviceLinks {
   private readonly handlers = new Map<string, DeviceLinkHandler>();
   /** Which handler holds each open device link, to tell it when the link ends. */
   private readonly holders = new Map<Sender | Receiver, DeviceLinkHandler>();
+  /** Per connection, the identities (their paths) it holds by a client certificate. */
+  private readonly certified = new WeakMap<AmqpConnectionState, Set<string>>();
 
   constructor(
     private readonly hostName: string,
     private readonly registry: Registry,
+    private readonly auth: Authenticator,
   ) {}
 
   /** Serves the links with addresses ending in `suffix` (lower case, e.g. 'messages/events'). */
@@ -76,11 +85,8 @@ export class AmqpDeviceLinks {
     const key: IdentityKey = moduleId ? { deviceId: deviceId!, moduleId } : { deviceId: deviceId! };
     const path = identityPath(this.hostName, key);
     if (!state.claims.covers(path, 'DeviceConnect')) {
-      return connections.refuse(
-        link,
-        'amqp:unauthorized-access',
-        `Unauthorized: put a token for '${path}' on $cbs first (the identity's own, or a policy's with DeviceConnect).`,
-      );
+      const refusal = this.certificateRefusal(state, key, path);
+      if (refusal) return connections.refuse(link, 'amqp:unauthorized-access', `Unauthorized: ${refusal}.`);
     }
     const handler = this.handlers.get(suffix!.toLowerCase());
     const attach = link.is_sender() ? handler?.toDevice : handler?.fromDevice;
@@ -103,7 +109,8 @@ export class AmqpDeviceLinks {
     else link.set_target({ address });
     connections.authorise(state, link, path, 'DeviceConnect');
     this.holders.set(link, handler);
-    (attach as (device: DeviceLink<Sender | Receiver>) => void).call(handler, { key, link, address, state });
+    const authMethod = this.certified.get(state)?.has(path) ? 'x509' : 'sas';
+    (attach as (device: DeviceLink<Sender | Receiver>) => void).call(handler, { key, link, address, state, authMethod });
   }
 
   /** A link that was authorised has ended: its handler hears of it. */
@@ -126,6 +133,24 @@ export class AmqpDeviceLinks {
       condition: 'amqp:unauthorized-access',
       description: `The identity's access was revoked: ${why}.`,
     });
+  }
+
+  /**
+   * Admits an identity by the connection's TLS client certificate (an X.509 device): its validity
+   * becomes the connection's claim on the identity, and the connection is authenticated. Else says why not.
+   */
+  private certificateRefusal(state: AmqpConnectionState, key: IdentityKey, path: string): string | undefined {
+    const chain = presentedCertificates(state.peer);
+    const failure = chain && this.auth.authenticateCertificate(chain, key.deviceId, key.moduleId);
+    if (!chain || failure) {
+      const certificate = chain ? ` (the client certificate is refused: ${failure})` : '';
+      return `put a token for '${path}' on $cbs first (the identity's own, or a policy's with DeviceConnect)${certificate}`;
+    }
+    state.claims.add(path, Date.parse(chain[0]!.validTo), { rights: ['DeviceConnect'], exact: true });
+    const certified = this.certified.get(state) ?? new Set<string>();
+    this.certified.set(state, certified.add(path));
+    this.connections!.authenticate(state);
+    return undefined;
   }
 
   /** Why an identity may not open links (unknown, or it or its device disabled), or undefined. */

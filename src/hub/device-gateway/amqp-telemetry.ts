@@ -23,13 +23,13 @@ export class AmqpTelemetry implements DeviceLinkHandler {
     private readonly throttle?: Throttle,
   ) {}
 
-  fromDevice({ key, link, address }: DeviceLink<Receiver>): void {
+  fromDevice({ key, link, address, authMethod }: DeviceLink<Receiver>): void {
     // Read once per link: a generation id changes only when the identity is re-created, which revokes its links.
     const authGenerationId = this.registry.find(key.deviceId, key.moduleId)?.generationId;
     const stamps = {
       deviceId: key.deviceId,
       ...(key.moduleId ? { moduleId: key.moduleId } : {}),
-      authMethod: 'sas' as const,
+      authMethod,
       authGenerationId,
     };
     link.on('message', (context: EventContext) => {

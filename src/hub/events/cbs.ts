@@ -1,5 +1,6 @@
 import type { Message } from 'rhea';
 import { parseSasToken } from '../auth/sas-token.js';
+import { decodeSegment } from '../auth/scope.js';
 import { entityPath, pathCovers } from './addresses.js';
 import { errorReply, type Reply } from './request-response.js';
 
@@ -67,7 +68,8 @@ export function handleCbsRequest(request: Message, verifyToken: VerifyToken, cla
   if (properties.operation !== 'put-token') {
     return errorReply(400, 'amqp:not-implemented', `The $cbs operation '${String(properties.operation)}' is not supported.`);
   }
-  const audience = typeof properties.name === 'string' ? decoded(properties.name) : properties.name;
+  // The device SDKs put a token's `sr` as the audience, URL-encoded (`hub%2Fdevices%2Fd1`).
+  const audience = typeof properties.name === 'string' ? decodeSegment(properties.name) : properties.name;
   const token = Buffer.isBuffer(request.body) ? request.body.toString('utf8') : request.body;
   if (typeof audience !== 'string' || typeof token !== 'string') {
     return errorReply(400, 'com.microsoft:argument-error', 'A put-token request needs the audience as name and the token as body.');
@@ -95,14 +97,4 @@ function tokenExpiry(token: string, expiration: unknown): number {
   if (sas) return sas.expiry * 1000;
   if (expiration instanceof Date) return expiration.getTime();
   return typeof expiration === 'number' ? expiration : Infinity;
-}
-
-/** The device SDKs put a token's `sr` as the audience, URL-encoded (`hub%2Fdevices%2Fd1`). */
-function decoded(audience: string): string {
-  if (!audience.includes('%')) return audience;
-  try {
-    return decodeURIComponent(audience);
-  } catch {
-    return audience;
-  }
 }
