@@ -152,7 +152,8 @@ describe('AMQP device links: dispatch and claims', () => {
     assert.deepEqual((await calling).result, { status: 201, payload: 'done' });
   });
 
-  test('the twin links on the wire: answers on the paired link with status and version; without credit a few pushes held, the rest dropped (logged); a bad operation is 400', async () => {
+  /** amqp-d1's twin link pair, as the SDK attaches it (one channel correlation id), its receiving end without credit. */
+  async function twinLinks(): Promise<{ answers: Receiver; requests: Sender }> {
     const connection = await deviceConnection();
     const address = '/devices/amqp-d1/twin';
     const properties = { 'com.microsoft:channel-correlation-id': `twin:${rhea.generate_uuid()}` };
@@ -160,6 +161,11 @@ describe('AMQP device links: dispatch and claims', () => {
     assert.equal(await attach(answers), undefined);
     const requests = connection.open_sender({ target: { address }, properties });
     assert.equal(await attach(requests), undefined);
+    return { answers, requests };
+  }
+
+  test('the twin links on the wire: answers on the paired link with status and version; without credit a few pushes held, the rest dropped (logged); a bad operation is 400', async () => {
+    const { answers, requests } = await twinLinks();
     const ask = async (correlationId: string, annotations: Record<string, string>, body = ' ') => {
       const answered = once(answers, 'message');
       answers.add_credit(1);
@@ -203,13 +209,7 @@ describe('AMQP device links: dispatch and claims', () => {
   });
 
   test('twin answers held for credit go out in order, a DELETE of the subscription among them', async () => {
-    const connection = await deviceConnection();
-    const address = '/devices/amqp-d1/twin';
-    const properties = { 'com.microsoft:channel-correlation-id': `twin:${rhea.generate_uuid()}` };
-    const answers = connection.open_receiver({ source: { address }, credit_window: 0, properties });
-    assert.equal(await attach(answers), undefined);
-    const requests = connection.open_sender({ target: { address }, properties });
-    assert.equal(await attach(requests), undefined);
+    const { answers, requests } = await twinLinks();
     const got: rhea.Message[] = [];
     answers.on('message', (context: EventContext) => got.push(context.message!));
     let accepted = 0;
