@@ -10,10 +10,11 @@ import { table, verdict, type Row } from './lib/report.js';
 import { profileWorkers } from './lib/workers.js';
 import { toolkitSuite } from './suites/toolkit.js';
 import { fairnessSuite } from './suites/fairness.js';
-import { methodsSuite, twinSuite } from './suites/methods-twin.js';
+import { methodsAmqpSuite, methodsSuite, twinSuite } from './suites/methods-twin.js';
 import { connectionsSuite } from './suites/connections.js';
 import { d2cSuite } from './suites/d2c.js';
 import { d2cHttpsSuite } from './suites/d2c-https.js';
+import { d2cAmqpSuite } from './suites/d2c-amqp.js';
 import { c2dSuite } from './suites/c2d.js';
 import { storeSuite } from './suites/store.js';
 import { soakSuite } from './suites/soak.js';
@@ -50,6 +51,7 @@ const suites: Record<string, Suite> = {
   toolkit: (hub) => toolkitSuite(hub, { runs: scale(11, 3), telemetryDevices: 1000 }),
   twin: (hub) => twinSuite(hub, latency),
   methods: (hub) => methodsSuite(hub, latency),
+  'methods-amqp': (hub) => methodsAmqpSuite(hub, latency),
   d2c: (hub) =>
     d2cSuite(hub, {
       deviceCounts: [1, 10, 100],
@@ -66,6 +68,14 @@ const suites: Record<string, Suite> = {
       inFlight: 100,
       timeMs: scale(30_000, 10_000),
       batch: 100,
+    }),
+  'd2c-amqp': (hub) =>
+    d2cAmqpSuite(hub, {
+      deviceCounts: [1, 10, 100],
+      messages: scale(60_000, 6_000),
+      payloadBytes: 200,
+      inFlight: 200,
+      timeMs: scale(30_000, 10_000),
     }),
   c2d: (hub) => c2dSuite(hub, { count: scale(2000, 200), inFlight: 20, timeMs: latency.timeMs }),
   fairness: (hub) => fairnessSuite(hub, { patches: 5000, quietSamples: scale(1000, 200), timeMs: scale(60_000, 20_000) }),

@@ -13,9 +13,11 @@ describe('cloud-to-device: send-c2d and receive-c2d as separate processes', () =
   });
   after(async () => assert.equal(await terminal1.stop(), 0, 'the hub stops cleanly on Ctrl-C'));
 
-  // Over HTTPS the device polls (once a second); azure-iot-device-http passes on application properties only.
+  // Over HTTPS the device polls (once a second); azure-iot-device-http passes on application properties only,
+  // and the AMQP SDK takes the ack out of the property bag as the message's own `ack`.
   for (const [transport, properties] of [
     ['mqtt', { colour: 'blue', 'iothub-ack': 'full' }],
+    ['amqp', { colour: 'blue' }],
     ['http', { colour: 'blue' }],
   ] as const) {
     test(`terminal 2 receives over ${transport}, terminal 3 sends with --wait-feedback: the device prints the message and its properties, the sender its Success feedback`, async () => {

@@ -1,12 +1,12 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { jsonLines, runCli, startHubProcess, type HubProcess } from './helpers/cli.js';
+import { CliProcess, jsonLines, runCli, startHubProcess, type HubProcess } from './helpers/cli.js';
 import { tempDir } from './helpers/hub.js';
 
 // --transport on the device commands, as a user runs them: HTTPS where the device SDK has the
-// feature, a one-line refusal (exit 2) naming the transports that have it where it does not, and
-// AMQP refused as not served by the local hub yet.
+// feature, a one-line refusal (exit 2) naming the transports that have it where it does not; AMQP and
+// AMQP over WebSockets for everything.
 
 /** A usage error (exit 2): one `error:` line that matches `pattern` (commander adds its help hint below). */
 function usageError(r: { code: number | null; stderr: string }, pattern: RegExp): void {
@@ -61,23 +61,89 @@ describe('--transport on the device commands', () => {
 
   test('twins and methods over http are refused in one line naming the transports that have them', async () => {
     const cases: Array<[string[], RegExp]> = [
-      [['reboot-device', '--count', '1'], /direct methods and device twins over http: use --transport mqtt or mqtt-ws\.$/],
-      [['receive-twin-patch', '--timeout', '5'], /device twins over http: use --transport mqtt or mqtt-ws\.$/],
-      [['update-reported'], /device twins over http: use --transport mqtt or mqtt-ws\.$/],
-      [['answer-methods', '--count', '1'], /direct methods over http: use --transport mqtt or mqtt-ws\.$/],
+      [['reboot-device', '--count', '1'], /direct methods and device twins over http: use --transport mqtt, mqtt-ws, amqp or amqp-ws\.$/],
+      [['receive-twin-patch', '--timeout', '5'], /device twins over http: use --transport mqtt, mqtt-ws, amqp or amqp-ws\.$/],
+      [['update-reported'], /device twins over http: use --transport mqtt, mqtt-ws, amqp or amqp-ws\.$/],
+      [['answer-methods', '--count', '1'], /direct methods over http: use --transport mqtt, mqtt-ws, amqp or amqp-ws\.$/],
     ];
     for (const [args, pattern] of cases) usageError(await runCli([...args, '--transport', 'http'], env), pattern);
   });
 
-  test('amqp and amqp-ws are not served by the local hub yet: exit 2, naming what is', async () => {
-    usageError(
-      await runCli(['send-telemetry', '--transport', 'amqp', '--count', '1'], env),
-      /amqp is not served by the local hub yet .*use --transport mqtt, mqtt-ws or http\.$/,
+  test('send-telemetry over amqp and amqp-ws: every message confirmed, and read back with its properties', async () => {
+    for (const transport of ['amqp', 'amqp-ws']) {
+      const r = await runCli(['send-telemetry', '--transport', transport, '--count', '2', '--interval', '0', '--json'], env);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(jsonLines(r.stdout).at(-1), { ...jsonLines(r.stdout).at(-1), event: 'summary', sent: 2, confirmed: 2, failed: 0 });
+    }
+    const monitor = await runCli(
+      ['monitor-events', '--from-start', '--count', '7', '--properties', '--json', '--timeout', '60'],
+      env,
+      90_000,
     );
-    usageError(
-      await runCli(['update-reported', '--transport', 'amqp-ws'], env),
-      /amqp-ws is not served by the local hub yet .*use --transport mqtt or mqtt-ws\.$/,
+    assert.equal(monitor.code, 0, monitor.stderr);
+    const messages = jsonLines(monitor.stdout).filter((l) => l.event === 'message');
+    // The three of the http test, then two over each AMQP transport.
+    assert.equal(messages.length, 7);
+    assert.deepEqual(
+      messages.slice(3).map((m) => [m.systemProperties.messageId, m.properties]),
+      [
+        ['message_1', { Property: 'PropMsg_1' }],
+        ['message_2', { Property: 'PropMsg_2' }],
+        ['message_1', { Property: 'PropMsg_1' }],
+        ['message_2', { Property: 'PropMsg_2' }],
+      ],
     );
+  });
+
+  test('twins over amqp: receive-twin-patch gets the patch update-module-twin makes; update-reported over amqp-ws', async () => {
+    const receiver = new CliProcess(['receive-twin-patch', '--transport', 'amqp', '--count', '1', '--timeout', '60', '--json'], env);
+    try {
+      await receiver.waitFor((l) => l.event === 'ready', 60_000);
+      const update = await runCli(['update-module-twin', '--json'], env);
+      assert.equal(update.code, 0, update.stderr);
+      const { after: a } = JSON.parse(update.stdout);
+      const { patch } = await receiver.waitFor((l) => l.event === 'patch', 60_000);
+      assert.deepEqual(patch, { telemetryInterval: 122, $version: a.properties.desired.$version });
+      assert.equal(await receiver.exit(), 0, receiver.stderr);
+    } finally {
+      await receiver.stop();
+    }
+    const r = await runCli(['update-reported', '--transport', 'amqp-ws', '--reported', '{"via":"amqp-ws"}', '--json'], env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(jsonLines(r.stdout)[0].reported.via, 'amqp-ws');
+  });
+
+  test('methods over amqp-ws and amqp: reboot-device reboots and reports; answer-methods answers, 404 for other methods', async () => {
+    const rebooting = new CliProcess(['reboot-device', '--transport', 'amqp-ws', '--reboot-seconds', '1', '--count', '1', '--json'], env);
+    try {
+      await rebooting.waitFor((l) => l.event === 'ready', 60_000);
+      const service = await runCli(['invoke-reboot', '--json'], env);
+      assert.equal(service.code, 0, service.stderr);
+      const lines = jsonLines(service.stdout);
+      assert.deepEqual(lines.find((l) => l.event === 'response')?.status, 200);
+      assert.equal(await rebooting.exit(), 0, rebooting.stderr);
+      assert.equal(
+        (rebooting.lines.find((l: any) => l.event === 'reported') as any).rebootTime,
+        lines.find((l) => l.event === 'rebootTime').rebootTime,
+      );
+    } finally {
+      await rebooting.stop();
+    }
+    const answering = new CliProcess(
+      ['answer-methods', '--transport', 'amqp', '--payload', '{"locked":true}', '--count', '1', '--json'],
+      env,
+    );
+    try {
+      await answering.waitFor((l) => l.event === 'ready', 60_000);
+      // A method it was not told to answer: 404 from the toolkit's catch-all, over AMQP as over MQTT.
+      const other = await runCli(['invoke-method', 'rebootDevice', '-d', 'myDeviceId', '--json'], env);
+      assert.deepEqual(jsonLines(other.stdout)[0], { status: 404, payload: { Response: 'Unknown method' } });
+      const lock = await runCli(['invoke-method', 'lockDoor', '-d', 'myDeviceId', '--json'], env);
+      assert.deepEqual(jsonLines(lock.stdout)[0], { status: 200, payload: { locked: true } });
+      assert.equal(await answering.exit(), 0, answering.stderr);
+    } finally {
+      await answering.stop();
+    }
   });
 
   test('--transport mqtt-ws works, --websocket stays its shorthand, and the two together or a bad name are usage errors', async () => {
@@ -122,7 +188,27 @@ describe('demo --transport', () => {
     }
   });
 
-  test('amqp is refused before the hub starts: exit 2', async () => {
-    usageError(await runCli(['demo', '--transport', 'amqp']), /amqp is not served by the local hub yet/);
+  test('amqp: every device step runs over AMQP and passes', async () => {
+    const home = tempDir();
+    try {
+      const r = await runCli(['demo', '--transport', 'amqp', '--json'], { IOTHUB_TUT_HOME: home }, 120_000);
+      assert.equal(r.code, 0, r.stderr);
+      const report = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+      assert.equal(report.ok, true);
+      const deviceSteps = report.steps.filter((s: { transport?: string }) => s.transport !== undefined);
+      assert.deepEqual(
+        deviceSteps.map((s: { step: string; transport: string }) => [s.step, s.transport]),
+        [
+          ['ReceiveModuleTwinDesiredPropertiesPatch + UpdateModuleTwinDesiredProperties', 'amqp'],
+          ['UpdateReported', 'amqp'],
+          ['Device management', 'amqp'],
+          ['SimulatedDevice + monitor', 'amqp'],
+          ['Cloud-to-device messages', 'amqp'],
+          ['Schedule and broadcast jobs', 'amqp'],
+        ],
+      );
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
   });
 });

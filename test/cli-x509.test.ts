@@ -119,7 +119,7 @@ describe('X.509 devices from the CLI: create-device --x509, then the device comm
       [['--cert', certFile], /--cert needs --key too/],
       [['--cert', notPem, '--key', join(dir, 'x509-cli-key.pem')], /holds no PEM certificate/],
       [['--cert', certFile, '--key', join(dir, 'missing.pem')], /--key .*missing\.pem cannot be read: ENOENT/],
-      [['--cert', certFile, '--key', join(dir, 'x509-cli-key.pem'), '--transport', 'http'], /client certificates over MQTT only/],
+      [['--cert', certFile, '--key', join(dir, 'x509-cli-key.pem'), '--transport', 'http'], /client certificates over MQTT and AMQP only/],
       [['-c', 'HostName=localhost;DeviceId=x509-cli;x509=true'], /x509=true\): pass its certificate and key with --cert and --key/],
     ] as const) {
       const r = await runCli(['send-telemetry', '-d', 'x509-cli', ...args, '--count', '1'], env);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type mqtt from 'mqtt';
-import { earliestEventPosition } from '@azure/event-hubs';
+import { earliestEventPosition, type ReceivedEventData } from '@azure/event-hubs';
 import deviceSdk from 'azure-iot-device';
 import { createRegistry, createServiceClient } from '../src/clients/service-clients.js';
 import { parseConnection, type ServiceConnection } from '../src/clients/connection-string.js';
@@ -12,6 +12,9 @@ import { tempDir } from './helpers/hub.js';
 import { deviceToken, rawConnect, subscribe } from './helpers/mqtt.js';
 import { collect, consumer } from './helpers/events.js';
 import { until } from './helpers/devices.js';
+import rhea, { type Delivery, type EventContext } from 'rhea';
+import { open as openAmqp, putToken } from './helpers/amqp.js';
+import { createSasToken } from '../src/hub/auth/sas-token.js';
 
 const RUN_BEFORE_KILL_MS = 2000;
 
@@ -30,6 +33,22 @@ async function startHub(
     address: { port: started.port, tls: { ca } },
     eventHub: started.eventHubConnectionString,
   };
+}
+
+/** Reads the hub's events from the start until every one of `wanted` (by `idOf`) has arrived (bounded). */
+async function allArrive(eventHub: string, what: string, idOf: (event: ReceivedEventData) => string, wanted: string[]): Promise<void> {
+  const client = consumer(eventHub);
+  const received = collect(client, earliestEventPosition);
+  try {
+    const has = new Set<string>();
+    await received.until(60_000, what, () => {
+      for (const event of received.events.splice(0)) has.add(idOf(event));
+      return wanted.every((id) => has.has(id));
+    });
+  } finally {
+    await received.close();
+    await client.close();
+  }
 }
 
 /** QoS 1 telemetry, 20 in flight; `acked` gets the `n` of every message whose PUBACK arrived before the connection died. */
@@ -146,18 +165,7 @@ test('kill -9 mid-stream: every acknowledged identity, desired patch, reported p
       const reported = (await after.getTwin('crash-reporter')).responseBody.properties.reported;
       assert.ok(reported.n >= lastReported, `reported n ${reported.n} >= last acknowledged ${lastReported}`);
 
-      const client = consumer(hub.eventHub);
-      const received = collect(client, earliestEventPosition);
-      try {
-        const has = new Set<string>();
-        await received.until(60_000, `the ${sent.length} acknowledged messages`, () => {
-          for (const event of received.events.splice(0)) has.add(String(event.properties?.n));
-          return sent.every((n) => has.has(String(n)));
-        });
-      } finally {
-        await received.close();
-        await client.close();
-      }
+      await allArrive(hub.eventHub, `the ${sent.length} acknowledged messages`, (event) => String(event.properties?.n), sent.map(String));
     } finally {
       assert.equal(await hub.process.stop(), 0);
     }
@@ -203,6 +211,56 @@ test('kill -9 between send and delivery: every cloud-to-device message the hub a
       ]);
       device.end(true);
       assert.deepEqual(received, accepted);
+    } finally {
+      assert.equal(await hub.process.stop(), 0);
+    }
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+});
+
+test('kill -9 during AMQP device-to-cloud sends: every message the hub accepted is there after a restart', async () => {
+  const home = tempDir();
+  const dataDir = join(home, 'data');
+  try {
+    let hub = await startHub(home, dataDir);
+    const key = (await createRegistry(hub.connection).create({ deviceId: 'crash-amqp' })).responseBody.authentication!.symmetricKey!
+      .primaryKey;
+    const connection = await openAmqp(hub.address.port, {}, hub.address.tls);
+    const audience = 'localhost/devices/crash-amqp';
+    assert.equal(await putToken(connection, audience, createSasToken(audience, key, undefined, 3600)), 200);
+    const link = connection.open_sender({ target: { address: '/devices/crash-amqp/messages/events' } });
+    // 200 messages in flight at a time; `accepted` gets the n of each the hub accepted before it died.
+    const accepted: number[] = [];
+    const inFlight = new Map<Delivery, number>();
+    let next = 0;
+    const sendMore = () => {
+      while (link.sendable() && inFlight.size < 200) {
+        const n = next++;
+        inFlight.set(link.send({ message_id: `amqp-${n}`, body: rhea.message.data_section(Buffer.from(JSON.stringify({ n }))) }), n);
+      }
+    };
+    link.on('accepted', (context: EventContext) => {
+      accepted.push(inFlight.get(context.delivery!)!);
+      inFlight.delete(context.delivery!);
+      sendMore();
+    });
+    link.on('sendable', sendMore);
+    await until(() => accepted.length > 0, 'a first message is accepted', 60_000);
+    await new Promise((r) => setTimeout(r, RUN_BEFORE_KILL_MS));
+    hub.process.child.kill('SIGKILL');
+    await hub.process.exit();
+    const settled = [...accepted];
+    connection.close();
+
+    hub = await startHub(home, dataDir);
+    try {
+      await allArrive(
+        hub.eventHub,
+        `the ${settled.length} accepted messages`,
+        (event) => String(event.messageId),
+        settled.map((n) => `amqp-${n}`),
+      );
     } finally {
       assert.equal(await hub.process.stop(), 0);
     }

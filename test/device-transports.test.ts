@@ -5,7 +5,7 @@ import { parseConnection } from '../src/clients/connection-string.js';
 import { ExitCode, ToolkitError } from '../src/clients/errors.js';
 
 // The device SDK's transports as the toolkit chooses them: every one against a real IoT Hub (no CA,
-// no port given), AMQP refused against the local hub until it serves it, and a transport without a
+// no port given), every one against the local hub where it serves the feature, and a transport without a
 // feature the app uses refused before anything connects. No network here: clients are made, not opened.
 
 const KEY = Buffer.from('a device key of thirty-two bytes').toString('base64');
@@ -30,21 +30,20 @@ test('against a real IoT Hub every transport of the SDK is used, each with its o
   }
 });
 
-test('the local hub: AMQP is not served yet, and what is is named', () => {
-  refused(
-    () => checkTransport('amqp', ['telemetry'], local.transport),
-    /^amqp is not served by the local hub yet .*use --transport mqtt, mqtt-ws or http\.$/,
-  );
-  refused(() => checkTransport('amqp-ws', ['twin'], local.transport), /use --transport mqtt or mqtt-ws\.$/);
+test('the local hub serves every feature over AMQP and AMQP over WebSockets, and what MQTT and HTTPS serve', () => {
+  for (const transport of ['amqp', 'amqp-ws'] as const) checkTransport(transport, ['telemetry', 'c2d', 'methods', 'twin'], local.transport);
   for (const transport of ['mqtt', 'mqtt-ws', 'http'] as const) checkTransport(transport, ['telemetry'], local.transport);
 });
 
-test('twins and methods over http are refused, naming the transports that have them (AMQP too, on Azure)', async () => {
+test('twins and methods over http are refused, naming the transports that have them (AMQP too)', async () => {
   refused(
     () => checkTransport('http', ['methods', 'twin'], azure.transport),
     /^the device SDK offers no direct methods and device twins over http: use --transport mqtt, mqtt-ws, amqp or amqp-ws\.$/,
   );
-  refused(() => checkTransport('http', ['twin'], local.transport), /device twins over http: use --transport mqtt or mqtt-ws\.$/);
+  refused(
+    () => checkTransport('http', ['twin'], local.transport),
+    /device twins over http: use --transport mqtt, mqtt-ws, amqp or amqp-ws\.$/,
+  );
   await assert.rejects(createDeviceClient(azure, 'http', { features: ['twin'] }), ToolkitError);
   checkTransport('amqp', ['methods', 'twin'], azure.transport);
 });

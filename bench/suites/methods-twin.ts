@@ -6,6 +6,7 @@ import type { LatencySummary } from '../lib/latency.js';
 import { bareRoundTrip } from '../lib/baseline.js';
 import { Worker, runAll } from '../lib/workers.js';
 import type { Row } from '../lib/report.js';
+import type { DeviceTransport } from '../../src/clients/device-clients.js';
 
 export interface LatencyOptions {
   sequential: number;
@@ -43,11 +44,17 @@ export function errorsNote(s: LatencySummary): string {
   return `${s.calls} calls${s.errors ? `, ${s.errors} errors (${s.firstError})` : ''}`;
 }
 
+interface RoundTrips {
+  sequential: LatencySummary;
+  concurrent: LatencySummary;
+  devices: number;
+}
+
 /** Direct-method round trips (service process → hub → device process → back), sequential and concurrent. */
-export async function methodsSuite(hub: HubUnderTest, o: LatencyOptions): Promise<Row[]> {
-  const deviceIds = Array.from({ length: o.methodDevices }, (_, i) => benchDeviceId('method', i));
+async function methodRoundTrips(hub: HubUnderTest, o: LatencyOptions, transport: DeviceTransport): Promise<RoundTrips> {
+  const deviceIds = Array.from({ length: o.methodDevices }, (_, i) => benchDeviceId(`method-${transport}`, i));
   await registerDevices(hub, deviceIds);
-  const devices = new Worker('method-device', { devices: deviceIds.map((id) => deviceConnection(hub, id)) });
+  const devices = new Worker('method-device', { devices: deviceIds.map((id) => deviceConnection(hub, id)), transport });
   try {
     await devices.next('ready', 60_000);
     const [r] = await runAll<{ sequential: LatencySummary; concurrent: LatencySummary }>(
@@ -63,42 +70,65 @@ export async function methodsSuite(hub: HubUnderTest, o: LatencyOptions): Promis
       ],
       o.timeMs * 3 + 60_000,
     );
-    const bare = await bareRoundTrip(hub, o.sequential, o.timeMs);
-    const group = 'direct method';
-    const seq = r.sequential;
-    const con = r.concurrent;
-    return [
-      ...baselineRows(group, bare),
-      { group, name: 'round trip p50, sequential', value: seq.p50, unit: 'ms', note: errorsNote(seq) },
-      { group, name: 'round trip p99, sequential', value: seq.p99, unit: 'ms' },
+    return { ...r, devices: deviceIds.length };
+  } finally {
+    await devices.stop();
+  }
+}
+
+/** The round-trip rows; `targets` (ratios to a baseline) go after the sequential latencies. */
+function roundTripRows(
+  group: string,
+  o: LatencyOptions,
+  { sequential: seq, concurrent: con, devices }: RoundTrips,
+  targets: Row[] = [],
+): Row[] {
+  return [
+    { group, name: 'round trip p50, sequential', value: seq.p50, unit: 'ms', note: errorsNote(seq) },
+    { group, name: 'round trip p99, sequential', value: seq.p99, unit: 'ms' },
+    ...targets,
+    { group, name: 'calls/s, sequential', value: seq.rate, unit: 'calls/s' },
+    {
+      group,
+      name: `round trip p50, ${o.inFlight} in flight`,
+      value: con.p50,
+      unit: 'ms',
+      note: `${errorsNote(con)} over ${devices} devices`,
+    },
+    { group, name: `round trip p99, ${o.inFlight} in flight`, value: con.p99, unit: 'ms' },
+    { group, name: `calls/s, ${o.inFlight} in flight`, value: con.rate, unit: 'calls/s' },
+  ];
+}
+
+/** Direct methods to devices on MQTT, with the targets against the same run's bare round trip. */
+export async function methodsSuite(hub: HubUnderTest, o: LatencyOptions): Promise<Row[]> {
+  const r = await methodRoundTrips(hub, o, 'mqtt');
+  const bare = await bareRoundTrip(hub, o.sequential, o.timeMs);
+  const group = 'direct method';
+  return [
+    ...baselineRows(group, bare),
+    ...roundTripRows(group, o, r, [
       {
         group,
         name: 'round trip p50 / bare p50, sequential',
-        value: seq.p50 / bare.p50,
+        value: r.sequential.p50 / bare.p50,
         unit: 'ratio',
         target: { op: '<=', value: TARGETS.methodP50 },
       },
       {
         group,
         name: 'round trip p99 / bare p99, sequential',
-        value: seq.p99 / bare.p99,
+        value: r.sequential.p99 / bare.p99,
         unit: 'ratio',
         target: { op: '<=', value: TARGETS.methodP99 },
       },
-      { group, name: 'calls/s, sequential', value: seq.rate, unit: 'calls/s' },
-      {
-        group,
-        name: `round trip p50, ${o.inFlight} in flight`,
-        value: con.p50,
-        unit: 'ms',
-        note: `${errorsNote(con)} over ${deviceIds.length} devices`,
-      },
-      { group, name: `round trip p99, ${o.inFlight} in flight`, value: con.p99, unit: 'ms' },
-      { group, name: `calls/s, ${o.inFlight} in flight`, value: con.rate, unit: 'calls/s' },
-    ];
-  } finally {
-    await devices.stop();
-  }
+    ]),
+  ];
+}
+
+/** The same calls to devices on AMQP (azure-iot-device-amqp), to set beside the MQTT rows. */
+export async function methodsAmqpSuite(hub: HubUnderTest, o: LatencyOptions): Promise<Row[]> {
+  return roundTripRows('direct method, AMQP device', o, await methodRoundTrips(hub, o, 'amqp'));
 }
 
 /** Desired-property propagation: service PATCH of the twin → the device's 'properties.desired'. */

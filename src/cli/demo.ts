@@ -245,7 +245,7 @@ export function configureDemo(command: Command): void {
     .addOption(
       new Option(
         '--transport <name>',
-        "the device apps' transport; a step whose feature the device SDK lacks over it (twins and methods over http), or the local hub does not serve over it, runs over mqtt",
+        "the device apps' transport; a step whose feature the device SDK lacks over it (twins and methods over http) runs over mqtt",
       )
         .choices(DEVICE_TRANSPORTS)
         .default('mqtt'),
@@ -253,7 +253,7 @@ export function configureDemo(command: Command): void {
     .addHelpText('after', examples('demo', 'demo --transport http', 'demo --json --no-color'))
     .action((opts: { transport: DeviceTransport }, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
-        checkTransport(opts.transport, [], { port: 0 }); // the demo's hub is a local one: AMQP is refused before it starts
+        checkTransport(opts.transport, [], { port: 0 }); // the demo's hub is a local one: a transport it does not serve is refused before it starts
         const { LocalHub } = await import('../hub/server.js');
         const hub = await LocalHub.start({ inMemory: true, port: 0, eventHubPort: 0 });
         const connection = parseConnection('service', hub.serviceConnectionString(), { ca: hub.tls.ca, port: hub.port });

@@ -39,15 +39,14 @@ const mqtt = async () => (await import('azure-iot-device-mqtt')).default;
 const amqp = async () => (await import('azure-iot-device-amqp')).default;
 
 /**
- * The device SDK's transports, by the names --transport takes. AMQP is the SDK's and IoT Hub's, but
- * the local hub does not serve it yet: when it does, `local` turns true. HTTPS has no twins or
- * methods in the SDK (nor on IoT Hub's HTTPS device API); cloud-to-device messages are polled.
+ * The device SDK's transports, by the names --transport takes. HTTPS has no twins or methods in the
+ * SDK (nor on IoT Hub's HTTPS device API); its cloud-to-device messages are polled.
  */
 const TRANSPORTS = {
   mqtt: { features: ALL, local: true, load: async () => (await mqtt()).Mqtt },
   'mqtt-ws': { features: ALL, local: true, load: async () => (await mqtt()).MqttWs },
-  amqp: { features: ALL, local: false, load: async () => (await amqp()).Amqp },
-  'amqp-ws': { features: ALL, local: false, load: async () => (await amqp()).AmqpWs },
+  amqp: { features: ALL, local: true, load: async () => (await amqp()).Amqp },
+  'amqp-ws': { features: ALL, local: true, load: async () => (await amqp()).AmqpWs },
   http: {
     features: ['telemetry', 'c2d'],
     local: true,
@@ -122,21 +121,27 @@ export interface DeviceClientOptions {
 
 /**
  * The SDK's transport, with what the client itself has no API for. azure-iot-device has no
- * catch-all method handler (Python's on_method_request_received): the MQTT transport emits
- * method_<name> for each call, and one nobody listens to is answered here (AMQP's calls nobody
- * listens to go unanswered, and time out). Nor does it tell when its method subscription is in
- * place (onDeviceMethod subscribes in the background).
+ * catch-all method handler (Python's on_method_request_received): each call is emitted as
+ * method_<name> (by the MQTT transport itself, by the AMQP transport's method client), and one
+ * nobody listens to is answered here. Nor does it tell when its method subscription is in place
+ * (onDeviceMethod subscribes in the background).
  */
 function withMethodHooks(Transport: TransportClass, options: DeviceClientOptions): TransportClass {
   const { unknownMethod, onMethodsEnabled } = options;
   return class extends Transport {
-    override emit(event: string | symbol, ...args: unknown[]): boolean {
-      if (unknownMethod && typeof event === 'string' && event.startsWith('method_') && this.listenerCount(event) === 0) {
-        const { requestId } = args[0] as { requestId: string };
-        this.sendMethodResponse({ requestId, ...unknownMethod }, () => {});
-        return true;
-      }
-      return super.emit(event, ...args);
+    constructor(...args: never[]) {
+      super(...args);
+      if (!unknownMethod) return;
+      const emitter = (this as { _deviceMethodClient?: MethodEmitter })._deviceMethodClient ?? this;
+      const emit = emitter.emit.bind(emitter);
+      emitter.emit = (event: string | symbol, ...rest: unknown[]): boolean => {
+        if (typeof event === 'string' && event.startsWith('method_') && emitter.listenerCount(event) === 0) {
+          const { requestId } = rest[0] as { requestId: string };
+          this.sendMethodResponse({ requestId, ...unknownMethod }, () => {});
+          return true;
+        }
+        return emit(event, ...rest);
+      };
     }
 
     override enableMethods(callback: (err?: Error) => void): void {
@@ -148,10 +153,16 @@ function withMethodHooks(Transport: TransportClass, options: DeviceClientOptions
   };
 }
 
+/** What emits a transport's method calls: the transport (MQTT) or its method client (AMQP). */
+interface MethodEmitter {
+  emit(event: string | symbol, ...args: unknown[]): boolean;
+  listenerCount(event: string | symbol): number;
+}
+
 /**
  * An azure-iot-device client over one of the SDK's transports (MQTT by default). For a local hub, the
- * SDK's own GatewayHostName setting points MQTT at the hub's port, an https agent does the same for
- * MQTT over WebSockets and HTTPS, and the CA is passed with setOptions.
+ * SDK's own GatewayHostName setting points MQTT and AMQP at the hub's port, an https agent does the
+ * same for MQTT and AMQP over WebSockets and HTTPS, and the CA is passed with setOptions.
  */
 export async function createDeviceClient(
   connection: DeviceConnection,
@@ -161,7 +172,7 @@ export async function createDeviceClient(
   const { transport } = connection;
   checkTransport(transportName, options.features ?? [], transport);
   let connectionString = connection.connectionString;
-  if (transport.port !== undefined && transportName === 'mqtt' && !connection.gatewayHostName) {
+  if (transport.port !== undefined && (transportName === 'mqtt' || transportName === 'amqp') && !connection.gatewayHostName) {
     connectionString += `;GatewayHostName=${connection.hostName}:${transport.port}`;
   }
   const Base = await TRANSPORTS[transportName].load();
@@ -178,17 +189,18 @@ export async function createDeviceClient(
 /**
  * A client that authenticates with the connection's certificate. The SDK takes no GatewayHostName
  * from an `x509=true` connection string, so its X509AuthenticationProvider carries the local hub's
- * port to MQTT (a hub on IoT Hub's own ports needs none).
+ * port to MQTT and AMQP (a hub on IoT Hub's own ports needs none).
  */
 function certificateClient(connection: DeviceConnection, transportName: DeviceTransport, Transport: TransportClass) {
   const { hostName, deviceId, moduleId, transport, x509 } = connection;
-  if (isLocalHub(transport) && !transportName.startsWith('mqtt')) {
+  if (isLocalHub(transport) && transportName === 'http') {
     throw new ToolkitError(
-      `the local hub takes client certificates over MQTT only (a real IoT Hub takes them over ${transportName} too): use --transport mqtt or mqtt-ws.`,
+      `the local hub takes client certificates over MQTT and AMQP only (a real IoT Hub takes them over http too): use --transport mqtt, mqtt-ws, amqp or amqp-ws.`,
       ExitCode.usage,
     );
   }
-  const gateway = transport.port !== undefined && transportName === 'mqtt' ? `${hostName}:${transport.port}` : undefined;
+  const gateway =
+    transport.port !== undefined && (transportName === 'mqtt' || transportName === 'amqp') ? `${hostName}:${transport.port}` : undefined;
   const provider = new deviceSdk.X509AuthenticationProvider({
     host: hostName,
     deviceId,
@@ -211,6 +223,8 @@ function localHubOptions(transportName: DeviceTransport, transport: HubTransport
   switch (transportName) {
     case 'mqtt-ws':
       return { ca: transport.ca, mqtt: { webSocketAgent: hubAgent(transport) } };
+    case 'amqp-ws':
+      return { ca: transport.ca, amqp: { webSocketAgent: hubAgent(transport) } };
     case 'http':
       // azure-iot-device-http answers setOptions only when it holds receive options: its default interval is
       // given (a poll a second), without `drain`, so that a poll takes one message and an app that stops

@@ -54,6 +54,12 @@ import { MessageLocks } from './cloud-to-device/message-locks.js';
 import { C2dTopics } from './device-gateway/c2d-topics.js';
 import { c2dRoutes } from './service-api/c2d-routes.js';
 import { ServiceAmqpEndpoint } from './service-amqp/service-endpoint.js';
+import { AmqpDeviceLinks } from './device-gateway/amqp-device-links.js';
+import { AmqpTelemetry } from './device-gateway/amqp-telemetry.js';
+import { AmqpCloudToDevice } from './device-gateway/amqp-cloud-to-device.js';
+import { AmqpMethodLinks } from './device-gateway/amqp-method-links.js';
+import { AmqpTwinLinks } from './device-gateway/amqp-twin-links.js';
+import { MethodChannels } from './methods/method-channels.js';
 
 export interface HubOptions {
   /** Where the database and the CA live; ignored with inMemory. */
@@ -109,6 +115,8 @@ export class LocalHub {
   readonly importExport: ImportExportJobs;
   readonly auth: Authenticator;
   readonly mqtt: MqttGateway;
+  /** Devices' and modules' links on the TLS port's AMQP connections. */
+  readonly amqpDevices: AmqpDeviceLinks;
   readonly methods: DirectMethods;
   readonly eventLog: EventLog;
   /** Scheduled jobs (/jobs/v2): methods and twin updates across devices. */
@@ -159,6 +167,7 @@ export class LocalHub {
     });
     this.mqtt = new MqttGateway(this.auth, persistentSessions, throttle, log);
     this.mqtt.use(new TwinTopics(this.twins, this.mqtt, log));
+    this.amqpDevices = new AmqpDeviceLinks(hostName, this.registry, this.auth);
 
     // Automatic configurations follow every twin: a new one, a changed one (tags, reported).
     const twinSource = twinQuerySource(this.registry, this.twins, () => this.jobs);
@@ -177,7 +186,7 @@ export class LocalHub {
     const revoke =
       (why: string, withModules = false) =>
       (key: IdentityKey) => {
-        const ended = this.mqtt.revoke(key, { withModules });
+        const ended = this.mqtt.revoke(key, { withModules }) + this.amqpDevices.revoke(key, why, { withModules });
         if (ended > 0)
           log.info('auth', `Closed ${ended} connection(s) of ${key.moduleId ? `${key.deviceId}/${key.moduleId}` : key.deviceId}: ${why}`);
       };
@@ -188,13 +197,17 @@ export class LocalHub {
     this.mqtt.on('connected', (s) => this.registry.setConnectionState(s.key, true, s.modelId));
     this.mqtt.on('disconnected', (s) => this.registry.setConnectionState(s.key, false));
 
+    // Methods go to whichever transport the identity listens on; answers come back from either.
     const methodTopics = new MethodTopics(this.mqtt);
-    this.methods = new DirectMethods(this.registry, methodTopics);
-    methodTopics.answersTo((from, rid, result) => this.methods.complete(from, rid, result));
+    const amqpMethods = new AmqpMethodLinks(log);
+    this.methods = new DirectMethods(this.registry, new MethodChannels(methodTopics, amqpMethods));
+    for (const channel of [methodTopics, amqpMethods]) channel.answersTo((from, rid, result) => this.methods.complete(from, rid, result));
     this.mqtt.use(methodTopics);
+    this.amqpDevices.use('methods/devicebound', amqpMethods).use('twin', new AmqpTwinLinks(this.twins, log));
 
     this.eventLog = new EventLog(new EventStore(db), { log });
     this.mqtt.use(new TelemetryTopics(this.eventLog, this.registry, throttle));
+    this.amqpDevices.use('messages/events', new AmqpTelemetry(this.eventLog, this.registry, log, throttle));
 
     this.importExport = new ImportExportJobs(new ImportExportJobStore(db), this.registry, this.twins, twinIdentity, log);
     this.jobs = new ScheduledJobs(
@@ -215,6 +228,7 @@ export class LocalHub {
     );
     this.c2d = new DeviceQueues(new C2dStore(db), this.registry, log);
     this.mqtt.use(new C2dTopics(this.c2d, this.mqtt));
+    this.amqpDevices.use('messages/devicebound', new AmqpCloudToDevice(this.c2d));
 
     const router = new Router().add(
       ...registryRoutes(this.registry),
@@ -380,10 +394,11 @@ export class LocalHub {
     this.serviceAmqp = new ServiceAmqpEndpoint({
       hostName: this.hostName,
       queues: this.c2d,
-      verifyToken: (token, audience) => this.auth.verifyServiceToken(token, audience, 'ServiceConnect', 'base64'),
+      verifyToken: (token, audience) => this.auth.verifyCbsToken(token, audience) ?? false,
       unauthenticated,
       log: this.log,
       throttle: this.throttle,
+      devices: this.amqpDevices,
     });
     this.log.debug(
       'hub',

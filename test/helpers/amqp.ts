@@ -16,8 +16,14 @@ export function sasToken(audience: string, ttlSeconds = 3600): string {
   return `SharedAccessSignature sr=${sr}&sig=${sig}&se=${se}&skn=${keyName}`;
 }
 
-export async function open(port: number, credentials: { username?: string; password?: string } = {}): Promise<Connection> {
-  const options: ConnectionOptions = { transport: 'tcp', host: '127.0.0.1', port, reconnect: false, ...credentials };
+/** A plain AMQP connection (the Event Hub-compatible endpoint), or AMQPS with the hub's CA (its TLS port). */
+export async function open(
+  port: number,
+  credentials: { username?: string; password?: string } = {},
+  tls?: { ca: string },
+): Promise<Connection> {
+  const transport = tls ? { transport: 'tls', servername: 'localhost', ca: tls.ca } : { transport: 'tcp' };
+  const options = { ...transport, host: '127.0.0.1', port, reconnect: false, ...credentials } as ConnectionOptions;
   const connection = rhea.create_container().connect(options);
   connection.on('error', () => {});
   connection.on('disconnected', () => {}); // the test looks at what it needs; rhea would print the rest

@@ -43,8 +43,14 @@ export interface AmqpConnectionState {
   authenticated: boolean;
   closing: boolean;
   claims: Claims;
-  /** Links opened on the strength of a claim, with the entity path the claim must go on covering. */
-  authorised: Map<Sender | Receiver, string>;
+  /** Links opened on the strength of a claim, with what the claim must go on covering. */
+  authorised: Map<Sender | Receiver, ClaimNeed>;
+}
+
+/** What a link needs of the connection's claims: one on its entity path, granting `right` when given. */
+export interface ClaimNeed {
+  path: string;
+  right?: string;
 }
 
 export interface AmqpConnectionsOptions {
@@ -184,9 +190,9 @@ export class AmqpConnections {
     (connection as unknown as { accept(stream: Duplex): void }).accept(stream);
   }
 
-  /** Records a link opened on the strength of a claim on `path`: the sweep detaches it when the claim expires. */
-  authorise(state: AmqpConnectionState, link: Sender | Receiver, path: string): void {
-    state.authorised.set(link, path);
+  /** Records a link opened on the strength of a claim on `path` (with `right`): the sweep detaches it when the claim expires. */
+  authorise(state: AmqpConnectionState, link: Sender | Receiver, path: string, right?: string): void {
+    state.authorised.set(link, right === undefined ? { path } : { path, right });
     this.attached(link);
   }
 
@@ -239,8 +245,8 @@ export class AmqpConnections {
     state.authorised.clear();
   }
 
-  /** The first token accepted on $cbs: the connection no longer counts as unauthenticated. */
-  private authenticate(state: AmqpConnectionState): void {
+  /** The first token accepted on $cbs (or a client certificate accepted for a link): the connection no longer counts as unauthenticated. */
+  authenticate(state: AmqpConnectionState): void {
     if (state.authenticated) return;
     state.authenticated = true;
     state.guard.authenticate();
@@ -265,12 +271,40 @@ export class AmqpConnections {
   /** A link whose claim has expired is detached (the SDKs re-attach after a new put-token). */
   private expireClaims(connection: Connection, state: AmqpConnectionState, nowMs: number): void {
     state.claims.prune(nowMs);
-    for (const [link, path] of state.authorised) {
-      if (state.claims.covers(path, nowMs)) continue;
+    for (const [link, { path, right }] of state.authorised) {
+      if (state.claims.covers(path, right, nowMs)) continue;
       state.authorised.delete(link);
+      this.options.log.info('amqp', `detached the link '${link.name}' to '${linkAddress(link)}': the token for '${path}' expired`);
       link.close(this.options.expiredClaim(link, path, connection));
       this.options.linkGone?.(link);
     }
+  }
+
+  /**
+   * Takes back what an identity was granted (its keys changed, it was disabled or deleted): the links
+   * that need a claim on `path` (or below it, when `below`) are detached with `error`, the claims on
+   * exactly `path` are forgotten, and a connection left with no link is closed. Returns how many
+   * connections lost links.
+   */
+  revoke(path: string, below: boolean, error: AmqpError): number {
+    const revoked = path.toLowerCase();
+    let touched = 0;
+    for (const [connection, state] of this.states) {
+      state.claims.forget(revoked);
+      let lost = false;
+      for (const [link, need] of state.authorised) {
+        const needed = need.path.toLowerCase();
+        if (needed !== revoked && !(below && needed.startsWith(`${revoked}/`))) continue;
+        state.authorised.delete(link);
+        link.close(error);
+        this.options.linkGone?.(link);
+        lost = true;
+      }
+      if (!lost) continue;
+      touched++;
+      if (state.authorised.size === 0) this.closeConnection(connection, state, error, true);
+    }
+    return touched;
   }
 
   /** Answers an attach with a detach carrying the error, the way Event Hubs and IoT Hub refuse a link, and says so in the log. */
@@ -281,6 +315,6 @@ export class AmqpConnections {
 }
 
 /** What a link attaches to: a receiving link's target, a sending link's source. */
-function linkAddress(link: Sender | Receiver): string {
+export function linkAddress(link: Sender | Receiver): string {
   return (link.is_sender() ? link.source?.address : link.target?.address) ?? '';
 }

@@ -84,6 +84,26 @@ export class Authenticator {
   }
 
   /**
+   * A put-token on the hub's own AMQP endpoint, where services and devices share connections as on
+   * IoT Hub: a policy's token grants those of ServiceConnect and DeviceConnect its policy has, on all
+   * below its resource; an identity's own token, DeviceConnect on exactly that identity (an audience
+   * `{host}/devices/{id}[/modules/{mid}]`, enabled, the token signed with its key). Undefined: refused.
+   */
+  verifyCbsToken(tokenText: string, audience: string): { rights: Right[]; exact: boolean } | undefined {
+    const token = parseSasToken(tokenText);
+    if (!token || isExpired(token)) return undefined;
+    if (token.keyName) {
+      const rights = CBS_RIGHTS.filter((right) => this.verifyServiceToken(tokenText, audience, right, 'base64'));
+      return rights.length > 0 ? { rights, exact: false } : undefined;
+    }
+    const [, devices, deviceId, modules, moduleId, ...rest] = uriResource(audience.replace(/^[a-z][a-z0-9+.-]*:\/\//i, ''));
+    const identityAudience =
+      devices === 'devices' && deviceId && rest.length === 0 && (modules === undefined || (modules === 'modules' && moduleId));
+    if (!identityAudience || this.authenticateDevice(tokenText, deviceId, moduleId)) return undefined;
+    return { rights: ['DeviceConnect'], exact: true };
+  }
+
+  /**
    * A device or module connect: the token must be scoped to that identity and signed with its key,
    * or with a policy key that grants DeviceConnect.
    */
@@ -158,6 +178,9 @@ export class Authenticator {
     return policy;
   }
 }
+
+/** The rights a token put on the AMQP endpoint's $cbs may carry to its links. */
+const CBS_RIGHTS: readonly Right[] = ['ServiceConnect', 'DeviceConnect'];
 
 function policyKeys(policy: SharedAccessPolicy | undefined, right?: Right): string[] {
   if (!policy || (right && !grants(policy, right))) return [];

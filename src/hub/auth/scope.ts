@@ -36,8 +36,8 @@ function withoutTrailingEmpty(segments: readonly string[]): string[] {
   return segments.slice(0, end);
 }
 
-/** A malformed %-sequence stays as it is: it then matches no token's (decoded) scope. */
-function decodeSegment(segment: string): string {
+/** URL-decoded; a malformed %-sequence stays as it is: it then matches no token's (decoded) scope. */
+export function decodeSegment(segment: string): string {
   if (!segment.includes('%')) return segment;
   try {
     return decodeURIComponent(segment);

@@ -1,8 +1,9 @@
 import type { PublishPacket } from 'aedes';
 import type { DeviceSession, MqttGateway, TopicHandler } from './mqtt-gateway.js';
 import type { IdentityKey } from '../registry/registry.js';
-import type { MethodChannel, MethodResult } from '../methods/direct-methods.js';
+import { parseAnswerPayload, type MethodChannel, type MethodResult } from '../methods/direct-methods.js';
 import { hubErrors } from '../errors.js';
+import { ListeningWaiters } from '../methods/listening-waiters.js';
 
 const REQUESTS = '$iothub/methods/POST/';
 const RESPONSES = '$iothub/methods/res/';
@@ -16,12 +17,10 @@ const RESPONSE_TOPIC = /^\$iothub\/methods\/res\/(\d{3})\/?\?(.*)$/;
 export class MethodTopics implements TopicHandler, MethodChannel {
   private onResponse: (from: IdentityKey, rid: string, result: MethodResult) => void = () => {};
   /** Calls waiting (connectTimeoutInSeconds) for their device to subscribe; one gateway listener serves them all. */
-  private readonly waiters = new Set<() => void>();
+  private readonly waiters = new ListeningWaiters();
 
   constructor(private readonly mqtt: MqttGateway) {
-    mqtt.on('subscribed', () => {
-      for (const check of [...this.waiters]) check();
-    });
+    mqtt.on('subscribed', () => this.waiters.changed());
   }
 
   /** Where device answers go (the DirectMethods that issued the request ids). */
@@ -41,7 +40,7 @@ export class MethodTopics implements TopicHandler, MethodChannel {
     const match = RESPONSE_TOPIC.exec(packet.topic);
     const rid = match && new URLSearchParams(match[2]).get('$rid');
     if (!match || !rid) throw hubErrors.argumentInvalid(`'${packet.topic}' is not $iothub/methods/res/{status}/?$rid={rid}`);
-    this.onResponse(session.key, rid, { status: Number(match[1]), payload: parsePayload(packet.payload) });
+    this.onResponse(session.key, rid, { status: Number(match[1]), payload: parseAnswerPayload(packet.payload) });
   }
 
   isListening(key: IdentityKey): boolean {
@@ -49,34 +48,10 @@ export class MethodTopics implements TopicHandler, MethodChannel {
   }
 
   whenListening(key: IdentityKey, timeoutMs: number, signal: AbortSignal): Promise<boolean> {
-    return new Promise((resolve) => {
-      const check = () => this.isListening(key) && done(true);
-      const done = (listening: boolean) => {
-        clearTimeout(timer);
-        this.waiters.delete(check);
-        signal.removeEventListener('abort', abort);
-        resolve(listening);
-      };
-      const abort = () => done(false);
-      const timer = setTimeout(abort, timeoutMs);
-      this.waiters.add(check);
-      signal.addEventListener('abort', abort);
-      check();
-    });
+    return this.waiters.wait(() => this.isListening(key), timeoutMs, signal);
   }
 
   deliver(key: IdentityKey, methodName: string, rid: string, payload: unknown): Promise<void> {
     return this.mqtt.sendTo(key, `${REQUESTS}${methodName}/?$rid=${rid}`, JSON.stringify(payload));
-  }
-}
-
-/** A device answers with JSON; anything else is passed on as text rather than lost. */
-function parsePayload(raw: Buffer | string): unknown {
-  const text = raw.toString();
-  if (text === '') return null;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
   }
 }

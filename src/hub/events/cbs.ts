@@ -1,5 +1,6 @@
 import type { Message } from 'rhea';
 import { parseSasToken } from '../auth/sas-token.js';
+import { decodeSegment } from '../auth/scope.js';
 import { entityPath, pathCovers } from './addresses.js';
 import { errorReply, type Reply } from './request-response.js';
 
@@ -7,31 +8,57 @@ import { errorReply, type Reply } from './request-response.js';
 // audience; the connection then holds that claim until the token expires, and links under the
 // audience may attach. A put-token for the same audience replaces the claim (the SDKs renew so).
 
-/** Checks a token (e.g. `SharedAccessSignature sr=..&sig=..&se=..&skn=..`) for an audience URI. */
-export type VerifyToken = (token: string, audience: string) => boolean;
+/**
+ * What an accepted token grants on its audience: `rights` (IoT Hub's ServiceConnect, DeviceConnect;
+ * undefined: whatever a link asks, as on Event Hubs), and whether it reaches only the audience itself
+ * (`exact`: a device's own token opens its device's links, never its modules').
+ */
+export interface Grant {
+  rights?: readonly string[];
+  exact?: boolean;
+}
+
+/** Checks a token (e.g. `SharedAccessSignature sr=..&sig=..&se=..&skn=..`) for an audience URI: false, or what it grants (true: everything). */
+export type VerifyToken = (token: string, audience: string) => boolean | Grant;
+
+interface Claim extends Grant {
+  expiresAtMs: number;
+}
 
 /** The audiences a connection holds tokens for, each until its token expires. */
 export class Claims {
-  /** Entity path → when its token expires (ms since the epoch). */
-  private readonly expiries = new Map<string, number>();
+  /** Entity path → what its token grants and when it expires (ms since the epoch). */
+  private readonly claims = new Map<string, Claim>();
 
-  add(audience: string, expiresAtMs: number): void {
-    this.expiries.set(entityPath(audience).toLowerCase(), expiresAtMs);
+  add(audience: string, expiresAtMs: number, grant: Grant = {}): void {
+    this.claims.set(entityPath(audience).toLowerCase(), { ...grant, expiresAtMs });
   }
 
-  covers(path: string, nowMs = Date.now()): boolean {
-    for (const [granted, expiresAtMs] of this.expiries) if (expiresAtMs > nowMs && pathCovers(granted, path)) return true;
+  /** Whether an unexpired claim reaches `path` (and grants `right`, when one is asked). */
+  covers(path: string, right?: string, nowMs = Date.now()): boolean {
+    for (const [granted, claim] of this.claims) {
+      if (claim.expiresAtMs <= nowMs) continue;
+      if (right !== undefined && claim.rights && !claim.rights.includes(right)) continue;
+      if (claim.exact ? granted === path.toLowerCase() : pathCovers(granted, path)) return true;
+    }
     return false;
   }
 
   /** When the first of the tokens held expires (Infinity when none will). */
   nextExpiry(): number {
-    return Math.min(Infinity, ...this.expiries.values());
+    let next = Infinity;
+    for (const claim of this.claims.values()) next = Math.min(next, claim.expiresAtMs);
+    return next;
   }
 
   /** Forgets the claims whose tokens expired by `nowMs`. */
   prune(nowMs = Date.now()): void {
-    for (const [path, expiresAtMs] of this.expiries) if (expiresAtMs <= nowMs) this.expiries.delete(path);
+    for (const [path, claim] of this.claims) if (claim.expiresAtMs <= nowMs) this.claims.delete(path);
+  }
+
+  /** Forgets the claims on exactly `path` (an identity whose keys changed: its tokens no longer hold). */
+  forget(path: string): boolean {
+    return this.claims.delete(path.toLowerCase());
   }
 }
 
@@ -41,25 +68,26 @@ export function handleCbsRequest(request: Message, verifyToken: VerifyToken, cla
   if (properties.operation !== 'put-token') {
     return errorReply(400, 'amqp:not-implemented', `The $cbs operation '${String(properties.operation)}' is not supported.`);
   }
-  const audience = properties.name;
+  // The device SDKs put a token's `sr` as the audience, URL-encoded (`hub%2Fdevices%2Fd1`).
+  const audience = typeof properties.name === 'string' ? decodeSegment(properties.name) : properties.name;
   const token = Buffer.isBuffer(request.body) ? request.body.toString('utf8') : request.body;
   if (typeof audience !== 'string' || typeof token !== 'string') {
     return errorReply(400, 'com.microsoft:argument-error', 'A put-token request needs the audience as name and the token as body.');
   }
-  let valid: boolean;
+  let grant: boolean | Grant;
   try {
-    valid = verifyToken(token, audience);
+    grant = verifyToken(token, audience);
   } catch {
-    valid = false;
+    grant = false;
   }
-  if (!valid) {
+  if (!grant) {
     return errorReply(
       401,
       'amqp:unauthorized-access',
       `Unauthorized: the token is not valid for '${audience}' (check the key, its expiry and the policy's rights).`,
     );
   }
-  claims.add(audience, tokenExpiry(token, properties.expiration));
+  claims.add(audience, tokenExpiry(token, properties.expiration), grant === true ? {} : grant);
   return { statusCode: 200, statusDescription: 'OK' };
 }
 

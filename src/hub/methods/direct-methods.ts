@@ -16,7 +16,7 @@ export interface MethodResult {
   payload: unknown;
 }
 
-/** The device side of direct methods (the MQTT topics), as the domain needs it. */
+/** The device side of direct methods (MQTT topics, AMQP links), as the domain needs it. */
 export interface MethodChannel {
   /** True when the identity is connected and subscribed to method requests. */
   isListening(key: IdentityKey): boolean;
@@ -64,6 +64,17 @@ function payloadProblem(payload: unknown, name: string): string | undefined {
   if (problem) return problem;
   const bytes = Buffer.byteLength(JSON.stringify(payload));
   return bytes > MAX_PAYLOAD_BYTES ? `${name} is ${bytes} bytes; IoT Hub allows at most ${MAX_PAYLOAD_BYTES} bytes (128 KB)` : undefined;
+}
+
+/** A device answers with JSON (over any transport); anything else is passed on as text rather than lost. */
+export function parseAnswerPayload(raw: Buffer | string): unknown {
+  const text = raw.toString();
+  if (text === '') return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
 }
 
 function seconds(value: unknown, name: string, range: { min: number; max: number; default: number }): number {

@@ -5,7 +5,9 @@ import rhea, { type Delivery, type EventContext, type Message, type Receiver, ty
 import { AmqpConnections, type AmqpConnectionState } from '../amqp/amqp-connections.js';
 import type { VerifyToken } from '../events/cbs.js';
 import { HubError, hubErrors } from '../errors.js';
+import { amqpError, bodyBytes, idText } from '../amqp/amqp-values.js';
 import type { DeviceQueues } from '../cloud-to-device/device-queues.js';
+import type { AmqpDeviceLinks } from '../device-gateway/amqp-device-links.js';
 import type { HubLog } from '../log.js';
 import type { Throttle } from '../throttling.js';
 import type { UnauthenticatedConnections } from '../unauthenticated-connections.js';
@@ -13,8 +15,8 @@ import type { UnauthenticatedConnections } from '../unauthenticated-connections.
 // IoT Hub's service-facing AMQP endpoint, as azure-iothub's Client uses it: AMQPS on the hub's TLS
 // port (dispatched there by its first bytes) or AMQP over WebSockets, a put-token on $cbs with a
 // shared access policy's token (ServiceConnect), then a sending link to /messages/devicebound and a
-// receiving link on /messages/serviceBound/feedback. Device links (IoT Hub's AMQP device transport)
-// would be more addresses here, beside these.
+// receiving link on /messages/serviceBound/feedback. Devices' and modules' links (`/devices/...`) on
+// the same connections go to the device gateway's AmqpDeviceLinks, as on IoT Hub's one host.
 
 const DEVICEBOUND = '/messages/devicebound';
 const FEEDBACK = '/messages/servicebound/feedback';
@@ -31,6 +33,8 @@ export interface ServiceAmqpOptions {
   log: HubLog;
   /** The tier's throttles: each message sent to /messages/devicebound is a cloud-to-device send. */
   throttle?: Throttle;
+  /** Where the links of devices and modules go. */
+  devices?: AmqpDeviceLinks;
 }
 
 export class ServiceAmqpEndpoint {
@@ -41,23 +45,28 @@ export class ServiceAmqpEndpoint {
   private readonly sending = new Set<number>();
 
   constructor(private readonly options: ServiceAmqpOptions) {
-    const { hostName, queues } = options;
+    const { hostName, queues, devices } = options;
     this.connections = new AmqpConnections({
       containerId: `iothub-tut-${hostName}`,
       listener: 'AMQPS',
       verifyToken: options.verifyToken,
       unauthenticated: options.unauthenticated,
       log: options.log,
-      // Each cloud-to-device message is accepted once it is queued (committed), or rejected with IoT Hub's error.
+      // Each cloud-to-device message is accepted once it is queued (committed), or rejected with IoT Hub's
+      // error; each device-to-cloud message once it is in the event log.
       receiverOptions: { autoaccept: false },
       expiredClaim: (link, path) => ({
         condition: 'amqp:unauthorized-access',
         description: `The link '${link.name}' is detached: the token that authorised '${path}' expired (put a new token on $cbs).`,
       }),
-      linkGone: (link) => this.feedbackGone(link as Sender),
-      receiverOpen: (link, state) => this.openDevicebound(link, state),
-      senderOpen: (link, state) => this.openFeedback(link, state),
+      linkGone: (link) => {
+        this.feedbackGone(link as Sender);
+        devices?.gone(link);
+      },
+      receiverOpen: (link, state) => (devices?.owns(link) ? devices.open(link, state) : this.openDevicebound(link, state)),
+      senderOpen: (link, state) => (devices?.owns(link) ? devices.open(link, state) : this.openFeedback(link, state)),
     });
+    devices?.serve(this.connections);
     queues.on('feedback', () => this.sendFeedback());
   }
 
@@ -86,7 +95,7 @@ export class ServiceAmqpEndpoint {
 
   /** Authorises a link to `path` when a token put on $cbs covers it; else refuses it. */
   private admit(link: Sender | Receiver, state: AmqpConnectionState, path: string): boolean {
-    if (!state.claims.covers(path)) {
+    if (!state.claims.covers(path, 'ServiceConnect')) {
       this.connections.refuse(
         link,
         'amqp:unauthorized-access',
@@ -221,33 +230,6 @@ function targetDevice(to: string | undefined): string {
   return decodeURIComponent(match[1]!);
 }
 
-/** A message or correlation id (a string, or a UUID the SDK encoded as 16 bytes), or a user id (binary). */
-function idText(id: unknown, binary = false): string | undefined {
-  if (id === undefined || id === null) return undefined;
-  if (Buffer.isBuffer(id)) return !binary && id.length === 16 ? rhea.uuid_to_string(id) : id.toString('utf8');
-  return String(id);
-}
-
-function bodyBytes(body: unknown): Buffer {
-  const content = (body as { content?: unknown } | undefined)?.content ?? body;
-  if (Buffer.isBuffer(content)) return content;
-  if (content instanceof Uint8Array) return Buffer.from(content);
-  if (content === undefined || content === null) return Buffer.alloc(0);
-  return Buffer.from(typeof content === 'string' ? content : JSON.stringify(content));
-}
-
 function optional<K extends string>(key: K, value: string | undefined): { [P in K]?: string } {
   return (value === undefined ? {} : { [key]: value }) as { [P in K]?: string };
-}
-
-/** IoT Hub's errors as the AMQP conditions the service SDK translates (amqp_service_errors.js). */
-function amqpError(error: unknown): { condition: string; description: string } {
-  if (!(error instanceof HubError)) return { condition: 'amqp:internal-error', description: String((error as Error)?.message ?? error) };
-  const description = `ErrorCode:${error.code};${error.message}`;
-  if (error.errorCode === 403004) return { condition: 'amqp:resource-limit-exceeded', description };
-  if (error.status === 429) return { condition: 'com.microsoft:device-container-throttled', description };
-  if (error.status === 404) return { condition: 'amqp:not-found', description };
-  if (error.status === 413) return { condition: 'amqp:link:message-size-exceeded', description };
-  if (error.status === 400) return { condition: 'amqp:invalid-field', description };
-  return { condition: 'amqp:internal-error', description };
 }
