@@ -1,6 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { runCli } from './helpers/cli.js';
+import { tempDir } from './helpers/hub.js';
 
 // The top-level help is built from main.ts's list of commands, without loading their modules; a
 // command's own help comes from its module. Both must stay complete.
@@ -101,4 +105,48 @@ test('a mistyped command gets a suggestion and exit 2', async () => {
   assert.equal(r.code, 2);
   assert.match(r.stderr, /unknown command 'creat-device'/);
   assert.match(r.stderr, /Did you mean create-device\?/);
+});
+
+test('help and usage errors load no Azure SDK: only a command that talks to a hub pays for one', async () => {
+  const dir = tempDir();
+  const preload = fileURLToPath(new URL('./helpers/sdk-loads.js', import.meta.url));
+  /** The Azure SDK packages the CLI loaded to run `args`, and its result. */
+  const sdkLoads = async (args: string[]) => {
+    const file = join(dir, 'loads.json');
+    const r = await runCli(args, { IOTHUB_TUT_HOME: dir, NODE_OPTIONS: `--import=${preload}`, SDK_LOADS_FILE: file });
+    return { r, loaded: JSON.parse(readFileSync(file, 'utf8')) as string[] };
+  };
+  try {
+    // The demo runs every tutorial in-process: it loads the SDKs whatever it is asked.
+    for (const command of COMMANDS.filter((c) => c !== 'demo')) {
+      const { r, loaded } = await sdkLoads([command, '--help']);
+      assert.equal(r.code, 0, `${command} --help: ${r.stderr}`);
+      assert.deepEqual(loaded, [], `${command} --help`);
+    }
+    // A malformed connection string is refused (exit 2) before the command loads its app.
+    const usage = COMMANDS.filter((c) => !['demo', 'hub'].includes(c)).map((command) => ({
+      command,
+      args: [
+        command,
+        ...({ twin: ['show'], 'invoke-method': ['ping'], query: ['SELECT *'], 'schedule-job': ['--method', 'm'] }[command] ?? []),
+      ],
+    }));
+    for (const { command, args } of usage) {
+      const { r, loaded } = await sdkLoads([...args, '-c', 'just some text']);
+      assert.equal(r.code, 2, `${command}: ${r.stderr}`);
+      assert.match(r.stderr, /^error: Malformed (service|device|eventhub) connection string: 'just some text' is not Key=Value/, command);
+      assert.deepEqual(loaded, [], command);
+    }
+    // The preload does see the SDKs: a well-formed connection string (to a host that does not resolve) loads one.
+    const key = 'A'.repeat(43) + '=';
+    const { r, loaded } = await sdkLoads([
+      'create-device',
+      '-c',
+      `HostName=127.0.0.1:1;SharedAccessKeyName=iothubowner;SharedAccessKey=${key}`,
+    ]);
+    assert.equal(r.code, 8, r.stderr);
+    assert.deepEqual(loaded, ['azure-iothub']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -83,6 +83,26 @@ describe('hub log at debug level', () => {
     assert.ok(logged(/info +amqp: refused a put-token on \$cbs for '[^']*' from [^ ]+: 401 /));
   });
 
+  test('store: each commit at debug, with the statements and tables it wrote and its time; device-to-cloud batches too', async () => {
+    const commit = (what: string) => new RegExp(`debug store: commit: [^\\n]*${what}[^\\n]* in \\d+\\.\\d ms$`, 'm');
+    // before() registered log-dev: its identity and its twin in one transaction.
+    assert.ok(logged(commit('INSERT identities')), lines.join(''));
+    await createRegistry(t.connection).updateTwin('log-dev', { tags: { floor: 2 } }, '*');
+    await waitFor(commit('INSERT twins'));
+
+    const client = await rawConnect(t.hub, { deviceId: 'log-dev' }, deviceToken({ deviceId: 'log-dev' }, deviceKey));
+    if (typeof client === 'number') assert.fail(`connect refused with CONNACK ${client}`);
+    try {
+      await new Promise<void>((resolve, reject) =>
+        client.publish('devices/log-dev/messages/events/', 'hello', { qos: 1 }, (err) => (err ? reject(err) : resolve())),
+      );
+      // The event log's batches are committed by its writer thread (the data dir is a file).
+      await waitFor(commit('INSERT events'));
+    } finally {
+      client.end(true);
+    }
+  });
+
   test('no line holds a key or a signature', () => {
     const secrets = [deviceKey, t.hub.auth.policy('iothubowner')!.primaryKey, t.hub.auth.policy('service')!.primaryKey];
     for (const line of lines) {

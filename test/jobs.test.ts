@@ -286,7 +286,7 @@ describe('scheduled jobs: limits and restarts', () => {
   });
 
   test('a restarted hub runs the jobs scheduled before it stopped, and ends calls it left in flight as interrupted', async () => {
-    let t = await startTestHub();
+    let t = await startTestHub({ dataDir: tempDir() }); // restarted on the same data dir
     const dataDir = t.dataDir;
     const device = await openDevice(await registerIdentity(t, 'silent'));
     try {

@@ -5,9 +5,6 @@ import { onReconnect } from '../clients/reconnect.js';
 import { explain } from '../clients/sdk-errors.js';
 import { Receiving } from './receiving.js';
 
-/** The jobs tutorial's device (simDevice.js) answers this one. */
-export const LOCK_DOOR_METHOD = 'lockDoor';
-
 export type AnswerEvent =
   | { event: 'ready'; deviceId: string; methods: string[] }
   | { event: 'call'; methodName: string; payload: unknown; status: number }

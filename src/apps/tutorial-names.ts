@@ -11,3 +11,6 @@ export const TUTORIAL_NAMES = {
   /** send-telemetry --devices K simulates simDevice-1..K. */
   simulatedDevicePrefix: 'simDevice',
 } as const;
+
+/** The direct method the jobs tutorial's device (simDevice.js) answers. */
+export const LOCK_DOOR_METHOD = 'lockDoor';

@@ -4,8 +4,8 @@ import { countAndTimeoutOptions, DeviceSideOptions } from './options.js';
 import { parseIntWithin, parseJsonValue, parseNonEmpty } from './parsers.js';
 import { untilInterrupted } from './interrupt.js';
 import { examples } from './help.js';
-import { TUTORIAL_NAMES } from '../apps/tutorial-names.js';
-import { LOCK_DOOR_METHOD, type AnswerEvent } from '../apps/answer-methods.js';
+import { LOCK_DOOR_METHOD, TUTORIAL_NAMES } from '../apps/tutorial-names.js';
+import type { AnswerEvent } from '../apps/answer-methods.js';
 
 function printEvent(out: Output, e: AnswerEvent): void {
   out.result(e);
@@ -42,8 +42,8 @@ export function configureAnswerMethods(command: Command): void {
     )
     .action((opts: { method?: string[]; status: number; payload?: unknown; count?: number; timeout?: number }, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
-        const { answerMethods } = await import('../apps/answer-methods.js');
         const connection = await deviceSide.resolve();
+        const { answerMethods } = await import('../apps/answer-methods.js');
         const { calls } = await untilInterrupted((signal) =>
           answerMethods(connection, {
             methods: [...new Set(opts.method ?? [LOCK_DOOR_METHOD])],

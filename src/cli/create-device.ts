@@ -45,15 +45,17 @@ export function configureCreateDevice(command: Command): void {
     .action((opts, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
         if (opts.x509) {
+          const connection = serviceConnection(opts);
           const { createX509Device } = await import('../apps/create-identity.js');
-          const device = await createX509Device(serviceConnection(opts), { deviceId: opts.deviceId, outDir: opts.outDir });
+          const device = await createX509Device(connection, { deviceId: opts.deviceId, outDir: opts.outDir });
           out.result(device);
           printX509Device(out, device);
           return;
         }
         if (cmd.getOptionValueSource('outDir') === 'cli') throw new ToolkitError('--out-dir goes with --x509.', ExitCode.usage);
+        const connection = serviceConnection(opts);
         const { createDevice } = await import('../apps/create-identity.js');
-        const device = await createDevice(serviceConnection(opts), { deviceId: opts.deviceId });
+        const device = await createDevice(connection, { deviceId: opts.deviceId });
         out.result(device);
         printIdentity(out, 'Device', device);
         secretsHint(out);

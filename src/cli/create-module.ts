@@ -20,8 +20,9 @@ export function configureCreateModule(command: Command): void {
     )
     .action((opts, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
+        const connection = serviceConnection(opts);
         const { createModule } = await import('../apps/create-identity.js');
-        const result = await createModule(serviceConnection(opts), { deviceId: opts.deviceId, moduleId: opts.moduleId });
+        const result = await createModule(connection, { deviceId: opts.deviceId, moduleId: opts.moduleId });
         out.result(result);
         printIdentity(out, 'Device', result.device);
         printIdentity(out, 'Module', result.module);

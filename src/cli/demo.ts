@@ -9,7 +9,7 @@ import {
   type EventHubConnection,
   type ServiceConnection,
 } from '../clients/connection-string.js';
-import { TUTORIAL_NAMES } from '../apps/tutorial-names.js';
+import { LOCK_DOOR_METHOD, TUTORIAL_NAMES } from '../apps/tutorial-names.js';
 import {
   checkTransport,
   DEVICE_TRANSPORTS,
@@ -203,7 +203,7 @@ const steps: DemoStep[] = [
     explain: `${MANAGED_DEVICE} answers the lockDoor direct method; the service schedules a job that calls it on the devices a query selects, and follows it until it ends`,
     features: ['methods'],
     async run(connection, out, _eventHub, transport) {
-      const [{ createDevice }, { answerMethods, LOCK_DOOR_METHOD }, { scheduleJob, watchJob }] = await Promise.all([
+      const [{ createDevice }, { answerMethods }, { scheduleJob, watchJob }] = await Promise.all([
         import('../apps/create-identity.js'),
         import('../apps/answer-methods.js'),
         import('../apps/schedule-job.js'),

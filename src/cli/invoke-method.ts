@@ -26,9 +26,10 @@ export function configureInvokeMethod(command: Command): void {
     )
     .action((methodName: string, opts, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
+        const connection = serviceConnection(opts);
         const { invokeMethod } = await import('../apps/invoke-method.js');
         const target = { deviceId: opts.deviceId as string, moduleId: opts.moduleId as string | undefined };
-        const result = await invokeMethod(serviceConnection(opts), {
+        const result = await invokeMethod(connection, {
           ...target,
           methodName,
           payload: opts.payload,

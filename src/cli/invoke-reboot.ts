@@ -27,8 +27,8 @@ export function configureInvokeReboot(command: Command): void {
     )
     .action((opts, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
-        const { invokeReboot } = await import('../apps/invoke-reboot.js');
         const connection = serviceConnection(opts);
+        const { invokeReboot } = await import('../apps/invoke-reboot.js');
         const target = { deviceId: opts.deviceId as string, moduleId: opts.moduleId as string | undefined };
         out.line(`Invoking rebootDevice on ${identityName(target)}...`);
         const result = await untilInterrupted((signal) =>

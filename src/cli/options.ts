@@ -7,7 +7,7 @@ import {
   type EventHubConnection,
   type ServiceConnection,
 } from '../clients/connection-string.js';
-import { DEVICE_TRANSPORTS, type DeviceTransport } from '../clients/device-clients.js';
+import type { DeviceTransport } from '../clients/device-clients.js';
 import { ExitCode, ToolkitError } from '../clients/errors.js';
 import { describeIdentity, type Identity } from '../clients/identity.js';
 import { TUTORIAL_NAMES } from '../apps/tutorial-names.js';
@@ -17,6 +17,13 @@ import { parseIntWithin, parseNonEmpty, parsePositiveInt, parseSeconds } from '.
 // service, as a device, or at its Event Hub-compatible endpoint; and how long to wait.
 
 const CONNECTION_STRING = '-c, --connection-string <cs>';
+
+/**
+ * --transport's choices, named here rather than read from device-clients.ts: importing that module
+ * loads the device SDK, and parsing arguments (--help, a usage error) should load no SDK. `satisfies`
+ * holds the names to device-clients' transports, none missing and none extra.
+ */
+const TRANSPORT_CHOICES = Object.keys({ mqtt: 1, 'mqtt-ws': 1, amqp: 1, 'amqp-ws': 1, http: 1 } satisfies Record<DeviceTransport, 1>);
 const nonEmpty = parseNonEmpty('--connection-string');
 
 /** -c for a command that acts as the service. */
@@ -119,7 +126,7 @@ export class DeviceSideOptions {
       )
       .addOption(
         new Option('--transport <name>', "the device SDK's transport (mqtt-ws, amqp-ws and http use port 443 on Azure)")
-          .choices(DEVICE_TRANSPORTS)
+          .choices(TRANSPORT_CHOICES)
           .default('mqtt'),
       )
       .addOption(new Option('--websocket', 'the same as --transport mqtt-ws').conflicts('transport'))

@@ -21,8 +21,8 @@ export function configureQuery(command: Command): void {
     )
     .action((sql: string, opts: { top?: number; pageSize?: number; connectionString?: string }, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
-        const { runQuery } = await import('../apps/query.js');
         const connection = serviceConnection(opts);
+        const { runQuery } = await import('../apps/query.js');
         const summary = await untilInterrupted((signal) =>
           runQuery(connection, {
             sql,

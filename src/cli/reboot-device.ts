@@ -41,8 +41,8 @@ export function configureRebootDevice(command: Command): void {
     )
     .action((opts: { rebootSeconds: number; count?: number }, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
-        const { rebootDevice } = await import('../apps/reboot-device.js');
         const connection = await deviceSide.resolve();
+        const { rebootDevice } = await import('../apps/reboot-device.js');
         const { reboots } = await untilInterrupted((signal) =>
           rebootDevice(connection, {
             transport: deviceSide.transport,

@@ -19,8 +19,8 @@ export function configureReceiveC2d(command: Command): void {
     )
     .action((opts: { count?: number; timeout?: number }, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
-        const { receiveC2d } = await import('../apps/receive-c2d.js');
         const connection = await deviceSide.resolve();
+        const { receiveC2d } = await import('../apps/receive-c2d.js');
         const identity = identityName(connection);
         const { received } = await untilInterrupted((signal) =>
           receiveC2d(connection, {

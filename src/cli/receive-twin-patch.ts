@@ -19,8 +19,8 @@ export function configureReceiveTwinPatch(command: Command): void {
     )
     .action((opts: { count?: number; timeout?: number }, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
-        const { receiveTwinPatch } = await import('../apps/receive-twin-patch.js');
         const connection = await deviceSide.resolve();
+        const { receiveTwinPatch } = await import('../apps/receive-twin-patch.js');
         const identity = identityName(connection);
         const { received } = await untilInterrupted((signal) =>
           receiveTwinPatch(connection, {

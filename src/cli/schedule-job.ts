@@ -60,8 +60,8 @@ export function configureScheduleJob(command: Command): void {
       run(cmd.optsWithGlobals(), async (out) => {
         if (!opts.method === !opts.desired) throw new ToolkitError('give either --method <name> or --desired <json>', ExitCode.usage);
         if (opts.payload !== undefined && !opts.method) throw new ToolkitError('--payload goes with --method', ExitCode.usage);
-        const { scheduleJob, watchJob } = await import('../apps/schedule-job.js');
         const connection = serviceConnection(opts);
+        const { scheduleJob, watchJob } = await import('../apps/schedule-job.js');
         const scheduled = await scheduleJob(connection, {
           jobId: opts.jobId,
           queryCondition: opts.query,

@@ -36,8 +36,9 @@ export function configureSendC2d(command: Command): void {
     )
     .action((opts, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
+        const connection = serviceConnection(opts);
         const { sendC2d } = await import('../apps/send-c2d.js');
-        const result = await sendC2d(serviceConnection(opts), {
+        const result = await sendC2d(connection, {
           deviceId: opts.deviceId,
           message: opts.message,
           count: opts.count,

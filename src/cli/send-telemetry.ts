@@ -83,8 +83,8 @@ export function configureSendTelemetry(command: Command): void {
             ExitCode.usage,
           );
         }
-        const { sendTelemetry } = await import('../apps/send-telemetry.js');
         const connections = opts.devices > 1 ? await simulatedDevices(opts.devices) : [await deviceSide.resolve()];
+        const { sendTelemetry } = await import('../apps/send-telemetry.js');
         const progress = progressLine(out);
         out.line(
           `Sending ${opts.count ? `${opts.count} message${opts.count === 1 ? '' : 's'}` : 'messages'} every ${opts.interval} s` +

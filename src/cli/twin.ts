@@ -18,9 +18,10 @@ export function configureTwin(twin: Command): void {
     .addHelpText('after', examples(...SHOW_EXAMPLES))
     .action((opts, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
+        const connection = serviceConnection(opts);
         const { showTwin, twinName } = await import('../apps/show-twin.js');
         const identity = { deviceId: opts.deviceId as string, moduleId: opts.moduleId as string | undefined };
-        const twinDocument = await showTwin(serviceConnection(opts), identity);
+        const twinDocument = await showTwin(connection, identity);
         out.result(twinDocument);
         out.heading(`${twinName(identity).replace(/^./, (c) => c.toUpperCase())}:`);
         out.line(JSON.stringify(twinDocument, null, 2));

@@ -29,9 +29,10 @@ export function configureUpdateModuleTwin(command: Command): void {
     .action((opts, cmd: Command) =>
       run(cmd.optsWithGlobals(), async (out) => {
         const desired = parseJsonObject('--desired', opts.desired);
+        const connection = serviceConnection(opts);
         const { updateModuleTwin } = await import('../apps/update-module-twin.js');
         const moduleId = opts.device ? undefined : (opts.moduleId as string);
-        const { before, after } = await updateModuleTwin(serviceConnection(opts), { deviceId: opts.deviceId, moduleId, desired });
+        const { before, after } = await updateModuleTwin(connection, { deviceId: opts.deviceId, moduleId, desired });
         out.result({ deviceId: opts.deviceId, ...(moduleId ? { moduleId } : {}), before, after });
         const what = moduleId ? 'Module' : 'Device';
         printProperties(out, `${what} twin properties before update:`, before.properties);

@@ -22,8 +22,8 @@ export function configureUpdateReported(command: Command): void {
       run(cmd.optsWithGlobals(), async (out) => {
         const reported =
           opts.reported === undefined ? { lastUpdated: new Date().toISOString() } : parseJsonObject('--reported', opts.reported);
-        const { updateReported } = await import('../apps/update-reported.js');
         const connection = await deviceSide.resolve();
+        const { updateReported } = await import('../apps/update-reported.js');
         const result = await updateReported(connection, { reported, transport: deviceSide.transport });
         const identity = identityName(connection);
         out.result({ identity, ...result });

@@ -21,10 +21,15 @@ export function tempDir(prefix = 'iothub-tut-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-/** A hub on an ephemeral port with its own data dir (or a given one, to test restarts). */
+/**
+ * A hub on an ephemeral port with its own data dir (or a given one, to test restarts). With
+ * IOTHUB_TUT_TEST_STORE=memory, a hub given no data dir keeps its store in memory instead, as
+ * `hub start --in-memory` does (test/in-memory-store.test.ts runs the hub suites so).
+ */
 export async function startTestHub(options: HubOptions = {}): Promise<TestHub> {
   const dataDir = options.dataDir ?? tempDir();
-  const hub = await LocalHub.start({ port: 0, eventHubPort: 0, ...options, dataDir });
+  const inMemory = options.inMemory ?? (options.dataDir === undefined && process.env.IOTHUB_TUT_TEST_STORE === 'memory');
+  const hub = await LocalHub.start({ port: 0, eventHubPort: 0, ...options, dataDir, inMemory });
   const connectionFor = (policy: string): ServiceConnection =>
     parseConnection('service', hub.serviceConnectionString(policy), { ca: hub.tls.ca, port: hub.port });
   let stopped = false;

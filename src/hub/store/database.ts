@@ -38,12 +38,17 @@ export class Db {
   private committed: Array<() => void> = [];
   /** Set when another connection (the event writer thread's) writes to the same file; see WriteTurns. */
   turns?: WriteTurns;
+  /** Whether each commit gets a debug line (the log is at debug); fixed, so that otherwise a write pays one test. */
+  readonly tracing: boolean;
+  /** What the current transaction has written, for its commit's line (only while tracing). */
+  private writes: string[] = [];
 
-  /** `path` is a file, or ':memory:'; `log` hears of a full disk. */
+  /** `path` is a file, or ':memory:'; `log` hears of a full disk and, at debug, of each commit. */
   constructor(
     readonly path: string,
-    log: HubLog = silentLog(),
+    private readonly log: HubLog = silentLog(),
   ) {
+    this.tracing = log.enabled('debug');
     this.connection = new sqlite.DatabaseSync(path);
     this.space = new DiskSpace(path, log, (writes) =>
       this.transaction(() => {
@@ -70,13 +75,21 @@ export class Db {
 
   prepare<P extends unknown[] = SQLInputValue[], R = Record<string, unknown>>(sql: string): Statement<P, R> {
     const statement = this.connection.prepare(sql) as unknown as Statement<P, R>;
+    const what = this.tracing ? writeOf(sql) : '';
     return {
       run: (...params) => {
+        const started = this.tracing ? performance.now() : 0;
+        let result: { changes: number };
         try {
-          return statement.run(...params);
+          result = statement.run(...params);
         } catch (err) {
           throw this.space.refused(err);
         }
+        if (this.tracing) {
+          if (this.depth > 0) this.writes.push(what);
+          else this.logCommit([what], started); // outside a transaction, a write is its own commit
+        }
+        return result;
       },
       get: (...params) => statement.get(...params),
       all: (...params) => statement.all(...params),
@@ -93,6 +106,9 @@ export class Db {
     const savepoint = `s${this.depth}`;
     const outermost = this.depth === 0;
     const queued = this.committed.length;
+    const started = this.tracing && outermost ? performance.now() : 0;
+    if (this.tracing && outermost) this.writes = [];
+    const written = this.writes.length;
     if (outermost) this.turns?.hubEnter();
     try {
       this.exec(outermost ? 'BEGIN IMMEDIATE' : `SAVEPOINT ${savepoint}`);
@@ -107,6 +123,7 @@ export class Db {
       this.exec(outermost ? 'COMMIT' : `RELEASE ${savepoint}`);
     } catch (err) {
       this.committed.length = queued; // what the undone writes announced does not happen
+      this.writes.length = written;
       // A failed COMMIT may have ended the transaction already (SQLite rolls back on some errors).
       if (this.connection.isTransaction) {
         this.connection.exec(outermost ? 'ROLLBACK' : `ROLLBACK TO ${savepoint}; RELEASE ${savepoint}`);
@@ -116,8 +133,19 @@ export class Db {
       this.depth--;
       if (outermost) this.turns?.hubLeave();
     }
-    if (outermost) this.runCommitted();
+    if (outermost) {
+      if (this.tracing && this.writes.length > 0) this.logCommit(this.writes, started);
+      this.runCommitted();
+    }
     return result;
+  }
+
+  /** The store's debug line for a commit: what it wrote (statements and tables, no values) and how long it took. */
+  logCommit(writes: string[], startedMs: number): void {
+    const counts = new Map<string, number>();
+    for (const what of writes) counts.set(what, (counts.get(what) ?? 0) + 1);
+    const summary = [...counts].map(([what, n]) => (n > 1 ? `${what} x${n}` : what)).join(', ');
+    this.log.debug('store', `commit: ${summary} in ${(performance.now() - startedMs).toFixed(1)} ms`);
   }
 
   /**
@@ -161,6 +189,12 @@ export class Db {
     this.space.close();
     this.connection.close();
   }
+}
+
+/** A write statement as its commit's line names it: 'INSERT devices', 'UPDATE twins', 'DELETE c2d_messages'. */
+function writeOf(sql: string): string {
+  const match = /^\s*(INSERT|REPLACE|UPDATE|DELETE)\b(?:\s+OR\s+\w+)?(?:\s+(?:INTO|FROM))?\s+"?(\w+)/i.exec(sql);
+  return match ? `${match[1]!.toUpperCase()} ${match[2]}` : (sql.trim().split(/\s+/)[0] ?? '').toUpperCase();
 }
 
 /**

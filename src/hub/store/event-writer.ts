@@ -183,7 +183,7 @@ class ThreadEventWriter implements EventWriter {
   private ended?: Error;
   private readonly turns = new WriteTurns();
 
-  constructor(db: Db) {
+  constructor(private readonly db: Db) {
     // Started as a one-line eval that imports the thread's module: so the thread inherits Node's flags
     // as Node filters them for threads (--cpu-prof yes; --max-old-space-size and other per-process
     // flags, which an explicit execArgv may not hold, no), and --input-type, which a thread started from
@@ -213,6 +213,18 @@ class ThreadEventWriter implements EventWriter {
       this.worker.postMessage(batch, [batch.packed.buffer as ArrayBuffer]);
     });
     this.lastWrite = written.catch(() => undefined);
+    // The thread's connection has no log: the hub's side tells of its commits (time includes the hand-over).
+    if (this.db.tracing) {
+      const started = performance.now();
+      const writes = [
+        ...Array<string>(batch.rows).fill('INSERT events'),
+        ...Array<string>(batch.advances.length).fill('UPDATE event_partitions'),
+      ];
+      void written.then(
+        () => this.db.logCommit(writes, started),
+        () => undefined, // a failed write is the append's to report
+      );
+    }
     return written;
   }
 

@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runCli, type CliResult } from './cli.js';
+import { tempDir, type TestHub } from './hub.js';
+
+// What the error-table tests (test/cli-errors*.test.ts) share: README's "Errors and exit codes" table
+// is checked row by row, across every command each row applies to, with the CLI as a subprocess.
+
+export const KEY = 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
+export const STACK_FRAME = /\bat .+:\d+:\d+/;
+/** Makes name resolution fail in the CLI as it does without DNS (test/helpers/no-dns.ts). */
+export const NO_DNS = { NODE_OPTIONS: `--import=${fileURLToPath(new URL('./no-dns.js', import.meta.url))}` };
+
+export const serviceString = (key = KEY, policy = 'iothubowner', host = 'localhost') =>
+  `HostName=${host};SharedAccessKeyName=${policy};SharedAccessKey=${key}`;
+export const deviceString = (deviceId: string, key = KEY, moduleId?: string, host = 'localhost') =>
+  `HostName=${host};DeviceId=${deviceId};${moduleId ? `ModuleId=${moduleId};` : ''}SharedAccessKey=${key}`;
+export const eventHubString = (endpoint: string, key = KEY) =>
+  `Endpoint=${endpoint};SharedAccessKeyName=service;SharedAccessKey=${key};EntityPath=iothub-tut;UseDevelopmentEmulator=true`;
+
+export function oneLineError(r: CliResult, exitCode: number, message: RegExp): void {
+  assert.equal(r.code, exitCode, `exit code; stderr: ${r.stderr}`);
+  assert.match(r.stderr, /^error: /);
+  assert.match(r.stderr, message);
+  assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+  assert.doesNotMatch(r.stderr, STACK_FRAME, 'no stack trace');
+  assert.ok(!r.stderr.includes(KEY.slice(0, 20)), 'the key is not echoed');
+}
+
+/** Commander's own usage errors add a hint line after the error. */
+export function usageError(r: CliResult, message: RegExp): void {
+  assert.equal(r.code, 2, `exit code; stderr: ${r.stderr}`);
+  assert.match(r.stderr, /^error: /);
+  assert.match(r.stderr, message);
+  assert.doesNotMatch(r.stderr, STACK_FRAME, 'no stack trace');
+}
+
+/** A home whose profile points the CLI at an in-process hub. */
+export function homeFor(t: TestHub): string {
+  const home = tempDir();
+  const caFile = join(home, 'ca.pem');
+  writeFileSync(caFile, t.hub.tls.ca);
+  const profile = {
+    hostName: 'localhost',
+    port: t.hub.port,
+    eventHubPort: t.hub.eventHubPort,
+    caFile,
+    pid: process.pid,
+    dataDir: t.dataDir,
+    startedAt: new Date().toISOString(),
+    serviceConnectionString: t.connection.connectionString,
+    eventHubConnectionString: t.hub.eventHubConnectionString(),
+  };
+  mkdirSync(join(home, 'hubs'));
+  writeFileSync(join(home, 'hubs', `${process.pid}.json`), JSON.stringify(profile), { mode: 0o600 });
+  return home;
+}
+
+export type Kind = 'service' | 'device' | 'eventhub';
+
+/**
+ * Every command that talks to a hub: `run` is the command with what bounds its wait, `target` the
+ * identity it acts on (the tests' 'known' device and its module 'm1') when no connection string names it.
+ */
+export interface CommandUnderTest {
+  name: string;
+  kind: Kind;
+  run: string[];
+  target: string[];
+}
+
+export const COMMANDS: CommandUnderTest[] = [
+  { name: 'create-device', kind: 'service', run: ['create-device'], target: ['-d', 'fresh'] },
+  { name: 'create-module', kind: 'service', run: ['create-module'], target: ['-d', 'fresh', '-m', 'fresh-m'] },
+  { name: 'update-module-twin', kind: 'service', run: ['update-module-twin'], target: ['-d', 'known', '-m', 'm1'] },
+  { name: 'invoke-reboot', kind: 'service', run: ['invoke-reboot', '--wait', '0'], target: ['-d', 'known'] },
+  { name: 'invoke-method', kind: 'service', run: ['invoke-method', 'ping'], target: ['-d', 'known'] },
+  { name: 'twin show', kind: 'service', run: ['twin', 'show'], target: ['-d', 'known', '-m', 'm1'] },
+  { name: 'query', kind: 'service', run: ['query', 'SELECT * FROM devices'], target: [] },
+  { name: 'receive-twin-patch', kind: 'device', run: ['receive-twin-patch', '--timeout', '30'], target: ['-d', 'known', '-m', 'm1'] },
+  { name: 'update-reported', kind: 'device', run: ['update-reported'], target: ['-d', 'known', '-m', 'm1'] },
+  { name: 'reboot-device', kind: 'device', run: ['reboot-device', '--count', '1'], target: ['-d', 'known'] },
+  { name: 'send-telemetry', kind: 'device', run: ['send-telemetry', '--count', '1'], target: ['-d', 'known'] },
+  { name: 'monitor-events', kind: 'eventhub', run: ['monitor-events', '--count', '1', '--timeout', '1'], target: [] },
+  { name: 'answer-methods', kind: 'device', run: ['answer-methods', '--count', '1', '--timeout', '30'], target: ['-d', 'known'] },
+];
+export const ofKind = (kind: Kind) => COMMANDS.filter((c) => c.kind === kind);
+
+export interface Case {
+  name: string;
+  args: string[];
+  env?: Record<string, string>;
+  check(r: CliResult): void;
+}
+
+/** Runs the cases a few at a time and reports every one that failed, by command. */
+export async function walk(env: Record<string, string>, cases: Case[], concurrency = 4): Promise<void> {
+  const failures: string[] = [];
+  const queue = [...cases];
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (let c = queue.shift(); c; c = queue.shift()) {
+        const r = await runCli(c.args, { ...env, ...c.env }, 120_000);
+        try {
+          c.check(r);
+        } catch (err) {
+          failures.push(`${c.name} (${c.args.join(' ')}): ${(err as Error).message}`);
+        }
+      }
+    }),
+  );
+  assert.deepEqual(failures, [], failures.join('\n\n'));
+}
+
+/** The same expected error for each of these commands. */
+export function across(
+  commands: CommandUnderTest[],
+  args: (c: CommandUnderTest) => string[],
+  exitCode: number,
+  message: RegExp,
+  env?: Record<string, string>,
+): Case[] {
+  return commands.map((c) => ({ name: c.name, args: args(c), env, check: (r) => oneLineError(r, exitCode, message) }));
+}

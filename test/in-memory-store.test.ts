@@ -1,0 +1,35 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import { startTestHub } from './helpers/hub.js';
+
+// The hub suites again, on the in-memory store of `hub start --in-memory` and the demo: its commits
+// take another path than a data dir's (no WAL, no fsync, the event log written in-thread rather than
+// by the writer thread). Each suite's hubs that name no data dir keep their store in memory here; its
+// restarts, which give a data dir, stay on disk. The suites left out restart the hub they share
+// (telemetry, d2c-system-properties, c2d) or read its files.
+process.env.IOTHUB_TUT_TEST_STORE = 'memory';
+
+test('a test hub that names no data dir keeps its store in memory here', async () => {
+  const t = await startTestHub();
+  try {
+    assert.equal(t.hub.tls.caFile, undefined);
+    assert.ok(!existsSync(`${t.dataDir}/hub.db`), readdirSync(t.dataDir).join());
+  } finally {
+    await t.dispose();
+  }
+});
+
+for (const suite of [
+  'registry',
+  'registry-bulk',
+  'twins-integration',
+  'methods',
+  'jobs',
+  'query-route',
+  'configurations',
+  'events',
+  'import-export',
+]) {
+  await import(`./${suite}.test.js`);
+}
