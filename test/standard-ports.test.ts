@@ -47,7 +47,7 @@ describe('hub start --standard-ports', { skip }, () => {
       assert.equal(toolkit.code, 0, toolkit.stderr);
       assert.equal(app.code, 0, run.stderr);
       assert.deepEqual(app.result, {
-        opened: ['mqtt', 'mqttws'],
+        opened: ['mqtt', 'mqttws', 'amqp', 'amqpws', 'http'],
         modelId: 'dtmi:com:example:Thermostat;1',
         model: 'dtmi:com:example:Thermostat;1',
       });

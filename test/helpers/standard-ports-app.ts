@@ -2,13 +2,16 @@
 // `driver`: starts `hub start --standard-ports`, uses the toolkit against it, runs this file again as
 // `app` with nothing but NODE_EXTRA_CA_CERTS, stops the hub and prints one JSON line of what happened.
 // `app`: an SDK app written for Azure IoT Hub, unchanged: connection strings as `hub start` prints them
-// (no GatewayHostName, no port, no agent), MQTT on 8883, MQTT over WebSockets and REST on 443.
+// (no GatewayHostName, no port, no agent), MQTT on 8883, AMQPS on 5671, MQTT and AMQP over WebSockets,
+// HTTPS and REST on 443.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import iothub from 'azure-iothub';
 import deviceSdk from 'azure-iot-device';
 import mqttTransport from 'azure-iot-device-mqtt';
+import amqpTransport from 'azure-iot-device-amqp';
+import httpTransport from 'azure-iot-device-http';
 import { CliProcess, runCli } from './cli.js';
 
 async function app(serviceConnectionString: string): Promise<object> {
@@ -20,9 +23,13 @@ async function app(serviceConnectionString: string): Promise<object> {
   for (const [name, Transport] of [
     ['mqtt', mqttTransport.Mqtt],
     ['mqttws', mqttTransport.MqttWs],
+    ['amqp', amqpTransport.Amqp],
+    ['amqpws', amqpTransport.AmqpWs],
+    ['http', httpTransport.Http],
   ] as const) {
     const client = deviceSdk.Client.fromConnectionString(deviceConnectionString, Transport);
-    await client.setOptions({ modelId: 'dtmi:com:example:Thermostat;1' });
+    // The model id is announced at connect over MQTT (IoT Hub's Plug and Play is MQTT's and AMQP's).
+    if (name.startsWith('mqtt')) await client.setOptions({ modelId: 'dtmi:com:example:Thermostat;1' });
     await client.open();
     await client.sendEvent(new deviceSdk.Message(JSON.stringify({ transport: name })));
     opened.push(name);
