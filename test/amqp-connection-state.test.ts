@@ -35,7 +35,7 @@ describe('connection state over AMQP', () => {
   }
 
   /** An SDK client that opened a link (its telemetry link, by sending once). */
-  async function sending(deviceId: string, transport: 'amqp' | 'amqp-ws' | 'mqtt', moduleId?: string): Promise<DeviceClient> {
+  async function sending(deviceId: string, transport: 'amqp' | 'amqp-ws' | 'http', moduleId?: string): Promise<DeviceClient> {
     const client = await openDevice(await registerIdentity(t, deviceId, moduleId), transport);
     open_.push(client);
     await client.sendEvent(new deviceSdk.Message('hello'));
@@ -64,6 +64,15 @@ describe('connection state over AMQP', () => {
       assert.equal(((await registry.getTwin(deviceId)).responseBody as { connectionState?: string }).connectionState, 'Disconnected');
     });
   }
+
+  test('an HTTPS device holds no connection: its sends leave it Disconnected, as on IoT Hub', async () => {
+    const client = await sending('state-http', 'http');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    t.hub.registry.flushConnectionStates();
+    assert.equal(stateOf({ deviceId: 'state-http' }), 'Disconnected');
+    assert.equal(t.hub.presence.isConnected({ deviceId: 'state-http' }), false);
+    await client.close();
+  });
 
   test('a module over AMQP is Connected on its own; its device stays Disconnected', async () => {
     const key = { deviceId: 'state-edge', moduleId: 'filter' };
