@@ -8,6 +8,7 @@ import { startTestHub, type TestHub } from './helpers/hub.js';
 import { openDevice, registerIdentity, until } from './helpers/devices.js';
 import { collect, consumer, within } from './helpers/events.js';
 import { open, putToken } from './helpers/amqp.js';
+import { closed, deviceToken, rawConnect } from './helpers/mqtt.js';
 import { createRegistry } from '../src/clients/service-clients.js';
 import { createSasToken } from '../src/hub/auth/sas-token.js';
 import type { DeviceClient } from '../src/clients/device-clients.js';
@@ -99,6 +100,23 @@ describe('connection state over AMQP', () => {
       await clients[first === 'mqtt' ? 'amqp' : 'mqtt'].close();
       await until(() => stateOf({ deviceId }) === 'Disconnected', 'Disconnected once both are gone');
     }
+  });
+
+  test('an MQTT session taken over by a new connect is one MQTT presence: Disconnected once that and AMQP are gone', async () => {
+    const deviceId = 'state-takeover';
+    const connection = await registerIdentity(t, deviceId);
+    const { key } = connection as { key: string };
+    const amqp = await openDevice(connection, 'amqp');
+    open_.push(amqp);
+    await amqp.sendEvent(new deviceSdk.Message('over amqp'));
+    const first = await rawConnect(t.hub, { deviceId }, deviceToken({ deviceId }, key));
+    assert.notEqual(typeof first, 'number', 'the first MQTT connect is accepted');
+    const second = await rawConnect(t.hub, { deviceId }, deviceToken({ deviceId }, key));
+    assert.notEqual(typeof second, 'number', 'the second MQTT connect is accepted');
+    await closed(first as Exclude<typeof first, number>); // taken over
+    await amqp.close();
+    (second as Exclude<typeof second, number>).end(true);
+    await until(() => stateOf({ deviceId }) === 'Disconnected', 'Disconnected once the new MQTT session and AMQP are gone');
   });
 
   test('a dropped connection, an expired token and a revocation each leave the identity Disconnected', async () => {

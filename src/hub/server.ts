@@ -198,11 +198,13 @@ export class LocalHub {
       .on('rekeyed', revoke('its keys were changed'))
       .on('disabled', revoke('it was disabled', true));
     this.presence = new Presence(this.registry);
-    this.mqtt.on('connected', (s) => this.presence.arrived(s.key, s.modelId)).on('disconnected', (s) => this.presence.left(s.key));
+    this.mqtt
+      .on('connected', (s) => this.presence.arrived(s.key, 'mqtt', s.modelId))
+      .on('disconnected', (s) => this.presence.left(s.key, 'mqtt'));
     this.amqpDevices
-      .on('connected', (key, modelId) => this.presence.arrived(key, modelId))
+      .on('connected', (key, modelId) => this.presence.arrived(key, 'amqp', modelId))
       .on('announced', (key, modelId) => this.presence.announced(key, modelId))
-      .on('disconnected', (key) => this.presence.left(key));
+      .on('disconnected', (key) => this.presence.left(key, 'amqp'));
 
     // Methods go to whichever transport the identity listens on; answers come back from either.
     const methodTopics = new MethodTopics(this.mqtt);
