@@ -55,6 +55,7 @@ import { C2dTopics } from './device-gateway/c2d-topics.js';
 import { c2dRoutes } from './service-api/c2d-routes.js';
 import { ServiceAmqpEndpoint } from './service-amqp/service-endpoint.js';
 import { AmqpDeviceLinks } from './device-gateway/amqp-device-links.js';
+import { Presence } from './registry/presence.js';
 import { AmqpTelemetry } from './device-gateway/amqp-telemetry.js';
 import { AmqpCloudToDevice } from './device-gateway/amqp-cloud-to-device.js';
 import { AmqpMethodLinks } from './device-gateway/amqp-method-links.js';
@@ -117,6 +118,8 @@ export class LocalHub {
   readonly mqtt: MqttGateway;
   /** Devices' and modules' links on the TLS port's AMQP connections. */
   readonly amqpDevices: AmqpDeviceLinks;
+  /** Which identities are connected, over MQTT, AMQP or both: their connectionState. */
+  readonly presence: Presence;
   readonly methods: DirectMethods;
   readonly eventLog: EventLog;
   /** Scheduled jobs (/jobs/v2): methods and twin updates across devices. */
@@ -194,8 +197,14 @@ export class LocalHub {
       .on('deleted', revoke('the identity was deleted'))
       .on('rekeyed', revoke('its keys were changed'))
       .on('disabled', revoke('it was disabled', true));
-    this.mqtt.on('connected', (s) => this.registry.setConnectionState(s.key, true, s.modelId));
-    this.mqtt.on('disconnected', (s) => this.registry.setConnectionState(s.key, false));
+    this.presence = new Presence(this.registry);
+    this.mqtt
+      .on('connected', (s) => this.presence.arrived(s.key, 'mqtt', s.modelId))
+      .on('disconnected', (s) => this.presence.left(s.key, 'mqtt'));
+    this.amqpDevices
+      .on('connected', (key, modelId) => this.presence.arrived(key, 'amqp', modelId))
+      .on('announced', (key, modelId) => this.presence.announced(key, modelId))
+      .on('disconnected', (key) => this.presence.left(key, 'amqp'));
 
     // Methods go to whichever transport the identity listens on; answers come back from either.
     const methodTopics = new MethodTopics(this.mqtt);

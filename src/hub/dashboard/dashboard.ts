@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Registry } from '../registry/registry.js';
 import type { Twins } from '../twins/twin-service.js';
-import type { MqttGateway } from '../device-gateway/mqtt-gateway.js';
+import type { Presence } from '../registry/presence.js';
 import type { DirectMethods } from '../methods/direct-methods.js';
 import type { EventLog } from '../events/event-log.js';
 import type { DeviceQueues } from '../cloud-to-device/device-queues.js';
@@ -26,7 +26,7 @@ export interface DashboardHub {
   readonly eventHubPort: number;
   readonly registry: Registry;
   readonly twins: Twins;
-  readonly mqtt: MqttGateway;
+  readonly presence: Presence;
   readonly methods: DirectMethods;
   readonly eventLog: EventLog;
   readonly c2d: DeviceQueues;
@@ -84,7 +84,7 @@ export class Dashboard {
       this.devicesChanged();
     });
     for (const event of ['created', 'deleted', 'disabled', 'rekeyed'] as const) hub.registry.on(event, () => this.devicesChanged());
-    hub.mqtt.on('connected', () => this.devicesChanged()).on('disconnected', () => this.devicesChanged());
+    hub.presence.on('changed', () => this.devicesChanged());
     this.tick = setInterval(() => {
       if (this.live.size === 0) return;
       this.live.send('hub', this.overview());
@@ -251,14 +251,14 @@ export class Dashboard {
   }
 
   private overview(): HubOverview {
-    const { registry, mqtt, methods, log } = this.hub;
+    const { registry, presence, methods, log } = this.hub;
     return {
       hostName: this.hub.hostName,
       ports: { tls: this.hub.port, eventHub: this.hub.eventHubPort },
       startedAt: this.startedAt.toISOString(),
       uptimeSeconds: Math.floor((Date.now() - this.startedAt.getTime()) / 1000),
       counts: { devices: registry.countDevices(), modules: registry.allModules().length },
-      connections: { devices: mqtt.connectedCount(), dashboardStreams: this.live.size },
+      connections: { devices: presence.connectedCount(), dashboardStreams: this.live.size },
       telemetry: { perSecond: this.feed.rate(), sinceStart: this.feed.total },
       methodsInFlight: methods.inFlight(),
       cloudToDevice: Object.fromEntries(this.hub.c2d.depths()),
@@ -267,7 +267,7 @@ export class Dashboard {
   }
 
   private devices() {
-    return identityViews(this.hub.registry, this.hub.twins, this.hub.mqtt);
+    return identityViews(this.hub.registry, this.hub.twins, this.hub.presence);
   }
 
   /** Something in the device list changed: send it soon (a burst of connects is one update). */

@@ -1,7 +1,7 @@
 import type { IdentityRecord } from '../store/identity-store.js';
 import type { Registry } from '../registry/registry.js';
 import type { Twins } from '../twins/twin-service.js';
-import type { MqttGateway } from '../device-gateway/mqtt-gateway.js';
+import type { Presence } from '../registry/presence.js';
 import type { LogLine } from '../log.js';
 import { twinIdentity } from '../service-api/twin-routes.js';
 
@@ -37,7 +37,7 @@ export interface HubOverview {
 }
 
 /** Devices first, each followed by its modules, as the registry and the twins know them, with the live connection state. */
-export function identityViews(registry: Registry, twins: Twins, mqtt: MqttGateway): IdentityView[] {
+export function identityViews(registry: Registry, twins: Twins, presence: Presence): IdentityView[] {
   const modules = new Map<string, IdentityRecord[]>();
   for (const module of registry.allModules()) modules.set(module.deviceId, [...(modules.get(module.deviceId) ?? []), module]);
   const view = (record: IdentityRecord): IdentityView => {
@@ -46,7 +46,7 @@ export function identityViews(registry: Registry, twins: Twins, mqtt: MqttGatewa
     return {
       ...key,
       ...(record.moduleId ? {} : { status: record.status, ...(record.statusReason ? { statusReason: record.statusReason } : {}) }),
-      connectionState: mqtt.session(key) ? 'Connected' : 'Disconnected',
+      connectionState: presence.isConnected(key) ? 'Connected' : 'Disconnected',
       lastActivityTime: twin.lastActivityTime,
       authenticationType: twin.authenticationType,
       modelId: twin.modelId,

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import type { Receiver, Sender } from 'rhea';
 import { linkAddress, type AmqpConnections, type AmqpConnectionState } from '../amqp/amqp-connections.js';
 import type { IdentityKey, Registry } from '../registry/registry.js';
@@ -22,6 +23,11 @@ import { presentedCertificates } from '../auth/client-certificate.js';
 // with amqp:not-allowed. `gone` is called once for every link the handler was given that ends, however
 // it ends: detached by the device, its token expired, its identity revoked, its connection closed.
 // Plug a handler in with `use(suffix, handler)`.
+//
+// An identity is `connected` from its first open link of its own to its last one's end (`disconnected`),
+// across its connections: IoT Hub counts an AMQP device as connected once it has opened a link, not
+// at its $cbs token. A model id (IoT Plug and Play) comes as the attach property `com.microsoft:model-id`
+// (the C#, Java and C device SDKs put it on their links; azure-iot-device-amqp sends none).
 
 export interface DeviceLink<L extends Sender | Receiver> {
   key: IdentityKey;
@@ -31,6 +37,8 @@ export interface DeviceLink<L extends Sender | Receiver> {
   state: AmqpConnectionState;
   /** How the identity authenticated: a SAS token on $cbs, or its TLS client certificate. */
   authMethod: 'sas' | 'x509';
+  /** The IoT Plug and Play model id the identity announced on this connection (this link's or an earlier one's). */
+  modelId?: string;
 }
 
 export interface DeviceLinkHandler {
@@ -47,11 +55,27 @@ export interface DeviceLinkHandler {
 /** `[amqps://host]/devices/{id}[/modules/{mid}]/{suffix}`, as the device SDKs write their link addresses. */
 const DEVICE_ADDRESS = /^(?:[a-z][a-z0-9+.-]*:\/\/[^/]*)?\/devices\/([^/]+)(?:\/modules\/([^/]+))?\/(.+?)\/?$/i;
 
-export class AmqpDeviceLinks {
+/** The attach property in which a device announces its IoT Plug and Play model id. */
+const MODEL_ID_PROPERTY = 'com.microsoft:model-id';
+
+interface DeviceLinksEvents {
+  /** The identity's first link is open (with the model id it announced on it, if any). */
+  connected: [IdentityKey, string | undefined];
+  /** A later link of a connected identity announced a model id. */
+  announced: [IdentityKey, string];
+  /** The identity's last link has ended. */
+  disconnected: [IdentityKey];
+}
+
+export class AmqpDeviceLinks extends EventEmitter<DeviceLinksEvents> {
   private connections?: AmqpConnections;
   private readonly handlers = new Map<string, DeviceLinkHandler>();
-  /** Which handler holds each open device link, to tell it when the link ends. */
-  private readonly holders = new Map<Sender | Receiver, DeviceLinkHandler>();
+  /** Which handler holds each open device link, to tell it when the link ends, and whose link it is. */
+  private readonly holders = new Map<Sender | Receiver, { handler: DeviceLinkHandler; path: string }>();
+  /** Per identity (its path) with links open, how many. */
+  private readonly openLinks = new Map<string, { key: IdentityKey; links: number }>();
+  /** Per connection, the model ids its identities (their paths) announced on their links. */
+  private readonly models = new WeakMap<AmqpConnectionState, Map<string, string>>();
   /** Per connection, the identities (their paths) it holds by a client certificate. */
   private readonly certified = new WeakMap<AmqpConnectionState, Set<string>>();
 
@@ -59,7 +83,9 @@ export class AmqpDeviceLinks {
     private readonly hostName: string,
     private readonly registry: Registry,
     private readonly auth: Authenticator,
-  ) {}
+  ) {
+    super();
+  }
 
   /** Serves the links with addresses ending in `suffix` (lower case, e.g. 'messages/events'). */
   use(suffix: string, handler: DeviceLinkHandler): this {
@@ -108,17 +134,34 @@ export class AmqpDeviceLinks {
     if (link.is_sender()) link.set_source({ address });
     else link.set_target({ address });
     connections.authorise(state, link, path, 'DeviceConnect');
-    this.holders.set(link, handler);
+    this.holders.set(link, { handler, path });
+    const open = this.openLinks.get(path) ?? { key, links: 0 };
+    this.openLinks.set(path, { key, links: open.links + 1 });
+    const announced = this.announcedModel(link, state, path);
+    if (open.links === 0) this.emit('connected', key, announced);
+    else if (announced) this.emit('announced', key, announced);
     const authMethod = this.certified.get(state)?.has(path) ? 'x509' : 'sas';
-    (attach as (device: DeviceLink<Sender | Receiver>) => void).call(handler, { key, link, address, state, authMethod });
+    const modelId = this.models.get(state)?.get(path);
+    (attach as (device: DeviceLink<Sender | Receiver>) => void).call(handler, {
+      key,
+      link,
+      address,
+      state,
+      authMethod,
+      ...(modelId ? { modelId } : {}),
+    });
   }
 
   /** A link that was authorised has ended: its handler hears of it. */
   gone(link: Sender | Receiver): void {
-    const handler = this.holders.get(link);
-    if (!handler) return;
+    const holder = this.holders.get(link);
+    if (!holder) return;
     this.holders.delete(link);
-    handler.gone?.(link);
+    holder.handler.gone?.(link);
+    const open = this.openLinks.get(holder.path)!;
+    if (open.links > 1) return void this.openLinks.set(holder.path, { ...open, links: open.links - 1 });
+    this.openLinks.delete(holder.path);
+    this.emit('disconnected', open.key);
   }
 
   /**
@@ -133,6 +176,15 @@ export class AmqpDeviceLinks {
       condition: 'amqp:unauthorized-access',
       description: `The identity's access was revoked: ${why}.`,
     });
+  }
+
+  /** The model id this link's attach announces (kept for the identity's later links on the connection), or undefined. */
+  private announcedModel(link: Sender | Receiver, state: AmqpConnectionState, path: string): string | undefined {
+    const announced: unknown = link.properties?.[MODEL_ID_PROPERTY];
+    if (typeof announced !== 'string' || announced === '') return undefined;
+    const models = this.models.get(state) ?? new Map<string, string>();
+    this.models.set(state, models.set(path, announced));
+    return announced;
   }
 
   /**

@@ -23,7 +23,7 @@ export class AmqpTelemetry implements DeviceLinkHandler {
     private readonly throttle?: Throttle,
   ) {}
 
-  fromDevice({ key, link, address, authMethod }: DeviceLink<Receiver>): void {
+  fromDevice({ key, link, address, authMethod, modelId }: DeviceLink<Receiver>): void {
     // Read once per link: a generation id changes only when the identity is re-created, which revokes its links.
     const authGenerationId = this.registry.find(key.deviceId, key.moduleId)?.generationId;
     const stamps = {
@@ -31,6 +31,7 @@ export class AmqpTelemetry implements DeviceLinkHandler {
       ...(key.moduleId ? { moduleId: key.moduleId } : {}),
       authMethod,
       authGenerationId,
+      ...(modelId ? { modelId } : {}),
     };
     link.on('message', (context: EventContext) => {
       const delivery = context.delivery!;
