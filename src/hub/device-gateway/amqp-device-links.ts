@@ -27,7 +27,7 @@ import { presentedCertificates } from '../auth/client-certificate.js';
 // An identity is `connected` from its first open link of its own to its last one's end (`disconnected`),
 // across its connections: IoT Hub counts an AMQP device as connected once it has opened a link, not
 // at its $cbs token. A model id (IoT Plug and Play) comes as the attach property `com.microsoft:model-id`
-// (the C#, Java and C device SDKs put it on their links; azure-iot-device-amqp sends none).
+// (the C# and Java device SDKs put it on their links; azure-iot-device-amqp sends none).
 
 export interface DeviceLink<L extends Sender | Receiver> {
   key: IdentityKey;
