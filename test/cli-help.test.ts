@@ -137,7 +137,8 @@ test('help and usage errors load no Azure SDK: only a command that talks to a hu
       assert.match(r.stderr, /^error: Malformed (service|device|eventhub) connection string: 'just some text' is not Key=Value/, command);
       assert.deepEqual(loaded, [], command);
     }
-    // The preload does see the SDKs: a well-formed connection string (to a host that does not resolve) loads one.
+    // The preload does see the SDKs: a well-formed connection string (to a host that does not resolve) loads one,
+    // and only that (node-forge waits for --x509).
     const key = 'A'.repeat(43) + '=';
     const { r, loaded } = await sdkLoads([
       'create-device',
