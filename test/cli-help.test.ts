@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runCli } from './helpers/cli.js';
+import { CliProcess, runCli } from './helpers/cli.js';
 import { tempDir } from './helpers/hub.js';
 
 // The top-level help is built from main.ts's list of commands, without loading their modules; a
@@ -137,7 +137,8 @@ test('help and usage errors load no Azure SDK: only a command that talks to a hu
       assert.match(r.stderr, /^error: Malformed (service|device|eventhub) connection string: 'just some text' is not Key=Value/, command);
       assert.deepEqual(loaded, [], command);
     }
-    // The preload does see the SDKs: a well-formed connection string (to a host that does not resolve) loads one.
+    // The preload does see the SDKs: a well-formed connection string (to a host that does not resolve) loads one,
+    // and only that (node-forge waits for --x509).
     const key = 'A'.repeat(43) + '=';
     const { r, loaded } = await sdkLoads([
       'create-device',
@@ -147,6 +148,30 @@ test('help and usage errors load no Azure SDK: only a command that talks to a hu
     assert.equal(r.code, 8, r.stderr);
     assert.deepEqual(loaded, ['azure-iothub']);
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('hub start loads no Azure SDK: @azure/storage-blob waits for the first import or export job', async () => {
+  const dir = tempDir();
+  const file = join(dir, 'loads.json');
+  const preload = fileURLToPath(new URL('./helpers/sdk-loads.js', import.meta.url));
+  const hub = new CliProcess(['hub', 'start', '--port', '0', '--amqp-port', '0', '--json'], {
+    IOTHUB_TUT_HOME: dir,
+    NODE_OPTIONS: `--import=${preload}`,
+    SDK_LOADS_FILE: file,
+  });
+  try {
+    await hub.waitFor((l) => l.event === 'started');
+    assert.equal(await hub.stop(), 0, hub.stderr);
+    const loaded = JSON.parse(readFileSync(file, 'utf8')) as string[];
+    assert.deepEqual(
+      loaded.filter((name) => name.startsWith('@azure')),
+      [],
+    );
+    assert.ok(loaded.includes('node-forge'), `the preload sees the hub's own packages: ${loaded.join()}`);
+  } finally {
+    await hub.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 });

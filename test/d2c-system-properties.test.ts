@@ -2,7 +2,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import deviceSdk from 'azure-iot-device';
 import { earliestEventPosition, type ReceivedEventData } from '@azure/event-hubs';
-import { restCall, startTestHub, type TestHub } from './helpers/hub.js';
+import { restCall, startTestHub, tempDir, type TestHub } from './helpers/hub.js';
 import { registerIdentity } from './helpers/devices.js';
 import { collect, consumer } from './helpers/events.js';
 import { rawConnect, deviceToken } from './helpers/mqtt.js';
@@ -34,6 +34,50 @@ async function readAll(t: TestHub, count: number): Promise<ReceivedEventData[]> 
   }
 }
 
+/** Sends one message with the bag over each of MQTT (the SDK), HTTPS (the SDK) and a raw MQTT publish with $.ctime. */
+async function sendBags(t: TestHub): Promise<void> {
+  for (const transport of ['mqtt', 'http'] as const) {
+    const client = await createDeviceClient(await registerIdentity(t, `bag-${transport}`), transport);
+    await client.open();
+    await client.sendEvent(message(`bag-${transport}`));
+    await client.close();
+  }
+  const connection = await registerIdentity(t, 'bag-raw');
+  const raw = await rawConnect(t.hub, { deviceId: 'bag-raw' }, deviceToken({ deviceId: 'bag-raw' }, connection.key));
+  assert.ok(typeof raw !== 'number', `CONNACK ${String(raw)}`);
+  const bag = `$.mid=bag-raw&$.ctime=${encodeURIComponent(CREATED.toISOString())}&$.to=%2Fsomewhere`;
+  await new Promise<void>((resolve, reject) =>
+    raw.publish(`devices/bag-raw/messages/events/${bag}`, '{}', { qos: 1 }, (err) => (err ? reject(err) : resolve())),
+  );
+  raw.end();
+}
+
+function check(events: ReceivedEventData[], when: string): void {
+  const byId = new Map(events.map((e) => [e.messageId, e]));
+  for (const id of ['bag-mqtt', 'bag-http']) {
+    const event = byId.get(id);
+    assert.ok(event, `${id} arrived (${when})`);
+    // azure-iot-device-http sends iothub-to on every request as the request's path: only MQTT's $.to is the message's.
+    assert.equal(event.systemProperties?.to, id === 'bag-mqtt' ? '/devices/elsewhere/messages/events' : undefined, `${id}: to (${when})`);
+    assert.equal(
+      (event.systemProperties?.absoluteExpiryTime as Date | number | undefined)?.valueOf(),
+      EXPIRY.getTime(),
+      `${id}: absolute-expiry-time (${when})`,
+    );
+    assert.equal(event.systemProperties?.['iothub-interface-id'], 'urn:azureiot:ModelDiscovery:ModelInformation:1', `${id} (${when})`);
+    assert.equal(event.properties?.['iothub-interface-id'], undefined, 'a system property, not an application one');
+  }
+  const rawEvent = byId.get('bag-raw');
+  assert.ok(rawEvent, `bag-raw arrived (${when})`);
+  assert.equal(
+    (rawEvent.systemProperties?.creationTime as Date | number | undefined)?.valueOf(),
+    CREATED.getTime(),
+    `creation-time (${when})`,
+  );
+  assert.equal(rawEvent.systemProperties?.to, '/somewhere');
+  assert.equal(rawEvent.systemProperties?.absoluteExpiryTime, undefined);
+}
+
 describe('D2C system properties $.to, $.exp, $.ctime and $.ifid (IoTHub-Expiry, iothub-creation-time-utc, iothub-interface-id over HTTPS) reach the Event Hubs-compatible endpoint as on IoT Hub', () => {
   let t: TestHub;
   before(async () => {
@@ -41,55 +85,19 @@ describe('D2C system properties $.to, $.exp, $.ctime and $.ifid (IoTHub-Expiry, 
   });
   after(async () => t.dispose());
 
-  test('over MQTT (the SDK, and a raw publish with $.ctime) and HTTPS (all but $.to), also after a restart (read back from the store)', async () => {
-    for (const transport of ['mqtt', 'http'] as const) {
-      const client = await createDeviceClient(await registerIdentity(t, `bag-${transport}`), transport);
-      await client.open();
-      await client.sendEvent(message(`bag-${transport}`));
-      await client.close();
-    }
-    const connection = await registerIdentity(t, 'bag-raw');
-    const raw = await rawConnect(t.hub, { deviceId: 'bag-raw' }, deviceToken({ deviceId: 'bag-raw' }, connection.key));
-    assert.ok(typeof raw !== 'number', `CONNACK ${String(raw)}`);
-    const bag = `$.mid=bag-raw&$.ctime=${encodeURIComponent(CREATED.toISOString())}&$.to=%2Fsomewhere`;
-    await new Promise<void>((resolve, reject) =>
-      raw.publish(`devices/bag-raw/messages/events/${bag}`, '{}', { qos: 1 }, (err) => (err ? reject(err) : resolve())),
-    );
-    raw.end();
-
-    const check = (events: ReceivedEventData[], when: string) => {
-      const byId = new Map(events.map((e) => [e.messageId, e]));
-      for (const id of ['bag-mqtt', 'bag-http']) {
-        const event = byId.get(id);
-        assert.ok(event, `${id} arrived (${when})`);
-        // azure-iot-device-http sends iothub-to on every request as the request's path: only MQTT's $.to is the message's.
-        assert.equal(
-          event.systemProperties?.to,
-          id === 'bag-mqtt' ? '/devices/elsewhere/messages/events' : undefined,
-          `${id}: to (${when})`,
-        );
-        assert.equal(
-          (event.systemProperties?.absoluteExpiryTime as Date | number | undefined)?.valueOf(),
-          EXPIRY.getTime(),
-          `${id}: absolute-expiry-time (${when})`,
-        );
-        assert.equal(event.systemProperties?.['iothub-interface-id'], 'urn:azureiot:ModelDiscovery:ModelInformation:1', `${id} (${when})`);
-        assert.equal(event.properties?.['iothub-interface-id'], undefined, 'a system property, not an application one');
-      }
-      const rawEvent = byId.get('bag-raw');
-      assert.ok(rawEvent, `bag-raw arrived (${when})`);
-      assert.equal(
-        (rawEvent.systemProperties?.creationTime as Date | number | undefined)?.valueOf(),
-        CREATED.getTime(),
-        `creation-time (${when})`,
-      );
-      assert.equal(rawEvent.systemProperties?.to, '/somewhere');
-      assert.equal(rawEvent.systemProperties?.absoluteExpiryTime, undefined);
-    };
+  test('over MQTT (the SDK, and a raw publish with $.ctime) and HTTPS (all but $.to)', async () => {
+    await sendBags(t);
     check(await readAll(t, 3), 'live');
-    await t.stop();
-    t = await startTestHub({ dataDir: t.dataDir });
-    check(await readAll(t, 3), 'after a restart');
+  });
+
+  test('they are read back from the store after a restart', async (ctx) => {
+    // A hub of its own with a named data dir, so that it stays on disk in test/in-memory-store.test.ts.
+    let restarted = await startTestHub({ dataDir: tempDir() });
+    ctx.after(() => restarted.dispose());
+    await sendBags(restarted);
+    await restarted.stop();
+    restarted = await startTestHub({ dataDir: restarted.dataDir });
+    check(await readAll(restarted, 3), 'after a restart');
   });
 
   test('a $.exp (or IoTHub-Expiry) that is not a date is refused: the MQTT connection is closed, HTTPS answers 400, nothing is stored', async () => {

@@ -6,8 +6,7 @@ import { startTestHub } from './helpers/hub.js';
 // The hub suites again, on the in-memory store of `hub start --in-memory` and the demo: its commits
 // take another path than a data dir's (no WAL, no fsync, the event log written in-thread rather than
 // by the writer thread). Each suite's hubs that name no data dir keep their store in memory here; its
-// restarts, which give a data dir, stay on disk. The suites left out restart the hub they share
-// (telemetry, d2c-system-properties, c2d) or read its files.
+// restart tests, which name a data dir, stay on disk. The suites left out read the hub's files.
 process.env.IOTHUB_TUT_TEST_STORE = 'memory';
 
 test('a test hub that names no data dir keeps its store in memory here', async () => {
@@ -30,6 +29,9 @@ for (const suite of [
   'configurations',
   'events',
   'import-export',
+  'telemetry',
+  'd2c-system-properties',
+  'c2d',
 ]) {
   await import(`./${suite}.test.js`);
 }

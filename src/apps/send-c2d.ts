@@ -1,3 +1,4 @@
+import '../clients/os-release.js'; // before any Azure SDK
 import { randomUUID } from 'node:crypto';
 import deviceSdk from 'azure-iot-device';
 import { createServiceClient, type ServiceProtocol } from '../clients/service-clients.js';

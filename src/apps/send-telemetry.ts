@@ -1,3 +1,4 @@
+import '../clients/os-release.js'; // before any Azure SDK
 import { setTimeout as delay } from 'node:timers/promises';
 import deviceSdk from 'azure-iot-device';
 import type { DeviceConnection } from '../clients/connection-string.js';

@@ -1,3 +1,4 @@
+import './os-release.js'; // before any Azure SDK
 import deviceSdk from 'azure-iot-device';
 import type { DeviceConnection } from './connection-string.js';
 import { ExitCode, ToolkitError } from './errors.js';

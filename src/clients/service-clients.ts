@@ -1,3 +1,4 @@
+import './os-release.js'; // before any Azure SDK
 import { createRequire } from 'node:module';
 import type iothub from 'azure-iothub';
 import { hubAgent, type HubTransport } from './hub-transport.js';

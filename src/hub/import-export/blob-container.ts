@@ -1,5 +1,12 @@
-import { ContainerClient, RestError } from '@azure/storage-blob';
+import type { ContainerClient } from '@azure/storage-blob';
 import { hubErrors } from '../errors.js';
+
+// @azure/storage-blob is loaded by the first import or export job, not as the hub starts: loading
+// it costs half a CPU-second, more than the rest of a hub's start together.
+let storageBlob: typeof import('@azure/storage-blob') | undefined;
+async function loadStorageBlob(): Promise<typeof import('@azure/storage-blob')> {
+  return (storageBlob ??= await import('@azure/storage-blob'));
+}
 
 /** Every storage call is bounded: a storage account that does not answer fails the job, never hangs it. */
 const TRY_TIMEOUT_MS = 30_000;
@@ -10,13 +17,16 @@ const TRY_TIMEOUT_MS = 30_000;
  * @azure/storage-blob client, so the same code serves a real storage account and the emulator.
  */
 export class BlobContainer {
-  private readonly client: ContainerClient;
+  private client?: ContainerClient;
 
   constructor(
     readonly uri: string,
     private readonly signal: AbortSignal,
-  ) {
-    this.client = new ContainerClient(uri, undefined, { retryOptions: { maxTries: 2, tryTimeoutInMs: TRY_TIMEOUT_MS } });
+  ) {}
+
+  private async container(): Promise<ContainerClient> {
+    const { ContainerClient } = await loadStorageBlob();
+    return (this.client ??= new ContainerClient(this.uri, undefined, { retryOptions: { maxTries: 2, tryTimeoutInMs: TRY_TIMEOUT_MS } }));
   }
 
   /** The container's address without its SAS token: what logs and failure reasons may show. */
@@ -25,14 +35,18 @@ export class BlobContainer {
   }
 
   async write(blobName: string, text: string): Promise<void> {
-    await this.client.getBlockBlobClient(blobName).upload(text, Buffer.byteLength(text), {
+    await (await this.container()).getBlockBlobClient(blobName).upload(text, Buffer.byteLength(text), {
       abortSignal: this.signal,
       blobHTTPHeaders: { blobContentType: 'text/plain; charset=utf-8' },
     });
   }
 
   async read(blobName: string): Promise<string> {
-    const buffer = await this.client.getBlobClient(blobName).downloadToBuffer(undefined, undefined, { abortSignal: this.signal });
+    const buffer = await (
+      await this.container()
+    )
+      .getBlobClient(blobName)
+      .downloadToBuffer(undefined, undefined, { abortSignal: this.signal });
     return buffer.toString('utf8');
   }
 }
@@ -59,7 +73,7 @@ export function withoutQuery(uri: string): string {
 /** A storage failure as one line for a job's failureReason (never the SAS token). */
 export function describeStorageError(err: unknown, container: BlobContainer, blobName: string): string {
   const where = `${container.name}/${blobName}`;
-  if (err instanceof RestError) {
+  if (storageBlob && err instanceof storageBlob.RestError) {
     return `The storage account refused ${where}: ${err.statusCode ?? 'no answer'}${err.code ? ` ${err.code}` : ''}`;
   }
   return `The storage account could not be reached at ${where}: ${(err as Error)?.message ?? err}`;
