@@ -18,20 +18,18 @@ export class MethodChannels implements MethodChannel {
 
   /** True as soon as the identity listens on any transport; false when none did in time (or on abort). */
   async whenListening(key: IdentityKey, timeoutMs: number, signal: AbortSignal): Promise<boolean> {
-    // One abort for every transport's wait: the caller's, or the first to answer true.
+    // Every transport's wait ends with the caller's abort, or once the first has answered true.
     const settled = new AbortController();
-    const abort = () => settled.abort();
-    signal.addEventListener('abort', abort);
+    const either = AbortSignal.any([signal, settled.signal]);
     try {
       const waits = this.channels.map((channel) =>
-        channel.whenListening(key, timeoutMs, settled.signal).then((listening) => listening || Promise.reject(new Error('not listening'))),
+        channel.whenListening(key, timeoutMs, either).then((listening) => listening || Promise.reject(new Error('not listening'))),
       );
       return await Promise.any(waits).then(
         () => true,
         () => false,
       );
     } finally {
-      signal.removeEventListener('abort', abort);
       settled.abort();
     }
   }
