@@ -11,6 +11,7 @@ import { Throttle } from '../src/hub/throttling.js';
 import { restCall, startTestHub, type TestHub } from './helpers/hub.js';
 import { registerIdentity, until } from './helpers/devices.js';
 import { c2dMessage, nextFeedback } from './helpers/c2d.js';
+import { deviceToken as mqttPassword, rawConnect, subscribe } from './helpers/mqtt.js';
 
 // Cloud-to-device messages polled over HTTPS, as azure-iot-device-http polls them: GET
 // /devices/{id}/messages/deviceBound, then DELETE .../{etag} (complete), DELETE .../{etag}?reject or
@@ -190,6 +191,49 @@ describe('cloud-to-device over HTTPS: azure-iot-device-http polling the local hu
     assert.equal(t.hub.c2d.depth('https-c2d-lock'), 1, 'a refused settlement changes nothing');
     assert.equal((await restCall(t, 'DELETE', deviceBound('https-c2d-lock', `/${lockTokenOf(second)}${API}`), token)).status, 204);
     assert.equal(t.hub.c2d.depth('https-c2d-lock'), 0);
+  });
+
+  test('a device polling over HTTPS and connected over MQTT at once gets each message on one of them only', async () => {
+    const deviceId = 'https-c2d-and-mqtt';
+    const connection = await registerIdentity(t, deviceId);
+    const token = deviceToken(connection);
+    const poll = () => restCall(t, 'GET', deviceBound(deviceId, API), token);
+    /** An MQTT connection that records what it is sent and, unless it acknowledges, never PUBACKs. */
+    const mqttDevice = async (acknowledge: boolean) => {
+      const raw = await rawConnect(t.hub, { deviceId }, mqttPassword({ deviceId }, connection.key));
+      assert.ok(typeof raw !== 'number');
+      const got: Array<{ topic: string; dup: boolean }> = [];
+      raw.handleMessage = (packet, done) => {
+        got.push({ topic: (packet as { topic: string }).topic, dup: (packet as { dup?: boolean }).dup === true });
+        if (acknowledge) done();
+      };
+      assert.deepEqual(await subscribe(raw, [`devices/${deviceId}/messages/devicebound/#`], 1), [1]);
+      return { raw, got };
+    };
+
+    const first = await mqttDevice(false);
+    t.hub.c2d.enqueue({ deviceId, messageId: 'both-1', properties: {}, body: Buffer.from('one') });
+    await until(() => first.got.length === 1, 'the MQTT connection got the message');
+    assert.equal((await poll()).status, 204, 'out on MQTT, not acknowledged: a poll does not get it too');
+
+    // The MQTT connection ends without a PUBACK: the message goes out again, to the next poll.
+    first.raw.end(true);
+    await until(() => !t.hub.mqtt.session({ deviceId }), 'the hub saw the disconnect');
+    const lockedFrom = Date.now();
+    const locked = await poll();
+    assert.equal(locked.status, 200);
+    assert.equal(locked.headers['iothub-messageid'], 'both-1');
+    assert.equal(locked.headers['iothub-deliverycount'], '1', 'its second delivery');
+
+    // Locked for the poll: a new MQTT connection is not sent it until the lock lapses.
+    const second = await mqttDevice(true);
+    await until(() => second.got.length === 1, 'the lapsed lock sent the message over MQTT', 20_000);
+    assert.ok(Date.now() >= lockedFrom + LOCK_TIMEOUT_MS, 'not while the poll held its lock');
+    assert.equal(second.got[0]!.dup, true, 'a redelivery');
+    await until(() => t.hub.c2d.depth(deviceId) === 0, 'the PUBACK completed the message');
+    const stale = await restCall(t, 'DELETE', deviceBound(deviceId, `/${lockTokenOf(locked)}${API}`), token);
+    assert.equal(stale.status, 412, "the lapsed lock's token settles nothing");
+    second.raw.end(true);
   });
 
   test('a settled, unknown or foreign lock token is 412 DeviceMessageLockLost; methods the routes lack are 405', async () => {

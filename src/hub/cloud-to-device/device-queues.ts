@@ -48,12 +48,20 @@ export interface C2dMessageInput {
   expiryTimeUtc?: Date;
 }
 
+/** Who holds a message that is out with its device: an MQTT session, an AMQP link, an HTTPS lock token. */
+export type Holder = object | string;
+
 /**
- * The device-bound queues and the feedback queue. Emits 'enqueued' (deviceId) after a message is
- * committed, 'removed' (deviceId) when messages left a queue, and 'feedback' when records are waiting.
+ * The device-bound queues and the feedback queue. A message that goes out to its device is checked
+ * out to whoever sent it (one MQTT connection, one AMQP link, one HTTPS lock) until the device settles
+ * it or it is released, so that a device on several transports at once never gets it on two.
+ * Emits 'available' (deviceId) when a device has messages to send (one was committed, or one came
+ * back unsettled) and 'feedback' when records are waiting.
  */
 export class DeviceQueues extends EventEmitter {
   private readonly sweep: NodeJS.Timeout;
+  /** The messages out with their devices, by seq: who holds each and until when (HTTPS locks lapse; the others are held until released). */
+  private readonly out = new Map<number, { deviceId: string; holder: Holder; untilMs: number }>();
 
   constructor(
     private readonly store: C2dStore,
@@ -98,7 +106,7 @@ export class DeviceQueues extends EventEmitter {
         `The device ${input.deviceId} has ${MAX_QUEUE_DEPTH} cloud-to-device messages queued, the maximum: it must receive some first (or purge its queue).`,
       );
     }
-    this.emit('enqueued', input.deviceId);
+    this.emit('available', input.deviceId);
     return { ...record, seq, deliveryCount: 0 };
   }
 
@@ -117,18 +125,43 @@ export class DeviceQueues extends EventEmitter {
   }
 
   /**
-   * Counts one more delivery of a message, before it goes out: undefined when it is gone (completed,
-   * purged, expired) or has been delivered the maximum number of times (then it is dead-lettered).
+   * The device's oldest message that no one holds, now held by `holder` (until `untilMs`, or until
+   * released) with one more delivery counted: undefined when there is none. A message delivered the
+   * maximum number of times is dead-lettered instead.
    */
-  startDelivery(seq: number): C2dRecord | undefined {
-    const message = this.store.get(seq);
-    if (!message) return undefined;
-    if (message.deliveryCount >= MAX_DELIVERY_COUNT) {
-      this.remove([message], 'DeliveryCountExceeded');
-      return undefined;
+  checkOut(deviceId: string, holder: Holder, untilMs = Infinity): C2dRecord | undefined {
+    const nowMs = this.now();
+    for (const { seq } of this.pending(deviceId)) {
+      const held = this.out.get(seq);
+      if (held && held.untilMs > nowMs) continue;
+      const message = this.store.get(seq);
+      if (!message) continue;
+      if (message.deliveryCount >= MAX_DELIVERY_COUNT) {
+        this.remove([message], 'DeliveryCountExceeded');
+        continue;
+      }
+      this.store.delivered(seq);
+      this.out.set(seq, { deviceId, holder, untilMs });
+      return { ...message, deliveryCount: message.deliveryCount + 1 };
     }
-    this.store.delivered(seq);
-    return { ...message, deliveryCount: message.deliveryCount + 1 };
+    return undefined;
+  }
+
+  /** Whether `holder` holds the message now (a lapsed hold is not held). */
+  holds(holder: Holder, seq: number): boolean {
+    const held = this.out.get(seq);
+    return held?.holder === holder && held.untilMs > this.now();
+  }
+
+  /** `holder` gives messages back unsettled (abandoned, or its link or connection is gone): they go out again, to whoever asks next. */
+  release(holder: Holder, seqs?: number[]): void {
+    const devices = new Set<string>();
+    for (const [seq, held] of this.out) {
+      if (held.holder !== holder || (seqs && !seqs.includes(seq))) continue;
+      this.out.delete(seq);
+      devices.add(held.deviceId);
+    }
+    for (const deviceId of devices) this.emit('available', deviceId);
   }
 
   /** The device completed the message (an MQTT PUBACK, AMQP's accepted outcome, HTTPS's DELETE). */
@@ -155,6 +188,7 @@ export class DeviceQueues extends EventEmitter {
   /** A deleted device's queue goes with it, without feedback. */
   deleteDevice(deviceId: string): void {
     this.store.deleteDevice(deviceId);
+    for (const [seq, held] of this.out) if (held.deviceId === deviceId) this.out.delete(seq);
   }
 
   /** The oldest feedback records waiting, at most `limit`. */
@@ -174,6 +208,13 @@ export class DeviceQueues extends EventEmitter {
   /** Expired messages leave their queues (with Expired feedback when asked for); old feedback is dropped. */
   expire(): void {
     const nowMs = this.now();
+    const lapsed = new Set<string>();
+    for (const [seq, held] of this.out) {
+      if (held.untilMs > nowMs) continue;
+      this.out.delete(seq);
+      lapsed.add(held.deviceId);
+    }
+    for (const deviceId of lapsed) this.emit('available', deviceId);
     try {
       const expired = this.store.expired(nowMs);
       if (expired.length > 0) this.remove(expired, 'Expired');
@@ -197,13 +238,9 @@ export class DeviceQueues extends EventEmitter {
         statusCode: status,
         enqueuedTimeUtc: new Date(nowMs).toISOString(),
       }));
-    this.store.remove(
-      messages.map((m) => m.seq),
-      feedback,
-      nowMs + FEEDBACK_TTL_MS,
-      nowMs,
-    );
-    for (const deviceId of new Set(messages.map((m) => m.deviceId))) this.emit('removed', deviceId);
+    const seqs = messages.map((m) => m.seq);
+    this.store.remove(seqs, feedback, nowMs + FEEDBACK_TTL_MS, nowMs);
+    for (const seq of seqs) this.out.delete(seq);
     if (feedback.length > 0) this.emit('feedback');
   }
 }

@@ -13,19 +13,18 @@ interface DeviceboundLink {
 /**
  * Cloud-to-device messages over AMQP: a device attaches a receiver on `/devices/{id}/messages/devicebound`
  * (modules have no queue) and gets its queue in order, no more at a time than the link's credit,
- * as IoT Hub sends them. The device's outcome settles each: accepted completes it (Success feedback),
- * rejected dead-letters it (Rejected feedback), released or modified (the SDK's abandon) puts it back to
- * be sent again with its delivery count, up to the maximum. What a link had not settled when it ended
- * is sent again on the device's next link.
+ * as IoT Hub sends them. A message sent on a link is checked out to it (DeviceQueues) until the
+ * device's outcome settles it: accepted completes it (Success feedback), rejected dead-letters it
+ * (Rejected feedback), released or modified (the SDK's abandon) gives it back to be sent again with
+ * its delivery count, up to the maximum. What a link had not settled when it ended is sent again, on
+ * the device's next link or another transport.
  */
 export class AmqpCloudToDevice implements DeviceLinkHandler {
   readonly devicesOnly = true;
   private readonly links = new Map<Sender, DeviceboundLink>();
-  /** Queue seqs out on some link, not settled yet: each message is in flight on one link at most. */
-  private readonly sending = new Set<number>();
 
   constructor(private readonly queues: DeviceQueues) {
-    queues.on('enqueued', (deviceId: string) => this.deliverTo(deviceId));
+    queues.on('available', (deviceId: string) => this.deliverTo(deviceId));
   }
 
   toDevice({ key, link }: DeviceLink<Sender>): void {
@@ -34,8 +33,8 @@ export class AmqpCloudToDevice implements DeviceLinkHandler {
     link.on('sendable', () => this.deliver(receiver));
     link.on('accepted', (context: EventContext) => this.settled(receiver, context, (seq) => this.queues.complete(seq)));
     link.on('rejected', (context: EventContext) => this.settled(receiver, context, (seq) => this.queues.reject(seq)));
-    link.on('released', (context: EventContext) => this.settled(receiver, context));
-    link.on('modified', (context: EventContext) => this.settled(receiver, context));
+    link.on('released', (context: EventContext) => this.settled(receiver, context, (seq) => this.queues.release(receiver, [seq])));
+    link.on('modified', (context: EventContext) => this.settled(receiver, context, (seq) => this.queues.release(receiver, [seq])));
     this.deliver(receiver);
   }
 
@@ -43,37 +42,29 @@ export class AmqpCloudToDevice implements DeviceLinkHandler {
     const receiver = this.links.get(link);
     if (!receiver) return;
     this.links.delete(link);
-    for (const seq of receiver.inFlight.values()) this.sending.delete(seq);
-    this.deliverTo(receiver.deviceId);
+    this.queues.release(receiver);
   }
 
   private deliverTo(deviceId: string): void {
     for (const receiver of this.links.values()) if (receiver.deviceId === deviceId) this.deliver(receiver);
   }
 
-  /** Sends what the device's queue holds and no link has out, oldest first, while the link has credit. */
+  /** Sends what the device's queue holds and no one has out, oldest first, while the link has credit. */
   private deliver(receiver: DeviceboundLink): void {
     const { link } = receiver;
-    if (!link.sendable()) return;
-    for (const { seq } of this.queues.pending(receiver.deviceId)) {
-      if (!link.sendable()) return;
-      if (this.sending.has(seq)) continue;
-      const message = this.queues.startDelivery(seq);
-      if (!message) continue;
-      this.sending.add(seq);
-      const delivery = link.send(deviceboundMessage(message));
-      receiver.inFlight.set(delivery, seq);
+    while (link.sendable()) {
+      const message = this.queues.checkOut(receiver.deviceId, receiver);
+      if (!message) return;
+      receiver.inFlight.set(link.send(deviceboundMessage(message)), message.seq);
     }
   }
 
-  /** The device settled a message: `outcome` applies it to the queue (none: it goes back, to be sent again). */
-  private settled(receiver: DeviceboundLink, context: EventContext, outcome?: (seq: number) => void): void {
+  /** The device settled a message: `outcome` applies it to the queue. */
+  private settled(receiver: DeviceboundLink, context: EventContext, outcome: (seq: number) => void): void {
     const seq = receiver.inFlight.get(context.delivery!);
     if (seq === undefined) return;
     receiver.inFlight.delete(context.delivery!);
-    this.sending.delete(seq);
-    outcome?.(seq);
-    if (!outcome) this.deliverTo(receiver.deviceId);
+    outcome(seq);
   }
 }
 

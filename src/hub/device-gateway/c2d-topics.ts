@@ -6,21 +6,23 @@ import type { DeviceSession, MqttGateway, TopicHandler } from './mqtt-gateway.js
  * Cloud-to-device messages over MQTT: a device subscribes to devices/{id}/messages/devicebound/#
  * (modules have no queue), and gets its queue in order at QoS 1 on
  * devices/{id}/messages/devicebound/{property bag}, at once and whenever a message is queued; its
- * PUBACK completes the message. What a connection did not acknowledge is sent again on the next
- * connection (IoT Hub's MQTT devices cannot reject or abandon), up to the maximum delivery count.
+ * PUBACK completes the message. A message sent on a connection is checked out to it (DeviceQueues)
+ * until then; what a connection did not acknowledge when it closed is sent again, on the next
+ * connection or another transport (IoT Hub's MQTT devices cannot reject or abandon), up to the
+ * maximum delivery count.
  */
 export class C2dTopics implements TopicHandler {
-  /** Per connection: the messages sent on it and not yet acknowledged. */
-  private readonly inFlight = new WeakMap<DeviceSession, Set<number>>();
-
   constructor(
     private readonly queues: DeviceQueues,
     private readonly gateway: MqttGateway,
   ) {
     // A turn later: aedes emits these before its SUBACK or CONNACK is written.
     const deliverSoon = (session: DeviceSession) => setImmediate(() => this.deliver(session));
-    gateway.on('connected', deliverSoon).on('subscribed', deliverSoon);
-    queues.on('enqueued', (deviceId: string) => {
+    gateway
+      .on('connected', deliverSoon)
+      .on('subscribed', deliverSoon)
+      .on('closed', (session: DeviceSession) => queues.release(session));
+    queues.on('available', (deviceId: string) => {
       const session = gateway.session({ deviceId });
       if (session) this.deliver(session);
     });
@@ -38,22 +40,18 @@ export class C2dTopics implements TopicHandler {
     // publishes() claims no topic: never called.
   }
 
-  /** Sends the device what its queue holds and this connection has not been sent yet, oldest first. */
+  /** Sends the device what its queue holds and no one has out, oldest first. */
   private deliver(session: DeviceSession): void {
     const { deviceId } = session.key;
     if (!session.subscriptions.has(deviceboundFilter(deviceId)) || this.gateway.session(session.key) !== session) return;
-    let sent = this.inFlight.get(session);
-    if (!sent) this.inFlight.set(session, (sent = new Set()));
-    for (const { seq } of this.queues.pending(deviceId)) {
-      if (sent.has(seq)) continue;
-      const message = this.queues.startDelivery(seq);
-      if (!message) continue;
-      sent.add(seq);
-      const written = this.gateway.sendAtLeastOnce(session, deviceboundTopic(message), message.body, message.deliveryCount > 1, () => {
-        sent.delete(seq);
-        this.queues.complete(seq);
-      });
-      if (!written) return;
+    for (;;) {
+      const message = this.queues.checkOut(deviceId, session);
+      if (!message) return;
+      const { seq } = message;
+      const written = this.gateway.sendAtLeastOnce(session, deviceboundTopic(message), message.body, message.deliveryCount > 1, () =>
+        this.queues.complete(seq),
+      );
+      if (!written) return; // the connection is closing (or was just closed for not reading): its end releases what it holds
     }
   }
 }

@@ -84,8 +84,15 @@ const SUBACK_FAILURE = 128;
  * The device side of the hub: aedes with IoT Hub semantics in its hooks. Authentication is the
  * identity's SAS token; a client may only publish and subscribe where a TopicHandler allows it,
  * and nothing a client publishes is routed to other clients: the hub answers each one directly.
+ * 'connected' and 'disconnected' bracket an identity's current session (a reconnect that replaces a
+ * session emits no 'disconnected' for the old one); 'closed' ends every session, replaced or not.
  */
-export class MqttGateway extends EventEmitter<{ connected: [DeviceSession]; disconnected: [DeviceSession]; subscribed: [DeviceSession] }> {
+export class MqttGateway extends EventEmitter<{
+  connected: [DeviceSession];
+  disconnected: [DeviceSession];
+  closed: [DeviceSession];
+  subscribed: [DeviceSession];
+}> {
   readonly broker: Aedes;
   /** Each connection's share of the event loop for its publishes. */
   private readonly turns = new TurnBudget<Client>(TURN_BUDGET_MS);
@@ -378,12 +385,14 @@ export class MqttGateway extends EventEmitter<{ connected: [DeviceSession]; disc
     const session = this.byClient.get(client);
     this.turns.drop(client); // what a closed connection left waiting is not handled
     if (!session) return;
+    this.byClient.delete(client); // once: a revoked connection's close comes back here
     const id = sessionId(session.key);
     // A reconnect under the same id may already have replaced this session.
     if (this.sessions.get(id) === session) {
       this.sessions.delete(id);
       this.emit('disconnected', session);
     }
+    this.emit('closed', session);
   }
 }
 
