@@ -9,6 +9,7 @@ import { startHub, type HubUnderTest } from './lib/hub.js';
 import { table, verdict, type Row } from './lib/report.js';
 import { profileWorkers } from './lib/workers.js';
 import { toolkitSuite } from './suites/toolkit.js';
+import { cliStartupSuite } from './suites/cli-startup.js';
 import { fairnessSuite } from './suites/fairness.js';
 import { methodsAmqpSuite, methodsSuite, twinSuite } from './suites/methods-twin.js';
 import { connectionsSuite } from './suites/connections.js';
@@ -49,6 +50,7 @@ const suites: Record<string, Suite> = {
   store: () =>
     storeSuite({ events: scale(100_000, 10_000), batch: 200, twinUpdates: scale(3000, 300), identityReads: scale(100_000, 10_000) }),
   toolkit: (hub) => toolkitSuite(hub, { runs: scale(11, 3), telemetryDevices: 1000 }),
+  'cli-startup': (hub) => cliStartupSuite(hub, { runs: scale(5, 2) }),
   twin: (hub) => twinSuite(hub, latency),
   methods: (hub) => methodsSuite(hub, latency),
   'methods-amqp': (hub) => methodsAmqpSuite(hub, latency),

@@ -1,4 +1,4 @@
-import { createServiceClient } from '../clients/service-clients.js';
+import { createMethodInvoker } from '../clients/service-clients.js';
 import type { ServiceConnection } from '../clients/connection-string.js';
 import { describeIdentity, type Identity } from '../clients/identity.js';
 import { explain } from '../clients/sdk-errors.js';
@@ -22,7 +22,7 @@ export interface MethodResult {
 }
 
 /**
- * Invokes a direct method on a device or module through the hub (azure-iothub's service client,
+ * Invokes a direct method on a device or module through the hub (azure-iothub's DeviceMethod,
  * REST) and returns the device's answer. A hub that is busy or unreachable is retried; a call the
  * hub took is never sent twice. Unanswered in time is 504101 (exit 5), device offline 404103 (exit 6).
  */
@@ -35,10 +35,9 @@ export async function invokeMethod(connection: ServiceConnection, options: Invok
     connectTimeoutInSeconds: options.connectTimeout,
   };
   const what = `invoking ${methodName} on ${describeIdentity(options)}`;
-  const client = createServiceClient(connection);
+  const invoke = createMethodInvoker(connection);
   try {
-    const call = () => (moduleId ? client.invokeDeviceMethod(deviceId, moduleId, params) : client.invokeDeviceMethod(deviceId, params));
-    return (await withRetry(call, { ...DEFAULT_RETRY, what })).result as MethodResult;
+    return (await withRetry(() => invoke(deviceId, moduleId, params), { ...DEFAULT_RETRY, what })) as MethodResult;
   } catch (err) {
     throw explain(err, what, options);
   }

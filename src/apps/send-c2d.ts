@@ -1,7 +1,6 @@
 import '../clients/os-release.js'; // before any Azure SDK
 import { randomUUID } from 'node:crypto';
-import deviceSdk from 'azure-iot-device';
-import { createServiceClient, type ServiceProtocol } from '../clients/service-clients.js';
+import { createServiceClient, serviceMessage, type ServiceProtocol } from '../clients/service-clients.js';
 import type { ServiceConnection } from '../clients/connection-string.js';
 import { ExitCode, ToolkitError } from '../clients/errors.js';
 import { explain } from '../clients/sdk-errors.js';
@@ -59,7 +58,7 @@ export async function sendC2d(
     if (wait) {
       // Attached before the first send, so that no feedback of these messages can pass unseen.
       const { result: receiver } = await client.getFeedbackReceiver();
-      receiver.on('message', (message: deviceSdk.Message) => {
+      receiver.on('message', (message: ReturnType<typeof serviceMessage>) => {
         for (const record of JSON.parse(message.getData().toString()) as FeedbackRecord[]) {
           if (!waiting.delete(record.originalMessageId)) continue;
           feedback.push(record);
@@ -69,7 +68,7 @@ export async function sendC2d(
       });
     }
     for (let i = 0; i < count; i++) {
-      const message = new deviceSdk.Message(data);
+      const message = serviceMessage(data);
       message.messageId = randomUUID();
       message.ack = options.ack;
       if (options.ttlSeconds !== undefined) message.expiryTimeUtc = Date.now() + options.ttlSeconds * 1000; // ms: an AMQP timestamp
