@@ -117,6 +117,11 @@ function translate(err: unknown, context: string): ToolkitError {
       );
     case 'MessageTooLargeError':
       return new ToolkitError(`${where}the message is larger than IoT Hub accepts (256 KB).`, ExitCode.tooLarge);
+    case 'NotConnectedError': // azure-iothub's AMQP client, when its connection closed or never opened (a refused connect included)
+      return new ToolkitError(
+        `${where}the hub is not reachable (its AMQP connection closed: ${message}). Is it running? Start one with 'iothub-tut hub start'.`,
+        ExitCode.unavailable,
+      );
   }
   if (e?.response?.statusCode === 404) return new ToolkitError(`${where}not found: ${hub.message ?? message}`, ExitCode.notFound);
   return new ToolkitError(`${where}${message || kind || 'unexpected error'}`, ExitCode.failure);
