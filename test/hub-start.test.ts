@@ -1,0 +1,120 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import deviceSdk from 'azure-iot-device';
+import { parseConnection } from '../src/clients/connection-string.js';
+import { createServiceClient } from '../src/clients/service-clients.js';
+import type { DeviceTransport } from '../src/clients/device-clients.js';
+import { consumer, within } from './helpers/events.js';
+import { openDevice, registerIdentity } from './helpers/devices.js';
+import type { TestHub } from './helpers/hub.js';
+
+// The hub loads rhea with its first AMQP connection and ws with its first WebSocket upgrade, not at
+// import (src/hub/load-on-first-use.ts). Each test starts a hub in a process of its own and makes
+// the first connection of one kind right after the start: it must be served as any later one.
+
+const LAZY = ['rhea', 'ws', 'node-forge'];
+
+interface ChildHub {
+  connection: TestHub['connection'];
+  eventHub: string;
+  /** The packages the hub's process has loaded: at the start, or now. */
+  loadedAtStart: string[];
+  loadedNow(): Promise<string[]>;
+  stop(): Promise<void>;
+}
+
+async function startChildHub(): Promise<ChildHub> {
+  const child: ChildProcessWithoutNullStreams = spawn(
+    process.execPath,
+    [fileURLToPath(new URL('./helpers/hub-child.js', import.meta.url))],
+    {
+      stdio: 'pipe',
+    },
+  );
+  let stderr = '';
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const next = async (what: string): Promise<any> => {
+    const { value, done } = await within(60_000, what, lines.next());
+    if (done) throw new Error(`the hub's process ended before ${what}: ${stderr}`);
+    return JSON.parse(value);
+  };
+  const started = await next('the hub to start');
+  return {
+    connection: parseConnection('service', started.service, { ca: started.ca, port: started.port }),
+    eventHub: started.eventHub,
+    loadedAtStart: started.loaded,
+    loadedNow: async () => {
+      child.stdin.write('loaded\n');
+      return next('the packages loaded');
+    },
+    stop: async () => {
+      const exited = once(child, 'exit');
+      child.stdin.end();
+      const [code] = await within(30_000, "the hub's process to exit", exited);
+      assert.equal(code, 0, stderr);
+    },
+  };
+}
+
+/** Starts a hub in its own process, checks what it loaded, runs `first`, then checks what that loaded. */
+async function firstConnection(expectLoaded: string[], first: (hub: ChildHub) => Promise<void>): Promise<void> {
+  const hub = await startChildHub();
+  try {
+    assert.deepEqual(
+      LAZY.filter((name) => hub.loadedAtStart.includes(name)),
+      [],
+      'importing and starting the hub loads none of them',
+    );
+    assert.ok(hub.loadedAtStart.includes('aedes'), 'the check sees the packages the hub did load');
+    await first(hub);
+    const loaded = await hub.loadedNow();
+    assert.deepEqual(
+      LAZY.filter((name) => loaded.includes(name)),
+      expectLoaded,
+    );
+  } finally {
+    await hub.stop();
+  }
+}
+
+/** A device of `transport` connects and sends a message the hub acknowledges. */
+const deviceSends = (transport: DeviceTransport) => async (hub: ChildHub) => {
+  const device = await openDevice(await registerIdentity({ connection: hub.connection } as TestHub, `first-${transport}`), transport);
+  try {
+    await within(30_000, 'the message to be acknowledged', device.sendEvent(new deviceSdk.Message('{"first":true}')));
+  } finally {
+    await device.close();
+  }
+};
+
+test('the first MQTT over WebSockets connection after the start loads ws and is served', () =>
+  firstConnection(['ws'], deviceSends('mqtt-ws')));
+
+test("the first AMQPS connection on the hub's TLS port (a device) loads rhea and is served", () =>
+  firstConnection(['rhea'], deviceSends('amqp')));
+
+test('the first AMQP over WebSockets connection loads rhea and ws and is served', () =>
+  firstConnection(['rhea', 'ws'], deviceSends('amqp-ws')));
+
+test("the first service AMQPS connection (azure-iothub's Client) loads rhea and is served", () =>
+  firstConnection(['rhea'], async (hub) => {
+    const client = createServiceClient(hub.connection);
+    await within(30_000, 'the service client to open', client.open());
+    await client.close();
+  }));
+
+test('the first connection to the Event Hubs-compatible endpoint loads rhea and is served', () =>
+  firstConnection(['rhea'], async (hub) => {
+    const client = consumer(hub.eventHub);
+    try {
+      const properties = await within(30_000, "the event hub's properties", client.getEventHubProperties());
+      assert.equal(properties.partitionIds.length, 4);
+    } finally {
+      await client.close();
+    }
+  }));
