@@ -19,6 +19,7 @@ import { d2cAmqpSuite } from './suites/d2c-amqp.js';
 import { c2dSuite } from './suites/c2d.js';
 import { storeSuite } from './suites/store.js';
 import { soakSuite } from './suites/soak.js';
+import { hubStartSuite } from './suites/hub-start.js';
 
 const RESULTS = fileURLToPath(new URL('../../bench/results.json', import.meta.url));
 
@@ -51,6 +52,7 @@ const suites: Record<string, Suite> = {
     storeSuite({ events: scale(100_000, 10_000), batch: 200, twinUpdates: scale(3000, 300), identityReads: scale(100_000, 10_000) }),
   toolkit: (hub) => toolkitSuite(hub, { runs: scale(11, 3), telemetryDevices: 1000 }),
   'cli-startup': (hub) => cliStartupSuite(hub, { runs: scale(5, 2) }),
+  'hub-start': () => hubStartSuite({ runs: scale(11, 3) }),
   twin: (hub) => twinSuite(hub, latency),
   methods: (hub) => methodsSuite(hub, latency),
   'methods-amqp': (hub) => methodsAmqpSuite(hub, latency),

@@ -1,10 +1,11 @@
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import type { Server as HttpServer } from 'node:http';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
 import type { X509Certificate } from 'node:crypto';
 import { mkdirSync, chmodSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { WebSocketServer, createWebSocketStream } from 'ws';
+import type { WebSocketServer } from 'ws';
+import { loadOnFirstUse } from './load-on-first-use.js';
 import { openDatabase, type Db } from './store/database.js';
 import { DataDirError, openHubDatabase } from './store/hub-database.js';
 import { DiskFullError } from './store/disk-space.js';
@@ -91,6 +92,13 @@ export interface HubOptions {
  */
 export const EVENT_HUB_NAME = 'iothub-tut';
 
+// node:http imported as an ES module builds a facade that reads every export, WebSocket's too, and
+// that loads undici: ~0.08 CPU-s per hub process. The CommonJS module reads nothing it is not asked.
+const { createServer: createHttpServer } = process.getBuiltinModule('node:http');
+
+/** ws, loaded with the first WebSocket upgrade (MQTT or AMQP over WebSockets). */
+const ws = loadOnFirstUse<typeof import('ws')>('ws');
+
 export { DataDirError };
 
 const MQTT_CONNECT = 0x10;
@@ -136,7 +144,8 @@ export class LocalHub {
   private unauthenticated?: UnauthenticatedConnections;
   private readonly listeners: TlsServer[] = [];
   private readonly http: HttpServer;
-  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_PACKET_BYTES });
+  /** Made with the first WebSocket upgrade. */
+  private wss?: WebSocketServer;
   private readonly sockets = new Set<Socket>();
   private portNumbers: number[] = [];
   private dataDirLock?: DataDirLock;
@@ -276,9 +285,11 @@ export class LocalHub {
         .toLowerCase()
         .split(/\s*,\s*/)
         .includes(AMQP_WEBSOCKET_PROTOCOL);
-      this.wss.handleUpgrade(req, socket, head, (ws) => {
-        if (amqp && this.serviceAmqp) this.serviceAmqp.accept(createWebSocketStream(ws), req.socket as Socket);
-        else this.mqtt.handle(createWebSocketStream(ws), req);
+      const { WebSocketServer, createWebSocketStream } = ws();
+      this.wss ??= new WebSocketServer({ noServer: true, maxPayload: MAX_PACKET_BYTES });
+      this.wss.handleUpgrade(req, socket, head, (webSocket) => {
+        if (amqp && this.serviceAmqp) this.serviceAmqp.accept(createWebSocketStream(webSocket), req.socket as Socket);
+        else this.mqtt.handle(createWebSocketStream(webSocket), req);
       });
     });
   }
@@ -376,7 +387,7 @@ export class LocalHub {
     this.jobs.close();
     this.methods.close();
     this.c2d.close();
-    for (const client of this.wss.clients) client.terminate();
+    for (const client of this.wss?.clients ?? []) client.terminate();
     this.http.close(() => undefined); // stops the timeout checker (it never listened, so nothing else to close)
     await this.eventHub?.close();
     await this.serviceAmqp?.close();

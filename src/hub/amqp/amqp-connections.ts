@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import rhea, { type Connection, type ConnectionOptions, type Container, type EventContext, type Receiver, type Sender } from 'rhea';
+import type { Connection, ConnectionOptions, Container, EventContext, Receiver, Sender } from 'rhea';
+import { rhea } from './rhea.js';
 import type { HubLog } from '../log.js';
 import type { UnauthenticatedConnections } from '../unauthenticated-connections.js';
 import { AmqpFrameGuard } from '../events/amqp-frame-guard.js';
@@ -77,6 +78,8 @@ export interface AmqpConnectionsOptions {
   senderOpen(link: Sender, state: AmqpConnectionState, context: EventContext): void;
   /** A link that was authorised is gone (detached by the sweep, the client, or with its connection). */
   linkGone?(link: Sender | Receiver): void;
+  /** A client's session has ended. */
+  sessionClose?(context: EventContext): void;
 }
 
 /**
@@ -84,7 +87,7 @@ export interface AmqpConnectionsOptions {
  * how long they may stay unauthenticated, and detaches links whose token expired.
  */
 export class AmqpConnections {
-  readonly container: Container;
+  private rheaContainer?: Container;
   private readonly states = new Map<Connection, AmqpConnectionState>();
   /** Every stream accepted and not closed yet (a closed connection's stream may linger a moment). */
   private readonly streams = new Set<Duplex>();
@@ -100,10 +103,19 @@ export class AmqpConnections {
       idle_time_out: options.idleTimeOutMs ?? defaultIdleTimeOutMs,
       ...(options.receiverOptions ? { receiver_options: options.receiverOptions } : {}),
     } as ConnectionOptions;
-    const container = rhea.create_container({ id: options.containerId });
+    this.sweep = setInterval(() => this.sweepConnections(), sweepIntervalMs).unref();
+  }
+
+  /** The rhea container, made (and rhea loaded) with the first connection. */
+  private get container(): Container {
+    return (this.rheaContainer ??= this.createContainer());
+  }
+
+  private createContainer(): Container {
+    const options = this.options;
+    const container = rhea().create_container({ id: options.containerId });
     container.sasl_server_mechanisms.enable_anonymous();
     container.sasl_server_mechanisms.enable_plain(() => true);
-    this.container = container;
     const replyAddresses = new Set(['$cbs', ...(options.replyAddresses ?? [])]);
 
     container.on('receiver_open', (context: EventContext) => {
@@ -152,8 +164,8 @@ export class AmqpConnections {
     // never the hub; rhea would print the protocol errors nobody listens to.
     container.on('protocol_error', () => {});
     container.on('error', () => {});
-
-    this.sweep = setInterval(() => this.sweepConnections(), sweepIntervalMs).unref();
+    if (options.sessionClose) container.on('session_close', options.sessionClose);
+    return container;
   }
 
   /** Takes a client's stream; the frame guard reads each chunk before rhea does. */

@@ -1,4 +1,4 @@
-import rhea from 'rhea';
+import { rhea } from './rhea.js';
 import { HubError } from '../errors.js';
 
 // What the hub reads from AMQP messages, and IoT Hub's errors as AMQP errors: the same for every link.
@@ -6,7 +6,7 @@ import { HubError } from '../errors.js';
 /** A message or correlation id (a string, or a UUID the SDK encoded as 16 bytes), or a user id (binary). */
 export function idText(id: unknown, binary = false): string | undefined {
   if (id === undefined || id === null) return undefined;
-  if (Buffer.isBuffer(id)) return !binary && id.length === 16 ? rhea.uuid_to_string(id) : id.toString('utf8');
+  if (Buffer.isBuffer(id)) return !binary && id.length === 16 ? rhea().uuid_to_string(id) : id.toString('utf8');
   return String(id);
 }
 

@@ -1,7 +1,25 @@
 import { createHash, createPrivateKey, generateKeyPairSync, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import forge from 'node-forge';
+import { isIPv4 } from 'node:net';
+import {
+  TAG,
+  TRUE,
+  bitString,
+  children,
+  contextTag,
+  fromPem,
+  integer,
+  octetString,
+  oid,
+  readElement,
+  sequence,
+  set,
+  time,
+  tlv,
+  toPem,
+  utf8,
+} from './der.js';
 
 export interface TlsMaterial {
   /** PEM of the hub's own CA: what clients must trust. */
@@ -70,15 +88,24 @@ export function parseTrustedCas(pems: string[], names = pems.map((_, i) => `trus
   });
 }
 
-// node-forge signs only with RSA: it assembles the DER here, and node:crypto signs it.
-const { asn1, pki } = forge;
-const { UNIVERSAL, CONTEXT_SPECIFIC } = asn1.Class;
-const der = (node: forge.asn1.Asn1) => Buffer.from(asn1.toDer(node).getBytes(), 'binary');
-// Bit strings kept as bytes: a public key's bits must not be mistaken for nested ASN.1.
-const fromDer = (bytes: Buffer) => asn1.fromDer(bytes.toString('binary'), { decodeBitStrings: false } as unknown as boolean);
-const sequence = (...items: forge.asn1.Asn1[]) => asn1.create(UNIVERSAL, asn1.Type.SEQUENCE, true, items);
-const oid = (id: string) => asn1.create(UNIVERSAL, asn1.Type.OID, false, asn1.oidToDer(id).getBytes());
-const ECDSA_WITH_SHA256 = '1.2.840.10045.4.3.2';
+// The certificates are assembled here, field by field, with a small DER encoder (der.ts); node:crypto
+// makes the keys and signs.
+const OID = {
+  ecdsaWithSha256: '1.2.840.10045.4.3.2',
+  sha256WithRsa: '1.2.840.113549.1.1.11',
+  commonName: '2.5.4.3',
+  organizationName: '2.5.4.10',
+  basicConstraints: '2.5.29.19',
+  keyUsage: '2.5.29.15',
+  extKeyUsage: '2.5.29.37',
+  serverAuth: '1.3.6.1.5.5.7.3.1',
+  subjectKeyIdentifier: '2.5.29.14',
+  authorityKeyIdentifier: '2.5.29.35',
+  subjectAltName: '2.5.29.17',
+};
+// KeyUsage bits (RFC 5280 4.2.1.3) as one byte of a BIT STRING, with its count of unused trailing bits.
+const KEY_USAGE_DIGITAL_SIGNATURE = bitString(Buffer.from([0x80]), 7);
+const KEY_USAGE_CERT_AND_CRL_SIGN = bitString(Buffer.from([0x06]), 1);
 
 function issue(options: { commonName: string; isCa: boolean; names?: string[]; issuer?: { cert: string; key: string } }): {
   cert: string;
@@ -88,81 +115,75 @@ function issue(options: { commonName: string; isCa: boolean; names?: string[]; i
   const signer: KeyObject = options.issuer ? createPrivateKey(options.issuer.key) : privateKey;
   // RFC 5758: ECDSA's AlgorithmIdentifier has no parameters; RSA's has NULL.
   const algorithm =
-    signer.asymmetricKeyType === 'ec'
-      ? sequence(oid(ECDSA_WITH_SHA256))
-      : sequence(oid(pki.oids.sha256WithRSAEncryption), asn1.create(UNIVERSAL, asn1.Type.NULL, false, ''));
-  const spki = fromDer(publicKey.export({ type: 'spki', format: 'der' }));
-  const subject = pki.distinguishedNameToAsn1({
-    attributes: [
-      { type: pki.oids.commonName, value: options.commonName, valueTagClass: asn1.Type.UTF8 },
-      { type: pki.oids.organizationName, value: 'iothub-tut', valueTagClass: asn1.Type.UTF8 },
-    ] as unknown as forge.pki.CertificateField[],
-  });
+    signer.asymmetricKeyType === 'ec' ? sequence(oid(OID.ecdsaWithSha256)) : sequence(oid(OID.sha256WithRsa), tlv(TAG.NULL));
+  const spki = publicKey.export({ type: 'spki', format: 'der' });
+  // Each attribute in a set of its own, UTF8String, as earlier versions (node-forge) encoded them.
+  const subject = sequence(
+    set(sequence(oid(OID.commonName), utf8(options.commonName))),
+    set(sequence(oid(OID.organizationName), utf8('iothub-tut'))),
+  );
   // The issuer's name and key exactly as its own certificate encodes them (TBSCertificate's 6th and 7th fields), RSA or EC.
-  const issuerTbs = options.issuer && (tbsOf(options.issuer.cert).value as forge.asn1.Asn1[]);
-  const issuerName = issuerTbs ? issuerTbs[5] : subject;
+  const issuerTbs = options.issuer && children(children(readElement(fromPem(options.issuer.cert, 'CERTIFICATE')))[0]);
+  const issuerName = issuerTbs ? issuerTbs[5].bytes : subject;
   const now = Date.now();
-  // RFC 5280: UTCTime through 2049, GeneralizedTime from 2050.
-  const time = (ms: number) =>
-    ms < Date.UTC(2050, 0, 1)
-      ? asn1.create(UNIVERSAL, asn1.Type.UTCTIME, false, asn1.dateToUtcTime(new Date(ms)))
-      : asn1.create(UNIVERSAL, asn1.Type.GENERALIZEDTIME, false, asn1.dateToGeneralizedTime(new Date(ms)));
   const days = options.isCa ? 10 * 365 : 825;
 
-  // forge fills in the extensions' values (key usage bits, alternative names) on a certificate object.
-  const holder = pki.createCertificate();
-  holder.setExtensions(
-    options.isCa
-      ? [
-          { name: 'basicConstraints', cA: true, critical: true },
-          { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
-          // RFC 5280's method 1: SHA-1 of the public key's bits.
-          { name: 'subjectKeyIdentifier', value: asn1.create(UNIVERSAL, asn1.Type.OCTETSTRING, false, keyIdentifier(spki)) },
-        ]
-      : [
-          { name: 'basicConstraints', cA: false },
-          { name: 'keyUsage', digitalSignature: true, critical: true },
-          { name: 'extKeyUsage', serverAuth: true },
-          // Strict verifiers (OpenSSL's X509_STRICT, Python 3.13's default) want it; the CA's key identifier, computed as above.
-          ...(issuerTbs ? [{ name: 'authorityKeyIdentifier', keyIdentifier: keyIdentifier(issuerTbs[6]) }] : []),
-          {
-            name: 'subjectAltName',
-            altNames: [...(options.names ?? []).map((value) => ({ type: 2, value })), ...SERVER_IPS.map((ip) => ({ type: 7, ip }))],
-          },
-        ],
-  );
-  const extensions = (holder.extensions as Array<{ id: string; critical?: boolean; value: forge.asn1.Asn1 | string }>).map((e) =>
-    sequence(
-      oid(e.id),
-      ...(e.critical ? [asn1.create(UNIVERSAL, asn1.Type.BOOLEAN, false, '\xff')] : []),
-      asn1.create(UNIVERSAL, asn1.Type.OCTETSTRING, false, typeof e.value === 'string' ? e.value : asn1.toDer(e.value).getBytes()),
-    ),
-  );
+  const extension = (id: string, value: Buffer, critical = false) => sequence(oid(id), ...(critical ? [TRUE] : []), octetString(value));
+  const extensions = options.isCa
+    ? [
+        extension(OID.basicConstraints, sequence(TRUE), true),
+        extension(OID.keyUsage, KEY_USAGE_CERT_AND_CRL_SIGN, true),
+        // RFC 5280's method 1: SHA-1 of the public key's bits.
+        extension(OID.subjectKeyIdentifier, octetString(keyIdentifier(spki))),
+      ]
+    : [
+        extension(OID.basicConstraints, sequence()),
+        extension(OID.keyUsage, KEY_USAGE_DIGITAL_SIGNATURE, true),
+        extension(OID.extKeyUsage, sequence(oid(OID.serverAuth))),
+        // Strict verifiers (OpenSSL's X509_STRICT, Python 3.13's default) want it; the CA's key identifier, computed as above.
+        ...(issuerTbs
+          ? [extension(OID.authorityKeyIdentifier, sequence(tlv(contextTag(0, false), keyIdentifier(issuerTbs[6].bytes))))]
+          : []),
+        extension(
+          OID.subjectAltName,
+          sequence(
+            ...(options.names ?? []).map((name) => tlv(contextTag(2, false), Buffer.from(name, 'ascii'))), // dNSName
+            ...SERVER_IPS.map((ip) => tlv(contextTag(7, false), ipAddressBytes(ip))), // iPAddress
+          ),
+        ),
+      ];
 
   const tbs = sequence(
-    asn1.create(CONTEXT_SPECIFIC, 0, true, [asn1.create(UNIVERSAL, asn1.Type.INTEGER, false, asn1.integerToDer(2).getBytes())]), // v3
-    asn1.create(UNIVERSAL, asn1.Type.INTEGER, false, '\x01' + randomBytes(15).toString('binary')), // positive, unique
+    tlv(contextTag(0, true), integer(Buffer.from([2]))), // v3
+    integer(Buffer.concat([Buffer.from([1]), randomBytes(15)])), // positive, unique
     algorithm,
     issuerName,
     sequence(time(now - 60 * 60 * 1000), time(now + days * 24 * 60 * 60 * 1000)),
     subject,
     spki,
-    asn1.create(CONTEXT_SPECIFIC, 3, true, [sequence(...extensions)]),
+    tlv(contextTag(3, true), sequence(...extensions)),
   );
-  const signature = sign('sha256', der(tbs), signer); // ECDSA: DER (r, s), as X.509 wants
-  const cert = sequence(tbs, algorithm, asn1.create(UNIVERSAL, asn1.Type.BITSTRING, false, '\x00' + signature.toString('binary')));
+  const signature = sign('sha256', tbs, signer); // ECDSA: DER (r, s), as X.509 wants
   return {
-    cert: forge.pem.encode({ type: 'CERTIFICATE', body: asn1.toDer(cert).getBytes() }),
+    cert: toPem('CERTIFICATE', sequence(tbs, algorithm, bitString(signature))),
     key: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
   };
 }
 
-function tbsOf(pem: string): forge.asn1.Asn1 {
-  return (fromDer(Buffer.from(forge.pem.decode(pem)[0].body, 'binary')).value as forge.asn1.Asn1[])[0];
+/** RFC 5280's key identifier, method 1: SHA-1 of the subjectPublicKey's bits (as forge made the older RSA CAs'). */
+function keyIdentifier(spki: Buffer): Buffer {
+  const bits = children(readElement(spki))[1].contents.subarray(1); // after the unused-bits byte
+  return createHash('sha1').update(bits).digest();
 }
 
-/** RFC 5280's key identifier, method 1: SHA-1 of the subjectPublicKey's bits (as forge made the older RSA CAs'). */
-function keyIdentifier(spki: forge.asn1.Asn1): string {
-  const bits = ((spki.value as forge.asn1.Asn1[])[1].value as string).slice(1); // after the unused-bits byte
-  return createHash('sha1').update(bits, 'binary').digest('binary');
+/** An IP address as GeneralName's iPAddress holds it: 4 bytes, or 16 for IPv6 ('::' expanded). */
+function ipAddressBytes(ip: string): Buffer {
+  if (isIPv4(ip)) return Buffer.from(ip.split('.').map(Number));
+  const [head, tail = ''] = ip.split('::');
+  const groups = (part: string) => (part ? part.split(':').map((g) => parseInt(g, 16)) : []);
+  const [before, after] = [groups(head), groups(tail)];
+  const all = [...before, ...new Array<number>(8 - before.length - after.length).fill(0), ...after];
+  const bytes = Buffer.alloc(16);
+  all.forEach((group, i) => bytes.writeUInt16BE(group, i * 2));
+  return bytes;
 }

@@ -1,4 +1,5 @@
-import rhea, { type Delivery, type EventContext, type Message, type Sender } from 'rhea';
+import type { Delivery, EventContext, Message, Sender } from 'rhea';
+import { rhea } from '../amqp/rhea.js';
 import type { DeviceQueues } from '../cloud-to-device/device-queues.js';
 import type { C2dRecord } from '../store/c2d-store.js';
 import type { DeviceLink, DeviceLinkHandler } from './amqp-device-links.js';
@@ -84,6 +85,6 @@ function deviceboundMessage(message: C2dRecord): Message {
     first_acquirer: message.deliveryCount === 1,
     message_annotations: { 'iothub-enqueuedtime': new Date(message.enqueuedMs) },
     application_properties: { ...message.properties, 'iothub-ack': message.ack },
-    body: rhea.message.data_section(message.body),
+    body: rhea().message.data_section(message.body),
   } as Message;
 }

@@ -1,4 +1,5 @@
-import rhea, { type EventContext, type Message, type Receiver, type Sender } from 'rhea';
+import type { EventContext, Message, Receiver, Sender } from 'rhea';
+import { rhea } from '../amqp/rhea.js';
 import { amqpError, bodyBytes, idText } from '../amqp/amqp-values.js';
 import { HubError, hubErrors } from '../errors.js';
 import type { HubLog } from '../log.js';
@@ -88,9 +89,9 @@ export class AmqpMethodLinks implements MethodChannel, DeviceLinkHandler {
   deliver(key: IdentityKey, methodName: string, rid: string, payload: unknown): Promise<void> {
     if (!this.isListening(key)) return Promise.reject(new Error('not listening'));
     this.requestLinks.get(identityId(key))!.send({
-      correlation_id: rhea.string_to_uuid(UUID_PREFIX + rid.padStart(RID_DIGITS, '0')),
+      correlation_id: rhea().string_to_uuid(UUID_PREFIX + rid.padStart(RID_DIGITS, '0')),
       application_properties: { [METHOD_NAME]: methodName },
-      body: rhea.message.data_section(Buffer.from(JSON.stringify(payload))),
+      body: rhea().message.data_section(Buffer.from(JSON.stringify(payload))),
     });
     return Promise.resolve();
   }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import rhea, { type Delivery, type EventContext, type Message, type Receiver, type Sender } from 'rhea';
+import type { Delivery, EventContext, Message, Receiver, Sender } from 'rhea';
+import { rhea } from '../amqp/rhea.js';
 import { bodyBytes } from '../amqp/amqp-values.js';
 import { HubError, hubErrors } from '../errors.js';
 import type { HubLog } from '../log.js';
@@ -41,7 +42,7 @@ export class AmqpTwinLinks implements DeviceLinkHandler {
   ) {
     twins.on('desired', (key, patch) => {
       for (const link of this.subscribed.get(identityId(key)) ?? [])
-        this.send(key, link, twinMessage(patch, { version: rhea.types.wrap_long(Number(patch.$version)) }), 'a desired patch');
+        this.send(key, link, twinMessage(patch, { version: rhea().types.wrap_long(Number(patch.$version)) }), 'a desired patch');
     });
   }
 
@@ -89,8 +90,8 @@ export class AmqpTwinLinks implements DeviceLinkHandler {
         );
       answer = { status: error.status, body: error.toBody(randomUUID().replace(/-/g, '')) };
     }
-    const annotationsOut: Record<string, unknown> = { status: rhea.types.wrap_int(answer.status) };
-    if (answer.version !== undefined) annotationsOut.version = rhea.types.wrap_long(answer.version);
+    const annotationsOut: Record<string, unknown> = { status: rhea().types.wrap_int(answer.status) };
+    if (answer.version !== undefined) annotationsOut.version = rhea().types.wrap_long(answer.version);
     this.send(
       key,
       responses,
@@ -172,7 +173,7 @@ function responseLink(requests: Receiver): Sender | undefined {
 function twinMessage(body: unknown, annotations: Record<string, unknown>): Message {
   return {
     message_annotations: annotations,
-    body: rhea.message.data_section(body === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(body))),
+    body: rhea().message.data_section(body === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(body))),
   } as Message;
 }
 

@@ -62,6 +62,7 @@ export async function startEventHubEndpoint(options: EventHubEndpointOptions): P
     log,
     idleTimeOutMs: options.idleTimeOutMs,
     replyAddresses: ['$management'],
+    sessionClose: (context) => closeSessionSenders(senders, context.session!),
     expiredClaim: (link, path, connection) => ({
       condition: 'amqp:link:detach-forced',
       description:
@@ -148,8 +149,6 @@ export async function startEventHubEndpoint(options: EventHubEndpointOptions): P
     senders.set(link, sender);
     connections.authorise(state, link, address);
   };
-
-  connections.container.on('session_close', (context: EventContext) => closeSessionSenders(senders, context.session!));
 
   const server = createServer((socket: Socket) => connections.accept(socket, socket));
   server.listen(options.port, options.host ?? '127.0.0.1');

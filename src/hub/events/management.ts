@@ -1,4 +1,5 @@
-import rhea, { type Message } from 'rhea';
+import type { Message } from 'rhea';
+import { rhea } from '../amqp/rhea.js';
 import { sameName } from './addresses.js';
 import type { EventLog } from './event-log.js';
 import { errorReply, type Reply } from './request-response.js';
@@ -26,7 +27,7 @@ export function handleManagementRequest(request: Message, hub: ManagedHub): Repl
         name: hub.hubName,
         type: properties.type,
         created_at: hub.eventLog.createdAt,
-        partition_count: rhea.types.wrap_int(hub.eventLog.partitionCount),
+        partition_count: rhea().types.wrap_int(hub.eventLog.partitionCount),
         partition_ids: hub.eventLog.partitionIds(),
       });
     case 'com.microsoft:partition':
@@ -50,8 +51,8 @@ function readPartition(hub: ManagedHub, partitionId: unknown): Reply {
     name: hub.hubName,
     type: 'com.microsoft:partition',
     partition: String(partition),
-    begin_sequence_number: rhea.types.wrap_long(info.beginSequenceNumber),
-    last_enqueued_sequence_number: rhea.types.wrap_long(info.lastSequenceNumber),
+    begin_sequence_number: rhea().types.wrap_long(info.beginSequenceNumber),
+    last_enqueued_sequence_number: rhea().types.wrap_long(info.lastSequenceNumber),
     last_enqueued_offset: info.lastOffset,
     last_enqueued_time_utc: new Date(info.lastEnqueuedTimeMs),
     is_partition_empty: info.isEmpty,

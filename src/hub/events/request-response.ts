@@ -1,4 +1,5 @@
-import rhea, { type Connection, type Message, type Sender } from 'rhea';
+import type { Connection, Message, Sender } from 'rhea';
+import { rhea } from '../amqp/rhea.js';
 
 // $cbs and $management are request/response nodes: a request comes in on a link to the node and
 // names, in reply_to, the client's receiving link; the reply carries the request's message id as
@@ -21,10 +22,10 @@ export function sendReply(connection: Connection, request: Message, reply: Reply
     connection.find_sender((s: Sender) => s.source?.address === request.to);
   if (!link || !link.is_open()) return; // the client went away before the answer; nobody to tell
   const properties: Record<string, unknown> = {
-    'status-code': rhea.types.wrap_int(reply.statusCode),
+    'status-code': rhea().types.wrap_int(reply.statusCode),
     'status-description': reply.statusDescription,
   };
-  if (reply.errorCondition) properties['error-condition'] = rhea.types.wrap_symbol(reply.errorCondition);
+  if (reply.errorCondition) properties['error-condition'] = rhea().types.wrap_symbol(reply.errorCondition);
   link.send({
     correlation_id: request.message_id,
     to: replyTo,

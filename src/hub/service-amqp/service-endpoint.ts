@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import rhea, { type Delivery, type EventContext, type Message, type Receiver, type Sender } from 'rhea';
+import type { Delivery, EventContext, Message, Receiver, Sender } from 'rhea';
+import { rhea } from '../amqp/rhea.js';
 import { AmqpConnections, type AmqpConnectionState } from '../amqp/amqp-connections.js';
 import type { VerifyToken } from '../events/cbs.js';
 import { HubError, hubErrors } from '../errors.js';
@@ -185,7 +186,7 @@ export class ServiceAmqpEndpoint {
           content_type: FEEDBACK_CONTENT_TYPE,
           content_encoding: 'utf-8',
           message_annotations: { 'iothub-enqueuedtime': new Date() },
-          body: rhea.message.data_section(Buffer.from(JSON.stringify(batch.map((r) => r.record)))),
+          body: rhea().message.data_section(Buffer.from(JSON.stringify(batch.map((r) => r.record)))),
         });
         const seqs = batch.map((r) => r.seq);
         for (const seq of seqs) this.sending.add(seq);
