@@ -22,7 +22,7 @@ import { Throttle, type ThrottleKind } from '../src/hub/throttling.js';
 // (retries, back-off, connect timeouts).
 
 /** Rows that mostly wait on retries and back-off: more at a time costs no more CPU. */
-const WAITING = 10;
+const WAITING = { concurrency: 10 };
 
 describe('errors and exit codes: a hub that is gone, busy or has no address', () => {
   const home = tempDir();
