@@ -24,7 +24,9 @@ import { Throttle, type ThrottleKind } from '../src/hub/throttling.js';
 /** Rows that mostly wait on retries and back-off: more at a time costs no more CPU. */
 const WAITING = { concurrency: 10 };
 
-describe('errors and exit codes: a hub that is gone, busy or has no address', () => {
+// The tests run at the same time (each with its own hub and home): those that wait on retries and
+// timeouts overlap those that load SDKs.
+describe('errors and exit codes: a hub that is gone, busy or has no address', { concurrency: true }, () => {
   const home = tempDir();
   const env = { IOTHUB_TUT_HOME: home };
   after(() => rmSync(home, { recursive: true, force: true }));
@@ -88,6 +90,14 @@ describe('errors and exit codes: a hub that is gone, busy or has no address', ()
       await walk(
         { IOTHUB_TUT_HOME: busyHome },
         [
+          // New connections refused with CONNACK 3, which the device SDK would retry for minutes: the
+          // longest waits (20 s each), so first in the queue, for the others to run while they wait.
+          ...across(
+            ofKind('device'),
+            (c) => [...c.run, '-c', deviceString('known')],
+            8,
+            /not connected within 20 s: the hub is busy or unreachable; try again shortly\.$/m,
+          ),
           ...across(
             [COMMANDS[0]!],
             () => ['create-device', '-d', 'never'],
@@ -99,13 +109,6 @@ describe('errors and exit codes: a hub that is gone, busy or has no address', ()
             (c) => [...c.run, ...c.target],
             8,
             message,
-          ),
-          // New connections refused with CONNACK 3, which the device SDK would retry for minutes.
-          ...across(
-            ofKind('device'),
-            (c) => [...c.run, '-c', deviceString('known')],
-            8,
-            /not connected within 20 s: the hub is busy or unreachable; try again shortly\.$/m,
           ),
         ],
         WAITING,

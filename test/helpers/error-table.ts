@@ -101,10 +101,10 @@ export interface WalkOptions {
   /** Subprocesses at a time. */
   concurrency?: number;
   /**
-   * Run every case in this process (runCliInProcess), and the cases marked `subprocess` as a
-   * subprocess as well: for rows the CLI refuses before it reaches a hub.
+   * Which cases run in this process (runCliInProcess), all or those the function picks; of those,
+   * the ones marked `subprocess` run as a subprocess as well. The others run as subprocesses only.
    */
-  inProcess?: boolean;
+  inProcess?: boolean | ((c: Case) => boolean);
 }
 
 /** Runs the cases (a few subprocesses at a time) and reports every one that failed, by command. */
@@ -121,9 +121,10 @@ export async function walk(
       failures.push(`${c.name} (${c.args.join(' ')})${how}: ${(err as Error).message}`);
     }
   };
-  const queue = inProcess ? cases.filter((c) => c.subprocess) : [...cases];
+  const here = cases.filter(typeof inProcess === 'function' ? inProcess : () => inProcess);
+  const queue = cases.filter((c) => !here.includes(c) || c.subprocess);
   await Promise.all([
-    ...(inProcess ? cases.map(async (c) => check(c, await runCliInProcess(c.args, { ...env, ...c.env }), ', in-process')) : []),
+    ...here.map(async (c) => check(c, await runCliInProcess(c.args, { ...env, ...c.env }), ', in-process')),
     ...Array.from({ length: concurrency }, async () => {
       for (let c = queue.shift(); c; c = queue.shift()) check(c, await runCli(c.args, { ...env, ...c.env }, 120_000), '');
     }),
