@@ -11,10 +11,10 @@ import {
   eventHubString,
   homeFor,
   ofKind,
+  ofServiceCommand,
   oneLineError,
   serviceString,
   walk,
-  type Case,
   type CommandUnderTest,
 } from './helpers/error-table.js';
 import { createRegistry } from '../src/clients/service-clients.js';
@@ -26,7 +26,7 @@ import { createDeviceClient, type DeviceClient } from '../src/clients/device-cli
 // process too (which has their SDK loaded already, for its own clients; what they leave the hub's
 // dispose closes), one of each row also as a subprocess; the device commands, whose closed clients
 // can leave the SDK's timers, run as subprocesses.
-const SERVICE_IN_PROCESS = { inProcess: (c: Case) => COMMANDS.find((command) => command.name === c.name)?.kind === 'service' };
+const SERVICE_IN_PROCESS = { inProcess: ofServiceCommand };
 
 describe('errors and exit codes: against a hub', () => {
   let t: TestHub;

@@ -13,16 +13,23 @@ import {
   NO_DNS,
   ofKind,
   serviceString,
+  ofServiceCommand,
   walk,
 } from './helpers/error-table.js';
 import { Throttle, type ThrottleKind } from '../src/hub/throttling.js';
+// Names under .invalid fail to resolve in this process too, for the service commands run in it.
+import './helpers/no-dns.js';
 
 // README's "Errors and exit codes" table, the rows of a hub the CLI cannot use (exit 8): gone, busy
 // past the retries, or at a host name that does not resolve. Most of their time is spent waiting
 // (retries, back-off, connect timeouts).
 
-/** Rows that mostly wait on retries and back-off: more at a time costs no more CPU. */
-const WAITING = { concurrency: 10 };
+/**
+ * Rows that mostly wait on retries and back-off: more at a time costs no more CPU. The service
+ * commands' run in this process (one of each row also as a subprocess); the device commands, whose
+ * closed clients can leave the SDK's timers, as subprocesses.
+ */
+const WAITING = { concurrency: 10, inProcess: ofServiceCommand };
 
 // The tests run at the same time (each with its own hub and home): those that wait on retries and
 // timeouts overlap those that load SDKs.
@@ -72,11 +79,16 @@ describe('errors and exit codes: a hub that is gone, busy or has no address', { 
         : []),
       ...across(ofKind('eventhub'), (c) => [...c.run, '-c', eventHubString(`sb://${host}/`)], 8, message, NO_DNS),
     ]);
-    await walk(env, [
-      ...cases,
-      // Not a host name at all, without the preload: Node's own resolver says ENOTFOUND.
-      ...across([COMMANDS[0]!], () => ['create-device', '-c', serviceString(KEY, 'iothubowner', '127.0.0.1:1')], 8, message),
-    ]);
+    await walk(
+      env,
+      [
+        ...cases,
+        // Not a host name at all, without the preload: Node's own resolver says ENOTFOUND.
+        ...across([COMMANDS[0]!], () => ['create-device', '-c', serviceString(KEY, 'iothubowner', '127.0.0.1:1')], 8, message),
+      ],
+      // This process resolves names as NO_DNS makes the subprocesses do (it imports no-dns.ts).
+      { inProcess: ofServiceCommand },
+    );
   });
 
   test('hub busy (exit 8): throttled past the retries, for every command that calls the service or connects as a device', async () => {

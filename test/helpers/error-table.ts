@@ -132,6 +132,12 @@ export async function walk(
   assert.deepEqual(failures, [], failures.join('\n\n'));
 }
 
+/**
+ * A case of a service command: in-process-safe where the hub is reachable or refuses at once (the
+ * REST client leaves no timer), unlike a device command, whose closed client can leave the SDK's.
+ */
+export const ofServiceCommand = (c: Case) => COMMANDS.find((command) => command.name === c.name)?.kind === 'service';
+
 /** Marks the first case for a subprocess too (walk's inProcess): the cases of one row, one message. */
 export function oneAsSubprocess(cases: Case[]): Case[] {
   return cases.map((c, i) => (i === 0 ? { ...c, subprocess: true } : c));
