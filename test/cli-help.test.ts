@@ -103,6 +103,20 @@ test("a command's help shows its own options, asked either way", async () => {
   assert.match(twin.stdout, /-m, --module-id <id>/);
 });
 
+test('in-process runs at the same time keep their output, environment and exit code apart', async () => {
+  const key = 'A'.repeat(43) + '=';
+  const [text, noKeyName, version] = await Promise.all([
+    runCliInProcess(['twin', 'show'], { IOTHUB_CONNECTION_STRING: 'just some text' }),
+    runCliInProcess(['twin', 'show'], { IOTHUB_CONNECTION_STRING: `HostName=localhost;SharedAccessKey=${key}` }),
+    runCliInProcess(['--version']),
+  ]);
+  assert.deepEqual([text.code, text.stdout, text.stderr.split('\n').length], [2, '', 2], text.stderr);
+  assert.match(text.stderr, /^error: Malformed service connection string: 'just some text' is not Key=Value/);
+  assert.equal(noKeyName.code, 2);
+  assert.match(noKeyName.stderr, /^error: Malformed service connection string: SharedAccessKeyName is missing/);
+  assert.deepEqual(version, { code: 0, stdout: '0.1.0\n', stderr: '' });
+});
+
 test('a mistyped command gets a suggestion and exit 2', async () => {
   const r = await runCli(['creat-device']);
   assert.equal(r.code, 2);
