@@ -13,18 +13,27 @@ import {
   NO_DNS,
   ofKind,
   serviceString,
+  ofServiceCommand,
   walk,
 } from './helpers/error-table.js';
 import { Throttle, type ThrottleKind } from '../src/hub/throttling.js';
+// Names under .invalid fail to resolve in this process too, for the service commands run in it.
+import './helpers/no-dns.js';
 
 // README's "Errors and exit codes" table, the rows of a hub the CLI cannot use (exit 8): gone, busy
 // past the retries, or at a host name that does not resolve. Most of their time is spent waiting
 // (retries, back-off, connect timeouts).
 
-/** Rows that mostly wait on retries and back-off: more at a time costs no more CPU. */
-const WAITING = 10;
+/**
+ * Rows that mostly wait on retries and back-off: more at a time costs no more CPU. The service
+ * commands' run in this process (one of each row also as a subprocess); the device commands, whose
+ * closed clients can leave the SDK's timers, as subprocesses.
+ */
+const WAITING = { concurrency: 10, inProcess: ofServiceCommand };
 
-describe('errors and exit codes: a hub that is gone, busy or has no address', () => {
+// The tests run at the same time (each with its own hub and home): those that wait on retries and
+// timeouts overlap those that load SDKs.
+describe('errors and exit codes: a hub that is gone, busy or has no address', { concurrency: true }, () => {
   const home = tempDir();
   const env = { IOTHUB_TUT_HOME: home };
   after(() => rmSync(home, { recursive: true, force: true }));
@@ -70,11 +79,16 @@ describe('errors and exit codes: a hub that is gone, busy or has no address', ()
         : []),
       ...across(ofKind('eventhub'), (c) => [...c.run, '-c', eventHubString(`sb://${host}/`)], 8, message, NO_DNS),
     ]);
-    await walk(env, [
-      ...cases,
-      // Not a host name at all, without the preload: Node's own resolver says ENOTFOUND.
-      ...across([COMMANDS[0]!], () => ['create-device', '-c', serviceString(KEY, 'iothubowner', '127.0.0.1:1')], 8, message),
-    ]);
+    await walk(
+      env,
+      [
+        ...cases,
+        // Not a host name at all, without the preload: Node's own resolver says ENOTFOUND.
+        ...across([COMMANDS[0]!], () => ['create-device', '-c', serviceString(KEY, 'iothubowner', '127.0.0.1:1')], 8, message),
+      ],
+      // This process resolves names as NO_DNS makes the subprocesses do (it imports no-dns.ts).
+      { inProcess: ofServiceCommand },
+    );
   });
 
   test('hub busy (exit 8): throttled past the retries, for every command that calls the service or connects as a device', async () => {
@@ -88,6 +102,14 @@ describe('errors and exit codes: a hub that is gone, busy or has no address', ()
       await walk(
         { IOTHUB_TUT_HOME: busyHome },
         [
+          // New connections refused with CONNACK 3, which the device SDK would retry for minutes: the
+          // longest waits (20 s each), so first in the queue, for the others to run while they wait.
+          ...across(
+            ofKind('device'),
+            (c) => [...c.run, '-c', deviceString('known')],
+            8,
+            /not connected within 20 s: the hub is busy or unreachable; try again shortly\.$/m,
+          ),
           ...across(
             [COMMANDS[0]!],
             () => ['create-device', '-d', 'never'],
@@ -99,13 +121,6 @@ describe('errors and exit codes: a hub that is gone, busy or has no address', ()
             (c) => [...c.run, ...c.target],
             8,
             message,
-          ),
-          // New connections refused with CONNACK 3, which the device SDK would retry for minutes.
-          ...across(
-            ofKind('device'),
-            (c) => [...c.run, '-c', deviceString('known')],
-            8,
-            /not connected within 20 s: the hub is busy or unreachable; try again shortly\.$/m,
           ),
         ],
         WAITING,

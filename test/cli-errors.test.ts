@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { runCli } from './helpers/cli.js';
 import { tempDir } from './helpers/hub.js';
+import { loadedSdkPackages } from './helpers/sdk-loads.js';
 import {
   across,
   COMMANDS,
@@ -13,6 +14,7 @@ import {
   serviceString,
   STACK_FRAME,
   usageError,
+  oneAsSubprocess,
   walk,
   type Case,
 } from './helpers/error-table.js';
@@ -21,10 +23,16 @@ import {
 // it reaches a hub. test/cli-errors-hub.test.ts has the rows against a hub, test/cli-errors-network.test.ts
 // those of a hub that is gone, busy or has no address (test/helpers/error-table.ts has what they share).
 
+// Every case runs in this process (runCommandLine), and one of each row (oneAsSubprocess) as a
+// subprocess too, for what only a process shows: its exit code, its whole stderr.
+const IN_PROCESS = { inProcess: true };
+
 describe('errors and exit codes: bad input (exit 2)', () => {
   const home = tempDir();
   const env = { IOTHUB_TUT_HOME: home };
   after(() => rmSync(home, { recursive: true, force: true }));
+  // What this process loaded for itself (the hub's node-forge, through test/helpers/hub.ts), before any in-process run.
+  const loadedBefore = loadedSdkPackages();
 
   test('malformed service connection string, each missing field; from the flag or, for the key look-ups, the environment', async () => {
     const fields: Array<[string, RegExp]> = [
@@ -38,26 +46,32 @@ describe('errors and exit codes: bad input (exit 2)', () => {
       ['just some text', /is not Key=Value/],
     ];
     const missingKeyName = `HostName=localhost;SharedAccessKey=${KEY}`;
-    await walk(env, [
-      ...fields.map(([cs, message]): Case => ({
-        name: 'create-module',
-        args: ['create-module', '-c', cs],
-        check: (r) => oneLineError(r, 2, message),
-      })),
-      ...across(
-        ofKind('service'),
-        (c) => [...c.run, ...c.target, '-c', missingKeyName],
-        2,
-        /Malformed service connection string: SharedAccessKeyName is missing/,
-      ),
-      ...across(
-        ofKind('device'),
-        (c) => [...c.run, ...c.target],
-        2,
-        /Malformed service connection string: SharedAccessKeyName is missing/,
-        { IOTHUB_CONNECTION_STRING: missingKeyName },
-      ),
-    ]);
+    await walk(
+      env,
+      [
+        ...oneAsSubprocess(
+          fields.map(([cs, message]): Case => ({
+            name: 'create-module',
+            args: ['create-module', '-c', cs],
+            check: (r) => oneLineError(r, 2, message),
+          })),
+        ),
+        ...across(
+          ofKind('service'),
+          (c) => [...c.run, ...c.target, '-c', missingKeyName],
+          2,
+          /Malformed service connection string: SharedAccessKeyName is missing/,
+        ),
+        ...across(
+          ofKind('device'),
+          (c) => [...c.run, ...c.target],
+          2,
+          /Malformed service connection string: SharedAccessKeyName is missing/,
+          { IOTHUB_CONNECTION_STRING: missingKeyName },
+        ),
+      ],
+      IN_PROCESS,
+    );
   });
 
   test('malformed device or Event Hub-compatible connection string, each missing field', async () => {
@@ -70,131 +84,154 @@ describe('errors and exit codes: bad input (exit 2)', () => {
       ['HostName=localhost;DeviceId=d1', /Malformed device connection string: SharedAccessKey is missing/],
       [`HostName=localhost;DeviceId=d1;ModuleId=;SharedAccessKey=${KEY}`, /ModuleId is empty/],
     ];
-    await walk(env, [
-      ...fields.map(([cs, message]): Case => ({
-        name: 'update-reported',
-        args: ['update-reported', '-c', cs],
-        check: (r) => oneLineError(r, 2, message),
-      })),
-      ...across(
-        ofKind('device'),
-        (c) => [...c.run, '-c', `HostName=localhost;SharedAccessKey=${KEY}`],
-        2,
-        /Malformed device connection string: DeviceId is missing/,
-      ),
-      ...across(ofKind('device'), (c) => c.run, 2, /Malformed device connection string: DeviceId is missing/, {
-        IOTHUB_DEVICE_CONNECTION_STRING: `HostName=localhost;SharedAccessKey=${KEY}`,
-      }),
-      ...across(
-        ofKind('eventhub'),
-        (c) => [...c.run, '-c', `Endpoint=sb://localhost/;SharedAccessKeyName=service;SharedAccessKey=${KEY}`],
-        2,
-        /Malformed eventhub connection string: EntityPath is missing/,
-      ),
-    ]);
+    await walk(
+      env,
+      [
+        ...oneAsSubprocess(
+          fields.map(([cs, message]): Case => ({
+            name: 'update-reported',
+            args: ['update-reported', '-c', cs],
+            check: (r) => oneLineError(r, 2, message),
+          })),
+        ),
+        ...across(
+          ofKind('device'),
+          (c) => [...c.run, '-c', `HostName=localhost;SharedAccessKey=${KEY}`],
+          2,
+          /Malformed device connection string: DeviceId is missing/,
+        ),
+        ...across(ofKind('device'), (c) => c.run, 2, /Malformed device connection string: DeviceId is missing/, {
+          IOTHUB_DEVICE_CONNECTION_STRING: `HostName=localhost;SharedAccessKey=${KEY}`,
+        }),
+        ...across(
+          ofKind('eventhub'),
+          (c) => [...c.run, '-c', `Endpoint=sb://localhost/;SharedAccessKeyName=service;SharedAccessKey=${KEY}`],
+          2,
+          /Malformed eventhub connection string: EntityPath is missing/,
+        ),
+      ],
+      IN_PROCESS,
+    );
   });
 
   test('a connection string of the wrong kind: device for service, service for device, a module where a device is needed', async () => {
     const module = deviceString('known', KEY, 'm1');
-    await walk(env, [
-      ...across(
-        ofKind('service'),
-        (c) => [...c.run, ...c.target, '-c', deviceString('known')],
-        2,
-        /^error: Wrong kind of connection string: this is the connection string of device 'known', where a hub connection string \(portal: IoT hub > Shared access policies > iothubowner\) is expected\.$/m,
-      ),
-      ...across(
-        ofKind('device'),
-        (c) => [...c.run, '-c', serviceString()],
-        2,
-        /^error: Wrong kind of connection string: this is a hub connection string \(policy iothubowner\), where a device connection string \(portal: IoT hub > Devices > your device\) is expected\.$/m,
-      ),
-      ...across(
-        ofKind('eventhub'),
-        (c) => [...c.run, '-c', serviceString()],
-        2,
-        /Wrong kind of connection string: this is a hub connection string \(policy iothubowner\), where an Event Hub-compatible connection string/,
-      ),
-      ...across(
-        ofKind('device').filter((c) => !c.target.includes('-m')),
-        (c) => [...c.run, '-c', module],
-        2,
-        /^error: Wrong kind of connection string: (reboot-device|send-telemetry|answer-methods) acts as a device, and the connection string \(from --connection-string\) is for module 'known\/m1'; use the device's \(portal: IoT hub > Devices > known\)\.$/m,
-      ),
-      ...across(
-        ofKind('device').filter((c) => !c.target.includes('-m')),
-        (c) => c.run,
-        2,
-        /acts as a device, and the connection string \(from IOTHUB_DEVICE_CONNECTION_STRING\) is for module 'known\/m1'/,
-        { IOTHUB_DEVICE_CONNECTION_STRING: module },
-      ),
-    ]);
+    await walk(
+      env,
+      [
+        ...across(
+          ofKind('service'),
+          (c) => [...c.run, ...c.target, '-c', deviceString('known')],
+          2,
+          /^error: Wrong kind of connection string: this is the connection string of device 'known', where a hub connection string \(portal: IoT hub > Shared access policies > iothubowner\) is expected\.$/m,
+        ),
+        ...across(
+          ofKind('device'),
+          (c) => [...c.run, '-c', serviceString()],
+          2,
+          /^error: Wrong kind of connection string: this is a hub connection string \(policy iothubowner\), where a device connection string \(portal: IoT hub > Devices > your device\) is expected\.$/m,
+        ),
+        ...across(
+          ofKind('eventhub'),
+          (c) => [...c.run, '-c', serviceString()],
+          2,
+          /Wrong kind of connection string: this is a hub connection string \(policy iothubowner\), where an Event Hub-compatible connection string/,
+        ),
+        ...across(
+          ofKind('device').filter((c) => !c.target.includes('-m')),
+          (c) => [...c.run, '-c', module],
+          2,
+          /^error: Wrong kind of connection string: (reboot-device|send-telemetry|answer-methods) acts as a device, and the connection string \(from --connection-string\) is for module 'known\/m1'; use the device's \(portal: IoT hub > Devices > known\)\.$/m,
+        ),
+        ...across(
+          ofKind('device').filter((c) => !c.target.includes('-m')),
+          (c) => c.run,
+          2,
+          /acts as a device, and the connection string \(from IOTHUB_DEVICE_CONNECTION_STRING\) is for module 'known\/m1'/,
+          { IOTHUB_DEVICE_CONNECTION_STRING: module },
+        ),
+      ],
+      IN_PROCESS,
+    );
   });
 
   test('-d, -m or --device that disagree with the connection string', async () => {
     const device = deviceString('known');
     const module = deviceString('known', KEY, 'm1');
-    await walk(env, [
-      ...across(
-        ofKind('device'),
-        (c) => [...c.run, '-c', device, '-d', 'other'],
-        2,
-        /^error: --device-id other disagrees with the connection string \(from --connection-string\), which is for device 'known': drop --device-id, or use the connection string of device 'other'\.$/m,
-      ),
-      ...across(
-        ofKind('device').filter((c) => c.target.includes('-m')),
-        (c) => [...c.run, '-c', device, '-m', 'm1'],
-        2,
-        /--module-id m1 disagrees with the connection string \(from --connection-string\), which is for device 'known'/,
-      ),
-      ...across(
-        ofKind('device').filter((c) => c.target.includes('-m')),
-        (c) => [...c.run, '--device'],
-        2,
-        /--device asks for device 'known' itself, but the connection string \(from IOTHUB_DEVICE_CONNECTION_STRING\) is for module 'known\/m1'/,
-        { IOTHUB_DEVICE_CONNECTION_STRING: module },
-      ),
-      {
-        name: 'send-telemetry --devices',
-        args: ['send-telemetry', '--devices', '2', '-c', device],
-        check: (r) => oneLineError(r, 2, /--devices 2 sends as its own simDevice-N devices/),
-      },
-    ]);
+    await walk(
+      env,
+      [
+        ...across(
+          ofKind('device'),
+          (c) => [...c.run, '-c', device, '-d', 'other'],
+          2,
+          /^error: --device-id other disagrees with the connection string \(from --connection-string\), which is for device 'known': drop --device-id, or use the connection string of device 'other'\.$/m,
+        ),
+        ...across(
+          ofKind('device').filter((c) => c.target.includes('-m')),
+          (c) => [...c.run, '-c', device, '-m', 'm1'],
+          2,
+          /--module-id m1 disagrees with the connection string \(from --connection-string\), which is for device 'known'/,
+        ),
+        ...across(
+          ofKind('device').filter((c) => c.target.includes('-m')),
+          (c) => [...c.run, '--device'],
+          2,
+          /--device asks for device 'known' itself, but the connection string \(from IOTHUB_DEVICE_CONNECTION_STRING\) is for module 'known\/m1'/,
+          { IOTHUB_DEVICE_CONNECTION_STRING: module },
+        ),
+        {
+          name: 'send-telemetry --devices',
+          args: ['send-telemetry', '--devices', '2', '-c', device],
+          check: (r) => oneLineError(r, 2, /--devices 2 sends as its own simDevice-N devices/),
+        },
+      ],
+      IN_PROCESS,
+    );
   });
 
   test('an empty --connection-string is refused, not replaced by another source', async () => {
     await walk(
       env,
-      COMMANDS.map((c): Case => ({
-        name: c.name,
-        args: [...c.run, '-c', ''],
-        check: (r) => usageError(r, /argument '' is invalid\. --connection-string is empty\./),
-      })),
+      oneAsSubprocess(
+        COMMANDS.map((c): Case => ({
+          name: c.name,
+          args: [...c.run, '-c', ''],
+          check: (r) => usageError(r, /argument '' is invalid\. --connection-string is empty\./),
+        })),
+      ),
+      IN_PROCESS,
     );
   });
 
   test('invalid JSON in --desired, --reported or --payload, or not an object', async () => {
-    await walk(env, [
-      ...across(
-        [COMMANDS[2]!],
-        () => ['update-module-twin', '--desired', '{telemetryInterval:122}'],
-        2,
-        /^error: --desired is not valid JSON: /,
-      ),
-      ...across(
-        [COMMANDS[2]!],
-        () => ['update-module-twin', '--desired', '[1,2]'],
-        2,
-        /^error: --desired must be a JSON object, like '\{"telemetryInterval":122\}'$/m,
-      ),
-      ...across([COMMANDS[8]!], () => ['update-reported', '--reported', '{"a":'], 2, /^error: --reported is not valid JSON/),
-      ...across([COMMANDS[8]!], () => ['update-reported', '--reported', '"text"'], 2, /--reported must be a JSON object/),
-      ...['invoke-reboot', 'invoke-method ping'].map((command): Case => ({
-        name: command,
-        args: [...command.split(' '), '--payload', '{x'],
-        check: (r) => usageError(r, /argument '\{x' is invalid\. --payload is not valid JSON/),
-      })),
-    ]);
+    await walk(
+      env,
+      [
+        ...across(
+          [COMMANDS[2]!],
+          () => ['update-module-twin', '--desired', '{telemetryInterval:122}'],
+          2,
+          /^error: --desired is not valid JSON: /,
+        ),
+        ...across(
+          [COMMANDS[2]!],
+          () => ['update-module-twin', '--desired', '[1,2]'],
+          2,
+          /^error: --desired must be a JSON object, like '\{"telemetryInterval":122\}'$/m,
+        ),
+        ...across([COMMANDS[8]!], () => ['update-reported', '--reported', '{"a":'], 2, /^error: --reported is not valid JSON/),
+        ...across([COMMANDS[8]!], () => ['update-reported', '--reported', '"text"'], 2, /--reported must be a JSON object/),
+        ...oneAsSubprocess(
+          ['invoke-reboot', 'invoke-method ping'].map((command): Case => ({
+            name: command,
+            args: [...command.split(' '), '--payload', '{x'],
+            check: (r) => usageError(r, /argument '\{x' is invalid\. --payload is not valid JSON/),
+          })),
+        ),
+      ],
+      IN_PROCESS,
+    );
   });
 
   test('unknown options and bad option values, on every command', async () => {
@@ -204,10 +241,6 @@ describe('errors and exit codes: bad input (exit 2)', () => {
         /^error: option '-p, --port <port>' argument 'eighty' is invalid\. --port must be a whole number\./,
       ],
       [['hub', 'start', '--throttle', 's9'], /argument 's9' is invalid. Allowed choices are s1, s2, s3/],
-      [
-        ['hub', 'start', '--in-memory', '--port', '0', '--amqp-port', '0', '--log-file', '/nonexistent-dir/hub.log'],
-        /^error: cannot write the log file \/nonexistent-dir\/hub\.log: its directory does not exist/,
-      ],
       [['receive-twin-patch', '--timeout', 'soon'], /argument 'soon' is invalid\. --timeout must be a number of seconds\./],
       [['receive-twin-patch', '--count', '0'], /--count must be a whole number of at least 1\./],
       [['reboot-device', '--count', '0'], /--count must be a whole number of at least 1\./],
@@ -230,13 +263,29 @@ describe('errors and exit codes: bad input (exit 2)', () => {
       [['invoke-method'], /missing required argument 'method-name'/],
       [['query'], /missing required argument 'query'/],
     ];
+    await walk(
+      env,
+      [
+        ...oneAsSubprocess(
+          [...COMMANDS.map((c) => c.run), ['hub', 'start']].map((run): Case => ({
+            name: run[0]!,
+            args: [...run, '--bogus'],
+            check: (r) => usageError(r, /unknown option '--bogus'/),
+          })),
+        ),
+        ...oneAsSubprocess(bad.map(([args, message]): Case => ({ name: args[0]!, args, check: (r) => usageError(r, message) }))),
+      ],
+      IN_PROCESS,
+    );
+    // Subprocesses only: the demo loads the SDKs whatever it is asked, and hub start checks its log file
+    // once it has loaded the hub; in this process they would stay loaded.
     await walk(env, [
-      ...[...COMMANDS.map((c) => c.run), ['hub', 'start'], ['demo']].map((run): Case => ({
-        name: run[0]!,
-        args: [...run, '--bogus'],
-        check: (r) => usageError(r, /unknown option '--bogus'/),
-      })),
-      ...bad.map(([args, message]): Case => ({ name: args[0]!, args, check: (r) => usageError(r, message) })),
+      { name: 'demo', args: ['demo', '--bogus'], check: (r) => usageError(r, /unknown option '--bogus'/) },
+      {
+        name: 'hub start',
+        args: ['hub', 'start', '--in-memory', '--port', '0', '--amqp-port', '0', '--log-file', '/nonexistent-dir/hub.log'],
+        check: (r) => usageError(r, /^error: cannot write the log file \/nonexistent-dir\/hub\.log: its directory does not exist/),
+      },
     ]);
   });
 
@@ -246,6 +295,8 @@ describe('errors and exit codes: bad input (exit 2)', () => {
       COMMANDS.map((c): Case => ({
         name: c.name,
         args: [...c.run, ...c.target],
+        // One of each message (service, device, Event Hub-compatible) as a subprocess too.
+        subprocess: c === ofKind(c.kind)[0],
         check: (r) =>
           oneLineError(
             r,
@@ -255,6 +306,7 @@ describe('errors and exit codes: bad input (exit 2)', () => {
               : /^error: No (service|device) connection string: .*iothub-tut hub start/m,
           ),
       })),
+      IN_PROCESS,
     );
   });
 
@@ -263,5 +315,10 @@ describe('errors and exit codes: bad input (exit 2)', () => {
     assert.equal(r.code, 2);
     assert.match(r.stderr.split('\n')[0]!, /^error: Malformed service connection string/);
     assert.match(r.stderr, STACK_FRAME);
+  });
+
+  test('the in-process runs loaded no Azure SDK into the test process (nothing of theirs can keep it alive)', () => {
+    assert.deepEqual(loadedSdkPackages(), loadedBefore);
+    assert.ok(!loadedBefore.some((name) => name.startsWith('azure-') || name.startsWith('@azure/')), loadedBefore.join());
   });
 });

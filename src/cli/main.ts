@@ -1,6 +1,8 @@
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
+import { withEnvironment } from '../clients/environment.js';
 import { chooseHub } from '../clients/local-hub-profile.js';
 import { examples } from './help.js';
+import { asRun, type CliIo } from './io.js';
 
 /** Configures a command's arguments, options and action (in its own module, loaded only to run it). */
 type Configure = (command: Command) => void;
@@ -101,40 +103,63 @@ const COMMANDS: Array<[name: string, description: string, load: () => Promise<Co
   ],
 ];
 
-const program = new Command('iothub-tut')
-  .description('The Azure IoT Hub tutorials as one CLI, with a local IoT Hub that needs no Azure subscription')
-  .version('0.1.0')
-  .option('--json', 'machine-readable output (one JSON object per line)')
-  .option('--show-secrets', 'show keys and connection strings instead of masking them')
-  .option('--verbose', 'show stack traces with errors')
-  .option('--hub <data dir>', 'the running local hub to use, by its data dir (or pid), when several run (default: the only one)', chooseHub)
-  .option('--no-color', 'plain output (also: NO_COLOR=1, or when stdout is not a terminal)')
-  // Every command's --help lists these too, read from this program (so an option added here shows there).
-  .configureHelp({ showGlobalOptions: true })
-  .addHelpText('after', examples('demo', 'hub start', 'create-device -d myDeviceId --show-secrets'))
-  .showHelpAfterError('(run with --help for usage)')
-  .configureOutput({ outputError: (text, write) => write(text) })
-  .exitOverride((err) => process.exit(err.exitCode === 1 ? 2 : err.exitCode));
-
-const requested = requestedCommand(process.argv.slice(2));
-for (const [name, description, load] of COMMANDS) {
-  const command = program.command(name).description(description);
-  if (name === requested) (await load())(command);
+/**
+ * Runs one command line (the words after `iothub-tut`) and resolves to its exit code: commander's
+ * usage errors are 2, whatever escaped a command is one line. `bin/iothub-tut` runs it with the
+ * process's own I/O and then exits; tests run it in-process with buffers and an environment of their own.
+ */
+export async function runCommandLine(args: string[], io: CliIo): Promise<number> {
+  return withEnvironment(io.env, () =>
+    asRun(io, async () => {
+      const program = buildProgram(io);
+      const requested = requestedCommand(program, args);
+      for (const [name, description, load] of COMMANDS) {
+        const command = program.command(name).description(description);
+        if (name === requested) (await load())(command);
+      }
+      try {
+        await program.parseAsync(args, { from: 'user' });
+        return undefined;
+      } catch (err) {
+        if (err instanceof CommanderError) return err.exitCode === 1 ? 2 : err.exitCode;
+        // Last resort: whatever escaped a command is still one line (the stack only with --verbose).
+        const { Output } = await import('./output.js');
+        return new Output({ verbose: args.includes('--verbose'), json: args.includes('--json') }).error(err);
+      }
+    }),
+  );
 }
 
-try {
-  await program.parseAsync(process.argv);
-} catch (err) {
-  // Last resort: whatever escaped a command is still one line (the stack only with --verbose).
-  const { Output } = await import('./output.js');
-  process.exitCode = new Output({ verbose: process.argv.includes('--verbose'), json: process.argv.includes('--json') }).error(err);
+function buildProgram(io: CliIo): Command {
+  return (
+    new Command('iothub-tut')
+      .description('The Azure IoT Hub tutorials as one CLI, with a local IoT Hub that needs no Azure subscription')
+      .version('0.1.0')
+      .option('--json', 'machine-readable output (one JSON object per line)')
+      .option('--show-secrets', 'show keys and connection strings instead of masking them')
+      .option('--verbose', 'show stack traces with errors')
+      .option(
+        '--hub <data dir>',
+        'the running local hub to use, by its data dir (or pid), when several run (default: the only one)',
+        chooseHub,
+      )
+      .option('--no-color', 'plain output (also: NO_COLOR=1, or when stdout is not a terminal)')
+      // Every command's --help lists these too, read from this program (so an option added here shows there).
+      .configureHelp({ showGlobalOptions: true })
+      .addHelpText('after', examples('demo', 'hub start', 'create-device -d myDeviceId --show-secrets'))
+      .showHelpAfterError('(run with --help for usage)')
+      .configureOutput({
+        writeOut: (text) => io.stdout.write(text),
+        writeErr: (text) => io.stderr.write(text),
+        outputError: (text, write) => write(text),
+      })
+      // Help, --version and usage errors end the run (with a CommanderError) instead of the process.
+      .exitOverride()
+  );
 }
-// A closed device client can leave the SDK's reconnect timers behind (when the hub went away
-// mid-session); a command that has finished exits instead of waiting on them.
-process.exit();
 
 /** The command a command line runs (or asks help for): its first word that is neither an option nor a global option's value. */
-function requestedCommand(args: string[]): string | undefined {
+function requestedCommand(program: Command, args: string[]): string | undefined {
   const words: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { findConnection, resolveConnection } from '../clients/config.js';
+import { environment } from '../clients/environment.js';
 import {
   certificateConnection,
   type DeviceConnection,
@@ -204,7 +205,7 @@ export class DeviceSideOptions {
     const { deviceId, moduleId, device, connectionString } = this.values;
     const source = connectionString
       ? '--connection-string'
-      : process.env.IOTHUB_DEVICE_CONNECTION_STRING
+      : environment().IOTHUB_DEVICE_CONNECTION_STRING
         ? 'IOTHUB_DEVICE_CONNECTION_STRING'
         : '.env';
     const given = `the connection string (from ${source})`;

@@ -1,6 +1,8 @@
 import { Chalk, type ChalkInstance } from 'chalk';
 import { ExitCode } from '../clients/errors.js';
+import { environment } from '../clients/environment.js';
 import { explain } from '../clients/sdk-errors.js';
+import { cliIo, setExitCode } from './io.js';
 
 export interface GlobalOptions {
   json?: boolean;
@@ -20,7 +22,7 @@ export class Output {
   readonly color: ChalkInstance;
 
   constructor(readonly options: GlobalOptions) {
-    const enabled = options.color !== false && !process.env.NO_COLOR && process.stdout.isTTY === true;
+    const enabled = options.color !== false && !environment().NO_COLOR && cliIo().stdout.isTTY === true;
     this.color = new Chalk({ level: enabled ? 1 : 0 });
   }
 
@@ -42,7 +44,7 @@ export class Output {
   }
 
   line(text = ''): void {
-    if (!this.json) process.stdout.write(this.maskText(text) + '\n');
+    if (!this.json) cliIo().stdout.write(this.maskText(text) + '\n');
   }
 
   heading(text: string): void {
@@ -57,16 +59,17 @@ export class Output {
   result(value: unknown): void {
     if (!this.json) return;
     const replacer = (key: string, v: unknown) => (typeof v === 'string' && SECRET_FIELD.test(key) ? this.secret(v) : v);
-    process.stdout.write(this.maskText(JSON.stringify(value, this.options.showSecrets ? undefined : replacer)) + '\n');
+    cliIo().stdout.write(this.maskText(JSON.stringify(value, this.options.showSecrets ? undefined : replacer)) + '\n');
   }
 
   /** A one-line error on stderr; the stack only with --verbose. */
   error(err: unknown): number {
     const error = explain(err);
     const text = this.maskText(error.message);
-    if (this.json) process.stdout.write(JSON.stringify({ error: text, exitCode: error.exitCode }) + '\n');
-    process.stderr.write(`${this.color.red('error:')} ${text}\n`);
-    if (this.options.verbose && err instanceof Error && err.stack) process.stderr.write(this.maskText(err.stack) + '\n');
+    const { stdout, stderr } = cliIo();
+    if (this.json) stdout.write(JSON.stringify({ error: text, exitCode: error.exitCode }) + '\n');
+    stderr.write(`${this.color.red('error:')} ${text}\n`);
+    if (this.options.verbose && err instanceof Error && err.stack) stderr.write(this.maskText(err.stack) + '\n');
     return error.exitCode;
   }
 }
@@ -75,8 +78,8 @@ export class Output {
 export async function run(options: GlobalOptions, action: (out: Output) => Promise<number | void>): Promise<void> {
   const out = new Output(options);
   try {
-    process.exitCode = (await action(out)) ?? ExitCode.ok;
+    setExitCode((await action(out)) ?? ExitCode.ok);
   } catch (err) {
-    process.exitCode = out.error(err);
+    setExitCode(out.error(err));
   }
 }

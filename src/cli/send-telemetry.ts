@@ -3,6 +3,7 @@ import { ExitCode, ToolkitError } from '../clients/errors.js';
 import { identityConnectionWithKey, type DeviceConnection } from '../clients/connection-string.js';
 import { TUTORIAL_NAMES } from '../apps/tutorial-names.js';
 import type { Confirmation, TelemetrySummary } from '../apps/send-telemetry.js';
+import { cliIo } from './io.js';
 import { run, type Output } from './output.js';
 import { DeviceSideOptions, serviceConnection } from './options.js';
 import { parseNonNegativeInt, parsePositiveInt, parseSeconds } from './parsers.js';
@@ -35,18 +36,17 @@ function printConfirmation(out: Output, c: Confirmation, manyDevices: boolean): 
 
 /** A progress line rewritten in place on a terminal (stderr, so stdout stays the record). */
 function progressLine(out: Output) {
-  const live = !out.json && process.stderr.isTTY === true;
+  const { stderr } = cliIo();
+  const live = !out.json && stderr.isTTY === true;
   let last = 0;
   return {
     show(s: TelemetrySummary) {
       if (!live || Date.now() - last < 200) return;
       last = Date.now();
-      process.stderr.write(
-        `\r\x1b[K${out.color.dim(`${s.sent} sent, ${s.confirmed} confirmed, ${s.failed} failed, ${s.msgPerSec} msg/s`)}`,
-      );
+      stderr.write(`\r\x1b[K${out.color.dim(`${s.sent} sent, ${s.confirmed} confirmed, ${s.failed} failed, ${s.msgPerSec} msg/s`)}`);
     },
     clear() {
-      if (live && last) process.stderr.write('\r\x1b[K');
+      if (live && last) stderr.write('\r\x1b[K');
     },
   };
 }
@@ -104,7 +104,7 @@ export function configureSendTelemetry(command: Command): void {
             onFailure: (m, error) => {
               progress.clear();
               out.result({ event: 'failed', deviceId: m.deviceId, messageId: m.messageId, error });
-              if (!out.json) process.stderr.write(`${out.color.yellow(`${m.deviceId} ${m.messageId} failed:`)} ${error}\n`);
+              if (!out.json) cliIo().stderr.write(`${out.color.yellow(`${m.deviceId} ${m.messageId} failed:`)} ${error}\n`);
             },
             onProgress: (s) => progress.show(s),
             onReconnect: (deviceId) => {

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parseEnv } from 'node:util';
 import { parseConnection, type ConnectionOf, type ConnectionStringKind } from './connection-string.js';
+import { environment } from './environment.js';
 import { ExitCode, ToolkitError } from './errors.js';
 import type { HubTransport } from './hub-transport.js';
 import { runningHubs, selectedHub, type LocalHubProfile } from './local-hub-profile.js';
@@ -49,7 +50,7 @@ export function findConnection<K extends ConnectionStringKind>(
   flag: string | undefined,
   fromProfile?: (p: LocalHubProfile) => string | undefined,
 ): ConnectionOf<K> | undefined {
-  const given = flag || process.env[ENV_NAME[kind]] || dotEnv()[ENV_NAME[kind]];
+  const given = flag || environment()[ENV_NAME[kind]] || dotEnv()[ENV_NAME[kind]];
   // The local hubs are looked at only when needed: an Azure connection string works whatever runs here.
   const profile = given || !fromProfile ? undefined : selectedHub();
   const connectionString = given || (profile && fromProfile?.(profile));

@@ -1,6 +1,7 @@
 import { chmodSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { environment } from './environment.js';
 import { ExitCode, ToolkitError } from './errors.js';
 
 /** What a running local hub tells the toolkit: where it is, what to trust, how to talk to it. */
@@ -30,7 +31,7 @@ export interface LocalHubProfile {
 
 /** The per-user home of iothub-tut: the hub's default data dir and the running hubs' profiles live here. */
 export function toolkitHome(): string {
-  return process.env.IOTHUB_TUT_HOME || join(homedir(), '.iothub-tut');
+  return environment().IOTHUB_TUT_HOME || join(homedir(), '.iothub-tut');
 }
 
 /**

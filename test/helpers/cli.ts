@@ -5,6 +5,7 @@ import { createInterface } from 'node:readline';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { runCommandLine } from '../../src/cli/main.js';
 
 export const BIN = fileURLToPath(new URL('../../../bin/iothub-tut', import.meta.url));
 
@@ -29,6 +30,22 @@ export async function runCli(
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   const [code] = await once(child, 'close');
   clearTimeout(timer);
+  return { code, stdout, stderr };
+}
+
+/**
+ * Runs the CLI in this process (runCommandLine), with its own output and environment, as runCli
+ * would in a subprocess: for command lines the CLI answers before it reaches a hub (help, usage
+ * errors), which load no SDK, so the test process keeps none of its timers. Runs may overlap.
+ */
+export async function runCliInProcess(args: string[], env: Record<string, string | undefined> = {}): Promise<CliResult> {
+  let stdout = '';
+  let stderr = '';
+  const code = await runCommandLine(args, {
+    stdout: { write: (text: string) => (stdout += text) },
+    stderr: { write: (text: string) => (stderr += text) },
+    env: cliEnv(env),
+  });
   return { code, stdout, stderr };
 }
 

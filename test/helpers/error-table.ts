@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runCli, type CliResult } from './cli.js';
+import { runCli, runCliInProcess, type CliResult } from './cli.js';
 import { tempDir, type TestHub } from './hub.js';
 
 // What the error-table tests (test/cli-errors*.test.ts) share: README's "Errors and exit codes" table
@@ -93,25 +93,54 @@ export interface Case {
   args: string[];
   env?: Record<string, string>;
   check(r: CliResult): void;
+  /** With walk's inProcess: run this case as a subprocess too (one case of each row or message at least). */
+  subprocess?: boolean;
 }
 
-/** Runs the cases a few at a time and reports every one that failed, by command. */
-export async function walk(env: Record<string, string>, cases: Case[], concurrency = 4): Promise<void> {
+export interface WalkOptions {
+  /** Subprocesses at a time. */
+  concurrency?: number;
+  /**
+   * Which cases run in this process (runCliInProcess), all or those the function picks; of those,
+   * the ones marked `subprocess` run as a subprocess as well. The others run as subprocesses only.
+   */
+  inProcess?: boolean | ((c: Case) => boolean);
+}
+
+/** Runs the cases (a few subprocesses at a time) and reports every one that failed, by command. */
+export async function walk(
+  env: Record<string, string>,
+  cases: Case[],
+  { concurrency = 4, inProcess = false }: WalkOptions = {},
+): Promise<void> {
   const failures: string[] = [];
-  const queue = [...cases];
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      for (let c = queue.shift(); c; c = queue.shift()) {
-        const r = await runCli(c.args, { ...env, ...c.env }, 120_000);
-        try {
-          c.check(r);
-        } catch (err) {
-          failures.push(`${c.name} (${c.args.join(' ')}): ${(err as Error).message}`);
-        }
-      }
+  const check = (c: Case, r: CliResult, how: string) => {
+    try {
+      c.check(r);
+    } catch (err) {
+      failures.push(`${c.name} (${c.args.join(' ')})${how}: ${(err as Error).message}`);
+    }
+  };
+  const here = cases.filter(typeof inProcess === 'function' ? inProcess : () => inProcess);
+  const queue = cases.filter((c) => !here.includes(c) || c.subprocess);
+  await Promise.all([
+    ...here.map(async (c) => check(c, await runCliInProcess(c.args, { ...env, ...c.env }), ', in-process')),
+    ...Array.from({ length: concurrency }, async () => {
+      for (let c = queue.shift(); c; c = queue.shift()) check(c, await runCli(c.args, { ...env, ...c.env }, 120_000), '');
     }),
-  );
+  ]);
   assert.deepEqual(failures, [], failures.join('\n\n'));
+}
+
+/**
+ * A case of a service command: in-process-safe where the hub is reachable or refuses at once (the
+ * REST client leaves no timer), unlike a device command, whose closed client can leave the SDK's.
+ */
+export const ofServiceCommand = (c: Case) => COMMANDS.find((command) => command.name === c.name)?.kind === 'service';
+
+/** Marks the first case for a subprocess too (walk's inProcess): the cases of one row, one message. */
+export function oneAsSubprocess(cases: Case[]): Case[] {
+  return cases.map((c, i) => (i === 0 ? { ...c, subprocess: true } : c));
 }
 
 /** The same expected error for each of these commands. */
@@ -122,5 +151,5 @@ export function across(
   message: RegExp,
   env?: Record<string, string>,
 ): Case[] {
-  return commands.map((c) => ({ name: c.name, args: args(c), env, check: (r) => oneLineError(r, exitCode, message) }));
+  return oneAsSubprocess(commands.map((c) => ({ name: c.name, args: args(c), env, check: (r) => oneLineError(r, exitCode, message) })));
 }
