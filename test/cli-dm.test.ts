@@ -1,6 +1,6 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { CliProcess, jsonLines, runCli, startHubProcess, type HubProcess } from './helpers/cli.js';
+import { CliProcess, createIdentity, jsonLines, runCli, startHubProcess, type HubProcess } from './helpers/cli.js';
 
 describe('device management: reboot-device and invoke-reboot as separate processes', () => {
   let terminal1: HubProcess;
@@ -8,10 +8,7 @@ describe('device management: reboot-device and invoke-reboot as separate process
   before(async () => {
     terminal1 = await startHubProcess();
     env = terminal1.env;
-    for (const id of ['myDeviceId', 'dm-offline']) {
-      const r = await runCli(['create-device', '-d', id], env);
-      assert.equal(r.code, 0, r.stderr);
-    }
+    for (const id of ['myDeviceId', 'dm-offline']) await createIdentity(terminal1.home, id);
   });
   after(async () => assert.equal(await terminal1.stop(), 0, 'the hub stops cleanly on Ctrl-C'));
 

@@ -1,6 +1,6 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { CliProcess, jsonLines, runCli, startHubProcess, type HubProcess } from './helpers/cli.js';
+import { CliProcess, createIdentity, jsonLines, runCli, startHubProcess, type HubProcess } from './helpers/cli.js';
 
 describe('telemetry: send-telemetry and monitor-events as separate processes', () => {
   let terminal1: HubProcess;
@@ -8,8 +8,7 @@ describe('telemetry: send-telemetry and monitor-events as separate processes', (
   before(async () => {
     terminal1 = await startHubProcess();
     env = terminal1.env;
-    const r = await runCli(['create-device', '-d', 'myFirstDevice'], env);
-    assert.equal(r.code, 0, r.stderr);
+    await createIdentity(terminal1.home, 'myFirstDevice');
   });
   after(async () => assert.equal(await terminal1.stop(), 0, 'the hub stops cleanly on Ctrl-C'));
 

@@ -1,12 +1,12 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { CliProcess, jsonLines, runCli, startHubProcess, type HubProcess } from './helpers/cli.js';
-import { tempDir } from './helpers/hub.js';
+import { CliProcess, createIdentity, homeFor, jsonLines, runCli } from './helpers/cli.js';
+import { startTestHub, tempDir, type TestHub } from './helpers/hub.js';
 
 // --transport on the device commands, as a user runs them: HTTPS where the device SDK has the
 // feature, a one-line refusal (exit 2) naming the transports that have it where it does not; AMQP and
-// AMQP over WebSockets for everything.
+// AMQP over WebSockets for everything. The hub runs in this process (`hub start` is not under test here).
 
 /** A usage error (exit 2): one `error:` line that matches `pattern` (commander adds its help hint below). */
 function usageError(r: { code: number | null; stderr: string }, pattern: RegExp): void {
@@ -22,17 +22,20 @@ function usageError(r: { code: number | null; stderr: string }, pattern: RegExp)
 }
 
 describe('--transport on the device commands', () => {
-  let terminal1: HubProcess;
-  let env: HubProcess['env'];
+  let t: TestHub;
+  let home: string;
+  let env: { IOTHUB_TUT_HOME: string };
   before(async () => {
-    terminal1 = await startHubProcess();
-    env = terminal1.env;
-    for (const args of [['create-module'], ['create-device', '-d', 'myDeviceId']]) {
-      const r = await runCli(args, env);
-      assert.equal(r.code, 0, r.stderr);
-    }
+    t = await startTestHub({ inMemory: true });
+    home = homeFor(t);
+    env = { IOTHUB_TUT_HOME: home };
+    await createIdentity(home, 'myFirstDevice', 'myFirstModule');
+    await createIdentity(home, 'myDeviceId');
   });
-  after(async () => assert.equal(await terminal1.stop(), 0, 'the hub stops cleanly on Ctrl-C'));
+  after(async () => {
+    await t.dispose();
+    rmSync(home, { recursive: true, force: true });
+  });
 
   test('send-telemetry --transport http: the tutorial messages arrive with their properties, as over MQTT', async () => {
     const r = await runCli(['send-telemetry', '--transport', 'http', '--count', '3', '--interval', '0', '--json'], env);
@@ -160,7 +163,8 @@ describe('--transport on the device commands', () => {
   });
 });
 
-describe('demo --transport', () => {
+// Each demo runs its own hub: the two run side by side.
+describe('demo --transport', { concurrency: true }, () => {
   test('http: the telemetry and C2D steps run over HTTPS, the twin, method and job steps over MQTT, and the report says which', async () => {
     const home = tempDir();
     try {

@@ -1,7 +1,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { CliProcess, runCli, startHubProcess, type HubProcess } from './helpers/cli.js';
+import { CliProcess, createIdentity, runCli, startHubProcess, type HubProcess } from './helpers/cli.js';
 import { tempDir } from './helpers/hub.js';
 
 describe('module twin tutorial as separate processes: receive-twin-patch, update-module-twin, update-reported', () => {
@@ -10,8 +10,7 @@ describe('module twin tutorial as separate processes: receive-twin-patch, update
   before(async () => {
     terminal1 = await startHubProcess();
     env = terminal1.env;
-    const created = await runCli(['create-module', '--json'], env);
-    assert.equal(created.code, 0, created.stderr);
+    await createIdentity(terminal1.home, 'myFirstDevice', 'myFirstModule');
   });
   after(async () => assert.equal(await terminal1.stop(), 0, 'the hub stops cleanly on Ctrl-C'));
 
