@@ -10,7 +10,8 @@ import { createDeviceClient, type DeviceClient } from '../src/clients/device-cli
 // subprocess against a hub (in this process, announced to the CLI by a profile as `hub start` would),
 // with the tutorial's device apps or an SDK module client answering.
 
-describe('inspection commands: twin show, invoke-method, query', () => {
+// The tests only read, or call methods on an identity of their own: they run side by side.
+describe('inspection commands: twin show, invoke-method, query', { concurrency: true }, () => {
   let t: TestHub;
   let home: string;
   let env: { IOTHUB_TUT_HOME: string };
