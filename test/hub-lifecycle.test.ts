@@ -304,12 +304,16 @@ describe('the hub life cycle', { concurrency: 3 }, () => {
         stdio: 'ignore',
       });
       try {
-        let hub: any;
-        for (const deadline = Date.now() + 60_000; !hub; await new Promise((r) => setTimeout(r, 250))) {
+        // Its profile appears once it serves (looked for here, without a CLI process per look); then hub status finds it.
+        for (
+          const deadline = Date.now() + 60_000;
+          !profiles(home).some((f) => f.endsWith('.json'));
+          await new Promise((r) => setTimeout(r, 100))
+        )
           assert.ok(Date.now() < deadline, 'the hub did not start within 60 s');
-          const status = await runCli(['hub', 'status', '--json'], env);
-          if (status.code === 0) hub = jsonLines(status.stdout)[0];
-        }
+        const status = await runCli(['hub', 'status', '--json'], env);
+        assert.equal(status.code, 0, status.stderr);
+        const [hub] = jsonLines(status.stdout);
         const stop = await runCli(['hub', 'stop', '--timeout', '20'], env);
         assert.equal(stop.code, 0, stop.stderr);
         assert.equal(procState(hub.pid), 'Z', 'the hub has ended, and stays a zombie that its parent does not reap');
