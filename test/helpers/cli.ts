@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -187,7 +188,7 @@ export async function serviceCall(
   });
   req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer within 60 s`)));
   req.end(body === undefined ? undefined : JSON.stringify(body));
-  const [res] = (await once(req, 'response')) as [import('node:http').IncomingMessage];
+  const [res] = (await once(req, 'response')) as [IncomingMessage];
   let text = '';
   for await (const chunk of res) text += chunk;
   if (res.statusCode! >= 300) throw new Error(`${method} ${path}: ${res.statusCode} ${text}`);
