@@ -1,7 +1,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { runCli } from './helpers/cli.js';
+import { homeFor, runCli } from './helpers/cli.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import { registerIdentity } from './helpers/devices.js';
 import {
@@ -9,7 +9,6 @@ import {
   COMMANDS,
   deviceString,
   eventHubString,
-  homeFor,
   ofKind,
   ofServiceCommand,
   oneLineError,

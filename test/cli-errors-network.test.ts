@@ -1,14 +1,13 @@
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { CliProcess } from './helpers/cli.js';
+import { CliProcess, homeFor } from './helpers/cli.js';
 import { startTestHub, tempDir } from './helpers/hub.js';
 import {
   across,
   COMMANDS,
   deviceString,
   eventHubString,
-  homeFor,
   KEY,
   NO_DNS,
   ofKind,

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli, startHubProcess, type HubProcess } from './helpers/cli.js';
 
-describe('hub start + create-module as separate processes', () => {
+// Each test acts on identities of its own: they run side by side.
+describe('hub start + create-module as separate processes', { concurrency: true }, () => {
   let terminal1: HubProcess;
   let env: HubProcess['env'];
   before(async () => {

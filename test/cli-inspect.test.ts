@@ -1,49 +1,52 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { CliProcess, jsonLines, runCli, startHubProcess, type HubProcess } from './helpers/cli.js';
+import { rmSync } from 'node:fs';
+import { CliProcess, createIdentity, homeFor, jsonLines, runCli, serviceCall } from './helpers/cli.js';
+import { startTestHub, type TestHub } from './helpers/hub.js';
 import { parseConnection } from '../src/clients/connection-string.js';
 import { createDeviceClient, type DeviceClient } from '../src/clients/device-clients.js';
 
 // The inspection commands (twin show, invoke-method, query) as a user runs them: the CLI as a
-// subprocess against `hub start`, with the tutorial's device apps or an SDK module client answering.
+// subprocess against a hub (in this process, announced to the CLI by a profile as `hub start` would),
+// with the tutorial's device apps or an SDK module client answering.
 
-describe('inspection commands: twin show, invoke-method, query', () => {
-  let terminal1: HubProcess;
-  let env: HubProcess['env'];
+// The tests only read, or call methods on an identity of their own: they run side by side.
+describe('inspection commands: twin show, invoke-method, query', { concurrency: true }, () => {
+  let t: TestHub;
+  let home: string;
+  let env: { IOTHUB_TUT_HOME: string };
   let module: DeviceClient;
   before(async () => {
-    terminal1 = await startHubProcess();
-    env = terminal1.env;
-    for (const args of [
-      ['create-module', '--show-secrets', '--json'],
-      ['create-device', '-d', 'myDeviceId'],
-      ...['q-1', 'q-2', 'q-3'].map((d) => ['create-device', '-d', d]),
-    ]) {
-      const r = await runCli(args, env);
-      assert.equal(r.code, 0, r.stderr);
-      if (args[0] === 'create-module') {
-        // myFirstModule answers getFirmware, through the SDK's ModuleClient, on the hub's port with its CA.
-        const started = terminal1.hub.lines.find((l: any) => l.event === 'started') as { port: number; caFile: string };
-        const transport = { ca: readFileSync(started.caFile, 'utf8'), port: started.port };
-        let subscribed!: () => void;
-        const methodsEnabled = new Promise<void>((resolve) => (subscribed = resolve));
-        module = await createDeviceClient(parseConnection('device', JSON.parse(r.stdout).module.connectionString, transport), 'mqtt', {
-          onMethodsEnabled: () => subscribed(),
-        });
-        await module.open();
-        (module as unknown as { onMethod: DeviceClient['onDeviceMethod'] }).onMethod('getFirmware', (request, response) =>
-          response.send(200, { version: '1.2.3', asked: request.payload }),
-        );
-        await methodsEnabled;
-      }
-    }
-    const patched = await runCli(['update-module-twin', '--desired', '{"telemetryInterval":122}'], env);
-    assert.equal(patched.code, 0, patched.stderr);
+    t = await startTestHub({ inMemory: true });
+    home = homeFor(t);
+    env = { IOTHUB_TUT_HOME: home };
+    const moduleString = await createIdentity(home, 'myFirstDevice', 'myFirstModule');
+    for (const deviceId of ['myDeviceId', 'q-1', 'q-2', 'q-3']) await createIdentity(home, deviceId);
+    // myFirstModule answers getFirmware, through the SDK's ModuleClient.
+    let subscribed!: () => void;
+    const methodsEnabled = new Promise<void>((resolve) => (subscribed = resolve));
+    module = await createDeviceClient(parseConnection('device', moduleString, { ca: t.hub.tls.ca, port: t.hub.port }), 'mqtt', {
+      onMethodsEnabled: () => subscribed(),
+    });
+    await module.open();
+    (module as unknown as { onMethod: DeviceClient['onDeviceMethod'] }).onMethod('getFirmware', (request, response) =>
+      response.send(200, { version: '1.2.3', asked: request.payload }),
+    );
+    await methodsEnabled;
+    await serviceCall(
+      home,
+      'PATCH',
+      '/twins/myFirstDevice/modules/myFirstModule',
+      { properties: { desired: { telemetryInterval: 122 } } },
+      {
+        'If-Match': '*',
+      },
+    );
   });
   after(async () => {
     await module?.close();
-    assert.equal(await terminal1.stop(), 0, 'the hub stops cleanly on Ctrl-C');
+    await t.dispose();
+    rmSync(home, { recursive: true, force: true });
   });
 
   test('twin show: the module twin, with its desired properties, as JSON and as text', async () => {

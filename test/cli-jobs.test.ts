@@ -1,17 +1,16 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { CliProcess, jsonLines, runCli, startHubProcess, type HubProcess } from './helpers/cli.js';
+import { CliProcess, createIdentity, jsonLines, runCli, startHubProcess, type HubProcess } from './helpers/cli.js';
 
-describe("schedule-job: the jobs tutorial's service, against a hub in another process", () => {
+// Each test acts on devices of its own (or on job-offline, which stays offline), so they run side by side.
+describe("schedule-job: the jobs tutorial's service, against a hub in another process", { concurrency: true }, () => {
   let terminal1: HubProcess;
   let env: HubProcess['env'];
   before(async () => {
     terminal1 = await startHubProcess();
     env = terminal1.env;
-    for (const id of ['job-online', 'job-offline', 'job-door']) {
-      const r = await runCli(['create-device', '-d', id], env);
-      assert.equal(r.code, 0, r.stderr);
-    }
+    for (const id of ['job-online', 'job-offline', 'job-door', 'job-methods', 'job-idle', 'job-ctrl-c'])
+      await createIdentity(terminal1.home, id);
   });
   after(async () => assert.equal(await terminal1.stop(), 0, 'the hub stops cleanly on Ctrl-C'));
 
@@ -81,11 +80,14 @@ describe("schedule-job: the jobs tutorial's service, against a hub in another pr
   });
 
   test('answer-methods: several named methods with a canned status, 404 for the others, bounded by --timeout', async () => {
+    // Beside the flow: the wait bound, on a device nothing calls, and a usage error.
+    const waiting = runCli(['answer-methods', '-d', 'job-idle', '--count', '1', '--timeout', '2'], env);
+    const badStatus = runCli(['answer-methods', '--status', '42'], env);
     const device = new CliProcess(
       [
         'answer-methods',
         '-d',
-        'job-door',
+        'job-methods',
         '--method',
         'lockDoor',
         '--method',
@@ -100,13 +102,13 @@ describe("schedule-job: the jobs tutorial's service, against a hub in another pr
       env,
     );
     try {
-      await device.waitFor((l) => typeof l === 'string' && l.startsWith('Waiting for lockDoor, unlockDoor on job-door'));
-      const unlock = await runCli(['invoke-method', 'unlockDoor', '-d', 'job-door', '--json'], env);
+      await device.waitFor((l) => typeof l === 'string' && l.startsWith('Waiting for lockDoor, unlockDoor on job-methods'));
+      const unlock = await runCli(['invoke-method', 'unlockDoor', '-d', 'job-methods', '--json'], env);
       assert.equal(unlock.code, 0, unlock.stderr);
       assert.deepEqual(jsonLines(unlock.stdout)[0], { status: 202, payload: 'done' });
-      const other = await runCli(['invoke-method', 'rebootDevice', '-d', 'job-door', '--json'], env);
+      const other = await runCli(['invoke-method', 'rebootDevice', '-d', 'job-methods', '--json'], env);
       assert.deepEqual(jsonLines(other.stdout)[0], { status: 404, payload: { Response: 'Unknown method' } });
-      const lock = await runCli(['invoke-method', 'lockDoor', '-d', 'job-door'], env);
+      const lock = await runCli(['invoke-method', 'lockDoor', '-d', 'job-methods'], env);
       assert.equal(lock.code, 0, lock.stderr);
       assert.equal(await device.exit(), 0, device.stderr);
       assert.ok(device.lines.includes('Method request: unlockDoor null; answered 202'), JSON.stringify(device.lines));
@@ -114,16 +116,16 @@ describe("schedule-job: the jobs tutorial's service, against a hub in another pr
     } finally {
       await device.stop();
     }
-    const waited = await runCli(['answer-methods', '-d', 'job-door', '--count', '1', '--timeout', '2'], env);
+    const waited = await waiting;
     assert.equal(waited.code, 5, waited.stderr);
     assert.match(waited.stderr, /^error: .*no direct method call within 2 s \(received 0\)\n$/);
-    const bad = await runCli(['answer-methods', '--status', '42'], env);
+    const bad = await badStatus;
     assert.equal(bad.code, 2, bad.stderr);
     assert.match(bad.stderr, /--status must be a whole number from 100 to 599/);
   });
 
   test('answer-methods without --count serves until Ctrl-C, then exits 0', async () => {
-    const device = new CliProcess(['answer-methods', '-d', 'job-door', '--json'], env);
+    const device = new CliProcess(['answer-methods', '-d', 'job-ctrl-c', '--json'], env);
     await device.waitFor((l) => l.event === 'ready');
     assert.equal(await device.stop(), 0, device.stderr);
     assert.deepEqual(device.lines.at(-1), { event: 'stopped', calls: 0 });
@@ -163,9 +165,13 @@ describe("schedule-job: the jobs tutorial's service, against a hub in another pr
     const r = await runCli(['schedule-job', '--desired', '{"a":1}', '--start', start, '--json'], env);
     assert.equal(r.code, 0, r.stderr);
     assert.ok(['queued', 'scheduled'].includes(jsonLines(r.stdout)[0].status));
+    // The hub's refusal of a second job with that id: one line, exit 7.
+    const again = await runCli(['schedule-job', '--desired', '{"a":1}', '--job-id', 'cli-later'], env);
+    assert.equal(again.code, 7, again.stderr);
+    assert.match(again.stderr, /^error: .*a job with this id exists already.*\n$/);
   });
 
-  test("bad input: one line, exit 2 (or the hub's refusal)", async () => {
+  test('bad input: one line, exit 2', async () => {
     const cases: Array<[string[], number, RegExp]> = [
       [[], 2, /give either --method <name> or --desired <json>/],
       [['--method', 'x', '--desired', '{}'], 2, /give either --method/],
@@ -174,10 +180,10 @@ describe("schedule-job: the jobs tutorial's service, against a hub in another pr
       [['--method', 'x', '--response-timeout', '2'], 2, /--response-timeout must be a whole number from 5 to 300/],
       [['--method', 'x', '--job-id', 'no spaces allowed'], 2, /job id 'no spaces allowed' is invalid/],
       [['--method', 'x', '--query', 'tags.x ='], 2, /Syntax error/],
-      [['--desired', '{"a":1}', '--job-id', 'cli-later'], 7, /a job with this id exists already/],
     ];
-    for (const [args, code, message] of cases) {
-      const r = await runCli(['schedule-job', ...args], env);
+    const results = await Promise.all(cases.map(([args]) => runCli(['schedule-job', ...args], env)));
+    for (const [i, [args, code, message]] of cases.entries()) {
+      const r = results[i]!;
       assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, message, args.join(' '));
       assert.equal(

@@ -4,7 +4,8 @@ import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { jsonLines, runCli, startHubProcess, type HubProcess } from './helpers/cli.js';
+import { homeFor, jsonLines, runCli } from './helpers/cli.js';
+import { startTestHub, type TestHub } from './helpers/hub.js';
 
 /** One line on stderr, no stack trace. */
 function oneLine(stderr: string): string {
@@ -14,18 +15,19 @@ function oneLine(stderr: string): string {
   return lines[0]!;
 }
 
+// The hub runs in this process, announced to the CLI by a profile as `hub start` would.
 describe('X.509 devices from the CLI: create-device --x509, then the device commands with --cert and --key', () => {
-  let terminal1: HubProcess;
-  let env: HubProcess['env'];
+  let t: TestHub;
+  let env: { IOTHUB_TUT_HOME: string };
   let dir: string;
   before(async () => {
-    terminal1 = await startHubProcess();
-    env = terminal1.env;
+    t = await startTestHub({ inMemory: true });
+    env = { IOTHUB_TUT_HOME: homeFor(t) };
     dir = mkdtempSync(join(tmpdir(), 'iothub-tut-x509-'));
   });
   after(async () => {
-    rmSync(dir, { recursive: true, force: true });
-    assert.equal(await terminal1.stop(), 0, 'the hub stops cleanly on Ctrl-C');
+    await t.dispose();
+    for (const path of [dir, env.IOTHUB_TUT_HOME]) rmSync(path, { recursive: true, force: true });
   });
 
   test('create-device --x509 writes a certificate (CN = the device id) and a 0600 key, and registers its SHA-256 thumbprint', async () => {

@@ -6,7 +6,7 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import type { Page } from 'playwright-core';
-import { CliProcess, jsonLines, runCli, startHubProcess, type HubProcess } from './helpers/cli.js';
+import { CliProcess, createIdentity, jsonLines, runCli, startHubProcess, type HubProcess } from './helpers/cli.js';
 import { browserMissing, launchBrowser, type TestBrowser } from './helpers/browser.js';
 
 const missing = browserMissing();
@@ -41,7 +41,7 @@ describe('the dashboard in a real browser', { skip: missing }, () => {
     browser = await launchBrowser(started.port, readFileSync(started.caFile));
     page = await browser.context.newPage();
     page.setDefaultTimeout(PAGE_WAIT_MS);
-    await cli(['create-module']);
+    await createIdentity(hub.home, 'myFirstDevice', 'myFirstModule');
   });
 
   after(async () => {
@@ -127,7 +127,7 @@ describe('the dashboard in a real browser', { skip: missing }, () => {
   });
 
   test('a method call from the page is answered by reboot-device', async () => {
-    await cli(['create-device', '-d', 'myDeviceId']);
+    await createIdentity(hub.home, 'myDeviceId');
     const rebooter = device(['reboot-device', '--reboot-seconds', '1', '--count', '1']);
     await rebooter.waitFor((line) => line.event === 'ready');
     await page.getByRole('link', { name: 'Direct method' }).click();

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { CliProcess, runCli } from './helpers/cli.js';
+import { CliProcess, createIdentity } from './helpers/cli.js';
 import { tempDir } from './helpers/hub.js';
 
 function modeOf(path: string): string {
@@ -21,8 +21,7 @@ test('the data dir, its lock, the database, the CA key and the profile are owner
       try {
         const started = await hub.waitFor((l) => l.event === 'started');
         // A write, so the WAL and its index exist and hold keys.
-        const created = await runCli(['create-device', '-d', `modes-${round.length}`], env);
-        assert.equal(created.code, 0, created.stderr);
+        await createIdentity(home, `modes-${round.length}`);
         assert.equal(modeOf(dataDir), '700', `${round}: data dir`);
         assert.equal(modeOf(join(dataDir, 'tls')), '700', `${round}: tls dir`);
         for (const file of secretFiles) {

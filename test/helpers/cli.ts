@@ -2,10 +2,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCommandLine } from '../../src/cli/main.js';
+import { createSasToken } from '../../src/hub/auth/sas-token.js';
+import type { TestHub } from './hub.js';
 
 export const BIN = fileURLToPath(new URL('../../../bin/iothub-tut', import.meta.url));
 
@@ -143,4 +147,79 @@ export async function startHubProcess(): Promise<HubProcess> {
       return code;
     },
   };
+}
+
+/** A home whose profile points the CLI at an in-process hub (startTestHub), as `hub start` points it at its own. */
+export function homeFor(t: TestHub): string {
+  const home = mkdtempSync(join(tmpdir(), 'iothub-tut-cli-'));
+  const caFile = join(home, 'ca.pem');
+  writeFileSync(caFile, t.hub.tls.ca);
+  const profile = {
+    hostName: 'localhost',
+    port: t.hub.port,
+    eventHubPort: t.hub.eventHubPort,
+    caFile,
+    pid: process.pid,
+    dataDir: t.dataDir,
+    startedAt: new Date().toISOString(),
+    serviceConnectionString: t.connection.connectionString,
+    eventHubConnectionString: t.hub.eventHubConnectionString(),
+  };
+  mkdirSync(join(home, 'hubs'));
+  writeFileSync(join(home, 'hubs', `${process.pid}.json`), JSON.stringify(profile), { mode: 0o600 });
+  return home;
+}
+
+/**
+ * A call to the service REST API of the hub a CLI home points at (its profile: port, CA, iothubowner key),
+ * for set-up that is not under test: cheaper than a CLI process, and the test process loads no service SDK.
+ * Resolves to the response's JSON body; a status of 300 or more rejects.
+ */
+export async function serviceCall(
+  home: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<any> {
+  const [name] = readdirSync(join(home, 'hubs')).filter((f) => /^\d+\.json$/.test(f));
+  const profile = JSON.parse(readFileSync(join(home, 'hubs', name!), 'utf8')) as {
+    port: number;
+    caFile: string;
+    serviceConnectionString: string;
+  };
+  const parts = Object.fromEntries(
+    profile.serviceConnectionString.split(';').map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1)]),
+  );
+  const authorization = createSasToken(parts.HostName!, parts.SharedAccessKey!, parts.SharedAccessKeyName, 3600);
+  const separator = path.includes('?') ? '&' : '?';
+  const req = request({
+    host: '127.0.0.1',
+    port: profile.port,
+    method,
+    path: `${path}${separator}api-version=2021-04-12`,
+    ca: readFileSync(profile.caFile),
+    servername: 'localhost',
+    headers: { 'Content-Type': 'application/json', Authorization: authorization, ...headers },
+    timeout: 60_000,
+  });
+  req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer within 60 s`)));
+  req.end(body === undefined ? undefined : JSON.stringify(body));
+  const [res] = (await once(req, 'response')) as [IncomingMessage];
+  let text = '';
+  for await (const chunk of res) text += chunk;
+  if (res.statusCode! >= 300) throw new Error(`${method} ${path}: ${res.statusCode} ${text}`);
+  return text ? JSON.parse(text) : undefined;
+}
+
+/** Registers a device, and a module on it when given, through serviceCall; resolves to its connection string. */
+export async function createIdentity(home: string, deviceId: string, moduleId?: string): Promise<string> {
+  const device = await serviceCall(home, 'PUT', `/devices/${encodeURIComponent(deviceId)}`, { deviceId });
+  const identity = moduleId
+    ? await serviceCall(home, 'PUT', `/devices/${encodeURIComponent(deviceId)}/modules/${encodeURIComponent(moduleId)}`, {
+        deviceId,
+        moduleId,
+      })
+    : device;
+  return `HostName=localhost;DeviceId=${deviceId};${moduleId ? `ModuleId=${moduleId};` : ''}SharedAccessKey=${identity.authentication.symmetricKey.primaryKey}`;
 }

@@ -1,9 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCli, runCliInProcess, type CliResult } from './cli.js';
-import { tempDir, type TestHub } from './hub.js';
 
 // What the error-table tests (test/cli-errors*.test.ts) share: README's "Errors and exit codes" table
 // is checked row by row, across every command each row applies to, with the CLI as a subprocess.
@@ -35,27 +32,6 @@ export function usageError(r: CliResult, message: RegExp): void {
   assert.match(r.stderr, /^error: /);
   assert.match(r.stderr, message);
   assert.doesNotMatch(r.stderr, STACK_FRAME, 'no stack trace');
-}
-
-/** A home whose profile points the CLI at an in-process hub. */
-export function homeFor(t: TestHub): string {
-  const home = tempDir();
-  const caFile = join(home, 'ca.pem');
-  writeFileSync(caFile, t.hub.tls.ca);
-  const profile = {
-    hostName: 'localhost',
-    port: t.hub.port,
-    eventHubPort: t.hub.eventHubPort,
-    caFile,
-    pid: process.pid,
-    dataDir: t.dataDir,
-    startedAt: new Date().toISOString(),
-    serviceConnectionString: t.connection.connectionString,
-    eventHubConnectionString: t.hub.eventHubConnectionString(),
-  };
-  mkdirSync(join(home, 'hubs'));
-  writeFileSync(join(home, 'hubs', `${process.pid}.json`), JSON.stringify(profile), { mode: 0o600 });
-  return home;
 }
 
 export type Kind = 'service' | 'device' | 'eventhub';
