@@ -11,6 +11,7 @@ import {
   KEY,
   NO_DNS,
   ofKind,
+  oneLineError,
   serviceString,
   ofServiceCommand,
   walk,
@@ -60,6 +61,18 @@ describe('errors and exit codes: a hub that is gone, busy or has no address', { 
             new RegExp(`${refused.source} \\(gave up after 6 attempts\\)$`, 'm'),
           ),
           ...across(ofKind('eventhub'), (c) => c.run, 8, refused),
+          // Beside the table's commands: send-c2d's AMQP client refused, receive-c2d's key look-up.
+          {
+            name: 'send-c2d',
+            args: ['send-c2d', '-d', 'known'],
+            check: (r) =>
+              oneLineError(r, 8, /^error: sending to known: the hub is not reachable \(its AMQP connection closed: .*\)\. Is it running\?/),
+          },
+          {
+            name: 'receive-c2d',
+            args: ['receive-c2d', '-d', 'known', '--timeout', '30'],
+            check: (r) => oneLineError(r, 8, new RegExp(`${refused.source} \\(gave up after 6 attempts\\)$`, 'm')),
+          },
         ],
         WAITING,
       );
