@@ -335,21 +335,18 @@ describe('scheduled jobs: limits and restarts', () => {
   test('kill -9 mid-job: the restarted hub ends the interrupted call and runs what was still to come', async () => {
     const home = tempDir();
     const dataDir = join(home, 'hub');
-    const start = async () => {
-      const process = new CliProcess(
-        ['hub', 'start', '--port', '0', '--amqp-port', '0', '--data-dir', dataDir, '--json', '--show-secrets'],
-        { IOTHUB_TUT_HOME: home },
-      );
-      const started = await process.waitFor((l) => l.event === 'started');
-      return {
-        process,
-        connection: parseConnection('service', started.serviceConnectionString, {
-          ca: readFileSync(started.caFile, 'utf8'),
-          port: started.port,
-        }),
-      };
+    const cli = new CliProcess(['hub', 'start', '--port', '0', '--amqp-port', '0', '--data-dir', dataDir, '--json', '--show-secrets'], {
+      IOTHUB_TUT_HOME: home,
+    });
+    const started = await cli.waitFor((l) => l.event === 'started');
+    const hub = {
+      process: cli,
+      connection: parseConnection('service', started.serviceConnectionString, {
+        ca: readFileSync(started.caFile, 'utf8'),
+        port: started.port,
+      }),
     };
-    let hub = await start();
+    let restarted: TestHub | undefined;
     let device: DeviceClient | undefined;
     try {
       const registry = createRegistry(hub.connection);
@@ -378,18 +375,20 @@ describe('scheduled jobs: limits and restarts', () => {
       hub.process.child.kill('SIGKILL');
       await hub.process.exit();
 
-      hub = await start();
-      jobs = createJobClient(hub.connection);
+      // The data dir of the killed hub, opened by a hub in this process (`hub start` after a kill -9 is hub-lifecycle's).
+      restarted = await startTestHub({ dataDir });
+      jobs = createJobClient(restarted.connection);
       const killed = await ended(jobs, 'killed');
       assert.equal(killed.status, 'completed');
-      const [row] = await queryAll(createRegistry(hub.connection), "SELECT * FROM devices.jobs WHERE jobId = 'killed'");
+      const [row] = await queryAll(createRegistry(restarted.connection), "SELECT * FROM devices.jobs WHERE jobId = 'killed'");
       assert.equal(row.status, 'failed');
       assert.equal(row.error.code, 'JobInterrupted');
       assert.equal((await ended(jobs, 'after-kill')).status, 'completed');
-      assert.equal((await createRegistry(hub.connection).getTwin('after-kill')).responseBody.tags.survived, true);
+      assert.equal((await createRegistry(restarted.connection).getTwin('after-kill')).responseBody.tags.survived, true);
     } finally {
       await device?.close();
-      assert.equal(await hub.process.stop(), 0);
+      if (restarted) await restarted.stop();
+      else if (!hub.process.child.killed) assert.equal(await hub.process.stop(), 0);
       rmSync(home, { recursive: true, force: true });
     }
   });
