@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type iothub from 'azure-iothub';
 import { createJobClient, createRegistry } from '../src/clients/service-clients.js';
 import type { DeviceClient } from '../src/clients/device-clients.js';
-import { startTestHub, restCall, type TestHub } from './helpers/hub.js';
+import { onDisk, startTestHub, restCall, type TestHub } from './helpers/hub.js';
 import { openDevice, registerIdentity, until } from './helpers/devices.js';
 import { createSasToken } from '../src/hub/auth/sas-token.js';
 import { Throttle } from '../src/hub/throttling.js';
@@ -285,7 +285,7 @@ describe('scheduled jobs: limits and restarts', () => {
     }
   });
 
-  test('a restarted hub runs the jobs scheduled before it stopped, and ends calls it left in flight as interrupted', async () => {
+  test('a restarted hub runs the jobs scheduled before it stopped, and ends calls it left in flight as interrupted', onDisk(), async () => {
     let t = await startTestHub({ dataDir: tempDir() }); // restarted on the same data dir
     const dataDir = t.dataDir;
     const device = await openDevice(await registerIdentity(t, 'silent'));
@@ -332,7 +332,7 @@ describe('scheduled jobs: limits and restarts', () => {
     }
   });
 
-  test('kill -9 mid-job: the restarted hub ends the interrupted call and runs what was still to come', async () => {
+  test('kill -9 mid-job: the restarted hub ends the interrupted call and runs what was still to come', onDisk(), async () => {
     const home = tempDir();
     const dataDir = join(home, 'hub');
     const cli = new CliProcess(['hub', 'start', '--port', '0', '--amqp-port', '0', '--data-dir', dataDir, '--json', '--show-secrets'], {
