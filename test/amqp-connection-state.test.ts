@@ -20,7 +20,8 @@ import type { IdentityKey } from '../src/hub/registry/registry.js';
 
 const THERMOSTAT = 'dtmi:com:example:Thermostat;1';
 
-describe('connection state over AMQP', () => {
+// Each test has identities of its own: their waits (an expiry, a close) overlap.
+describe('connection state over AMQP', { concurrency: true }, () => {
   let t: TestHub;
   const open_: DeviceClient[] = [];
   const connections: Connection[] = [];
