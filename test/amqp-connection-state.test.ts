@@ -20,8 +20,7 @@ import type { IdentityKey } from '../src/hub/registry/registry.js';
 
 const THERMOSTAT = 'dtmi:com:example:Thermostat;1';
 
-// Each test has identities of its own: their waits (an expiry, a close) overlap.
-describe('connection state over AMQP', { concurrency: true }, () => {
+describe('connection state over AMQP', () => {
   let t: TestHub;
   const open_: DeviceClient[] = [];
   const connections: Connection[] = [];
