@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import deviceSdk from 'azure-iot-device';
 import { createServiceClient, type ServiceProtocol } from '../src/clients/service-clients.js';
 import type { DeviceClient, DeviceTransport } from '../src/clients/device-clients.js';
-import { startTestHub, restCall, tempDir, type TestHub } from './helpers/hub.js';
+import { onDisk, startTestHub, restCall, tempDir, type TestHub } from './helpers/hub.js';
 import { createLog } from '../src/hub/log.js';
 import { openDevice, registerIdentity, until } from './helpers/devices.js';
 import { rawConnect, subscribe, deviceToken } from './helpers/mqtt.js';
@@ -244,8 +244,8 @@ describe('cloud-to-device messages: azure-iothub Client over AMQP to azure-iot-d
 });
 
 describe('cloud-to-device queues across a restart', () => {
-  test('messages queued before a restart are delivered after it, in order', async (ctx) => {
-    const first = await startTestHub({ dataDir: tempDir() }); // named, so that it stays on disk in test/in-memory-store.test.ts
+  test('messages queued before a restart are delivered after it, in order', onDisk(), async (ctx) => {
+    const first = await startTestHub({ dataDir: tempDir() }); // named: on disk whatever IOTHUB_TUT_TEST_STORE says
     ctx.after(() => first.dispose());
     const connection = await registerIdentity(first, 'c2d-restart');
     const client = createServiceClient(first.connection);

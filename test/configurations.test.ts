@@ -2,7 +2,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRegistry } from '../src/clients/service-clients.js';
 import { createSasToken } from '../src/hub/auth/sas-token.js';
-import { restCall, startTestHub, tempDir, type TestHub } from './helpers/hub.js';
+import { onDisk, restCall, startTestHub, tempDir, type TestHub } from './helpers/hub.js';
 import { openDevice, registerIdentity, until } from './helpers/devices.js';
 
 /** The SDK's error class name and the hub's error code, from a failed call. */
@@ -294,7 +294,7 @@ describe('automatic device configurations with azure-iothub', () => {
   });
 });
 
-test('configurations and their applied state survive a restart; content is not applied twice', async () => {
+test('configurations and their applied state survive a restart; content is not applied twice', onDisk(), async () => {
   const dataDir = tempDir();
   let t = await startTestHub({ dataDir });
   try {

@@ -2,7 +2,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import deviceSdk from 'azure-iot-device';
 import { earliestEventPosition, type ReceivedEventData } from '@azure/event-hubs';
-import { restCall, startTestHub, tempDir, type TestHub } from './helpers/hub.js';
+import { onDisk, restCall, startTestHub, tempDir, type TestHub } from './helpers/hub.js';
 import { registerIdentity } from './helpers/devices.js';
 import { collect, consumer } from './helpers/events.js';
 import { rawConnect, deviceToken } from './helpers/mqtt.js';
@@ -90,8 +90,8 @@ describe('D2C system properties $.to, $.exp, $.ctime and $.ifid (IoTHub-Expiry, 
     check(await readAll(t, 3), 'live');
   });
 
-  test('they are read back from the store after a restart', async (ctx) => {
-    // A hub of its own with a named data dir, so that it stays on disk in test/in-memory-store.test.ts.
+  test('they are read back from the store after a restart', onDisk(), async (ctx) => {
+    // A hub of its own with a named data dir: on disk whatever IOTHUB_TUT_TEST_STORE says.
     let restarted = await startTestHub({ dataDir: tempDir() });
     ctx.after(() => restarted.dispose());
     await sendBags(restarted);

@@ -324,7 +324,8 @@ function stamps(event: ReceivedEventData): Record<string, unknown> {
   };
 }
 
-describe('AMQP device tokens: expiry, renewal, several identities on one connection, revocation', () => {
+// Each test has its devices and connections: their waits for expiries and renewals overlap.
+describe('AMQP device tokens: expiry, renewal, several identities on one connection, revocation', { concurrency: true }, () => {
   let t: TestHub;
   const logLines: string[] = [];
   const connections: Connection[] = [];

@@ -157,74 +157,77 @@ describe('Event Hub-compatible endpoint bounds', () => {
     assert.equal(chatty.is_open(), true, 'the connection that sends heartbeats is open');
   });
 
-  test('a link is detached when the token that authorised it expires; a renewed token keeps its links', async () => {
-    const partition = 1;
-    const address = partitionAddress(partition);
-    const filter = "amqp.annotation.x-opt-offset > '@latest'";
-    const hubWide = audience(port, hubName);
-    const expiring = await connection();
-    const renewing = await connection();
-    for (const c of [expiring, renewing]) assert.equal(await putToken(c, hubWide, sasToken(hubWide, 4)), 200);
-    const expiringReader = reader(expiring, address, filter);
-    const management = expiring.open_sender({ target: { address: '$management' } });
-    management.on('sender_error', () => {});
-    const renewingReader = reader(renewing, address, filter);
-    for (const { link } of [expiringReader, renewingReader]) link.add_credit(10);
-    await within(
-      10_000,
-      'the links',
-      Promise.all([once(expiringReader.link, 'receiver_open'), once(management, 'sendable'), once(renewingReader.link, 'receiver_open')]),
-    );
-    assert.equal(await putToken(renewing, hubWide, sasToken(hubWide, 600)), 200);
+  // Each on its own connections and partition: their waits for token expiries overlap.
+  describe('token expiry and renewal', { concurrency: true }, () => {
+    test('a link is detached when the token that authorised it expires; a renewed token keeps its links', async () => {
+      const partition = 1;
+      const address = partitionAddress(partition);
+      const filter = "amqp.annotation.x-opt-offset > '@latest'";
+      const hubWide = audience(port, hubName);
+      const expiring = await connection();
+      const renewing = await connection();
+      for (const c of [expiring, renewing]) assert.equal(await putToken(c, hubWide, sasToken(hubWide, 4)), 200);
+      const expiringReader = reader(expiring, address, filter);
+      const management = expiring.open_sender({ target: { address: '$management' } });
+      management.on('sender_error', () => {});
+      const renewingReader = reader(renewing, address, filter);
+      for (const { link } of [expiringReader, renewingReader]) link.add_credit(10);
+      await within(
+        10_000,
+        'the links',
+        Promise.all([once(expiringReader.link, 'receiver_open'), once(management, 'sendable'), once(renewingReader.link, 'receiver_open')]),
+      );
+      assert.equal(await putToken(renewing, hubWide, sasToken(hubWide, 600)), 200);
 
-    await within(
-      15_000,
-      'the expired links to be detached',
-      Promise.all([once(expiringReader.link, 'receiver_close'), once(management, 'sender_close')]),
-    );
-    for (const link of [expiringReader.link, management]) {
-      assert.equal(condition(link), 'amqp:link:detach-forced');
-      assert.match(description(link)!, /is force detached\. Code: RenewToken\. Details: Unauthorized access\./);
-    }
-    assert.equal(expiring.is_open(), true, 'the connection stays: only the links go');
+      await within(
+        15_000,
+        'the expired links to be detached',
+        Promise.all([once(expiringReader.link, 'receiver_close'), once(management, 'sender_close')]),
+      );
+      for (const link of [expiringReader.link, management]) {
+        assert.equal(condition(link), 'amqp:link:detach-forced');
+        assert.match(description(link)!, /is force detached\. Code: RenewToken\. Details: Unauthorized access\./);
+      }
+      assert.equal(expiring.is_open(), true, 'the connection stays: only the links go');
 
-    await hub.log.append(telemetry(deviceOn(partition), 1));
-    await eventually(10_000, 'the event on the renewed link', () => renewingReader.messages.length >= 1);
-    assert.equal(renewingReader.link.is_open(), true);
+      await hub.log.append(telemetry(deviceOn(partition), 1));
+      await eventually(10_000, 'the event on the renewed link', () => renewingReader.messages.length >= 1);
+      assert.equal(renewingReader.link.is_open(), true);
 
-    // As the SDKs do after such a detach: a new token, and the link again.
-    assert.equal(await putToken(expiring, hubWide, sasToken(hubWide, 600)), 200);
-    await readsAnEvent(reader(expiring, address, filter), partition, 2);
-  });
+      // As the SDKs do after such a detach: a new token, and the link again.
+      assert.equal(await putToken(expiring, hubWide, sasToken(hubWide, 600)), 200);
+      await readsAnEvent(reader(expiring, address, filter), partition, 2);
+    });
 
-  test('the SDK renews a short-lived token in time and reads on past the expiry of the first', async () => {
-    const partition = 2;
-    const hubWide = audience(port, hubName);
-    let tokens = 0;
-    const client = consumer(hub.connectionString());
-    // A connection-string client signs hour-long tokens and renews them every 45 minutes; a TokenCredential
-    // is renewed two minutes before the expiry it reports (and a credential-built client cannot reach a
-    // plain-AMQP endpoint). So this one reports 2 min 1.5 s: the SDK puts a token every 1.5 s, each valid 4 s.
-    const credential: TokenCredential = {
-      getToken: async () => {
-        tokens++;
-        return { token: sasToken(hubWide, 4), expiresOnTimestamp: Date.now() + 121_500 };
-      },
-    };
-    (client as unknown as { _context: { tokenCredential: TokenCredential } })._context.tokenCredential = credential;
-    const received = collect(client, latestEventPosition, String(partition));
-    try {
-      await received.until(30_000, 'the reader', () => received.readyPartitions.has(String(partition)));
-      const firstExpiry = Date.now() + 5_000;
-      await eventually(20_000, 'the first token to expire', () => Date.now() > firstExpiry);
-      await hub.log.append(telemetry(deviceOn(partition), 3));
-      await received.until(30_000, 'the event', () => received.events.length >= 1);
-      assert.deepEqual(received.errors, []);
-      assert.ok(tokens >= 3, `${tokens} tokens put`);
-    } finally {
-      await received.close();
-      await client.close();
-    }
+    test('the SDK renews a short-lived token in time and reads on past the expiry of the first', async () => {
+      const partition = 2;
+      const hubWide = audience(port, hubName);
+      let tokens = 0;
+      const client = consumer(hub.connectionString());
+      // A connection-string client signs hour-long tokens and renews them every 45 minutes; a TokenCredential
+      // is renewed two minutes before the expiry it reports (and a credential-built client cannot reach a
+      // plain-AMQP endpoint). So this one reports 2 min 1.5 s: the SDK puts a token every 1.5 s, each valid 4 s.
+      const credential: TokenCredential = {
+        getToken: async () => {
+          tokens++;
+          return { token: sasToken(hubWide, 4), expiresOnTimestamp: Date.now() + 121_500 };
+        },
+      };
+      (client as unknown as { _context: { tokenCredential: TokenCredential } })._context.tokenCredential = credential;
+      const received = collect(client, latestEventPosition, String(partition));
+      try {
+        await received.until(30_000, 'the reader', () => received.readyPartitions.has(String(partition)));
+        const firstExpiry = Date.now() + 5_000;
+        await eventually(20_000, 'the first token to expire', () => Date.now() > firstExpiry);
+        await hub.log.append(telemetry(deviceOn(partition), 3));
+        await received.until(30_000, 'the event', () => received.events.length >= 1);
+        assert.deepEqual(received.errors, []);
+        assert.ok(tokens >= 3, `${tokens} tokens put`);
+      } finally {
+        await received.close();
+        await client.close();
+      }
+    });
   });
 
   test('five readers may read a partition in a consumer group; the sixth gets the Event Hubs quota error', async () => {

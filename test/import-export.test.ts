@@ -2,7 +2,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRegistry } from '../src/clients/service-clients.js';
 import { createSasToken } from '../src/hub/auth/sas-token.js';
-import { restCall, startTestHub, tempDir, type TestHub } from './helpers/hub.js';
+import { onDisk, restCall, startTestHub, tempDir, type TestHub } from './helpers/hub.js';
 import { startAzurite, type Azurite } from './helpers/azurite.js';
 import { until } from './helpers/devices.js';
 import { createServer, type AddressInfo } from 'node:net';
@@ -186,7 +186,7 @@ describe('import and export of identities through blob storage (Azurite, @azure/
     assert.equal(cancelled.status, done.status);
   });
 
-  test('a job enqueued behind another can be cancelled; jobs survive a restart', async () => {
+  test('a job enqueued behind another can be cancelled; jobs survive a restart', onDisk(), async () => {
     const dataDir = tempDir();
     let t = await startTestHub({ dataDir });
     try {

@@ -6,7 +6,8 @@ import { startTestHub } from './helpers/hub.js';
 // The hub suites again, on the in-memory store of `hub start --in-memory` and the demo: its commits
 // take another path than a data dir's (no WAL, no fsync, the event log written in-thread rather than
 // by the writer thread). Each suite's hubs that name no data dir keep their store in memory here; its
-// restart tests, which name a data dir, stay on disk. The suites left out read the hub's files.
+// restart tests, which name a data dir, would run again unchanged on disk and are skipped (onDisk in
+// test/helpers/hub.ts). The suites left out read the hub's files.
 process.env.IOTHUB_TUT_TEST_STORE = 'memory';
 
 test('a test hub that names no data dir keeps its store in memory here', async () => {

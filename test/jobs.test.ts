@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type iothub from 'azure-iothub';
 import { createJobClient, createRegistry } from '../src/clients/service-clients.js';
 import type { DeviceClient } from '../src/clients/device-clients.js';
-import { startTestHub, restCall, type TestHub } from './helpers/hub.js';
+import { onDisk, startTestHub, restCall, type TestHub } from './helpers/hub.js';
 import { openDevice, registerIdentity, until } from './helpers/devices.js';
 import { createSasToken } from '../src/hub/auth/sas-token.js';
 import { Throttle } from '../src/hub/throttling.js';
@@ -285,7 +285,7 @@ describe('scheduled jobs: limits and restarts', () => {
     }
   });
 
-  test('a restarted hub runs the jobs scheduled before it stopped, and ends calls it left in flight as interrupted', async () => {
+  test('a restarted hub runs the jobs scheduled before it stopped, and ends calls it left in flight as interrupted', onDisk(), async () => {
     let t = await startTestHub({ dataDir: tempDir() }); // restarted on the same data dir
     const dataDir = t.dataDir;
     const device = await openDevice(await registerIdentity(t, 'silent'));
@@ -332,24 +332,21 @@ describe('scheduled jobs: limits and restarts', () => {
     }
   });
 
-  test('kill -9 mid-job: the restarted hub ends the interrupted call and runs what was still to come', async () => {
+  test('kill -9 mid-job: the restarted hub ends the interrupted call and runs what was still to come', onDisk(), async () => {
     const home = tempDir();
     const dataDir = join(home, 'hub');
-    const start = async () => {
-      const process = new CliProcess(
-        ['hub', 'start', '--port', '0', '--amqp-port', '0', '--data-dir', dataDir, '--json', '--show-secrets'],
-        { IOTHUB_TUT_HOME: home },
-      );
-      const started = await process.waitFor((l) => l.event === 'started');
-      return {
-        process,
-        connection: parseConnection('service', started.serviceConnectionString, {
-          ca: readFileSync(started.caFile, 'utf8'),
-          port: started.port,
-        }),
-      };
+    const cli = new CliProcess(['hub', 'start', '--port', '0', '--amqp-port', '0', '--data-dir', dataDir, '--json', '--show-secrets'], {
+      IOTHUB_TUT_HOME: home,
+    });
+    const started = await cli.waitFor((l) => l.event === 'started');
+    const hub = {
+      process: cli,
+      connection: parseConnection('service', started.serviceConnectionString, {
+        ca: readFileSync(started.caFile, 'utf8'),
+        port: started.port,
+      }),
     };
-    let hub = await start();
+    let restarted: TestHub | undefined;
     let device: DeviceClient | undefined;
     try {
       const registry = createRegistry(hub.connection);
@@ -378,18 +375,20 @@ describe('scheduled jobs: limits and restarts', () => {
       hub.process.child.kill('SIGKILL');
       await hub.process.exit();
 
-      hub = await start();
-      jobs = createJobClient(hub.connection);
+      // The data dir of the killed hub, opened by a hub in this process (`hub start` after a kill -9 is hub-lifecycle's).
+      restarted = await startTestHub({ dataDir });
+      jobs = createJobClient(restarted.connection);
       const killed = await ended(jobs, 'killed');
       assert.equal(killed.status, 'completed');
-      const [row] = await queryAll(createRegistry(hub.connection), "SELECT * FROM devices.jobs WHERE jobId = 'killed'");
+      const [row] = await queryAll(createRegistry(restarted.connection), "SELECT * FROM devices.jobs WHERE jobId = 'killed'");
       assert.equal(row.status, 'failed');
       assert.equal(row.error.code, 'JobInterrupted');
       assert.equal((await ended(jobs, 'after-kill')).status, 'completed');
-      assert.equal((await createRegistry(hub.connection).getTwin('after-kill')).responseBody.tags.survived, true);
+      assert.equal((await createRegistry(restarted.connection).getTwin('after-kill')).responseBody.tags.survived, true);
     } finally {
       await device?.close();
-      assert.equal(await hub.process.stop(), 0);
+      if (restarted) await restarted.stop();
+      else if (!hub.process.child.killed) assert.equal(await hub.process.stop(), 0);
       rmSync(home, { recursive: true, force: true });
     }
   });

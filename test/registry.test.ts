@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createRegistry } from '../src/clients/service-clients.js';
 import { createSasToken } from '../src/hub/auth/sas-token.js';
 import type mqtt from 'mqtt';
-import { restCall, startTestHub, tempDir, type TestHub } from './helpers/hub.js';
+import { onDisk, restCall, startTestHub, tempDir, type TestHub } from './helpers/hub.js';
 import { until } from './helpers/devices.js';
 import { deviceToken, rawConnect } from './helpers/mqtt.js';
 
@@ -163,7 +163,7 @@ describe('shared access policies', () => {
   });
 });
 
-test('a restart with the same data dir keeps every identity, key and policy', async () => {
+test('a restart with the same data dir keeps every identity, key and policy', onDisk(), async () => {
   const dataDir = tempDir();
   const first = await startTestHub({ dataDir });
   const registry = createRegistry(first.connection);
@@ -190,23 +190,27 @@ test('a restart with the same data dir keeps every identity, key and policy', as
   }
 });
 
-test('connection states are written before the hub stops: a device connected at the stop is Disconnected after a restart', async () => {
-  const dataDir = tempDir();
-  const first = await startTestHub({ dataDir });
-  const key = (await createRegistry(first.connection).create({ deviceId: 'at-stop' })).responseBody.authentication!.symmetricKey!
-    .primaryKey!;
-  const client = await rawConnect(first.hub, { deviceId: 'at-stop' }, deviceToken({ deviceId: 'at-stop' }, key));
-  assert.notEqual(typeof client, 'number', 'connected');
-  await until(() => first.hub.registry.find('at-stop')?.connectionState === 'Connected', 'the connect is written');
-  await first.stop();
-  (client as mqtt.MqttClient).end(true);
+test(
+  'connection states are written before the hub stops: a device connected at the stop is Disconnected after a restart',
+  onDisk(),
+  async () => {
+    const dataDir = tempDir();
+    const first = await startTestHub({ dataDir });
+    const key = (await createRegistry(first.connection).create({ deviceId: 'at-stop' })).responseBody.authentication!.symmetricKey!
+      .primaryKey!;
+    const client = await rawConnect(first.hub, { deviceId: 'at-stop' }, deviceToken({ deviceId: 'at-stop' }, key));
+    assert.notEqual(typeof client, 'number', 'connected');
+    await until(() => first.hub.registry.find('at-stop')?.connectionState === 'Connected', 'the connect is written');
+    await first.stop();
+    (client as mqtt.MqttClient).end(true);
 
-  const second = await startTestHub({ dataDir });
-  try {
-    const record = second.hub.registry.get('at-stop');
-    assert.equal(record.connectionState, 'Disconnected');
-    assert.ok(record.connectionStateUpdatedTime >= record.createdTime);
-  } finally {
-    await second.dispose();
-  }
-});
+    const second = await startTestHub({ dataDir });
+    try {
+      const record = second.hub.registry.get('at-stop');
+      assert.equal(record.connectionState, 'Disconnected');
+      assert.ok(record.connectionStateUpdatedTime >= record.createdTime);
+    } finally {
+      await second.dispose();
+    }
+  },
+);

@@ -6,7 +6,7 @@ import { earliestEventPosition, latestEventPosition, type ReceivedEventData } fr
 import { deviceToken, rawConnect } from './helpers/mqtt.js';
 import { EVENT_HUB_NAME } from '../src/hub/server.js';
 import { parseConnection } from '../src/clients/connection-string.js';
-import { startTestHub, tempDir, type TestHub } from './helpers/hub.js';
+import { onDisk, startTestHub, tempDir, type TestHub } from './helpers/hub.js';
 import { openDevice, registerIdentity } from './helpers/devices.js';
 import { collect, consumer, within } from './helpers/events.js';
 
@@ -136,8 +136,8 @@ describe('telemetry: MQTT devices to the Event Hub-compatible endpoint', () => {
     await check(t, 'live');
   });
 
-  test('messages survive a restart on the same data dir: each once, in order, with their properties', async (ctx) => {
-    // A hub of its own with a named data dir, so that it stays on disk in test/in-memory-store.test.ts.
+  test('messages survive a restart on the same data dir: each once, in order, with their properties', onDisk(), async (ctx) => {
+    // A hub of its own with a named data dir: on disk whatever IOTHUB_TUT_TEST_STORE says.
     let restarted = await startTestHub({ dataDir: tempDir() });
     ctx.after(() => restarted.dispose());
     const ownKeys: Record<string, string> = {};

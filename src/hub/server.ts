@@ -62,6 +62,7 @@ import { AmqpCloudToDevice } from './device-gateway/amqp-cloud-to-device.js';
 import { AmqpMethodLinks } from './device-gateway/amqp-method-links.js';
 import { AmqpTwinLinks } from './device-gateway/amqp-twin-links.js';
 import { MethodChannels } from './methods/method-channels.js';
+import { DEFAULT_CONNECTION_TIMEOUTS, type ConnectionTimeouts } from './connection-timeouts.js';
 
 export interface HubOptions {
   /** Where the database and the CA live; ignored with inMemory. */
@@ -84,6 +85,8 @@ export interface HubOptions {
   trustedCas?: string[];
   /** How long a cloud-to-device message polled over HTTPS stays locked (invisible to polls). Default IoT Hub's 60 s. */
   c2dLockTimeoutMs?: number;
+  /** How long a connection may go, at each step, before it has said who it is. Default IoT Hub's bounds (DEFAULT_CONNECTION_TIMEOUTS). */
+  connectionTimeouts?: Partial<ConnectionTimeouts>;
 }
 
 /**
@@ -107,11 +110,8 @@ const AMQP_HEADER = Buffer.from('AMQP');
 /** The WebSocket subprotocol of AMQP over WebSockets (the service SDK's AmqpWs); MQTT's is 'mqtt'. */
 const AMQP_WEBSOCKET_PROTOCOL = 'amqpwsb10';
 
-// Bounds on what a client may hold open: a TLS handshake, the first bytes after it, HTTP headers
-// (slowloris) and a whole request. IoT Hub's own requests are small and quick.
-const HANDSHAKE_TIMEOUT_MS = 10_000;
-const FIRST_BYTE_TIMEOUT_MS = 10_000;
-const HEADERS_TIMEOUT_MS = 10_000;
+// Bounds on what a client may hold open: a whole request (IoT Hub's own requests are small and
+// quick), and the steps before it said who it is (connectionTimeouts).
 const REQUEST_TIMEOUT_MS = 30_000;
 const MAX_HEADER_BYTES = 16 * 1024;
 
@@ -158,6 +158,7 @@ export class LocalHub {
     log: HubLog,
     private readonly trustedCas: X509Certificate[],
     c2dLockTimeoutMs?: number,
+    readonly connectionTimeouts: Readonly<ConnectionTimeouts> = DEFAULT_CONNECTION_TIMEOUTS,
   ) {
     this.hostName = hostName;
     this.log = log;
@@ -177,7 +178,7 @@ export class LocalHub {
         if (!key.moduleId) this.c2d.deleteDevice(key.deviceId); // modules have no queue
       },
     });
-    this.mqtt = new MqttGateway(this.auth, persistentSessions, throttle, log);
+    this.mqtt = new MqttGateway(this.auth, persistentSessions, throttle, log, connectionTimeouts.mqttConnectMs);
     this.mqtt.use(new TwinTopics(this.twins, this.mqtt, log));
     this.amqpDevices = new AmqpDeviceLinks(hostName, this.registry, this.auth);
 
@@ -264,7 +265,7 @@ export class LocalHub {
     const devices = new HttpsGateway(this.auth, this.eventLog, this.registry, new MessageLocks(this.c2d, c2dLockTimeoutMs), log, throttle);
     this.http = createHttpServer(
       {
-        headersTimeout: HEADERS_TIMEOUT_MS,
+        headersTimeout: connectionTimeouts.headersMs,
         requestTimeout: REQUEST_TIMEOUT_MS,
         maxHeaderSize: MAX_HEADER_BYTES,
         connectionsCheckingInterval: 1000,
@@ -315,7 +316,8 @@ export class LocalHub {
         const tls = loadOrCreateTls(tlsDir);
         const throttle = typeof options.throttle === 'string' ? new Throttle(options.throttle) : options.throttle;
         const trustedCas = parseTrustedCas(options.trustedCas ?? []);
-        hub = new LocalHub(db, tls, options.hostName ?? 'localhost', throttle, log, trustedCas, options.c2dLockTimeoutMs);
+        const timeouts = { ...DEFAULT_CONNECTION_TIMEOUTS, ...options.connectionTimeouts };
+        hub = new LocalHub(db, tls, options.hostName ?? 'localhost', throttle, log, trustedCas, options.c2dLockTimeoutMs, timeouts);
       } catch (err) {
         db.close();
         if (err instanceof DiskFullError)
@@ -336,6 +338,7 @@ export class LocalHub {
         eventLog: hub.eventLog,
         verifyToken: (token, audience) => hub.auth.verifyServiceToken(token, audience, 'ServiceConnect'),
         unauthenticated: hub.unauthenticated,
+        authenticationTimeoutMs: hub.connectionTimeouts.amqpAuthenticationMs,
         log: hub.log,
       });
       lock?.describe({ pid: process.pid, port: hub.port, eventHubPort: hub.eventHubPort });
@@ -419,6 +422,7 @@ export class LocalHub {
       log: this.log,
       throttle: this.throttle,
       devices: this.amqpDevices,
+      authenticationTimeoutMs: this.connectionTimeouts.amqpAuthenticationMs,
     });
     this.log.debug(
       'hub',
@@ -434,7 +438,7 @@ export class LocalHub {
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
       socket.on('error', () => socket.destroy());
-      socket.setTimeout(FIRST_BYTE_TIMEOUT_MS, () => socket.destroy());
+      socket.setTimeout(this.connectionTimeouts.firstByteMs, () => socket.destroy());
       socket.once('readable', () => {
         const first: Buffer | null = socket.read();
         if (!first) return;
@@ -454,7 +458,7 @@ export class LocalHub {
     const tlsOptions = {
       cert: this.tls.cert,
       key: this.tls.key,
-      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+      handshakeTimeout: this.connectionTimeouts.handshakeMs,
       noDelay: true,
       requestCert: true,
       rejectUnauthorized: false,

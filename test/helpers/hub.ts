@@ -51,6 +51,14 @@ export async function startTestHub(options: HubOptions = {}): Promise<TestHub> {
 }
 
 /**
+ * The options of a test that restarts a hub on a data dir it names: test/in-memory-store.test.ts, which
+ * runs the hub suites again on the in-memory store, skips it (it would run there unchanged, on disk).
+ */
+export function onDisk(): { skip: string | false } {
+  return { skip: process.env.IOTHUB_TUT_TEST_STORE === 'memory' && 'restarts a hub on a data dir: run by its own file' };
+}
+
+/**
  * A REST call without the SDK (whose retries and error classes hide the status), with the hub's CA.
  * `options.headers` add to or replace the defaults (Content-Type: application/json, the authorization);
  * an undefined value leaves that header out.

@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Connection, ConnectionOptions, Container, EventContext, Receiver, Sender } from 'rhea';
 import { rhea } from './rhea.js';
+import { DEFAULT_CONNECTION_TIMEOUTS } from '../connection-timeouts.js';
 import type { HubLog } from '../log.js';
 import type { UnauthenticatedConnections } from '../unauthenticated-connections.js';
 import { AmqpFrameGuard } from '../events/amqp-frame-guard.js';
@@ -17,8 +18,6 @@ import { sendReply } from '../events/request-response.js';
 // for twice the idle-time-out of the hub's OPEN is closed (rhea's heartbeat check: the SDKs send
 // empty frames); a link is detached when the token that authorised it expires and no put-token renewed it.
 
-/** Service Bus, Event Hubs and IoT Hub drop a connection that put no valid token on $cbs within 20 s. */
-const authenticationTimeoutMs = 20_000;
 const defaultIdleTimeOutMs = 30_000;
 /** The largest frame the hub takes once open (its OPEN's max-frame-size). */
 const defaultMaxFrameBytes = 64 * 1024;
@@ -64,6 +63,8 @@ export interface AmqpConnectionsOptions {
   log: HubLog;
   /** The idle-time-out announced in the hub's OPEN; a connection silent for twice as long is closed. Default 30 s. */
   idleTimeOutMs?: number;
+  /** How long a connection may go without a token accepted on $cbs. Default IoT Hub's 20 s. */
+  authenticationTimeoutMs?: number;
   /** The max-frame-size of the hub's OPEN. Default 64 KB. */
   maxFrameBytes?: number;
   /** Options of the links the client attaches to send (rhea's receiver_options), e.g. autoaccept: false to settle each message itself. */
@@ -93,10 +94,12 @@ export class AmqpConnections {
   private readonly streams = new Set<Duplex>();
   private readonly connectionOptions: ConnectionOptions;
   private readonly maxFrameBytes: number;
+  private readonly authenticationTimeoutMs: number;
   private readonly sweep: NodeJS.Timeout;
 
   constructor(private readonly options: AmqpConnectionsOptions) {
     this.maxFrameBytes = options.maxFrameBytes ?? defaultMaxFrameBytes;
+    this.authenticationTimeoutMs = options.authenticationTimeoutMs ?? DEFAULT_CONNECTION_TIMEOUTS.amqpAuthenticationMs;
     this.connectionOptions = {
       // a server's: no host to dial
       max_frame_size: this.maxFrameBytes,
@@ -269,10 +272,10 @@ export class AmqpConnections {
     const nowMs = Date.now();
     for (const [connection, state] of this.states) {
       if (state.closing) continue;
-      if (!state.authenticated && nowMs - state.acceptedAtMs > authenticationTimeoutMs) {
+      if (!state.authenticated && nowMs - state.acceptedAtMs > this.authenticationTimeoutMs) {
         this.closeConnection(connection, state, {
           condition: 'amqp:unauthorized-access',
-          description: `no valid token was put on $cbs within ${authenticationTimeoutMs / 1000} s of connecting`,
+          description: `no valid token was put on $cbs within ${this.authenticationTimeoutMs / 1000} s of connecting`,
         });
       } else if (state.claims.nextExpiry() <= nowMs) {
         this.expireClaims(connection, state, nowMs);

@@ -14,6 +14,7 @@ import type { SessionStore } from '../store/session-store.js';
 import { guardFrames } from './frame-guard.js';
 import { TurnBudget } from './turn-budget.js';
 import { silentLog, type HubLog } from '../log.js';
+import { DEFAULT_CONNECTION_TIMEOUTS } from '../connection-timeouts.js';
 
 /** A connected device or module. */
 export interface DeviceSession {
@@ -114,13 +115,14 @@ export class MqttGateway extends EventEmitter<{
     private readonly persistentSessions: SessionStore,
     private readonly throttle?: Throttle,
     private readonly log: HubLog = silentLog(),
+    connectTimeoutMs = DEFAULT_CONNECTION_TIMEOUTS.mqttConnectMs,
   ) {
     super();
     this.broker = new Aedes({
       // A module's client id is deviceId/moduleId; ids may be 128 characters each.
       maxClientsIdLength: 257,
       // A connection that does not complete its CONNECT soon (a slow or silent client) is closed.
-      connectTimeout: 10_000,
+      connectTimeout: connectTimeoutMs,
       authenticate: (client, username, password, done) => this.authenticate(client, username, password, done),
       authorizePublish: (client, packet, done) => this.authorizePublish(client, packet, done),
       authorizeSubscribe: (client, sub, done) => done(null, this.authorizeSubscribe(client, sub) ? sub : null),

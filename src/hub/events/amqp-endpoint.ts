@@ -32,6 +32,8 @@ export interface EventHubEndpointOptions {
   unauthenticated?: UnauthenticatedConnections;
   /** The idle-time-out announced in the hub's OPEN; a connection silent for twice as long is closed. Default 30 s. */
   idleTimeOutMs?: number;
+  /** How long a connection may go without a token accepted on $cbs. Default IoT Hub's 20 s. */
+  authenticationTimeoutMs?: number;
   /** Where refused and closed connections are told. Default: nowhere. */
   log?: HubLog;
 }
@@ -61,6 +63,7 @@ export async function startEventHubEndpoint(options: EventHubEndpointOptions): P
     unauthenticated,
     log,
     idleTimeOutMs: options.idleTimeOutMs,
+    authenticationTimeoutMs: options.authenticationTimeoutMs,
     replyAddresses: ['$management'],
     sessionClose: (context) => closeSessionSenders(senders, context.session!),
     expiredClaim: (link, path, connection) => ({

@@ -36,6 +36,8 @@ export interface ServiceAmqpOptions {
   throttle?: Throttle;
   /** Where the links of devices and modules go. */
   devices?: AmqpDeviceLinks;
+  /** How long a connection may go without a token accepted on $cbs. Default IoT Hub's 20 s. */
+  authenticationTimeoutMs?: number;
 }
 
 export class ServiceAmqpEndpoint {
@@ -53,6 +55,7 @@ export class ServiceAmqpEndpoint {
       verifyToken: options.verifyToken,
       unauthenticated: options.unauthenticated,
       log: options.log,
+      authenticationTimeoutMs: options.authenticationTimeoutMs,
       // Each cloud-to-device message is accepted once it is queued (committed), or rejected with IoT Hub's
       // error; each device-to-cloud message once it is in the event log.
       receiverOptions: { autoaccept: false },
