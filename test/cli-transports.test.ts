@@ -1,8 +1,8 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { CliProcess, createIdentity, homeFor, jsonLines, runCli } from './helpers/cli.js';
-import { startTestHub, tempDir, type TestHub } from './helpers/hub.js';
+import { CliProcess, createIdentity, demoResult, homeFor, jsonLines, runCli, runDemo } from './helpers/cli.js';
+import { startTestHub, type TestHub } from './helpers/hub.js';
 
 // --transport on the device commands, as a user runs them: HTTPS where the device SDK has the
 // feature, a one-line refusal (exit 2) naming the transports that have it where it does not; AMQP and
@@ -163,54 +163,31 @@ describe('--transport', { concurrency: true }, () => {
 
   describe('demo --transport', () => {
     test('http: the telemetry and C2D steps run over HTTPS, the twin, method and job steps over MQTT, and the report says which', async () => {
-      const home = tempDir();
-      try {
-        const r = await runCli(['demo', '--transport', 'http', '--json'], { IOTHUB_TUT_HOME: home }, 120_000);
-        assert.equal(r.code, 0, r.stderr);
-        const report = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
-        assert.equal(report.ok, true);
-        const transports = Object.fromEntries(report.steps.map((s: { step: string; transport?: string }) => [s.step, s.transport]));
-        assert.equal(transports['SimulatedDevice + monitor'], 'http');
-        assert.equal(transports.UpdateReported, 'mqtt');
-        assert.equal(transports['Device management'], 'mqtt');
-        assert.equal(transports['Cloud-to-device messages'], 'http');
-        assert.equal(transports['Schedule and broadcast jobs'], 'mqtt');
-        assert.equal(transports.CreateDeviceIdentity, undefined);
-        assert.deepEqual(report.steps.find((s: { step: string }) => s.step === 'SimulatedDevice + monitor').result, {
-          confirmed: 5,
-          received: 5,
-        });
-        assert.deepEqual(report.steps.find((s: { step: string }) => s.step === 'Cloud-to-device messages').result, {
-          received: 1,
-          feedback: 'Success',
-        });
-      } finally {
-        rmSync(home, { recursive: true, force: true });
-      }
+      const steps = await runDemo(['--transport', 'http']);
+      const transports = Object.fromEntries(steps.map((s) => [s.step, s.transport]));
+      assert.equal(transports['SimulatedDevice + monitor'], 'http');
+      assert.equal(transports.UpdateReported, 'mqtt');
+      assert.equal(transports['Device management'], 'mqtt');
+      assert.equal(transports['Cloud-to-device messages'], 'http');
+      assert.equal(transports['Schedule and broadcast jobs'], 'mqtt');
+      assert.equal(transports.CreateDeviceIdentity, undefined);
+      assert.deepEqual(demoResult(steps, 'SimulatedDevice + monitor'), { confirmed: 5, received: 5 });
+      assert.deepEqual(demoResult(steps, 'Cloud-to-device messages'), { received: 1, feedback: 'Success' });
     });
 
     test('amqp: every device step runs over AMQP and passes', async () => {
-      const home = tempDir();
-      try {
-        const r = await runCli(['demo', '--transport', 'amqp', '--json'], { IOTHUB_TUT_HOME: home }, 120_000);
-        assert.equal(r.code, 0, r.stderr);
-        const report = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
-        assert.equal(report.ok, true);
-        const deviceSteps = report.steps.filter((s: { transport?: string }) => s.transport !== undefined);
-        assert.deepEqual(
-          deviceSteps.map((s: { step: string; transport: string }) => [s.step, s.transport]),
-          [
-            ['ReceiveModuleTwinDesiredPropertiesPatch + UpdateModuleTwinDesiredProperties', 'amqp'],
-            ['UpdateReported', 'amqp'],
-            ['Device management', 'amqp'],
-            ['SimulatedDevice + monitor', 'amqp'],
-            ['Cloud-to-device messages', 'amqp'],
-            ['Schedule and broadcast jobs', 'amqp'],
-          ],
-        );
-      } finally {
-        rmSync(home, { recursive: true, force: true });
-      }
+      const steps = await runDemo(['--transport', 'amqp']);
+      assert.deepEqual(
+        steps.filter((s) => s.transport !== undefined).map((s) => [s.step, s.transport]),
+        [
+          ['ReceiveModuleTwinDesiredPropertiesPatch + UpdateModuleTwinDesiredProperties', 'amqp'],
+          ['UpdateReported', 'amqp'],
+          ['Device management', 'amqp'],
+          ['SimulatedDevice + monitor', 'amqp'],
+          ['Cloud-to-device messages', 'amqp'],
+          ['Schedule and broadcast jobs', 'amqp'],
+        ],
+      );
     });
   });
 });

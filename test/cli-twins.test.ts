@@ -1,8 +1,6 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import { CliProcess, createIdentity, runCli, startHubProcess, type HubProcess } from './helpers/cli.js';
-import { tempDir } from './helpers/hub.js';
+import { CliProcess, createIdentity, demoResult, runCli, runDemo, startHubProcess, type HubProcess } from './helpers/cli.js';
 
 // The demo runs its own hub, beside the tutorial's processes on this file's hub.
 describe('module twins', { concurrency: true }, () => {
@@ -77,31 +75,17 @@ describe('module twins', { concurrency: true }, () => {
 
   describe('demo', () => {
     test('runs every step end to end against its in-process hub: twins, telemetry, cloud-to-device feedback, a lockDoor job', async () => {
-      const home = tempDir();
-      try {
-        const r = await runCli(['demo', '--json'], { IOTHUB_TUT_HOME: home }, 120_000);
-        assert.equal(r.code, 0, r.stderr);
-        const report = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
-        assert.equal(report.ok, true);
-        const twinStep = report.steps.find((s: { step: string }) => s.step.startsWith('ReceiveModuleTwinDesiredPropertiesPatch'));
-        assert.deepEqual(twinStep.result, { desiredVersion: 2 });
-        assert.deepEqual(report.steps.find((s: { step: string }) => s.step === 'UpdateReported').result, { reportedVersion: 2 });
-        assert.deepEqual(report.steps.find((s: { step: string }) => s.step === 'SimulatedDevice + monitor').result, {
-          confirmed: 5,
-          received: 5,
-        });
-        assert.deepEqual(report.steps.find((s: { step: string }) => s.step === 'Cloud-to-device messages').result, {
-          received: 1,
-          feedback: 'Success',
-        });
-        assert.deepEqual(report.steps.find((s: { step: string }) => s.step === 'Schedule and broadcast jobs').result, {
-          status: 'completed',
-          deviceJobStatistics: { deviceCount: 1, failedCount: 0, succeededCount: 1, runningCount: 0, pendingCount: 0 },
-        });
-        assert.equal(report.steps.length, 8);
-      } finally {
-        rmSync(home, { recursive: true, force: true });
-      }
+      const steps = await runDemo();
+      const twinStep = steps.find((s) => s.step.startsWith('ReceiveModuleTwinDesiredPropertiesPatch'));
+      assert.deepEqual(twinStep?.result, { desiredVersion: 2 });
+      assert.deepEqual(demoResult(steps, 'UpdateReported'), { reportedVersion: 2 });
+      assert.deepEqual(demoResult(steps, 'SimulatedDevice + monitor'), { confirmed: 5, received: 5 });
+      assert.deepEqual(demoResult(steps, 'Cloud-to-device messages'), { received: 1, feedback: 'Success' });
+      assert.deepEqual(demoResult(steps, 'Schedule and broadcast jobs'), {
+        status: 'completed',
+        deviceJobStatistics: { deviceCount: 1, failedCount: 0, succeededCount: 1, runningCount: 0, pendingCount: 0 },
+      });
+      assert.equal(steps.length, 8);
     });
   });
 });

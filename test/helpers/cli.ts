@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { once } from 'node:events';
@@ -122,6 +123,31 @@ export function jsonLines(stdout: string): any[] {
     .filter(Boolean)
     .map((line) => JSON.parse(line));
 }
+
+/** One step of `demo --json`'s report. */
+export interface DemoStep {
+  step: string;
+  /** The transport its device side used; absent for a service-only step. */
+  transport?: string;
+  result?: unknown;
+}
+
+/** `demo --json` with `args`, in a scratch home: asserts that it passed and returns its report's steps. */
+export async function runDemo(args: string[] = []): Promise<DemoStep[]> {
+  const home = mkdtempSync(join(tmpdir(), 'iothub-tut-demo-'));
+  try {
+    const r = await runCli(['demo', ...args, '--json'], { IOTHUB_TUT_HOME: home }, 120_000);
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { ok: boolean; steps: DemoStep[] };
+    assert.equal(report.ok, true);
+    return report.steps;
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
+/** The result of the demo step named `step`. */
+export const demoResult = (steps: DemoStep[], step: string): unknown => steps.find((s) => s.step === step)?.result;
 
 /** Terminal 1 of the tutorials: `hub start` as a subprocess, with its own scratch IOTHUB_TUT_HOME. */
 export interface HubProcess {
