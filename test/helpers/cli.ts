@@ -3,12 +3,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCommandLine } from '../../src/cli/main.js';
+import { parseConnection } from '../../src/clients/connection-string.js';
+import { withEnvironment } from '../../src/clients/environment.js';
+import { runningHubs } from '../../src/clients/local-hub-profile.js';
 import { createSasToken } from '../../src/hub/auth/sas-token.js';
 import type { TestHub } from './hub.js';
 
@@ -208,16 +211,10 @@ export async function serviceCall(
   body?: unknown,
   headers: Record<string, string> = {},
 ): Promise<any> {
-  const [name] = readdirSync(join(home, 'hubs')).filter((f) => /^\d+\.json$/.test(f));
-  const profile = JSON.parse(readFileSync(join(home, 'hubs', name!), 'utf8')) as {
-    port: number;
-    caFile: string;
-    serviceConnectionString: string;
-  };
-  const parts = Object.fromEntries(
-    profile.serviceConnectionString.split(';').map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1)]),
-  );
-  const authorization = createSasToken(parts.HostName!, parts.SharedAccessKey!, parts.SharedAccessKeyName, 3600);
+  const [profile] = withEnvironment({ IOTHUB_TUT_HOME: home }, runningHubs);
+  if (!profile) throw new Error(`no running hub has a profile in ${home}`);
+  const service = parseConnection('service', profile.serviceConnectionString);
+  const authorization = createSasToken(service.hostName, service.key, service.keyName, 3600);
   const separator = path.includes('?') ? '&' : '?';
   const req = request({
     host: '127.0.0.1',
