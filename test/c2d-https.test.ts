@@ -236,6 +236,38 @@ describe('cloud-to-device over HTTPS: azure-iot-device-http polling the local hu
     second.raw.end(true);
   });
 
+  test("the SDK's Amqp and Http clients of one device at once: a message the Amqp client holds is not polled; left unsettled, the Http client gets it", async (ctx) => {
+    const deviceId = 'https-c2d-and-amqp';
+    const connection = await registerIdentity(t, deviceId);
+    const amqp = await createDeviceClient(connection, 'amqp', { features: ['c2d'] });
+    ctx.after(() => amqp.close());
+    await amqp.open();
+    // A listener for the whole test: the SDK detaches its receiving link when the last one goes (and the hub takes back what it held).
+    const held: deviceSdk.Message[] = [];
+    amqp.on('message', (message: deviceSdk.Message) => held.push(message));
+    t.hub.c2d.enqueue({ deviceId, messageId: 'two-sdks', properties: {}, body: Buffer.from('once') });
+    await until(() => held.length === 1, 'the Amqp client got the message');
+    const first = held[0]!;
+    assert.equal(first.messageId, 'two-sdks');
+
+    const http = await httpDevice(ctx, connection);
+    const polled: deviceSdk.Message[] = [];
+    http.on('message', (message: deviceSdk.Message) => polled.push(message));
+    await new Promise((r) => setTimeout(r, 2500)); // the Http client polls once a second
+    assert.equal(polled.length, 0, 'out on the AMQP link, unsettled: no poll gets it');
+
+    // Abandoned, it goes out again to whoever asks next: the Amqp link, which has credit, at once.
+    await amqp.abandon(first);
+    await until(() => held.length === 2, 'the Amqp client got the abandoned message again');
+    assert.equal(polled.length, 0);
+    // The Amqp client closes without settling it: now a poll gets it.
+    await amqp.close();
+    await until(() => polled.length === 1, 'the Http client polled the message the Amqp client left', 20_000);
+    assert.equal(polled[0]!.messageId, 'two-sdks');
+    await http.complete(polled[0]!);
+    assert.equal(t.hub.c2d.depth(deviceId), 0);
+  });
+
   test('a settled, unknown or foreign lock token is 412 DeviceMessageLockLost; methods the routes lack are 405', async () => {
     const connection = await registerIdentity(t, 'https-c2d-stale');
     const other = await registerIdentity(t, 'https-c2d-stale-other');
