@@ -20,7 +20,7 @@ import {
 } from './helpers/error-table.js';
 
 // README's "Errors and exit codes" table, the rows of bad input (exit 2): the CLI refuses them before
-// it reaches a hub. test/cli-errors-hub.test.ts has the rows against a hub, test/cli-errors-network.test.ts
+// it reaches a hub. test/cli/cli-errors-hub.test.ts has the rows against a hub, test/cli/cli-errors-network.test.ts
 // those of a hub that is gone, busy or has no address (test/helpers/error-table.ts has what they share).
 
 // Every case runs in this process (runCommandLine), and one of each row (oneAsSubprocess) as a

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { startTestHub } from './helpers/hub.js';
+import { runTogether } from './helpers/together.js';
 
 // The hub suites again, on the in-memory store of `hub start --in-memory` and the demo: its commits
 // take another path than a data dir's (no WAL, no fsync, the event log written in-thread rather than
@@ -20,19 +21,21 @@ test('a test hub that names no data dir keeps its store in memory here', async (
   }
 });
 
-for (const suite of [
-  'registry',
-  'registry-bulk',
-  'twins-integration',
-  'methods',
-  'jobs',
-  'query-route',
-  'configurations',
-  'events',
-  'import-export',
-  'telemetry',
-  'd2c-system-properties',
-  'c2d',
-]) {
-  await import(`./${suite}.test.js`);
-}
+runTogether(
+  new URL('./hub/', import.meta.url),
+  6,
+  [
+    'registry',
+    'registry-bulk',
+    'twins-integration',
+    'methods',
+    'jobs',
+    'query-route',
+    'configurations',
+    'events',
+    'import-export',
+    'telemetry',
+    'd2c-system-properties',
+    'c2d',
+  ].map((suite) => `${suite}.test.js`),
+);

@@ -1,4 +1,4 @@
-// A hub in a process of its own (run by test/hub-start.test.ts), so that what importing and starting
+// A hub in a process of its own (run by test/cli/hub-start.test.ts), so that what importing and starting
 // it loads is its own: the test runner's process has the SDKs, and with them rhea and ws, loaded.
 // Prints one JSON line (ports, CA, connection strings, the packages loaded); then answers each
 // `loaded` line on stdin with the packages loaded by then; stops when stdin ends.

@@ -1,4 +1,4 @@
-// Run by test/standard-ports.test.ts inside a private network namespace (IoT Hub's ports are free there).
+// Run by test/cli/standard-ports.test.ts inside a private network namespace (IoT Hub's ports are free there).
 // `driver`: starts `hub start --standard-ports`, uses the toolkit against it, runs this file again as
 // `app` with nothing but NODE_EXTRA_CA_CERTS, stops the hub and prints one JSON line of what happened.
 // `app`: an SDK app written for Azure IoT Hub, unchanged: connection strings as `hub start` prints them
