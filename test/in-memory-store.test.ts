@@ -21,10 +21,9 @@ test('a test hub that names no data dir keeps its store in memory here', async (
   }
 });
 
-runTogether(
-  new URL('./hub/', import.meta.url),
-  6,
-  [
+runTogether(new URL('./hub/', import.meta.url), 6, {
+  name: 'test/hub/ on the in-memory store',
+  files: [
     'registry',
     'registry-bulk',
     'twins-integration',
@@ -38,4 +37,4 @@ runTogether(
     'd2c-system-properties',
     'c2d',
   ].map((suite) => `${suite}.test.js`),
-);
+});

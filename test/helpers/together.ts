@@ -8,8 +8,12 @@ import { describe } from 'node:test';
  * process do (CONTRIBUTING.md, "Where the time goes"). Files that measure their process (its memory,
  * what it has loaded, its timers) stay at test/'s root, a process each.
  */
-export function runTogether(folder: URL, concurrency: number, files = testFilesIn(folder)): void {
-  describe(folder.pathname.replace(/^.*\/(test\/)/, '$1'), { concurrency }, () => {
+export function runTogether(
+  folder: URL,
+  concurrency: number,
+  { files = testFilesIn(folder), name = folder.pathname.replace(/^.*\/(test\/)/, '$1') } = {},
+): void {
+  describe(name, { concurrency }, () => {
     for (const file of files)
       describe(file, { concurrency: 1 }, async () => {
         await import(new URL(file, folder).href);
