@@ -113,6 +113,12 @@ const AMQP_WEBSOCKET_PROTOCOL = 'amqpwsb10';
 // Bounds on what a client may hold open: a whole request (IoT Hub's own requests are small and
 // quick), and the steps before it said who it is (connectionTimeouts).
 const REQUEST_TIMEOUT_MS = 30_000;
+/**
+ * How long an idle keep-alive HTTPS connection stays open. Node's default (5 s) equals the idle time
+ * after which Node's global agent, which the SDKs' REST clients use, drops a free socket: a request
+ * sent on it just as the hub closed it failed with ECONNRESET. Well above it, the client closes first.
+ */
+const KEEP_ALIVE_TIMEOUT_MS = 60_000;
 const MAX_HEADER_BYTES = 16 * 1024;
 
 /** The local IoT Hub: composes the store, the domain parts and the two gateways, and owns their lifecycle. */
@@ -267,6 +273,7 @@ export class LocalHub {
       {
         headersTimeout: connectionTimeouts.headersMs,
         requestTimeout: REQUEST_TIMEOUT_MS,
+        keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
         maxHeaderSize: MAX_HEADER_BYTES,
         connectionsCheckingInterval: 1000,
       },

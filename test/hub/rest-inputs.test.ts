@@ -1,5 +1,6 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { Agent } from 'node:https';
 import { createRegistry, createServiceClient } from '../../src/clients/service-clients.js';
 import { createSasToken } from '../../src/hub/auth/sas-token.js';
 import { createLog } from '../../src/hub/log.js';
@@ -665,6 +666,25 @@ describe('valid identity input is still accepted', () => {
     token = createSasToken('localhost', t.hub.auth.policy('iothubowner')!.primaryKey, 'iothubowner', 3600);
   });
   after(() => t.dispose());
+
+  test('an idle keep-alive connection outlives the 5 s after which Node agents drop it, so the client closes it first', async () => {
+    // Node's global agent, which the SDKs' REST clients use, keeps an idle socket 5 s; a hub that also closed it
+    // at 5 s raced a request sent on it (ECONNRESET).
+    const agent = new Agent({ keepAlive: true, maxSockets: 1, timeout: 60_000 });
+    try {
+      const first = await restCall(t, 'GET', `/devices${API}`, token, undefined, { agent });
+      const socket = Object.values(agent.freeSockets)[0]![0]!;
+      let closedAt: number | undefined;
+      socket.once('close', () => (closedAt = Date.now()));
+      await new Promise((resolve) => setTimeout(resolve, 6000));
+      assert.equal(closedAt, undefined, 'the hub closed the idle connection');
+      const second = await restCall(t, 'GET', `/devices${API}`, token, undefined, { agent });
+      assert.deepEqual([first.status, second.status], [200, 200]);
+      assert.equal(Object.values(agent.freeSockets)[0]![0], socket, 'the second request went on the same connection');
+    } finally {
+      agent.destroy();
+    }
+  });
 
   test("what the SDK's deprecated Device class sends: nulls, 'disconnected', a string count", async () => {
     const legacy = {
