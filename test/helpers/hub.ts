@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import type { IncomingHttpHeaders } from 'node:http';
 import { request, type Agent } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,29 @@ export interface TestHub {
   stop(): Promise<void>;
   /** Stops and removes the data dir. */
   dispose(): Promise<void>;
+}
+
+/**
+ * Free ports below the kernel's ephemeral range, for a hub that restarts on its ports: a port in that
+ * range, left free between a stop and a start, can be taken by any connection opened meanwhile (the
+ * other tests open hundreds), and the restart then fails with EADDRINUSE.
+ */
+export async function portsBelowEphemeral(count: number): Promise<number[]> {
+  let low = 32768; // Linux's default start of the range
+  try {
+    low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || low;
+  } catch {
+    // not Linux: its default
+  }
+  const held = new Map<number, Server>();
+  while (held.size < count) {
+    const port = 10_000 + Math.floor(Math.random() * (low - 10_000));
+    const server = createServer();
+    if (await new Promise<boolean>((resolve) => server.once('error', () => resolve(false)).listen(port, () => resolve(true))))
+      held.set(port, server);
+  }
+  await Promise.all([...held.values()].map((server) => new Promise((resolve) => server.close(resolve))));
+  return [...held.keys()];
 }
 
 export function tempDir(prefix = 'iothub-tut-test-'): string {

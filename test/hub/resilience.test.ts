@@ -5,7 +5,7 @@ import { createRegistry, createServiceClient } from '../../src/clients/service-c
 import { sendTelemetry, type Confirmation } from '../../src/apps/send-telemetry.js';
 import { receiveTwinPatch, type DesiredPatch, type TwinPatchEvent } from '../../src/apps/receive-twin-patch.js';
 import { rebootDevice, type RebootEvent } from '../../src/apps/reboot-device.js';
-import { startTestHub, tempDir, type TestHub } from '../helpers/hub.js';
+import { portsBelowEphemeral, startTestHub, tempDir, type TestHub } from '../helpers/hub.js';
 import { openDevice, registerIdentity, until } from '../helpers/devices.js';
 
 // The device-side apps across a hub restart: the hub stops (every connection drops), stays away a
@@ -16,8 +16,9 @@ const WAIT_MS = 60_000;
 describe('device apps survive a hub restart', () => {
   let t: TestHub;
   before(async () => {
-    // Port 0 once to pick free ports; every restart reuses them.
-    t = await startTestHub({ dataDir: tempDir() });
+    // Every restart reuses these ports, which no connection is given meanwhile.
+    const [port, eventHubPort] = await portsBelowEphemeral(2);
+    t = await startTestHub({ dataDir: tempDir(), port, eventHubPort });
   });
   after(async () => {
     await t.dispose();
