@@ -8,7 +8,6 @@ import {
   bitString,
   children,
   contextTag,
-  fromPem,
   integer,
   octetString,
   oid,
@@ -123,7 +122,7 @@ function issue(options: { commonName: string; isCa: boolean; names?: string[]; i
     set(sequence(oid(OID.organizationName), utf8('iothub-tut'))),
   );
   // The issuer's name and key exactly as its own certificate encodes them (TBSCertificate's 6th and 7th fields), RSA or EC.
-  const issuerTbs = options.issuer && children(children(readElement(fromPem(options.issuer.cert, 'CERTIFICATE')))[0]);
+  const issuerTbs = options.issuer && children(children(readElement(new X509Certificate(options.issuer.cert).raw))[0]);
   const issuerName = issuerTbs ? issuerTbs[5].bytes : subject;
   const now = Date.now();
   const days = options.isCa ? 10 * 365 : 825;

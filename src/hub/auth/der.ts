@@ -97,10 +97,3 @@ export function toPem(type: string, der: Buffer): string {
   const lines = der.toString('base64').match(/.{1,64}/g) ?? [];
   return [`-----BEGIN ${type}-----`, ...lines, `-----END ${type}-----`, ''].join('\r\n');
 }
-
-/** The DER of the first PEM block of `type` in `pem`. */
-export function fromPem(pem: string, type: string): Buffer {
-  const match = new RegExp(`-----BEGIN ${type}-----([^-]+)-----END ${type}-----`).exec(pem);
-  if (!match) throw new Error(`No PEM ${type} found`);
-  return Buffer.from(match[1].replace(/\s+/g, ''), 'base64');
-}
