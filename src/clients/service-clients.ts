@@ -84,9 +84,8 @@ export type ServiceProtocol = 'amqp' | 'amqpWs';
 
 /**
  * azure-iothub's service Client: cloud-to-device messages and their feedback over AMQP (connected
- * only for the calls that need it). The SDK's own retry policy would
- * retry a throttled call for up to 4 minutes; the apps retry with the toolkit's bounded policy
- * (retry.ts) instead.
+ * only for the calls that need it). The SDK's own retry policy would retry a throttled call for up
+ * to 4 minutes; the apps retry with the toolkit's bounded policy (retry.ts) instead.
  */
 export function createServiceClient(connection: ServiceConnection, protocol: ServiceProtocol = 'amqp'): iothub.Client {
   const { Client } = require('azure-iothub/dist/client.js') as Pick<typeof iothub, 'Client'>;
