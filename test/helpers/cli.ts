@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { runCommandLine } from '../../src/cli/main.js';
 import { parseConnection } from '../../src/clients/connection-string.js';
 import { withEnvironment } from '../../src/clients/environment.js';
-import { runningHubs } from '../../src/clients/local-hub-profile.js';
+import { runningHubs, writeInMemoryCa, writeProfile } from '../../src/clients/local-hub-profile.js';
 import { createSasToken } from '../../src/hub/auth/sas-token.js';
 import type { TestHub } from './hub.js';
 
@@ -181,21 +181,19 @@ export async function startHubProcess(): Promise<HubProcess> {
 /** A home whose profile points the CLI at an in-process hub (startTestHub), as `hub start` points it at its own. */
 export function homeFor(t: TestHub): string {
   const home = mkdtempSync(join(tmpdir(), 'iothub-tut-cli-'));
-  const caFile = join(home, 'ca.pem');
-  writeFileSync(caFile, t.hub.tls.ca);
-  const profile = {
-    hostName: 'localhost',
-    port: t.hub.port,
-    eventHubPort: t.hub.eventHubPort,
-    caFile,
-    pid: process.pid,
-    dataDir: t.dataDir,
-    startedAt: new Date().toISOString(),
-    serviceConnectionString: t.connection.connectionString,
-    eventHubConnectionString: t.hub.eventHubConnectionString(),
-  };
-  mkdirSync(join(home, 'hubs'));
-  writeFileSync(join(home, 'hubs', `${process.pid}.json`), JSON.stringify(profile), { mode: 0o600 });
+  withEnvironment({ IOTHUB_TUT_HOME: home }, () =>
+    writeProfile({
+      hostName: 'localhost',
+      port: t.hub.port,
+      eventHubPort: t.hub.eventHubPort,
+      caFile: writeInMemoryCa(t.hub.tls.ca),
+      pid: process.pid,
+      dataDir: t.dataDir,
+      startedAt: new Date().toISOString(),
+      serviceConnectionString: t.connection.connectionString,
+      eventHubConnectionString: t.hub.eventHubConnectionString(),
+    }),
+  );
   return home;
 }
 
