@@ -19,7 +19,8 @@ import { deviceToken as mqttPassword, rawConnect, subscribe } from '../helpers/m
 
 const API = '?api-version=2021-04-12';
 const deviceBound = (deviceId: string, rest = '') => `/devices/${encodeURIComponent(deviceId)}/messages/deviceBound${rest}`;
-const LOCK_TIMEOUT_MS = 1500;
+// Long enough that a settlement by the SDK follows its receive within it on a loaded, shared event loop (1.5 s was not, once).
+const LOCK_TIMEOUT_MS = 5000;
 
 function deviceToken(connection: DeviceConnection, resource = `localhost/devices/${connection.deviceId}`): string {
   return createSasToken(resource, connection.key, undefined, 600);
