@@ -23,8 +23,8 @@ import { createDeviceClient, type DeviceClient } from '../../src/clients/device-
 // or right, timeouts, offline device, conflict, busy port, oversized payload), with the hub in this
 // process, announced to the CLI by a profile as `hub start` would. The service commands run in this
 // process too (which has their SDK loaded already, for its own clients; what they leave the hub's
-// dispose closes), one of each row also as a subprocess; the device commands, whose closed clients
-// can leave the SDK's timers, run as subprocesses.
+// dispose closes); the device commands, whose closed clients can leave the SDK's timers, in a worker
+// thread; the first of each row and kind as a subprocess.
 const SERVICE_IN_PROCESS = { inProcess: ofServiceCommand };
 
 describe('errors and exit codes: against a hub', () => {

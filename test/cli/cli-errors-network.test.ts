@@ -25,11 +25,11 @@ import '../helpers/no-dns.js';
 // (retries, back-off, connect timeouts).
 
 /**
- * Rows that mostly wait on retries and back-off: more at a time costs no more CPU. The service
- * commands' run in this process (one of each row also as a subprocess); the device commands, whose
- * closed clients can leave the SDK's timers, as subprocesses.
+ * The service commands run in this process; the device commands, whose closed clients can leave the
+ * SDK's timers, in a worker thread; the first of each row and kind as a subprocess. All at once:
+ * they mostly wait, on retries and back-off.
  */
-const WAITING = { concurrency: 10, inProcess: ofServiceCommand };
+const WAITING = { inProcess: ofServiceCommand };
 
 // The tests run at the same time (each with its own hub and home): those that wait on retries and
 // timeouts overlap those that load SDKs.

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { runCli, runCliInProcess, type CliResult } from './cli.js';
+import { CliThread } from './cli-thread.js';
 
 // What the error-table tests (test/cli-errors*.test.ts) share: README's "Errors and exit codes" table
-// is checked row by row, across every command each row applies to, with the CLI as a subprocess.
+// is checked row by row, across every command each row applies to, with the CLI in this process, in a
+// worker thread or as a subprocess (walk), and each row and kind once as a subprocess at least.
 
 export const KEY = 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
 export const STACK_FRAME = /\bat .+:\d+:\d+/;
@@ -69,26 +71,23 @@ export interface Case {
   args: string[];
   env?: Record<string, string>;
   check(r: CliResult): void;
-  /** With walk's inProcess: run this case as a subprocess too (one case of each row or message at least). */
+  /** Run this case as a subprocess too (one case of each row and kind at least: across marks them). */
   subprocess?: boolean;
 }
 
 export interface WalkOptions {
-  /** Subprocesses at a time. */
-  concurrency?: number;
   /**
    * Which cases run in this process (runCliInProcess), all or those the function picks; of those,
-   * the ones marked `subprocess` run as a subprocess as well. The others run as subprocesses only.
+   * the ones marked `subprocess` run as a subprocess as well. Of the others, those marked
+   * `subprocess` run as a subprocess, the rest in a worker thread (CliThread).
    */
   inProcess?: boolean | ((c: Case) => boolean);
 }
 
-/** Runs the cases (a few subprocesses at a time) and reports every one that failed, by command. */
-export async function walk(
-  env: Record<string, string>,
-  cases: Case[],
-  { concurrency = 4, inProcess = false }: WalkOptions = {},
-): Promise<void> {
+const SUBPROCESSES_AT_A_TIME = 4;
+
+/** Runs the cases and reports every one that failed, by command and where it ran. */
+export async function walk(env: Record<string, string>, cases: Case[], { inProcess = false }: WalkOptions = {}): Promise<void> {
   const failures: string[] = [];
   const check = (c: Case, r: CliResult, how: string) => {
     try {
@@ -98,13 +97,22 @@ export async function walk(
     }
   };
   const here = cases.filter(typeof inProcess === 'function' ? inProcess : () => inProcess);
-  const queue = cases.filter((c) => !here.includes(c) || c.subprocess);
-  await Promise.all([
-    ...here.map(async (c) => check(c, await runCliInProcess(c.args, { ...env, ...c.env }), ', in-process')),
-    ...Array.from({ length: concurrency }, async () => {
-      for (let c = queue.shift(); c; c = queue.shift()) check(c, await runCli(c.args, { ...env, ...c.env }, 120_000), '');
-    }),
-  ]);
+  // A case run both ways runs apart: twice at once, a device command's two connections would take turns.
+  const inThread = cases.filter((c) => !here.includes(c) && !c.subprocess);
+  const queue = cases.filter((c) => c.subprocess);
+  const thread = inThread.length > 0 ? new CliThread() : undefined;
+  try {
+    await Promise.all([
+      ...here.map(async (c) => check(c, await runCliInProcess(c.args, { ...env, ...c.env }), ', in-process')),
+      ...inThread.map(async (c) => check(c, await thread!.run(c.args, { ...env, ...c.env }), ', in a worker thread')),
+      ...Array.from({ length: SUBPROCESSES_AT_A_TIME }, async () => {
+        for (let c = queue.shift(); c; c = queue.shift())
+          check(c, await runCli(c.args, { ...env, ...c.env }, 120_000), ', as a subprocess');
+      }),
+    ]);
+  } finally {
+    await thread?.close();
+  }
   assert.deepEqual(failures, [], failures.join('\n\n'));
 }
 
@@ -114,7 +122,7 @@ export async function walk(
  */
 export const ofServiceCommand = (c: Case) => COMMANDS.find((command) => command.name === c.name)?.kind === 'service';
 
-/** Marks the first case for a subprocess too (walk's inProcess): the cases of one row, one message. */
+/** Marks the first case for a subprocess too (walk): the cases of one row, one message. */
 export function oneAsSubprocess(cases: Case[]): Case[] {
   return cases.map((c, i) => (i === 0 ? { ...c, subprocess: true } : c));
 }
@@ -127,5 +135,12 @@ export function across(
   message: RegExp,
   env?: Record<string, string>,
 ): Case[] {
-  return oneAsSubprocess(commands.map((c) => ({ name: c.name, args: args(c), env, check: (r) => oneLineError(r, exitCode, message) })));
+  // The first of each kind as a subprocess too: a service, a device and an Event Hub client each end their own way.
+  return commands.map((c) => ({
+    name: c.name,
+    args: args(c),
+    env,
+    check: (r) => oneLineError(r, exitCode, message),
+    subprocess: commands.find((first) => first.kind === c.kind) === c,
+  }));
 }
