@@ -28,7 +28,8 @@ export async function startAzurite(): Promise<Azurite> {
   const main = createRequire(import.meta.url).resolve('azurite/dist/src/blob/main.js');
   const child = spawn(
     process.execPath,
-    [main, '--blobHost', '127.0.0.1', '--blobPort', '0', '--location', location, '--silent', '--skipApiVersionCheck'],
+    // No telemetry: Azurite would otherwise try to send it to Azure Monitor, and leave its buffer in the temporary directory.
+    [main, '--blobHost', '127.0.0.1', '--blobPort', '0', '--location', location, '--silent', '--skipApiVersionCheck', '--disableTelemetry'],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
     },
