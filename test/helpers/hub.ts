@@ -45,6 +45,11 @@ export function tempDir(prefix = 'iothub-tut-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
+/** A scratch directory on the disk, where tempDir's may be in RAM under npm test (scratch-on-tmpfs.ts). */
+export function diskDir(prefix = 'iothub-tut-test-'): string {
+  return mkdtempSync(join(process.env.IOTHUB_TUT_TEST_DISK_TMPDIR ?? tmpdir(), prefix));
+}
+
 /**
  * A hub on an ephemeral port with its own data dir (or a given one, to test restarts). With
  * IOTHUB_TUT_TEST_STORE=memory, a hub given no data dir keeps its store in memory instead, as
