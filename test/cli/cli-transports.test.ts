@@ -1,7 +1,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { CliProcess, createIdentity, demoResult, homeFor, jsonLines, runCli, runDemo } from '../helpers/cli.js';
+import { CliProcess, createIdentity, demoResult, homeFor, jsonLines, runCli, runCliInProcess, runDemo } from '../helpers/cli.js';
 import { startTestHub, type TestHub } from '../helpers/hub.js';
 
 // --transport on the device commands, as a user runs them: HTTPS where the device SDK has the
@@ -47,7 +47,10 @@ describe('--transport', { concurrency: true }, () => {
         [['update-reported'], /device twins over http: use --transport mqtt, mqtt-ws, amqp or amqp-ws\.$/],
         [['answer-methods', '--count', '1'], /direct methods over http: use --transport mqtt, mqtt-ws, amqp or amqp-ws\.$/],
       ];
-      const results = await Promise.all(cases.map(([args]) => runCli([...args, '--transport', 'http'], env)));
+      // Refused before any connection: the first as a subprocess, the others in this process.
+      const results = await Promise.all(
+        cases.map(([args], i) => (i === 0 ? runCli : runCliInProcess)([...args, '--transport', 'http'], env)),
+      );
       for (const [i, [, pattern]] of cases.entries()) usageError(results[i]!, pattern);
     });
 

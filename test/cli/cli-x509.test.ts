@@ -4,7 +4,7 @@ import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { homeFor, jsonLines, runCli } from '../helpers/cli.js';
+import { homeFor, jsonLines, runCli, runCliInProcess } from '../helpers/cli.js';
 import { startTestHub, type TestHub } from '../helpers/hub.js';
 
 /** One line on stderr, no stack trace. */
@@ -117,14 +117,16 @@ describe('X.509 devices from the CLI: create-device --x509, then the device comm
 
     const notPem = join(dir, 'not-a-cert.pem');
     writeFileSync(notPem, 'hello');
-    for (const [args, message] of [
+    const refused: Array<[string[], RegExp]> = [
       [['--cert', certFile], /--cert needs --key too/],
       [['--cert', notPem, '--key', join(dir, 'x509-cli-key.pem')], /holds no PEM certificate/],
       [['--cert', certFile, '--key', join(dir, 'missing.pem')], /--key .*missing\.pem cannot be read: ENOENT/],
       [['--cert', certFile, '--key', join(dir, 'x509-cli-key.pem'), '--transport', 'http'], /client certificates over MQTT and AMQP only/],
       [['-c', 'HostName=localhost;DeviceId=x509-cli;x509=true'], /x509=true\): pass its certificate and key with --cert and --key/],
-    ] as const) {
-      const r = await runCli(['send-telemetry', '-d', 'x509-cli', ...args, '--count', '1'], env);
+    ];
+    for (const [i, [args, message]] of refused.entries()) {
+      // Refused before any connection: the first as a subprocess, the others in this process.
+      const r = await (i === 0 ? runCli : runCliInProcess)(['send-telemetry', '-d', 'x509-cli', ...args, '--count', '1'], env);
       assert.equal(r.code, 2, r.stderr);
       assert.match(oneLine(r.stderr), message);
     }
