@@ -21,6 +21,8 @@ export class CliThread {
   private readonly pending = new Map<number, { resolve(r: CliResult): void; reject(e: Error): void }>();
   private nextId = 0;
   private died: Error | undefined;
+  /** What the thread died of, if it did: an error no run was waiting on still fails the caller, at close. */
+  private crashed: Error | undefined;
 
   constructor() {
     this.worker.on('message', (reply: Reply) => {
@@ -34,7 +36,10 @@ export class CliThread {
       for (const run of this.pending.values()) run.reject(err);
       this.pending.clear();
     };
-    this.worker.on('error', (err: Error) => fail(new Error(`the CLI's thread died: ${err.stack ?? err.message}`)));
+    this.worker.on('error', (err: Error) => {
+      this.crashed = new Error(`the CLI's thread died: ${err.stack ?? err.message}`);
+      fail(this.crashed);
+    });
     this.worker.on('exit', (code) => fail(new Error(`the CLI's thread exited (${code})`)));
   }
 
@@ -47,9 +52,10 @@ export class CliThread {
     });
   }
 
-  /** Ends the thread, and with it whatever the runs left behind. */
+  /** Ends the thread, and with it whatever the runs left behind; rejects if it had died of an error. */
   async close(): Promise<void> {
     await this.worker.terminate();
+    if (this.crashed) throw this.crashed;
   }
 }
 
