@@ -37,11 +37,13 @@ interface TransportSpec {
 }
 
 const ALL: readonly DeviceFeature[] = ['telemetry', 'twin', 'methods', 'c2d'];
-const mqtt = async () => {
-  const transport = (await import('azure-iot-device-mqtt')).default;
-  writeMqttNumbersUncached();
-  return transport;
-};
+// Loaded once a process: the first load also switches mqtt-packet's number cache off, which needs resolving three packages.
+let mqttLoaded: Promise<typeof import('azure-iot-device-mqtt')> | undefined;
+const mqtt = () =>
+  (mqttLoaded ??= import('azure-iot-device-mqtt').then((module) => {
+    writeMqttNumbersUncached();
+    return module.default;
+  }));
 const amqp = async () => (await import('azure-iot-device-amqp')).default;
 
 /**
