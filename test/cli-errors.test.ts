@@ -31,7 +31,7 @@ describe('errors and exit codes: bad input (exit 2)', () => {
   const home = tempDir();
   const env = { IOTHUB_TUT_HOME: home };
   after(() => rmSync(home, { recursive: true, force: true }));
-  // What this process loaded for itself (the hub's node-forge, through test/helpers/hub.ts), before any in-process run.
+  // What this process loaded for itself, through its helpers, before any in-process run.
   const loadedBefore = loadedSdkPackages();
 
   test('malformed service connection string, each missing field; from the flag or, for the key look-ups, the environment', async () => {

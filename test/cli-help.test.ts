@@ -138,7 +138,7 @@ test('help and usage errors load no Azure SDK: only a command that talks to a hu
     ]);
   const malformed = /^error: Malformed (service|device|eventhub) connection string: 'just some text' is not Key=Value/;
   const home = tempDir();
-  // What this process loaded for itself (the hub's node-forge, through test/helpers/hub.ts).
+  // What this process loaded for itself, through its helpers.
   const before = loadedSdkPackages();
   try {
     // Every command, in this process; what they load adds to `before`.
@@ -173,7 +173,7 @@ test('the CLI process loads what its command needs: no SDK for help or a usage e
       sdkLoads(['send-telemetry', '--help']),
       sdkLoads(['update-reported', '-c', 'just some text']),
       // The preload does see the SDKs: a well-formed connection string (to a host that does not resolve) loads one,
-      // and only that (node-forge waits for --x509).
+      // and only that.
       sdkLoads(['create-device', '-c', `HostName=127.0.0.1:1;SharedAccessKeyName=iothubowner;SharedAccessKey=${key}`]),
     ]);
     assert.equal(help.r.code, 0, help.r.stderr);

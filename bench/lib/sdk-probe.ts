@@ -3,7 +3,7 @@
 // that a subcommand loads only the SDK it uses.
 import { createRequire } from 'node:module';
 
-const HEAVY = /^(azure-iot.*|azure-iothub|@azure\/.*|rhea.*|aedes.*|node-forge|mqtt)$/;
+const HEAVY = /^(azure-iot.*|azure-iothub|@azure\/.*|rhea.*|aedes.*|mqtt)$/;
 const cache = createRequire(import.meta.url).cache;
 
 process.on('exit', () => {

@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { makeCertificate } from '../clients/certificates.js';
 import { createRegistry } from '../clients/service-clients.js';
 import { ExitCode, ToolkitError } from '../clients/errors.js';
 import { deviceConnectionString, type ServiceConnection } from '../clients/connection-string.js';
@@ -120,8 +121,6 @@ export async function createX509Device(
   for (const file of [certFile, keyFile]) {
     if (existsSync(file)) throw new ToolkitError(`${file} already exists: move it away, or choose another --out-dir.`, ExitCode.usage);
   }
-  // Loaded here: node-forge costs 60 ms of CPU that a key-based identity need not pay.
-  const { makeCertificate } = await import('../clients/certificates.js');
   const { cert, key, sha256 } = makeCertificate({ commonName: deviceId });
   const what = `creating device '${deviceId}'`;
   try {

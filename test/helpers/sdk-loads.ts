@@ -1,6 +1,5 @@
 // Preloaded into a CLI subprocess (NODE_OPTIONS=--import=...): at exit, writes the Azure SDK packages
-// (and node-forge, which only --x509 needs) the process loaded, as a JSON array, to the file
-// $SDK_LOADS_FILE; and every package it loaded to $PACKAGE_LOADS_FILE. They are CommonJS, so
+// the process loaded, as a JSON array, to the file $SDK_LOADS_FILE; and every package it loaded to $PACKAGE_LOADS_FILE. They are CommonJS, so
 // whatever loaded them (import or require) left them in require's cache. A test file that runs the
 // CLI in-process asks loadedSdkPackages() itself.
 import { writeFileSync } from 'node:fs';
@@ -12,9 +11,9 @@ function loaded(pattern: RegExp): string[] {
   return [...new Set(names.filter((name): name is string => name !== undefined))];
 }
 
-/** The Azure SDK packages (and node-forge) this process has loaded so far. */
+/** The Azure SDK packages this process has loaded so far. */
 export function loadedSdkPackages(): string[] {
-  return loaded(/[/\\]node_modules[/\\]((?:@azure[/\\])?azure-[^/\\]+|@azure[/\\][^/\\]+|node-forge)[/\\]/);
+  return loaded(/[/\\]node_modules[/\\]((?:@azure[/\\])?azure-[^/\\]+|@azure[/\\][^/\\]+)[/\\]/);
 }
 
 const sdkFile = process.env.SDK_LOADS_FILE;

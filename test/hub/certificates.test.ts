@@ -1,13 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { X509Certificate, createHash, generateKeyPairSync } from 'node:crypto';
+import { X509Certificate, createHash, createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:tls';
 import { join } from 'node:path';
 import forge from 'node-forge';
+import { makeCertificate } from '../../src/clients/certificates.js';
 import { createRegistry } from '../../src/clients/service-clients.js';
 import { loadOrCreateTls } from '../../src/hub/auth/certificates.js';
-import { oid, sequence, time, tlv } from '../../src/hub/auth/der.js';
+import { oid, sequence, time, tlv } from '../../src/x509/der.js';
 import { startTestHub, tempDir, type TestHub } from '../helpers/hub.js';
 import { openDevice, registerIdentity } from '../helpers/devices.js';
 
@@ -105,7 +106,7 @@ function rsaCaAsEarlierVersionsMadeIt(): { cert: string; key: string } {
   return { cert: forge.pki.certificateToPem(cert), key: privateKey };
 }
 
-// The hub issues its certificates with its own DER encoder (src/hub/auth/der.ts). These tests read
+// The hub issues its certificates with its own DER encoder (src/x509/der.ts). These tests read
 // them back with node's X509Certificate and with node-forge's ASN.1 parser (an independent reader),
 // field by field: what earlier versions, built on node-forge, issued.
 
@@ -225,6 +226,42 @@ test('a new CA and its server certificate hold every field the hub has always is
   );
   assert.equal(server.checkHost('my-host'), 'my-host');
   assert.equal(server.checkIP('::1'), '::1');
+});
+
+test('a device certificate (create-device --x509, a test fleet): P-256, CN alone, clientAuth; a CA of its own signs others', () => {
+  const before = Date.now();
+  const ca = makeCertificate({ commonName: 'my fleet CA', isCa: true });
+  const device = makeCertificate({ commonName: 'fleet-1', issuer: ca });
+  const self = makeCertificate({ commonName: 'self-1', validDays: { from: -30, to: -1 } });
+  const [caCert, deviceCert, selfCert] = [ca, device, self].map((c) => new X509Certificate(c.cert));
+  for (const [made, cert] of [
+    [ca, caCert],
+    [device, deviceCert],
+    [self, selfCert],
+  ] as const) {
+    assert.equal(cert.publicKey.asymmetricKeyDetails?.namedCurve, 'prime256v1');
+    assert.equal(made.sha1, cert.fingerprint.replace(/:/g, ''));
+    assert.equal(made.sha256, cert.fingerprint256.replace(/:/g, ''));
+    assert.ok(cert.checkPrivateKey(createPrivateKey(made.key)));
+  }
+  assert.equal(deviceCert.subject, 'CN=fleet-1');
+  assert.equal(deviceCert.issuer, 'CN=my fleet CA');
+  assert.ok(caCert.ca && !deviceCert.ca);
+  assert.ok(deviceCert.checkIssued(caCert) && deviceCert.verify(caCert.publicKey), 'the CA signed it');
+  assert.ok(selfCert.verify(selfCert.publicKey), 'self-signed');
+  assert.deepEqual(deviceCert.keyUsage, ['1.3.6.1.5.5.7.3.2'], 'clientAuth');
+  assert.deepEqual(
+    extensionsOf(device.cert),
+    new Map([
+      ['2.5.29.19', { critical: false, value: '3000' }],
+      ['2.5.29.15', { critical: true, value: '03020780' }],
+      ['2.5.29.37', { critical: false, value: '300a06082b06010505070302' }],
+      ['2.5.29.35', { critical: false, value: `30168014${keyIdOf(ca.cert)}` }],
+    ]),
+  );
+  // A year from a day ago by default; validDays may place it in the past.
+  assert.ok(Math.abs(Date.parse(deviceCert.validTo) - (before + 365 * DAY)) < 5_000, deviceCert.validTo);
+  assert.ok(Date.parse(selfCert.validTo) < before - DAY + 5_000, selfCert.validTo);
 });
 
 test('PEM as earlier versions wrote it: 64-character lines, CRLF', () => {

@@ -1,5 +1,5 @@
-// The few DER (X.690) encodings the hub's certificates need, and a reader of one element, so that
-// issuing them at every start loads no ASN.1 library (node-forge cost ~0.1 CPU-s to import).
+// The few DER (X.690) encodings X.509 certificates need, and a reader of one element, so that issuing
+// them (the hub at every start, create-device --x509) loads no ASN.1 library (node-forge cost ~0.1 CPU-s to import).
 
 /** One DER element: its tag byte, its whole encoding and the range of its contents within that. */
 export interface DerElement {
