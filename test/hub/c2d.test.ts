@@ -216,18 +216,24 @@ describe('cloud-to-device messages: azure-iothub Client over AMQP to azure-iot-d
     );
   });
 
-  test('the file upload notification link is refused with amqp:not-implemented, logged', async (ctx) => {
+  test('the file upload notification link is accepted, logged, and silent (no file upload) while feedback flows beside it', async (ctx) => {
+    const deviceId = 'c2d-filenotify';
+    const { received } = await receivingDevice(deviceId);
     const client = await service(ctx);
-    // The refusal is a detach right after the attach (the SDK hands out the receiver and then sees its link end).
-    client.getFileNotificationReceiver().catch(() => undefined);
-    await until(
-      () => logLines.some((l) => l.includes("/messages/serviceBound/filenotifications': amqp:not-implemented")),
-      'the link is refused',
-    );
+    // As a service app listens on IoT Hub: the SDK hands out the receiver once the link is attached.
+    const notifications = (await client.getFileNotificationReceiver()).result;
+    const notified: unknown[] = [];
+    notifications.on('message', (m: unknown) => notified.push(m));
     assert.ok(
-      logLines.some((l) => /refused the link .* to '\/messages\/serviceBound\/filenotifications': amqp:not-implemented/.test(l)),
+      logLines.some((l) => /info +amqp: a service listens for file upload notifications: this hub has no file upload/.test(l)),
       logLines.join(''),
     );
+    // The hub's other service-bound messages (feedback) go to the feedback link, not to this one.
+    const feedback = nextFeedback((await client.getFeedbackReceiver()).result);
+    await client.send(deviceId, c2dMessage('with feedback', { messageId: 'fn-1', ack: 'full' }));
+    await until(() => received.length === 1, 'the device got the message');
+    assert.equal((await feedback)[0].originalMessageId, 'fn-1');
+    assert.deepEqual(notified, []);
   });
 
   test('a module may not subscribe to cloud-to-device messages (SUBACK 0x80)', async () => {

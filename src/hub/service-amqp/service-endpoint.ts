@@ -150,11 +150,14 @@ export class ServiceAmqpEndpoint {
     const address = link.source?.address ?? '';
     const lower = address.toLowerCase();
     if (lower === FILE_NOTIFICATIONS) {
-      return this.connections.refuse(
-        link,
-        'amqp:not-implemented',
-        'File upload notifications are not available: this local hub has no file upload.',
-      );
+      // IoT Hub sends one notification per file a device uploads. This hub has no file upload (a
+      // device's upload calls answer 501), so the link stays open and silent, as on a hub nobody
+      // uploads to: a service app that listens for them runs unchanged. (Refused, the SDK's close,
+      // if it overlapped the refusal, waited 45 s for a detach.)
+      if (!this.admit(link, state, `${this.options.hostName}${FILE_NOTIFICATIONS}`)) return;
+      link.set_source({ address });
+      this.options.log.info('amqp', 'a service listens for file upload notifications: this hub has no file upload, so none will come');
+      return;
     }
     if (lower !== FEEDBACK) {
       return this.connections.refuse(
