@@ -24,14 +24,13 @@ export function makeCertificate(options: {
   validDays?: { from: number; to: number };
 }): Certificate {
   const { from, to } = options.validDays ?? { from: -1, to: 365 };
-  const isCa = options.isCa ?? false;
   const { cert, key, der } = issueCertificate({
     commonName: options.commonName,
-    isCa,
+    isCa: options.isCa ?? false,
     issuer: options.issuer,
     notBefore: Date.now() + from * DAY_MS,
     notAfter: Date.now() + to * DAY_MS,
-    ...(isCa ? {} : { usage: 'clientAuth' }),
+    usage: 'clientAuth', // a leaf's; a CA has none
   });
   const thumbprint = (algorithm: string) => createHash(algorithm).update(der).digest('hex').toUpperCase();
   return { cert, key, sha1: thumbprint('sha1'), sha256: thumbprint('sha256') };
