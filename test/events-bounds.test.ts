@@ -166,7 +166,8 @@ describe('Event Hub-compatible endpoint bounds', () => {
       const hubWide = audience(port, hubName);
       const expiring = await connection();
       const renewing = await connection();
-      for (const c of [expiring, renewing]) assert.equal(await putToken(c, hubWide, sasToken(hubWide, 4)), 200);
+      // 8 s: time for both connections' links and the renewal on a busy machine, before the first tokens expire.
+      for (const c of [expiring, renewing]) assert.equal(await putToken(c, hubWide, sasToken(hubWide, 8)), 200);
       const expiringReader = reader(expiring, address, filter);
       const management = expiring.open_sender({ target: { address: '$management' } });
       management.on('sender_error', () => {});
@@ -207,21 +208,22 @@ describe('Event Hub-compatible endpoint bounds', () => {
       const client = consumer(hub.connectionString());
       // A connection-string client signs hour-long tokens and renews them every 45 minutes; a TokenCredential
       // is renewed two minutes before the expiry it reports (and a credential-built client cannot reach a
-      // plain-AMQP endpoint). So this one reports 2 min 1.5 s: the SDK puts a token every 1.5 s, each valid 4 s.
+      // plain-AMQP endpoint). So this one reports 2 min 3 s: the SDK puts a token every 3 s, each valid 8 s (5 s to
+      // spare on a busy machine).
       const credential: TokenCredential = {
         getToken: async () => {
           // @azure/event-hubs restarts its renewal loop when close() lands during a renewal (util/timerLoop.js:
           // `.finally(loop.start)`), which kept this process alive for good. A renewal asked after the test never ends.
           if (closing) return new Promise<never>(() => {});
           tokens++;
-          return { token: sasToken(hubWide, 4), expiresOnTimestamp: Date.now() + 121_500 };
+          return { token: sasToken(hubWide, 8), expiresOnTimestamp: Date.now() + 123_000 };
         },
       };
       (client as unknown as { _context: { tokenCredential: TokenCredential } })._context.tokenCredential = credential;
       const received = collect(client, latestEventPosition, String(partition));
       try {
         await received.until(30_000, 'the reader', () => received.readyPartitions.has(String(partition)));
-        const firstExpiry = Date.now() + 5_000;
+        const firstExpiry = Date.now() + 9_000;
         await eventually(20_000, 'the first token to expire', () => Date.now() > firstExpiry);
         await hub.log.append(telemetry(deviceOn(partition), 3));
         await received.until(30_000, 'the event', () => received.events.length >= 1);

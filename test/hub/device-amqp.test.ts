@@ -385,14 +385,17 @@ describe('AMQP device tokens: expiry, renewal, several identities on one connect
   test('a token renewed before its expiry keeps the link open past the first expiry', async () => {
     const device = await registerIdentity(t, 'renewed');
     const connection = await tokenConnection();
-    assert.equal(await putDeviceToken(connection, 'renewed', device.key, 3), 200);
+    // 6 s: time for the attach and the renewal on a busy machine, before the first token expires.
+    const firstExpiry = Date.now() + 6000;
+    assert.equal(await putDeviceToken(connection, 'renewed', device.key, 6), 200);
     const link = connection.open_sender({ target: { address: '/devices/renewed/messages/events' } });
     assert.equal(await attach(link), undefined);
     let closed = false;
     link.once('sender_close', () => (closed = true));
     assert.equal(await putDeviceToken(connection, 'renewed', device.key, 3600), 200);
+    assert.equal(closed, false, 'renewed before the first token expired');
     // Past the first token's expiry and a sweep (once a second): still open.
-    const pastExpiry = Date.now() + 5000;
+    const pastExpiry = firstExpiry + 2000;
     await until(() => Date.now() > pastExpiry, 'the first token has expired', 10_000);
     assert.equal(closed, false);
     const accepted = within(10_000, 'the acceptance', once(link, 'accepted'));
@@ -400,12 +403,13 @@ describe('AMQP device tokens: expiry, renewal, several identities on one connect
     await accepted;
   });
 
-  test('the SDK renews its token on a long connection (a 6 s token, renewed 3 s before expiry): telemetry goes on, no link is detached', async () => {
+  test('the SDK renews its token on a long connection (a 12 s token, renewed 8 s before expiry): telemetry goes on, no link is detached', async () => {
     const connection = await registerIdentity(t, 'sdk-renewal');
     const provider = deviceSdk.SharedAccessKeyAuthenticationProvider.fromConnectionString(
       `${connection.connectionString};GatewayHostName=localhost:${t.hub.port}`,
-      6,
-      3,
+      // Renewed every 4 s, with 7 s or more to spare: a busy machine delays a timer by seconds, not that.
+      12,
+      8,
     );
     const { Amqp } = (await import('azure-iot-device-amqp')).default;
     const client = deviceSdk.Client.fromAuthenticationProvider(provider, Amqp);
@@ -414,10 +418,11 @@ describe('AMQP device tokens: expiry, renewal, several identities on one connect
     client.on('disconnect', () => disconnects++);
     await client.open();
     try {
-      const until12s = Date.now() + 12_000;
-      for (let n = 0; Date.now() < until12s; n++) {
+      // Past the first token's expiry (12 s) and a sweep.
+      const until15s = Date.now() + 15_000;
+      for (let n = 0; Date.now() < until15s; n++) {
         await client.sendEvent(new deviceSdk.Message(JSON.stringify({ n })));
-        await new Promise((r) => setTimeout(r, 500));
+        await new Promise((r) => setTimeout(r, 1000));
       }
       assert.equal(disconnects, 0);
       assert.ok(!logLines.some((l) => l.includes("to '/devices/sdk-renewal/messages/events': the token")), logLines.join(''));
