@@ -1,6 +1,6 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { CliProcess, createIdentity, jsonLines, runCli, startHubProcess, type HubProcess } from '../helpers/cli.js';
+import { CliProcess, createIdentity, jsonLines, runCli, runCliInProcess, startHubProcess, type HubProcess } from '../helpers/cli.js';
 
 describe('cloud-to-device: send-c2d and receive-c2d as separate processes', { concurrency: true }, () => {
   let terminal1: HubProcess;
@@ -68,7 +68,7 @@ describe('cloud-to-device: send-c2d and receive-c2d as separate processes', { co
   });
 
   test('a bad --ack is a usage error (exit 2)', async () => {
-    const r = await runCli(['send-c2d', '--ack', 'sometimes'], env);
+    const r = await runCliInProcess(['send-c2d', '--ack', 'sometimes'], env);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /--ack must be one of none, positive, negative, full/);
   });

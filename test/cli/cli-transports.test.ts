@@ -156,11 +156,15 @@ describe('--transport', { concurrency: true }, () => {
       assert.equal(jsonLines(r.stdout)[0].reported.via, 'mqtt-ws');
       const shorthand = await runCli(['update-reported', '--websocket', '--reported', '{"via":"websocket"}', '--json'], env);
       assert.equal(shorthand.code, 0, shorthand.stderr);
+      // Usage errors: answered before any SDK loads, so in this process (as cli-errors.test.ts runs them).
       usageError(
-        await runCli(['update-reported', '--websocket', '--transport', 'http'], env),
+        await runCliInProcess(['update-reported', '--websocket', '--transport', 'http'], env),
         /--websocket.*cannot be used with option '--transport/,
       );
-      usageError(await runCli(['send-telemetry', '--transport', 'https'], env), /Allowed choices are mqtt, mqtt-ws, amqp, amqp-ws, http/);
+      usageError(
+        await runCliInProcess(['send-telemetry', '--transport', 'https'], env),
+        /Allowed choices are mqtt, mqtt-ws, amqp, amqp-ws, http/,
+      );
     });
   });
 

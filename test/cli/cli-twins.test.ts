@@ -1,6 +1,15 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { CliProcess, createIdentity, demoResult, runCli, runDemo, startHubProcess, type HubProcess } from '../helpers/cli.js';
+import {
+  CliProcess,
+  createIdentity,
+  demoResult,
+  runCli,
+  runCliInProcess,
+  runDemo,
+  startHubProcess,
+  type HubProcess,
+} from '../helpers/cli.js';
 
 // The demo runs its own hub, beside the tutorial's processes on this file's hub.
 describe('module twins', { concurrency: true }, () => {
@@ -65,7 +74,7 @@ describe('module twins', { concurrency: true }, () => {
       });
 
       test('invalid --desired JSON: one line, exit 2', async () => {
-        const r = await runCli(['update-module-twin', '--desired', '{telemetryInterval:122}'], env);
+        const r = await runCliInProcess(['update-module-twin', '--desired', '{telemetryInterval:122}'], env);
         assert.equal(r.code, 2);
         assert.match(r.stderr, /^error: --desired is not valid JSON/);
         assert.equal(r.stderr.trim().split('\n').length, 1);
