@@ -406,7 +406,7 @@ export class LocalHub {
     for (const socket of this.sockets) socket.destroy();
     await closed;
     await this.importExport.close();
-    this.registry.flushConnectionStates();
+    this.registry.flush();
     await this.eventLog.close();
     this.db.close();
     this.dataDirLock?.release();

@@ -69,7 +69,7 @@ describe('connection state over AMQP', () => {
   test('an HTTPS device holds no connection: its sends leave it Disconnected, as on IoT Hub', async () => {
     const client = await sending('state-http', 'http');
     await new Promise((resolve) => setTimeout(resolve, 300));
-    t.hub.registry.flushConnectionStates();
+    t.hub.registry.flush();
     assert.equal(stateOf({ deviceId: 'state-http' }), 'Disconnected');
     assert.equal(t.hub.presence.isConnected({ deviceId: 'state-http' }), false);
     await client.close();
@@ -95,7 +95,7 @@ describe('connection state over AMQP', () => {
       await clients[first].close();
       // Its other transport still holds it: give a wrong Disconnected the time to land, then look.
       await new Promise((resolve) => setTimeout(resolve, 300));
-      t.hub.registry.flushConnectionStates();
+      t.hub.registry.flush();
       assert.equal(stateOf({ deviceId }), 'Connected', `still Connected after its ${first} client closed`);
       await clients[first === 'mqtt' ? 'amqp' : 'mqtt'].close();
       await until(() => stateOf({ deviceId }) === 'Disconnected', 'Disconnected once both are gone');
@@ -137,7 +137,7 @@ describe('connection state over AMQP', () => {
     await until(() => stateOf({ deviceId }) === 'Connected', 'Connected');
     dropped.connection.close();
     await new Promise((resolve) => setTimeout(resolve, 300));
-    t.hub.registry.flushConnectionStates();
+    t.hub.registry.flush();
     assert.equal(stateOf({ deviceId }), 'Connected', 'still Connected by its other connection');
     kept.connection.close();
     await until(() => stateOf({ deviceId }) === 'Disconnected', 'Disconnected once its last connection dropped');

@@ -142,6 +142,7 @@ export class DeviceQueues extends EventEmitter {
       }
       this.store.delivered(seq);
       this.out.set(seq, { deviceId, holder, untilMs });
+      this.registry.recordActivity({ deviceId }); // it receives a message: its lastActivityTime
       return { ...message, deliveryCount: message.deliveryCount + 1 };
     }
     return undefined;

@@ -38,6 +38,7 @@ export class AmqpTelemetry implements DeviceLinkHandler {
       try {
         if (this.throttle && !this.throttle.allow('d2c'))
           throw hubErrors.throttled('Device-to-cloud messages are throttled for this hub tier');
+        this.registry.recordActivity(key);
         this.eventLog.append(d2cMessage(context.message!, stamps, address)).then(
           () => delivery.accept(),
           (error: unknown) => this.refuse(delivery, error),

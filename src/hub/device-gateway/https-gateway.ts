@@ -97,6 +97,8 @@ export class HttpsGateway {
       const deviceId = decodeSegment(encodedId!);
       const moduleId = encodedModuleId === undefined ? undefined : decodeSegment(encodedModuleId);
       this.authenticate(req.headers.authorization, deviceId, moduleId);
+      // Each request authenticates: its lastActivityTime, whether it sends or polls.
+      this.registry.recordActivity({ deviceId, moduleId });
       if (deviceBound) return this.deviceBound(req, res, deviceId, lockPath, headers);
       if (req.method !== 'POST') throw hubErrors.methodNotAllowed(`${req.method} is not allowed on ${pathOf(req.url ?? '/')}`);
       await this.receive(req, deviceId, moduleId);

@@ -64,6 +64,7 @@ export class TelemetryTopics implements TopicHandler {
     // Over its D2C rate the sender is disconnected unacknowledged: the SDK's retry policy resends.
     if (this.throttle && !this.throttle.allow('d2c')) throw hubErrors.throttled('Device-to-cloud messages are throttled for this hub tier');
     const { deviceId, moduleId } = session.key;
+    this.registry.recordActivity(session.key);
     const { events, generationId } = this.sender(session);
     const body = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
     const bag = packet.topic.slice(events.length + 1);

@@ -2,11 +2,14 @@ import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { hubErrors } from '../errors.js';
 import { generateKey } from '../auth/policies.js';
-import type { ConnectionStateChange, IdentityRecord, IdentityStore } from '../store/identity-store.js';
+import type { ActivityChange, ConnectionStateChange, IdentityRecord, IdentityStore } from '../store/identity-store.js';
 import { parseIfMatch } from '../if-match.js';
 import { validateId } from './identity-ids.js';
 import type { IdentityInput } from './identity-input.js';
 import { deviceScopes } from './edge-scopes.js';
+
+/** How often identities' last activity is written at most (see recordActivity). */
+const ACTIVITY_WRITE_MS = 1000;
 
 export interface IdentityKey {
   deviceId: string;
@@ -46,6 +49,9 @@ export class Registry extends EventEmitter<RegistryEvents> {
   /** Connection states to write, the latest per identity. */
   private readonly connectionStates = new Map<string, ConnectionStateChange>();
   private connectionStatesWrite?: NodeJS.Immediate;
+  /** Last activity to write, the latest per identity. */
+  private readonly activity = new Map<string, { deviceId: string; moduleId: string; atMs: number }>();
+  private activityWrite?: NodeJS.Timeout;
 
   constructor(
     private readonly store: IdentityStore,
@@ -163,14 +169,44 @@ export class Registry extends EventEmitter<RegistryEvents> {
     this.connectionStatesWrite ??= setImmediate(() => this.flushConnectionStates());
   }
 
-  /** Writes the connection states not written yet (the hub calls it before it closes the store). */
-  flushConnectionStates(): void {
+  /**
+   * Records that an identity sent or received a message, for its lastActivityTime ("the last time the
+   * device or module authenticated, sent a message, or received a message"; connects and disconnects
+   * set it with the connection state). Written at most once a second, all identities' in one commit:
+   * a write per message would cost the D2C path as much as the message's own commit.
+   */
+  recordActivity(key: IdentityKey): void {
+    const moduleId = key.moduleId ?? '';
+    this.activity.set(`${key.deviceId}/${moduleId}`, { deviceId: key.deviceId, moduleId, atMs: Date.now() });
+    this.activityWrite ??= setTimeout(() => this.flushActivity(), ACTIVITY_WRITE_MS).unref();
+  }
+
+  /** Writes the connection states and activity not written yet (the hub calls it before it closes the store). */
+  flush(): void {
+    this.flushConnectionStates();
+    this.flushActivity();
+  }
+
+  private flushConnectionStates(): void {
     clearImmediate(this.connectionStatesWrite);
     this.connectionStatesWrite = undefined;
     if (this.connectionStates.size === 0) return;
     const changes = [...this.connectionStates.values()];
     this.connectionStates.clear();
     this.store.putConnectionStates(changes);
+  }
+
+  private flushActivity(): void {
+    clearTimeout(this.activityWrite);
+    this.activityWrite = undefined;
+    if (this.activity.size === 0) return;
+    const changes: ActivityChange[] = [...this.activity.values()].map(({ deviceId, moduleId, atMs }) => ({
+      deviceId,
+      moduleId,
+      at: new Date(atMs).toISOString(),
+    }));
+    this.activity.clear();
+    this.store.putActivity(changes);
   }
 
   private newRecord(deviceId: string, moduleId: string, input: IdentityInput): IdentityRecord {

@@ -42,6 +42,13 @@ export interface ConnectionStateChange {
   modelId?: string;
 }
 
+/** The last time an identity sent or received a message: its lastActivityTime (ISO). */
+export interface ActivityChange {
+  deviceId: string;
+  moduleId: string;
+  at: string;
+}
+
 /** Identities and shared access policies. Every write is committed when the call returns. */
 export class IdentityStore {
   private readonly stmts;
@@ -72,8 +79,12 @@ export class IdentityStore {
       countDevices: db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM identities WHERE module_id = ''"),
       policies: db.prepare<[], { record: string }>('SELECT record FROM policies'),
       putPolicy: db.prepare<[string, string]>('INSERT OR REPLACE INTO policies (key_name, record) VALUES (?, ?)'),
+      // lastActivityTime never goes back: a message's time may be written after a later disconnect's.
       connectionState: db.prepare<[string, string, string, string, string]>(
-        "UPDATE identities SET record = json_set(record, '$.connectionState', ?, '$.connectionStateUpdatedTime', ?, '$.lastActivityTime', ?) WHERE device_id = ? AND module_id = ?",
+        "UPDATE identities SET record = json_set(record, '$.connectionState', ?, '$.connectionStateUpdatedTime', ?, '$.lastActivityTime', max(coalesce(json_extract(record, '$.lastActivityTime'), ''), ?)) WHERE device_id = ? AND module_id = ?",
+      ),
+      activity: db.prepare<[string, string, string]>(
+        "UPDATE identities SET record = json_set(record, '$.lastActivityTime', max(coalesce(json_extract(record, '$.lastActivityTime'), ''), ?)) WHERE device_id = ? AND module_id = ?",
       ),
       modelId: db.prepare<[string, string, string]>(
         "UPDATE identities SET record = json_set(record, '$.modelId', ?) WHERE device_id = ? AND module_id = ?",
@@ -96,26 +107,34 @@ export class IdentityStore {
    * loss, and a device announces its model again at its next connect. Missing identities are skipped.
    * On a full disk they are kept and written once there is room: a connect does not fail for its state.
    */
-  putConnectionStates(changed: Iterable<ConnectionStateChange>): void {
+  putConnectionStates(changed: ConnectionStateChange[]): void {
+    this.putInPlace('connection state', changed, (c) => {
+      this.stmts.connectionState.run(c.state, c.at, c.at, c.deviceId, c.moduleId);
+      if (c.modelId !== undefined) this.stmts.modelId.run(c.modelId, c.deviceId, c.moduleId);
+    });
+  }
+
+  /** Sets identities' lastActivityTime (never back in time), as putConnectionStates writes: in place, one commit, no fsync. */
+  putActivity(changed: ActivityChange[]): void {
+    this.putInPlace('activity', changed, (c) => this.stmts.activity.run(c.at, c.deviceId, c.moduleId));
+  }
+
+  /** Writes `changes` with `put`, in one commit without fsync; on a full disk each is kept (under `kind` and its identity) until there is room. */
+  private putInPlace<C extends { deviceId: string; moduleId: string }>(kind: string, changes: C[], put: (change: C) => void): void {
     const { space } = this.db;
-    const changes = [...changed];
+    const keyOf = (c: C) => `${kind} ${c.deviceId}/${c.moduleId}`;
     try {
       withoutFsync(this.db, () =>
         this.transaction(() => {
-          for (const c of changes) this.putConnectionState(c);
+          for (const c of changes) put(c);
         }),
       );
     } catch (err) {
       if (!(err instanceof DiskFullError) || this.db.inTransaction) throw err;
-      for (const c of changes) space.keep(connectionStateKey(c), () => this.putConnectionState(c));
+      for (const c of changes) space.keep(keyOf(c), () => put(c));
       return;
     }
-    if (space.keeping) for (const c of changes) space.forget(connectionStateKey(c));
-  }
-
-  private putConnectionState(c: ConnectionStateChange): void {
-    this.stmts.connectionState.run(c.state, c.at, c.at, c.deviceId, c.moduleId);
-    if (c.modelId !== undefined) this.stmts.modelId.run(c.modelId, c.deviceId, c.moduleId);
+    if (space.keeping) for (const c of changes) space.forget(keyOf(c));
   }
 
   /** Removes a device and all its modules, or one module. */
@@ -157,8 +176,4 @@ export class IdentityStore {
   afterCommit(fn: () => void): void {
     this.db.afterCommit(fn);
   }
-}
-
-function connectionStateKey(c: ConnectionStateChange): string {
-  return `connection state ${c.deviceId}/${c.moduleId}`;
 }
