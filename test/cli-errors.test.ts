@@ -258,6 +258,11 @@ describe('errors and exit codes: bad input (exit 2)', () => {
       [['send-telemetry', '--message-size', '0'], /--message-size must be a whole number of at least 1\./],
       [['monitor-events', '--count', '0'], /--count must be a whole number of at least 1\./],
       [['monitor-events', '--timeout', 'x'], /--timeout must be a number of seconds\./],
+      [
+        ['monitor-events', '--consumer-group', 'two words'],
+        /--consumer-group must be 1 to 50 letters, digits, periods, hyphens and underscores/,
+      ],
+      [['hub', 'start', '--consumer-group', 'trailing_'], /--consumer-group must be 1 to 50 letters/],
       [['query', 'SELECT * FROM devices', '--top', '0'], /--top must be a whole number of at least 1\./],
       [['query', 'SELECT * FROM devices', '--page-size', 'x'], /--page-size must be a whole number of at least 1\./],
       [['invoke-method'], /missing required argument 'method-name'/],

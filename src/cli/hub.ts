@@ -4,7 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { appendFileSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { run, type Output } from './output.js';
-import { parseNonNegativeInt, parseSeconds } from './parsers.js';
+import { parseConsumerGroup, parseNonNegativeInt, parseSeconds } from './parsers.js';
 import { examples } from './help.js';
 import {
   isRunning,
@@ -33,6 +33,7 @@ interface StartOptions {
   logFile?: string;
   detach?: boolean;
   trustedCa: string[];
+  consumerGroup: string[];
 }
 
 /** How long `hub start --detach` waits for the hub to accept connections, and how often it looks. */
@@ -87,6 +88,12 @@ export function configureHub(hub: Command): void {
       '--trusted-ca <pem>',
       "a CA certificate (PEM file) whose certificates 'certificateAuthority' devices may connect with (repeatable)",
       (file: string, files: string[]) => [...files, resolve(file)],
+      [] as string[],
+    )
+    .option(
+      '--consumer-group <name>',
+      "a consumer group of the Event Hub-compatible endpoint beside $Default, as 'az iot hub consumer-group create' makes one (repeatable)",
+      (name: string, names: string[]) => [...names, parseConsumerGroup(name)],
       [] as string[],
     )
     .option(
@@ -185,6 +192,7 @@ async function startHere(opts: StartOptions, out: Output): Promise<void> {
     throttle: opts.throttle,
     log,
     trustedCas,
+    consumerGroups: opts.consumerGroup,
   }).catch((err: NodeJS.ErrnoException & { port?: number }) => {
     if (err instanceof DataDirInUseError) {
       const holder = err.holder;
@@ -298,6 +306,7 @@ async function startDetached(opts: StartOptions, out: Output): Promise<void> {
     ...(opts.inMemory ? ['--in-memory'] : ['--data-dir', resolve(opts.dataDir)]),
     ...(opts.throttle ? ['--throttle', opts.throttle] : []),
     ...opts.trustedCa.flatMap((file) => ['--trusted-ca', file]),
+    ...opts.consumerGroup.flatMap((name) => ['--consumer-group', name]),
     '--log-level',
     opts.logLevel,
     '--log-file',

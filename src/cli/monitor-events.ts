@@ -5,6 +5,7 @@ import { run, type Output } from './output.js';
 import { countAndTimeoutOptions, eventHubConnection, eventHubConnectionOption } from './options.js';
 import { untilInterrupted } from './interrupt.js';
 import { examples } from './help.js';
+import { parseConsumerGroup } from './parsers.js';
 
 function printEvent(out: Output, e: MonitoredEvent, withProperties: boolean): void {
   const { properties, systemProperties, ...shown } = e;
@@ -24,14 +25,15 @@ export function configureMonitorEvents(command: Command): void {
   command.option('-d, --device-id <id>', "only this device's messages (default: all devices)");
   countAndTimeoutOptions(command, 'messages')
     .option('--properties', 'show application and system properties too')
-    .option('--from-start', 'read every retained message, not only those sent from now on');
+    .option('--from-start', 'read every retained message, not only those sent from now on')
+    .option('--consumer-group <name>', 'the consumer group to read as', parseConsumerGroup, '$Default');
   eventHubConnectionOption(command)
     .addHelpText(
       'after',
       examples(
         'monitor-events --properties',
         'monitor-events -d myFirstDevice --count 5 --timeout 30 --json',
-        'monitor-events --from-start -c "$EVENTHUB_CONNECTION_STRING"',
+        'monitor-events --from-start -c "$EVENTHUB_CONNECTION_STRING" --consumer-group analytics',
       ),
     )
     .action((opts, cmd: Command) =>
@@ -41,6 +43,7 @@ export function configureMonitorEvents(command: Command): void {
         const { received, timedOut } = await untilInterrupted((signal) =>
           monitorEvents(connection, {
             deviceId: opts.deviceId,
+            consumerGroup: opts.consumerGroup,
             count: opts.count,
             timeoutSeconds: opts.timeout,
             startPosition: opts.fromStart ? 'earliest' : 'latest',

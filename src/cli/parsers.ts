@@ -41,6 +41,17 @@ export function parseNonEmpty(name: string) {
   };
 }
 
+/**
+ * An Event Hubs consumer group name, as Azure names one: 1 to 50 letters, digits, periods, hyphens
+ * and underscores, starting and ending with a letter or a digit; or `$Default`, the built-in one.
+ */
+export function parseConsumerGroup(text: string): string {
+  if (text.toLowerCase() === '$default' || /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,48}[A-Za-z0-9])?$/.test(text)) return text;
+  throw new InvalidArgumentError(
+    '--consumer-group must be 1 to 50 letters, digits, periods, hyphens and underscores, starting and ending with a letter or a digit.',
+  );
+}
+
 /** Any JSON value (a method payload may be a string, a number, an object...). */
 export function parseJsonValue(name: string) {
   return (text: string): unknown => {

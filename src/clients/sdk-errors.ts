@@ -77,7 +77,9 @@ function translate(err: unknown, context: string): ToolkitError {
       );
     case 'MessagingEntityNotFoundError':
       return new ToolkitError(
-        `${where}not found: ${sentence(message)} Check EntityPath (portal: IoT hub > Built-in endpoints).`,
+        /\/ConsumerGroups\//i.test(message)
+          ? `${where}not found: ${sentence(message)} Check the consumer group (portal: IoT hub > Built-in endpoints > Consumer Groups; a local hub has those 'hub start --consumer-group' names).`
+          : `${where}not found: ${sentence(message)} Check EntityPath (portal: IoT hub > Built-in endpoints).`,
         ExitCode.notFound,
       );
   }

@@ -83,6 +83,8 @@ export interface HubOptions {
   log?: HubLog;
   /** PEM CA certificates: a 'certificateAuthority' device's certificate must chain to one of them. */
   trustedCas?: string[];
+  /** Consumer groups of the Event Hub-compatible endpoint beside $Default, as one creates them on IoT Hub's built-in endpoint. */
+  consumerGroups?: string[];
   /** How long a cloud-to-device message polled over HTTPS stays locked (invisible to polls). Default IoT Hub's 60 s. */
   c2dLockTimeoutMs?: number;
   /** How long a connection may go, at each step, before it has said who it is. Default IoT Hub's bounds (DEFAULT_CONNECTION_TIMEOUTS). */
@@ -342,6 +344,7 @@ export class LocalHub {
       hub.eventHub = await startEventHubEndpoint({
         port: options.eventHubPort ?? DEFAULT_EVENT_HUB_PORT,
         hubName: EVENT_HUB_NAME,
+        consumerGroups: ['$Default', ...(options.consumerGroups ?? [])],
         eventLog: hub.eventLog,
         verifyToken: (token, audience) => hub.auth.verifyServiceToken(token, audience, 'ServiceConnect'),
         unauthenticated: hub.unauthenticated,

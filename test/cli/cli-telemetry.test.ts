@@ -6,7 +6,8 @@ describe('telemetry: send-telemetry and monitor-events as separate processes', {
   let terminal1: HubProcess;
   let env: HubProcess['env'];
   before(async () => {
-    terminal1 = await startHubProcess();
+    // A consumer group beside $Default, as 'az iot hub consumer-group create' would make on Azure.
+    terminal1 = await startHubProcess(['--consumer-group', 'analytics']);
     env = terminal1.env;
     await createIdentity(terminal1.home, 'myFirstDevice');
   });
@@ -83,6 +84,28 @@ describe('telemetry: send-telemetry and monitor-events as separate processes', {
       assert.equal(r.code, 0, r.stderr);
       assert.equal(jsonLines(r.stdout).filter((l) => l.event === 'message').length, 2);
     });
+
+    test("monitor-events --consumer-group: the group 'hub start --consumer-group' made reads the same messages as $Default", async () => {
+      const read = (group: string[]) =>
+        runCli(
+          ['monitor-events', ...group, '--from-start', '--device-id', 'simDevice-1', '--count', '2', '--timeout', '60', '--json'],
+          env,
+        );
+      // At once: each group reads the whole stream, whatever the other has read.
+      const [analytics, builtIn] = await Promise.all([read(['--consumer-group', 'analytics']), read([])]);
+      assert.equal(analytics.code, 0, analytics.stderr);
+      assert.equal(builtIn.code, 0, builtIn.stderr);
+      const messages = (r: { stdout: string }) => jsonLines(r.stdout).filter((l) => l.event === 'message');
+      assert.equal(messages(analytics).length, 2);
+      assert.deepEqual(messages(analytics), messages(builtIn));
+    });
+  });
+
+  test('monitor-events --consumer-group naming a group the hub does not have: one line naming it, exit 3', async () => {
+    const r = await runCli(['monitor-events', '--consumer-group', 'nope', '--timeout', '30'], env);
+    assert.equal(r.code, 3, r.stderr);
+    assert.match(r.stderr, /^error: .*'iothub-tut\/ConsumerGroups\/nope' could not be found\. Check the consumer group/);
+    assert.equal(r.stderr.trim().split('\n').length, 1);
   });
 
   test('monitor-events --timeout without the count: one line, exit 5', async () => {

@@ -161,10 +161,11 @@ export interface HubProcess {
   stop(): Promise<number | null>;
 }
 
-export async function startHubProcess(): Promise<HubProcess> {
+/** `args`: more of `hub start`'s options. */
+export async function startHubProcess(args: string[] = []): Promise<HubProcess> {
   const home = mkdtempSync(join(tmpdir(), 'iothub-tut-cli-'));
   const env = { IOTHUB_TUT_HOME: home };
-  const hub = new CliProcess(['hub', 'start', '--port', '0', '--amqp-port', '0', '--json'], env);
+  const hub = new CliProcess(['hub', 'start', '--port', '0', '--amqp-port', '0', '--json', ...args], env);
   await hub.waitFor((l) => l.event === 'started');
   return {
     hub,
