@@ -252,6 +252,7 @@ async function startHere(opts: StartOptions, out: Output): Promise<void> {
       startedAt: new Date().toISOString(),
       ...(opts.logFile ? { logFile: resolve(opts.logFile) } : {}),
       ...(opts.throttle ? { throttle: opts.throttle } : {}),
+      ...(opts.consumerGroup.length > 0 ? { consumerGroups: opts.consumerGroup } : {}),
       serviceConnectionString: local.serviceConnectionString(),
       eventHubConnectionString: local.eventHubConnectionString(),
       dashboardUrl: local.dashboard.loginUrl(),
@@ -374,6 +375,7 @@ function printHub(out: Output, hub: LocalHubProfile): void {
   );
   out.field('Data dir', hub.dataDir ?? '(in memory)');
   if (hub.throttle) out.field('Throttling', `IoT Hub ${hub.throttle.toUpperCase()}, one unit`);
+  if (hub.consumerGroups) out.field('Consumer groups', ['$Default', ...hub.consumerGroups].join(', '));
   if (hub.logFile) out.field('Log file', hub.logFile);
   out.field('CA certificate', hub.caFile);
   out.field('Connection string', out.secret(hub.serviceConnectionString));

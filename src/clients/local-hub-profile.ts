@@ -23,6 +23,8 @@ export interface LocalHubProfile {
   logFile?: string;
   /** The IoT Hub tier whose throttles it applies (hub start --throttle). */
   throttle?: string;
+  /** Its Event Hub-compatible endpoint's consumer groups beside $Default (hub start --consumer-group). */
+  consumerGroups?: string[];
   serviceConnectionString: string;
   eventHubConnectionString?: string;
   /** The dashboard's one-time login link printed at start (spent once a browser used it). */

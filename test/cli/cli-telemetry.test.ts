@@ -98,6 +98,9 @@ describe('telemetry: send-telemetry and monitor-events as separate processes', {
       const messages = (r: { stdout: string }) => jsonLines(r.stdout).filter((l) => l.event === 'message');
       assert.equal(messages(analytics).length, 2);
       assert.deepEqual(messages(analytics), messages(builtIn));
+      // hub start said which it has (and hub status says so).
+      const started = terminal1.hub.lines.find((l: any) => l.event === 'started') as { consumerGroups?: string[] };
+      assert.deepEqual(started.consumerGroups, ['analytics']);
     });
   });
 
