@@ -258,7 +258,7 @@ export class LocalHub {
     this.amqpDevices.use('messages/devicebound', new AmqpCloudToDevice(this.c2d));
 
     const router = new Router().add(
-      ...registryRoutes(this.registry),
+      ...registryRoutes(this.registry, this.presence),
       ...twinRoutes(this.registry, this.twins),
       ...queryRoutes(twinSource),
       ...configurationRoutes(this.configurations, this.registry),

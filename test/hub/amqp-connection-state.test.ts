@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import deviceSdk from 'azure-iot-device';
 import { earliestEventPosition } from '@azure/event-hubs';
 import type { Connection, Sender } from 'rhea';
-import { startTestHub, type TestHub } from '../helpers/hub.js';
+import { restCall, startTestHub, type TestHub } from '../helpers/hub.js';
 import { openDevice, registerIdentity, until } from '../helpers/devices.js';
 import { collect, consumer, within } from '../helpers/events.js';
 import { open, putToken } from '../helpers/amqp.js';
@@ -73,6 +73,28 @@ describe('connection state over AMQP', () => {
     assert.equal(stateOf({ deviceId: 'state-http' }), 'Disconnected');
     assert.equal(t.hub.presence.isConnected({ deviceId: 'state-http' }), false);
     await client.close();
+  });
+
+  test('GET /statistics/service counts the devices connected now, over MQTT and AMQP, and not their modules', async () => {
+    const service = createSasToken('localhost', t.hub.auth.policy('service')!.primaryKey, 'service', 600);
+    const connectedDevices = async (): Promise<number> => {
+      const answer = await restCall(t, 'GET', '/statistics/service?api-version=2021-04-12', service);
+      assert.equal(answer.status, 200, JSON.stringify(answer.body));
+      return answer.body.connectedDeviceCount;
+    };
+    const before = await connectedDevices(); // what the tests before this one left connected
+    const clients = [
+      await openDevice(await registerIdentity(t, 'stats-mqtt'), 'mqtt'),
+      await openDevice(await registerIdentity(t, 'stats-amqp'), 'amqp'),
+      await openDevice(await registerIdentity(t, 'stats-edge', 'module'), 'mqtt'),
+    ];
+    open_.push(...clients);
+    await clients[1]!.sendEvent(new deviceSdk.Message('opens its link'));
+    await until(() => t.hub.presence.isConnected({ deviceId: 'stats-edge', moduleId: 'module' }), 'the module connected');
+    assert.equal(await connectedDevices(), before + 2);
+    await Promise.all(clients.map((c) => c.close()));
+    await until(() => ['stats-mqtt', 'stats-amqp'].every((deviceId) => !t.hub.presence.isConnected({ deviceId })), 'the devices gone');
+    assert.equal(await connectedDevices(), before);
   });
 
   test('a module over AMQP is Connected on its own; its device stays Disconnected', async () => {

@@ -29,6 +29,7 @@ const OPERATIONS: Array<{ name: string; rights: Right[]; ok: number; body?: unkn
   { name: 'GET /twins/a', rights: ['ServiceConnect', 'RegistryRead'], ok: 200 },
   { name: 'POST /devices/query', rights: ['RegistryRead', 'ServiceConnect'], ok: 200, body: { query: 'SELECT * FROM devices' } },
   { name: 'GET /statistics/devices', rights: ['RegistryRead'], ok: 200 },
+  { name: 'GET /statistics/service', rights: ['ServiceConnect'], ok: 200 },
 ];
 const ALL = OPERATIONS.map((o) => o.name);
 

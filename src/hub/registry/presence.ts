@@ -30,6 +30,13 @@ export class Presence extends EventEmitter<{ changed: [IdentityKey] }> {
     return this.transports.size;
   }
 
+  /** How many devices (not modules) are connected now: IoT Hub's connectedDeviceCount. */
+  connectedDeviceCount(): number {
+    let devices = 0;
+    for (const id of this.transports.keys()) if (id.endsWith('/')) devices++; // a device's id has no module part
+    return devices;
+  }
+
   /**
    * The identity connected over `transport` (over one it is connected on already, nothing changes but a
    * model id); a model id it announced there becomes its twin's.

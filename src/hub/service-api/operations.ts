@@ -16,6 +16,7 @@ export const OPERATIONS = {
   Modules_CreateOrUpdateIdentity: { throttle: 'registry' },
   Modules_DeleteIdentity: { throttle: 'registry' },
   Statistics_GetDeviceStatistics: { throttle: 'registry' },
+  Statistics_GetServiceStatistics: {},
   Devices_GetTwin: { throttle: 'twinRead' },
   Devices_UpdateTwin: { throttle: 'twinUpdate' },
   Devices_ReplaceTwin: { throttle: 'twinUpdate' },

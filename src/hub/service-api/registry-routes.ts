@@ -1,5 +1,6 @@
 import type { IdentityRecord } from '../store/identity-store.js';
 import { etagOf, type Registry } from '../registry/registry.js';
+import type { Presence } from '../registry/presence.js';
 import { parseIdentityInput } from '../registry/identity-input.js';
 import { applyBulk } from '../registry/bulk-operations.js';
 import { hubErrors } from '../errors.js';
@@ -45,7 +46,7 @@ function withEtag(record: IdentityRecord, status = 200) {
 }
 
 /** The identity registry over HTTPS, as azure-iothub's Registry calls it. */
-export function registryRoutes(registry: Registry): Route[] {
+export function registryRoutes(registry: Registry, presence: Presence): Route[] {
   return [
     {
       operation: 'Devices_GetDevices',
@@ -146,6 +147,13 @@ export function registryRoutes(registry: Registry): Route[] {
           },
         };
       },
+    },
+    {
+      operation: 'Statistics_GetServiceStatistics',
+      method: 'GET',
+      path: '/statistics/service',
+      right: 'ServiceConnect',
+      handle: () => ({ status: 200, body: { connectedDeviceCount: presence.connectedDeviceCount() } }),
     },
   ];
 }

@@ -23,7 +23,6 @@ const MISSING: ReadonlyArray<{ feature: string; routes: ReadonlyArray<readonly [
       ['POST', '/messages/serviceBound/feedback/:lockToken/abandon'],
     ],
   },
-  { feature: 'service statistics (/statistics/service)', routes: [['GET', '/statistics/service']] },
   { feature: 'device streams', routes: [['POST', '/twins/:deviceId/streams/:streamName']] },
 ];
 
