@@ -93,7 +93,11 @@ export function configureHub(hub: Command): void {
     .option(
       '--consumer-group <name>',
       "a consumer group of the Event Hub-compatible endpoint beside $Default, as 'az iot hub consumer-group create' makes one (repeatable)",
-      (name: string, names: string[]) => [...names, parseConsumerGroup(name)],
+      (name: string, names: string[]) => {
+        // Names are case-insensitive, and $Default is always there.
+        const known = ['$default', ...names.map((n) => n.toLowerCase())];
+        return known.includes(parseConsumerGroup(name).toLowerCase()) ? names : [...names, name];
+      },
       [] as string[],
     )
     .option(

@@ -6,8 +6,9 @@ describe('telemetry: send-telemetry and monitor-events as separate processes', {
   let terminal1: HubProcess;
   let env: HubProcess['env'];
   before(async () => {
-    // A consumer group beside $Default, as 'az iot hub consumer-group create' would make on Azure.
-    terminal1 = await startHubProcess(['--consumer-group', 'analytics']);
+    // A consumer group beside $Default, as 'az iot hub consumer-group create' would make on Azure (named
+    // twice, and $Default once: names are case-insensitive, and $Default is always there).
+    terminal1 = await startHubProcess(['--consumer-group', 'analytics', '--consumer-group', 'Analytics', '--consumer-group', '$Default']);
     env = terminal1.env;
     await createIdentity(terminal1.home, 'myFirstDevice');
   });
