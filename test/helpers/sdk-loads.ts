@@ -1,7 +1,7 @@
 // Preloaded into a CLI subprocess (NODE_OPTIONS=--import=...): at exit, writes the Azure SDK packages
-// the process loaded, as a JSON array, to the file $SDK_LOADS_FILE; and every package it loaded to $PACKAGE_LOADS_FILE. They are CommonJS, so
-// whatever loaded them (import or require) left them in require's cache. A test file that runs the
-// CLI in-process asks loadedSdkPackages() itself.
+// the process loaded, as a JSON array, to the file $SDK_LOADS_FILE; and every package it loaded to
+// $PACKAGE_LOADS_FILE. They are CommonJS, so whatever loaded them (import or require) left them in
+// require's cache. A test file that runs the CLI in-process asks loadedSdkPackages() itself.
 import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
