@@ -1,4 +1,5 @@
 import type { Db } from './database.js';
+import { RecordQueue, type QueuedRecord } from './record-queue.js';
 
 /** A cloud-to-device message as the device-bound queue keeps it. */
 export interface C2dRecord {
@@ -22,11 +23,7 @@ export interface C2dRecord {
 }
 
 /** A feedback record waiting for the service's feedback receiver. */
-export interface FeedbackRow {
-  seq: number;
-  record: Record<string, string>;
-  enqueuedMs: number;
-}
+export type FeedbackRow = QueuedRecord<Record<string, string>>;
 
 interface MessageRow {
   seq: number;
@@ -51,6 +48,7 @@ interface MessageRow {
  */
 export class C2dStore {
   private readonly stmts;
+  private readonly feedbackQueue: RecordQueue<Record<string, string>>;
 
   constructor(private readonly db: Db) {
     db.exec(`
@@ -72,13 +70,8 @@ export class C2dStore {
       );
       CREATE INDEX IF NOT EXISTS c2d_messages_by_device ON c2d_messages (device_id, seq);
       CREATE INDEX IF NOT EXISTS c2d_messages_by_expiry ON c2d_messages (expiry_ms);
-      CREATE TABLE IF NOT EXISTS c2d_feedback (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        record TEXT NOT NULL,
-        enqueued_ms INTEGER NOT NULL,
-        expiry_ms INTEGER NOT NULL
-      );
     `);
+    this.feedbackQueue = new RecordQueue(db, 'c2d_feedback');
     this.stmts = {
       count: db.prepare<[string], { n: number }>('SELECT COUNT(*) AS n FROM c2d_messages WHERE device_id = ?'),
       insert: db.prepare(`INSERT INTO c2d_messages (device_id, generation_id, message_id, correlation_id, user_id, ack,
@@ -90,12 +83,6 @@ export class C2dStore {
       deleteDevice: db.prepare<[string]>('DELETE FROM c2d_messages WHERE device_id = ?'),
       expired: db.prepare<[number], MessageRow>('SELECT * FROM c2d_messages WHERE expiry_ms <= ? ORDER BY seq'),
       depths: db.prepare<[], { device_id: string; n: number }>('SELECT device_id, COUNT(*) AS n FROM c2d_messages GROUP BY device_id'),
-      addFeedback: db.prepare<[string, number, number]>('INSERT INTO c2d_feedback (record, enqueued_ms, expiry_ms) VALUES (?, ?, ?)'),
-      feedback: db.prepare<[number, number], { seq: number; record: string; enqueued_ms: number }>(
-        'SELECT seq, record, enqueued_ms FROM c2d_feedback WHERE expiry_ms > ? ORDER BY seq LIMIT ?',
-      ),
-      deleteFeedback: db.prepare<[number]>('DELETE FROM c2d_feedback WHERE seq = ?'),
-      expireFeedback: db.prepare<[number]>('DELETE FROM c2d_feedback WHERE expiry_ms <= ?'),
     };
   }
 
@@ -158,24 +145,22 @@ export class C2dStore {
   remove(seqs: number[], feedback: Array<Record<string, string>>, feedbackExpiryMs: number, nowMs: number): void {
     this.db.transaction(() => {
       for (const seq of seqs) this.stmts.delete.run(seq);
-      for (const record of feedback) this.stmts.addFeedback.run(JSON.stringify(record), nowMs, feedbackExpiryMs);
+      for (const record of feedback) this.feedbackQueue.add(record, nowMs, feedbackExpiryMs);
     });
   }
 
   /** Unexpired feedback records, oldest first. */
   feedback(nowMs: number, limit: number): FeedbackRow[] {
-    return this.stmts.feedback.all(nowMs, limit).map((r) => ({ seq: r.seq, record: JSON.parse(r.record), enqueuedMs: r.enqueued_ms }));
+    return this.feedbackQueue.oldest(nowMs, limit);
   }
 
   /** Feedback the service accepted (or rejected): gone for good. */
   settleFeedback(seqs: number[]): void {
-    this.db.transaction(() => {
-      for (const seq of seqs) this.stmts.deleteFeedback.run(seq);
-    });
+    this.feedbackQueue.remove(seqs);
   }
 
   expireFeedback(nowMs: number): void {
-    this.stmts.expireFeedback.run(nowMs);
+    this.feedbackQueue.expire(nowMs);
   }
 }
 
