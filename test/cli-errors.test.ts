@@ -263,6 +263,17 @@ describe('errors and exit codes: bad input (exit 2)', () => {
         /--consumer-group must be 1 to 50 letters, digits, periods, hyphens and underscores/,
       ],
       [['hub', 'start', '--consumer-group', 'trailing_'], /--consumer-group must be 1 to 50 letters/],
+      [
+        ['hub', 'start', '--file-upload', 'UseDevelopmentStorage=true'],
+        /^error: --file-upload: UseDevelopmentStorage=true is Azurite's plain-http endpoint/,
+      ],
+      // The whole of stderr: the key is not echoed back.
+      [
+        ['hub', 'start', '--file-upload', 'AccountName=a;AccountKey=c2VjcmV0;BlobEndpoint=http://h'],
+        /^error: --file-upload: the blob endpoint http:\/\/h is not https, and device SDKs upload over https \(for Azurite: --cert and --key, README "File upload"\)\n$/,
+      ],
+      [['hub', 'start', '--file-upload-container', 'uploads'], /^error: --file-upload-container needs --file-upload/],
+      [['hub', 'start', '--file-upload-container', 'Up_loads'], /--file-upload-container: 'Up_loads' is not a container name/],
       [['query', 'SELECT * FROM devices', '--top', '0'], /--top must be a whole number of at least 1\./],
       [['query', 'SELECT * FROM devices', '--page-size', 'x'], /--page-size must be a whole number of at least 1\./],
       [['invoke-method'], /missing required argument 'method-name'/],

@@ -4,7 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { appendFileSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { run, type Output } from './output.js';
-import { parseConsumerGroup, parseNonNegativeInt, parseSeconds } from './parsers.js';
+import { parseConsumerGroup, parseContainerName, parseNonNegativeInt, parseSeconds, checkStorageConnectionString } from './parsers.js';
 import { examples } from './help.js';
 import {
   isRunning,
@@ -20,7 +20,14 @@ import {
 import { ExitCode, ToolkitError } from '../clients/errors.js';
 import { TIERS, type Tier } from '../hub/throttling.js';
 import { LOG_LEVELS, type LogLevel } from '../hub/log.js';
-import { DEFAULT_EVENT_HUB_PORT, DEFAULT_PORT, STANDARD_PORTS } from '../hub/defaults.js';
+import {
+  DEFAULT_EVENT_HUB_PORT,
+  DEFAULT_PORT,
+  DEFAULT_UPLOAD_CONTAINER,
+  STANDARD_PORTS,
+  STORAGE_CERT_FILE,
+  STORAGE_KEY_FILE,
+} from '../hub/defaults.js';
 
 interface StartOptions {
   port: number;
@@ -34,7 +41,12 @@ interface StartOptions {
   detach?: boolean;
   trustedCa: string[];
   consumerGroup: string[];
+  fileUpload?: string;
+  fileUploadContainer?: string;
 }
+
+/** The env var `--file-upload` is read from when not given: a secret kept out of the process list (and how --detach passes it on). */
+const FILE_UPLOAD_ENV = 'IOTHUB_TUT_FILE_UPLOAD';
 
 /** How long `hub start --detach` waits for the hub to accept connections, and how often it looks. */
 const DETACHED_START_TIMEOUT_MS = 60_000;
@@ -100,12 +112,26 @@ export function configureHub(hub: Command): void {
       },
       [] as string[],
     )
+    .addOption(
+      new Option(
+        '--file-upload <connection string>',
+        `file upload: the storage account devices upload to (its connection string; its blob endpoint https, e.g. Azurite's with --cert and --key)`,
+      ).env(FILE_UPLOAD_ENV),
+    )
+    .option(
+      '--file-upload-container <name>',
+      `the blob container of --file-upload (default ${DEFAULT_UPLOAD_CONTAINER}; made when missing)`,
+      parseContainerName,
+    )
     .option(
       '--detach',
       'run in the background: return once the hub accepts connections, logging to <data dir>/hub.log (in memory: hub-in-memory.log in the toolkit home) unless --log-file',
     )
     .action((opts: StartOptions, cmd: Command) =>
-      run(cmd.optsWithGlobals(), (out) => (opts.detach ? startDetached(opts, out) : startHere(opts, out))),
+      run(cmd.optsWithGlobals(), (out) => {
+        const fileUpload = fileUploadOf(opts); // a usage error before anything loads or starts
+        return opts.detach ? startDetached(opts, out) : startHere(opts, fileUpload, out);
+      }),
     );
 
   hub
@@ -164,7 +190,7 @@ export function configureHub(hub: Command): void {
 }
 
 /** `hub start` in this process: runs until SIGINT (Ctrl-C), SIGTERM (`hub stop`) or SIGHUP (its terminal closed). */
-async function startHere(opts: StartOptions, out: Output): Promise<void> {
+async function startHere(opts: StartOptions, fileUpload: HubFileUpload | undefined, out: Output): Promise<void> {
   // Listened for from the start: a signal while the hub starts stops it once it has started, cleanly.
   const stopRequested = new Promise<void>((resolve) => {
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => resolve());
@@ -197,6 +223,7 @@ async function startHere(opts: StartOptions, out: Output): Promise<void> {
     log,
     trustedCas,
     consumerGroups: opts.consumerGroup,
+    ...(fileUpload ? { fileUpload } : {}),
   }).catch((err: NodeJS.ErrnoException & { port?: number }) => {
     if (err instanceof DataDirInUseError) {
       const holder = err.holder;
@@ -257,6 +284,7 @@ async function startHere(opts: StartOptions, out: Output): Promise<void> {
       ...(opts.logFile ? { logFile: resolve(opts.logFile) } : {}),
       ...(opts.throttle ? { throttle: opts.throttle } : {}),
       ...(opts.consumerGroup.length > 0 ? { consumerGroups: opts.consumerGroup } : {}),
+      ...(local.fileUploads ? { fileUpload: fileUploadProfile(local.fileUploads.settings, dataDir) } : {}),
       serviceConnectionString: local.serviceConnectionString(),
       eventHubConnectionString: local.eventHubConnectionString(),
       dashboardUrl: local.dashboard.loginUrl(),
@@ -278,6 +306,33 @@ async function startHere(opts: StartOptions, out: Output): Promise<void> {
   log.info('hub', 'stopped');
   out.line('Hub stopped.');
   out.result({ event: 'stopped' });
+}
+
+/** --file-upload's settings; its container alone is a usage error. */
+type HubFileUpload = { connectionString: string; container: string };
+
+function fileUploadOf(opts: StartOptions): HubFileUpload | undefined {
+  if (!opts.fileUpload) {
+    if (opts.fileUploadContainer)
+      throw new ToolkitError('--file-upload-container needs --file-upload (the storage account)', ExitCode.usage);
+    return undefined;
+  }
+  // Checked here rather than by the option's parser, whose error would print the value, key and all.
+  checkStorageConnectionString(opts.fileUpload);
+  return { connectionString: opts.fileUpload, container: opts.fileUploadContainer ?? DEFAULT_UPLOAD_CONTAINER };
+}
+
+/** What the profile tells of file upload: where blobs go, and the certificate the hub wrote for the storage emulator. */
+function fileUploadProfile(
+  settings: { storage: { blobEndpoint: string }; container: string },
+  dataDir: string | null,
+): LocalHubProfile['fileUpload'] {
+  return {
+    containerUrl: `${settings.storage.blobEndpoint}/${settings.container}`,
+    ...(dataDir
+      ? { storageCertFile: join(dataDir, 'tls', STORAGE_CERT_FILE), storageKeyFile: join(dataDir, 'tls', STORAGE_KEY_FILE) }
+      : {}),
+  };
 }
 
 function readTrustedCa(file: string): string {
@@ -312,14 +367,17 @@ async function startDetached(opts: StartOptions, out: Output): Promise<void> {
     ...(opts.throttle ? ['--throttle', opts.throttle] : []),
     ...opts.trustedCa.flatMap((file) => ['--trusted-ca', file]),
     ...opts.consumerGroup.flatMap((name) => ['--consumer-group', name]),
+    ...(opts.fileUploadContainer ? ['--file-upload-container', opts.fileUploadContainer] : []),
     '--log-level',
     opts.logLevel,
     '--log-file',
     logFile,
   ];
+  // The storage connection string holds a key: it goes to the child in its environment, not its command line.
+  const env = { ...process.env, ...(opts.fileUpload ? { [FILE_UPLOAD_ENV]: opts.fileUpload } : {}) };
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd] });
+    child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env });
   } finally {
     closeSync(fd);
   }
@@ -380,6 +438,11 @@ function printHub(out: Output, hub: LocalHubProfile): void {
   out.field('Data dir', hub.dataDir ?? '(in memory)');
   if (hub.throttle) out.field('Throttling', `IoT Hub ${hub.throttle.toUpperCase()}, one unit`);
   if (hub.consumerGroups) out.field('Consumer groups', ['$Default', ...hub.consumerGroups].join(', '));
+  if (hub.fileUpload) {
+    out.field('File upload', hub.fileUpload.containerUrl);
+    if (hub.fileUpload.storageCertFile)
+      out.field('Storage cert', `${hub.fileUpload.storageCertFile} (key ${hub.fileUpload.storageKeyFile})`);
+  }
   if (hub.logFile) out.field('Log file', hub.logFile);
   out.field('CA certificate', hub.caFile);
   out.field('Connection string', out.secret(hub.serviceConnectionString));

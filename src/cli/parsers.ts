@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from 'commander';
+import { checkContainerName, parseStorageAccount, StorageAccountError } from '../hub/file-upload/storage-account.js';
 import { ExitCode, ToolkitError } from '../clients/errors.js';
 
 // Option parsers throw commander's InvalidArgumentError: commander then reports the option and the
@@ -50,6 +51,26 @@ export function parseConsumerGroup(text: string): string {
   throw new InvalidArgumentError(
     '--consumer-group must be 1 to 50 letters, digits, periods, hyphens and underscores, starting and ending with a letter or a digit.',
   );
+}
+
+/** A storage account connection string for file upload, checked as the hub will use it (a usage error names what is wrong, never the key). */
+export function checkStorageConnectionString(text: string): void {
+  try {
+    parseStorageAccount(text);
+  } catch (err) {
+    if (err instanceof StorageAccountError) throw new ToolkitError(`--file-upload: ${err.message}`, ExitCode.usage);
+    throw err;
+  }
+}
+
+/** A blob container name, as Azure names one. */
+export function parseContainerName(text: string): string {
+  try {
+    return checkContainerName(text);
+  } catch (err) {
+    if (err instanceof StorageAccountError) throw new InvalidArgumentError(`--file-upload-container: ${err.message}.`);
+    throw err;
+  }
 }
 
 /** Any JSON value (a method payload may be a string, a number, an object...). */

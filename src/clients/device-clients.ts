@@ -243,20 +243,24 @@ function certificateClient(connection: DeviceConnection, transportName: DeviceTr
 /** The clients that authenticate with a certificate (see openClient). */
 const certificateClients = new WeakSet<object>();
 
-/** The CA and, where the SDK dials port 443 itself, an agent to the hub's port. */
+/**
+ * The CA and, where the SDK dials port 443 itself, an agent to the hub's port: WebSockets, HTTPS, and
+ * on every transport file upload's two REST calls (the SDK sends them with `http.agent`).
+ */
 function localHubOptions(transportName: DeviceTransport, transport: HubTransport): deviceSdk.DeviceClientOptions {
+  const agent = hubAgent(transport);
   switch (transportName) {
     case 'mqtt-ws':
-      return { ca: transport.ca, mqtt: { webSocketAgent: hubAgent(transport) } };
+      return { ca: transport.ca, http: { agent }, mqtt: { webSocketAgent: agent } };
     case 'amqp-ws':
-      return { ca: transport.ca, amqp: { webSocketAgent: hubAgent(transport) } };
+      return { ca: transport.ca, http: { agent }, amqp: { webSocketAgent: agent } };
     case 'http':
       // azure-iot-device-http answers setOptions only when it holds receive options: its default interval is
       // given (a poll a second), without `drain`, so that a poll takes one message and an app that stops
       // after --count messages seldom leaves one more locked (for the hub's lock timeout) behind it.
-      return { ca: transport.ca, http: { agent: hubAgent(transport), receivePolicy: { interval: 1 } } } as deviceSdk.DeviceClientOptions;
+      return { ca: transport.ca, http: { agent, receivePolicy: { interval: 1 } } } as deviceSdk.DeviceClientOptions;
     default:
-      return { ca: transport.ca };
+      return { ca: transport.ca, http: { agent } };
   }
 }
 

@@ -25,6 +25,8 @@ export interface LocalHubProfile {
   throttle?: string;
   /** Its Event Hub-compatible endpoint's consumer groups beside $Default (hub start --consumer-group). */
   consumerGroups?: string[];
+  /** File upload (hub start --file-upload): the container blobs go to, and the certificate written for the storage emulator. */
+  fileUpload?: { containerUrl: string; storageCertFile?: string; storageKeyFile?: string };
   serviceConnectionString: string;
   eventHubConnectionString?: string;
   /** The dashboard's one-time login link printed at start (spent once a browser used it). */

@@ -16,3 +16,10 @@ export const STANDARD_PORTS: ReadonlyArray<{ port: number; serves: string }> = [
   { port: 443, serves: 'HTTPS REST, MQTT and AMQP over WebSockets' },
   { port: 5671, serves: 'AMQPS' },
 ];
+
+/** The container `hub start --file-upload` puts uploads in, unless --file-upload-container names another. */
+export const DEFAULT_UPLOAD_CONTAINER = 'uploads';
+
+/** Where a hub with file upload writes a certificate for the storage emulator, and its key, in its data dir's tls/. */
+export const STORAGE_CERT_FILE = 'storage.pem';
+export const STORAGE_KEY_FILE = 'storage-key.pem';

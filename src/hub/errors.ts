@@ -41,6 +41,7 @@ export const hubErrors = {
   messageTooLarge: (m: string) => new HubError(413, 413001, 'MessageTooLarge', m),
   unauthorized: (m: string) => new HubError(401, 401002, 'IotHubUnauthorizedAccess', m),
   forbidden: (m: string) => new HubError(403, 403004, 'IotHubUnauthorizedAccess', m),
+  activeFileUploadLimit: (m: string) => new HubError(403, 403006, 'DeviceMaximumActiveFileUploadLimitExceeded', m),
   deviceQueueFull: (m: string) => new HubError(403, 403004, 'DeviceMaximumQueueDepthExceeded', m),
   deviceNotFound: (id: string) => new HubError(404, 404001, 'DeviceNotFound', `Device ${id} not registered`),
   moduleNotFound: (deviceId: string, moduleId: string) =>

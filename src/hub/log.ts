@@ -53,7 +53,7 @@ export class RecentLines extends EventEmitter<{ line: [LogLine] }> {
 /** Keys, signatures and connection-string secrets in `text`, masked. */
 export function maskSecrets(text: string): string {
   return text
-    .replace(/(SharedAccessKey=)[^;\s"]+/gi, '$1***')
+    .replace(/((?:SharedAccessKey|AccountKey)=)[^;\s"]+/gi, '$1***')
     .replace(/([?&\s]sig=)[^&\s"]+/gi, '$1***')
     .replace(/("(?:primaryKey|secondaryKey)"\s*:\s*")[^"]*/g, '$1***');
 }

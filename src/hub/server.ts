@@ -11,7 +11,7 @@ import { DataDirError, openHubDatabase } from './store/hub-database.js';
 import { DiskFullError } from './store/disk-space.js';
 import { IdentityStore } from './store/identity-store.js';
 import { Authenticator } from './auth/authenticator.js';
-import { loadOrCreateTls, parseTrustedCas, type TlsMaterial } from './auth/certificates.js';
+import { loadOrCreateTls, parseTrustedCas, writeStorageCertificate, type TlsMaterial } from './auth/certificates.js';
 import { Registry, type IdentityKey } from './registry/registry.js';
 import { Router } from './service-api/router.js';
 import { createHttpHandler } from './service-api/http-handler.js';
@@ -43,6 +43,9 @@ import { EventLog } from './events/event-log.js';
 import { startEventHubEndpoint, type EventHubEndpoint } from './events/amqp-endpoint.js';
 import { TelemetryTopics } from './device-gateway/telemetry-topics.js';
 import { HttpsGateway, isDeviceMessagingRequest } from './device-gateway/https-gateway.js';
+import { DEFAULT_SAS_TTL_MS, FileUploads, type FileUploadSettings } from './file-upload/file-uploads.js';
+import { checkContainerName, parseStorageAccount } from './file-upload/storage-account.js';
+import { RecordQueue } from './store/record-queue.js';
 import { silentLog, type HubLog } from './log.js';
 import { DEFAULT_EVENT_HUB_PORT, DEFAULT_PORT, STANDARD_PORTS } from './defaults.js';
 import { DataDirLock } from './data-dir-lock.js';
@@ -89,6 +92,8 @@ export interface HubOptions {
   c2dLockTimeoutMs?: number;
   /** How long a connection may go, at each step, before it has said who it is. Default IoT Hub's bounds (DEFAULT_CONNECTION_TIMEOUTS). */
   connectionTimeouts?: Partial<ConnectionTimeouts>;
+  /** File upload: the storage account devices upload to (its blob endpoint https) and the container. Default: none (requests refused). */
+  fileUpload?: { connectionString: string; container: string; sasTtlMs?: number };
 }
 
 /**
@@ -123,6 +128,15 @@ const REQUEST_TIMEOUT_MS = 30_000;
 const KEEP_ALIVE_TIMEOUT_MS = 60_000;
 const MAX_HEADER_BYTES = 16 * 1024;
 
+/** The hub's file upload settings from its options; throws StorageAccountError for an account or container it cannot use. */
+function fileUploadSettings(options: NonNullable<HubOptions['fileUpload']>): FileUploadSettings {
+  return {
+    storage: parseStorageAccount(options.connectionString),
+    container: checkContainerName(options.container),
+    sasTtlMs: options.sasTtlMs ?? DEFAULT_SAS_TTL_MS,
+  };
+}
+
 /** The local IoT Hub: composes the store, the domain parts and the two gateways, and owns their lifecycle. */
 export class LocalHub {
   readonly hostName: string;
@@ -145,6 +159,8 @@ export class LocalHub {
   readonly log: HubLog;
   /** The live dashboard under /ui/ on the TLS port. */
   readonly dashboard: Dashboard;
+  /** File upload, when the hub has a storage account. */
+  readonly fileUploads?: FileUploads;
   private eventHub?: EventHubEndpoint;
   /** The service AMQP endpoint on the TLS port (made by listen, which makes the bound it counts with). */
   private serviceAmqp?: ServiceAmqpEndpoint;
@@ -167,6 +183,7 @@ export class LocalHub {
     private readonly trustedCas: X509Certificate[],
     c2dLockTimeoutMs?: number,
     readonly connectionTimeouts: Readonly<ConnectionTimeouts> = DEFAULT_CONNECTION_TIMEOUTS,
+    fileUpload?: FileUploadSettings,
   ) {
     this.hostName = hostName;
     this.log = log;
@@ -270,7 +287,9 @@ export class LocalHub {
     );
     const rest = createHttpHandler(router, this.auth, log, throttle);
     this.dashboard = new Dashboard(this, rest);
-    const devices = new HttpsGateway(this.auth, this.eventLog, this.registry, new MessageLocks(this.c2d, c2dLockTimeoutMs), log, throttle);
+    if (fileUpload) this.fileUploads = new FileUploads(fileUpload, new RecordQueue(db, 'file_notifications'), tls.ca, log);
+    const c2dLocks = new MessageLocks(this.c2d, c2dLockTimeoutMs);
+    const devices = new HttpsGateway(this.auth, this.eventLog, this.registry, c2dLocks, log, throttle, this.fileUploads);
     this.http = createHttpServer(
       {
         headersTimeout: connectionTimeouts.headersMs,
@@ -326,7 +345,20 @@ export class LocalHub {
         const throttle = typeof options.throttle === 'string' ? new Throttle(options.throttle) : options.throttle;
         const trustedCas = parseTrustedCas(options.trustedCas ?? []);
         const timeouts = { ...DEFAULT_CONNECTION_TIMEOUTS, ...options.connectionTimeouts };
-        hub = new LocalHub(db, tls, options.hostName ?? 'localhost', throttle, log, trustedCas, options.c2dLockTimeoutMs, timeouts);
+        const fileUpload = options.fileUpload && fileUploadSettings(options.fileUpload);
+        // A certificate the storage emulator can serve, that devices trusting the hub's CA accept (README, "File upload").
+        if (fileUpload && tlsDir) writeStorageCertificate(tlsDir, tls);
+        hub = new LocalHub(
+          db,
+          tls,
+          options.hostName ?? 'localhost',
+          throttle,
+          log,
+          trustedCas,
+          options.c2dLockTimeoutMs,
+          timeouts,
+          fileUpload,
+        );
       } catch (err) {
         db.close();
         if (err instanceof DiskFullError)
@@ -432,6 +464,7 @@ export class LocalHub {
       log: this.log,
       throttle: this.throttle,
       devices: this.amqpDevices,
+      fileUploads: this.fileUploads,
       authenticationTimeoutMs: this.connectionTimeouts.amqpAuthenticationMs,
     });
     this.log.debug(

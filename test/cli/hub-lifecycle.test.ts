@@ -2,10 +2,11 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BIN, CliProcess, cliEnv, jsonLines, runCli, type CliResult } from '../helpers/cli.js';
+import { azuriteHttpsConnectionString } from '../helpers/azurite.js';
 import { tempDir } from '../helpers/hub.js';
 
 // The hub's life cycle as a user or a CI job drives it: `hub start` (in the foreground and with
@@ -238,11 +239,12 @@ describe('the hub life cycle', { concurrency: 3 }, () => {
 
   test('hub start --detach returns once the hub accepts connections; hub status --json shows it; hub stop waits until it has stopped', async () => {
     const home = tempDir();
-    const env = { IOTHUB_TUT_HOME: home };
+    // File upload's storage account from the environment, as --detach hands it to the hub: its key stays off command lines.
+    const env = { IOTHUB_TUT_HOME: home, IOTHUB_TUT_FILE_UPLOAD: azuriteHttpsConnectionString(10000) };
     const dataDir = join(home, 'hub');
     let pid: number | undefined;
     try {
-      const start = await runCli(['hub', 'start', '--detach', ...EPHEMERAL, '--json'], env);
+      const start = await runCli(['hub', 'start', '--detach', ...EPHEMERAL, '--file-upload-container', 'device-logs', '--json'], env);
       assert.equal(start.code, 0, start.stderr);
       const [started] = jsonLines(start.stdout);
       pid = started.pid as number;
@@ -250,12 +252,20 @@ describe('the hub life cycle', { concurrency: 3 }, () => {
       assert.equal(started.dataDir, dataDir);
       assert.equal(started.logFile, join(dataDir, 'hub.log'));
       assert.match(started.serviceConnectionString, /SharedAccessKey=.{4}…\(hidden\)/, 'masked');
+      assert.deepEqual(started.fileUpload, {
+        containerUrl: 'https://127.0.0.1:10000/devstoreaccount1/device-logs',
+        storageCertFile: join(dataDir, 'tls', 'storage.pem'),
+        storageKeyFile: join(dataDir, 'tls', 'storage-key.pem'),
+      });
+      assert.equal(statSync(started.fileUpload.storageKeyFile).mode & 0o777, 0o600, "the storage certificate's key is the owner's alone");
+      assert.match(readFileSync(started.fileUpload.storageCertFile, 'utf8'), /^-----BEGIN CERTIFICATE-----/);
 
       // The command has exited; the hub runs on, in a session of its own (so no terminal's hang-up reaches it).
       assert.ok(alive(pid), 'the hub outlives the command that started it');
       if (existsSync(`/proc/${pid}/stat`)) {
         const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
         assert.equal(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]), pid, 'the hub leads its own session');
+        assert.doesNotMatch(readFileSync(`/proc/${pid}/cmdline`, 'utf8'), /AccountKey/, 'no key on its command line');
       }
       const created = await runCli(['create-device', '-d', 'detached-1'], env);
       assert.equal(created.code, 0, created.stderr);

@@ -1,19 +1,19 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { rmSync } from 'node:fs';
-import {
-  BlobServiceClient,
-  ContainerSASPermissions,
-  generateBlobSASQueryParameters,
-  StorageSharedKeyCredential,
-  type ContainerClient,
-} from '@azure/storage-blob';
+// Loaded by startAzurite: a test that needs only the connection string does not pay for the package.
+import type { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import { tempDir } from './hub.js';
 
 /** Azurite's one account and its well-known key (published with the emulator; not a secret). */
 const ACCOUNT = 'devstoreaccount1';
 const ACCOUNT_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
 const START_TIMEOUT_MS = 60_000;
+
+/** The connection string of Azurite's account over https on `port`, as `hub start --file-upload` takes it. */
+export function azuriteHttpsConnectionString(port: number): string {
+  return `DefaultEndpointsProtocol=https;AccountName=${ACCOUNT};AccountKey=${ACCOUNT_KEY};BlobEndpoint=https://127.0.0.1:${port}/${ACCOUNT};`;
+}
 
 export interface Azurite {
   service: BlobServiceClient;
@@ -22,14 +22,27 @@ export interface Azurite {
   stop(): Promise<void>;
 }
 
-/** Azurite's blob service as a real server: its own process, an ephemeral port, a scratch location. */
-export async function startAzurite(): Promise<Azurite> {
+/** Azurite's blob service over https: its certificate and key, and the port to listen on. */
+export interface AzuriteTls {
+  cert: string;
+  key: string;
+  port: number;
+}
+
+/** Azurite's blob service as a real server: its own process, an ephemeral port (or `tls`'s), a scratch location. */
+export async function startAzurite(tls?: AzuriteTls): Promise<Azurite> {
   const location = tempDir('iothub-tut-azurite-');
   const main = createRequire(import.meta.url).resolve('azurite/dist/src/blob/main.js');
   const child = spawn(
     process.execPath,
     // No telemetry: Azurite would otherwise try to send it to Azure Monitor, and leave its buffer in the temporary directory.
-    [main, '--blobHost', '127.0.0.1', '--blobPort', '0', '--location', location, '--silent', '--skipApiVersionCheck', '--disableTelemetry'],
+    [
+      main,
+      ...['--blobHost', '127.0.0.1', '--blobPort', String(tls?.port ?? 0), '--location', location],
+      // --loose: azure-iot-device's uploadToBlob (its own @azure/storage-blob 12.8) sends a header strict mode refuses.
+      ...(tls ? ['--cert', tls.cert, '--key', tls.key, '--loose'] : []),
+      ...['--silent', '--skipApiVersionCheck', '--disableTelemetry'],
+    ],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
     },
@@ -42,6 +55,8 @@ export async function startAzurite(): Promise<Azurite> {
     rmSync(location, { recursive: true, force: true });
     throw err;
   }
+  const { BlobServiceClient, ContainerSASPermissions, generateBlobSASQueryParameters, StorageSharedKeyCredential } =
+    await import('@azure/storage-blob');
   const credential = new StorageSharedKeyCredential(ACCOUNT, ACCOUNT_KEY);
   const service = new BlobServiceClient(`${url}/${ACCOUNT}`, credential);
   return {
@@ -71,7 +86,7 @@ function listeningUrl(child: ChildProcess): Promise<string> {
     const timer = setTimeout(() => reject(new Error(`Azurite did not start within ${START_TIMEOUT_MS} ms: ${output}`)), START_TIMEOUT_MS);
     const onData = (chunk: Buffer) => {
       output += chunk;
-      const m = /listens on (http:\/\/[\d.]+:\d+)/.exec(output);
+      const m = /listens on (https?:\/\/[\d.]+:\d+)/.exec(output);
       if (m) {
         clearTimeout(timer);
         resolve(m[1]!);

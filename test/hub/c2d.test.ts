@@ -216,7 +216,7 @@ describe('cloud-to-device messages: azure-iothub Client over AMQP to azure-iot-d
     );
   });
 
-  test('the file upload notification link is accepted, logged, and silent (no file upload) while feedback flows beside it', async (ctx) => {
+  test('the file upload notification link is accepted, logged, and silent (no storage account) while feedback flows beside it', async (ctx) => {
     const deviceId = 'c2d-filenotify';
     const { received } = await receivingDevice(deviceId);
     const client = await service(ctx);
@@ -225,7 +225,11 @@ describe('cloud-to-device messages: azure-iothub Client over AMQP to azure-iot-d
     const notified: unknown[] = [];
     notifications.on('message', (m: unknown) => notified.push(m));
     assert.ok(
-      logLines.some((l) => /info +amqp: a service listens for file upload notifications: this hub has no file upload/.test(l)),
+      logLines.some((l) =>
+        /info +amqp: a service listens for file upload notifications: this hub has no storage account for file upload \(hub start --file-upload\)/.test(
+          l,
+        ),
+      ),
       logLines.join(''),
     );
     // The hub's other service-bound messages (feedback) go to the feedback link, not to this one.

@@ -14,7 +14,7 @@ describe('routes IoT Hub has and the local hub lacks: 501 NotImplemented, not 40
   after(() => t.dispose());
 
   const features: Array<[method: string, path: string, named: RegExp]> = [
-    ['POST', '/devices/d1/files', /file upload/],
+    ['POST', '/twins/d1/streams/s1', /device streams/],
     ['GET', '/messages/serviceBound/feedback', /cloud-to-device feedback over HTTPS/],
   ];
   for (const [method, path, named] of features) {

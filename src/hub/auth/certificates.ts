@@ -2,6 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { issueCertificate } from '../../x509/issue.js';
+import { STORAGE_CERT_FILE, STORAGE_KEY_FILE } from '../defaults.js';
 
 export interface TlsMaterial {
   /** PEM of the hub's own CA: what clients must trust. */
@@ -56,6 +57,21 @@ export function loadOrCreateTls(dir: string | undefined, extraNames: string[] = 
     ...validFor(825),
   });
   return { ca: ca.cert, caFile: caCertFile, cert: server.cert, key: server.key };
+}
+
+/**
+ * Writes a certificate for localhost, 127.0.0.1 and ::1, issued by the hub's CA, and its key, for a
+ * storage emulator to serve (Azurite's --cert and --key): devices that trust the hub's CA upload to
+ * it over https, as device SDKs do. Written once and kept, so that a running emulator's stays current.
+ */
+export function writeStorageCertificate(dir: string, tls: TlsMaterial): { certFile: string; keyFile: string } {
+  const certFile = join(dir, STORAGE_CERT_FILE);
+  const keyFile = join(dir, STORAGE_KEY_FILE);
+  if (!existsSync(certFile) || !existsSync(keyFile)) {
+    writeFileSync(keyFile, tls.key, { mode: 0o600 });
+    writeFileSync(certFile, tls.cert, { mode: 0o644 });
+  }
+  return { certFile, keyFile };
 }
 
 /** A --trusted-ca that is not a CA certificate. */

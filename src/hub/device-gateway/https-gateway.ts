@@ -11,9 +11,11 @@ import { decodeSegment } from '../service-api/router.js';
 import { MAX_D2C_MESSAGE_BYTES } from './telemetry-topics.js';
 import type { MessageLocks } from '../cloud-to-device/message-locks.js';
 import type { C2dRecord } from '../store/c2d-store.js';
+import type { FileUploads } from '../file-upload/file-uploads.js';
 
 // IoT Hub's HTTPS device API ("Device - Send Device Event", "Device - Receive/Complete/Abandon
-// Device Bound Notification" in the REST reference), as azure-iot-device-http and the C# SDK's HTTP
+// Device Bound Notification", "Device - Create File Upload Sas Uri", "Device - Update File Upload
+// Status" in the REST reference), as azure-iot-device-http and the C# SDK's HTTP
 // transport call it. A module posts its messages to /devices/{id}/modules/{mid}/messages/events, as
 // the Java SDK's HTTPS transport does (azure-iot-device-http posts them to the device's path, with the
 // module's token, which does not reach the device: 401); modules have no cloud-to-device queue.
@@ -24,13 +26,20 @@ import type { C2dRecord } from '../store/c2d-store.js';
  */
 const DEVICE_PATH = /^\/devices\/([^/]+)\/(?:modules\/([^/]+)\/messages\/events\/?|messages\/(?:events\/?|(devicebound)(\/.*)?))$/i;
 
+/** File upload: /devices/{id}/files, and /devices/{id}/files/notifications[/{correlationId}]. */
+const FILES_PATH = /^\/devices\/([^/]+)\/files(?:\/(notifications)(?:\/([^/]+))?)?\/?$/i;
+
 /** What follows deviceBound: /{etag} (complete, or reject with ?reject) or /{etag}/abandon. */
 const LOCK_PATH = /^\/([^/]+)(\/abandon)?\/?$/i;
 
 /** True for a request to the device API (the HTTP server sends those here, everything else to the service API). */
 export function isDeviceMessagingRequest(url: string | undefined): boolean {
-  return DEVICE_PATH.test(pathOf(url ?? '/'));
+  const path = pathOf(url ?? '/');
+  return DEVICE_PATH.test(path) || FILES_PATH.test(path);
 }
+
+/** The largest body of a file upload request or status: a blob name or a status description. */
+const MAX_FILE_REQUEST_BYTES = 64 * 1024;
 
 /** The Content-Type of a batch: a JSON array of messages, each body base64-encoded unless it says otherwise. */
 export const BATCH_CONTENT_TYPE = 'application/vnd.microsoft.iothub.json';
@@ -87,12 +96,15 @@ export class HttpsGateway {
     private readonly c2d: MessageLocks,
     private readonly log: HubLog,
     private readonly throttle?: Throttle,
+    private readonly fileUploads?: FileUploads,
   ) {}
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const trackingId = randomUUID().replace(/-/g, '');
     const headers = { 'iothub-tracking-id': trackingId };
     try {
+      const files = FILES_PATH.exec(pathOf(req.url ?? '/'));
+      if (files) return await this.files(req, res, files, headers);
       const [, encodedId, encodedModuleId, deviceBound, lockPath] = DEVICE_PATH.exec(pathOf(req.url ?? '/'))!;
       const deviceId = decodeSegment(encodedId!);
       const moduleId = encodedModuleId === undefined ? undefined : decodeSegment(encodedModuleId);
@@ -114,6 +126,34 @@ export class HttpsGateway {
         );
       send(res, error.status, error.toBody(trackingId), { ...headers, 'iothub-errorcode': error.code });
     }
+  }
+
+  /**
+   * POST files: a SAS URI for a blob of the hub's storage account (200). POST files/notifications:
+   * the upload's outcome (204). A hub without a storage account refuses both, as an IoT hub whose
+   * file upload is not configured does.
+   */
+  private async files(req: IncomingMessage, res: ServerResponse, path: RegExpExecArray, headers: Record<string, string>): Promise<void> {
+    const [, encodedId, notifications, encodedCorrelationId] = path;
+    const deviceId = decodeSegment(encodedId!);
+    this.authenticate(req.headers.authorization, deviceId);
+    this.registry.recordActivity({ deviceId });
+    if (req.method !== 'POST') throw hubErrors.methodNotAllowed(`${req.method} is not allowed on ${pathOf(req.url ?? '/')}`);
+    if (!this.fileUploads) {
+      throw hubErrors.argumentInvalid(
+        'File upload is not configured on this hub: it has no storage account (start it with --file-upload <storage connection string>; README, "File upload")',
+      );
+    }
+    const body = await readBody(req, MAX_FILE_REQUEST_BYTES, 'the limit for a file upload request');
+    if (notifications) {
+      const correlationId = encodedCorrelationId === undefined ? undefined : decodeSegment(encodedCorrelationId);
+      await this.fileUploads.complete(deviceId, body, correlationId);
+      return void res.writeHead(204, headers).end();
+    }
+    if (this.throttle && !this.throttle.allow('fileUpload')) {
+      throw hubErrors.throttled('File upload initiations are throttled for this hub tier; back off and retry.');
+    }
+    send(res, 200, await this.fileUploads.begin(deviceId, body), headers);
   }
 
   /** The request's token must be the identity's own (or a DeviceConnect policy's): IoT Hub answers 401 otherwise. */

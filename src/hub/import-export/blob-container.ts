@@ -1,10 +1,10 @@
 import type { ContainerClient } from '@azure/storage-blob';
 import { hubErrors } from '../errors.js';
 
-// @azure/storage-blob is loaded by the first import or export job, not as the hub starts: loading
+// @azure/storage-blob is loaded by the first import or export job (or file upload), not as the hub starts: loading
 // it costs half a CPU-second, more than the rest of a hub's start together.
 let storageBlob: typeof import('@azure/storage-blob') | undefined;
-async function loadStorageBlob(): Promise<typeof import('@azure/storage-blob')> {
+export async function loadStorageBlob(): Promise<typeof import('@azure/storage-blob')> {
   return (storageBlob ??= await import('@azure/storage-blob'));
 }
 

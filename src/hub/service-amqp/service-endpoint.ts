@@ -2,12 +2,14 @@ import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Delivery, EventContext, Message, Receiver, Sender } from 'rhea';
+import { RecordSender } from './record-sender.js';
 import { rhea } from '../amqp/rhea.js';
 import { AmqpConnections, type AmqpConnectionState } from '../amqp/amqp-connections.js';
 import type { VerifyToken } from '../events/cbs.js';
 import { HubError, hubErrors } from '../errors.js';
 import { amqpError, bodyBytes, idText } from '../amqp/amqp-values.js';
 import type { DeviceQueues } from '../cloud-to-device/device-queues.js';
+import type { FileNotification, FileUploads } from '../file-upload/file-uploads.js';
 import type { AmqpDeviceLinks } from '../device-gateway/amqp-device-links.js';
 import type { HubLog } from '../log.js';
 import type { Throttle } from '../throttling.js';
@@ -25,6 +27,8 @@ const FILE_NOTIFICATIONS = '/messages/servicebound/filenotifications';
 /** Feedback records per feedback message (IoT Hub batches them). */
 const FEEDBACK_BATCH = 100;
 const FEEDBACK_CONTENT_TYPE = 'application/vnd.microsoft.iothub.feedback.json';
+/** One notification per message, as IoT Hub sends them. */
+const NOTIFICATION_BATCH = 1;
 
 export interface ServiceAmqpOptions {
   hostName: string;
@@ -36,19 +40,32 @@ export interface ServiceAmqpOptions {
   throttle?: Throttle;
   /** Where the links of devices and modules go. */
   devices?: AmqpDeviceLinks;
+  /** File upload, when the hub has a storage account: its notifications go to /messages/serviceBound/filenotifications. */
+  fileUploads?: FileUploads;
   /** How long a connection may go without a token accepted on $cbs. Default IoT Hub's 20 s. */
   authenticationTimeoutMs?: number;
 }
 
 export class ServiceAmqpEndpoint {
   private readonly connections: AmqpConnections;
-  private readonly feedbackLinks = new Set<Sender>();
-  /** Feedback records on their way to a receiver, by the delivery that carries them. */
-  private readonly inFlight = new Map<Delivery, number[]>();
-  private readonly sending = new Set<number>();
+  private readonly feedback: RecordSender<Record<string, string>>;
+  private readonly notifications?: RecordSender<FileNotification>;
 
   constructor(private readonly options: ServiceAmqpOptions) {
-    const { hostName, queues, devices } = options;
+    const { hostName, queues, devices, fileUploads } = options;
+    this.feedback = new RecordSender(
+      { waiting: (n) => queues.feedback(n), settle: (seqs) => queues.settleFeedback(seqs) },
+      FEEDBACK_BATCH,
+      (records) => serviceMessage(hostName, FEEDBACK_CONTENT_TYPE, records),
+    );
+    if (fileUploads) {
+      this.notifications = new RecordSender(
+        { waiting: (n) => fileUploads.notifications(n), settle: (seqs) => fileUploads.settle(seqs) },
+        NOTIFICATION_BATCH,
+        ([notification]) => serviceMessage(hostName, 'application/json', notification),
+      );
+      fileUploads.on('notification', () => this.notifications!.send());
+    }
     this.connections = new AmqpConnections({
       containerId: `iothub-tut-${hostName}`,
       listener: 'AMQPS',
@@ -64,14 +81,15 @@ export class ServiceAmqpEndpoint {
         description: `The link '${link.name}' is detached: the token that authorised '${path}' expired (put a new token on $cbs).`,
       }),
       linkGone: (link) => {
-        this.feedbackGone(link as Sender);
+        this.feedback.gone(link as Sender);
+        this.notifications?.gone(link as Sender);
         devices?.gone(link);
       },
       receiverOpen: (link, state) => (devices?.owns(link) ? devices.open(link, state) : this.openDevicebound(link, state)),
-      senderOpen: (link, state) => (devices?.owns(link) ? devices.open(link, state) : this.openFeedback(link, state)),
+      senderOpen: (link, state) => (devices?.owns(link) ? devices.open(link, state) : this.openServiceBound(link, state)),
     });
     devices?.serve(this.connections);
-    queues.on('feedback', () => this.sendFeedback());
+    queues.on('feedback', () => this.feedback.send());
   }
 
   /** A client's stream (the TLS socket, or a WebSocket's) and the socket beneath. */
@@ -146,17 +164,21 @@ export class ServiceAmqpEndpoint {
     }
   }
 
-  private openFeedback(link: Sender, state: AmqpConnectionState): void {
+  private openServiceBound(link: Sender, state: AmqpConnectionState): void {
     const address = link.source?.address ?? '';
     const lower = address.toLowerCase();
     if (lower === FILE_NOTIFICATIONS) {
-      // IoT Hub sends one notification per file a device uploads. This hub has no file upload (a
-      // device's upload calls answer 501), so the link stays open and silent, as on a hub nobody
-      // uploads to: a service app that listens for them runs unchanged. (Refused, the SDK's close,
-      // if it overlapped the refusal, waited 45 s for a detach.)
       if (!this.admit(link, state, `${this.options.hostName}${FILE_NOTIFICATIONS}`)) return;
       link.set_source({ address });
-      this.options.log.info('amqp', 'a service listens for file upload notifications: this hub has no file upload, so none will come');
+      if (this.notifications) return this.notifications.add(link);
+      // A hub without a storage account has no file upload (devices' requests for one are refused),
+      // so the link stays open and silent, as on an IoT hub nobody uploads to: a service app that
+      // listens for notifications runs unchanged. (Refused, the SDK's close, if it overlapped the
+      // refusal, waited 45 s for a detach.)
+      this.options.log.info(
+        'amqp',
+        'a service listens for file upload notifications: this hub has no storage account for file upload (hub start --file-upload), so none will come',
+      );
       return;
     }
     if (lower !== FEEDBACK) {
@@ -168,59 +190,20 @@ export class ServiceAmqpEndpoint {
     }
     if (!this.admit(link, state, `${this.options.hostName}${FEEDBACK}`)) return;
     link.set_source({ address });
-    this.feedbackLinks.add(link);
-    link.on('sendable', () => this.sendFeedback());
-    link.on('accepted', (context: EventContext) => this.settled(context.delivery!, true));
-    link.on('rejected', (context: EventContext) => this.settled(context.delivery!, true));
-    link.on('released', (context: EventContext) => this.settled(context.delivery!, false));
-    link.on('modified', (context: EventContext) => this.settled(context.delivery!, false));
-    this.sendFeedback();
+    this.feedback.add(link);
   }
+}
 
-  /** Sends the feedback records no receiver holds yet, in batches, to feedback links with credit. */
-  private sendFeedback(): void {
-    for (const link of this.feedbackLinks) {
-      while (link.sendable()) {
-        const batch = this.options.queues
-          .feedback(FEEDBACK_BATCH + this.sending.size)
-          .filter((r) => !this.sending.has(r.seq))
-          .slice(0, FEEDBACK_BATCH);
-        if (batch.length === 0) return;
-        const delivery = link.send({
-          message_id: randomUUID(),
-          user_id: Buffer.from(this.options.hostName) as unknown as string, // binary on the wire; rhea's typings say string
-          content_type: FEEDBACK_CONTENT_TYPE,
-          content_encoding: 'utf-8',
-          message_annotations: { 'iothub-enqueuedtime': new Date() },
-          body: rhea().message.data_section(Buffer.from(JSON.stringify(batch.map((r) => r.record)))),
-        });
-        const seqs = batch.map((r) => r.seq);
-        for (const seq of seqs) this.sending.add(seq);
-        this.inFlight.set(delivery, seqs);
-      }
-    }
-  }
-
-  /** The service accepted (or rejected) a batch: it is done; released or modified: it goes out again. */
-  private settled(delivery: Delivery, done: boolean): void {
-    const seqs = this.inFlight.get(delivery);
-    if (!seqs) return;
-    this.inFlight.delete(delivery);
-    for (const seq of seqs) this.sending.delete(seq);
-    if (done) this.options.queues.settleFeedback(seqs);
-    else this.sendFeedback();
-  }
-
-  /** What a feedback link took and did not settle goes to the next receiver. */
-  private feedbackGone(link: Sender): void {
-    if (!this.feedbackLinks.delete(link)) return;
-    for (const [delivery, seqs] of this.inFlight) {
-      if (delivery.link !== link) continue;
-      this.inFlight.delete(delivery);
-      for (const seq of seqs) this.sending.delete(seq);
-    }
-    this.sendFeedback();
-  }
+/** A message of the service's receiving links: JSON, from the hub (its name as the user id). */
+function serviceMessage(hostName: string, contentType: string, body: unknown): Message {
+  return {
+    message_id: randomUUID(),
+    user_id: Buffer.from(hostName) as unknown as string, // binary on the wire; rhea's typings say string
+    content_type: contentType,
+    content_encoding: 'utf-8',
+    message_annotations: { 'iothub-enqueuedtime': new Date() },
+    body: rhea().message.data_section(Buffer.from(JSON.stringify(body))),
+  };
 }
 
 /** `/devices/{id}/messages/devicebound`, the `to` the service SDK sets: the device id. */

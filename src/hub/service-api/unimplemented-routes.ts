@@ -9,13 +9,6 @@ import { Router } from './router.js';
  */
 const MISSING: ReadonlyArray<{ feature: string; routes: ReadonlyArray<readonly [method: string, path: string]> }> = [
   {
-    feature: 'file upload',
-    routes: [
-      ['POST', '/devices/:deviceId/files'],
-      ['POST', '/devices/:deviceId/files/notifications'],
-    ],
-  },
-  {
     feature: 'cloud-to-device feedback over HTTPS (the service AMQP endpoint serves it)',
     routes: [
       ['GET', '/messages/serviceBound/feedback'],
