@@ -10,6 +10,7 @@ import { createRegistry, createServiceClient } from '../../src/clients/service-c
 import { STORAGE_CERT_FILE, STORAGE_KEY_FILE } from '../../src/hub/defaults.js';
 import { checkContainerName, parseStorageAccount, StorageAccountError } from '../../src/hub/file-upload/storage-account.js';
 import { createLog } from '../../src/hub/log.js';
+import { Throttle } from '../../src/hub/throttling.js';
 import { azuriteHttpsConnectionString, startAzurite, type Azurite } from '../helpers/azurite.js';
 import { openDevice, registerIdentity, until } from '../helpers/devices.js';
 import { diskDir, portsBelowEphemeral, startTestHub, type TestHub } from '../helpers/hub.js';
@@ -227,6 +228,46 @@ describe('file upload on a hub without a storage account', () => {
     } finally {
       await client.close();
       await service.close();
+    }
+  });
+});
+
+describe('file upload with a storage account that does not answer', () => {
+  let t: TestHub;
+  const logLines: string[] = [];
+  const throttle = new Throttle('s1');
+  before(async () => {
+    // Nothing listens on port 1: the hub cannot make the container, nor read a blob back.
+    t = await startTestHub({
+      throttle,
+      log: createLog('info', (line) => logLines.push(line)),
+      fileUpload: { connectionString: azuriteHttpsConnectionString(1), container: CONTAINER },
+    });
+  });
+  after(async () => t.dispose());
+
+  test("the SAS URI is still given (the hub signs it), the hub logs why; past the tier's initiations a request is throttled (429)", async () => {
+    const client = await openDevice(await registerIdentity(t, 'unreachable'), 'http');
+    try {
+      const params = await client.getBlobSharedAccessSignature('a.txt');
+      assert.equal(params.blobName, 'unreachable/a.txt');
+      assert.match(
+        logLines.join(''),
+        /warn +rest: could not create the file upload container uploads at https:\/\/127.0.0.1:1\/devstoreaccount1: connect ECONNREFUSED/,
+      );
+      // A success the storage account cannot confirm is still notified, without the blob's size and time.
+      await client.notifyBlobUploadStatus(params.correlationId!, true, 201, '');
+      const [waiting] = t.hub.fileUploads!.notifications(10);
+      assert.deepEqual(Object.keys(waiting!.record).sort(), ['blobName', 'blobUri', 'deviceId', 'enqueuedTimeUtc']);
+      assert.match(logLines.join(''), /warn +rest: could not read uploads\/unreachable\/a.txt's size and time for its notification/);
+
+      while (throttle.allow('fileUpload'));
+      await assert.rejects(client.getBlobSharedAccessSignature('b.txt'), (err: Error & { responseBody?: string }) => {
+        assert.match(String(err.responseBody), /ThrottlingException;File upload initiations are throttled/);
+        return true;
+      });
+    } finally {
+      await client.close();
     }
   });
 });
