@@ -175,6 +175,9 @@ describe('file upload: azure-iot-device uploadToBlob to Azurite, notifications t
     assert.match(reasons, /400 ArgumentInvalid The correlation id is not one this hub gave device other for a file upload/);
     assert.equal(reasons.match(/The correlation id is not one this hub gave device owner/g)?.length, 2, reasons);
     await owner.notifyBlobUploadStatus(correlationId!, false, 400, 'never mind');
+    // Once only.
+    await assert.rejects(owner.notifyBlobUploadStatus(correlationId!, true, 200, 'ok'), { message: 'Bad Request' });
+    assert.match(logLines.join(''), /400 ArgumentInvalid Device owner has completed the file upload of owner\/mine.txt already/);
   });
 
   test('a notification no receiver settled is kept across a restart of the hub, and then delivered', async () => {

@@ -51,6 +51,8 @@ interface Upload {
 export class FileUploads extends EventEmitter<{ notification: [] }> {
   /** The uploads each device has begun and not completed, by correlation id, with their SAS expiry. */
   private readonly active = new Map<string, Map<string, number>>();
+  /** The uploads completed since the hub started, by correlation id, until their SAS expires: a second completion is refused. */
+  private readonly completed = new Map<string, number>();
   private readonly signingKey: Buffer;
   private readonly agentOptions: RequestOptions;
   private containerReady?: Promise<void>;
@@ -88,11 +90,18 @@ export class FileUploads extends EventEmitter<{ notification: [] }> {
         `Device ${deviceId} has ${MAX_ACTIVE_UPLOADS} file uploads in progress, IoT Hub's limit; complete one (POST /devices/${deviceId}/files/notifications) first.`,
       );
     }
-    await this.ensureContainer();
     const upload: Upload = { deviceId, blobName, expiresMs: nowMs + this.settings.sasTtlMs };
-    const sasToken = await this.sas(blobName, 'rw', upload.expiresMs);
     const correlationId = this.sign(upload);
+    // Counted before the awaits below, so that requests at the same time cannot pass the limit together.
     active.set(correlationId, upload.expiresMs);
+    let sasToken: string;
+    try {
+      await this.ensureContainer();
+      sasToken = await this.sas(blobName, 'rw', upload.expiresMs);
+    } catch (err) {
+      active.delete(correlationId);
+      throw err;
+    }
     this.log.info('rest', `device ${deviceId} begins a file upload to ${this.settings.container}/${blobName}`);
     return {
       correlationId,
@@ -114,9 +123,13 @@ export class FileUploads extends EventEmitter<{ notification: [] }> {
     if (typeof correlationId !== 'string' || !correlationId) throw hubErrors.argumentInvalid('The status needs a "correlationId" string');
     if (typeof status['isSuccess'] !== 'boolean') throw hubErrors.argumentInvalid('The status needs "isSuccess": true or false');
     const upload = this.verify(correlationId, deviceId);
+    if (this.completed.has(correlationId)) {
+      throw hubErrors.argumentInvalid(`Device ${deviceId} has completed the file upload of ${upload.blobName} already`);
+    }
     this.active.get(deviceId)?.delete(correlationId);
+    this.completed.set(correlationId, upload.expiresMs);
     const detail = [status['statusCode'], status['statusDescription']].filter((v) => v !== undefined && v !== '').join(' ');
-    const outcome = `${status['isSuccess'] ? 'succeeded' : 'failed'}${detail ? ` (${String(detail)})` : ''}`;
+    const outcome = `${status['isSuccess'] ? 'succeeded' : 'failed'}${detail ? ` (${detail})` : ''}`;
     this.log.info('rest', `device ${deviceId}'s file upload to ${this.settings.container}/${upload.blobName} ${outcome}`);
     if (!status['isSuccess']) return;
     const properties = await this.blobProperties(upload.blobName);
@@ -144,6 +157,7 @@ export class FileUploads extends EventEmitter<{ notification: [] }> {
   }
 
   private activeUploads(deviceId: string, nowMs: number): Map<string, number> {
+    for (const [id, expiresMs] of this.completed) if (expiresMs <= nowMs) this.completed.delete(id);
     let active = this.active.get(deviceId);
     if (!active) this.active.set(deviceId, (active = new Map()));
     // An upload whose SAS has expired cannot write any more: it no longer counts.
