@@ -218,12 +218,6 @@ export async function createDeviceClient(
  */
 function certificateClient(connection: DeviceConnection, transportName: DeviceTransport, Transport: TransportClass) {
   const { hostName, deviceId, moduleId, transport, x509 } = connection;
-  if (isLocalHub(transport) && transportName === 'http') {
-    throw new ToolkitError(
-      `the local hub takes client certificates over MQTT and AMQP only (a real IoT Hub takes them over http too): use --transport mqtt, mqtt-ws, amqp or amqp-ws.`,
-      ExitCode.usage,
-    );
-  }
   const gateway =
     transport.port !== undefined && (transportName === 'mqtt' || transportName === 'amqp') ? `${hostName}:${transport.port}` : undefined;
   const provider = new deviceSdk.X509AuthenticationProvider({

@@ -57,7 +57,7 @@ describe('X.509 devices from the CLI: create-device --x509, then the device comm
     assert.ok(existsSync(join(dir, 'certs', 'x509-text-key.pem')), '--out-dir is made when missing');
   });
 
-  test('send-telemetry --cert --key connects with the certificate: the events say x509Certificate', async () => {
+  test('send-telemetry --cert --key connects with the certificate (MQTT, MQTT over WebSockets, HTTPS): the events say x509Certificate', async () => {
     const files = ['--cert', join(dir, 'x509-cli-cert.pem'), '--key', join(dir, 'x509-cli-key.pem')];
     const sent = await runCli(['send-telemetry', '-d', 'x509-cli', ...files, '--count', '2', '--interval', '0', '--json'], env);
     assert.equal(sent.code, 0, sent.stderr);
@@ -68,14 +68,16 @@ describe('X.509 devices from the CLI: create-device --x509, then the device comm
     assert.equal(fromString.code, 0, fromString.stderr);
     const overWebSockets = await runCli(['send-telemetry', '-d', 'x509-cli', ...files, '--count', '1', '--transport', 'mqtt-ws'], env);
     assert.equal(overWebSockets.code, 0, overWebSockets.stderr);
+    const overHttps = await runCli(['send-telemetry', '-d', 'x509-cli', ...files, '--count', '1', '--transport', 'http'], env);
+    assert.equal(overHttps.code, 0, overHttps.stderr);
 
     const monitor = await runCli(
-      ['monitor-events', '-d', 'x509-cli', '--from-start', '--count', '4', '--properties', '--json', '--timeout', '60'],
+      ['monitor-events', '-d', 'x509-cli', '--from-start', '--count', '5', '--properties', '--json', '--timeout', '60'],
       env,
     );
     assert.equal(monitor.code, 0, monitor.stderr);
     const events = jsonLines(monitor.stdout).filter((l) => l.event === 'message');
-    assert.equal(events.length, 4, monitor.stdout);
+    assert.equal(events.length, 5, monitor.stdout);
     for (const event of events) assert.match(event.systemProperties['iothub-connection-auth-method'], /"type":"x509Certificate"/);
   });
 
@@ -121,7 +123,6 @@ describe('X.509 devices from the CLI: create-device --x509, then the device comm
       [['--cert', certFile], /--cert needs --key too/],
       [['--cert', notPem, '--key', join(dir, 'x509-cli-key.pem')], /holds no PEM certificate/],
       [['--cert', certFile, '--key', join(dir, 'missing.pem')], /--key .*missing\.pem cannot be read: ENOENT/],
-      [['--cert', certFile, '--key', join(dir, 'x509-cli-key.pem'), '--transport', 'http'], /client certificates over MQTT and AMQP only/],
       [['-c', 'HostName=localhost;DeviceId=x509-cli;x509=true'], /x509=true\): pass its certificate and key with --cert and --key/],
     ];
     for (const [i, [args, message]] of refused.entries()) {

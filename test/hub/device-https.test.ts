@@ -6,10 +6,12 @@ import { createSasToken } from '../../src/hub/auth/sas-token.js';
 import { Throttle } from '../../src/hub/throttling.js';
 import { BATCH_CONTENT_TYPE } from '../../src/hub/device-gateway/https-gateway.js';
 import { createDeviceClient } from '../../src/clients/device-clients.js';
-import type { DeviceConnection } from '../../src/clients/connection-string.js';
+import { certificateConnection, type DeviceConnection } from '../../src/clients/connection-string.js';
+import { makeCertificate } from '../../src/clients/certificates.js';
+import { createRegistry, createServiceClient } from '../../src/clients/service-clients.js';
 import { restCall, startTestHub, type TestHub } from '../helpers/hub.js';
 import { openDevice, registerIdentity } from '../helpers/devices.js';
-import { collect, consumer } from '../helpers/events.js';
+import { collect, consumer, within } from '../helpers/events.js';
 
 // Devices over HTTPS, as azure-iot-device-http sends: single messages and batches into the same event
 // log as MQTT, with the same stamps and limits, behind IoT Hub's 401s (cloud-to-device polling: c2d-https.test.ts).
@@ -85,6 +87,55 @@ describe('device HTTPS: azure-iot-device-http against the local hub', () => {
       await received.close();
       await client.close();
     }
+  });
+
+  test('an X.509 device (a client certificate, no token): telemetry stamped x509, cloud-to-device polled; a certificate not its own is 401', async () => {
+    const deviceId = 'https-x509';
+    const cert = makeCertificate({ commonName: deviceId });
+    const registry = createRegistry(t.connection);
+    const selfSigned = (thumbprint: string) => ({ type: 'selfSigned', x509Thumbprint: { primaryThumbprint: thumbprint } });
+    await registry.create({ deviceId, authentication: selfSigned(cert.sha256) } as any);
+    await registry.create({
+      deviceId: `${deviceId}-other`,
+      authentication: selfSigned(makeCertificate({ commonName: 'other' }).sha256),
+    } as any);
+    const clientFor = (id: string) =>
+      createDeviceClient(
+        certificateConnection({ hostName: 'localhost', transport: t.connection.transport }, { deviceId: id }, cert),
+        'http',
+      );
+    const client = await clientFor(deviceId);
+    try {
+      await client.open();
+      const got = new Promise<deviceSdk.Message>((resolve) =>
+        client.on('message', (m: deviceSdk.Message) => {
+          void client.complete(m);
+          resolve(m);
+        }),
+      );
+      const message = new deviceSdk.Message('from a certificate');
+      message.messageId = `${deviceId}-1`;
+      await client.sendEvent(message);
+      const service = createServiceClient(t.connection);
+      await service.open();
+      await service.send(deviceId, new deviceSdk.Message('to a certificate'));
+      await service.close();
+      assert.equal((await within(30_000, 'the cloud-to-device message', got)).getData().toString(), 'to a certificate');
+    } finally {
+      await client.close();
+    }
+    const [event] = storedOf(t, deviceId);
+    assert.match(String(event!.annotations['iothub-connection-auth-method']), /"type":"x509Certificate"/);
+    // This certificate for another device, and a request with neither token nor certificate: 401, with why.
+    const other = await clientFor(`${deviceId}-other`);
+    try {
+      await assert.rejects(other.sendEvent(new deviceSdk.Message('not mine')), { name: 'UnauthorizedError' });
+    } finally {
+      await other.close();
+    }
+    const bare = await restCall(t, 'POST', `/devices/${deviceId}/messages/events?api-version=2021-04-12`, '', 'x');
+    assert.equal(bare.status, 401);
+    assert.match(bare.body.Message, /no Authorization header with a SharedAccessSignature, and no client certificate/);
   });
 
   test('sendEventBatch: each message of a batch is its own event, in order, with its properties', async () => {

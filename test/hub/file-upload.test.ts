@@ -4,8 +4,9 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import * as tls from 'node:tls';
 import type iothub from 'azure-iothub';
-import type { DeviceClient, DeviceTransport } from '../../src/clients/device-clients.js';
-import { identityConnectionWithKey } from '../../src/clients/connection-string.js';
+import { createDeviceClient, type DeviceClient, type DeviceTransport } from '../../src/clients/device-clients.js';
+import { certificateConnection, identityConnectionWithKey } from '../../src/clients/connection-string.js';
+import { makeCertificate } from '../../src/clients/certificates.js';
 import { createRegistry, createServiceClient } from '../../src/clients/service-clients.js';
 import { STORAGE_CERT_FILE, STORAGE_KEY_FILE } from '../../src/hub/defaults.js';
 import { checkContainerName, parseStorageAccount, StorageAccountError } from '../../src/hub/file-upload/storage-account.js';
@@ -111,6 +112,24 @@ describe('file upload: azure-iot-device uploadToBlob to Azurite, notifications t
       assert.doesNotMatch(logLines.join(''), /sig=[^*]|AccountKey=[^*]/);
     });
   }
+
+  test('an X.509 device uploads too: its two REST calls carry its client certificate, not a token', async () => {
+    const cert = makeCertificate({ commonName: 'x509-uploader' });
+    await createRegistry(t.connection).create({
+      deviceId: 'x509-uploader',
+      authentication: { type: 'selfSigned', x509Thumbprint: { primaryThumbprint: cert.sha256 } },
+    } as any);
+    const client = await createDeviceClient(
+      certificateConnection({ hostName: 'localhost', transport: t.connection.transport }, { deviceId: 'x509-uploader' }, cert),
+      'mqtt',
+    );
+    devices.push(client);
+    await client.open();
+    const content = Buffer.from('signed, not keyed');
+    await client.uploadToBlob('cert.txt', Readable.from([content]), content.length);
+    const blob = azurite.service.getContainerClient(CONTAINER).getBlobClient('x509-uploader/cert.txt');
+    assert.deepEqual(await blob.downloadToBuffer(), content);
+  });
 
   test('the SAS URI is for one blob, read and write, https only, until the SAS TTL; a failed upload sends no notification', async () => {
     const client = await device('sas-reader');

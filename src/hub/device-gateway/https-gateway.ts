@@ -7,6 +7,7 @@ import type { Registry } from '../registry/registry.js';
 import type { Throttle } from '../throttling.js';
 import type { HubLog } from '../log.js';
 import { readBody, send } from '../service-api/http-handler.js';
+import { presentedCertificates } from '../auth/client-certificate.js';
 import { decodeSegment } from '../service-api/router.js';
 import { MAX_D2C_MESSAGE_BYTES } from './telemetry-topics.js';
 import type { MessageLocks } from '../cloud-to-device/message-locks.js';
@@ -64,6 +65,7 @@ const SYSTEM: Record<
 };
 
 const notSigned = (who: string) => `The SharedAccessSignature is not signed with a key of ${who} or of a policy with DeviceConnect`;
+const notItsCertificate = (who: string) => `The client certificate is not a credential of ${who}`;
 
 // Why a request is refused, as its 401 says, of `who` ("device 'd1'", "module 'm1' of device 'd1'"). An
 // unknown identity reads as a wrong key, so that a caller without a key learns nothing of which exist;
@@ -75,11 +77,11 @@ const AUTH_FAILURE: Record<DeviceAuthFailure, (who: string) => string> = {
   badSignature: notSigned,
   unknownIdentity: notSigned,
   disabled: (who) => `${who[0]!.toUpperCase()}${who.slice(1)} is disabled`,
-  // Client certificates are checked on MQTT connects only; an HTTPS request carries a token.
-  notCertificateIdentity: notSigned,
-  thumbprintMismatch: notSigned,
-  untrustedCertificate: notSigned,
-  wrongCommonName: notSigned,
+  // A request without a token is judged by the client certificate of its TLS connection.
+  notCertificateIdentity: notItsCertificate,
+  thumbprintMismatch: notItsCertificate,
+  untrustedCertificate: () => 'The client certificate does not chain to a CA this hub trusts, or is out of date',
+  wrongCommonName: notItsCertificate,
 };
 
 /**
@@ -108,12 +110,12 @@ export class HttpsGateway {
       const [, encodedId, encodedModuleId, deviceBound, lockPath] = DEVICE_PATH.exec(pathOf(req.url ?? '/'))!;
       const deviceId = decodeSegment(encodedId!);
       const moduleId = encodedModuleId === undefined ? undefined : decodeSegment(encodedModuleId);
-      this.authenticate(req.headers.authorization, deviceId, moduleId);
+      const authMethod = this.authenticate(req, deviceId, moduleId);
       // Each request authenticates: its lastActivityTime, whether it sends or polls.
       this.registry.recordActivity({ deviceId, moduleId });
       if (deviceBound) return this.deviceBound(req, res, deviceId, lockPath, headers);
       if (req.method !== 'POST') throw hubErrors.methodNotAllowed(`${req.method} is not allowed on ${pathOf(req.url ?? '/')}`);
-      await this.receive(req, deviceId, moduleId);
+      await this.receive(req, deviceId, moduleId, authMethod);
       res.writeHead(204, headers).end();
     } catch (err) {
       const error = err instanceof HubError ? err : hubErrors.serverError('The hub failed to handle the request');
@@ -136,7 +138,7 @@ export class HttpsGateway {
   private async files(req: IncomingMessage, res: ServerResponse, path: RegExpExecArray, headers: Record<string, string>): Promise<void> {
     const [, encodedId, notifications, encodedCorrelationId] = path;
     const deviceId = decodeSegment(encodedId!);
-    this.authenticate(req.headers.authorization, deviceId);
+    this.authenticate(req, deviceId);
     this.registry.recordActivity({ deviceId });
     if (req.method !== 'POST') throw hubErrors.methodNotAllowed(`${req.method} is not allowed on ${pathOf(req.url ?? '/')}`);
     if (!this.fileUploads) {
@@ -156,14 +158,27 @@ export class HttpsGateway {
     send(res, 200, await this.fileUploads.begin(deviceId, body), headers);
   }
 
-  /** The request's token must be the identity's own (or a DeviceConnect policy's): IoT Hub answers 401 otherwise. */
-  private authenticate(authorization: string | undefined, deviceId: string, moduleId?: string): void {
-    if (!authorization) throw hubErrors.unauthorized('The request has no Authorization header with a SharedAccessSignature');
-    const failure = this.auth.authenticateDevice(authorization, deviceId, moduleId);
+  /**
+   * The request's token must be the identity's own (or a DeviceConnect policy's); a request without
+   * one is judged by its TLS connection's client certificate, as an MQTT connect without a password
+   * is. IoT Hub answers 401 otherwise.
+   */
+  private authenticate(req: IncomingMessage, deviceId: string, moduleId?: string): 'sas' | 'x509' {
+    const authorization = req.headers.authorization;
+    const chain = authorization ? undefined : presentedCertificates(req.socket);
+    if (!authorization && !chain) {
+      throw hubErrors.unauthorized('The request has no Authorization header with a SharedAccessSignature, and no client certificate');
+    }
+    const failure = chain
+      ? this.auth.authenticateCertificate(chain, deviceId, moduleId)
+      : this.auth.authenticateDevice(authorization!, deviceId, moduleId);
     if (failure) {
       const who = moduleId === undefined ? `device '${deviceId}'` : `module '${moduleId}' of device '${deviceId}'`;
-      throw hubErrors.unauthorized(AUTH_FAILURE[failure](who));
+      // An unknown identity reads as a certificate that is not its own, as it reads as a wrong key.
+      const reason = chain && failure === 'unknownIdentity' ? 'thumbprintMismatch' : failure;
+      throw hubErrors.unauthorized(chain && failure === 'expired' ? 'The client certificate is out of date' : AUTH_FAILURE[reason](who));
     }
+    return chain ? 'x509' : 'sas';
   }
 
   /**
@@ -199,14 +214,14 @@ export class HttpsGateway {
     res.writeHead(204, headers).end();
   }
 
-  private async receive(req: IncomingMessage, deviceId: string, moduleId?: string): Promise<void> {
+  private async receive(req: IncomingMessage, deviceId: string, moduleId: string | undefined, authMethod: 'sas' | 'x509'): Promise<void> {
     const body = await readBody(req, MAX_D2C_MESSAGE_BYTES, "IoT Hub's limit for a message or a batch");
     const stamps: D2CMessage = {
       deviceId,
       ...(moduleId === undefined ? {} : { moduleId }),
       body,
       properties: {},
-      authMethod: 'sas',
+      authMethod,
       authGenerationId: this.registry.find(deviceId, moduleId)?.generationId,
     };
     const isBatch = (req.headers['content-type'] ?? '').toLowerCase().split(';')[0]!.trim() === BATCH_CONTENT_TYPE;
