@@ -1,4 +1,8 @@
 import deviceSdk from 'azure-iot-device';
+import type { ServiceConnection } from '../../src/clients/connection-string.js';
+import type { DeviceClient } from '../../src/clients/device-clients.js';
+import { createServiceClient } from '../../src/clients/service-clients.js';
+import { within } from './events.js';
 
 const { Message } = deviceSdk;
 type Message = deviceSdk.Message;
@@ -29,4 +33,22 @@ export function nextFeedback(
     };
     receiver.on('message', listener);
   });
+}
+
+/** Sends `text` to an opened device client from azure-iothub's Client; the body the device received (and completed), bounded. */
+export async function c2dRoundTrip(device: DeviceClient, connection: ServiceConnection, deviceId: string, text: string): Promise<string> {
+  const got = new Promise<Message>((resolve) =>
+    device.on('message', (m: Message) => {
+      void device.complete(m);
+      resolve(m);
+    }),
+  );
+  const service = createServiceClient(connection);
+  await service.open();
+  try {
+    await service.send(deviceId, new Message(text));
+  } finally {
+    await service.close();
+  }
+  return (await within(30_000, 'the cloud-to-device message', got)).getData().toString();
 }

@@ -13,6 +13,7 @@ import { createLog } from '../../src/hub/log.js';
 import { createSasToken } from '../../src/hub/auth/sas-token.js';
 import { makeCertificate } from '../../src/clients/certificates.js';
 import { collect, consumer, within } from '../helpers/events.js';
+import { c2dRoundTrip } from '../helpers/c2d.js';
 import { open, putToken } from '../helpers/amqp.js';
 
 // Devices and modules over AMQP on the hub's TLS port: the link dispatch (which identity's links a
@@ -668,17 +669,7 @@ describe('devices and modules over the SDK: Amqp and AmqpWs', () => {
         const message = new deviceSdk.Message('from a certificate');
         message.messageId = `${deviceId}-1`;
         await client.sendEvent(message);
-        const got = new Promise<deviceSdk.Message>((resolve) =>
-          client.on('message', (m: deviceSdk.Message) => {
-            void client.complete(m);
-            resolve(m);
-          }),
-        );
-        const service = createServiceClient(t.connection);
-        await service.open();
-        await service.send(deviceId, new deviceSdk.Message('to a certificate'));
-        await service.close();
-        assert.equal((await within(30_000, 'the cloud-to-device message', got)).getData().toString(), 'to a certificate');
+        assert.equal(await c2dRoundTrip(client, t.connection, deviceId, 'to a certificate'), 'to a certificate');
       } finally {
         await client.close();
       }

@@ -8,10 +8,11 @@ import { BATCH_CONTENT_TYPE } from '../../src/hub/device-gateway/https-gateway.j
 import { createDeviceClient } from '../../src/clients/device-clients.js';
 import { certificateConnection, type DeviceConnection } from '../../src/clients/connection-string.js';
 import { makeCertificate } from '../../src/clients/certificates.js';
-import { createRegistry, createServiceClient } from '../../src/clients/service-clients.js';
+import { createRegistry } from '../../src/clients/service-clients.js';
+import { c2dRoundTrip } from '../helpers/c2d.js';
 import { restCall, startTestHub, type TestHub } from '../helpers/hub.js';
 import { openDevice, registerIdentity } from '../helpers/devices.js';
-import { collect, consumer, within } from '../helpers/events.js';
+import { collect, consumer } from '../helpers/events.js';
 
 // Devices over HTTPS, as azure-iot-device-http sends: single messages and batches into the same event
 // log as MQTT, with the same stamps and limits, behind IoT Hub's 401s (cloud-to-device polling: c2d-https.test.ts).
@@ -107,20 +108,8 @@ describe('device HTTPS: azure-iot-device-http against the local hub', () => {
     const client = await clientFor(deviceId);
     try {
       await client.open();
-      const got = new Promise<deviceSdk.Message>((resolve) =>
-        client.on('message', (m: deviceSdk.Message) => {
-          void client.complete(m);
-          resolve(m);
-        }),
-      );
-      const message = new deviceSdk.Message('from a certificate');
-      message.messageId = `${deviceId}-1`;
-      await client.sendEvent(message);
-      const service = createServiceClient(t.connection);
-      await service.open();
-      await service.send(deviceId, new deviceSdk.Message('to a certificate'));
-      await service.close();
-      assert.equal((await within(30_000, 'the cloud-to-device message', got)).getData().toString(), 'to a certificate');
+      await client.sendEvent(new deviceSdk.Message('from a certificate'));
+      assert.equal(await c2dRoundTrip(client, t.connection, deviceId, 'to a certificate'), 'to a certificate');
     } finally {
       await client.close();
     }

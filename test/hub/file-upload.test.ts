@@ -10,6 +10,7 @@ import { makeCertificate } from '../../src/clients/certificates.js';
 import { createRegistry, createServiceClient } from '../../src/clients/service-clients.js';
 import { STORAGE_CERT_FILE, STORAGE_KEY_FILE } from '../../src/hub/defaults.js';
 import { checkContainerName, parseStorageAccount, StorageAccountError } from '../../src/hub/file-upload/storage-account.js';
+import type { FileNotification } from '../../src/hub/file-upload/file-uploads.js';
 import { createLog } from '../../src/hub/log.js';
 import { Throttle } from '../../src/hub/throttling.js';
 import { azuriteHttpsConnectionString, startAzurite, type Azurite } from '../helpers/azurite.js';
@@ -23,18 +24,9 @@ import { diskDir, portsBelowEphemeral, startTestHub, type TestHub } from '../hel
 
 const CONTAINER = 'uploads';
 
-interface Notification {
-  deviceId: string;
-  blobUri: string;
-  blobName: string;
-  lastUpdatedTime?: string;
-  blobSizeInBytes?: number;
-  enqueuedTimeUtc: string;
-}
-
 /** The notifications a receiver gets, each completed (or, with `settle` false, left unsettled). */
-function notifications(receiver: iothub.Client.ServiceReceiver, settle = true): Notification[] {
-  const got: Notification[] = [];
+function notifications(receiver: iothub.Client.ServiceReceiver, settle = true): FileNotification[] {
+  const got: FileNotification[] = [];
   receiver.on('message', (msg: { getData(): Buffer }) => {
     got.push(JSON.parse(msg.getData().toString('utf8')));
     if (settle) receiver.complete(msg as never, () => undefined);
@@ -78,6 +70,16 @@ describe('file upload: azure-iot-device uploadToBlob to Azurite, notifications t
     await azurite?.stop();
     tls.setDefaultCACertificates(trustedBefore);
   });
+
+  /** Stops the hub (its clients closed first) and starts it again on the same data dir and storage account. */
+  async function restartHub(): Promise<void> {
+    await Promise.all(devices.splice(0).map((d) => d.close()));
+    await service.close();
+    await t.hub.stop();
+    t = await startHub(Number(new URL(azurite.service.url).port));
+    service = createServiceClient(t.connection);
+    await service.open();
+  }
 
   async function device(deviceId: string, transport: DeviceTransport = 'mqtt'): Promise<DeviceClient> {
     const client = await openDevice(await registerIdentity(t, deviceId), transport);
@@ -204,23 +206,12 @@ describe('file upload: azure-iot-device uploadToBlob to Azurite, notifications t
     const { correlationId, blobName } = await client.getBlobSharedAccessSignature('kept.txt');
     await azurite.service.getContainerClient(CONTAINER).getBlockBlobClient(blobName!).upload('kept', 4);
     // Completed after the hub restarts: the correlation id holds its upload.
-    const port = Number(new URL(azurite.service.url).port);
-    await Promise.all(devices.splice(0).map((d) => d.close()));
-    await service.close();
-    await t.hub.stop();
-    t = await startHub(port);
-    service = createServiceClient(t.connection);
-    await service.open();
+    await restartHub();
     const key = (await createRegistry(t.connection).get('before-restart')).responseBody.authentication!.symmetricKey!.primaryKey!;
     const restarted = await openDevice(identityConnectionWithKey(t.connection, { deviceId: 'before-restart' }, key));
     devices.push(restarted);
     await restarted.notifyBlobUploadStatus(correlationId, true, 200, 'ok');
-    await Promise.all(devices.splice(0).map((d) => d.close()));
-    await service.close();
-    await t.hub.stop();
-    t = await startHub(port);
-    service = createServiceClient(t.connection);
-    await service.open();
+    await restartHub();
     const got = notifications((await service.getFileNotificationReceiver()).result);
     await until(() => got.some((n) => n.blobName === blobName), 'the kept notification arrived');
     assert.equal(got.find((n) => n.blobName === blobName)!.blobSizeInBytes, 4);
@@ -257,7 +248,8 @@ describe('file upload on a hub without a storage account', () => {
 describe('file upload with a storage account that does not answer', () => {
   let t: TestHub;
   const logLines: string[] = [];
-  const throttle = new Throttle('s1');
+  // A stopped clock: a drained bucket stays drained however slowly the test runs.
+  const throttle = new Throttle('s1', () => 0);
   before(async () => {
     // Nothing listens on port 1: the hub cannot make the container, nor read a blob back.
     t = await startTestHub({
