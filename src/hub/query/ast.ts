@@ -9,6 +9,11 @@ export interface PathExpr {
   kind: 'path';
   /** Property names from the document root, as written (matching is case-insensitive). */
   segments: string[];
+  /**
+   * Routing conditions only, and only in $body paths: the array indexes written after each segment
+   * (`$body.a[0].b` has [[], [0], []]). Absent when the path has none.
+   */
+  indexes?: number[][];
   offset: number;
 }
 

@@ -2,8 +2,8 @@
 // function calls with no re-parsing or tree walking by node kind.
 
 import { hubErrors } from '../errors.js';
-import type { ArithmeticOp, Expr } from './ast.js';
-import { BUILT_INS } from './functions.js';
+import type { ArithmeticOp, Expr, PathExpr } from './ast.js';
+import { BUILT_INS, type BuiltIn } from './functions.js';
 import { valueReader } from './paths.js';
 import { atPosition } from './tokenizer.js';
 import { and, compareValues, isPrimitive, not, or } from './values.js';
@@ -11,6 +11,16 @@ import { and, compareValues, isPrimitive, not, or } from './values.js';
 /** Evaluates an expression against one twin document; undefined is the language's undefined. */
 export type Evaluator = (doc: unknown) => unknown;
 export type Predicate = (doc: unknown) => boolean;
+
+/** What a property path reads and which functions exist: twin queries and routing conditions differ. */
+export interface Dialect {
+  /** Keyed by upper-case name. */
+  functions: ReadonlyMap<string, BuiltIn>;
+  path(expr: PathExpr): Evaluator;
+}
+
+/** Twin queries: a path reads the twin document (`doc`). */
+export const TWIN_QUERY: Dialect = { functions: BUILT_INS, path: (expr) => valueReader(expr.segments) };
 
 const ARITHMETIC: Record<ArithmeticOp, (a: number, b: number) => number> = {
   '+': (a, b) => a + b,
@@ -21,25 +31,26 @@ const ARITHMETIC: Record<ArithmeticOp, (a: number, b: number) => number> = {
 };
 
 /** A document matches only when the condition is exactly true: undefined and non-booleans do not. */
-export function compileCondition(expr: Expr): Predicate {
-  const evaluate = compileExpression(expr);
+export function compileCondition(expr: Expr, dialect: Dialect = TWIN_QUERY): Predicate {
+  const evaluate = compileExpression(expr, dialect);
   return (doc) => evaluate(doc) === true;
 }
 
-export function compileExpression(expr: Expr): Evaluator {
+export function compileExpression(expr: Expr, dialect: Dialect = TWIN_QUERY): Evaluator {
+  const compile = (e: Expr) => compileExpression(e, dialect);
   switch (expr.kind) {
     case 'literal': {
       const value = expr.value;
       return () => value;
     }
     case 'path':
-      return valueReader(expr.segments);
+      return dialect.path(expr);
     case 'not': {
-      const operand = compileExpression(expr.operand);
+      const operand = compile(expr.operand);
       return (doc) => not(operand(doc));
     }
     case 'negate': {
-      const operand = compileExpression(expr.operand);
+      const operand = compile(expr.operand);
       return (doc) => {
         const v = operand(doc);
         return typeof v === 'number' ? -v : undefined;
@@ -48,9 +59,9 @@ export function compileExpression(expr: Expr): Evaluator {
     case 'logical': {
       // A chain (a AND b OR c ...) is folded in a loop, leftmost first: its length costs no stack.
       const { first, links } = leftSpine(expr);
-      const start = compileExpression(first);
+      const start = compile(first);
       const isAnd = links.map((link) => link.op === 'AND');
-      const rights = links.map((link) => compileExpression(link.right));
+      const rights = links.map((link) => compile(link.right));
       return (doc) => {
         let value = start(doc);
         for (let i = 0; i < rights.length; i++) {
@@ -62,15 +73,15 @@ export function compileExpression(expr: Expr): Evaluator {
     }
     case 'compare': {
       const { op } = expr;
-      const left = compileExpression(expr.left);
-      const right = compileExpression(expr.right);
+      const left = compile(expr.left);
+      const right = compile(expr.right);
       return (doc) => compareValues(op, left(doc), right(doc));
     }
     case 'arithmetic': {
       const { first, links } = leftSpine(expr);
-      const start = compileExpression(first);
+      const start = compile(first);
       const applies = links.map((link) => ARITHMETIC[link.op as ArithmeticOp]);
-      const rights = links.map((link) => compileExpression(link.right));
+      const rights = links.map((link) => compile(link.right));
       return (doc) => {
         let value = start(doc);
         for (let i = 0; i < rights.length; i++) {
@@ -85,22 +96,22 @@ export function compileExpression(expr: Expr): Evaluator {
     case 'in': {
       const { negated } = expr;
       const list = new Set(expr.list);
-      const operand = compileExpression(expr.operand);
+      const operand = compile(expr.operand);
       return (doc) => {
         const v = operand(doc);
         return isPrimitive(v) ? list.has(v) !== negated : undefined;
       };
     }
     case 'call': {
-      const builtIn = BUILT_INS.get(expr.name.toUpperCase());
+      const builtIn = dialect.functions.get(expr.name.toUpperCase());
       const where = atPosition(expr.offset);
       if (!builtIn) throw hubErrors.invalidQuery(`Unknown function '${expr.name}' ${where}`);
-      if (expr.args.length !== builtIn.arity) {
-        throw hubErrors.invalidQuery(
-          `${expr.name} takes ${builtIn.arity} argument${builtIn.arity === 1 ? '' : 's'}, not ${expr.args.length}, ${where}`,
-        );
+      const { arity, maxArity = arity } = builtIn;
+      if (expr.args.length < arity || expr.args.length > maxArity) {
+        const count = maxArity === arity ? `${arity}` : maxArity === Infinity ? `${arity} or more` : `${arity} to ${maxArity}`;
+        throw hubErrors.invalidQuery(`${expr.name} takes ${count} argument${maxArity === 1 ? '' : 's'}, not ${expr.args.length}, ${where}`);
       }
-      const args = expr.args.map(compileExpression);
+      const args = expr.args.map(compile);
       const { apply } = builtIn;
       return args.length === 1 ? (doc) => apply(args[0](doc)) : (doc) => apply(...args.map((arg) => arg(doc)));
     }

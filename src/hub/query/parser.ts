@@ -21,13 +21,25 @@ export function parseQuery(text: string): QueryAst {
   return new Parser(tokenize(text)).query();
 }
 
+/**
+ * A message-routing condition: the WHERE grammar alone, where `$dt-dataschema`-like names keep their
+ * hyphens and $body paths may index arrays (`$body.readings[0].value`).
+ */
+export function parseRouteCondition(text: string): Expr {
+  return new Parser(tokenize(text, { hyphenatedDollarNames: true }), true).condition();
+}
+
 class Parser {
   private index = 0;
   private nesting = 0;
   /** Set once FROM is read: IoT Hub's job queries name their properties devices.jobs.<name>. */
   private from?: Collection;
 
-  constructor(private readonly tokens: Token[]) {}
+  constructor(
+    private readonly tokens: Token[],
+    /** Parsing a routing condition rather than a twin query. */
+    private readonly routing = false,
+  ) {}
 
   query(): QueryAst {
     this.expectKeyword('SELECT');
@@ -56,6 +68,12 @@ class Parser {
       throw syntaxError(this.peek(), `expected ${rest}end of query`);
     }
     return { top, select, from, where, groupBy };
+  }
+
+  condition(): Expr {
+    const where = this.expression();
+    if (this.peek().type !== 'end') throw syntaxError(this.peek(), 'expected end of condition');
+    return where;
   }
 
   private selectList(): SelectItem[] {
@@ -94,10 +112,34 @@ class Parser {
   private path(): PathExpr {
     const offset = this.peek().offset;
     const segments = [this.identifier('expected a property name')];
+    if (this.routing) return this.routedPath(segments, offset);
     while (this.acceptPunct('.')) segments.push(this.identifier('expected a property name after .'));
     const collection =
       this.from === 'devices.jobs' && segments.length > 2 && segments.slice(0, 2).join('.').toLowerCase() === 'devices.jobs';
     return { kind: 'path', segments: collection ? segments.slice(2) : segments, offset };
+  }
+
+  /** The rest of a routing condition's path: $body paths may index arrays after any name. */
+  private routedPath(segments: string[], offset: number): PathExpr {
+    const body = segments[0].toLowerCase() === '$body';
+    const indexes: number[][] = [];
+    let indexed = false;
+    for (;;) {
+      const after: number[] = [];
+      while (this.isPunct('[')) {
+        if (!body) throw syntaxError(this.peek(), 'array indexes are allowed in $body paths only');
+        this.next();
+        const t = this.next();
+        if (t.type !== 'number' || !Number.isSafeInteger(t.value)) throw syntaxError(t, 'expected an array index (a whole number)');
+        after.push(t.value as number);
+        this.expectPunct(']');
+        indexed = true;
+      }
+      indexes.push(after);
+      if (!this.acceptPunct('.')) break;
+      segments.push(this.identifier('expected a property name after .'));
+    }
+    return indexed ? { kind: 'path', segments, indexes, offset } : { kind: 'path', segments, offset };
   }
 
   private identifier(expected: string): string {
@@ -183,7 +225,7 @@ class Parser {
       return inner;
     }
     if (t.type === 'word' && this.isPunct('(', 1)) {
-      if (AGGREGATES.has(t.text.toUpperCase())) throw syntaxError(t, `aggregate ${t.text}() is only allowed in SELECT`);
+      if (!this.routing && AGGREGATES.has(t.text.toUpperCase())) throw syntaxError(t, `aggregate ${t.text}() is only allowed in SELECT`);
       this.index += 2;
       const args: Expr[] = [];
       if (!this.acceptPunct(')')) {

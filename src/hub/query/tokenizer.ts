@@ -36,7 +36,16 @@ export function syntaxError(token: Token, expected: string): HubError {
   return hubErrors.invalidQuery(`Syntax error ${atPosition(token.offset)} near ${near}: ${expected}`);
 }
 
-export function tokenize(text: string): Token[] {
+export interface TokenizeOptions {
+  /**
+   * Routing conditions: a name that starts with '$' and does not follow a '.' takes in hyphens that
+   * are followed by a name character, as in `$dt-dataschema` and `$dt-subject`. Elsewhere `a-b`
+   * stays a subtraction.
+   */
+  hyphenatedDollarNames?: boolean;
+}
+
+export function tokenize(text: string, options: TokenizeOptions = {}): Token[] {
   if (text.length > MAX_QUERY_LENGTH) {
     throw hubErrors.invalidQuery(`Query is ${text.length} characters long; the maximum is ${MAX_QUERY_LENGTH}`);
   }
@@ -53,6 +62,12 @@ export function tokenize(text: string): Token[] {
     } else if (/[A-Za-z_$]/.test(c)) {
       const start = i;
       while (i < text.length && /[A-Za-z0-9_$]/.test(text[i])) i++;
+      const previous = tokens.at(-1);
+      const head = c === '$' && options.hyphenatedDollarNames && !(previous?.type === 'punct' && previous.text === '.');
+      while (head && text[i] === '-' && /[A-Za-z0-9_]/.test(text[i + 1] ?? '')) {
+        i++;
+        while (i < text.length && /[A-Za-z0-9_$]/.test(text[i])) i++;
+      }
       tokens.push({ type: 'word', text: text.slice(start, i), offset: start });
     } else if (/[0-9]/.test(c)) {
       const match = /^(0[xX][0-9a-fA-F]+|[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?)/.exec(text.slice(i))!;
