@@ -36,5 +36,6 @@ runTogether(new URL('./hub/', import.meta.url), 6, {
     'telemetry',
     'd2c-system-properties',
     'c2d',
+    'routing',
   ].map((suite) => `${suite}.test.js`),
 });

@@ -8,7 +8,7 @@ export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** The part of the hub a line comes from. */
-export type LogArea = 'hub' | 'rest' | 'mqtt' | 'amqp' | 'store' | 'auth' | 'ui' | 'jobs';
+export type LogArea = 'hub' | 'rest' | 'mqtt' | 'amqp' | 'store' | 'auth' | 'ui' | 'jobs' | 'routing';
 
 export interface HubLog {
   readonly level: LogLevel;

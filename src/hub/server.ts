@@ -66,6 +66,9 @@ import { AmqpMethodLinks } from './device-gateway/amqp-method-links.js';
 import { AmqpTwinLinks } from './device-gateway/amqp-twin-links.js';
 import { MethodChannels } from './methods/method-channels.js';
 import { DEFAULT_CONNECTION_TIMEOUTS, type ConnectionTimeouts } from './connection-timeouts.js';
+import type { RoutingSettings } from './routing/routing-settings.js';
+import { MessageRouting } from './routing/message-routing.js';
+import { routeHubEvents } from './routing/event-sources.js';
 
 export interface HubOptions {
   /** Where the database and the CA live; ignored with inMemory. */
@@ -94,6 +97,8 @@ export interface HubOptions {
   connectionTimeouts?: Partial<ConnectionTimeouts>;
   /** File upload: the storage account devices upload to (its blob endpoint https) and the container. Default: none (requests refused). */
   fileUpload?: { connectionString: string; container: string; sasTtlMs?: number };
+  /** Message routing (routes, fallback route, enrichments) to the built-in endpoint. Default: none, so every device message goes there. */
+  routing?: RoutingSettings;
 }
 
 /**
@@ -161,6 +166,8 @@ export class LocalHub {
   readonly dashboard: Dashboard;
   /** File upload, when the hub has a storage account. */
   readonly fileUploads?: FileUploads;
+  /** Message routing in front of the built-in endpoint, when the hub has routes. */
+  readonly routing?: MessageRouting;
   private eventHub?: EventHubEndpoint;
   /** The service AMQP endpoint on the TLS port (made by listen, which makes the bound it counts with). */
   private serviceAmqp?: ServiceAmqpEndpoint;
@@ -184,6 +191,7 @@ export class LocalHub {
     c2dLockTimeoutMs?: number,
     readonly connectionTimeouts: Readonly<ConnectionTimeouts> = DEFAULT_CONNECTION_TIMEOUTS,
     fileUpload?: FileUploadSettings,
+    routingSettings?: RoutingSettings,
   ) {
     this.hostName = hostName;
     this.log = log;
@@ -194,9 +202,11 @@ export class LocalHub {
     this.twins = new Twins(new TwinStore(db), { configurationsOf: (key) => configurationStore.statusesOf(key) });
     // Twins live and die with their identity, in the registry's own transaction; a re-created identity
     // starts with no session and no configuration statuses, as on IoT Hub.
+    let beforeTwinRemoved: ((key: IdentityKey) => void) | undefined; // routing's, set below
     this.registry = new Registry(identities, {
       created: (key) => this.twins.create(key),
       deleted: (key) => {
+        beforeTwinRemoved?.(key);
         this.twins.remove(key);
         persistentSessions.delete(key.deviceId, key.moduleId);
         configurationStore.deleteTwin(key);
@@ -250,8 +260,18 @@ export class LocalHub {
     this.amqpDevices.use('methods/devicebound', amqpMethods).use('twin', new AmqpTwinLinks(this.twins, log));
 
     this.eventLog = new EventLog(new EventStore(db), { log });
-    this.mqtt.use(new TelemetryTopics(this.eventLog, this.registry, throttle));
-    this.amqpDevices.use('messages/events', new AmqpTelemetry(this.eventLog, this.registry, log, throttle));
+    // Without routes every device message goes to the built-in endpoint, and routing costs nothing.
+    if (routingSettings) {
+      const twinOf = (key: IdentityKey) => {
+        const state = this.twins.find(key);
+        return state && { tags: state.tags, properties: { desired: state.desired, reported: state.reported } };
+      };
+      this.routing = new MessageRouting(routingSettings, this.eventLog, twinOf, hostName.split('.')[0]!, log);
+      beforeTwinRemoved = routeHubEvents(this.routing, this.registry, this.twins, this.presence);
+    }
+    const d2c = this.routing ?? this.eventLog;
+    this.mqtt.use(new TelemetryTopics(d2c, this.registry, throttle));
+    this.amqpDevices.use('messages/events', new AmqpTelemetry(d2c, this.registry, log, throttle));
 
     this.importExport = new ImportExportJobs(new ImportExportJobStore(db), this.registry, this.twins, twinIdentity, log);
     this.jobs = new ScheduledJobs(
@@ -289,7 +309,7 @@ export class LocalHub {
     this.dashboard = new Dashboard(this, rest);
     if (fileUpload) this.fileUploads = new FileUploads(fileUpload, new RecordQueue(db, 'file_notifications'), tls.ca, log);
     const c2dLocks = new MessageLocks(this.c2d, c2dLockTimeoutMs);
-    const devices = new HttpsGateway(this.auth, this.eventLog, this.registry, c2dLocks, log, throttle, this.fileUploads);
+    const devices = new HttpsGateway(this.auth, d2c, this.registry, c2dLocks, log, throttle, this.fileUploads);
     this.http = createHttpServer(
       {
         headersTimeout: connectionTimeouts.headersMs,
@@ -358,6 +378,7 @@ export class LocalHub {
           options.c2dLockTimeoutMs,
           timeouts,
           fileUpload,
+          options.routing,
         );
       } catch (err) {
         db.close();
@@ -384,6 +405,7 @@ export class LocalHub {
         log: hub.log,
       });
       lock?.describe({ pid: process.pid, port: hub.port, eventHubPort: hub.eventHubPort });
+      for (const line of hub.routing?.describe() ?? []) hub.log.info('routing', line);
       hub.jobs.resume();
     } catch (err) {
       await hub.stop();

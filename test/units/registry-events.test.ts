@@ -48,8 +48,9 @@ describe('registry: dependents inside the transaction, events after the commit',
       'event created d/m inTransaction=false visible=true',
       'event disabled d inTransaction=false visible=true',
       'event rekeyed d/m inTransaction=false visible=true',
-      'dependent deleted d inTransaction=true',
+      // Modules before their device: a device's cascade (its twin) takes its modules' along.
       'dependent deleted d/m inTransaction=true',
+      'dependent deleted d inTransaction=true',
       'event deleted d inTransaction=false visible=false',
       'event deleted d/m inTransaction=false visible=false',
     ]);

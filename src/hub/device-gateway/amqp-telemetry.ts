@@ -1,7 +1,7 @@
 import type { Delivery, EventContext, Message, Receiver } from 'rhea';
 import { amqpError, bodyBytes, idText } from '../amqp/amqp-values.js';
 import { hubErrors } from '../errors.js';
-import type { D2CMessage, EventLog } from '../events/event-log.js';
+import type { D2CMessage, D2CSink } from '../events/event-log.js';
 import type { HubLog } from '../log.js';
 import type { Registry } from '../registry/registry.js';
 import type { Throttle } from '../throttling.js';
@@ -17,7 +17,7 @@ import { MAX_D2C_MESSAGE_BYTES } from './telemetry-topics.js';
  */
 export class AmqpTelemetry implements DeviceLinkHandler {
   constructor(
-    private readonly eventLog: EventLog,
+    private readonly d2c: D2CSink,
     private readonly registry: Registry,
     private readonly log: HubLog,
     private readonly throttle?: Throttle,
@@ -39,7 +39,7 @@ export class AmqpTelemetry implements DeviceLinkHandler {
         if (this.throttle && !this.throttle.allow('d2c'))
           throw hubErrors.throttled('Device-to-cloud messages are throttled for this hub tier');
         this.registry.recordActivity(key);
-        this.eventLog.append(d2cMessage(context.message!, stamps, address)).then(
+        this.d2c.append(d2cMessage(context.message!, stamps, address)).then(
           () => delivery.accept(),
           (error: unknown) => this.refuse(delivery, error),
         );

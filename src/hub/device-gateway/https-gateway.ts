@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Authenticator, DeviceAuthFailure } from '../auth/authenticator.js';
 import { HubError, hubErrors } from '../errors.js';
-import type { D2CMessage, EventLog } from '../events/event-log.js';
+import type { D2CMessage, D2CSink } from '../events/event-log.js';
 import type { Registry } from '../registry/registry.js';
 import type { Throttle } from '../throttling.js';
 import type { HubLog } from '../log.js';
@@ -93,7 +93,7 @@ const AUTH_FAILURE: Record<DeviceAuthFailure, (who: string) => string> = {
 export class HttpsGateway {
   constructor(
     private readonly auth: Authenticator,
-    private readonly eventLog: EventLog,
+    private readonly d2c: D2CSink,
     private readonly registry: Registry,
     private readonly c2d: MessageLocks,
     private readonly log: HubLog,
@@ -232,7 +232,7 @@ export class HttpsGateway {
     if (this.throttle && !this.throttle.allow('d2c', messages.length)) {
       throw hubErrors.throttled('Device-to-cloud messages are throttled for this hub tier; back off and retry.');
     }
-    await (messages.length === 1 ? this.eventLog.append(messages[0]!) : this.eventLog.appendMany(messages));
+    await (messages.length === 1 ? this.d2c.append(messages[0]!) : this.d2c.appendMany(messages));
   }
 }
 

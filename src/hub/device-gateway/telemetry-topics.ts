@@ -1,6 +1,6 @@
 import type { PublishPacket } from 'aedes';
 import { hubErrors } from '../errors.js';
-import type { D2CMessage, EventLog } from '../events/event-log.js';
+import type { D2CMessage, D2CSink } from '../events/event-log.js';
 import type { Registry } from '../registry/registry.js';
 import { deviceTopicRoot, type DeviceSession, type TopicHandler } from './mqtt-gateway.js';
 import type { Throttle } from '../throttling.js';
@@ -46,7 +46,7 @@ export class TelemetryTopics implements TopicHandler {
   private readonly senders = new WeakMap<DeviceSession, { events: string; generationId: string | undefined }>();
 
   constructor(
-    private readonly eventLog: EventLog,
+    private readonly d2c: D2CSink,
     private readonly registry: Registry,
     private readonly throttle?: Throttle,
   ) {}
@@ -93,7 +93,7 @@ export class TelemetryTopics implements TopicHandler {
       );
     }
     // Appended with the other publishes of this moment; the PUBACK waits for the commit.
-    return this.eventLog.append(message);
+    return this.d2c.append(message);
   }
 
   private sender(session: DeviceSession): { events: string; generationId: string | undefined } {

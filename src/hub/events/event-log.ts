@@ -36,6 +36,32 @@ export interface D2CMessage {
   component?: string;
 }
 
+/** Where the device gateways hand device-to-cloud messages: the built-in endpoint, or message routing in front of it. */
+export interface D2CSink {
+  /** Resolves once the message is stored (or routed nowhere): the device's acknowledgement waits for it. */
+  append(msg: D2CMessage): Promise<unknown>;
+  /** All or none of them, as one request of the device. */
+  appendMany(msgs: D2CMessage[]): Promise<unknown>;
+}
+
+/** The data sources of IoT Hub's own (non-telemetry) events, as `iothub-message-source` names them. */
+export type HubEventSource = 'twinChangeEvents' | 'deviceLifecycleEvents' | 'deviceConnectionStateEvents';
+
+/** An event IoT Hub itself emits about an identity (its twin changed, it was created, it connected), routed to the endpoint. */
+export interface HubEvent {
+  source: HubEventSource;
+  deviceId: string;
+  moduleId?: string;
+  /** JSON, UTF-8. */
+  body: Buffer;
+  /** A unique id of the event. */
+  correlationId: string;
+  /** The hub's name. */
+  userId: string;
+  /** hubName, deviceId, moduleId, operationTimestamp, iothub-message-schema, opType, and enrichments. */
+  properties: Record<string, string>;
+}
+
 /** Where a reader starts in a partition, as an Event Hubs receiver's filter says. */
 export type EventPosition =
   { kind: 'earliest' } | { kind: 'latest' } | { kind: 'sequenceNumber' | 'offset' | 'enqueuedTime'; value: number; inclusive: boolean };
@@ -81,7 +107,7 @@ const defaults = {
  * them, spread over partitions by device, durable once appended, readable by sequence number, and
  * announced to live readers with an 'appended' event.
  */
-export class EventLog extends EventEmitter<EventLogEvents> {
+export class EventLog extends EventEmitter<EventLogEvents> implements D2CSink {
   readonly partitionCount: number;
   readonly createdAt: Date;
   private readonly now: () => number;
@@ -160,6 +186,28 @@ export class EventLog extends EventEmitter<EventLogEvents> {
   async appendMany(msgs: D2CMessage[]): Promise<StoredEvent[]> {
     const events = msgs.map((msg) => this.toNewEvent(msg)); // all checked before any is added
     return Promise.all(events.map((event) => this.commits.add(event)));
+  }
+
+  /** Appends one of IoT Hub's own events, stamped as IoT Hub stamps them (no connection's auth method: no device sent it). */
+  async appendHubEvent(event: HubEvent): Promise<StoredEvent> {
+    const annotations = definedOnly({
+      'iothub-connection-device-id': event.deviceId,
+      'iothub-connection-module-id': event.moduleId,
+      'iothub-message-source': event.source,
+    });
+    const systemProperties = {
+      correlationId: event.correlationId,
+      contentType: 'application/json',
+      contentEncoding: 'utf-8',
+      userId: event.userId,
+    };
+    return this.commits.add({
+      partition: this.partitionOf(event.deviceId),
+      body: event.body,
+      systemProperties,
+      annotations,
+      properties: event.properties,
+    });
   }
 
   /** Up to `max` events of a partition from sequence number `fromSequence` on, oldest first. */

@@ -142,7 +142,8 @@ export class Registry extends EventEmitter<RegistryEvents> {
         ? [key]
         : [key, ...this.store.modulesOf(key.deviceId).map((m) => ({ deviceId: m.deviceId, moduleId: m.moduleId }))];
       this.store.delete(key.deviceId, moduleId);
-      for (const k of removed) this.dependents.deleted(k);
+      // Modules before their device: what goes with a device (its twin) takes its modules' along.
+      for (const k of [...removed].reverse()) this.dependents.deleted(k);
       this.store.afterCommit(() => removed.forEach((k) => this.emit('deleted', k)));
     });
   }

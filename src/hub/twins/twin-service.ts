@@ -19,7 +19,12 @@ export interface TwinEvents {
   desired: [key: TwinKey, patch: JsonObject];
   /** Any write changed the twin (tags, desired or reported); `version` is its new version. */
   changed: [key: TwinKey, version: number];
+  /** The same writes, as IoT Hub's twin change notifications tell them: what each merged, or that it replaced the twin. */
+  written: [key: TwinKey, write: TwinWrite];
 }
+
+/** A twin write: the merge patches it applied per section (a removed section as its properties set to null), or a replace. */
+export type TwinWrite = { op: 'updateTwin'; tags?: JsonObject; desired?: JsonObject; reported?: JsonObject } | { op: 'replaceTwin' };
 
 export interface TwinsOptions {
   /** The clock for `$lastUpdated`. */
@@ -82,16 +87,24 @@ export class Twins extends EventEmitter<TwinEvents> {
     const { tags, desired } = serviceSections(patch);
     const writesDesired = desired === null || (desired !== undefined && Object.keys(desired).length > 0);
     let desiredPatch: JsonObject = {};
-    const next = this.write(key, ifMatch, (current, lastUpdated) => {
-      let state = current;
-      if (tags === null) state = mergeTags(state, removalOf(state.tags));
-      else if (tags && Object.keys(tags).length > 0) state = mergeTags(state, tags);
-      if (writesDesired) {
-        desiredPatch = desired ?? removalOf(state.desired);
-        state = mergeDesired(state, desiredPatch, lastUpdated);
-      }
-      return state;
-    });
+    let tagsPatch: JsonObject | undefined;
+    const next = this.write(
+      key,
+      ifMatch,
+      (current, lastUpdated) => {
+        let state = current;
+        if (tags === null || (tags && Object.keys(tags).length > 0)) {
+          tagsPatch = tags ?? removalOf(state.tags);
+          state = mergeTags(state, tagsPatch);
+        }
+        if (writesDesired) {
+          desiredPatch = desired ?? removalOf(state.desired);
+          state = mergeDesired(state, desiredPatch, lastUpdated);
+        }
+        return state;
+      },
+      () => ({ op: 'updateTwin', ...(tagsPatch ? { tags: tagsPatch } : {}), ...(writesDesired ? { desired: desiredPatch } : {}) }),
+    );
     if (writesDesired) this.emit('desired', key, { ...desiredPatch, $version: next.desiredVersion });
     return next;
   }
@@ -99,10 +112,15 @@ export class Twins extends EventEmitter<TwinEvents> {
   /** PUT /twins/{id}: replaces tags and desired wholesale; reported belongs to the device and stays. */
   replaceFromService(key: TwinKey, twin: unknown, ifMatch?: string): TwinState {
     const { tags, desired } = serviceSections(twin);
-    const next = this.write(key, ifMatch, (current, lastUpdated) => {
-      const emptied = { ...current, tags: {}, desired: {}, desiredMetadata: {} };
-      return mergeDesired(mergeTags(emptied, tags ?? {}), desired ?? {}, lastUpdated);
-    });
+    const next = this.write(
+      key,
+      ifMatch,
+      (current, lastUpdated) => {
+        const emptied = { ...current, tags: {}, desired: {}, desiredMetadata: {} };
+        return mergeDesired(mergeTags(emptied, tags ?? {}), desired ?? {}, lastUpdated);
+      },
+      () => ({ op: 'replaceTwin' }),
+    );
     this.emit('desired', key, { ...next.desired, $version: next.desiredVersion });
     return next;
   }
@@ -111,8 +129,11 @@ export class Twins extends EventEmitter<TwinEvents> {
   patchReported(key: TwinKey, patch: unknown): number {
     if (!isJsonObject(patch)) throw hubErrors.argumentInvalid('The reported properties patch must be a JSON object.');
     const reported = withoutSystemKeys(patch);
-    const next = this.write(key, undefined, (current, lastUpdated) =>
-      Object.keys(reported).length > 0 ? mergeReported(current, reported, lastUpdated) : current,
+    const next = this.write(
+      key,
+      undefined,
+      (current, lastUpdated) => (Object.keys(reported).length > 0 ? mergeReported(current, reported, lastUpdated) : current),
+      () => ({ op: 'updateTwin', reported }),
     );
     return next.reportedVersion;
   }
@@ -137,8 +158,14 @@ export class Twins extends EventEmitter<TwinEvents> {
   /**
    * One atomic write: checks If-Match, lets `change` build the next state (returning `current`
    * to write nothing, throwing to reject), then bumps the twin's version and etag and stores it.
+   * `described` tells the write to 'written' listeners, when there are any.
    */
-  private write(key: TwinKey, ifMatch: string | undefined, change: (current: TwinState, lastUpdated: string) => TwinState): TwinState {
+  private write(
+    key: TwinKey,
+    ifMatch: string | undefined,
+    change: (current: TwinState, lastUpdated: string) => TwinState,
+    described: () => TwinWrite,
+  ): TwinState {
     const lastUpdated = this.now().toISOString();
     let written = false;
     const next = this.store.update(key, (current) => {
@@ -152,7 +179,10 @@ export class Twins extends EventEmitter<TwinEvents> {
       return { ...changed, version, etag: etagFor(version) };
     });
     if (!next) return notFound(key);
-    if (written) this.emit('changed', key, next.version);
+    if (written) {
+      this.emit('changed', key, next.version);
+      if (this.listenerCount('written') > 0) this.emit('written', key, described());
+    }
     return next;
   }
 }
