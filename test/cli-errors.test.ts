@@ -1,6 +1,7 @@
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { runCli } from './helpers/cli.js';
 import { tempDir } from './helpers/hub.js';
 import { loadedSdkPackages } from './helpers/sdk-loads.js';
@@ -235,6 +236,11 @@ describe('errors and exit codes: bad input (exit 2)', () => {
   });
 
   test('unknown options and bad option values, on every command', async () => {
+    const route = { name: 'alerts', source: 'DeviceMessages', condition: 'true', endpointNames: ['events'], isEnabled: true };
+    const routingFile = (name: string, content: string | object) => {
+      writeFileSync(join(home, name), typeof content === 'string' ? content : JSON.stringify(content));
+      return join(home, name);
+    };
     const bad: Array<[string[], RegExp]> = [
       [
         ['hub', 'start', '--port', 'eighty'],
@@ -274,6 +280,16 @@ describe('errors and exit codes: bad input (exit 2)', () => {
       ],
       [['hub', 'start', '--file-upload-container', 'uploads'], /^error: --file-upload-container needs --file-upload/],
       [['hub', 'start', '--file-upload-container', 'Up_loads'], /--file-upload-container: 'Up_loads' is not a container name/],
+      [['hub', 'start', '--routing', join(home, 'missing.json')], /^error: --routing: .*missing\.json: cannot read it \(ENOENT\)\n$/],
+      [['hub', 'start', '--routing', routingFile('not-json.json', '{"routes": [')], /--routing: .*not-json\.json: not JSON \(/],
+      [
+        ['hub', 'start', '--routing', routingFile('custom.json', { routes: [{ ...route, endpointNames: ['archive'] }] })],
+        /--routing: .*custom\.json: route 'alerts' goes to 'archive', which is not an endpoint: the local hub serves only the built-in endpoint 'events'\n$/,
+      ],
+      [
+        ['hub', 'start', '--routing', routingFile('condition.json', { routes: [{ ...route, condition: "level = 'x' AND" }] })],
+        /--routing: .*condition\.json: the condition of route 'alerts' is not a routing query: Syntax error at position 16 near end of query: expected a value/,
+      ],
       [['query', 'SELECT * FROM devices', '--top', '0'], /--top must be a whole number of at least 1\./],
       [['query', 'SELECT * FROM devices', '--page-size', 'x'], /--page-size must be a whole number of at least 1\./],
       [['invoke-method'], /missing required argument 'method-name'/],

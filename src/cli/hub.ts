@@ -20,6 +20,7 @@ import {
 import { ExitCode, ToolkitError } from '../clients/errors.js';
 import { TIERS, type Tier } from '../hub/throttling.js';
 import { LOG_LEVELS, type LogLevel } from '../hub/log.js';
+import type { RoutingSettings } from '../hub/routing/routing-settings.js';
 import {
   DEFAULT_EVENT_HUB_PORT,
   DEFAULT_PORT,
@@ -43,6 +44,7 @@ interface StartOptions {
   consumerGroup: string[];
   fileUpload?: string;
   fileUploadContainer?: string;
+  routing?: string;
 }
 
 /** The env var `--file-upload` is read from when not given: a secret kept out of the process list (and how --detach passes it on). */
@@ -124,13 +126,19 @@ export function configureHub(hub: Command): void {
       parseContainerName,
     )
     .option(
+      '--routing <file>',
+      "message routing: routes, fallback route and enrichments to the built-in endpoint 'events', as JSON (properties.routing of 'az iot hub show')",
+      (file: string) => resolve(file),
+    )
+    .option(
       '--detach',
       'run in the background: return once the hub accepts connections, logging to <data dir>/hub.log (in memory: hub-in-memory.log in the toolkit home) unless --log-file',
     )
     .action((opts: StartOptions, cmd: Command) =>
-      run(cmd.optsWithGlobals(), (out) => {
-        const fileUpload = fileUploadOf(opts); // a usage error before anything loads or starts
-        return opts.detach ? startDetached(opts, out) : startHere(opts, fileUpload, out);
+      run(cmd.optsWithGlobals(), async (out) => {
+        const fileUpload = fileUploadOf(opts); // usage errors before anything starts
+        const routing = opts.routing === undefined ? undefined : await readRouting(opts.routing);
+        return opts.detach ? startDetached(opts, out) : startHere(opts, fileUpload, routing, out);
       }),
     );
 
@@ -190,7 +198,12 @@ export function configureHub(hub: Command): void {
 }
 
 /** `hub start` in this process: runs until SIGINT (Ctrl-C), SIGTERM (`hub stop`) or SIGHUP (its terminal closed). */
-async function startHere(opts: StartOptions, fileUpload: HubFileUpload | undefined, out: Output): Promise<void> {
+async function startHere(
+  opts: StartOptions,
+  fileUpload: HubFileUpload | undefined,
+  routing: RoutingSettings | undefined,
+  out: Output,
+): Promise<void> {
   // Listened for from the start: a signal while the hub starts stops it once it has started, cleanly.
   const stopRequested = new Promise<void>((resolve) => {
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => resolve());
@@ -224,6 +237,7 @@ async function startHere(opts: StartOptions, fileUpload: HubFileUpload | undefin
     trustedCas,
     consumerGroups: opts.consumerGroup,
     ...(fileUpload ? { fileUpload } : {}),
+    ...(routing ? { routing } : {}),
   }).catch((err: NodeJS.ErrnoException & { port?: number }) => {
     if (err instanceof DataDirInUseError) {
       const holder = err.holder;
@@ -285,6 +299,7 @@ async function startHere(opts: StartOptions, fileUpload: HubFileUpload | undefin
       ...(opts.throttle ? { throttle: opts.throttle } : {}),
       ...(opts.consumerGroup.length > 0 ? { consumerGroups: opts.consumerGroup } : {}),
       ...(local.fileUploads ? { fileUpload: fileUploadProfile(local.fileUploads.settings, dataDir) } : {}),
+      ...(routing ? { routing: { file: opts.routing!, routes: routing.routes.length, fallback: routing.fallback.isEnabled } } : {}),
       serviceConnectionString: local.serviceConnectionString(),
       eventHubConnectionString: local.eventHubConnectionString(),
       dashboardUrl: local.dashboard.loginUrl(),
@@ -306,6 +321,43 @@ async function startHere(opts: StartOptions, fileUpload: HubFileUpload | undefin
   log.info('hub', 'stopped');
   out.line('Hub stopped.');
   out.result({ event: 'stopped' });
+}
+
+/** --routing's file, read and checked (its conditions too): each fault is a usage error naming the file. */
+async function readRouting(file: string): Promise<RoutingSettings> {
+  const [{ parseRoutingSettings, RoutingSettingsError }, { compileRouteCondition }, { HubError }] = await Promise.all([
+    import('../hub/routing/routing-settings.js'),
+    import('../hub/query/route-condition.js'),
+    import('../hub/errors.js'),
+  ]);
+  const fault = (why: string) => new ToolkitError(`--routing: ${file}: ${why}`, ExitCode.usage);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw fault(`cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw fault(`not JSON (${(err as Error).message})`);
+  }
+  try {
+    const settings = parseRoutingSettings(json);
+    for (const { name, condition } of [...settings.routes, { name: '$fallback', condition: settings.fallback.condition }]) {
+      try {
+        compileRouteCondition(condition);
+      } catch (err) {
+        if (err instanceof HubError) throw fault(`the condition of route '${name}' is not a routing query: ${err.message}`);
+        throw err;
+      }
+    }
+    return settings;
+  } catch (err) {
+    if (err instanceof RoutingSettingsError) throw fault(err.message);
+    throw err;
+  }
 }
 
 /** --file-upload's settings; its container alone is a usage error. */
@@ -368,6 +420,7 @@ async function startDetached(opts: StartOptions, out: Output): Promise<void> {
     ...opts.trustedCa.flatMap((file) => ['--trusted-ca', file]),
     ...opts.consumerGroup.flatMap((name) => ['--consumer-group', name]),
     ...(opts.fileUploadContainer ? ['--file-upload-container', opts.fileUploadContainer] : []),
+    ...(opts.routing ? ['--routing', opts.routing] : []),
     '--log-level',
     opts.logLevel,
     '--log-file',
@@ -442,6 +495,10 @@ function printHub(out: Output, hub: LocalHubProfile): void {
     out.field('File upload', hub.fileUpload.containerUrl);
     if (hub.fileUpload.storageCertFile)
       out.field('Storage cert', `${hub.fileUpload.storageCertFile} (key ${hub.fileUpload.storageKeyFile})`);
+  }
+  if (hub.routing) {
+    const { file, routes, fallback } = hub.routing;
+    out.field('Routing', `${file} (${routes} route${routes === 1 ? '' : 's'}, fallback route ${fallback ? 'on' : 'off'})`);
   }
   if (hub.logFile) out.field('Log file', hub.logFile);
   out.field('CA certificate', hub.caFile);

@@ -27,6 +27,8 @@ export interface LocalHubProfile {
   consumerGroups?: string[];
   /** File upload (hub start --file-upload): the container blobs go to, and the certificate written for the storage emulator. */
   fileUpload?: { containerUrl: string; storageCertFile?: string; storageKeyFile?: string };
+  /** `hub start --routing`: the settings file, its routes, whether the fallback route is on. */
+  routing?: { file: string; routes: number; fallback: boolean };
   serviceConnectionString: string;
   eventHubConnectionString?: string;
   /** The dashboard's one-time login link printed at start (spent once a browser used it). */

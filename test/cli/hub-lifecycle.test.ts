@@ -244,7 +244,16 @@ describe('the hub life cycle', { concurrency: 3 }, () => {
     const dataDir = join(home, 'hub');
     let pid: number | undefined;
     try {
-      const start = await runCli(['hub', 'start', '--detach', ...EPHEMERAL, '--file-upload-container', 'device-logs', '--json'], env);
+      // Message routing from a file, as 'az iot hub show' prints it: the hub's lifecycle events go to the built-in endpoint.
+      const routingFile = join(home, 'routing.json');
+      const routes = [
+        { name: 'lifecycle', source: 'DeviceLifecycleEvents', condition: 'true', endpointNames: ['events'], isEnabled: true },
+      ];
+      writeFileSync(routingFile, JSON.stringify({ properties: { routing: { routes } } }));
+      const start = await runCli(
+        ['hub', 'start', '--detach', ...EPHEMERAL, '--file-upload-container', 'device-logs', '--routing', routingFile, '--json'],
+        env,
+      );
       assert.equal(start.code, 0, start.stderr);
       const [started] = jsonLines(start.stdout);
       pid = started.pid as number;
@@ -267,8 +276,15 @@ describe('the hub life cycle', { concurrency: 3 }, () => {
         assert.equal(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]), pid, 'the hub leads its own session');
         assert.doesNotMatch(readFileSync(`/proc/${pid}/cmdline`, 'utf8'), /AccountKey/, 'no key on its command line');
       }
+      assert.deepEqual(started.routing, { file: routingFile, routes: 1, fallback: true });
       const created = await runCli(['create-device', '-d', 'detached-1'], env);
       assert.equal(created.code, 0, created.stderr);
+      const monitored = await runCli(['monitor-events', '--from-start', '--count', '1', '--timeout', '30', '--properties', '--json'], env);
+      assert.equal(monitored.code, 0, monitored.stderr);
+      const lifecycle = jsonLines(monitored.stdout).find((line) => line.event === 'message');
+      assert.equal(lifecycle?.deviceId, 'detached-1');
+      assert.equal(lifecycle?.properties?.opType, 'createDeviceIdentity');
+      assert.equal(lifecycle?.systemProperties?.['iothub-message-source'], 'deviceLifecycleEvents');
 
       const status = await runCli(['hub', 'status', '--json'], env);
       assert.equal(status.code, 0, status.stderr);
@@ -281,6 +297,7 @@ describe('the hub life cycle', { concurrency: 3 }, () => {
       const text = await runCli(['hub', 'status'], env);
       assert.match(text.stdout, new RegExp(`pid ${pid}`));
       assert.match(text.stdout, /Uptime\s+\d+s/);
+      assert.match(text.stdout, /Routing\s+.*routing\.json \(1 route, fallback route on\)/);
 
       const failed = await runCli(['hub', 'start', '--detach', '--port', String(started.port), '--amqp-port', '0', '--in-memory'], env);
       oneLineError(failed, 8, new RegExp(`port ${started.port} is in use`));
@@ -291,7 +308,9 @@ describe('the hub life cycle', { concurrency: 3 }, () => {
       assert.ok(!alive(pid), 'stopped when hub stop returns');
       assert.deepEqual(profiles(home), [], 'its profile is gone');
       assert.ok(!existsSync(join(dataDir, 'hub.lock.json')), 'it released the data dir');
-      assert.match(readFileSync(started.logFile, 'utf8'), /info\s+hub: stopped/, 'it stopped gracefully, and logged to its file');
+      const logged = readFileSync(started.logFile, 'utf8');
+      assert.match(logged, /info\s+hub: stopped/, 'it stopped gracefully, and logged to its file');
+      assert.match(logged, /routing: routes lifecycle send DeviceLifecycleEvents to the built-in endpoint/);
 
       oneLineError(await runCli(['hub', 'status'], env), 8, /No local hub is running/);
       oneLineError(await runCli(['hub', 'stop'], env), 8, /No local hub is running/);
