@@ -97,6 +97,22 @@ export async function monitorEvents(
   }
 }
 
+/**
+ * A system property as text where it holds text in binary: AMQP's user-id, where IoT Hub puts a
+ * device's user id or the hub's name, reaches us as a Buffer, or, copied by @azure/event-hubs (which
+ * copies objects to turn their dates into numbers), as an object of its bytes by index.
+ */
+function textOf(value: unknown): unknown {
+  if (Buffer.isBuffer(value)) return value.toString('utf8');
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return value;
+  const bytes = Object.values(value);
+  const isBytes =
+    bytes.length > 0 &&
+    Object.keys(value).every((key, i) => key === String(i)) &&
+    bytes.every((b) => Number.isInteger(b) && b >= 0 && b < 256);
+  return isBytes ? Buffer.from(bytes as number[]).toString('utf8') : value;
+}
+
 function toMonitored(event: ReceivedEventData, partitionId: string): MonitoredEvent {
   const system = event.systemProperties ?? {};
   const systemProperties: Record<string, unknown> = {};
@@ -106,8 +122,7 @@ function toMonitored(event: ReceivedEventData, partitionId: string): MonitoredEv
     contentType: event.contentType,
     ...system,
   })) {
-    if (value !== undefined && name !== 'iothub-enqueuedtime')
-      systemProperties[name] = Buffer.isBuffer(value) ? value.toString('utf8') : value;
+    if (value !== undefined && name !== 'iothub-enqueuedtime') systemProperties[name] = textOf(value);
   }
   return {
     deviceId: system['iothub-connection-device-id'] as string | undefined,

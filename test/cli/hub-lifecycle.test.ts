@@ -285,6 +285,7 @@ describe('the hub life cycle', { concurrency: 3 }, () => {
       assert.equal(lifecycle?.deviceId, 'detached-1');
       assert.equal(lifecycle?.properties?.opType, 'createDeviceIdentity');
       assert.equal(lifecycle?.systemProperties?.['iothub-message-source'], 'deviceLifecycleEvents');
+      assert.equal(lifecycle?.systemProperties?.userId, 'localhost', "the hub's name, as text");
 
       const status = await runCli(['hub', 'status', '--json'], env);
       assert.equal(status.code, 0, status.stderr);
