@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from 'commander';
-import { checkContainerName, parseStorageAccount, StorageAccountError } from '../hub/file-upload/storage-account.js';
+import { checkContainerName, parseStorageAccount, StorageAccountError } from '../hub/storage/storage-account.js';
 import { ExitCode, ToolkitError } from '../clients/errors.js';
 
 // Option parsers throw commander's InvalidArgumentError: commander then reports the option and the

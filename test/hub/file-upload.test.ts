@@ -9,7 +9,7 @@ import { certificateConnection, identityConnectionWithKey } from '../../src/clie
 import { makeCertificate } from '../../src/clients/certificates.js';
 import { createRegistry, createServiceClient } from '../../src/clients/service-clients.js';
 import { STORAGE_CERT_FILE, STORAGE_KEY_FILE } from '../../src/hub/defaults.js';
-import { checkContainerName, parseStorageAccount, StorageAccountError } from '../../src/hub/file-upload/storage-account.js';
+import { checkContainerName, parseStorageAccount, StorageAccountError } from '../../src/hub/storage/storage-account.js';
 import type { FileNotification } from '../../src/hub/file-upload/file-uploads.js';
 import { createLog } from '../../src/hub/log.js';
 import { Throttle } from '../../src/hub/throttling.js';

@@ -1,13 +1,10 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { IncomingHttpHeaders } from 'node:http';
-import { request, type RequestOptions } from 'node:https';
-import * as tls from 'node:tls';
 import { hubErrors } from '../errors.js';
-import { loadStorageBlob } from '../import-export/blob-container.js';
+import { BlobAccount } from '../storage/blob-account.js';
 import type { HubLog } from '../log.js';
 import type { QueuedRecord, RecordQueue } from '../store/record-queue.js';
-import type { StorageAccount } from './storage-account.js';
+import type { StorageAccount } from '../storage/storage-account.js';
 
 // IoT Hub's file upload ("Upload files with IoT Hub"): a device asks for a SAS URI to a blob named
 // {deviceId}/{blobName} in the hub's container, uploads it to the storage account itself, then tells
@@ -21,7 +18,6 @@ const NOTIFICATION_TTL_MS = 60 * 60 * 1000;
 const MAX_ACTIVE_UPLOADS = 10;
 /** Azure Storage's limit for a blob name. */
 const MAX_BLOB_NAME = 1024;
-const STORAGE_TIMEOUT_MS = 10_000;
 
 export interface FileUploadSettings {
   storage: StorageAccount;
@@ -54,7 +50,7 @@ export class FileUploads extends EventEmitter<{ notification: [] }> {
   /** The uploads completed since the hub started, by correlation id, until their SAS expires: a second completion is refused. */
   private readonly completed = new Map<string, number>();
   private readonly signingKey: Buffer;
-  private readonly agentOptions: RequestOptions;
+  private readonly account: BlobAccount;
   private containerReady?: Promise<void>;
 
   constructor(
@@ -66,10 +62,7 @@ export class FileUploads extends EventEmitter<{ notification: [] }> {
   ) {
     super();
     this.signingKey = Buffer.from(settings.storage.accountKey, 'base64');
-    // The hub reads the storage account as devices reach it: over https, trusting what Node trusts
-    // and the hub's own CA (which signs the certificate it writes for Azurite).
-    const trusted = typeof tls.getCACertificates === 'function' ? tls.getCACertificates('default') : [...tls.rootCertificates];
-    this.agentOptions = { ca: [...trusted, hubCa], timeout: STORAGE_TIMEOUT_MS };
+    this.account = new BlobAccount(settings.storage, hubCa, now);
   }
 
   /** POST /devices/{id}/files: a SAS URI for `{deviceId}/{blobName}` and the correlation id that completes it. */
@@ -191,19 +184,8 @@ export class FileUploads extends EventEmitter<{ notification: [] }> {
   }
 
   /** A service SAS for one blob of the container (IoT Hub's: read and write, https only). */
-  private async sas(blobName: string, permissions: string, expiresMs: number): Promise<string> {
-    const { generateBlobSASQueryParameters, BlobSASPermissions, SASProtocol, StorageSharedKeyCredential } = await loadStorageBlob();
-    const { accountName, accountKey } = this.settings.storage;
-    return generateBlobSASQueryParameters(
-      {
-        containerName: this.settings.container,
-        blobName,
-        permissions: BlobSASPermissions.parse(permissions),
-        expiresOn: new Date(expiresMs),
-        protocol: SASProtocol.Https,
-      },
-      new StorageSharedKeyCredential(accountName, accountKey),
-    ).toString();
+  private sas(blobName: string, permissions: string, expiresMs: number): Promise<string> {
+    return this.account.blobSas(this.settings.container, blobName, permissions, expiresMs);
   }
 
   /**
@@ -212,31 +194,7 @@ export class FileUploads extends EventEmitter<{ notification: [] }> {
    * next upload: the device's own upload then fails with the storage account's answer.
    */
   private ensureContainer(): Promise<void> {
-    return (this.containerReady ??= (async () => {
-      const {
-        generateAccountSASQueryParameters,
-        AccountSASPermissions,
-        AccountSASResourceTypes,
-        AccountSASServices,
-        StorageSharedKeyCredential,
-      } = await loadStorageBlob();
-      const { accountName, accountKey, blobEndpoint } = this.settings.storage;
-      const sas = generateAccountSASQueryParameters(
-        {
-          services: AccountSASServices.parse('b').toString(),
-          resourceTypes: AccountSASResourceTypes.parse('c').toString(),
-          permissions: AccountSASPermissions.parse('c'),
-          expiresOn: new Date(this.now() + 5 * 60 * 1000),
-        },
-        new StorageSharedKeyCredential(accountName, accountKey),
-      ).toString();
-      const { status } = await this.storageRequest(
-        'PUT',
-        `${blobEndpoint}/${encodeURIComponent(this.settings.container)}?restype=container&${sas}`,
-      );
-      // 201 Created, or 409 ContainerAlreadyExists.
-      if (status !== 201 && status !== 409) throw new Error(`the storage account answered ${status}`);
-    })().catch((err: Error) => {
+    return (this.containerReady ??= this.account.ensureContainer(this.settings.container).catch((err: Error) => {
       this.containerReady = undefined;
       this.log.warn(
         'rest',
@@ -247,10 +205,9 @@ export class FileUploads extends EventEmitter<{ notification: [] }> {
 
   /** The blob's size and last-modified time (a HEAD with a read SAS); none when the storage account cannot say. */
   private async blobProperties(blobName: string): Promise<Pick<FileNotification, 'lastUpdatedTime' | 'blobSizeInBytes'>> {
-    const path = [this.settings.container, ...blobName.split('/')].map(encodeURIComponent).join('/');
     try {
       const sas = await this.sas(blobName, 'r', this.now() + 5 * 60 * 1000);
-      const { status, headers } = await this.storageRequest('HEAD', `${this.settings.storage.blobEndpoint}/${path}?${sas}`);
+      const { status, headers } = await this.account.request('HEAD', `${this.account.url(this.settings.container, blobName)}?${sas}`);
       if (status !== 200) throw new Error(`the storage account answered ${status}`);
       const modified = headers['last-modified'];
       return {
@@ -264,19 +221,6 @@ export class FileUploads extends EventEmitter<{ notification: [] }> {
       );
       return {};
     }
-  }
-
-  private storageRequest(method: string, url: string): Promise<{ status: number; headers: IncomingHttpHeaders }> {
-    return new Promise((resolve, reject) => {
-      const req = request(url, { ...this.agentOptions, method, headers: { 'x-ms-version': '2021-08-06', 'content-length': 0 } }, (res) => {
-        res.resume();
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
-        res.on('error', reject);
-      });
-      req.on('timeout', () => req.destroy(new Error(`no answer within ${STORAGE_TIMEOUT_MS / 1000} s`)));
-      req.on('error', reject);
-      req.end();
-    });
   }
 }
 

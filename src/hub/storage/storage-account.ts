@@ -19,12 +19,20 @@ export interface StorageAccount {
 /** A storage connection string the hub cannot use; the message says why, in one line. */
 export class StorageAccountError extends Error {}
 
+/** Azurite's well-known development account, which `UseDevelopmentStorage=true` names. */
+const DEVELOPMENT_STORAGE =
+  'AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;' +
+  'BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1';
+
 /**
  * Parses `DefaultEndpointsProtocol=https;AccountName=...;AccountKey=...;EndpointSuffix=core.windows.net`
- * or one with a `BlobEndpoint=` (Azurite's, or a custom domain). The endpoint must be https: every
- * device SDK uploads over https, whatever the endpoint says.
+ * or one with a `BlobEndpoint=` (Azurite's, or a custom domain). For devices (file upload) the
+ * endpoint must be https: every device SDK uploads over https, whatever the endpoint says. For the
+ * hub's own writes (message routing) http will do, and `UseDevelopmentStorage=true` names Azurite's
+ * plain-http account.
  */
-export function parseStorageAccount(connectionString: string): StorageAccount {
+export function parseStorageAccount(connectionString: string, { forDevices = true } = {}): StorageAccount {
+  if (!forDevices && /^\s*UseDevelopmentStorage\s*=\s*true\s*;?\s*$/i.test(connectionString)) connectionString = DEVELOPMENT_STORAGE;
   const fields = new Map<string, string>();
   for (const part of connectionString.split(';')) {
     if (!part.trim()) continue;
@@ -51,14 +59,14 @@ export function parseStorageAccount(connectionString: string): StorageAccount {
   } catch {
     throw new StorageAccountError(`the blob endpoint '${endpoint}' is not a URL`);
   }
-  if (url.protocol !== 'https:') {
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && !forDevices)) {
     throw new StorageAccountError(
       `the blob endpoint ${url.origin} is not https, and device SDKs upload over https (for Azurite: --cert and --key, README "File upload")`,
     );
   }
   if (url.search || url.hash) throw new StorageAccountError(`the blob endpoint '${endpoint}' must not have a query or a fragment`);
   const blobEndpoint = `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
-  return { accountName, accountKey, blobEndpoint, hostName: blobEndpoint.slice('https://'.length) };
+  return { accountName, accountKey, blobEndpoint, hostName: blobEndpoint.slice(url.protocol.length + 2) };
 }
 
 /** Azure's rule for a container name: 3 to 63 lowercase letters, digits and single hyphens, starting and ending with a letter or a digit. */
