@@ -284,7 +284,7 @@ describe('errors and exit codes: bad input (exit 2)', () => {
       [['hub', 'start', '--routing', routingFile('not-json.json', '{"routes": [')], /--routing: .*not-json\.json: not JSON \(/],
       [
         ['hub', 'start', '--routing', routingFile('custom.json', { routes: [{ ...route, endpointNames: ['archive'] }] })],
-        /--routing: .*custom\.json: route 'alerts' goes to 'archive', which is not an endpoint: the local hub serves only the built-in endpoint 'events'\n$/,
+        /--routing: .*custom\.json: route 'alerts' goes to 'archive', which is not an endpoint: the local hub serves the built-in endpoint 'events' and storageContainers\n$/,
       ],
       [
         ['hub', 'start', '--routing', routingFile('condition.json', { routes: [{ ...route, condition: "level = 'x' AND" }] })],

@@ -44,7 +44,7 @@ import { startEventHubEndpoint, type EventHubEndpoint } from './events/amqp-endp
 import { TelemetryTopics } from './device-gateway/telemetry-topics.js';
 import { HttpsGateway, isDeviceMessagingRequest } from './device-gateway/https-gateway.js';
 import { DEFAULT_SAS_TTL_MS, FileUploads, type FileUploadSettings } from './file-upload/file-uploads.js';
-import { checkContainerName, parseStorageAccount } from './file-upload/storage-account.js';
+import { checkContainerName, parseStorageAccount } from './storage/storage-account.js';
 import { RecordQueue } from './store/record-queue.js';
 import { silentLog, type HubLog } from './log.js';
 import { DEFAULT_EVENT_HUB_PORT, DEFAULT_PORT, STANDARD_PORTS } from './defaults.js';
@@ -69,6 +69,8 @@ import { DEFAULT_CONNECTION_TIMEOUTS, type ConnectionTimeouts } from './connecti
 import type { RoutingSettings } from './routing/routing-settings.js';
 import { MessageRouting } from './routing/message-routing.js';
 import { routeHubEvents } from './routing/event-sources.js';
+import { StorageEndpoint, storageQueueTable } from './routing/storage-endpoint.js';
+import { BlobAccount } from './storage/blob-account.js';
 
 export interface HubOptions {
   /** Where the database and the CA live; ignored with inMemory. */
@@ -266,7 +268,20 @@ export class LocalHub {
         const state = this.twins.find(key);
         return state && { tags: state.tags, properties: { desired: state.desired, reported: state.reported } };
       };
-      this.routing = new MessageRouting(routingSettings, this.eventLog, twinOf, hostName.split('.')[0]!, log);
+      const hubName = hostName.split('.')[0]!;
+      const storage = new Map(
+        routingSettings.storageEndpoints.map((settings) => [
+          settings.name,
+          new StorageEndpoint(
+            settings,
+            new RecordQueue(db, storageQueueTable(settings.name)),
+            new BlobAccount(settings.storage, tls.ca),
+            hubName,
+            log,
+          ),
+        ]),
+      );
+      this.routing = new MessageRouting(routingSettings, { events: this.eventLog, storage }, twinOf, hubName, log);
       beforeTwinRemoved = routeHubEvents(this.routing, this.registry, this.twins, this.presence);
     }
     const d2c = this.routing ?? this.eventLog;
@@ -406,6 +421,7 @@ export class LocalHub {
       });
       lock?.describe({ pid: process.pid, port: hub.port, eventHubPort: hub.eventHubPort });
       for (const line of hub.routing?.describe() ?? []) hub.log.info('routing', line);
+      hub.routing?.start();
       hub.jobs.resume();
     } catch (err) {
       await hub.stop();
@@ -463,6 +479,7 @@ export class LocalHub {
     for (const socket of this.sockets) socket.destroy();
     await closed;
     await this.importExport.close();
+    await this.routing?.close(); // what waits for a storage endpoint's next batch is written now
     this.registry.flush();
     await this.eventLog.close();
     this.db.close();

@@ -311,7 +311,7 @@ describe('the hub life cycle', { concurrency: 3 }, () => {
       assert.ok(!existsSync(join(dataDir, 'hub.lock.json')), 'it released the data dir');
       const logged = readFileSync(started.logFile, 'utf8');
       assert.match(logged, /info\s+hub: stopped/, 'it stopped gracefully, and logged to its file');
-      assert.match(logged, /routing: routes lifecycle send DeviceLifecycleEvents to the built-in endpoint/);
+      assert.match(logged, /routing: route lifecycle sends DeviceLifecycleEvents to events/);
 
       oneLineError(await runCli(['hub', 'status'], env), 8, /No local hub is running/);
       oneLineError(await runCli(['hub', 'stop'], env), 8, /No local hub is running/);

@@ -17,6 +17,8 @@ export function azuriteHttpsConnectionString(port: number): string {
 
 export interface Azurite {
   service: BlobServiceClient;
+  /** The account's connection string, on the endpoint this Azurite listens on. */
+  connectionString: string;
   /** A new container and its SAS URI with the given permissions (default read, write, list, create). */
   container(name: string, permissions?: string): Promise<{ client: ContainerClient; sasUri: string }>;
   stop(): Promise<void>;
@@ -61,6 +63,7 @@ export async function startAzurite(tls?: AzuriteTls): Promise<Azurite> {
   const service = new BlobServiceClient(`${url}/${ACCOUNT}`, credential);
   return {
     service,
+    connectionString: `AccountName=${ACCOUNT};AccountKey=${ACCOUNT_KEY};BlobEndpoint=${url}/${ACCOUNT};`,
     async container(name, permissions = 'rwlc') {
       const client = service.getContainerClient(name);
       await client.createIfNotExists();

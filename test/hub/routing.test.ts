@@ -293,16 +293,18 @@ describe('routing settings', () => {
       name: 'my-hub',
       properties: { routing: { routes: [route({ condition: undefined })], endpoints: {} } },
     });
-    assert.deepEqual(whole.routes, [{ name: 'r', source: 'DeviceMessages', condition: 'true', isEnabled: true }]);
+    assert.deepEqual(whole.routes, [
+      { name: 'r', source: 'DeviceMessages', condition: 'true', endpointNames: ['events'], isEnabled: true },
+    ]);
     assert.deepEqual(whole.fallback, { isEnabled: true, condition: 'true' }, 'the fallback route is on unless turned off');
     assert.equal(parseRoutingSettings({ routes: [route({ source: 'twinchangeevents' })] }).routes[0]!.source, 'TwinChangeEvents');
   });
 
-  test('refuses custom endpoints, unknown sources, bad names and limits, each with why', () => {
-    const endpoints = { storageContainers: [{ name: 'archive', containerName: 'c' }] };
+  test('refuses endpoints it does not serve, unknown sources, bad names and limits, each with why', () => {
+    const endpoints = { eventHubs: [{ name: 'hot-path', connectionString: 'Endpoint=sb://x/' }] };
     refused(
-      { endpoints, routes: [route({ endpointNames: ['archive'] })] },
-      /'archive', a custom endpoint: the local hub serves only the built-in endpoint 'events'/,
+      { endpoints, routes: [route({ endpointNames: ['hot-path'] })] },
+      /'hot-path', an endpoint of eventHubs: the local hub serves the built-in endpoint 'events' and storageContainers/,
     );
     refused({ routes: [route({ endpointNames: ['nowhere'] })] }, /'nowhere', which is not an endpoint/);
     refused({ routes: [route({ source: 'Telemetry' })] }, /source "Telemetry": it is one of DeviceMessages/);

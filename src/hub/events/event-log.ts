@@ -333,7 +333,7 @@ const AUTH_METHOD = {
  * dt-dataschema on those of a connection that announced a model. iothub-enqueuedtime is the enqueued
  * time, added where the event is read out.
  */
-function connectionStamps(msg: D2CMessage): Record<string, string> {
+export function connectionStamps(msg: D2CMessage): Record<string, string> {
   const x509 = msg.authMethod === 'x509';
   return definedOnly({
     'iothub-connection-device-id': msg.deviceId,
@@ -352,7 +352,7 @@ function timeOf(what: string, text: string): number {
   return ms;
 }
 
-function definedOnly(record: Record<string, string | undefined>): Record<string, string> {
+export function definedOnly(record: Record<string, string | undefined>): Record<string, string> {
   const defined: Record<string, string> = {};
   for (const name in record) if (record[name] !== undefined) defined[name] = record[name];
   return defined;

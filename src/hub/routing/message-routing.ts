@@ -1,9 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import type { D2CMessage, D2CSink, EventLog } from '../events/event-log.js';
+import { connectionStamps, definedOnly, type D2CMessage, type D2CSink, type EventLog } from '../events/event-log.js';
 import { silentLog, type HubLog } from '../log.js';
 import { compileRouteCondition, type RouteCondition, type RoutedMessageView } from '../query/route-condition.js';
 import { NOTIFICATION_KINDS, type Notification } from './notifications.js';
-import { SILENT_SOURCES, type EnrichmentSettings, type RoutingSettings, type RoutingSource } from './routing-settings.js';
+import {
+  BUILT_IN_ENDPOINT,
+  SILENT_SOURCES,
+  type EnrichmentSettings,
+  type RoutingSettings,
+  type RoutingSource,
+} from './routing-settings.js';
+import type { StorageEndpoint, StorageRecord } from './storage-endpoint.js';
 
 interface Identity {
   deviceId: string;
@@ -16,26 +23,32 @@ export type TwinOf = (key: Identity) => { tags: unknown; properties: { desired: 
 interface CompiledRoute {
   name: string;
   condition: RouteCondition;
+  endpoints: string[];
+}
+
+/** Where routing delivers: the built-in endpoint (whose partitions storage endpoints' blobs follow), and storage endpoints by name. */
+export interface RoutingEndpoints {
+  events: EventLog;
+  storage: ReadonlyMap<string, StorageEndpoint>;
 }
 
 /**
- * IoT Hub's message routing in front of the built-in endpoint, the one endpoint the local hub serves.
- * A device message goes to the endpoint when an enabled DeviceMessages route's condition holds for
- * it, or, when none does, through the fallback route if that is enabled; otherwise it is dropped, as
- * on IoT Hub (the device's send still succeeds). IoT Hub's own events (twin changes, lifecycle,
- * connection state) go there only through a route of their source. Enrichments are stamped on
- * everything routed, as application properties.
+ * IoT Hub's message routing: a device message goes to the endpoints of every enabled DeviceMessages
+ * route whose condition holds for it, each endpoint once, or, when none does, through the fallback
+ * route to the built-in endpoint if that is enabled; otherwise it is dropped, as on IoT Hub (the
+ * device's send still succeeds). IoT Hub's own events (twin changes, lifecycle, connection state) go
+ * only where a route of their source takes them. Endpoints: the built-in `events`, and storage
+ * containers. Enrichments are stamped, as application properties, on what goes to their endpoints.
  */
 export class MessageRouting implements D2CSink {
   private readonly routes = new Map<RoutingSource, CompiledRoute[]>();
   private readonly fallback?: RouteCondition;
   private readonly enrichments: readonly EnrichmentSettings[];
-  private readonly enrichWithTwin: boolean;
 
   /** Throws a HubError (400 SqlQueryInvalid) naming the route whose condition does not parse. */
   constructor(
     settings: RoutingSettings,
-    private readonly events: EventLog,
+    private readonly endpoints: RoutingEndpoints,
     private readonly twinOf: TwinOf,
     private readonly hubName: string,
     private readonly log: HubLog = silentLog(),
@@ -44,27 +57,28 @@ export class MessageRouting implements D2CSink {
     for (const route of settings.routes) {
       if (!route.isEnabled) continue;
       const list = this.routes.get(route.source) ?? [];
-      list.push({ name: route.name, condition: compiled(route.condition, `route '${route.name}'`) });
+      list.push({ name: route.name, condition: compiled(route.condition, `route '${route.name}'`), endpoints: route.endpointNames });
       this.routes.set(route.source, list);
     }
     if (settings.fallback.isEnabled) this.fallback = compiled(settings.fallback.condition, 'the fallback route');
     this.enrichments = settings.enrichments;
-    this.enrichWithTwin = settings.enrichments.some((e) => e.value.startsWith('$twin.'));
   }
 
   /** What the hub says at start: the routes that are on, and those whose source it never emits. */
   describe(): string[] {
     const lines: string[] = [];
     for (const [source, routes] of this.routes) {
-      const names = routes.map((r) => r.name).join(', ');
-      lines.push(
-        SILENT_SOURCES.has(source)
-          ? `routes ${names} (${source}) get nothing: the local hub does not emit ${source}`
-          : `routes ${names} send ${source} to the built-in endpoint`,
-      );
+      for (const route of routes) {
+        lines.push(
+          SILENT_SOURCES.has(source)
+            ? `route ${route.name} (${source}) gets nothing: the local hub does not emit ${source}`
+            : `route ${route.name} sends ${source} to ${route.endpoints.join(', ')}`,
+        );
+      }
     }
+    for (const endpoint of this.endpoints.storage.values()) lines.push(endpoint.describe());
     lines.push(
-      this.fallback ? 'the fallback route sends device messages no route takes to the built-in endpoint' : 'the fallback route is off',
+      this.fallback ? `the fallback route sends device messages no route takes to ${BUILT_IN_ENDPOINT}` : 'the fallback route is off',
     );
     return lines;
   }
@@ -75,13 +89,29 @@ export class MessageRouting implements D2CSink {
   }
 
   async append(msg: D2CMessage): Promise<unknown> {
-    const routed = this.route(msg);
-    return routed && this.events.append(routed);
+    return this.deliver(msg, (events) => events.append.bind(events));
   }
 
   async appendMany(msgs: D2CMessage[]): Promise<unknown> {
-    const routed = msgs.map((msg) => this.route(msg)).filter((msg) => msg !== undefined);
-    return routed.length > 0 && this.events.appendMany(routed);
+    // The built-in endpoint takes a request's messages all or none; the storage records, each on its own.
+    const forEvents: D2CMessage[] = [];
+    await Promise.all(msgs.map((msg) => this.deliver(msg, () => async (routed) => void forEvents.push(routed))));
+    return forEvents.length > 0 && this.endpoints.events.appendMany(forEvents);
+  }
+
+  /** Writes the storage endpoints' waiting messages to their blobs now (as each endpoint's batch timer does). */
+  async flushStorage(): Promise<void> {
+    await Promise.all([...this.endpoints.storage.values()].map((endpoint) => endpoint.flush()));
+  }
+
+  /** Starts the storage endpoints' batch timers. */
+  start(): void {
+    for (const endpoint of this.endpoints.storage.values()) endpoint.start();
+  }
+
+  /** Stops the storage endpoints' timers, after writing what waits. */
+  async close(): Promise<void> {
+    await Promise.all([...this.endpoints.storage.values()].map((endpoint) => endpoint.close()));
   }
 
   /**
@@ -100,91 +130,117 @@ export class MessageRouting implements D2CSink {
     if (!routes) return;
     const kind = NOTIFICATION_KINDS[notification.source];
     const { deviceId, moduleId } = notification;
+    const enqueued = this.now();
     const properties: Record<string, string> = {
       hubName: this.hubName,
       deviceId,
       ...(moduleId ? { moduleId } : {}),
-      operationTimestamp: this.now().toISOString(),
+      operationTimestamp: enqueued.toISOString(),
       'iothub-message-schema': kind.schema,
       opType: notification.opType,
     };
-    const correlationId = randomUUID().replaceAll('-', '').slice(0, 12);
+    const system = {
+      contentType: 'application/json',
+      contentEncoding: 'utf-8',
+      correlationId: randomUUID().replaceAll('-', '').slice(0, 12),
+      userId: this.hubName,
+      connectionDeviceId: deviceId,
+      ...(moduleId ? { connectionModuleId: moduleId } : {}),
+    };
     const view: RoutedMessageView = {
-      system: {
-        contentType: 'application/json',
-        contentEncoding: 'utf-8',
-        correlationId,
-        userId: this.hubName,
-        connectionDeviceId: deviceId,
-        connectionModuleId: moduleId,
-        enqueuedTime: properties.operationTimestamp,
-      },
+      system: { ...system, enqueuedTime: enqueued.toISOString() },
       app: properties,
       body: () => notification.body,
-      twin: () => this.twinOf(notification),
+      twin: once(() => this.twinOf(notification)),
     };
-    const taken = this.firstMatch(routes, view);
-    if (!taken) return;
-    this.events
-      .appendHubEvent({
-        source: kind.messageSource,
-        deviceId,
-        ...(moduleId ? { moduleId } : {}),
-        body: Buffer.from(JSON.stringify(notification.body)),
-        correlationId,
-        userId: this.hubName,
-        properties: this.enriched(properties, notification),
-      })
-      .then(
-        () =>
-          this.log.debug('routing', `${kind.messageSource} ${notification.opType} of ${identityName(notification)} routed by '${taken}'`),
-        (err: unknown) =>
-          this.log.error(
-            'routing',
-            `could not store ${kind.messageSource} of ${identityName(notification)}: ${(err as Error)?.message ?? err}`,
-          ),
-      );
+    const targets = this.targetsOf(routes, view);
+    if (targets.size === 0) return;
+    const body = Buffer.from(JSON.stringify(notification.body));
+    const event = {
+      source: kind.messageSource,
+      deviceId,
+      ...(moduleId ? { moduleId } : {}),
+      body,
+      correlationId: system.correlationId,
+      userId: this.hubName,
+    };
+    const deliveries = [...targets].map((endpoint) => {
+      const stamped = this.enriched(properties, notification, endpoint);
+      if (endpoint === BUILT_IN_ENDPOINT) return this.endpoints.events.appendHubEvent({ ...event, properties: stamped });
+      return this.endpoints.storage.get(endpoint)!.add({
+        partition: this.endpoints.events.partitionOf(deviceId),
+        enqueuedTimeUtc: storageTime(enqueued),
+        properties: stamped,
+        systemProperties: { ...system, enqueuedTime: storageTime(enqueued), 'iothub-message-source': kind.messageSource },
+        body: body.toString('base64'),
+        jsonBody: true,
+      });
+    });
+    Promise.all(deliveries).then(
+      () =>
+        this.log.debug(
+          'routing',
+          `${kind.messageSource} ${notification.opType} of ${identityName(notification)} went to ${[...targets].join(', ')}`,
+        ),
+      (err: unknown) =>
+        this.log.error(
+          'routing',
+          `could not store ${kind.messageSource} of ${identityName(notification)}: ${(err as Error)?.message ?? err}`,
+        ),
+    );
   }
 
-  /** The message as the built-in endpoint gets it (enriched), or undefined when no route takes it. */
-  private route(msg: D2CMessage): D2CMessage | undefined {
-    const view = messageView(msg, this.twinOf, this.now);
-    const taken =
-      this.firstMatch(this.routes.get('DeviceMessages') ?? [], view) ?? (this.fallback?.matches(view) ? '$fallback' : undefined);
-    if (!taken) {
+  /**
+   * Hands a device message to each endpoint that takes it: the built-in endpoint through `toEvents`,
+   * storage endpoints directly. Resolves once every endpoint has it stored.
+   */
+  private async deliver(msg: D2CMessage, toEvents: (events: EventLog) => (msg: D2CMessage) => Promise<unknown>): Promise<void> {
+    const enqueued = this.now();
+    const view = messageView(msg, this.twinOf, enqueued);
+    let targets = this.targetsOf(this.routes.get('DeviceMessages') ?? [], view);
+    if (targets.size === 0 && this.fallback?.matches(view)) targets = new Set([BUILT_IN_ENDPOINT]);
+    if (targets.size === 0) {
       this.log.debug(
         'routing',
         `a message of ${identityName(msg)} matched no route and was dropped (the fallback route is off or did not hold)`,
       );
-      return undefined;
+      return;
     }
-    return this.enrichments.length === 0 ? msg : { ...msg, properties: this.enriched(msg.properties, msg) };
+    await Promise.all(
+      [...targets].map((endpoint) => {
+        const routed = this.enrichments.length === 0 ? msg : { ...msg, properties: this.enriched(msg.properties, msg, endpoint) };
+        if (endpoint === BUILT_IN_ENDPOINT) return toEvents(this.endpoints.events)(routed);
+        return this.endpoints.storage.get(endpoint)!.add(storageRecord(routed, this.endpoints.events.partitionOf(msg.deviceId), enqueued));
+      }),
+    );
   }
 
-  /** The first route whose condition holds: one is enough, as a message reaches an endpoint once. */
-  private firstMatch(routes: CompiledRoute[], view: RoutedMessageView): string | undefined {
+  /** The endpoints of every route whose condition holds: each endpoint once, however many routes name it. */
+  private targetsOf(routes: CompiledRoute[], view: RoutedMessageView): Set<string> {
+    const targets = new Set<string>();
     for (const route of routes) {
       try {
-        if (route.condition.matches(view)) return route.name;
+        if (route.condition.matches(view)) for (const endpoint of route.endpoints) targets.add(endpoint);
       } catch (err) {
         this.log.warn('routing', `route '${route.name}' could not be evaluated: ${(err as Error)?.message ?? err}`);
       }
     }
-    return undefined;
+    return targets;
   }
 
   /**
-   * The properties with the enrichments stamped on. A twin path the twin lacks is stamped as written,
-   * as IoT Hub does; a value that is not a string is stamped as its JSON.
+   * The properties with the endpoint's enrichments stamped on. A twin path the twin lacks is stamped as
+   * written, as IoT Hub does; a value that is not a string is stamped as its JSON.
    */
-  private enriched(properties: Record<string, string>, sender: Identity): Record<string, string> {
-    if (this.enrichments.length === 0) return properties;
-    const twin = this.enrichWithTwin ? this.twinOf(sender) : undefined;
+  private enriched(properties: Record<string, string>, sender: Identity, endpoint: string): Record<string, string> {
+    const enrichments = this.enrichments.filter((e) => e.endpointNames.includes(endpoint));
+    if (enrichments.length === 0) return properties;
+    const twin = once(() => this.twinOf(sender));
     const stamped = { ...properties };
-    for (const { key, value } of this.enrichments) {
+    for (const { key, value } of enrichments) {
       if (value === '$iothubname') stamped[key] = this.hubName;
       else if (value.startsWith('$twin.')) {
-        const found = readPath(twin, value.slice('$twin.'.length).split('.'));
+        const found = readPath(twin(), value.slice('$twin.'.length).split('.'));
         stamped[key] = found === undefined ? value : typeof found === 'string' ? found : JSON.stringify(found);
       } else stamped[key] = value;
     }
@@ -205,7 +261,7 @@ function compiled(condition: string, what: string): RouteCondition {
  * A device message as routing queries see it: `$` system properties, application properties, a JSON
  * body, the sender's twin. The body is parsed and the twin read once for all the routes, when one needs them.
  */
-function messageView(msg: D2CMessage, twinOf: TwinOf, now: () => Date): RoutedMessageView {
+function messageView(msg: D2CMessage, twinOf: TwinOf, enqueued: Date): RoutedMessageView {
   return {
     system: {
       contentType: msg.contentType,
@@ -216,7 +272,7 @@ function messageView(msg: D2CMessage, twinOf: TwinOf, now: () => Date): RoutedMe
       to: msg.to,
       connectionDeviceId: msg.deviceId,
       connectionModuleId: msg.moduleId,
-      enqueuedTime: now().toISOString(),
+      enqueuedTime: enqueued.toISOString(),
       'dt-dataschema': msg.modelId,
       'dt-subject': msg.component,
     },
@@ -258,6 +314,40 @@ function jsonBody(msg: D2CMessage): unknown {
   } catch {
     return undefined;
   }
+}
+
+/** A device message as a storage endpoint writes it: IoT Hub's system properties by their storage names, the body as base64. */
+function storageRecord(msg: D2CMessage, partition: number, enqueued: Date): StorageRecord {
+  const stamps = connectionStamps(msg);
+  const systemProperties = definedOnly({
+    connectionDeviceId: msg.deviceId,
+    connectionModuleId: msg.moduleId,
+    connectionAuthMethod: stamps['iothub-connection-auth-method'],
+    connectionDeviceGenerationId: msg.authGenerationId,
+    contentType: msg.contentType,
+    contentEncoding: msg.contentEncoding,
+    messageId: msg.messageId,
+    correlationId: msg.correlationId,
+    userId: msg.userId,
+    'dt-dataschema': msg.modelId,
+    'dt-subject': msg.component,
+    enqueuedTime: storageTime(enqueued),
+  });
+  const json =
+    msg.contentType?.split(';')[0]!.trim().toLowerCase() === 'application/json' && /^utf-?8$/i.test(msg.contentEncoding?.trim() ?? '');
+  return {
+    partition,
+    enqueuedTimeUtc: storageTime(enqueued),
+    properties: msg.properties,
+    systemProperties,
+    body: msg.body.toString('base64'),
+    jsonBody: json,
+  };
+}
+
+/** IoT Hub's time in routed blobs: seven fractional digits (`2019-05-10T06:06:32.7220000Z`). */
+function storageTime(at: Date): string {
+  return at.toISOString().replace('Z', '0000Z');
 }
 
 function readPath(doc: unknown, segments: string[]): unknown {

@@ -41,6 +41,13 @@ export class RecordQueue<T = Record<string, unknown>> {
     this.stmts.add.run(JSON.stringify(record), nowMs, expiryMs);
   }
 
+  /** Several records in one transaction: all of them, or none. */
+  addMany(records: T[], nowMs: number, expiryMs: number): void {
+    this.db.transaction(() => {
+      for (const record of records) this.add(record, nowMs, expiryMs);
+    });
+  }
+
   /** Unexpired records, oldest first, at most `limit`. */
   oldest(nowMs: number, limit: number): Array<QueuedRecord<T>> {
     return this.stmts.oldest.all(nowMs, limit).map((r) => ({ seq: r.seq, record: JSON.parse(r.record) as T, enqueuedMs: r.enqueued_ms }));
