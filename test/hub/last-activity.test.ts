@@ -51,6 +51,7 @@ describe('lastActivityTime', () => {
     test(`${transport}: each message the device sends moves it past its connect; the twin and a query show it`, async () => {
       const deviceId = `activity-${transport}`;
       const client = await connected(deviceId, transport);
+      await sleep(20); // a later millisecond than the connect's, which a fast machine reaches in the same one
       await client.sendEvent(new deviceSdk.Message('first'));
       const { connectionStateUpdatedTime } = await identity(deviceId);
       // An HTTPS device holds no connection: only its requests move it.
