@@ -31,6 +31,8 @@ const { values: args } = parseArgs({
     'soak-minutes': { type: 'string', default: '10' },
     // A directory for V8 CPU profiles of the hub and of every worker process.
     profile: { type: 'string' },
+    // The hub under test routes messages as this file says (hub start --routing): what routing costs.
+    routing: { type: 'string' },
   },
 });
 const quick = args.quick!;
@@ -129,7 +131,7 @@ console.log(
 );
 const rows: Row[] = [];
 if (args.profile) profileWorkers(args.profile);
-const hub = await startHub({ cpuProfDir: args.profile });
+const hub = await startHub({ cpuProfDir: args.profile, routingFile: args.routing });
 try {
   for (const name of selected) {
     const started = Date.now();

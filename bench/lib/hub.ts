@@ -28,6 +28,8 @@ export interface HubUnderTest {
 export interface HubStartOptions {
   /** Write a V8 CPU profile of the hub process into this directory when it stops. */
   cpuProfDir?: string;
+  /** Start the hub with this message routing file (`hub start --routing`). */
+  routingFile?: string;
 }
 
 /** Starts `iothub-tut hub start --port 0 --amqp-port 0 --data-dir <fresh tmp> --json` as its own process. */
@@ -37,7 +39,12 @@ export async function startHub(options: HubStartOptions = {}): Promise<HubUnderT
   const nodeArgs = options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`] : [];
   const child = spawn(
     process.execPath,
-    [...nodeArgs, BIN, 'hub', 'start', '--port', '0', '--amqp-port', '0', '--data-dir', dataDir, '--json', '--show-secrets'],
+    [
+      ...nodeArgs,
+      BIN,
+      ...['hub', 'start', '--port', '0', '--amqp-port', '0', '--data-dir', dataDir, '--json', '--show-secrets'],
+      ...(options.routingFile ? ['--routing', options.routingFile] : []),
+    ],
     {
       env: { ...process.env, IOTHUB_TUT_HOME: home, NO_COLOR: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -314,7 +314,7 @@ describe('routing settings', () => {
     refused({ routes: [route({ isEnabled: 'yes' })] }, /isEnabled "yes"/);
     refused({ enrichments: [{ key: 'k', value: '$twin.deviceId', endpointNames: events }] }, /enrichment 'k' needs a value/);
     refused({ fallbackRoute: { source: 'TwinChangeEvents', endpointNames: events } }, /fallback route's source is DeviceMessages/);
-    refused({ hello: 1 }, /no routes, fallbackRoute or enrichments/);
+    refused({ hello: 1 }, /no routes, fallbackRoute, enrichments or endpoints/);
   });
 
   test('a condition that is not a routing query stops the hub from starting, naming the route', async () => {

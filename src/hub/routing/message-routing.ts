@@ -43,7 +43,8 @@ export interface RoutingEndpoints {
 export class MessageRouting implements D2CSink {
   private readonly routes = new Map<RoutingSource, CompiledRoute[]>();
   private readonly fallback?: RouteCondition;
-  private readonly enrichments: readonly EnrichmentSettings[];
+  /** Each endpoint's enrichments (an endpoint without any is absent). */
+  private readonly enrichments = new Map<string, EnrichmentSettings[]>();
 
   /** Throws a HubError (400 SqlQueryInvalid) naming the route whose condition does not parse. */
   constructor(
@@ -61,7 +62,10 @@ export class MessageRouting implements D2CSink {
       this.routes.set(route.source, list);
     }
     if (settings.fallback.isEnabled) this.fallback = compiled(settings.fallback.condition, 'the fallback route');
-    this.enrichments = settings.enrichments;
+    for (const enrichment of settings.enrichments) {
+      for (const endpoint of enrichment.endpointNames)
+        this.enrichments.set(endpoint, [...(this.enrichments.get(endpoint) ?? []), enrichment]);
+    }
   }
 
   /** What the hub says at start: the routes that are on, and those whose source it never emits. */
@@ -89,14 +93,15 @@ export class MessageRouting implements D2CSink {
   }
 
   async append(msg: D2CMessage): Promise<unknown> {
-    return this.deliver(msg, (events) => events.append.bind(events));
+    const { toEvents, stored } = this.route(msg);
+    return Promise.all([stored, toEvents && this.endpoints.events.append(toEvents)]);
   }
 
   async appendMany(msgs: D2CMessage[]): Promise<unknown> {
-    // The built-in endpoint takes a request's messages all or none; the storage records, each on its own.
-    const forEvents: D2CMessage[] = [];
-    await Promise.all(msgs.map((msg) => this.deliver(msg, () => async (routed) => void forEvents.push(routed))));
-    return forEvents.length > 0 && this.endpoints.events.appendMany(forEvents);
+    // The built-in endpoint takes a request's messages all or none, as without routes.
+    const routed = msgs.map((msg) => this.route(msg));
+    const toEvents = routed.flatMap((r) => (r.toEvents ? [r.toEvents] : []));
+    return Promise.all([...routed.map((r) => r.stored), toEvents.length > 0 && this.endpoints.events.appendMany(toEvents)]);
   }
 
   /** Writes the storage endpoints' waiting messages to their blobs now (as each endpoint's batch timer does). */
@@ -191,10 +196,10 @@ export class MessageRouting implements D2CSink {
   }
 
   /**
-   * Hands a device message to each endpoint that takes it: the built-in endpoint through `toEvents`,
-   * storage endpoints directly. Resolves once every endpoint has it stored.
+   * Where a device message goes: the message (enriched) the built-in endpoint is to get, if it takes
+   * it, and the storage endpoints' records, handed over (`stored` resolves once they are in the store).
    */
-  private async deliver(msg: D2CMessage, toEvents: (events: EventLog) => (msg: D2CMessage) => Promise<unknown>): Promise<void> {
+  private route(msg: D2CMessage): { toEvents?: D2CMessage; stored: Promise<unknown> } {
     const enqueued = this.now();
     const view = messageView(msg, this.twinOf, enqueued);
     let targets = this.targetsOf(this.routes.get('DeviceMessages') ?? [], view);
@@ -204,15 +209,14 @@ export class MessageRouting implements D2CSink {
         'routing',
         `a message of ${identityName(msg)} matched no route and was dropped (the fallback route is off or did not hold)`,
       );
-      return;
     }
-    await Promise.all(
-      [...targets].map((endpoint) => {
-        const routed = this.enrichments.length === 0 ? msg : { ...msg, properties: this.enriched(msg.properties, msg, endpoint) };
-        if (endpoint === BUILT_IN_ENDPOINT) return toEvents(this.endpoints.events)(routed);
-        return this.endpoints.storage.get(endpoint)!.add(storageRecord(routed, this.endpoints.events.partitionOf(msg.deviceId), enqueued));
-      }),
-    );
+    const enriched = (endpoint: string): D2CMessage =>
+      this.enrichments.has(endpoint) ? { ...msg, properties: this.enriched(msg.properties, msg, endpoint) } : msg;
+    const partition = this.endpoints.events.partitionOf(msg.deviceId);
+    const stored = [...targets]
+      .filter((endpoint) => endpoint !== BUILT_IN_ENDPOINT)
+      .map((endpoint) => this.endpoints.storage.get(endpoint)!.add(storageRecord(enriched(endpoint), partition, enqueued)));
+    return { ...(targets.has(BUILT_IN_ENDPOINT) ? { toEvents: enriched(BUILT_IN_ENDPOINT) } : {}), stored: Promise.all(stored) };
   }
 
   /** The endpoints of every route whose condition holds: each endpoint once, however many routes name it. */
@@ -233,8 +237,8 @@ export class MessageRouting implements D2CSink {
    * written, as IoT Hub does; a value that is not a string is stamped as its JSON.
    */
   private enriched(properties: Record<string, string>, sender: Identity, endpoint: string): Record<string, string> {
-    const enrichments = this.enrichments.filter((e) => e.endpointNames.includes(endpoint));
-    if (enrichments.length === 0) return properties;
+    const enrichments = this.enrichments.get(endpoint);
+    if (!enrichments) return properties;
     const twin = once(() => this.twinOf(sender));
     const stamped = { ...properties };
     for (const { key, value } of enrichments) {
@@ -272,7 +276,10 @@ function messageView(msg: D2CMessage, twinOf: TwinOf, enqueued: Date): RoutedMes
       to: msg.to,
       connectionDeviceId: msg.deviceId,
       connectionModuleId: msg.moduleId,
-      enqueuedTime: enqueued.toISOString(),
+      // Made only if a condition reads it: most do not, and a date's text costs as much as the rest.
+      get enqueuedTime() {
+        return enqueued.toISOString();
+      },
       'dt-dataschema': msg.modelId,
       'dt-subject': msg.component,
     },

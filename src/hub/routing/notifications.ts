@@ -2,6 +2,7 @@
 // "Azure IoT Hub non-telemetry event schemas": connection state, lifecycle and twin change events.
 
 import type { HubEventSource } from '../events/event-log.js';
+import { twinProperties } from '../twins/document.js';
 import { isJsonObject, type JsonObject } from '../twins/json.js';
 import type { TwinWrite } from '../twins/twin-service.js';
 import type { TwinState } from '../twins/twin-state.js';
@@ -83,10 +84,7 @@ function twinBody(key: Identity, state: TwinState): JsonObject {
     etag: state.etag,
     version: state.version,
     tags: state.tags,
-    properties: {
-      desired: { ...state.desired, $metadata: state.desiredMetadata, $version: state.desiredVersion },
-      reported: { ...state.reported, $metadata: state.reportedMetadata, $version: state.reportedVersion },
-    },
+    properties: twinProperties(state),
   };
 }
 

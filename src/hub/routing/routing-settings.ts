@@ -71,12 +71,11 @@ export class RoutingSettingsError extends Error {}
 // IoT Hub's limits: 100 routes (S1-S3), 10 enrichments; names of letters, digits, '-', '.', '_'.
 const MAX_ROUTES = 100;
 const MAX_ENRICHMENTS = 10;
-const ROUTE_NAME = /^[A-Za-z0-9\-._]{1,64}$/;
-const ENRICHMENT_KEY = /^[A-Za-z0-9\-._]{1,64}$/;
+/** Route names, enrichment keys and endpoint names alike. */
+const NAME = /^[A-Za-z0-9\-._]{1,64}$/;
 const ENRICHMENT_VALUE = /^(\$iothubname|\$twin\.(tags|properties\.desired|properties\.reported)(\.[^.\s]+)+|[^$].*)$/;
-const ENDPOINT_NAME = /^[A-Za-z0-9\-._]{1,64}$/;
 const RESERVED_ENDPOINT_NAMES = new Set(['events', 'filenotifications', '$default']);
-export const FILE_NAME_TOKENS = ['{iothub}', '{partition}', '{YYYY}', '{MM}', '{DD}', '{HH}', '{mm}'] as const;
+const FILE_NAME_TOKENS = ['{iothub}', '{partition}', '{YYYY}', '{MM}', '{DD}', '{HH}', '{mm}'] as const;
 const STORAGE_DEFAULTS = {
   fileNameFormat: FILE_NAME_TOKENS.join('/'),
   batchFrequencyInSeconds: 300,
@@ -86,7 +85,7 @@ const STORAGE_DEFAULTS = {
 
 /**
  * Reads routing settings from what `az iot hub show` prints (the whole hub, or its `properties`, or
- * `properties.routing`). Custom endpoints are refused: only `events` is served.
+ * `properties.routing`). A route or an enrichment naming an endpoint the hub does not serve is refused.
  */
 export function parseRoutingSettings(json: unknown): RoutingSettings {
   const routing = routingObject(json);
@@ -114,7 +113,7 @@ export function parseRoutingSettings(json: unknown): RoutingSettings {
   const routes = listOf(routing.routes, 'routes').map((entry, i) => {
     const route = objectOf(entry, `routes[${i}]`);
     const name = route.name;
-    if (typeof name !== 'string' || !ROUTE_NAME.test(name)) {
+    if (typeof name !== 'string' || !NAME.test(name)) {
       throw new RoutingSettingsError(`routes[${i}] needs a name of 1 to 64 letters, digits, '-', '.' or '_'`);
     }
     const what = `route '${name}'`;
@@ -152,7 +151,7 @@ export function parseRoutingSettings(json: unknown): RoutingSettings {
   const enrichments = listOf(routing.enrichments, 'enrichments').map((entry, i) => {
     const enrichment = objectOf(entry, `enrichments[${i}]`);
     const { key, value } = enrichment;
-    if (typeof key !== 'string' || !ENRICHMENT_KEY.test(key)) {
+    if (typeof key !== 'string' || !NAME.test(key)) {
       throw new RoutingSettingsError(`enrichments[${i}] needs a key of 1 to 64 letters, digits, '-', '.' or '_'`);
     }
     const what = `enrichment '${key}'`;
@@ -172,9 +171,9 @@ function routingObject(json: unknown): Record<string, unknown> {
   let routing = objectOf(json, 'the routing settings');
   if (isObject(routing.properties)) routing = routing.properties;
   if (isObject(routing.routing)) routing = routing.routing;
-  if (!('routes' in routing) && !('fallbackRoute' in routing) && !('enrichments' in routing)) {
+  if (!['routes', 'fallbackRoute', 'enrichments', 'endpoints'].some((key) => key in routing)) {
     throw new RoutingSettingsError(
-      'the routing settings hold no routes, fallbackRoute or enrichments (give properties.routing of `az iot hub show`, or an object with them)',
+      'the routing settings hold no routes, fallbackRoute, enrichments or endpoints (give properties.routing of `az iot hub show`, or an object with them)',
     );
   }
   return routing;
@@ -202,7 +201,7 @@ function storageEndpointsOf(endpoints: unknown): StorageEndpointSettings[] {
   return listOf(isObject(endpoints) ? endpoints.storageContainers : undefined, 'endpoints.storageContainers').map((entry, i) => {
     const endpoint = objectOf(entry, `endpoints.storageContainers[${i}]`);
     const name = endpoint.name;
-    if (typeof name !== 'string' || !ENDPOINT_NAME.test(name)) {
+    if (typeof name !== 'string' || !NAME.test(name)) {
       throw new RoutingSettingsError(`endpoints.storageContainers[${i}] needs a name of 1 to 64 letters, digits, '-', '.' or '_'`);
     }
     if (names.has(name.toLowerCase())) throw new RoutingSettingsError(`two endpoints are named '${name}'`);

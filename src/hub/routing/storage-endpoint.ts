@@ -100,7 +100,11 @@ export class StorageEndpoint {
           this.containerReady = true;
         }
         const partitions = new Map<number, Array<QueuedRecord<StorageRecord>>>();
-        for (const queued of batch) partitions.set(queued.record.partition, [...(partitions.get(queued.record.partition) ?? []), queued]);
+        for (const queued of batch) {
+          const list = partitions.get(queued.record.partition);
+          if (list) list.push(queued);
+          else partitions.set(queued.record.partition, [queued]);
+        }
         for (const [partition, queued] of partitions) {
           const blobName = this.blobName(partition);
           await this.write(

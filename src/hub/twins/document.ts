@@ -81,14 +81,19 @@ export function twinDocument(key: TwinKey, state: TwinState, identity: TwinIdent
     modelId: identity.modelId ?? '',
     version: state.version,
     ...(Object.keys(state.tags).length > 0 ? { tags: state.tags } : {}),
-    properties: {
-      desired: { ...state.desired, $metadata: state.desiredMetadata, $version: state.desiredVersion },
-      reported: { ...state.reported, $metadata: state.reportedMetadata, $version: state.reportedVersion },
-    },
+    properties: twinProperties(state),
     ...(identity.capabilities ? { capabilities: identity.capabilities } : {}),
     ...(configurations ? { configurations } : {}),
     ...(identity.deviceScope ? { deviceScope: identity.deviceScope } : {}),
     ...(identity.parentScopes ? { parentScopes: identity.parentScopes } : {}),
+  };
+}
+
+/** A twin's properties as documents show them: each section with its `$metadata` and `$version`. */
+export function twinProperties(state: TwinState): { desired: SectionDocument; reported: SectionDocument } {
+  return {
+    desired: { ...state.desired, $metadata: state.desiredMetadata, $version: state.desiredVersion },
+    reported: { ...state.reported, $metadata: state.reportedMetadata, $version: state.reportedVersion },
   };
 }
 
