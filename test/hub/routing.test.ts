@@ -3,12 +3,13 @@ import assert from 'node:assert/strict';
 import deviceSdk from 'azure-iot-device';
 import { earliestEventPosition, type ReceivedEventData } from '@azure/event-hubs';
 import { restCall, startTestHub, type TestHub } from '../helpers/hub.js';
-import { openDevice, registerIdentity } from '../helpers/devices.js';
+import { openDevice, registerIdentity, until } from '../helpers/devices.js';
 import { collect, consumer, type Collected } from '../helpers/events.js';
 import { createRegistry } from '../../src/clients/service-clients.js';
 import { createSasToken } from '../../src/hub/auth/sas-token.js';
 import { parseRoutingSettings, RoutingSettingsError } from '../../src/hub/routing/routing-settings.js';
-import type { DeviceClient } from '../../src/clients/device-clients.js';
+import { jsonPatch } from '../../src/hub/routing/notifications.js';
+import { createDeviceClient, type DeviceClient } from '../../src/clients/device-clients.js';
 
 // Message routing to the built-in endpoint, driven as apps drive IoT Hub: devices send with
 // azure-iot-device, the service writes twins and identities with azure-iothub, and what the endpoint
@@ -38,6 +39,7 @@ const ROUTING = {
       endpointNames: events,
       isEnabled: true,
     },
+    { name: 'digital-twins', source: 'DigitalTwinChangeEvents', condition: 'true', endpointNames: events, isEnabled: true },
   ],
   fallbackRoute: { name: '$fallback', source: 'DeviceMessages', condition: 'true', endpointNames: events, isEnabled: false },
   enrichments: [
@@ -219,6 +221,40 @@ describe('message routing', () => {
     assert.deepEqual(deleted.tags, { kept: 'in the delete event' }, 'the twin as it was when deleted');
   });
 
+  test("digital twin change events: what a write changed in an IoT Plug and Play device's digital twin, as JSON Patch", async () => {
+    const model = 'dtmi:com:example:Thermostat;1';
+    const client = await createDeviceClient(await registerIdentity(t, 'pnp-routed'));
+    clients.push(client);
+    await client.setOptions({ ca: t.hub.tls.ca, modelId: model }); // the SDK's IoT Plug and Play announcement
+    await client.open();
+    await until(() => t.hub.registry.find('pnp-routed')?.modelId === model, 'the model id is recorded');
+    const registry = createRegistry(t.connection);
+    await registry.updateTwin('pnp-routed', { tags: { floor: 2 } }, '*'); // no digital twin change: tags are not in it
+    await registry.updateTwin('pnp-routed', { properties: { desired: { targetTemperature: 21.8 } } }, '*');
+    const twin = await client.getTwin();
+    const ack = { targetTemperature: { value: 21.8, ac: 200, av: 2, ad: 'Successfully executed patch' } };
+    await new Promise<void>((resolve, reject) => twin.properties.reported.update(ack, (err?: Error) => (err ? reject(err) : resolve())));
+    await registry.updateTwin('lab-device', { properties: { desired: { x: 1 } } }, '*'); // no model: no digital twin event
+
+    const [desired, acknowledged] = await eventsOf('pnp-routed', 'digitalTwinChangeEvents', 2);
+    for (const event of [desired, acknowledged]) {
+      assert.equal(event!.contentType, 'application/json-patch+json');
+      assert.equal(event!.systemProperties?.['dt-dataschema'], model);
+      assert.equal(event!.properties?.['iothub-message-schema'], 'digitalTwinChangeNotification');
+      assert.equal(event!.properties?.workshop, undefined, "enrichments don't apply to digital twin change events");
+    }
+    assert.deepEqual(jsonBody(desired!), [
+      { op: 'add', path: '/$metadata/targetTemperature', value: { desiredValue: 21.8, desiredVersion: 2 } },
+    ]);
+    const ops = jsonBody(acknowledged!) as Array<{ op: string; path: string; value: unknown }>;
+    const byPath = new Map(ops.map((op) => [op.path, op.value]));
+    assert.equal(byPath.get('/targetTemperature'), 21.8);
+    assert.equal(byPath.get('/$metadata/targetTemperature/ackCode'), 200);
+    assert.equal(byPath.get('/$metadata/targetTemperature/ackVersion'), 2);
+    assert.ok(ops.every((op) => op.op === 'add'));
+    assert.equal(received.events.filter((e) => source(e) === 'digitalTwinChangeEvents' && from(e) === 'lab-device').length, 0);
+  });
+
   test('connection state events: connected and disconnected, with growing sequence numbers', async () => {
     const client = await openDevice(await registerIdentity(t, 'presence-device'), 'mqtt');
     await client.close();
@@ -322,5 +358,22 @@ describe('routing settings', () => {
       startTestHub({ routing: parseRoutingSettings({ routes: [route({ condition: "level = 'x' AND" })] }) }),
       /The condition of route 'r' is not a routing query: Syntax error at position/,
     );
+  });
+});
+
+describe('the JSON Patch of a digital twin change', () => {
+  test('adds what is new or changed, removes what is gone, walks into objects both hold, escapes ~ and / in names', () => {
+    const from = { a: 1, b: { c: 2, d: 3 }, 'x/y': 1, gone: true, same: [1, 2] };
+    const to = { a: 2, b: { c: 2, e: 4 }, 'x/y': 2, '~t': 0, same: [1, 2], obj: { n: 1 } };
+    assert.deepEqual(jsonPatch(from, to), [
+      { op: 'add', path: '/a', value: 2 },
+      { op: 'remove', path: '/b/d' },
+      { op: 'add', path: '/b/e', value: 4 },
+      { op: 'remove', path: '/gone' },
+      { op: 'add', path: '/obj', value: { n: 1 } },
+      { op: 'add', path: '/x~1y', value: 2 },
+      { op: 'add', path: '/~0t', value: 0 },
+    ]);
+    assert.deepEqual(jsonPatch(to, to), []);
   });
 });

@@ -45,7 +45,7 @@ export interface D2CSink {
 }
 
 /** The data sources of IoT Hub's own (non-telemetry) events, as `iothub-message-source` names them. */
-export type HubEventSource = 'twinChangeEvents' | 'deviceLifecycleEvents' | 'deviceConnectionStateEvents';
+export type HubEventSource = 'twinChangeEvents' | 'deviceLifecycleEvents' | 'deviceConnectionStateEvents' | 'digitalTwinChangeEvents';
 
 /** An event IoT Hub itself emits about an identity (its twin changed, it was created, it connected), routed to the endpoint. */
 export interface HubEvent {
@@ -54,6 +54,10 @@ export interface HubEvent {
   moduleId?: string;
   /** JSON, UTF-8. */
   body: Buffer;
+  /** application/json, or application/json-patch+json (a digital twin change). */
+  contentType: string;
+  /** The device's model id (IoT Plug and Play), stamped as dt-dataschema on a digital twin change. */
+  modelId?: string;
   /** A unique id of the event. */
   correlationId: string;
   /** The hub's name. */
@@ -194,10 +198,11 @@ export class EventLog extends EventEmitter<EventLogEvents> implements D2CSink {
       'iothub-connection-device-id': event.deviceId,
       'iothub-connection-module-id': event.moduleId,
       'iothub-message-source': event.source,
+      'dt-dataschema': event.modelId,
     });
     const systemProperties = {
       correlationId: event.correlationId,
-      contentType: 'application/json',
+      contentType: event.contentType,
       contentEncoding: 'utf-8',
       userId: event.userId,
     };

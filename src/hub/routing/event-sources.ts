@@ -3,7 +3,13 @@ import type { Presence } from '../registry/presence.js';
 import type { Twins } from '../twins/twin-service.js';
 import type { TwinState } from '../twins/twin-state.js';
 import type { MessageRouting } from './message-routing.js';
-import { connectionStateNotification, lifecycleNotification, sequenceNumbers, twinChangeNotification } from './notifications.js';
+import {
+  connectionStateNotification,
+  digitalTwinChangeNotification,
+  lifecycleNotification,
+  sequenceNumbers,
+  twinChangeNotification,
+} from './notifications.js';
 
 /**
  * Hands routing IoT Hub's own events, for the sources a route takes: identities created and deleted,
@@ -28,6 +34,14 @@ export function routeHubEvents(routing: MessageRouting, registry: Registry, twin
     twins.on('written', (key, write) => {
       const state = twins.find(key);
       if (state) routing.notify(() => twinChangeNotification(key, write, state));
+    });
+  }
+  if (routing.wants('DigitalTwinChangeEvents')) {
+    // IoT Plug and Play devices only: the digital twin is a device's, by its model.
+    twins.on('written', (key, write, before) => {
+      const modelId = key.moduleId ? undefined : registry.find(key.deviceId)?.modelId;
+      const state = modelId && twins.find(key);
+      if (modelId && state) routing.notify(() => digitalTwinChangeNotification(key.deviceId, modelId, write, before, state));
     });
   }
   if (routing.wants('DeviceConnectionStateEvents')) {

@@ -123,16 +123,16 @@ export class MessageRouting implements D2CSink {
    * Routes one of IoT Hub's own events. Called from the registry's, the twins' and presence's events: a
    * failure, to build the event or to store it, is logged and never reaches the operation that caused it.
    */
-  notify(build: () => Notification): void {
-    let notification: Notification;
+  notify(build: () => Notification | undefined): void {
+    let notification: Notification | undefined;
     try {
       notification = build();
     } catch (err) {
       this.log.error('routing', `could not make an event to route: ${(err as Error)?.stack ?? err}`);
       return;
     }
-    const routes = this.routes.get(notification.source);
-    if (!routes) return;
+    const routes = notification && this.routes.get(notification.source);
+    if (!notification || !routes) return;
     const kind = NOTIFICATION_KINDS[notification.source];
     const { deviceId, moduleId } = notification;
     const enqueued = this.now();
@@ -144,13 +144,15 @@ export class MessageRouting implements D2CSink {
       'iothub-message-schema': kind.schema,
       opType: notification.opType,
     };
+    const { modelId } = notification;
     const system = {
-      contentType: 'application/json',
+      contentType: kind.contentType,
       contentEncoding: 'utf-8',
       correlationId: randomUUID().replaceAll('-', '').slice(0, 12),
       userId: this.hubName,
       connectionDeviceId: deviceId,
       ...(moduleId ? { connectionModuleId: moduleId } : {}),
+      ...(modelId ? { 'dt-dataschema': modelId } : {}),
     };
     const view: RoutedMessageView = {
       system: { ...system, enqueuedTime: enqueued.toISOString() },
@@ -166,11 +168,15 @@ export class MessageRouting implements D2CSink {
       deviceId,
       ...(moduleId ? { moduleId } : {}),
       body,
+      contentType: kind.contentType,
+      ...(modelId ? { modelId } : {}),
       correlationId: system.correlationId,
       userId: this.hubName,
     };
+    // "Message enrichments don't apply to digital twin change events."
+    const enrichable = notification.source !== 'DigitalTwinChangeEvents';
     const deliveries = [...targets].map((endpoint) => {
-      const stamped = this.enriched(properties, notification, endpoint);
+      const stamped = enrichable ? this.enriched(properties, notification, endpoint) : properties;
       if (endpoint === BUILT_IN_ENDPOINT) return this.endpoints.events.appendHubEvent({ ...event, properties: stamped });
       return this.endpoints.storage.get(endpoint)!.add({
         partition: this.endpoints.events.partitionOf(deviceId),

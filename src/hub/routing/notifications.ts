@@ -3,25 +3,38 @@
 
 import type { HubEventSource } from '../events/event-log.js';
 import { twinProperties } from '../twins/document.js';
-import { isJsonObject, type JsonObject } from '../twins/json.js';
+import { isDeepStrictEqual } from 'node:util';
+import { digitalTwinOf } from '../twins/digital-twin.js';
+import { isJsonObject, ownValue, type JsonObject, type JsonValue } from '../twins/json.js';
 import type { TwinWrite } from '../twins/twin-service.js';
 import type { TwinState } from '../twins/twin-state.js';
 import type { RoutingSource } from './routing-settings.js';
 
 /** One of IoT Hub's own events about an identity, before routing. */
 export interface Notification {
-  source: RoutingSource & ('TwinChangeEvents' | 'DeviceLifecycleEvents' | 'DeviceConnectionStateEvents');
+  source: RoutingSource & ('TwinChangeEvents' | 'DeviceLifecycleEvents' | 'DeviceConnectionStateEvents' | 'DigitalTwinChangeEvents');
   deviceId: string;
   moduleId?: string;
   opType: string;
-  body: JsonObject;
+  body: JsonValue;
+  /** The device's model id, on a digital twin change. */
+  modelId?: string;
 }
 
-/** `iothub-message-source` and `iothub-message-schema` of each source. */
-export const NOTIFICATION_KINDS: Record<Notification['source'], { messageSource: HubEventSource; schema: string }> = {
-  TwinChangeEvents: { messageSource: 'twinChangeEvents', schema: 'twinChangeNotification' },
-  DeviceLifecycleEvents: { messageSource: 'deviceLifecycleEvents', schema: 'deviceLifecycleNotification' },
-  DeviceConnectionStateEvents: { messageSource: 'deviceConnectionStateEvents', schema: 'deviceConnectionStateNotification' },
+/** `iothub-message-source`, `iothub-message-schema` and the body's content type of each source. */
+export const NOTIFICATION_KINDS: Record<Notification['source'], { messageSource: HubEventSource; schema: string; contentType: string }> = {
+  TwinChangeEvents: { messageSource: 'twinChangeEvents', schema: 'twinChangeNotification', contentType: 'application/json' },
+  DeviceLifecycleEvents: { messageSource: 'deviceLifecycleEvents', schema: 'deviceLifecycleNotification', contentType: 'application/json' },
+  DeviceConnectionStateEvents: {
+    messageSource: 'deviceConnectionStateEvents',
+    schema: 'deviceConnectionStateNotification',
+    contentType: 'application/json',
+  },
+  DigitalTwinChangeEvents: {
+    messageSource: 'digitalTwinChangeEvents',
+    schema: 'digitalTwinChangeNotification',
+    contentType: 'application/json-patch+json',
+  },
 };
 
 interface Identity {
@@ -74,6 +87,40 @@ export function connectionStateNotification(key: Identity, connected: boolean, s
     opType: connected ? 'deviceConnected' : 'deviceDisconnected',
     body: { sequenceNumber },
   };
+}
+
+/**
+ * A digital twin change event of an IoT Plug and Play device ("Understand IoT Plug and Play digital
+ * twins"): what the write changed in its digital twin, as JSON Patch; none when the write changed
+ * nothing of it (a tag).
+ */
+export function digitalTwinChangeNotification(
+  deviceId: string,
+  modelId: string,
+  write: TwinWrite,
+  before: TwinState,
+  after: TwinState,
+): Notification | undefined {
+  const operations = jsonPatch(digitalTwinOf(deviceId, modelId, before), digitalTwinOf(deviceId, modelId, after));
+  if (operations.length === 0) return undefined;
+  return { source: 'DigitalTwinChangeEvents', deviceId, opType: write.op, body: operations, modelId };
+}
+
+/**
+ * The JSON Patch that turns `from` into `to`, member by member in order of name: `add` for a member
+ * that is new or whose value changed (on an existing member, add replaces it), `remove` for one that
+ * is gone, and the difference inside objects both hold.
+ */
+export function jsonPatch(from: JsonObject, to: JsonObject, path = ''): JsonObject[] {
+  const operations: JsonObject[] = [];
+  for (const name of [...new Set([...Object.keys(from), ...Object.keys(to)])].sort()) {
+    const at = `${path}/${name.replaceAll('~', '~0').replaceAll('/', '~1')}`;
+    const [was, is] = [ownValue(from, name), ownValue(to, name)];
+    if (is === undefined) operations.push({ op: 'remove', path: at });
+    else if (isJsonObject(was) && isJsonObject(is)) operations.push(...jsonPatch(was, is, at));
+    else if (!isDeepStrictEqual(was, is)) operations.push({ op: 'add', path: at, value: is });
+  }
+  return operations;
 }
 
 /** The twin as these events carry it: its ids, etag, version, tags, and properties with their metadata and versions. */

@@ -19,8 +19,8 @@ export const ROUTING_SOURCES = [
 
 export type RoutingSource = (typeof ROUTING_SOURCES)[number];
 
-/** The sources the local hub emits nothing for; routes of theirs are kept, and get nothing (the hub says so at start). */
-export const SILENT_SOURCES: ReadonlySet<RoutingSource> = new Set(['DigitalTwinChangeEvents', 'DeviceJobLifecycleEvents']);
+/** The sources the local hub emits nothing for (IoT Hub has retired job lifecycle events); routes of theirs are kept, and get nothing (the hub says so at start). */
+export const SILENT_SOURCES: ReadonlySet<RoutingSource> = new Set(['DeviceJobLifecycleEvents']);
 
 /** The built-in endpoint's name in routes and enrichments. */
 export const BUILT_IN_ENDPOINT = 'events';

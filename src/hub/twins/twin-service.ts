@@ -19,8 +19,8 @@ export interface TwinEvents {
   desired: [key: TwinKey, patch: JsonObject];
   /** Any write changed the twin (tags, desired or reported); `version` is its new version. */
   changed: [key: TwinKey, version: number];
-  /** The same writes, as IoT Hub's twin change notifications tell them: what each merged, or that it replaced the twin. */
-  written: [key: TwinKey, write: TwinWrite];
+  /** The same writes, as IoT Hub's twin change notifications tell them: what each merged, or that it replaced the twin; and the twin before. */
+  written: [key: TwinKey, write: TwinWrite, before: TwinState];
 }
 
 /** A twin write: the merge patches it applied per section (a removed section as its properties set to null), or a replace. */
@@ -167,21 +167,21 @@ export class Twins extends EventEmitter<TwinEvents> {
     described: () => TwinWrite,
   ): TwinState {
     const lastUpdated = this.now().toISOString();
-    let written = false;
+    let before: TwinState | undefined;
     const next = this.store.update(key, (current) => {
       if (!etagMatches(current.etag, ifMatch)) {
         throw hubErrors.preconditionFailed(`The twin's etag is "${current.etag}", not ${ifMatch}.`);
       }
       const changed = change(current, lastUpdated);
       if (changed === current) return current;
-      written = true;
+      before = current;
       const version = current.version + 1;
       return { ...changed, version, etag: etagFor(version) };
     });
     if (!next) return notFound(key);
-    if (written) {
+    if (before) {
       this.emit('changed', key, next.version);
-      if (this.listenerCount('written') > 0) this.emit('written', key, described());
+      if (this.listenerCount('written') > 0) this.emit('written', key, described(), before);
     }
     return next;
   }
