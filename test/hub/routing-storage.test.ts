@@ -10,6 +10,11 @@ import { collect, consumer } from '../helpers/events.js';
 import { startAzurite, type Azurite } from '../helpers/azurite.js';
 import { createRegistry } from '../../src/clients/service-clients.js';
 import { parseRoutingSettings, RoutingSettingsError } from '../../src/hub/routing/routing-settings.js';
+import { StorageEndpoint, type StorageRecord } from '../../src/hub/routing/storage-endpoint.js';
+import { BlobAccount } from '../../src/hub/storage/blob-account.js';
+import { RecordQueue } from '../../src/hub/store/record-queue.js';
+import { openDatabase } from '../../src/hub/store/database.js';
+import { createLog } from '../../src/hub/log.js';
 
 // Storage container endpoints, as the IoT Hub routing tutorial sets one up: routes send messages to a
 // container of a storage account (here Azurite, a real blob service), where the hub writes them in
@@ -266,5 +271,52 @@ describe('storage endpoint settings', () => {
       () => parseRoutingSettings(withEndpoint({ connectionString: 'AccountName=a;AccountKey=not base64!' })),
       (err: Error) => /AccountKey is not base64/.test(err.message) && !err.message.includes('not base64!'),
     );
+  });
+});
+
+describe('a storage endpoint its storage account never answers', () => {
+  test('keeps at most its bound and a record a day (here 3 and 1 s), dropping the oldest with a warning; the rest wait', async () => {
+    const lines: string[] = [];
+    let now = Date.parse('2026-12-03T08:00:00Z');
+    const settings = parseRoutingSettings({
+      endpoints: { storageContainers: [storageEndpoint('archive', 'UseDevelopmentStorage=true', 'nowhere', 'JSON')] },
+      routes: [{ name: 'r', source: 'DeviceMessages', condition: 'true', endpointNames: ['archive'], isEnabled: true }],
+    }).storageEndpoints[0]!;
+    const unreachable = { ...settings.storage, blobEndpoint: 'http://127.0.0.1:1/devstoreaccount1' };
+    const queue = new RecordQueue<StorageRecord>(openDatabase(':memory:'), 'routing_storage_test');
+    const endpoint = new StorageEndpoint(
+      settings,
+      queue,
+      new BlobAccount(unreachable, ''),
+      'localhost',
+      createLog('warn', (line) => lines.push(line)),
+      () => now,
+      { maxWaiting: 3, recordTtlMs: 1000 },
+    );
+    const record = (n: number): StorageRecord => ({
+      partition: 0,
+      enqueuedTimeUtc: '2026-12-03T08:00:00.0000000Z',
+      properties: { n: String(n) },
+      systemProperties: {},
+      body: '',
+      jsonBody: false,
+    });
+    await Promise.all([1, 2, 3, 4, 5].map((n) => endpoint.add(record(n))));
+    assert.deepEqual(
+      queue.oldest(now, 10).map((q) => q.record.properties.n),
+      ['3', '4', '5'],
+    );
+    assert.match(lines.join(''), /storage endpoint 'archive' dropped its 2 oldest message\(s\), beyond 3 waiting/);
+
+    await endpoint.flush(); // refused: they wait
+    assert.equal(queue.count(), 3);
+    assert.match(
+      lines.join(''),
+      /could not write to http:\/\/127\.0\.0\.1:1\/devstoreaccount1\/nowhere, the messages wait for the next batch/,
+    );
+    now += 1001;
+    await endpoint.close();
+    assert.equal(queue.count(), 0);
+    assert.match(lines.join(''), /dropped its 3 oldest message\(s\), out of time/);
   });
 });

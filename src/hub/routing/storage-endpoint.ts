@@ -24,8 +24,19 @@ export function storageQueueTable(endpointName: string): string {
   return `routing_storage_${createHash('sha256').update(endpointName).digest('hex').slice(0, 16)}`;
 }
 
-/** How long records wait for a storage account that does not take them, before they are dropped (the event log's retention). */
+/**
+ * How long, and how many, records wait for a storage account that does not take them, before the
+ * oldest are dropped (with a warning): the event log's retention and its bound per partition.
+ */
 const RECORD_TTL_MS = 24 * 60 * 60 * 1000;
+const MAX_WAITING_RECORDS = 100_000;
+
+export interface StorageEndpointBounds {
+  /** Default: the event log's retention, a day. */
+  recordTtlMs?: number;
+  /** Default 100,000. */
+  maxWaiting?: number;
+}
 /** Records read from the store per blob write. */
 const READ_LIMIT = 1000;
 
@@ -42,6 +53,8 @@ export class StorageEndpoint {
   /** The Avro sync marker of every blob of this endpoint, so that a second batch in the same minute appends to its blob. */
   private readonly sync: Buffer;
   private pendingBytes = 0;
+  /** How many records wait in the store (counted once, then kept up to date). */
+  private waiting: number;
   private flushing?: Promise<void>;
   private containerReady = false;
 
@@ -52,10 +65,15 @@ export class StorageEndpoint {
     private readonly hubName: string,
     private readonly log: HubLog,
     private readonly now: () => number = Date.now,
+    private readonly bounds: StorageEndpointBounds = {},
   ) {
     this.sync = createHash('sha256').update(`iothub-tut routing\n${hubName}\n${settings.name}`).digest().subarray(0, 16);
+    this.waiting = queue.count();
     this.commits = new GroupCommit(async (records) => {
-      this.queue.addMany(records, this.now(), this.now() + RECORD_TTL_MS);
+      const max = this.bounds.maxWaiting ?? MAX_WAITING_RECORDS;
+      this.queue.addMany(records, this.now(), this.now() + (this.bounds.recordTtlMs ?? RECORD_TTL_MS));
+      this.waiting += records.length;
+      if (this.waiting > max) this.dropped(this.queue.dropOldest(this.waiting - max), `beyond ${max} waiting`);
       return records.map(() => undefined);
     });
   }
@@ -94,6 +112,7 @@ export class StorageEndpoint {
   private async writeAll(): Promise<void> {
     try {
       this.pendingBytes = 0;
+      this.dropped(this.queue.expire(this.now()), 'out of time');
       for (let batch = this.queue.oldest(this.now(), READ_LIMIT); batch.length > 0; batch = this.queue.oldest(this.now(), READ_LIMIT)) {
         if (!this.containerReady) {
           await this.account.ensureContainer(this.settings.containerName);
@@ -112,19 +131,29 @@ export class StorageEndpoint {
             queued.map((q) => q.record),
           );
           this.queue.remove(queued.map((q) => q.seq));
+          this.waiting -= queued.length;
           this.log.debug(
             'routing',
             `storage endpoint '${this.settings.name}' wrote ${queued.length} message(s) to ${this.settings.containerName}/${blobName}`,
           );
         }
       }
-      this.queue.expire(this.now());
     } catch (err) {
       this.log.warn(
         'routing',
         `storage endpoint '${this.settings.name}' could not write to ${this.account.url(this.settings.containerName)}, the messages wait for the next batch: ${(err as Error).message}`,
       );
     }
+  }
+
+  /** Says that records the storage account never took were dropped. */
+  private dropped(count: number, why: string): void {
+    if (count === 0) return;
+    this.waiting -= count;
+    this.log.warn(
+      'routing',
+      `storage endpoint '${this.settings.name}' dropped its ${count} oldest message(s), ${why} for a storage account that does not take them`,
+    );
   }
 
   /** The blob name of a batch written now: the endpoint's fileNameFormat with its tokens filled (UTC). */

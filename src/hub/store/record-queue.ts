@@ -34,6 +34,8 @@ export class RecordQueue<T = Record<string, unknown>> {
       ),
       delete: db.prepare<[number]>(`DELETE FROM ${table} WHERE seq = ?`),
       expire: db.prepare<[number]>(`DELETE FROM ${table} WHERE expiry_ms <= ?`),
+      count: db.prepare<[], { n: number }>(`SELECT COUNT(*) AS n FROM ${table}`),
+      dropOldest: db.prepare<[number]>(`DELETE FROM ${table} WHERE seq IN (SELECT seq FROM ${table} ORDER BY seq LIMIT ?)`),
     };
   }
 
@@ -60,7 +62,18 @@ export class RecordQueue<T = Record<string, unknown>> {
     });
   }
 
-  expire(nowMs: number): void {
-    this.stmts.expire.run(nowMs);
+  /** Removes the expired records; returns how many. */
+  expire(nowMs: number): number {
+    return this.stmts.expire.run(nowMs).changes;
+  }
+
+  /** How many records wait. */
+  count(): number {
+    return this.stmts.count.get()?.n ?? 0;
+  }
+
+  /** Removes the `count` oldest records (to keep a queue nobody takes from bounded); returns how many. */
+  dropOldest(count: number): number {
+    return this.stmts.dropOldest.run(count).changes;
   }
 }
