@@ -7,6 +7,8 @@ export interface MonitoredEvent {
   deviceId?: string;
   moduleId?: string;
   enqueuedTime: string;
+  /** `iothub-message-source`: Telemetry for what devices send; twinChangeEvents, deviceLifecycleEvents... for what routes send of IoT Hub's own events. */
+  source?: string;
   partitionId: string;
   sequenceNumber: number;
   body: unknown;
@@ -128,6 +130,7 @@ function toMonitored(event: ReceivedEventData, partitionId: string): MonitoredEv
     deviceId: system['iothub-connection-device-id'] as string | undefined,
     moduleId: system['iothub-connection-module-id'] as string | undefined,
     enqueuedTime: event.enqueuedTimeUtc.toISOString(),
+    ...(typeof system['iothub-message-source'] === 'string' ? { source: system['iothub-message-source'] } : {}),
     partitionId,
     sequenceNumber: event.sequenceNumber,
     body: decodeBody(event.body),

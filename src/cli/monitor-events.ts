@@ -11,7 +11,10 @@ function printEvent(out: Output, e: MonitoredEvent, withProperties: boolean): vo
   const { properties, systemProperties, ...shown } = e;
   out.result({ event: 'message', ...shown, ...(withProperties ? { properties, systemProperties } : {}) });
   const from = e.moduleId ? `${e.deviceId}/${e.moduleId}` : (e.deviceId ?? '(unknown device)');
-  out.line(out.color.cyan(`==== From: ${from} at ${e.enqueuedTime} ====`));
+  // IoT Hub's own events (routed twin changes, lifecycle and connection events) say what they are.
+  const opType = typeof properties.opType === 'string' ? `: ${properties.opType}` : '';
+  const what = e.source && e.source !== 'Telemetry' ? ` (${e.source}${opType})` : '';
+  out.line(out.color.cyan(`==== From: ${from}${what} at ${e.enqueuedTime} ====`));
   out.line(typeof e.body === 'string' ? e.body : JSON.stringify(e.body, null, 2));
   if (withProperties) {
     out.line(out.color.dim('---- application properties ----'));

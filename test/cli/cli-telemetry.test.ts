@@ -36,6 +36,7 @@ describe('telemetry: send-telemetry and monitor-events as separate processes', {
         for (const [i, m] of messages.entries()) {
           const n = i + 1;
           assert.equal(m.deviceId, 'myFirstDevice');
+          assert.equal(m.source, 'Telemetry');
           assert.equal(m.body.deviceId, 'myFirstDevice');
           assert.ok(m.body.windSpeed >= 12 && m.body.windSpeed <= 16, `windSpeed ${m.body.windSpeed}`);
           assert.deepEqual(m.properties, { Property: `PropMsg_${n}` });

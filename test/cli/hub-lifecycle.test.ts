@@ -284,8 +284,11 @@ describe('the hub life cycle', { concurrency: 3 }, () => {
       const lifecycle = jsonLines(monitored.stdout).find((line) => line.event === 'message');
       assert.equal(lifecycle?.deviceId, 'detached-1');
       assert.equal(lifecycle?.properties?.opType, 'createDeviceIdentity');
+      assert.equal(lifecycle?.source, 'deviceLifecycleEvents');
       assert.equal(lifecycle?.systemProperties?.['iothub-message-source'], 'deviceLifecycleEvents');
       assert.equal(lifecycle?.systemProperties?.userId, 'localhost', "the hub's name, as text");
+      const human = await runCli(['monitor-events', '--from-start', '--count', '1', '--timeout', '30'], env);
+      assert.match(human.stdout, /==== From: detached-1 \(deviceLifecycleEvents: createDeviceIdentity\) at /, 'says what the event is');
 
       const status = await runCli(['hub', 'status', '--json'], env);
       assert.equal(status.code, 0, status.stderr);
