@@ -127,7 +127,7 @@ export function configureHub(hub: Command): void {
     )
     .option(
       '--routing <file>',
-      "message routing: routes, fallback route and enrichments to the built-in endpoint 'events', as JSON (properties.routing of 'az iot hub show')",
+      "message routing as JSON (properties.routing of 'az iot hub show'): routes, fallback route, enrichments, storage container endpoints",
       (file: string) => resolve(file),
     )
     .option(

@@ -69,7 +69,7 @@ import { DEFAULT_CONNECTION_TIMEOUTS, type ConnectionTimeouts } from './connecti
 import type { RoutingSettings } from './routing/routing-settings.js';
 import { MessageRouting } from './routing/message-routing.js';
 import { routeHubEvents } from './routing/event-sources.js';
-import { StorageEndpoint, storageQueueTable } from './routing/storage-endpoint.js';
+import { StorageEndpoint, storageQueueTable, strandedStorageRecords } from './routing/storage-endpoint.js';
 import { BlobAccount } from './storage/blob-account.js';
 
 export interface HubOptions {
@@ -99,7 +99,7 @@ export interface HubOptions {
   connectionTimeouts?: Partial<ConnectionTimeouts>;
   /** File upload: the storage account devices upload to (its blob endpoint https) and the container. Default: none (requests refused). */
   fileUpload?: { connectionString: string; container: string; sasTtlMs?: number };
-  /** Message routing (routes, fallback route, enrichments) to the built-in endpoint. Default: none, so every device message goes there. */
+  /** Message routing (routes, fallback route, enrichments, storage container endpoints). Default: none: every device message goes to the built-in endpoint. */
   routing?: RoutingSettings;
 }
 
@@ -282,6 +282,12 @@ export class LocalHub {
         ]),
       );
       this.routing = new MessageRouting(routingSettings, { events: this.eventLog, storage }, twinOf, hubName, log);
+      const stranded = strandedStorageRecords(db, [...storage.keys()]);
+      if (stranded > 0)
+        log.warn(
+          'routing',
+          `${stranded} message(s) wait in the store for a storage endpoint the routing settings no longer name: name it again to have them written`,
+        );
       beforeTwinRemoved = routeHubEvents(this.routing, this.registry, this.twins, this.presence);
     }
     const d2c = this.routing ?? this.eventLog;

@@ -102,19 +102,27 @@ describe('message routing to storage containers', () => {
       }),
     });
     try {
+      const exact = '{"id":12345678901234567890,"v":1e400,"t":1.50}'; // what a parse and a stringify would change
+      const deep = '['.repeat(5000) + ']'.repeat(5000); // deeper than JSON.stringify goes
       await send(t, 'json-device', [
         message({ temperature: 21.5 }, { level: 'storage' }),
         message('plain text', { level: 'storage' }, false),
         message({ temperature: 30 }, { level: 'normal' }),
+        message('{\n  "pretty": true\n}', { level: 'storage' }),
+        message(exact, { level: 'storage' }),
+        message(deep, { level: 'storage' }),
       ]);
       await t.hub.routing!.flushStorage();
       const written = await blobs(azurite, 'json-archive');
       assert.equal(written.size, 1, [...written.keys()].join());
       const [name, content] = [...written][0]!;
       assert.match(name, BLOB_NAME);
-      const records = jsonRecords(content);
-      assert.equal(records.length, 2, 'the message of level normal is not archived');
-      const [json, plain] = records;
+      const lines = content.toString('utf8').split('\n');
+      assert.deepEqual([lines.length, lines[5]], [6, ''], 'a line per message, each ended; the message of level normal not archived');
+      assert.ok(lines[2]!.endsWith('"Body":{   "pretty": true }}'), `a body's line breaks are spaces: ${lines[2]}`);
+      assert.ok(lines[3]!.endsWith(`"Body":${exact}}`), 'a JSON body is written as the device sent it');
+      assert.ok(lines[4]!.endsWith(`"Body":${deep}}`), 'however deep');
+      const [json, plain] = jsonRecords(Buffer.from(lines.slice(0, 2).join('\n')));
       assert.deepEqual(json!.Body, { temperature: 21.5 });
       assert.equal(plain!.Body, Buffer.from('plain text').toString('base64'));
       assert.match(json!.EnqueuedTimeUtc, STORAGE_TIME);
@@ -193,10 +201,10 @@ describe('message routing to storage containers', () => {
     async () => {
       const dataDir = tempDir();
       const [port, amqpPort] = await portsBelowEphemeral(2);
-      const routing = (connectionString: string) =>
+      const routing = (connectionString: string, name = 'archive') =>
         parseRoutingSettings({
-          endpoints: { storageContainers: [storageEndpoint('archive', connectionString, 'durable-archive', 'JSON')] },
-          routes: [{ name: 'all', source: 'DeviceMessages', condition: 'true', endpointNames: ['archive'], isEnabled: true }],
+          endpoints: { storageContainers: [storageEndpoint(name, connectionString, 'durable-archive', 'JSON')] },
+          routes: [{ name: 'all', source: 'DeviceMessages', condition: 'true', endpointNames: [name], isEnabled: true }],
         });
       const unreachable = azurite.connectionString.replace(/BlobEndpoint=http:\/\/127\.0\.0\.1:\d+/, 'BlobEndpoint=http://127.0.0.1:1');
       const first = await startTestHub({ dataDir, port, eventHubPort: amqpPort, routing: routing(unreachable) });
@@ -205,6 +213,17 @@ describe('message routing to storage containers', () => {
         await send(first, 'durable-device', [message({ n: 1 }, {}), message({ n: 2 }, {})]);
         await first.hub.routing!.flushStorage(); // refused: ECONNREFUSED, logged; the records stay
         await first.stop(); // tries once more, and keeps them
+        // Started with the endpoint under another name, the hub says what waits for the old one.
+        const lines: string[] = [];
+        const renamed = await startTestHub({
+          dataDir,
+          port,
+          eventHubPort: amqpPort,
+          routing: routing(azurite.connectionString, 'archive-2'),
+          log: createLog('warn', (line) => lines.push(line)),
+        });
+        await renamed.stop();
+        assert.match(lines.join(''), /2 message\(s\) wait in the store for a storage endpoint the routing settings no longer name/);
         second = await startTestHub({ dataDir, port, eventHubPort: amqpPort, routing: routing(azurite.connectionString) });
         await second.hub.routing!.flushStorage();
         const records = [...(await blobs(azurite, 'durable-archive')).values()].flatMap(jsonRecords);
@@ -220,6 +239,41 @@ describe('message routing to storage containers', () => {
       }
     },
   );
+
+  test("a blob another encoding wrote is left alone: a batch in its minute goes to '<name>.<encoding>'", async () => {
+    const hubWith = (encoding: string) =>
+      startTestHub({
+        routing: parseRoutingSettings({
+          endpoints: { storageContainers: [storageEndpoint('archive', azurite.connectionString, 'mixed-archive', encoding)] },
+          routes: [{ name: 'all', source: 'DeviceMessages', condition: 'true', endpointNames: ['archive'], isEnabled: true }],
+        }),
+      });
+    for (const [encoding, n] of [
+      ['JSON', 1],
+      ['Avro', 2],
+    ] as const) {
+      const t = await hubWith(encoding);
+      try {
+        await send(t, 'mixed-device', [message({ n }, {})]); // one device: one partition, one blob a minute
+        await t.hub.routing!.flushStorage();
+      } finally {
+        await t.dispose();
+      }
+    }
+    const written = await blobs(azurite, 'mixed-archive');
+    const bodies: unknown[] = [];
+    for (const [name, content] of written) {
+      if (content.subarray(0, 4).toString('latin1') === 'Obj\x01') {
+        bodies.push(...(await avroRecords(content)).records.map((r) => JSON.parse((r.Body as Buffer).toString('utf8'))));
+      } else bodies.push(...jsonRecords(content).map((r) => r.Body));
+      assert.match(name, /^localhost\/[0-3]\/\d{4}\/\d{2}\/\d{2}\/\d{2}\/\d{2}(\.avro)?$/);
+    }
+    assert.deepEqual(
+      bodies.sort((a: any, b: any) => a.n - b.n),
+      [{ n: 1 }, { n: 2 }],
+      'each blob reads whole in its own encoding',
+    );
+  });
 
   test('the hub writes what waits when it stops', async () => {
     const t = await startTestHub({
@@ -275,7 +329,7 @@ describe('storage endpoint settings', () => {
 });
 
 describe('a storage endpoint its storage account never answers', () => {
-  test('keeps at most its bound and a record a day (here 3 and 1 s), dropping the oldest with a warning; the rest wait', async () => {
+  test('keeps at most its bound and a record a day (here 3 records and 1 s), dropping the oldest with a warning; the rest wait', async () => {
     const lines: string[] = [];
     let now = Date.parse('2026-12-03T08:00:00Z');
     const settings = parseRoutingSettings({
@@ -314,7 +368,7 @@ describe('a storage endpoint its storage account never answers', () => {
       lines.join(''),
       /could not write to http:\/\/127\.0\.0\.1:1\/devstoreaccount1\/nowhere, the messages wait for the next batch/,
     );
-    now += 1001;
+    now += 60_001; // past the records' time, and past a minute since the last warning (the hub warns once a minute at most)
     await endpoint.close();
     assert.equal(queue.count(), 0);
     assert.match(lines.join(''), /dropped its 3 oldest message\(s\), out of time/);

@@ -124,9 +124,12 @@ describe('route conditions: properties', () => {
     expectUndefined({ system, app: { $custom: 'v' } }, "custom = 'v'", "contentType = 'application/json'");
   });
 
-  test('a hyphen is part of a name only right after $ at the head of a path', () => {
+  test('a hyphen between name characters is part of a name in a $ path; elsewhere, or spaced, it subtracts', () => {
     expectTrue({ body: { a: 5, b: 2 } }, '$body.a-$body.b = 3', '$body.a - 1 = 4');
-    expectTrue({ twin: { properties: { reported: { $version: 5 } } } }, '$twin.properties.reported.$version-1 = 4');
+    expectTrue({ body: { 'sensor-id': 'x', readings: [{ 'max-value': 9 }] } }, "$body.sensor-id = 'x'", '$body.readings[0].max-value = 9');
+    expectTrue({ twin: { tags: { 'floor-no': 3 }, properties: { reported: { $version: 5 } } } }, '$twin.tags.floor-no = 3');
+    expectTrue({ twin: { properties: { reported: { $version: 5 } } } }, '$twin.properties.reported.$version - 1 = 4');
+    expectTrue({ app: { level: '3' } }, "level = '3' AND NOT IS_DEFINED(level-1)");
     // Twin queries keep a-b a subtraction even after $.
     const where = parseQuery('SELECT * FROM devices WHERE $a-b = 1').where;
     assert.equal(where?.kind === 'compare' && where.left.kind, 'arithmetic');

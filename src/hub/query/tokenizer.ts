@@ -38,9 +38,9 @@ export function syntaxError(token: Token, expected: string): HubError {
 
 export interface TokenizeOptions {
   /**
-   * Routing conditions: a name that starts with '$' and does not follow a '.' takes in hyphens that
-   * are followed by a name character, as in `$dt-dataschema` and `$dt-subject`. Elsewhere `a-b`
-   * stays a subtraction.
+   * Routing conditions: a name that starts with '$' (`$dt-dataschema`, `$dt-subject`), and a name
+   * further along such a path (`$body.sensor-id`, which routing queries allow), take in hyphens that
+   * are followed by a name character. Elsewhere, and with spaces around it, `a-b` stays a subtraction.
    */
   hyphenatedDollarNames?: boolean;
 }
@@ -62,9 +62,9 @@ export function tokenize(text: string, options: TokenizeOptions = {}): Token[] {
     } else if (/[A-Za-z_$]/.test(c)) {
       const start = i;
       while (i < text.length && /[A-Za-z0-9_$]/.test(text[i])) i++;
-      const previous = tokens.at(-1);
-      const head = c === '$' && options.hyphenatedDollarNames && !(previous?.type === 'punct' && previous.text === '.');
-      while (head && text[i] === '-' && /[A-Za-z0-9_]/.test(text[i + 1] ?? '')) {
+      const afterDot = tokens.at(-1)?.type === 'punct' && tokens.at(-1)?.text === '.';
+      const hyphenated = options.hyphenatedDollarNames && (afterDot ? inDollarPath(tokens) : c === '$');
+      while (hyphenated && text[i] === '-' && /[A-Za-z0-9_]/.test(text[i + 1] ?? '')) {
         i++;
         while (i < text.length && /[A-Za-z0-9_$]/.test(text[i])) i++;
       }
@@ -118,4 +118,22 @@ export function tokenize(text: string, options: TokenizeOptions = {}): Token[] {
   }
   tokens.push({ type: 'end', text: '', offset: text.length });
   return tokens;
+}
+
+/**
+ * Whether the tokens end with a '.' of a path whose first name starts with '$' (`$body.a[0].`,
+ * `$twin.tags.`): its names may hold hyphens, as routing queries allow in property names.
+ */
+function inDollarPath(tokens: Token[]): boolean {
+  for (let k = tokens.length - 2; k >= 0; k--) {
+    const token = tokens[k]!;
+    const before = tokens[k - 1];
+    if (token.type === 'word') {
+      if (before?.type === 'punct' && before.text === '.') continue;
+      return token.text.startsWith('$');
+    }
+    if (token.type === 'number' || (token.type === 'punct' && ['.', '[', ']'].includes(token.text))) continue;
+    return false;
+  }
+  return false;
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { connectionStamps, definedOnly, type D2CMessage, type D2CSink, type EventLog } from '../events/event-log.js';
 import { silentLog, type HubLog } from '../log.js';
+import { valueReader } from '../query/paths.js';
 import { compileRouteCondition, type RouteCondition, type RoutedMessageView } from '../query/route-condition.js';
 import { NOTIFICATION_KINDS, type Notification } from './notifications.js';
 import {
@@ -124,15 +125,17 @@ export class MessageRouting implements D2CSink {
    * failure, to build the event or to store it, is logged and never reaches the operation that caused it.
    */
   notify(build: () => Notification | undefined): void {
-    let notification: Notification | undefined;
     try {
-      notification = build();
+      const notification = build();
+      if (notification) this.deliverNotification(notification);
     } catch (err) {
-      this.log.error('routing', `could not make an event to route: ${(err as Error)?.stack ?? err}`);
-      return;
+      this.log.error('routing', `could not route one of the hub's own events: ${(err as Error)?.stack ?? err}`);
     }
-    const routes = notification && this.routes.get(notification.source);
-    if (!notification || !routes) return;
+  }
+
+  private deliverNotification(notification: Notification): void {
+    const routes = this.routes.get(notification.source);
+    if (!routes) return;
     const kind = NOTIFICATION_KINDS[notification.source];
     const { deviceId, moduleId } = notification;
     const enqueued = this.now();
@@ -175,7 +178,7 @@ export class MessageRouting implements D2CSink {
     };
     // "Message enrichments don't apply to digital twin change events."
     const enrichable = notification.source !== 'DigitalTwinChangeEvents';
-    const deliveries = [...targets].map((endpoint) => {
+    const deliveries = [...targets].map(async (endpoint) => {
       const stamped = enrichable ? this.enriched(properties, notification, endpoint) : properties;
       if (endpoint === BUILT_IN_ENDPOINT) return this.endpoints.events.appendHubEvent({ ...event, properties: stamped });
       return this.endpoints.storage.get(endpoint)!.add({
@@ -209,7 +212,12 @@ export class MessageRouting implements D2CSink {
     const enqueued = this.now();
     const view = messageView(msg, this.twinOf, enqueued);
     let targets = this.targetsOf(this.routes.get('DeviceMessages') ?? [], view);
-    if (targets.size === 0 && this.fallback?.matches(view)) targets = new Set([BUILT_IN_ENDPOINT]);
+    if (
+      targets.size === 0 &&
+      this.fallback &&
+      this.targetsOf([{ name: '$fallback', condition: this.fallback, endpoints: [BUILT_IN_ENDPOINT] }], view).size > 0
+    )
+      targets = new Set([BUILT_IN_ENDPOINT]);
     if (targets.size === 0) {
       this.log.debug(
         'routing',
@@ -250,7 +258,7 @@ export class MessageRouting implements D2CSink {
     for (const { key, value } of enrichments) {
       if (value === '$iothubname') stamped[key] = this.hubName;
       else if (value.startsWith('$twin.')) {
-        const found = readPath(twin(), value.slice('$twin.'.length).split('.'));
+        const found = valueReader(value.slice('$twin.'.length).split('.'))(twin());
         stamped[key] = found === undefined ? value : typeof found === 'string' ? found : JSON.stringify(found);
       } else stamped[key] = value;
     }
@@ -317,10 +325,15 @@ const JSON_ENCODINGS: Record<string, (body: Buffer) => string> = {
   },
 };
 
-/** The body as JSON, when the message says it is: content type application/json, encoding UTF-8, -16 or -32. */
-function jsonBody(msg: D2CMessage): unknown {
+/** How to read the body as text, when the message says it is JSON: content type application/json, encoding UTF-8, -16 or -32. */
+function jsonDecoder(msg: D2CMessage): ((body: Buffer) => string) | undefined {
   if (msg.contentType?.split(';')[0]!.trim().toLowerCase() !== 'application/json') return undefined;
-  const decode = JSON_ENCODINGS[msg.contentEncoding?.trim().toLowerCase() ?? ''];
+  return JSON_ENCODINGS[msg.contentEncoding?.trim().toLowerCase() ?? ''];
+}
+
+/** The body as JSON, when the message says it is. */
+function jsonBody(msg: D2CMessage): unknown {
+  const decode = jsonDecoder(msg);
   if (!decode) return undefined;
   try {
     return JSON.parse(decode(msg.body).replace(/^\uFEFF/, ''));
@@ -346,8 +359,8 @@ function storageRecord(msg: D2CMessage, partition: number, enqueued: Date): Stor
     'dt-subject': msg.component,
     enqueuedTime: storageTime(enqueued),
   });
-  const json =
-    msg.contentType?.split(';')[0]!.trim().toLowerCase() === 'application/json' && /^utf-?8$/i.test(msg.contentEncoding?.trim() ?? '');
+  // JSON encoding writes a body as JSON when it is JSON in UTF-8, as IoT Hub documents.
+  const json = jsonDecoder(msg) === JSON_ENCODINGS['utf-8'];
   return {
     partition,
     enqueuedTimeUtc: storageTime(enqueued),
@@ -361,15 +374,6 @@ function storageRecord(msg: D2CMessage, partition: number, enqueued: Date): Stor
 /** IoT Hub's time in routed blobs: seven fractional digits (`2019-05-10T06:06:32.7220000Z`). */
 function storageTime(at: Date): string {
   return at.toISOString().replace('Z', '0000Z');
-}
-
-function readPath(doc: unknown, segments: string[]): unknown {
-  let value = doc;
-  for (const segment of segments) {
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
-    value = (value as Record<string, unknown>)[segment];
-  }
-  return value;
 }
 
 function identityName(key: Identity): string {

@@ -151,7 +151,8 @@ export function parseRoutingSettings(json: unknown): RoutingSettings {
   const enrichments = listOf(routing.enrichments, 'enrichments').map((entry, i) => {
     const enrichment = objectOf(entry, `enrichments[${i}]`);
     const { key, value } = enrichment;
-    if (typeof key !== 'string' || !NAME.test(key)) {
+    // __proto__ would set an object's prototype rather than a property.
+    if (typeof key !== 'string' || !NAME.test(key) || key === '__proto__') {
       throw new RoutingSettingsError(`enrichments[${i}] needs a key of 1 to 64 letters, digits, '-', '.' or '_'`);
     }
     const what = `enrichment '${key}'`;

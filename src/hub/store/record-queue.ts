@@ -55,11 +55,13 @@ export class RecordQueue<T = Record<string, unknown>> {
     return this.stmts.oldest.all(nowMs, limit).map((r) => ({ seq: r.seq, record: JSON.parse(r.record) as T, enqueuedMs: r.enqueued_ms }));
   }
 
-  /** Records the service accepted (or rejected): gone for good. */
-  remove(seqs: number[]): void {
+  /** Records the service accepted (or rejected): gone for good. Returns how many were still there. */
+  remove(seqs: number[]): number {
+    let removed = 0;
     this.db.transaction(() => {
-      for (const seq of seqs) this.stmts.delete.run(seq);
+      for (const seq of seqs) removed += this.stmts.delete.run(seq).changes;
     });
+    return removed;
   }
 
   /** Removes the expired records; returns how many. */
