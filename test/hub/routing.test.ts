@@ -43,7 +43,7 @@ const ROUTING = {
   ],
   fallbackRoute: { name: '$fallback', source: 'DeviceMessages', condition: 'true', endpointNames: events, isEnabled: false },
   enrichments: [
-    { key: 'site', value: '$twin.tags.site', endpointNames: events },
+    { key: 'site', value: '$twin.tags.Site', endpointNames: events }, // twin paths ignore case, as routing queries' do
     { key: 'hub', value: '$iothubname', endpointNames: events },
     { key: 'workshop', value: 'room-1', endpointNames: events },
   ],
@@ -121,7 +121,7 @@ describe('message routing', () => {
       // Enrichments: the hub's name, a static value, and a twin path the twin lacks, stamped as written.
       assert.equal(routed[0]!.properties?.hub, 'localhost');
       assert.equal(routed[0]!.properties?.workshop, 'room-1');
-      assert.equal(routed[0]!.properties?.site, '$twin.tags.site');
+      assert.equal(routed[0]!.properties?.site, '$twin.tags.Site');
       assert.equal(routed[0]!.properties?.level, 'critical', "the device's own properties stay");
     });
   }
@@ -351,6 +351,7 @@ describe('routing settings', () => {
     refused({ enrichments: [{ key: 'k', value: '$twin.deviceId', endpointNames: events }] }, /enrichment 'k' needs a value/);
     refused({ fallbackRoute: { source: 'TwinChangeEvents', endpointNames: events } }, /fallback route's source is DeviceMessages/);
     refused({ hello: 1 }, /no routes, fallbackRoute, enrichments or endpoints/);
+    refused({ enrichments: [{ key: '__proto__', value: 'x', endpointNames: events }] }, /enrichments\[0\] needs a key/);
   });
 
   test('a condition that is not a routing query stops the hub from starting, naming the route', async () => {
