@@ -43,7 +43,8 @@ export interface RoutingEndpoints {
  */
 export class MessageRouting implements D2CSink {
   private readonly routes = new Map<RoutingSource, CompiledRoute[]>();
-  private readonly fallback?: RouteCondition;
+  /** The fallback route, when it is enabled: to the built-in endpoint. */
+  private readonly fallback?: CompiledRoute;
   /** Each endpoint's enrichments (an endpoint without any is absent). */
   private readonly enrichments = new Map<string, EnrichmentSettings[]>();
 
@@ -62,7 +63,13 @@ export class MessageRouting implements D2CSink {
       list.push({ name: route.name, condition: compiled(route.condition, `route '${route.name}'`), endpoints: route.endpointNames });
       this.routes.set(route.source, list);
     }
-    if (settings.fallback.isEnabled) this.fallback = compiled(settings.fallback.condition, 'the fallback route');
+    if (settings.fallback.isEnabled) {
+      this.fallback = {
+        name: '$fallback',
+        condition: compiled(settings.fallback.condition, 'the fallback route'),
+        endpoints: [BUILT_IN_ENDPOINT],
+      };
+    }
     for (const enrichment of settings.enrichments) {
       for (const endpoint of enrichment.endpointNames)
         this.enrichments.set(endpoint, [...(this.enrichments.get(endpoint) ?? []), enrichment]);
@@ -115,7 +122,7 @@ export class MessageRouting implements D2CSink {
     for (const endpoint of this.endpoints.storage.values()) endpoint.start();
   }
 
-  /** Stops the storage endpoints' timers, after writing what waits. */
+  /** Stops the storage endpoints' timers, after writing a batch of what waits. */
   async close(): Promise<void> {
     await Promise.all([...this.endpoints.storage.values()].map((endpoint) => endpoint.close()));
   }
@@ -212,12 +219,7 @@ export class MessageRouting implements D2CSink {
     const enqueued = this.now();
     const view = messageView(msg, this.twinOf, enqueued);
     let targets = this.targetsOf(this.routes.get('DeviceMessages') ?? [], view);
-    if (
-      targets.size === 0 &&
-      this.fallback &&
-      this.targetsOf([{ name: '$fallback', condition: this.fallback, endpoints: [BUILT_IN_ENDPOINT] }], view).size > 0
-    )
-      targets = new Set([BUILT_IN_ENDPOINT]);
+    if (targets.size === 0 && this.fallback) targets = this.targetsOf([this.fallback], view);
     if (targets.size === 0) {
       this.log.debug(
         'routing',
